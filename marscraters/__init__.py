@@ -1,0 +1,63 @@
+"""marscraters: find impact craters on Mars and turn them into crater catalogs and surface ages.
+
+The public API is re-exported here lazily, so ``import marscraters`` stays fast and does not
+import TensorFlow until a model is needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .errors import *  # noqa: F401,F403  (the exception hierarchy is cheap and always available)
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # crs
+    "MARS_GEOGRAPHIC": "crs",
+    "MARS_EQUIRECTANGULAR": "crs",
+    "MARS_EQUIRECTANGULAR_180": "crs",
+    "MARS_RADIUS_M": "crs",
+    "Grid": "crs",
+    # mosaic
+    "read_themis_tile": "mosaic",
+    "read_geotiff": "mosaic",
+    "read_image": "mosaic",
+    "mosaic_from_array": "mosaic",
+    "combine_tiles": "mosaic",
+    "fill_missing": "mosaic",
+    "ingest": "mosaic",
+    "open_mosaic": "mosaic",
+    # catalogs
+    "read_catalog": "catalog",
+    "make_catalog": "catalog",
+    "filter_catalog": "catalog",
+    "write_catalog": "catalog",
+    "read_chips": "chips",
+    # targets
+    "render_targets": "targets",
+    # downloads
+    "download_themis": "download",
+    "download_robbins": "download",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    if name == "accessor":
+        return importlib.import_module(".accessor", __name__)
+    raise AttributeError(f"module 'marscraters' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+# Register the ``ds.craters`` accessor whenever xarray is importable (it is a core dependency).
+from . import accessor as _accessor  # noqa: E402,F401

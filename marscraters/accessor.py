@@ -1,0 +1,47 @@
+"""The ``ds.craters`` accessor: thin methods over the plain functions of each stage.
+
+Each method imports its function and calls it; nothing else lives here.  Validation happens in
+those functions, where the data is used (an error in an accessor ``__init__`` turns into an
+unhelpful AttributeError).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+
+__all__ = ["CratersAccessor"]
+
+
+@xr.register_dataset_accessor("craters")
+class CratersAccessor:
+    """Crater tools on a mosaic Dataset (``ir`` on ``(y, x)`` with a Mars CRS)."""
+
+    def __init__(self, ds: xr.Dataset) -> None:
+        self._ds = ds
+
+    @property
+    def grid(self) -> Any:
+        """The mosaic's :class:`marscraters.crs.Grid` (transform, CRS and shape)."""
+        from .crs import Grid
+
+        return Grid.from_dataset(self._ds)
+
+    def fill_missing(self, **kwargs: Any) -> xr.Dataset:
+        """Fill no-data pixels; see :func:`marscraters.mosaic.fill_missing`."""
+        from .mosaic import fill_missing
+
+        return fill_missing(self._ds, **kwargs)
+
+    def targets(self, catalog: Any, kind: str = "filled", **kwargs: Any) -> xr.DataArray:
+        """Lazy target layer of ``catalog`` on this grid; see :func:`marscraters.targets.render_targets`."""
+        from .targets import render_targets
+
+        return render_targets(self._ds, catalog, kind=kind, **kwargs)
+
+    def footprint_catalog(self, catalog: Any, **kwargs: Any) -> Any:
+        """Craters of ``catalog`` inside this mosaic; see :func:`marscraters.catalog.filter_catalog`."""
+        from .catalog import filter_catalog
+
+        return filter_catalog(catalog, footprint=self._ds, **kwargs)

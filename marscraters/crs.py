@@ -1,0 +1,332 @@
+"""Mars coordinate reference systems, km <-> degree conversions and the pixel <-> lat/lon mapping.
+
+Mars is treated as the IAU 2015 sphere of radius 3,396,190 m, as the THEMIS mosaics and the
+Robbins catalogs are.  Longitudes are planetocentric and east-positive.  Two conventions are in
+use and both are supported: -180..180 (Robbins 2012, our catalogs) and 0..360 (Robbins 2020, the
+ASU THEMIS tile names).
+
+The :class:`Grid` class is the *one* place where pixels become longitudes and latitudes and back;
+every other module goes through it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyproj
+from affine import Affine
+
+from .errors import CRSError, InvalidArgumentError, MissingCRSError, NotMarsCRSError
+
+__all__ = [
+    "MARS_RADIUS_M",
+    "MARS_RADIUS_KM",
+    "KM_PER_DEGREE",
+    "MARS_GEOGRAPHIC",
+    "MARS_EQUIRECTANGULAR",
+    "MARS_EQUIRECTANGULAR_180",
+    "to_mars_crs",
+    "is_mars_crs",
+    "km_to_deg_lat",
+    "km_to_deg_lon",
+    "deg_lat_to_km",
+    "deg_lon_to_km",
+    "pixel_scale_m",
+    "px_per_deg_for_scale",
+    "normalize_lon_180",
+    "normalize_lon_360",
+    "wrap_lon",
+    "Grid",
+]
+
+#: Radius of the IAU 2015 Mars sphere, in metres.
+MARS_RADIUS_M: float = 3_396_190.0
+#: Radius of the IAU 2015 Mars sphere, in kilometres.
+MARS_RADIUS_KM: float = MARS_RADIUS_M / 1000.0
+#: Kilometres along one degree of a great circle (one degree of latitude), about 59.274 km.
+KM_PER_DEGREE: float = 2.0 * math.pi * MARS_RADIUS_KM / 360.0
+
+#: Geographic Mars CRS (IAU_2015:49900): longitude/latitude in degrees on the sphere.
+MARS_GEOGRAPHIC: pyproj.CRS = pyproj.CRS.from_user_input("IAU_2015:49900")
+#: Equirectangular Mars projection, central longitude 0 (IAU_2015:49910), metres.
+MARS_EQUIRECTANGULAR: pyproj.CRS = pyproj.CRS.from_user_input("IAU_2015:49910")
+#: Equirectangular Mars projection, central longitude 180 (IAU_2015:49915), metres.
+MARS_EQUIRECTANGULAR_180: pyproj.CRS = pyproj.CRS.from_user_input("IAU_2015:49915")
+
+# Any body whose sphere/ellipsoid lies in this band is Mars (IAU 2000/2015 spheres, MOLA 3396 km,
+# and the 3396.19/3376.2 km ellipsoid).  Earth is 6378 km, the Moon 1737 km.
+_MARS_SEMI_MAJOR_RANGE_M = (3_370_000.0, 3_400_000.0)
+
+
+def to_mars_crs(crs: Any, *, what: str = "the input") -> pyproj.CRS:
+    """Parse ``crs`` and check that it describes Mars.
+
+    Parameters
+    ----------
+    crs
+        Anything :func:`pyproj.CRS.from_user_input` accepts: a ``pyproj.CRS``, an
+        ``"IAU_2015:49900"`` style code, WKT or a PROJ string.
+    what
+        Name of the object the CRS belongs to, used in error messages.
+
+    Returns
+    -------
+    pyproj.CRS
+
+    Raises
+    ------
+    MissingCRSError
+        If ``crs`` is None.
+    NotMarsCRSError
+        If the CRS's body is not Mars (for example an Earth CRS such as EPSG:4326).
+
+    Examples
+    --------
+    >>> to_mars_crs("IAU_2015:49900").name
+    'Mars (2015) - Sphere / Ocentric'
+    """
+    if crs is None:
+        raise MissingCRSError(
+            f"{what} has no coordinate reference system. Attach a Mars CRS, for example "
+            "ds.rio.write_crs('IAU_2015:49900') for a longitude/latitude grid."
+        )
+    try:
+        parsed = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as exc:
+        raise CRSError(f"{what} has a CRS that cannot be parsed ({crs!r}): {exc}") from exc
+    if not is_mars_crs(parsed):
+        raise NotMarsCRSError(
+            f"{what} has a non-Mars CRS ({parsed.name!r}, semi-major axis "
+            f"{parsed.ellipsoid.semi_major_metre if parsed.ellipsoid else 'unknown'} m). "
+            "THEMIS data must be on the Mars sphere: use IAU_2015:49900 (geographic) or "
+            "IAU_2015:49910 / IAU_2015:49915 (equirectangular); if the file's CRS is simply "
+            "wrong, overwrite it with ds.rio.write_crs('IAU_2015:49900')."
+        )
+    return parsed
+
+
+def is_mars_crs(crs: Any) -> bool:
+    """Return True when ``crs`` is defined on a Mars sphere or ellipsoid."""
+    try:
+        parsed = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError:
+        return False
+    ellipsoid = parsed.ellipsoid
+    if ellipsoid is None:
+        return False
+    lo, hi = _MARS_SEMI_MAJOR_RANGE_M
+    return lo <= ellipsoid.semi_major_metre <= hi
+
+
+def _check_lat(lat: Any) -> np.ndarray:
+    lat = np.asarray(lat, dtype=float)
+    if np.any(np.abs(lat) > 90.0):
+        raise InvalidArgumentError(f"latitude must lie in -90..90 degrees, got {lat[np.abs(lat) > 90.0][:5]}")
+    return lat
+
+
+def km_to_deg_lat(km: Any) -> Any:
+    """Convert a north-south distance in km to degrees of latitude.
+
+    Examples
+    --------
+    >>> round(float(km_to_deg_lat(59.27)), 3)
+    1.0
+    """
+    return np.asarray(km, dtype=float) / KM_PER_DEGREE
+
+
+def deg_lat_to_km(deg: Any) -> Any:
+    """Convert degrees of latitude to a north-south distance in km."""
+    return np.asarray(deg, dtype=float) * KM_PER_DEGREE
+
+
+def km_to_deg_lon(km: Any, lat: Any) -> Any:
+    """Convert an east-west distance in km at latitude ``lat`` to degrees of longitude.
+
+    A parallel at latitude φ has radius R cos φ, so one degree of longitude spans
+    ``KM_PER_DEGREE * cos(φ)`` km.  At the poles the result is infinite.
+
+    Examples
+    --------
+    >>> round(float(km_to_deg_lon(59.274, 60.0)), 3)
+    2.0
+    """
+    lat = _check_lat(lat)
+    with np.errstate(divide="ignore"):
+        return np.asarray(km, dtype=float) / (KM_PER_DEGREE * np.cos(np.radians(lat)))
+
+
+def deg_lon_to_km(deg: Any, lat: Any) -> Any:
+    """Convert degrees of longitude at latitude ``lat`` to an east-west distance in km."""
+    lat = _check_lat(lat)
+    return np.asarray(deg, dtype=float) * KM_PER_DEGREE * np.cos(np.radians(lat))
+
+
+def pixel_scale_m(px_per_deg: float, lat: float = 0.0) -> float:
+    """Metres per pixel of a simple-cylindrical grid with ``px_per_deg`` pixels per degree.
+
+    Along latitude (and along longitude at the equator) the scale is
+    ``2 pi R / 360 / px_per_deg``; along longitude at latitude ``lat`` multiply by cos(lat).
+    256 px/deg gives about 231.5 m/px; 592.747 px/deg gives about 100 m/px.
+
+    Examples
+    --------
+    >>> round(pixel_scale_m(256), 1)
+    231.5
+    """
+    if not px_per_deg > 0:
+        raise InvalidArgumentError(f"px_per_deg must be > 0, got {px_per_deg!r}")
+    return KM_PER_DEGREE * 1000.0 / px_per_deg * math.cos(math.radians(float(_check_lat(lat))))
+
+
+def px_per_deg_for_scale(metres_per_px: float) -> float:
+    """Inverse of :func:`pixel_scale_m` at the equator: pixels per degree for a given m/px."""
+    if not metres_per_px > 0:
+        raise InvalidArgumentError(f"metres_per_px must be > 0, got {metres_per_px!r}")
+    return KM_PER_DEGREE * 1000.0 / metres_per_px
+
+
+def normalize_lon_180(lon: Any) -> Any:
+    """Map longitudes to the -180..180 convention (180 maps to -180... except exactly 180 stays 180).
+
+    Values already in [-180, 180] are returned unchanged, so 180 stays 180.
+
+    Examples
+    --------
+    >>> float(normalize_lon_180(350.0))
+    -10.0
+    """
+    lon = np.asarray(lon, dtype=float)
+    out = (lon + 180.0) % 360.0 - 180.0
+    # keep +180 as given rather than folding it to -180
+    return np.where((lon >= -180.0) & (lon <= 180.0), lon, out)
+
+
+def normalize_lon_360(lon: Any) -> Any:
+    """Map longitudes to the 0..360 convention (values in [0, 360] are unchanged).
+
+    Examples
+    --------
+    >>> float(normalize_lon_360(-10.0))
+    350.0
+    """
+    lon = np.asarray(lon, dtype=float)
+    return np.where((lon >= 0.0) & (lon <= 360.0), lon, lon % 360.0)
+
+
+def wrap_lon(lon: Any, west: float) -> Any:
+    """Wrap longitudes into ``[west, west + 360)``.
+
+    This is how a catalog longitude (any convention) is put onto a mosaic whose x axis starts at
+    ``west`` and may run past 180 or 360 (a mosaic crossing a meridian stays contiguous).
+    """
+    lon = np.asarray(lon, dtype=float)
+    return west + (lon - west) % 360.0
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: its affine transform, CRS and shape.
+
+    Pixel coordinates are *index* coordinates: ``(col, row) = (0, 0)`` is the centre of the
+    top-left pixel, ``col`` grows east and ``row`` grows south (down the image).
+
+    Parameters
+    ----------
+    transform
+        Affine transform from pixel *corner* coordinates to CRS coordinates (the rasterio / GDAL
+        convention).
+    crs
+        A Mars CRS, geographic (degrees) or projected (metres).
+    shape
+        ``(ny, nx)``.
+    """
+
+    transform: Affine
+    crs: pyproj.CRS
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_dataset(cls, obj: Any) -> "Grid":
+        """Build the grid of a rioxarray-georeferenced Dataset or DataArray."""
+        from .errors import MosaicError
+
+        crs = obj.rio.crs
+        if crs is None:
+            raise MissingCRSError(
+                "the mosaic has no CRS. Attach one with ds.rio.write_crs('IAU_2015:49900'), or reopen "
+                "a Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
+            )
+        crs = to_mars_crs(crs.to_wkt(), what="the mosaic")
+        if "x" not in obj.dims or "y" not in obj.dims:
+            raise MosaicError(f"the mosaic must have dims ('y', 'x'), got {tuple(obj.dims)}; rename them first.")
+        return cls(obj.rio.transform(recalc=True), crs, (int(obj.sizes["y"]), int(obj.sizes["x"])))
+
+    @property
+    def is_geographic(self) -> bool:
+        """True when the grid's axes are longitude/latitude degrees."""
+        return bool(self.crs.is_geographic)
+
+    @property
+    def west(self) -> float:
+        """x coordinate of the grid's west edge, in CRS units."""
+        return float(self.transform.c)
+
+    def xy_to_pixel(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """CRS coordinates to fractional pixel indices (col, row)."""
+        inv = ~self.transform
+        col, row = inv * (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+        return np.asarray(col) - 0.5, np.asarray(row) - 0.5
+
+    def pixel_to_xy(self, col: Any, row: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional pixel indices (col, row) to CRS coordinates."""
+        x, y = self.transform * (np.asarray(col, dtype=float) + 0.5, np.asarray(row, dtype=float) + 0.5)
+        return np.asarray(x), np.asarray(y)
+
+    def _transformer(self, inverse: bool = False) -> pyproj.Transformer:
+        src, dst = (MARS_GEOGRAPHIC, self.crs) if inverse else (self.crs, MARS_GEOGRAPHIC)
+        return pyproj.Transformer.from_crs(src, dst, always_xy=True)
+
+    def lonlat_to_pixel(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Longitude/latitude (any longitude convention) to fractional pixel indices (col, row).
+
+        On a geographic grid the longitude is wrapped to the grid's own range first, so a grid that
+        runs from 330 to 390 degrees east, or from 170 to 190, maps -20 or -175 correctly.
+        """
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        if self.is_geographic:
+            return self.xy_to_pixel(wrap_lon(lon, self.west), lat)
+        x, y = self._transformer(inverse=True).transform(normalize_lon_180(lon), lat)
+        return self.xy_to_pixel(x, y)
+
+    def pixel_to_lonlat(self, col: Any, row: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional pixel indices to (lon in -180..180, lat)."""
+        x, y = self.pixel_to_xy(col, row)
+        if not self.is_geographic:
+            x, y = self._transformer().transform(x, y)
+        return normalize_lon_180(x), np.asarray(y, dtype=float)
+
+    def px_per_deg(self) -> tuple[float, float]:
+        """Pixels per degree along longitude (x) and latitude (y) at the grid's centre."""
+        ny, nx = self.shape
+        c, r = (nx - 1) / 2.0, (ny - 1) / 2.0
+        lon0, lat0 = self.pixel_to_lonlat(c, r)
+        lon1, _ = self.pixel_to_lonlat(c + 1, r)
+        _, lat1 = self.pixel_to_lonlat(c, r + 1)
+        dlon = (float(lon1) - float(lon0) + 180.0) % 360.0 - 180.0
+        return 1.0 / abs(dlon), 1.0 / abs(float(lat1) - float(lat0))
+
+    def km_to_pixels(self, km: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Lengths in km at latitude ``lat`` to pixel lengths (along x, along y).
+
+        On an equirectangular grid (geographic or IAU 49910/49915) a length along longitude
+        stretches by 1/cos(lat): a circular crater is an ellipse in pixels.
+        """
+        ppd_x, ppd_y = self.px_per_deg()
+        km = np.asarray(km, dtype=float)
+        return km_to_deg_lon(km, lat) * ppd_x, km_to_deg_lat(km) * ppd_y
