@@ -7,7 +7,11 @@ import TensorFlow until a model is needed.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# TensorFlow's C++ start-up chatter drowns the progress bars; users can still set it themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 

@@ -23,6 +23,7 @@ __all__ = [
     "CatalogValidationError",
     "DownloadError",
     "ModelError",
+    "CatalogNotFoundError",
 ]
 
 
@@ -84,3 +85,7 @@ class DownloadError(MarsCratersError, OSError):
 
 class ModelError(MarsCratersError, ValueError):
     """A model or weights file is missing, corrupt or incompatible."""
+
+
+class CatalogNotFoundError(CatalogError, FileNotFoundError):
+    """A catalog file or folder (or a chip folder) does not exist."""

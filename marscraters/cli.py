@@ -1,0 +1,179 @@
+"""The ``marscraters`` command line: one subcommand per stage, argument parsing and progress only.
+
+Every subcommand calls the public function of its stage; see ``marscraters <command> --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import MarsCratersError
+
+log = logging.getLogger("marscraters")
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from .mosaic import ingest, open_mosaic
+
+    out = ingest(args.tiles, args.out, overwrite=args.overwrite, chunk=args.chunk, progress=not args.quiet)
+    ds = open_mosaic(out)
+    print(f"wrote {out}: ir {dict(ds.sizes)} chunks {ds['ir'].encoding.get('chunks')} crs {ds.rio.crs}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_robbins, download_themis
+
+    if args.what == "themis":
+        paths = [download_themis(t, dest=args.dest, base_url=args.base_url, progress=not args.quiet) for t in args.tile]
+    else:
+        paths = [download_robbins(args.release, dest=args.dest, base_url=args.base_url, progress=not args.quiet)]
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .catalog import filter_catalog, read_catalog, write_catalog, write_craterstats, write_csv
+
+    cat = read_catalog(args.catalog, errors=args.errors)
+    footprint = None
+    if args.footprint:
+        from .mosaic import open_mosaic
+
+        footprint = open_mosaic(args.footprint)
+    cat = filter_catalog(cat, diameter_range=args.diameter_range, bbox=args.bbox, footprint=footprint)
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix == ".gpkg":
+        write_catalog(cat, out, overwrite=args.overwrite)
+    elif suffix == ".csv":
+        write_csv(cat, out, overwrite=args.overwrite)
+    elif suffix in (".diam", ".scc"):
+        area = args.area_km2 if args.area_km2 is not None else cat.attrs.get("area_km2")
+        if area is None:
+            raise MarsCratersError(f"{out.name}: craterstats files need a count area; pass --area-km2")
+        write_craterstats(cat, out, area_km2=area, format=suffix[1:], overwrite=args.overwrite)
+    else:
+        raise MarsCratersError(f"unknown output format {suffix!r}: use .gpkg, .csv, .diam or .scc")
+    print(f"wrote {len(cat)} craters to {out}")
+    return 0
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from tqdm.dask import TqdmCallback
+
+    from ._io import atomic_path
+    from .catalog import read_catalog
+    from .mosaic import open_mosaic
+    from .targets import render_targets
+
+    ds = open_mosaic(args.cube)
+    cat = read_catalog(args.catalog, errors=args.errors)
+    target = render_targets(ds, cat, kind=args.kind, diameter_range=args.diameter_range)
+    with atomic_path(args.out, overwrite=args.overwrite) as tmp:
+        with TqdmCallback(desc=f"render {args.kind} targets", disable=args.quiet):
+            target.to_dataset(name="target").to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
+    print(f"wrote {args.kind} targets of {len(cat)} craters to {args.out}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.suffix == ".zarr" or (path / "zarr.json").exists():
+        from .mosaic import open_mosaic
+
+        ds = open_mosaic(path)
+        print(ds)
+        print("grid:", ds.craters.grid)
+    else:
+        from .catalog import read_catalog
+
+        cat = read_catalog(path, errors="drop")
+        print(cat.describe().to_string())
+        print(f"{len(cat)} craters; attrs: {cat.attrs}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``marscraters`` command."""
+    p = argparse.ArgumentParser(prog="marscraters", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"marscraters {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("ingest", help="THEMIS tiles / GeoTIFFs -> chunked Zarr v3 mosaic cube")
+    s.add_argument("tiles", nargs="+", help="thm_dir_N{lat}_{lon}.png tiles or Mars GeoTIFFs")
+    s.add_argument("--out", required=True, help="output cube.zarr")
+    s.add_argument("--chunk", type=int, default=512, help="storage chunk size in pixels (default 512)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    s.set_defaults(func=_cmd_ingest)
+
+    s = sub.add_parser("download", help="download THEMIS tiles or the Robbins catalogs (cached, resumable)")
+    s.add_argument("what", choices=["themis", "robbins"])
+    s.add_argument("--tile", action="append", default=[], help="THEMIS tile id such as N-30_030 (repeatable)")
+    s.add_argument("--release", default="2012", choices=["2012", "2020"], help="Robbins release")
+    s.add_argument("--dest", default=None, help="cache folder (default: $MARSCRATERS_CACHE or the OS cache)")
+    s.add_argument("--base-url", default=None, help="mirror base URL")
+    s.set_defaults(func=_cmd_download)
+
+    s = sub.add_parser("convert", help="read, validate, filter and convert a crater catalog")
+    s.add_argument("catalog", help="Robbins 2012/2020 TSV/CSV, plain CSV, craterstats .diam/.scc, or GeoPackage")
+    s.add_argument("--out", required=True, help="output .gpkg, .csv, .diam or .scc")
+    s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 2 32")
+    s.add_argument("--bbox", nargs=4, type=float, metavar=("WEST", "SOUTH", "EAST", "NORTH"))
+    s.add_argument("--footprint", help="keep craters inside this mosaic cube.zarr")
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise", help="impossible rows: fail or drop")
+    s.add_argument("--area-km2", type=float, help="count area for craterstats output")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_convert)
+
+    s = sub.add_parser("targets", help="render a catalog into a target layer on a mosaic's grid")
+    s.add_argument("cube", help="mosaic cube.zarr")
+    s.add_argument("--catalog", required=True)
+    s.add_argument("--kind", default="filled", choices=["filled", "outline", "ring", "hybrid"])
+    s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"))
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise")
+    s.add_argument("--out", required=True, help="output targets.zarr")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_targets)
+
+    s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
+    s.add_argument("path")
+    s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("demo", help="run the end-to-end demo on a built-in synthetic tile")
+    s.add_argument("--out", default="demo-out", help="output folder (default ./demo-out)")
+    s.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``marscraters`` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except MarsCratersError as exc:
+        print(f"marscraters {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Mars CRS objects, km <-> degree conversions, longitude conventions and the Grid mapping,
+checked against hand-computed values and pyproj."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyproj
+import pytest
+from affine import Affine
+
+from marscraters import crs
+from marscraters.errors import InvalidArgumentError, MissingCRSError, NotMarsCRSError
+
+R = 3_396_190.0
+
+
+def test_sphere_and_codes():
+    assert crs.MARS_RADIUS_M == R
+    assert crs.MARS_GEOGRAPHIC.is_geographic
+    assert crs.MARS_GEOGRAPHIC.ellipsoid.semi_major_metre == R
+    assert crs.MARS_GEOGRAPHIC.ellipsoid.inverse_flattening in (0.0, float("inf"))
+    assert crs.MARS_EQUIRECTANGULAR.is_projected
+    assert crs.MARS_EQUIRECTANGULAR_180.is_projected
+    assert crs.MARS_GEOGRAPHIC.equals(pyproj.CRS("+proj=longlat +R=3396190 +no_defs"), ignore_axis_order=True)
+
+
+def test_km_per_degree_hand_computed():
+    # 2 pi R / 360 = 59.2747 km
+    assert crs.KM_PER_DEGREE == pytest.approx(2 * math.pi * 3396.19 / 360)
+    assert crs.KM_PER_DEGREE == pytest.approx(59.27470, abs=1e-5)
+
+
+@pytest.mark.parametrize("lat", [0.0, 30.0, -45.0, 60.0, 89.0])
+def test_km_deg_conversions_against_pyproj_geod(lat):
+    geod = pyproj.Geod(a=R, b=R)
+    # one degree of longitude along the parallel is a small-circle arc, not a geodesic: compare the
+    # chord-free formula with a fine polyline on the sphere
+    lons = np.linspace(0.0, 1.0, 2001)
+    arc_km = geod.line_length(lons, np.full_like(lons, lat)) / 1000.0
+    assert float(crs.deg_lon_to_km(1.0, lat)) == pytest.approx(arc_km, rel=1e-6)
+    assert float(crs.km_to_deg_lon(arc_km, lat)) == pytest.approx(1.0, rel=1e-6)
+    # one degree of latitude along a meridian is a geodesic
+    _, _, dist = geod.inv(10.0, lat - 0.5 if lat < 89 else lat - 1, 10.0, lat + 0.5 if lat < 89 else lat)
+    assert float(crs.deg_lat_to_km(1.0)) == pytest.approx(dist / 1000.0, rel=1e-9)
+    assert float(crs.km_to_deg_lat(dist / 1000.0)) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_cos_lat_factor_hand_computed():
+    assert float(crs.km_to_deg_lon(crs.KM_PER_DEGREE, 60.0)) == pytest.approx(2.0)
+    assert float(crs.deg_lon_to_km(2.0, 60.0)) == pytest.approx(crs.KM_PER_DEGREE)
+    with pytest.raises(InvalidArgumentError, match="latitude"):
+        crs.km_to_deg_lon(1.0, 91.0)
+
+
+def test_pixel_scale():
+    assert crs.pixel_scale_m(256) == pytest.approx(231.5418, abs=1e-3)
+    assert crs.pixel_scale_m(592.747) == pytest.approx(100.0, abs=0.01)
+    assert crs.pixel_scale_m(256, lat=60) == pytest.approx(231.5418 / 2, abs=1e-3)
+    assert crs.px_per_deg_for_scale(crs.pixel_scale_m(256)) == pytest.approx(256)
+    for bad in (0, -1):
+        with pytest.raises(InvalidArgumentError):
+            crs.pixel_scale_m(bad)
+
+
+def test_pixel_scale_matches_equirectangular_projection():
+    # IAU_2015:49910 x metres per degree of longitude at the equator == pixel scale * px_per_deg
+    t = pyproj.Transformer.from_crs(crs.MARS_GEOGRAPHIC, crs.MARS_EQUIRECTANGULAR, always_xy=True)
+    x0, _ = t.transform(0.0, 0.0)
+    x1, _ = t.transform(1.0, 0.0)
+    assert (x1 - x0) / 256 == pytest.approx(crs.pixel_scale_m(256), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "lon, lon180, lon360",
+    [(0, 0, 0), (90, 90, 90), (-90, -90, 270), (270, -90, 270), (180, 180, 180), (-180, -180, 180),
+     (360, 0, 360), (359.5, -0.5, 359.5), (-0.5, -0.5, 359.5), (540, -180, 180), (-370, -10, 350)],
+)
+def test_longitude_conventions(lon, lon180, lon360):
+    assert float(crs.normalize_lon_180(lon)) == pytest.approx(lon180)
+    assert float(crs.normalize_lon_360(lon)) == pytest.approx(lon360)
+    # the two conventions describe the same meridian
+    assert (float(crs.normalize_lon_180(lon)) - float(crs.normalize_lon_360(lon))) % 360 == pytest.approx(0, abs=1e-9)
+
+
+def test_wrap_lon():
+    assert float(crs.wrap_lon(-20, 330)) == 340
+    assert float(crs.wrap_lon(10, 330)) == 370
+    assert float(crs.wrap_lon(-175, 170)) == 185
+
+
+def test_mars_crs_checks():
+    assert crs.is_mars_crs("IAU_2015:49900")
+    assert crs.is_mars_crs("+proj=eqc +R=3396190 +units=m")
+    assert not crs.is_mars_crs("EPSG:4326")
+    assert not crs.is_mars_crs("not a crs")
+    with pytest.raises(MissingCRSError, match="write_crs"):
+        crs.to_mars_crs(None)
+    with pytest.raises(NotMarsCRSError, match="IAU_2015:49900"):
+        crs.to_mars_crs("EPSG:4326", what="tile.tif")
+
+
+def _geo_grid(west, north, ppd, n):
+    return crs.Grid(Affine(1 / ppd, 0, west, 0, -1 / ppd, north), crs.MARS_GEOGRAPHIC, (n, n))
+
+
+def test_grid_geographic_round_trip_and_pixel_centres():
+    g = _geo_grid(30.0, 0.0, 256, 7680)
+    lon, lat = g.pixel_to_lonlat(0, 0)
+    assert float(lon) == pytest.approx(30 + 0.5 / 256) and float(lat) == pytest.approx(-0.5 / 256)
+    col, row = g.lonlat_to_pixel(45.0, -15.0)
+    assert float(col) == pytest.approx(3839.5) and float(row) == pytest.approx(3839.5)
+    assert g.px_per_deg() == pytest.approx((256, 256))
+
+
+def test_grid_wraps_longitudes():
+    g = _geo_grid(330.0, 0.0, 8, 480)  # x runs 330..390 (crosses 0/360)
+    col, _ = g.lonlat_to_pixel(-10.0, -1.0)  # = 350 E
+    assert float(col) == pytest.approx(20 * 8 - 0.5)
+    col, _ = g.lonlat_to_pixel(10.0, -1.0)  # = 370 on this grid
+    assert float(col) == pytest.approx(40 * 8 - 0.5)
+    lon, _ = g.pixel_to_lonlat(40 * 8 - 0.5, 0)
+    assert float(lon) == pytest.approx(10.0)
+    g = _geo_grid(170.0, 0.0, 8, 160)  # crosses +-180
+    col, _ = g.lonlat_to_pixel(-179.0, -1.0)
+    assert float(col) == pytest.approx(11 * 8 - 0.5)
+
+
+def test_grid_projected_matches_pyproj():
+    # an IAU_2015:49910 grid at 231.54 m/px
+    m = crs.pixel_scale_m(256)
+    x0, y0 = 30 * 256 * m, 0.0
+    g = crs.Grid(Affine(m, 0, x0, 0, -m, y0), crs.MARS_EQUIRECTANGULAR, (7680, 7680))
+    col, row = g.lonlat_to_pixel(45.0, -15.0)
+    assert float(col) == pytest.approx(3839.5, abs=1e-6) and float(row) == pytest.approx(3839.5, abs=1e-6)
+    t = pyproj.Transformer.from_crs(crs.MARS_EQUIRECTANGULAR, crs.MARS_GEOGRAPHIC, always_xy=True)
+    x, y = g.pixel_to_xy(100, 200)
+    lon_ref, lat_ref = t.transform(x, y)
+    lon, lat = g.pixel_to_lonlat(100, 200)
+    assert float(lon) == pytest.approx(lon_ref) and float(lat) == pytest.approx(lat_ref)
+    assert g.px_per_deg() == pytest.approx((256, 256), rel=1e-9)
+
+
+def test_km_to_pixels_is_an_ellipse_off_the_equator():
+    g = _geo_grid(0.0, 90.0, 256, 100)
+    dx, dy = g.km_to_pixels(10.0, 60.0)
+    assert float(dy) == pytest.approx(10.0 / crs.KM_PER_DEGREE * 256)
+    assert float(dx) == pytest.approx(2 * float(dy))
