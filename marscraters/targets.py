@@ -124,7 +124,8 @@ def render_targets(
         Diameter from which ``hybrid`` draws outlines instead of disks.  Default
         :data:`DEFAULT_HYBRID_THRESHOLD_KM` (8 km).
     diameter_range
-        ``(min_km, max_km)``, inclusive; either end may be None.  Craters outside it are not drawn.
+        ``(min_km, max_km)``: draws ``min_km <= diameter_km < max_km``, the same rule as
+        :func:`marscraters.catalog.filter_catalog`; either end may be None.
     chunks
         Chunks of the result: anything :func:`dask.array.core.normalize_chunks` accepts, or a
         ``{"y": ..., "x": ...}`` mapping.  Default: the chunks of ``mosaic.ir`` (one chunk when it
@@ -172,7 +173,7 @@ def render_targets(
     ny, nx = grid.shape
     out_chunks = _output_chunks(mosaic, chunks, (ny, nx), out_dtype)
 
-    keep = (diam >= dmin) & (diam <= dmax)
+    keep = (diam >= dmin) & (diam < dmax)
     lat, lon, diam = lat[keep], lon[keep], diam[keep]
     # Global painting order: largest first, ties in catalog order (a stable sort).
     order = np.argsort(-diam, kind="stable")

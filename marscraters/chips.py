@@ -1,0 +1,271 @@
+"""Labelled image chips: small images with YOLO crater boxes (the real THEMIS Day IR crops).
+
+A chip folder holds ``images/<name>.jpg`` and ``labels/<name>.txt`` (or both side by side in one
+folder).  Each label line is ``class cx cy w h`` in YOLO style: the box centre and size as
+fractions of the image width and height.  A crater's diameter is the mean of the box's width and
+height, ``(w * W + h * H) / 2`` pixels.
+
+The chips carry no georeferencing, so their craters are **PixelCraters**: ``x``, ``y`` in pixel
+index coordinates, where ``(0, 0)`` is the centre of the top-left pixel (the convention of
+:class:`marscraters.crs.Grid`).  A YOLO centre ``cx`` (a fraction of the width measured from the
+image's left *edge*) is therefore ``x = cx * W - 0.5``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import CatalogFormatError, CatalogNotFoundError, CorruptImageError, ImageReadError, InvalidArgumentError
+
+__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels"]
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+@dataclass
+class Chips:
+    """A stack of labelled chips.
+
+    Attributes
+    ----------
+    images
+        ``(N, H, W)`` float32 grey images on the original 0..255 scale (not rescaled, so a model's
+        normalisation stays explicit; RGB files are averaged over their bands, which for the
+        THEMIS crops are equal).
+    names
+        File stems (``"crater0"``, ...), in the order of ``images``.
+    craters
+        PixelCraters of all chips: ``chip`` (index into ``images``), ``x``, ``y`` and
+        ``diameter_px`` in pixel index coordinates, plus the box's ``width_px``, ``height_px`` and
+        YOLO ``class_id``.
+    folder
+        The folder the chips were read from.
+    """
+
+    images: np.ndarray
+    names: list[str]
+    craters: pd.DataFrame
+    folder: Path | None = field(default=None)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.images.shape[1:]))
+        return f"Chips({len(self)} chips of {shape} px, {len(self.craters)} craters, folder={str(self.folder)!r})"
+
+
+def _number(stem: str) -> int | None:
+    """The chip's number: the last integer in its file stem (``crater12`` -> 12)."""
+    found = re.findall(r"\d+", stem)
+    return int(found[-1]) if found else None
+
+
+def _sort_key(path: Path) -> tuple[bool, int, str]:
+    n = _number(path.stem)
+    return (n is None, n if n is not None else 0, path.stem)
+
+
+def _parse_yolo(path: Path) -> np.ndarray:
+    """``(n, 5)`` array of ``cx, cy, w, h, class`` rows; an absent file has no rows."""
+    rows: list[tuple[float, float, float, float, int]] = []
+    if path.exists():
+        with open(path, encoding="utf-8-sig") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 5:
+                    raise CatalogFormatError(
+                        f"{path}, line {line_no}: expected 5 values 'class cx cy w h', "
+                        f"got {len(fields)}: {line.strip()!r}"
+                    )
+                try:
+                    cls_f, cx, cy, w, h = (float(v) for v in fields)
+                except ValueError:
+                    raise CatalogFormatError(
+                        f"{path}, line {line_no}: 'class cx cy w h' must be numbers, got {line.strip()!r}"
+                    ) from None
+                if not all(np.isfinite([cls_f, cx, cy, w, h])) or w <= 0 or h <= 0 or cls_f != int(cls_f):
+                    raise CatalogFormatError(
+                        f"{path}, line {line_no}: need an integer class, finite values and w, h > 0; "
+                        f"got {line.strip()!r}"
+                    )
+                rows.append((cx, cy, w, h, int(cls_f)))
+    return np.asarray(rows, dtype=float).reshape(-1, 5)
+
+
+def _boxes_to_pixels(arr: np.ndarray, width: int, height: int) -> dict[str, np.ndarray]:
+    w_px = arr[:, 2] * width
+    h_px = arr[:, 3] * height
+    return {
+        # YOLO measures from the image edge; index coordinates from the first pixel's centre
+        "x": arr[:, 0] * width - 0.5,
+        "y": arr[:, 1] * height - 0.5,
+        "diameter_px": (w_px + h_px) / 2.0,
+        "width_px": w_px,
+        "height_px": h_px,
+        "class_id": arr[:, 4].astype(np.int64),
+    }
+
+
+def read_yolo_labels(path: str | os.PathLike, width: int, height: int) -> pd.DataFrame:
+    """Read one YOLO label file into PixelCraters.
+
+    Parameters
+    ----------
+    path
+        The ``.txt`` file: one ``class cx cy w h`` line per crater, normalised to the image size.
+        Blank lines are ignored; a missing file means no craters.
+    width, height
+        Image size in pixels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``x``, ``y``, ``diameter_px`` (pixel index coordinates), ``width_px``, ``height_px``,
+        ``class_id``.
+
+    Raises
+    ------
+    CatalogFormatError
+        Naming the file and line, when a line does not hold five numbers, a value is not finite,
+        the class is not an integer, or a box has a width or height <= 0.
+
+    Examples
+    --------
+    >>> read_yolo_labels("labels/crater0.txt", 416, 416).head(1)  # doctest: +SKIP
+            x       y  diameter_px  width_px  height_px  class_id
+    0  257.25  353.31         25.0      26.0       24.0         0
+    """
+    return pd.DataFrame(_boxes_to_pixels(_parse_yolo(Path(path)), width, height))
+
+
+def _read_grey(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise CorruptImageError(f"cannot read chip image {path}: {exc}. Replace or delete the file.") from exc
+    if arr.ndim == 3:
+        rgb = arr[..., :3]  # drop alpha
+        band = rgb[..., 0]
+        if rgb.shape[-1] == 1 or ((band == rgb[..., 1]).all() and (band == rgb[..., 2]).all()):
+            arr = band  # the THEMIS crops: three equal bands (6x faster than averaging)
+        else:
+            arr = rgb.sum(axis=-1, dtype=np.float32) / np.float32(rgb.shape[-1])
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def read_chips(
+    folder: str | os.PathLike,
+    *,
+    limit: int | None = None,
+    indices: Iterable[int] | None = None,
+) -> Chips:
+    """Read a folder of labelled chips (images plus YOLO label files).
+
+    Parameters
+    ----------
+    folder
+        A folder with ``images/`` and ``labels/`` sub-folders (as the THEMIS crops in
+        ``shared/data/themis-dayir-crops``), or with the images and ``.txt`` labels side by side.
+    limit
+        Read at most this many chips (after sorting and ``indices``).
+    indices
+        Read only the chips with these numbers (the number in the file name: ``crater17.jpg`` is
+        chip number 17), in the order given.
+
+    Returns
+    -------
+    Chips
+        Images sorted by their file-name number (``crater2`` before ``crater10``), as float32 grey
+        on the 0..255 scale, and their craters as PixelCraters.
+
+    Raises
+    ------
+    CatalogNotFoundError
+        If the folder does not exist or holds no images, or an asked-for chip number is absent.
+    CatalogFormatError
+        If a label line is malformed (the message names the file and line).
+    CorruptImageError, ImageReadError
+        If an image cannot be decoded, or the images differ in size.
+
+    Examples
+    --------
+    >>> chips = read_chips("../shared/data/themis-dayir-crops", limit=10)  # doctest: +SKIP
+    >>> chips.images.shape, chip_craters(chips, 0).columns.tolist()[:3]  # doctest: +SKIP
+    ((10, 416, 416), ['x', 'y', 'diameter_px'])
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CatalogNotFoundError(f"chip folder {folder} does not exist (expected images/ and labels/ inside).")
+    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    label_dir = folder / "labels" if (folder / "labels").is_dir() else image_dir
+    paths = sorted(
+        (p for p in image_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith(".")),
+        key=_sort_key,
+    )
+    if not paths:
+        raise CatalogNotFoundError(
+            f"no chip images ({', '.join(_IMAGE_SUFFIXES)}) in {image_dir}. Point read_chips at the folder holding "
+            "images/ and labels/."
+        )
+    if indices is not None:
+        by_number = {_number(p.stem): p for p in paths}
+        wanted = [int(i) for i in indices]
+        absent = [i for i in wanted if i not in by_number]
+        if absent:
+            raise CatalogNotFoundError(f"{image_dir} has no chip number(s) {absent[:10]} (it has {len(paths)} chips).")
+        paths = [by_number[i] for i in wanted]
+    if limit is not None:
+        if limit < 0:
+            raise InvalidArgumentError(f"limit must be >= 0, got {limit}")
+        paths = paths[:limit]
+
+    stack: np.ndarray = np.zeros((0, 0, 0), dtype=np.float32)
+    boxes: list[np.ndarray] = []
+    for i, p in enumerate(paths):
+        img = _read_grey(p)
+        if i == 0:
+            # filled in place: np.stack of 600 chips would copy 400 MB once more
+            stack = np.empty((len(paths), *img.shape), dtype=np.float32)
+        elif img.shape != stack.shape[1:]:
+            raise ImageReadError(
+                f"chip {p} is {img.shape[1]}x{img.shape[0]} px but {paths[0].name} is "
+                f"{stack.shape[2]}x{stack.shape[1]}: all chips of a folder must have one size."
+            )
+        stack[i] = img
+        arr = _parse_yolo(label_dir / f"{p.stem}.txt")
+        boxes.append(np.column_stack([np.full(len(arr), i), arr]))
+    all_boxes = np.concatenate(boxes) if boxes else np.zeros((0, 6))
+    height, width = stack.shape[1:] if stack.ndim == 3 and len(paths) else (0, 0)
+    craters = pd.DataFrame(
+        {"chip": all_boxes[:, 0].astype(np.int64), **_boxes_to_pixels(all_boxes[:, 1:], width, height)}
+    )
+    return Chips(images=stack, names=[p.stem for p in paths], craters=craters, folder=folder)
+
+
+def chip_craters(chips: Chips, i: int) -> pd.DataFrame:
+    """The PixelCraters of chip ``i`` (its position in ``chips.images``), with a fresh index.
+
+    Examples
+    --------
+    >>> chip_craters(chips, 0)[["x", "y", "diameter_px"]]  # doctest: +SKIP
+    """
+    n = len(chips)
+    if not -n <= i < n:
+        raise InvalidArgumentError(f"chip index {i} is out of range for {n} chips")
+    i = i % n
+    sel = chips.craters[chips.craters["chip"] == i]
+    return sel.drop(columns="chip").reset_index(drop=True)
