@@ -1,0 +1,90 @@
+"""The ``marscraters`` command line, run for real on small files (in-process, plus one subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from PIL import Image
+
+from marscraters import cli
+from marscraters.catalog import make_catalog, read_catalog, write_csv
+from marscraters.mosaic import open_mosaic
+
+
+@pytest.fixture
+def tile(tmp_path):
+    """A reduced-resolution THEMIS tile (240 px = 8 px/deg) with a no-data streak."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(1, 255, size=(240, 240), dtype=np.uint8)
+    img[:, 100:104] = 0
+    path = tmp_path / "thm_dir_N-30_030.png"
+    Image.fromarray(img).save(path)
+    return path
+
+
+def test_python_dash_m_runs():
+    out = subprocess.run([sys.executable, "-m", "marscraters", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().startswith("marscraters ")
+
+
+def test_ingest_then_info_then_targets(tile, tmp_path, capsys):
+    cube = tmp_path / "cube.zarr"
+    assert cli.main(["-q", "ingest", str(tile), "--out", str(cube)]) == 0
+    ds = open_mosaic(cube)
+    assert ds.rio.crs is not None and ds.sizes == {"y": 240, "x": 240}
+    assert int(ds["ir"].isnull().sum()) == 240 * 4
+    # existing output without --overwrite: a clear error and exit code 2, the cube untouched
+    assert cli.main(["-q", "ingest", str(tile), "--out", str(cube)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main(["info", str(cube)]) == 0
+
+    cat = make_catalog([-15.0, -10.0], [45.0, 40.0], [60.0, 30.0])
+    csv = write_csv(cat, tmp_path / "cat.csv")
+    out = tmp_path / "t.zarr"
+    assert cli.main(["-q", "targets", str(cube), "--catalog", str(csv), "--kind", "outline", "--out", str(out)]) == 0
+    target = xr.open_zarr(out)["target"].values
+    assert target.shape == (240, 240) and target.max() == 1
+    # the centre of a crater is inside the outline's hole, the rim is drawn
+    row, col = 15 * 8 - 0.5, 15 * 8 - 0.5
+    assert target[int(row), int(col)] == 0
+    assert target[int(row), int(col + 30 / 59.27 * 8 / np.cos(np.radians(15)) * 0.85)] == 1
+
+
+def test_convert_filters_and_writes_formats(tmp_path, capsys):
+    cat = make_catalog([0.0, 1.0, 2.0, 50.0], [10.0, 11.0, 190.0, 12.0], [1.0, 5.0, 10.0, 40.0])
+    src = write_csv(cat, tmp_path / "in.csv")
+    gpkg = tmp_path / "out.gpkg"
+    assert cli.main(["convert", str(src), "--diameter-range", "2", "32", "--out", str(gpkg)]) == 0
+    back = read_catalog(gpkg)
+    assert sorted(back["diameter_km"]) == [5.0, 10.0]
+    diam = tmp_path / "out.diam"
+    assert cli.main(["convert", str(src), "--out", str(diam)]) == 2  # no area
+    assert "--area-km2" in capsys.readouterr().err
+    assert cli.main(["convert", str(src), "--area-km2", "1000", "--out", str(diam)]) == 0
+    assert read_catalog(diam).attrs["area_km2"] == pytest.approx(1000)
+    assert cli.main(["convert", str(src), "--out", str(tmp_path / "x.xyz")]) == 2
+
+
+def test_bad_catalog_row_names_the_row(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lat,lon,diameter_km\n0,10,1\n95,10,1\n0,10,-2\n")
+    assert cli.main(["convert", str(bad), "--out", str(tmp_path / "o.gpkg")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "2" in err and "3" in err
+    assert cli.main(["convert", str(bad), "--errors", "drop", "--out", str(tmp_path / "o.gpkg")]) == 0
+    assert len(read_catalog(tmp_path / "o.gpkg")) == 1
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    assert cli.main(["-q", "demo", "--out", str(tmp_path / "demo")]) == 0
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["craters_in_cube_footprint"] > 50
+    assert 0 < summary["outline_target_fraction"] < summary["filled_target_fraction"] < 0.5
+    assert (tmp_path / "demo" / "figures" / "demo_targets.png").stat().st_size > 10_000
+    truth = read_catalog(tmp_path / "demo" / "truth.gpkg")
+    assert len(truth) == summary["craters_recognisable"]
