@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import pooch
 
 from .errors import DownloadError, InvalidArgumentError, TileNameError
+from .mosaic import TILE_SOUTH_EDGES, TILE_WEST_EDGES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,10 +71,10 @@ log = logging.getLogger(__name__)
 
 #: Where ASU serves the full-resolution THEMIS Day IR tiles.
 THEMIS_BASE_URL = "https://www.mars.asu.edu/data/thm_dir/large/"
-#: South-edge latitudes of the THEMIS tiles.
-THEMIS_TILE_LATS: tuple[int, ...] = (-90, -60, -30, 0, 30, 60)
-#: West-edge longitudes (deg E, 0..360) of the THEMIS tiles.
-THEMIS_TILE_LONS: tuple[int, ...] = tuple(range(0, 360, 30))
+#: South-edge latitudes and west-edge longitudes (deg E, 0..360) of the THEMIS tiles: the
+#: tile grid is defined once, in :mod:`marscraters.mosaic`.
+THEMIS_TILE_LATS: tuple[int, ...] = TILE_SOUTH_EDGES
+THEMIS_TILE_LONS: tuple[int, ...] = TILE_WEST_EDGES
 
 ENV_CACHE = "MARSCRATERS_CACHE"
 ENV_THEMIS_URL = "MARSCRATERS_THEMIS_URL"

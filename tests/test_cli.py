@@ -88,3 +88,18 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "figures" / "demo_targets.png").stat().st_size > 10_000
     truth = read_catalog(tmp_path / "demo" / "truth.gpkg")
     assert len(truth) == summary["craters_recognisable"]
+
+
+def test_download_then_ingest_through_a_local_server(tmp_path, tile):
+    """`download themis` fetches a tile from a real HTTP server on 127.0.0.1; `ingest` reads it."""
+    from tests.httpserver import FileServer
+
+    with FileServer(files={"thm_dir_N-30_030.png": tile.read_bytes()}) as server:
+        args = ["-q", "download", "themis", "--tile", "N-30_030", "--dest", str(tmp_path / "cache"), "--base-url", server.url]
+        assert cli.main(args) == 0
+        assert cli.main(args) == 0  # cached: no second request
+        assert len(server.gets("thm_dir_N-30_030.png")) == 1
+    got = next((tmp_path / "cache").rglob("thm_dir_N-30_030.png"))
+    assert got.read_bytes() == tile.read_bytes()
+    assert cli.main(["-q", "ingest", str(got), "--out", str(tmp_path / "c.zarr")]) == 0
+    assert open_mosaic(tmp_path / "c.zarr").rio.bounds() == pytest.approx((30, -30, 60, 0))
