@@ -17,7 +17,7 @@ from PIL import Image
 from marscraters import download as dl
 from marscraters.errors import DownloadError, InvalidArgumentError, MarsCratersError, TileNameError
 
-from httpserver import FileServer, closed_port_url, etag
+from tests.httpserver import FileServer, closed_port_url, etag
 
 TILE = "thm_dir_N-30_030.png"
 ZIP_2012 = "RobbinsCraterDatabase_20121016.tsv.zip"
