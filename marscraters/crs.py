@@ -191,7 +191,7 @@ def px_per_deg_for_scale(metres_per_px: float) -> float:
 
 
 def normalize_lon_180(lon: Any) -> Any:
-    """Map longitudes to the -180..180 convention (180 maps to -180... except exactly 180 stays 180).
+    """Map longitudes to the -180..180 convention.
 
     Values already in [-180, 180] are returned unchanged, so 180 stays 180.
 
@@ -278,14 +278,15 @@ class Grid:
 
     def xy_to_pixel(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """CRS coordinates to fractional pixel indices (col, row)."""
-        inv = ~self.transform
-        col, row = inv * (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
-        return np.asarray(col) - 0.5, np.asarray(row) - 0.5
+        a, b, c, d, e, f = (~self.transform)[:6]
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        return a * x + b * y + c - 0.5, d * x + e * y + f - 0.5
 
     def pixel_to_xy(self, col: Any, row: Any) -> tuple[np.ndarray, np.ndarray]:
         """Fractional pixel indices (col, row) to CRS coordinates."""
-        x, y = self.transform * (np.asarray(col, dtype=float) + 0.5, np.asarray(row, dtype=float) + 0.5)
-        return np.asarray(x), np.asarray(y)
+        a, b, c, d, e, f = self.transform[:6]
+        col, row = np.asarray(col, dtype=float) + 0.5, np.asarray(row, dtype=float) + 0.5
+        return a * col + b * row + c, d * col + e * row + f
 
     def _transformer(self, inverse: bool = False) -> pyproj.Transformer:
         src, dst = (MARS_GEOGRAPHIC, self.crs) if inverse else (self.crs, MARS_GEOGRAPHIC)
