@@ -72,7 +72,7 @@ import xarray as xr
 from .crs import Grid
 from .errors import CatalogError, CatalogValidationError, InvalidArgumentError, MosaicError
 
-__all__ = ["TARGET_KINDS", "DEFAULT_HYBRID_THRESHOLD_KM", "render_targets"]
+__all__ = ["TARGET_KINDS", "DEFAULT_HYBRID_THRESHOLD_KM", "render_targets", "draw_targets"]
 
 #: The target kinds :func:`render_targets` can draw.
 TARGET_KINDS: tuple[str, ...] = ("filled", "outline", "ring", "hybrid")
@@ -548,3 +548,66 @@ def _render_block(
             if dx2_in is not None:
                 view[((dy / bi) ** 2)[:, None] + dx2_in[None, :] <= 1.0] = 0
     return out
+
+
+def draw_targets(
+    shape: tuple[int, int],
+    craters: Any,
+    kind: str = "filled",
+    *,
+    inner_ratio: float = 0.7,
+    ring_width_px: float = 2.0,
+    hybrid_threshold_px: float = 32.0,
+    dtype: Any = "uint8",
+) -> np.ndarray:
+    """Draw pixel-space craters (a PixelCraters frame) onto a ``shape`` array, eagerly.
+
+    This is the image-chip counterpart of :func:`render_targets`: same kinds, same inclusion rule
+    and painting order, same drawing code, but circles given directly in pixels (``x``, ``y``,
+    ``diameter_px``) instead of a catalog on a georeferenced grid.  Used for training on
+    labelled chips and for scoring on plain images.
+
+    Parameters
+    ----------
+    shape
+        ``(rows, cols)`` of the output.
+    craters
+        DataFrame with ``x``, ``y`` (pixel index coordinates) and ``diameter_px``.
+    kind
+        One of :data:`TARGET_KINDS`.
+    inner_ratio, ring_width_px
+        As in :func:`render_targets`.
+    hybrid_threshold_px
+        ``hybrid`` draws outlines for craters of at least this many pixels across.
+    dtype
+        Output dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> t = draw_targets((64, 64), pd.DataFrame({"x": [32.0], "y": [32.0], "diameter_px": [20.0]}))
+    >>> int(t[32, 32]), int(t[0, 0])
+    (1, 0)
+    """
+    kind, inner_ratio, ring_width_px, threshold, _, _, out_dtype = _check_args(
+        kind, inner_ratio, ring_width_px, hybrid_threshold_px, None, dtype
+    )
+    ny, nx = (int(v) for v in shape)
+    missing = [c for c in ("x", "y", "diameter_px") if c not in getattr(craters, "columns", ())]
+    if missing:
+        raise CatalogError(f"pixel craters need columns x, y, diameter_px; missing {missing}")
+    x = np.asarray(craters["x"], dtype=float)
+    y = np.asarray(craters["y"], dtype=float)
+    d = np.asarray(craters["diameter_px"], dtype=float)
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(d).all() and (d > 0).all()):
+        raise CatalogValidationError("pixel craters must have finite x, y and diameter_px > 0")
+    order = np.argsort(-d, kind="stable")
+    x, y, d = x[order], y[order], d[order]
+    a_out, b_out, a_in, b_in = _semi_axes(kind, d / 2, d / 2, d, inner_ratio, ring_width_px, threshold)
+    # an image chip does not wrap: a period far beyond the image keeps one copy per crater
+    period = float(10 * (nx + ny) + 10 * (d.max() if d.size else 0.0) + 1e6)
+    table, _ = _segments(x, y, a_out, b_out, a_in, b_in, ny, nx, period)
+    return _render_block(table, y0=0, x0=0, shape=(ny, nx), dtype=out_dtype, period=period)

@@ -488,3 +488,44 @@ def test_robbins_tile_pixel_centres_fall_inside_their_rendered_disks():
                  & (raw.LONG_X_PX >= col0) & (raw.LONG_X_PX < col0 + n)]
     assert len(inside) > 20
     assert target[inside.LAT_Y_PX - row0, inside.LONG_X_PX - col0].all()
+
+
+# ------------------------------------------------------------------------------------------
+# draw_targets: the pixel-space twin used for image chips
+
+
+def _brute_force_pixels(shape, craters, kind, inner_ratio=0.7):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    out = np.zeros(shape, np.uint8)
+    for _, c in craters.sort_values("diameter_px", ascending=False, kind="stable").iterrows():
+        r = c.diameter_px / 2
+        q = ((xx - c.x) / r) ** 2 + ((yy - c.y) / r) ** 2
+        out[q <= 1] = 1
+        rc, cc = int(np.floor(c.y + 0.5)), int(np.floor(c.x + 0.5))
+        if 0 <= rc < shape[0] and 0 <= cc < shape[1]:
+            out[rc, cc] = 1
+        if kind == "outline" and r * inner_ratio >= 1:
+            out[q <= inner_ratio**2] = 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["filled", "outline"])
+def test_draw_targets_matches_the_rule(kind):
+    from marscraters.targets import draw_targets
+
+    craters = pd.DataFrame({"x": [10.0, 40.3, 41.0, 70.0, -3.0], "y": [12.0, 40.7, 38.0, 5.0, 50.0],
+                            "diameter_px": [9.0, 50.0, 8.0, 30.0, 12.0]})
+    got = draw_targets((80, 90), craters, kind)
+    np.testing.assert_array_equal(got, _brute_force_pixels((80, 90), craters, kind))
+    # the small crater inside the big one's hole survives in outline targets
+    assert got[38, 41] == 1
+
+
+def test_draw_targets_bad_input():
+    from marscraters.targets import draw_targets
+
+    with pytest.raises(CatalogError):
+        draw_targets((8, 8), pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(CatalogValidationError):
+        draw_targets((8, 8), pd.DataFrame({"x": [1.0], "y": [1.0], "diameter_px": [0.0]}))
+    assert draw_targets((8, 8), pd.DataFrame({"x": [], "y": [], "diameter_px": []})).sum() == 0
