@@ -1,0 +1,700 @@
+"""Crater-level scores: match detected craters to a reference catalog, then count.
+
+Three matching rules are implemented, each as in the work that introduced it:
+
+``"deepmoon"``
+    Silburt et al. (2019), *Lunar crater identification via deep learning*, Icarus 317; code
+    ``silburt/DeepMoon``, ``utils/template_match_target.py`` (``template_match_t2c``).  A
+    detection and a catalog crater match when
+    ``((x1 - x2)**2 + (y1 - y2)**2) / min(r1, r2)**2 < 1.8`` **and**
+    ``abs(r1 - r2) / min(r1, r2) < 1.0`` (radii, strict inequalities).
+``"iou"``
+    The exact intersection over union of the two circles is ``>= 0.5``.
+``"pycda"``
+    PyCDA (``AlliedToasters/PyCDA``, ``pycda/error_stats.py``, ``ErrorAnalyzer``): the Euclidean
+    distance between ``(x, y, d)`` triples, divided by the catalog crater's diameter, is
+    ``<= 0.4``.
+
+Every rule is a function of three numbers only: the separation of the two centres and the two
+diameters.  So the same code scores pixel catalogs (PixelCraters: ``x``, ``y``, ``diameter_px``,
+separation in pixels) and georeferenced catalogs (Catalog: ``lat``, ``lon``, ``diameter_km``,
+separation = great-circle distance on the Mars sphere in km).
+
+Matching is one-to-one.  ``assignment="greedy"`` takes candidate pairs in order of increasing
+cost (ties: lower prediction row, then lower catalog row) and keeps a pair when neither member is
+taken; the costs are ``(dx**2 + dy**2 + dr**2) / min(r)**2`` for DeepMoon (closest in
+``(x, y, r)``, as DeepMoon's earlier release chose among duplicates), ``1 - IoU`` for IoU, and the
+normalised ``(x, y, d)`` distance for PyCDA (which is how PyCDA walks its neighbours).
+``assignment="hungarian"`` solves the assignment exactly
+(:func:`scipy.optimize.linear_sum_assignment`, per connected group of candidates): first the
+largest number of matches, then the smallest total cost.  Defaults: greedy for DeepMoon and
+PyCDA (their own procedures are greedy), Hungarian for IoU.
+
+DeepMoon's own counter differs in two details that we do not copy: it walks detections in
+extraction order and takes the *first* catalog crater that qualifies, and it removes *every*
+catalog crater that qualifies for one detection.  PyCDA only searches the 10 nearest proposals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from .errors import CatalogError, CatalogValidationError, InvalidArgumentError
+
+__all__ = [
+    "RULES",
+    "DEFAULT_THRESHOLDS",
+    "PRED_FLOOR_FACTOR",
+    "circle_iou",
+    "match_craters",
+    "evaluate",
+    "EvaluationResult",
+    "to_json",
+]
+
+#: The matching rules, see the module docstring.
+RULES: tuple[str, ...] = ("deepmoon", "iou", "pycda")
+#: Default thresholds: DeepMoon (longlat_thresh2, rad_thresh); IoU minimum; PyCDA maximum.
+DEFAULT_THRESHOLDS: dict[str, Any] = {"deepmoon": (1.8, 1.0), "iou": 0.5, "pycda": 0.4}
+_DEFAULT_ASSIGNMENT = {"deepmoon": "greedy", "iou": "hungarian", "pycda": "greedy"}
+#: Predictions count for precision down to this fraction of the diameter floor ``d_min``.
+PRED_FLOOR_FACTOR: float = 0.8
+
+_PIXEL_COLUMNS = ("x", "y", "diameter_px")
+_GEO_COLUMNS = ("lat", "lon", "diameter_km")
+
+
+# --------------------------------------------------------------------------------------------
+# geometry
+# --------------------------------------------------------------------------------------------
+def circle_iou(separation: Any, d1: Any, d2: Any) -> np.ndarray:
+    """Exact intersection over union of two circles (vectorised).
+
+    Parameters
+    ----------
+    separation
+        Distance between the centres.
+    d1, d2
+        Diameters, in the same unit.
+
+    Examples
+    --------
+    >>> float(circle_iou(0.0, 10.0, 10.0))
+    1.0
+    >>> round(float(circle_iou(0.0, 10.0, 2 * 50 ** 0.5)), 6)  # concentric, area ratio 1/2
+    0.5
+    """
+    s, d1, d2 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (separation, d1, d2)))
+    r1, r2 = d1 / 2.0, d2 / 2.0
+    inter = np.zeros(s.shape)
+    inside = s <= np.abs(r1 - r2)
+    inter[inside] = np.pi * np.minimum(r1, r2)[inside] ** 2
+    lens = ~inside & (s < r1 + r2)
+    if lens.any():
+        a, b, c = s[lens], r1[lens], r2[lens]
+        cos1 = np.clip((a**2 + b**2 - c**2) / (2 * a * b), -1.0, 1.0)
+        cos2 = np.clip((a**2 + c**2 - b**2) / (2 * a * c), -1.0, 1.0)
+        k = (-a + b + c) * (a + b - c) * (a - b + c) * (a + b + c)
+        inter[lens] = b**2 * np.arccos(cos1) + c**2 * np.arccos(cos2) - 0.5 * np.sqrt(np.maximum(k, 0.0))
+    union = np.pi * (r1**2 + r2**2) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
+def _great_circle_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    from .crs import MARS_RADIUS_KM
+
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2.0 * MARS_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Craters:
+    """Validated craters: positions for the neighbour search and diameters, in one unit."""
+
+    kind: str  # "pixel" or "geographic"
+    points: np.ndarray  # (n, 2) pixel x/y, or (n, 3) km on the sphere
+    diameter: np.ndarray
+    lat: np.ndarray | None
+    lon: np.ndarray | None
+    index: pd.Index
+
+    def __len__(self) -> int:
+        return self.diameter.size
+
+
+def _craters(frame: Any, what: str, empty_kind: str | None = None) -> _Craters:
+    if isinstance(frame, pd.DataFrame) and len(frame) == 0 and empty_kind is not None:
+        # an empty result without columns (e.g. pd.DataFrame()) is simply "no craters"
+        if not (set(_PIXEL_COLUMNS) <= set(frame.columns) or set(_GEO_COLUMNS) <= set(frame.columns)):
+            width = 2 if empty_kind == "pixel" else 3
+            none = None if empty_kind == "pixel" else np.empty(0)
+            return _Craters(empty_kind, np.empty((0, width)), np.empty(0), none, none, frame.index)
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidArgumentError(
+            f"the {what} craters must be a pandas DataFrame (PixelCraters with x, y, diameter_px) or a "
+            f"Catalog GeoDataFrame (lat, lon, diameter_km), got {type(frame).__name__}"
+        )
+    cols = set(frame.columns)
+    if set(_PIXEL_COLUMNS) <= cols:
+        kind, names = "pixel", _PIXEL_COLUMNS
+    elif set(_GEO_COLUMNS) <= cols:
+        kind, names = "geographic", _GEO_COLUMNS
+    else:
+        raise CatalogError(
+            f"the {what} craters need columns {list(_PIXEL_COLUMNS)} (pixel coordinates) or "
+            f"{list(_GEO_COLUMNS)} (a georeferenced catalog); got {list(frame.columns)}. Rename the "
+            "columns, or read the file with marscraters.read_catalog."
+        )
+    try:
+        values = [frame[c].to_numpy(dtype=float) for c in names]
+    except (TypeError, ValueError) as exc:
+        raise CatalogValidationError(f"the {what} columns {list(names)} must be numeric: {exc}") from exc
+    a, b, d = values
+    bad = ~(np.isfinite(a) & np.isfinite(b) & np.isfinite(d) & (d > 0))
+    if kind == "geographic":
+        bad |= np.abs(a) > 90
+    if bad.any():
+        rows = list(frame.index[bad][:5])
+        raise CatalogValidationError(
+            f"{int(bad.sum())} {what} crater(s) have missing or impossible values (diameter must be > 0"
+            f"{', |lat| <= 90' if kind == 'geographic' else ''}), e.g. rows {rows}; drop or fix them."
+        )
+    if kind == "pixel":
+        return _Craters(kind, np.column_stack([a, b]), d, None, None, frame.index)
+    from .crs import MARS_RADIUS_KM
+
+    return _Craters(kind, _unit_vectors(a, b) * MARS_RADIUS_KM, d, a, b, frame.index)
+
+
+def _check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise InvalidArgumentError(f"rule must be one of {list(RULES)}, got {rule!r}")
+    return rule
+
+
+def _thresholds(rule: str, threshold: Any) -> Any:
+    if threshold is None:
+        return DEFAULT_THRESHOLDS[rule]
+    if rule == "deepmoon":
+        try:
+            pos, rad = (float(v) for v in threshold)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"the deepmoon threshold is a pair (longlat_thresh2, rad_thresh), e.g. (1.8, 1.0); got {threshold!r}"
+            ) from exc
+        if not (pos > 0 and rad > 0):
+            raise InvalidArgumentError(f"deepmoon thresholds must be > 0, got {threshold!r}")
+        return (pos, rad)
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"the {rule} threshold must be a number, got {threshold!r}") from exc
+    if rule == "iou" and not 0 < value <= 1:
+        raise InvalidArgumentError(f"the IoU threshold must lie in (0, 1], got {value}")
+    if rule == "pycda" and not value > 0:
+        raise InvalidArgumentError(f"the pycda threshold must be > 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# matching
+# --------------------------------------------------------------------------------------------
+def _search_radius(rule: str, thr: Any, d_pred: np.ndarray) -> np.ndarray:
+    """A radius around each prediction that surely contains every catalog crater it can match."""
+    if rule == "deepmoon":
+        pos2, rad = thr
+        # separation < sqrt(pos2) * min(r) <= sqrt(pos2) * r_pred
+        return math.sqrt(pos2) * d_pred / 2.0
+    if rule == "iou":
+        # IoU <= (r_min / r_max)**2, so r_true <= r_pred / sqrt(t); and IoU > 0 needs s < r1 + r2
+        return d_pred / 2.0 * (1.0 + 1.0 / math.sqrt(thr))
+    # pycda: |dd| <= t d_true -> d_true <= d_pred / (1 - t) (any d_true when t >= 1); s <= t d_true
+    if thr >= 1:
+        return np.full(d_pred.shape, np.inf)
+    return thr * d_pred / (1.0 - thr)
+
+
+def _candidates(pred: _Craters, truth: _Craters, rule: str, thr: Any) -> pd.DataFrame:
+    """Every (prediction, catalog) pair that satisfies the rule, with separation, IoU and cost."""
+    empty = pd.DataFrame({k: np.array([], dtype=t) for k, t in [("p", int), ("t", int), ("sep", float), ("iou", float), ("cost", float)]})
+    if len(pred) == 0 or len(truth) == 0:
+        return empty
+    radius = _search_radius(rule, thr, pred.diameter)
+    tree = cKDTree(truth.points)
+    # chord <= arc on the sphere, so a chord search with the arc radius misses nothing
+    lists = tree.query_ball_point(pred.points, r=radius * (1 + 1e-9) + 1e-12)
+    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    if counts.sum() == 0:
+        return empty
+    p = np.repeat(np.arange(len(pred)), counts)
+    t = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists if len(x)])
+    dp, dt = pred.diameter[p], truth.diameter[t]
+    if pred.kind == "pixel":
+        sep = np.hypot(*(pred.points[p] - truth.points[t]).T)
+    else:
+        sep = _great_circle_km(pred.lat[p], pred.lon[p], truth.lat[t], truth.lon[t])
+    iou = circle_iou(sep, dp, dt)
+    if rule == "deepmoon":
+        pos2, rad = thr
+        rmin = np.minimum(dp, dt) / 2.0
+        d_long_lat = sep**2 / rmin**2
+        d_rad = np.abs(dp - dt) / 2.0 / rmin
+        ok = (d_long_lat < pos2) & (d_rad < rad)
+        cost = d_long_lat + d_rad**2
+    elif rule == "iou":
+        ok = iou >= thr
+        cost = 1.0 - iou
+    else:
+        cost = np.sqrt(sep**2 + (dp - dt) ** 2) / dt
+        ok = cost <= thr
+    return pd.DataFrame({"p": p[ok], "t": t[ok], "sep": sep[ok], "iou": iou[ok], "cost": cost[ok]})
+
+
+def _greedy(cand: pd.DataFrame) -> np.ndarray:
+    order = np.lexsort((cand["t"].to_numpy(), cand["p"].to_numpy(), cand["cost"].to_numpy()))
+    p, t = cand["p"].to_numpy()[order], cand["t"].to_numpy()[order]
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    keep = []
+    for k, (i, j) in enumerate(zip(p.tolist(), t.tolist())):
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+            keep.append(order[k])
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _hungarian(cand: pd.DataFrame, n_pred: int) -> np.ndarray:
+    p, t, cost = cand["p"].to_numpy(), cand["t"].to_numpy(), cand["cost"].to_numpy()
+    n_truth = int(t.max()) + 1
+    # connected groups of the bipartite candidate graph are solved independently
+    graph = coo_matrix((np.ones(p.size), (p, n_pred + t)), shape=(n_pred + n_truth,) * 2)
+    _, label = connected_components(graph, directed=False)
+    group = label[p]
+    keep = []
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    for rows in np.split(order, bounds):
+        if rows.size == 1:
+            keep.append(rows[0])
+            continue
+        up, inv_p = np.unique(p[rows], return_inverse=True)
+        ut, inv_t = np.unique(t[rows], return_inverse=True)
+        # count first, then cost: every allowed pair is worth `big` minus its cost
+        big = (float(cost[rows].max()) + 1.0) * (min(up.size, ut.size) + 1)
+        weight = np.zeros((up.size, ut.size))
+        edge = np.full((up.size, ut.size), -1, dtype=np.int64)
+        weight[inv_p, inv_t] = big - cost[rows]
+        edge[inv_p, inv_t] = rows
+        r, c = linear_sum_assignment(weight, maximize=True)
+        chosen = edge[r, c]
+        keep.extend(chosen[chosen >= 0].tolist())
+    return np.sort(np.asarray(keep, dtype=np.int64))
+
+
+def _match(pred: _Craters, truth: _Craters, rule: str, threshold: Any, assignment: str | None) -> pd.DataFrame:
+    rule = _check_rule(rule)
+    thr = _thresholds(rule, threshold)
+    assignment = _DEFAULT_ASSIGNMENT[rule] if assignment is None else assignment
+    if assignment not in ("greedy", "hungarian"):
+        raise InvalidArgumentError(f"assignment must be 'greedy' or 'hungarian', got {assignment!r}")
+    if pred.kind != truth.kind:
+        raise CatalogError(
+            f"cannot compare {pred.kind} predictions with a {truth.kind} catalog: georeference the "
+            "pixel craters first (marscraters.extract), or put the catalog on the image's pixels "
+            "with marscraters.crs.Grid.lonlat_to_pixel and km_to_pixels"
+        )
+    cand = _candidates(pred, truth, rule, thr)
+    if len(cand):
+        keep = _greedy(cand) if assignment == "greedy" else _hungarian(cand, len(pred))
+        cand = cand.iloc[keep]
+    cand = cand.sort_values(["p", "t"]).reset_index(drop=True)
+    dp, dt = pred.diameter[cand["p"].to_numpy()], truth.diameter[cand["t"].to_numpy()]
+    return pd.DataFrame(
+        {
+            "pred_pos": cand["p"].to_numpy(dtype=np.int64),
+            "truth_pos": cand["t"].to_numpy(dtype=np.int64),
+            "separation": cand["sep"].to_numpy(),
+            "position_error": cand["sep"].to_numpy() / (dt / 2.0),
+            "diameter_error": (dp - dt) / dt,
+            "iou": cand["iou"].to_numpy(),
+        }
+    )
+
+
+def match_craters(
+    pred: pd.DataFrame,
+    truth: pd.DataFrame,
+    rule: str = "deepmoon",
+    *,
+    threshold: Any = None,
+    assignment: str | None = None,
+) -> pd.DataFrame:
+    """Match predicted craters to catalog craters one-to-one.
+
+    Parameters
+    ----------
+    pred, truth
+        PixelCraters (``x``, ``y``, ``diameter_px``) or Catalogs (``lat``, ``lon``,
+        ``diameter_km``); both of the same kind.  Other columns (``score``...) are ignored.
+    rule
+        ``"deepmoon"``, ``"iou"`` or ``"pycda"`` (see the module docstring).
+    threshold
+        Overrides the rule's threshold: ``(longlat_thresh2, rad_thresh)`` for DeepMoon (default
+        ``(1.8, 1.0)``), the minimum IoU (0.5), or the maximum normalised distance for PyCDA (0.4).
+    assignment
+        ``"greedy"`` or ``"hungarian"``; default greedy for DeepMoon and PyCDA, Hungarian for IoU.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per match, sorted by prediction: ``pred_index`` and ``truth_index`` (index
+        labels of the inputs), ``separation`` (px or km), ``position_error`` (separation / true
+        radius), ``diameter_error`` ((d_pred - d_true) / d_true) and ``iou``.
+
+    Examples
+    --------
+    >>> pred = pd.DataFrame({"x": [10.0, 50.0], "y": [10.0, 50.0], "diameter_px": [8.0, 6.0]})
+    >>> truth = pd.DataFrame({"x": [11.0], "y": [10.0], "diameter_px": [8.0]})
+    >>> match_craters(pred, truth)[["pred_index", "truth_index"]].values.tolist()
+    [[0, 0]]
+    """
+    t = _craters(truth, "reference")
+    p = _craters(pred, "predicted", empty_kind=t.kind)
+    m = _match(p, t, rule, threshold, assignment)
+    out = m.drop(columns=["pred_pos", "truth_pos"])
+    out.insert(0, "truth_index", t.index[m["truth_pos"].to_numpy()])
+    out.insert(0, "pred_index", p.index[m["pred_pos"].to_numpy()])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# scores
+# --------------------------------------------------------------------------------------------
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else float("nan")
+
+
+def _f1(precision: float, recall: float) -> float:
+    # harmonic mean; its limit is 0 when either side is 0, even if the other is undefined
+    if precision == 0 or recall == 0:
+        return 0.0
+    if math.isnan(precision) or math.isnan(recall):
+        return float("nan")
+    return 2 * precision * recall / (precision + recall)
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def _group_table(
+    edges: np.ndarray,
+    pred_value: np.ndarray,
+    pred_counted: np.ndarray,
+    pred_matched: np.ndarray,
+    truth_value: np.ndarray,
+    truth_counted: np.ndarray,
+    truth_matched: np.ndarray,
+    names: tuple[str, str],
+) -> pd.DataFrame:
+    rows = []
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        last = k == len(edges) - 2
+        in_p = pred_counted & (pred_value >= lo) & ((pred_value <= hi) if last else (pred_value < hi))
+        in_t = truth_counted & (truth_value >= lo) & ((truth_value <= hi) if last else (truth_value < hi))
+        n_p, n_t = int(in_p.sum()), int(in_t.sum())
+        tp_p, tp_t = int((in_p & pred_matched).sum()), int((in_t & truth_matched).sum())
+        precision, recall = _ratio(tp_p, n_p), _ratio(tp_t, n_t)
+        rows.append(
+            {
+                names[0]: float(lo),
+                names[1]: float(hi),
+                "n_truth": n_t,
+                "n_truth_matched": tp_t,
+                "recall": recall,
+                "n_pred": n_p,
+                "n_pred_matched": tp_p,
+                "precision": precision,
+                "f1": _f1(precision, recall),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _default_bins(values: np.ndarray) -> np.ndarray:
+    lo, hi = float(values.min()), float(values.max())
+    k0, k1 = math.floor(math.log2(lo)), math.ceil(math.log2(hi))
+    if k1 <= k0:
+        k1 = k0 + 1
+    return 2.0 ** np.arange(k0, k1 + 1)
+
+
+@dataclass
+class EvaluationResult:
+    """Crater-level scores of one matching rule.  See :func:`evaluate`."""
+
+    rule: str
+    assignment: str
+    threshold: Any
+    units: str  # "px" or "km": the unit of diameters and separations
+    d_min: float | None
+    n_pred_total: int
+    n_truth_total: int
+    n_pred: int  # predictions counted for precision
+    n_truth: int  # catalog craters counted for recall
+    n_pred_matched: int
+    n_truth_matched: int
+    precision: float
+    recall: float
+    f1: float
+    median_position_error: float
+    median_diameter_error: float
+    median_diameter_bias: float
+    by_diameter: pd.DataFrame
+    by_latitude: pd.DataFrame | None
+    matches: pd.DataFrame = field(repr=False)
+
+    def to_dict(self, *, include_matches: bool = False) -> dict[str, Any]:
+        """A JSON-friendly dict (NaN becomes None); tables become lists of records."""
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            if isinstance(value, pd.DataFrame):
+                return clean(value.to_dict(orient="records"))
+            if isinstance(value, (np.integer,)):
+                return int(value)
+            if isinstance(value, (float, np.floating)):
+                return None if math.isnan(value) else float(value)
+            return value
+
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "matches"}
+        if include_matches:
+            out["matches"] = self.matches
+        return clean(out)
+
+    def summary(self) -> str:
+        """One line: rule, precision, recall, F1 and counts."""
+        return (
+            f"{self.rule}: P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
+            f"({self.n_pred_matched}/{self.n_pred} predictions, {self.n_truth_matched}/{self.n_truth} "
+            f"catalog craters{'' if self.d_min is None else f', D >= {self.d_min:g} {self.units}'})"
+        )
+
+
+def evaluate(
+    pred: pd.DataFrame,
+    truth: pd.DataFrame,
+    *,
+    rule: str = "deepmoon",
+    threshold: Any = None,
+    assignment: str | None = None,
+    d_min: float | None = None,
+    bins: Any = None,
+    lat_bands: Any = None,
+) -> EvaluationResult | dict[str, EvaluationResult]:
+    """Score predicted craters against a reference catalog.
+
+    **Diameter floor.**  Reference catalogs are incomplete below some size (Robbins: ~1 km), so
+    small detections of real but unlabelled craters must not count as false positives.  With
+    ``d_min``:
+
+    1. matching uses *all* predictions and *all* catalog craters (so a detection of 0.9 D_min
+       can still pair with a catalog crater of 1.05 D_min, and vice versa);
+    2. recall counts the catalog craters with ``d >= d_min``: matched ones / all of them;
+    3. precision counts the predictions with ``d >= 0.8 * d_min`` (:data:`PRED_FLOOR_FACTOR`,
+       leaving room for underestimated diameters): matched ones (to any catalog crater, even
+       one below the floor) / all of them.
+
+    F1 is the harmonic mean of these precision and recall.  With no counted predictions the
+    precision is NaN (undefined) and F1 is 0 when recall is 0; with no counted catalog craters
+    (all below ``d_min``) the recall is NaN.
+
+    Parameters
+    ----------
+    pred, truth
+        PixelCraters or Catalogs (see :func:`match_craters`); ``truth`` must not be empty.
+    rule
+        ``"deepmoon"`` (default), ``"iou"``, ``"pycda"``, or ``"all"`` for a dict of all three.
+    threshold, assignment
+        See :func:`match_craters` (not allowed with ``rule="all"``... except ``assignment``).
+    d_min
+        Diameter floor, in px for PixelCraters and km for Catalogs.
+    bins
+        Diameter bin edges for ``by_diameter``; default powers of two spanning the counted
+        craters.  A catalog crater falls in a bin by its own diameter (for recall), a
+        prediction by its own (for precision); the last bin includes its right edge.
+    lat_bands
+        Latitude band edges for ``by_latitude`` (Catalogs only); default every 30 degrees.
+
+    Returns
+    -------
+    EvaluationResult
+        ``precision``, ``recall``, ``f1``; counts; ``median_position_error`` (separation over
+        the true radius), ``median_diameter_error`` (|d_pred - d_true| / d_true) and
+        ``median_diameter_bias`` (signed), over matches whose catalog crater is counted;
+        ``by_diameter`` and ``by_latitude`` tables; ``matches``.  For ``rule="all"``, a dict
+        ``{rule: EvaluationResult}``.
+
+    Raises
+    ------
+    CatalogError
+        If the reference catalog is empty, or the inputs lack the needed columns.
+
+    Examples
+    --------
+    >>> truth = pd.DataFrame({"x": [20.0, 60.0], "y": [20.0, 60.0], "diameter_px": [10.0, 20.0]})
+    >>> pred = pd.DataFrame({"x": [21.0, 100.0], "y": [20.0, 100.0], "diameter_px": [11.0, 8.0]})
+    >>> r = evaluate(pred, truth)
+    >>> r.precision, r.recall
+    (0.5, 0.5)
+    """
+    if rule == "all":
+        if threshold is not None:
+            raise InvalidArgumentError("threshold cannot be given with rule='all'; score one rule at a time")
+        return {
+            name: evaluate(pred, truth, rule=name, assignment=assignment, d_min=d_min, bins=bins, lat_bands=lat_bands)  # type: ignore[misc]
+            for name in RULES
+        }
+    _check_rule(rule)
+    t = _craters(truth, "reference")
+    p = _craters(pred, "predicted", empty_kind=t.kind)
+    if len(t) == 0:
+        raise CatalogError(
+            "the reference catalog is empty, so there is nothing to score against; check the area and "
+            "the filters used to select it (marscraters.filter_catalog)"
+        )
+    if d_min is not None and not (isinstance(d_min, (int, float, np.number)) and d_min > 0):
+        raise InvalidArgumentError(f"d_min must be a positive number or None, got {d_min!r}")
+    m = _match(p, t, rule, threshold, assignment)
+    assignment = _DEFAULT_ASSIGNMENT[rule] if assignment is None else assignment
+
+    pred_matched = np.zeros(len(p), dtype=bool)
+    pred_matched[m["pred_pos"].to_numpy()] = True
+    truth_matched = np.zeros(len(t), dtype=bool)
+    truth_matched[m["truth_pos"].to_numpy()] = True
+    if d_min is None:
+        pred_counted = np.ones(len(p), dtype=bool)
+        truth_counted = np.ones(len(t), dtype=bool)
+    else:
+        pred_counted = p.diameter >= PRED_FLOOR_FACTOR * d_min
+        truth_counted = t.diameter >= d_min
+    n_p, n_t = int(pred_counted.sum()), int(truth_counted.sum())
+    tp_p = int((pred_counted & pred_matched).sum())
+    tp_t = int((truth_counted & truth_matched).sum())
+    precision, recall = _ratio(tp_p, n_p), _ratio(tp_t, n_t)
+
+    scored = m[truth_counted[m["truth_pos"].to_numpy()]]
+    counted_d = np.concatenate([p.diameter[pred_counted], t.diameter[truth_counted]])
+    if bins is None:
+        edges = _default_bins(counted_d) if counted_d.size else np.array([])
+    else:
+        edges = np.asarray(bins, dtype=float)
+        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+            raise InvalidArgumentError(f"bins must be at least two increasing edges, got {bins!r}")
+    cols = ("d_min", "d_max")
+    by_d = (
+        _group_table(edges, p.diameter, pred_counted, pred_matched, t.diameter, truth_counted, truth_matched, cols)
+        if edges.size
+        else pd.DataFrame(columns=[*cols, "n_truth", "n_truth_matched", "recall", "n_pred", "n_pred_matched", "precision", "f1"])
+    )
+    by_lat = None
+    if p.kind == "geographic":
+        bands = np.arange(-90.0, 90.1, 30.0) if lat_bands is None else np.asarray(lat_bands, dtype=float)
+        if bands.ndim != 1 or bands.size < 2 or np.any(np.diff(bands) <= 0):
+            raise InvalidArgumentError(f"lat_bands must be at least two increasing edges, got {lat_bands!r}")
+        by_lat = _group_table(bands, p.lat, pred_counted, pred_matched, t.lat, truth_counted, truth_matched, ("lat_min", "lat_max"))
+
+    matches = m.drop(columns=["pred_pos", "truth_pos"])
+    matches.insert(0, "truth_index", t.index[m["truth_pos"].to_numpy()])
+    matches.insert(0, "pred_index", p.index[m["pred_pos"].to_numpy()])
+    return EvaluationResult(
+        rule=rule,
+        assignment=assignment,
+        threshold=_thresholds(rule, threshold),
+        units="px" if p.kind == "pixel" else "km",
+        d_min=None if d_min is None else float(d_min),
+        n_pred_total=len(p),
+        n_truth_total=len(t),
+        n_pred=n_p,
+        n_truth=n_t,
+        n_pred_matched=tp_p,
+        n_truth_matched=tp_t,
+        precision=precision,
+        recall=recall,
+        f1=_f1(precision, recall),
+        median_position_error=_median(scored["position_error"].to_numpy()),
+        median_diameter_error=_median(np.abs(scored["diameter_error"].to_numpy())),
+        median_diameter_bias=_median(scored["diameter_error"].to_numpy()),
+        by_diameter=by_d,
+        by_latitude=by_lat,
+        matches=matches,
+    )
+
+
+def to_json(
+    result: EvaluationResult | dict[str, EvaluationResult],
+    path: str | os.PathLike | None = None,
+    *,
+    include_matches: bool = False,
+    overwrite: bool = False,
+    indent: int = 2,
+) -> str:
+    """Serialise an :func:`evaluate` result (or a dict of them) to JSON; NaN becomes ``null``.
+
+    Parameters
+    ----------
+    result
+        What :func:`evaluate` returned.
+    path
+        Also write the text to this file (atomically; see ``overwrite``).
+    include_matches
+        Include the table of matches (large for big catalogs).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> truth = pd.DataFrame({"x": [20.0], "y": [20.0], "diameter_px": [10.0]})
+    >>> json.loads(to_json(evaluate(truth, truth)))["f1"]
+    1.0
+    """
+    if isinstance(result, EvaluationResult):
+        data: Any = result.to_dict(include_matches=include_matches)
+    elif isinstance(result, dict) and all(isinstance(v, EvaluationResult) for v in result.values()):
+        data = {k: v.to_dict(include_matches=include_matches) for k, v in result.items()}
+    else:
+        raise InvalidArgumentError(f"to_json needs an EvaluationResult or a dict of them, got {type(result).__name__}")
+    text = json.dumps(data, indent=indent, allow_nan=False, default=str)
+    if path is not None:
+        from ._io import atomic_path
+
+        with atomic_path(path, overwrite) as tmp:
+            tmp.write_text(text + "\n")
+    return text

@@ -1,0 +1,993 @@
+"""The Symmetric UNet of DeLatte et al. (2019), padding helpers, tiled prediction and model files.
+
+The network (paper section 2.2) is a UNet whose output has the size of its input:
+
+* 7 levels **down**, each ``Conv2D`` (``same`` padding, ReLU) -> ``Dropout`` -> ``AveragePooling2D(2)``;
+* the **bottom**: ``Conv2D`` -> ``Dropout``;
+* 7 levels **up**, each ``UpSampling2D(2)`` -> ``Conv2D`` -> ``Dropout`` -> ``Add`` with the output
+  of the down-path ``Conv2D`` of the same size;
+* the **output**: a 1x1 ``Conv2D`` with a sigmoid, one channel (crater probability).
+
+The filters are ``[16, 24, 32, 48, 64, 96, 128, 128, 128, 96, 64, 48, 32, 24, 16]`` (7 down, the
+bottom, 7 up) times ``filter_multiple``; the default model has exactly 731,473 parameters.
+
+Everything here is written against Keras 3 layers and ``keras.ops`` only, so the model runs under
+any Keras backend (TensorFlow, JAX, PyTorch).  Keras itself is imported lazily: the padding
+helpers, :func:`receptive_field` and :func:`normalise_image` work without importing any deep
+learning framework.
+
+Because of the 7 poolings, the spatial size of an input must be a multiple of :data:`MULTIPLE`
+(128).  :func:`pad_to_multiple` and :func:`crop` are *the* padding helpers of the project, and
+:func:`predict_image` uses them to predict an image of any size in aligned, overlapping tiles.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._io import atomic_path
+from .errors import InvalidArgumentError, ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+__all__ = [
+    "MULTIPLE",
+    "DEPTH",
+    "DEFAULT_FILTERS",
+    "DEFAULT_KERNEL_SIZE",
+    "DEFAULT_DROPOUT",
+    "DEFAULT_WEIGHTS",
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "SUPPORTED_BACKENDS",
+    "check_backend",
+    "scaled_filters",
+    "dropout_schedule",
+    "symmetric_unet",
+    "receptive_field",
+    "receptive_margin",
+    "pad_to_multiple",
+    "crop",
+    "normalise_image",
+    "predict_image",
+    "save_model",
+    "load_model",
+    "read_model_metadata",
+    "describe_model",
+    "flops_per_pixel",
+]
+
+#: Number of poolings on the way down (and upsamplings on the way up).
+DEPTH: int = 7
+#: Input sizes must be multiples of this (2 ** DEPTH).
+MULTIPLE: int = 2**DEPTH
+#: Filters of the paper's default network: 7 down, the bottom, 7 up.
+DEFAULT_FILTERS: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 128, 128, 96, 64, 48, 32, 24, 16)
+#: The paper's default convolution kernel size.
+DEFAULT_KERNEL_SIZE: int = 3
+#: Dropout rate of the first level that has dropout (level 1) and of the bottom (level 7).
+DEFAULT_DROPOUT: tuple[float, float] = (0.2, 0.5)
+#: Where :func:`load_model` looks for the shipped weights when no path is given.
+DEFAULT_WEIGHTS: Path = Path(__file__).resolve().parent / "weights" / "symmetric_unet.keras"
+#: Identifies a model file written by :func:`save_model`.
+MODEL_FORMAT: str = "marscraters-symmetric-unet"
+#: Version of the model-file metadata layout; files with a newer version are refused.
+MODEL_FORMAT_VERSION: int = 1
+#: Keras backends that can both train and run the model.
+SUPPORTED_BACKENDS: tuple[str, ...] = ("tensorflow", "jax", "torch")
+# Backends Keras 3 knows; "numpy" and "openvino" can only run inference.
+_KNOWN_BACKENDS: tuple[str, ...] = SUPPORTED_BACKENDS + ("numpy", "openvino")
+_BACKEND_PACKAGE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy", "openvino": "openvino"}
+# name of the metadata entry that save_model adds to the .keras zip archive
+_METADATA_ENTRY = "marscraters.json"
+_RESERVED_METADATA = ("format", "format_version", "marscraters_version", "keras_version", "backend", "saved_at", "architecture")
+
+
+# --------------------------------------------------------------------------------------------
+# backend
+# --------------------------------------------------------------------------------------------
+def check_backend() -> str:
+    """Import Keras and return the name of its backend, or raise a :class:`ModelError` that says how to fix it.
+
+    The backend comes from the ``KERAS_BACKEND`` environment variable, else from
+    ``~/.keras/keras.json``, else it is TensorFlow.  Keras only reads it once per process.
+
+    Returns
+    -------
+    str
+        ``"tensorflow"``, ``"jax"``, ``"torch"`` (or ``"numpy"`` / ``"openvino"``, which can only
+        run inference).
+
+    Raises
+    ------
+    ModelError
+        If ``KERAS_BACKEND`` names an unknown backend, or the backend's package is not installed.
+
+    Examples
+    --------
+    >>> check_backend() in SUPPORTED_BACKENDS  # doctest: +SKIP
+    True
+    """
+    import importlib.util
+    import sys
+
+    requested = os.environ.get("KERAS_BACKEND")
+    if "keras" not in sys.modules and requested is not None:
+        if requested not in _KNOWN_BACKENDS:
+            raise ModelError(
+                f"KERAS_BACKEND={requested!r} is not a Keras backend. Set it to one of "
+                f"{', '.join(SUPPORTED_BACKENDS)} (for example `export KERAS_BACKEND=tensorflow`), "
+                "or unset it to use TensorFlow."
+            )
+        if importlib.util.find_spec(_BACKEND_PACKAGE[requested]) is None:
+            raise ModelError(
+                f"KERAS_BACKEND={requested!r} but the {_BACKEND_PACKAGE[requested]!r} package is not "
+                f"installed. Install it (pip install {_BACKEND_PACKAGE[requested]}), or unset "
+                "KERAS_BACKEND to use TensorFlow."
+            )
+    try:
+        import keras
+    except (ImportError, ValueError) as exc:  # keras raises ValueError for a bad backend name
+        raise ModelError(
+            f"Keras cannot start its backend ({exc}). Check KERAS_BACKEND (now {requested!r}) and "
+            "the 'backend' entry of ~/.keras/keras.json; one of "
+            f"{', '.join(SUPPORTED_BACKENDS)} must be installed."
+        ) from exc
+    return str(keras.backend.backend())
+
+
+def _keras() -> Any:
+    check_backend()
+    import keras
+
+    return keras
+
+
+# --------------------------------------------------------------------------------------------
+# architecture
+# --------------------------------------------------------------------------------------------
+def _check_kernel_size(kernel_size: Any) -> int:
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise InvalidArgumentError(
+            f"kernel_size must be a positive odd integer (the paper uses 3, 7 and 11), got {kernel_size!r}"
+        )
+    return int(kernel_size)
+
+
+def scaled_filters(filter_multiple: float = 1.0) -> tuple[int, ...]:
+    """The 15 filter counts of the network for a given ``filter_multiple``.
+
+    Each default count is multiplied by ``filter_multiple`` and rounded half up to an integer,
+    with a minimum of 1.  The paper's multiples (1/2, 1 and 2) give exact integers.
+
+    Examples
+    --------
+    >>> scaled_filters(0.5)
+    (8, 12, 16, 24, 32, 48, 64, 64, 64, 48, 32, 24, 16, 12, 8)
+    """
+    if isinstance(filter_multiple, bool) or not isinstance(filter_multiple, (int, float, np.number)) or not (
+        math.isfinite(filter_multiple) and filter_multiple > 0
+    ):
+        raise InvalidArgumentError(f"filter_multiple must be a positive number, got {filter_multiple!r}")
+    return tuple(max(1, int(math.floor(f * float(filter_multiple) + 0.5))) for f in DEFAULT_FILTERS)
+
+
+def dropout_schedule(dropout: tuple[float, float] | Sequence[float] | float = DEFAULT_DROPOUT) -> tuple[float, ...]:
+    """Dropout rate of each level, from level 0 (full resolution) to level 7 (the bottom).
+
+    The paper: "no dropout for the first of the down sections, but increasing from 0.2 to 0.5 at
+    the bottom of the U".  With ``dropout=(first, bottom)`` level 0 has no dropout and levels
+    1..7 rise linearly from ``first`` to ``bottom``: for the default (0.2, 0.5) that is
+    ``0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5``.  The up path mirrors the down path: the up
+    level that works at the resolution of down level ``l`` uses the same rate, so the last up
+    level (full resolution) has no dropout either.
+
+    Parameters
+    ----------
+    dropout
+        ``(first, bottom)``; or 8 explicit rates for levels 0..7; or a single number (0 turns
+        dropout off).
+
+    Examples
+    --------
+    >>> dropout_schedule((0.2, 0.5))
+    (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+    """
+    if isinstance(dropout, (int, float, np.number)) and not isinstance(dropout, bool):
+        rates = [0.0] + [float(dropout)] * DEPTH
+    else:
+        try:
+            values = [float(v) for v in dropout]  # type: ignore[union-attr]
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"dropout must be (first, bottom), 8 rates or a number, got {dropout!r}") from exc
+        if len(values) == 2:
+            first, bottom = values
+            rates = [0.0] + [round(first + (bottom - first) * i / (DEPTH - 1), 10) for i in range(DEPTH)]
+        elif len(values) == DEPTH + 1:
+            rates = values
+        else:
+            raise InvalidArgumentError(
+                f"dropout must be (first, bottom) or {DEPTH + 1} rates (levels 0..{DEPTH}), got {len(values)} values"
+            )
+    if not all(0.0 <= r < 1.0 for r in rates):
+        raise InvalidArgumentError(f"dropout rates must lie in [0, 1), got {rates}")
+    return tuple(rates)
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
+    try:
+        h, w, c = input_shape
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"input_shape must be (height, width, channels), got {input_shape!r}") from exc
+    for name, size in (("height", h), ("width", w)):
+        if size is not None and (int(size) <= 0 or int(size) % MULTIPLE):
+            raise InvalidArgumentError(
+                f"input_shape {name} must be None or a multiple of {MULTIPLE} (the network pools {DEPTH} times), "
+                f"got {size}; pad images with marscraters.model.pad_to_multiple"
+            )
+    if c is None or int(c) < 1:
+        raise InvalidArgumentError(f"input_shape channels must be a positive integer, got {c!r}")
+    return (None if h is None else int(h), None if w is None else int(w), int(c))
+
+
+def symmetric_unet(
+    kernel_size: int = DEFAULT_KERNEL_SIZE,
+    filter_multiple: float = 1.0,
+    dropout: tuple[float, float] | Sequence[float] | float = DEFAULT_DROPOUT,
+    input_shape: tuple[int | None, int | None, int] = (None, None, 1),
+    name: str | None = None,
+) -> "keras.Model":
+    """Build the Symmetric UNet of DeLatte et al. (2019), section 2.2.
+
+    Parameters
+    ----------
+    kernel_size
+        Side of the square convolution kernels (the paper tests 3, 7 and 11).  The 1x1 output
+        convolution is not affected.
+    filter_multiple
+        Multiplies every filter count (the paper tests 0.5, 1 and 2); see :func:`scaled_filters`
+        for the rounding.
+    dropout
+        See :func:`dropout_schedule`.  Dropout is active only in training.
+    input_shape
+        ``(height, width, channels)``; height and width may be None (any multiple of 128).
+    name
+        Model name; default ``symmetric_unet_k{kernel_size}_f{filter_multiple}``.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; input ``(batch, H, W, C)`` float32, output ``(batch, H, W, 1)`` in 0..1.
+
+    Examples
+    --------
+    >>> model = symmetric_unet()  # doctest: +SKIP
+    >>> model.count_params()  # doctest: +SKIP
+    731473
+    """
+    kernel_size = _check_kernel_size(kernel_size)
+    filters = scaled_filters(filter_multiple)
+    rates = dropout_schedule(dropout)
+    input_shape = _check_input_shape(input_shape)
+    keras = _keras()
+    layers = keras.layers
+    fmt = "channels_last"  # explicit, so a user's keras.json image_data_format cannot flip it
+
+    def conv(x: Any, n: int, label: str) -> Any:
+        return layers.Conv2D(n, kernel_size, padding="same", activation="relu", data_format=fmt, name=f"{label}_conv")(x)
+
+    def drop(x: Any, rate: float, label: str) -> Any:
+        # a zero-rate Dropout is a no-op; leaving it out keeps the graph and model summary honest
+        return layers.Dropout(rate, name=f"{label}_dropout")(x) if rate > 0 else x
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    skips = []
+    for level in range(DEPTH):
+        c = conv(x, filters[level], f"down{level}")
+        skips.append(c)  # the Add on the way up uses the Conv2D output, before dropout
+        x = drop(c, rates[level], f"down{level}")
+        x = layers.AveragePooling2D(pool_size=2, data_format=fmt, name=f"down{level}_pool")(x)
+    x = conv(x, filters[DEPTH], "bottom")
+    x = drop(x, rates[DEPTH], "bottom")
+    for level in reversed(range(DEPTH)):
+        x = layers.UpSampling2D(size=2, data_format=fmt, interpolation="nearest", name=f"up{level}_upsample")(x)
+        x = conv(x, filters[2 * DEPTH - level], f"up{level}")
+        x = drop(x, rates[level], f"up{level}")
+        x = layers.Add(name=f"up{level}_add")([x, skips[level]])
+    outputs = layers.Conv2D(1, 1, padding="same", activation="sigmoid", data_format=fmt, name="output_conv")(x)
+    if name is None:
+        name = f"symmetric_unet_k{kernel_size}_f{float(filter_multiple):g}"
+    return keras.Model(inputs, outputs, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# receptive field
+# --------------------------------------------------------------------------------------------
+def _dependency_intervals(kernel_size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``n`` output positions along one axis, the first and last input position it depends on.
+
+    Follows the layer sequence of :func:`symmetric_unet` exactly, with the zero padding of
+    ``same`` convolutions clipping at the borders.  The 2-D dependency region of a pixel is the
+    product of the row and column intervals.
+    """
+    if n % MULTIPLE:
+        raise InvalidArgumentError(f"n must be a multiple of {MULTIPLE}, got {n}")
+    h = (kernel_size - 1) // 2
+
+    def conv(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # lo and hi are non-decreasing, so the window's extremes sit at its ends
+        j = np.arange(lo.size)
+        return lo[np.maximum(j - h, 0)], hi[np.minimum(j + h, lo.size - 1)]
+
+    lo = hi = np.arange(n)
+    skips = []
+    for _ in range(DEPTH):
+        lo, hi = conv(lo, hi)
+        skips.append((lo, hi))
+        lo, hi = lo[0::2], hi[1::2]  # AveragePooling2D(2): output j covers inputs 2j and 2j+1
+    lo, hi = conv(lo, hi)
+    for level in reversed(range(DEPTH)):
+        lo, hi = np.repeat(lo, 2), np.repeat(hi, 2)  # UpSampling2D(2): output i reads input i // 2
+        lo, hi = conv(lo, hi)
+        slo, shi = skips[level]
+        lo, hi = np.minimum(lo, slo), np.maximum(hi, shi)
+    return lo, hi  # the 1x1 output convolution adds nothing
+
+
+def _central_intervals(kernel_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    kernel_size = _check_kernel_size(kernel_size)
+    h = (kernel_size - 1) // 2
+    # generous bound on the one-sided reach, so the central period never sees a border
+    bound = (3 * h + 4) * 2 * MULTIPLE
+    periods = 2 * (bound // MULTIPLE + 1) + 1
+    n = periods * MULTIPLE
+    lo, hi = _dependency_intervals(kernel_size, n)
+    j = np.arange(n)
+    start = (periods // 2) * MULTIPLE
+    sl = slice(start, start + MULTIPLE)  # the pattern repeats with period MULTIPLE
+    return j[sl], lo[sl], hi[sl]
+
+
+def receptive_field(kernel_size: int = DEFAULT_KERNEL_SIZE) -> int:
+    """Width in pixels of the largest input window that one output pixel depends on.
+
+    Pooling and upsampling make the window depend on the pixel's position modulo 128; this is
+    the maximum over positions, away from the image borders (the 2-D field is this square).
+    For the halo that tiles need, use :func:`receptive_margin`.
+
+    Examples
+    --------
+    >>> receptive_field(3)
+    894
+    """
+    _, lo, hi = _central_intervals(kernel_size)
+    return int((hi - lo + 1).max())
+
+
+def receptive_margin(kernel_size: int = DEFAULT_KERNEL_SIZE) -> int:
+    """Largest distance, in pixels, from an output pixel to an input pixel it depends on.
+
+    A tile predicted with at least this many pixels of real context on every side gives the
+    same values as predicting the whole image at once (when the tile is aligned to the
+    128-pixel pooling grid).  This is the ``depth`` to use with ``dask.array.map_overlap``.
+
+    Examples
+    --------
+    >>> receptive_margin(3)
+    509
+    """
+    j, lo, hi = _central_intervals(kernel_size)
+    return int(max((j - lo).max(), (hi - j).max()))
+
+
+# --------------------------------------------------------------------------------------------
+# padding
+# --------------------------------------------------------------------------------------------
+def _spatial_axes(ndim: int) -> tuple[int, int]:
+    if ndim in (2, 3):
+        return (0, 1)
+    if ndim == 4:
+        return (1, 2)
+    raise InvalidArgumentError(
+        f"expected an (H, W), (H, W, C) or (N, H, W, C) array, got {ndim} dimension(s)"
+    )
+
+
+def pad_to_multiple(
+    array: Any, multiple: int = MULTIPLE, mode: str = "reflect", **pad_kwargs: Any
+) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Pad the two spatial axes of an array up to the next multiple of ``multiple``.
+
+    The padding is split evenly between the two sides of each axis (the extra pixel, if any,
+    goes after), so both edges of the image see the same kind of border.  An axis that is
+    already a multiple is left alone.
+
+    Parameters
+    ----------
+    array
+        ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+    multiple
+        Target multiple (default 128, the network's).
+    mode
+        :func:`numpy.pad` mode; ``"reflect"`` mirrors the image without repeating the edge
+        pixel, and works even when the padding is wider than the image.
+    **pad_kwargs
+        Passed to :func:`numpy.pad` (for example ``constant_values``).
+
+    Returns
+    -------
+    padded : numpy.ndarray
+    crop_slices : tuple of slice
+        ``(rows, cols)`` slices that :func:`crop` uses to undo the padding, on any array with
+        the same spatial size in any of the three layouts.
+
+    Examples
+    --------
+    >>> padded, slices = pad_to_multiple(np.zeros((300, 200)))
+    >>> padded.shape, crop(padded, slices).shape
+    ((384, 256), (300, 200))
+    """
+    array = np.asarray(array)
+    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
+        raise InvalidArgumentError(f"multiple must be a positive integer, got {multiple!r}")
+    axes = _spatial_axes(array.ndim)
+    widths = [(0, 0)] * array.ndim
+    slices = []
+    for ax in axes:
+        size = array.shape[ax]
+        if size == 0:
+            raise InvalidArgumentError(f"cannot pad an empty array (shape {array.shape})")
+        total = -size % multiple
+        before = total // 2
+        widths[ax] = (before, total - before)
+        slices.append(slice(before, before + size))
+    if any(w != (0, 0) for w in widths):
+        array = np.pad(array, widths, mode=mode, **pad_kwargs)
+    return array, (slices[0], slices[1])
+
+
+def crop(array: Any, crop_slices: tuple[slice, slice]) -> np.ndarray:
+    """Undo :func:`pad_to_multiple`: cut the spatial axes of ``array`` with ``crop_slices``.
+
+    ``array`` may have a different layout from the padded input, as long as its spatial size is
+    the padded size: a padded ``(H, W)`` image's slices crop the ``(1, H, W, 1)`` prediction.
+    """
+    array = np.asarray(array)
+    axes = _spatial_axes(array.ndim)
+    index: list[slice] = [slice(None)] * array.ndim
+    for ax, sl in zip(axes, crop_slices):
+        if sl.stop is not None and sl.stop > array.shape[ax]:
+            raise InvalidArgumentError(
+                f"crop slices {crop_slices} do not fit an array of shape {array.shape}; crop the array "
+                "that has the padded size"
+            )
+        index[ax] = sl
+    return array[tuple(index)]
+
+
+# --------------------------------------------------------------------------------------------
+# normalisation
+# --------------------------------------------------------------------------------------------
+def _as_image(image: Any, what: str = "image") -> np.ndarray:
+    if hasattr(image, "values") and hasattr(image, "dims"):  # an xarray DataArray
+        image = image.values
+    try:
+        arr = np.asarray(image)
+    except Exception as exc:  # noqa: BLE001 - anything numpy cannot turn into an array
+        raise InvalidArgumentError(f"{what} cannot be read as an array ({exc}); pass a 2-D numpy array") from exc
+    if arr.dtype.kind not in "iuf":
+        raise InvalidArgumentError(
+            f"{what} has dtype {arr.dtype}, but a grey-level image must be real numbers (integer or "
+            "float); convert it, e.g. np.asarray(img, dtype='float32'), and for complex data take np.abs"
+        )
+    if arr.ndim != 2:
+        hint = " (squeeze the single band with arr[..., 0] or arr.squeeze())" if 1 in arr.shape else ""
+        raise InvalidArgumentError(f"{what} must be 2-D (rows, cols), got shape {arr.shape}{hint}")
+    if arr.size == 0:
+        raise InvalidArgumentError(f"{what} is empty (shape {arr.shape})")
+    return arr
+
+
+def normalise_image(
+    image: Any, *, value_range: tuple[float, float] | str = (0.0, 255.0)
+) -> np.ndarray:
+    """Turn a grey-level image into the network's input: float32 in 0..1, no NaN.
+
+    This is the *one* normalisation of the project, used for training and for inference.
+
+    1. Non-finite pixels (NaN = no data, and +-inf) are set aside.
+    2. Values are scaled linearly from ``value_range`` to 0..1 and clipped.  The default,
+       0..255, is the 8-bit scale of the THEMIS Day IR mosaics and of the training chips; a fixed
+       scale (rather than a per-image stretch) gives every tile of a large mosaic the same
+       mapping, so tiles and dask blocks join without seams.
+    3. The no-data pixels are filled with the mean of the valid ones, so they look like
+       featureless ground rather than a dark hole.
+
+    Parameters
+    ----------
+    image
+        2-D array (or xarray DataArray) of integers or floats.
+    value_range
+        ``(low, high)`` in the image's units, or ``"auto"`` for a robust per-image stretch from
+        the 0.5th to the 99.5th percentile (only for single images of unknown scale).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape, values in 0..1.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the image is not a 2-D real array; has no valid pixel; is constant; or, with the
+        default range, has values outside 0..255 (pass its own ``value_range``).
+
+    Examples
+    --------
+    >>> normalise_image(np.array([[0, 51], [np.nan, 255]]))
+    array([[0. , 0.2],
+           [0.4, 1. ]], dtype=float32)
+    """
+    arr = _as_image(image)
+    values = arr.astype(np.float64, copy=False)
+    valid = np.isfinite(values)
+    if not valid.any():
+        raise InvalidArgumentError(
+            "the image has no valid pixel (all NaN or infinite): there is nothing to predict. "
+            "Crop it to an area with data, or check that the right file/band was read."
+        )
+    finite = values[valid]
+    vmin, vmax = float(finite.min()), float(finite.max())
+    if vmin == vmax:
+        raise InvalidArgumentError(
+            f"the image is constant (every valid pixel is {vmin:g}): there are no features to detect. "
+            "Check that the right file/band was read and that no-data was not filled with a constant; "
+            "skip such tiles instead of predicting them."
+        )
+    if isinstance(value_range, str):
+        if value_range != "auto":
+            raise InvalidArgumentError(f"value_range must be (low, high) or 'auto', got {value_range!r}")
+        lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+        if hi <= lo:  # almost constant with a few outliers: fall back to the full range
+            lo, hi = vmin, vmax
+    else:
+        try:
+            lo, hi = (float(v) for v in value_range)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"value_range must be (low, high) or 'auto', got {value_range!r}") from exc
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise InvalidArgumentError(f"value_range must be finite with high > low, got {value_range!r}")
+        if (lo, hi) == (0.0, 255.0) and (vmin < 0.0 or vmax > 255.0):
+            raise InvalidArgumentError(
+                f"the image spans {vmin:g}..{vmax:g}, outside the 8-bit range 0..255 that the network was "
+                "trained on. Pass value_range=(low, high) in the image's own units, or value_range='auto' "
+                "for a per-image percentile stretch."
+            )
+    out = np.empty(arr.shape, dtype=np.float32)
+    scaled = np.clip((finite - lo) / (hi - lo), 0.0, 1.0)
+    out[valid] = scaled
+    out[~valid] = scaled.mean()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# prediction
+# --------------------------------------------------------------------------------------------
+# largest batch (pixels) sent to the model at once; ~6 GB of activations for the default model
+_MAX_BATCH_PIXELS = 2**24
+# core size of tile="auto" for images larger than one batch
+_AUTO_TILE = 2048
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-int(value) // multiple) * multiple
+
+
+def _model_kernel_size(model: Any) -> int:
+    keras = _keras()
+    sizes = [max(layer.kernel_size) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    if not sizes:
+        raise ModelError(f"model {model.name!r} has no Conv2D layer; pass halo= explicitly")
+    return int(max(sizes))
+
+
+def _windows(size: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """Cores and windows along one axis: (core_start, core_stop, window_start, window_stop).
+
+    Everything is a multiple of 128, so every window starts on the pooling grid of the whole
+    padded image, and all windows have the same length (edge windows slide inwards instead of
+    shrinking), so they stack into batches.
+    """
+    length = min(tile + 2 * halo, size)
+    if length == size:
+        return [(0, size, 0, size)]
+    out = []
+    for start in range(0, size, tile):
+        stop = min(start + tile, size)
+        wstart = min(max(start - halo, 0), size - length)
+        out.append((start, stop, wstart, wstart + length))
+    return out
+
+
+def predict_image(
+    model: "keras.Model",
+    image: Any,
+    *,
+    batch_size: int = 4,
+    tile: int | str | None = "auto",
+    halo: int | None = None,
+    normalise: bool = True,
+    value_range: tuple[float, float] | str = (0.0, 255.0),
+    progress: bool = False,
+) -> np.ndarray:
+    """Predict the crater probability of a 2-D image of any size.
+
+    The image is normalised (:func:`normalise_image`), padded by reflection to a multiple of
+    128 (:func:`pad_to_multiple`), cut into ``tile``-sized cores, and each core is predicted
+    inside a window that adds ``halo`` pixels of context on every side (less at the image
+    border).  Windows are aligned to the network's 128-pixel pooling grid, so when ``halo`` is
+    at least the receptive margin the result equals one prediction of the whole padded image,
+    while memory stays bounded for images of any size.
+
+    Parameters
+    ----------
+    model
+        A Keras model of this module's architecture (or any model mapping
+        ``(N, H, W, 1)`` -> ``(N, H, W, 1)`` with sizes multiples of 128, with ``halo`` given).
+    image
+        2-D array (or DataArray) of grey levels; NaN marks no data.
+    batch_size
+        Most windows per ``predict_on_batch`` call.  Fewer are sent when windows are large: a
+        batch never holds more than 2**24 pixels (about 6 GB of activations for the default
+        model), so big tiles do not exhaust memory.
+    tile
+        Side of the core that each window contributes, rounded up to a multiple of 128.
+        ``None`` predicts the whole (padded) image in one call.  ``"auto"`` (the default) does
+        that for images up to 2**24 padded pixels (4096 x 4096) and uses 2048-pixel cores
+        (3072-pixel windows with the default halo) for larger ones.  With an exact halo, small
+        tiles spend most of their work on context (512-pixel cores do 9x the work of the image),
+        so the largest tiles that fit in memory are the fastest (see ``docs/benchmarks.md``).
+        The memory of a window grows with ``(tile + 2 * halo) ** 2``.
+    halo
+        Context on each side of a core, rounded up to a multiple of 128.  Default: the model's
+        :func:`receptive_margin` (509 -> 512 for 3x3 kernels), which makes tiling exact;
+        smaller halos are faster but only approximate near tile seams.
+    normalise
+        Apply :func:`normalise_image` (with ``value_range``).  With False the image must
+        already be finite float data in the network's 0..1 scale.
+    value_range
+        Passed to :func:`normalise_image`.
+    progress
+        Show a tqdm progress bar over batches.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 probabilities, the image's shape; NaN where the image had no data.
+
+    Examples
+    --------
+    >>> model = symmetric_unet()  # doctest: +SKIP
+    >>> prob = predict_image(model, np.random.rand(300, 200) * 255)  # doctest: +SKIP
+    >>> prob.shape  # doctest: +SKIP
+    (300, 200)
+    """
+    arr = _as_image(image)
+    nodata = ~np.isfinite(arr)
+    if normalise:
+        x = normalise_image(arr, value_range=value_range)
+    else:
+        if nodata.any():
+            raise InvalidArgumentError(
+                "the image has NaN or infinite pixels and normalise=False; use normalise=True "
+                "(which fills them) or fill them first"
+            )
+        x = arr.astype(np.float32, copy=False)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+    padded, slices = pad_to_multiple(x, MULTIPLE, mode="reflect")
+    ny, nx = padded.shape
+    if isinstance(tile, str):
+        if tile != "auto":
+            raise InvalidArgumentError(f"tile must be a positive integer, 'auto' or None, got {tile!r}")
+        tile = None if ny * nx <= _MAX_BATCH_PIXELS else _AUTO_TILE
+    if tile is None:
+        tile_y, tile_x, halo_px = ny, nx, 0
+    else:
+        if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
+            raise InvalidArgumentError(f"tile must be a positive integer, 'auto' or None, got {tile!r}")
+        if halo is None:
+            halo = receptive_margin(_model_kernel_size(model))
+        if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 0:
+            raise InvalidArgumentError(f"halo must be a non-negative integer or None, got {halo!r}")
+        tile_y = tile_x = _round_up(max(int(tile), 1), MULTIPLE)
+        halo_px = _round_up(int(halo), MULTIPLE)
+    rows = _windows(ny, tile_y, halo_px)
+    cols = _windows(nx, tile_x, halo_px)
+    jobs = [(r, c) for r in rows for c in cols]
+
+    window_px = (rows[0][3] - rows[0][2]) * (cols[0][3] - cols[0][2])
+    batch_size = max(1, min(int(batch_size), _MAX_BATCH_PIXELS // window_px))
+    out = np.empty((ny, nx), dtype=np.float32)
+    batches = range(0, len(jobs), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="predict", unit="batch")
+    for first in batches:
+        chunk = jobs[first : first + batch_size]
+        stack = np.stack([padded[r[2] : r[3], c[2] : c[3]] for r, c in chunk])[..., None]
+        if len(chunk) < batch_size and len(jobs) > batch_size:
+            # keep one batch shape, so a compiled predict function is reused rather than retraced
+            fill = np.zeros((batch_size - len(chunk),) + stack.shape[1:], dtype=stack.dtype)
+            stack = np.concatenate([stack, fill])
+        pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
+        if pred.shape[:3] != stack.shape[:3]:
+            raise ModelError(
+                f"model {model.name!r} returned shape {pred.shape} for input {stack.shape}; the model must "
+                "map (N, H, W, 1) to (N, H, W, 1)"
+            )
+        for k, (r, c) in enumerate(chunk):
+            out[r[0] : r[1], c[0] : c[1]] = pred[k, r[0] - r[2] : r[1] - r[2], c[0] - c[2] : c[1] - c[2], 0]
+    result = crop(out, slices)
+    result[nodata] = np.nan
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# model description and cost
+# --------------------------------------------------------------------------------------------
+def describe_model(model: "keras.Model") -> dict[str, Any]:
+    """Architecture parameters of a model, as stored in a model file's metadata.
+
+    Returns a JSON-serialisable dict: ``name``, ``kernel_size``, ``filters`` (of the 3x3/7x7/...
+    convolutions, in order), ``filter_multiple`` (filters[0] / 16), ``dropout`` (the rates of the
+    model's Dropout layers, in order), ``params`` and ``input_channels``.
+    """
+    keras = _keras()
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    body = [layer for layer in convs if layer.name != "output_conv"]
+    if len(body) == len(convs):  # a foreign model: its last convolution is the output head
+        body = body[:-1]
+    filters = [int(layer.filters) for layer in body]
+    return {
+        "name": str(model.name),
+        "kernel_size": int(max(max(layer.kernel_size) for layer in body)) if body else None,
+        "filters": filters,
+        "filter_multiple": (filters[0] / DEFAULT_FILTERS[0]) if filters else None,
+        "dropout": [float(layer.rate) for layer in model.layers if isinstance(layer, keras.layers.Dropout)],
+        "params": int(model.count_params()),
+        "input_channels": int(model.inputs[0].shape[-1]),
+    }
+
+
+def flops_per_pixel(model: "keras.Model") -> float:
+    """Floating-point operations per input pixel of one forward pass (convolutions only).
+
+    Each ``Conv2D`` costs ``2 * k_h * k_w * c_in * c_out`` FLOPs per output pixel at its own
+    resolution; the sum is divided by the number of full-resolution pixels.  Pooling,
+    upsampling, additions and activations are ignored (well under 1 %).  The default Symmetric
+    UNet costs 17,420 FLOP/px.
+
+    Examples
+    --------
+    >>> flops_per_pixel(symmetric_unet())  # doctest: +SKIP
+    17420.0
+    """
+    keras = _keras()
+    side = 2 * MULTIPLE
+    config = model.get_config()
+    # rebuild the same graph on a concrete input size, so every layer's output size is known
+    for layer in config.get("layers", []):
+        if layer.get("class_name") == "InputLayer":
+            shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
+            layer["config"]["batch_shape"] = [1, side, side, shape[-1]]
+            layer["config"].pop("batch_input_shape", None)
+    try:
+        concrete = model.__class__.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - any model that cannot be rebuilt
+        raise ModelError(f"cannot rebuild model {model.name!r} on a {side}x{side} input to count FLOPs: {exc}") from exc
+    total = 0.0
+    for layer in concrete.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, cout = layer.output.shape
+            kh, kw = layer.kernel_size
+            cin = layer.input.shape[-1]
+            total += 2.0 * kh * kw * cin * cout * h * w
+    return total / (side * side)
+
+
+# --------------------------------------------------------------------------------------------
+# model files
+# --------------------------------------------------------------------------------------------
+def default_weights_path() -> Path:
+    """Path of the shipped default weights (may not exist)."""
+    return DEFAULT_WEIGHTS
+
+
+def _no_default_weights(path: Path) -> ModelError:
+    return ModelError(
+        f"no default model weights are installed at {path}. Train a model with `marscraters train ...` "
+        "(or marscraters.training) and load it with load_model('model.keras'), or copy a trained "
+        f".keras file to {path}."
+    )
+
+
+def _resolve(path: str | os.PathLike | None) -> Path:
+    if path is None:
+        path = default_weights_path()
+        if not Path(path).exists():
+            raise _no_default_weights(Path(path))
+    return Path(path)
+
+
+def save_model(
+    model: "keras.Model",
+    path: str | os.PathLike,
+    *,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save a model to a Keras ``.keras`` file, with marscraters metadata inside it.
+
+    The file is a normal Keras archive (``keras.saving.load_model`` reads it) with one extra
+    entry, ``marscraters.json``: the format name and version, the marscraters, Keras and backend
+    versions, the save time, the architecture (:func:`describe_model`) and ``metadata``.  The
+    file is written to a temporary name and renamed, so a failed save leaves nothing behind.
+
+    Parameters
+    ----------
+    model
+        The Keras model.
+    path
+        Output path; must end in ``.keras``.
+    metadata
+        Extra JSON-serialisable information (training data, epochs, scores...).  Its keys must
+        not clash with the reserved ones (``format``, ``architecture``, ...).
+    overwrite
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> save_model(symmetric_unet(), "unet.keras", metadata={"epochs": 0})  # doctest: +SKIP
+    """
+    keras = _keras()
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise InvalidArgumentError(f"model files must end in .keras, got {path}; use e.g. {path.with_suffix('.keras')}")
+    metadata = dict(metadata or {})
+    clash = sorted(set(metadata) & set(_RESERVED_METADATA))
+    if clash:
+        raise InvalidArgumentError(f"metadata keys {clash} are reserved by marscraters; rename them")
+    from . import __version__
+
+    info = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "marscraters_version": __version__,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "architecture": describe_model(model),
+        **metadata,
+    }
+    try:
+        text = json.dumps(info, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"metadata must be JSON-serialisable (no NaN): {exc}") from exc
+    with atomic_path(path, overwrite) as tmp:
+        with warnings.catch_warnings():
+            # Keras' TensorFlow backend trips a NumPy 2 deprecation while saving variables
+            warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+            model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(_METADATA_ENTRY, text)
+    return path
+
+
+def read_model_metadata(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The marscraters metadata of a model file (``{}`` for a plain Keras file without it).
+
+    ``path=None`` reads the shipped default weights.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or is not a readable ``.keras`` archive.
+    """
+    path = _resolve(path)
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist; check the path, or train one with `marscraters train ...`")
+    if path.suffix != ".keras":
+        return {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if _METADATA_ENTRY not in archive.namelist():
+                return {}
+            return json.loads(archive.read(_METADATA_ENTRY))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(
+            f"model file {path} is truncated, corrupt or not a .keras archive ({exc}); re-download or re-save it "
+            "(`marscraters train ...` writes a new one)"
+        ) from exc
+
+
+def load_model(path: str | os.PathLike | None = None, *, compile: bool = False) -> "keras.Model":
+    """Load a model file written by :func:`save_model` (or any Keras ``.keras`` / legacy ``.h5`` file).
+
+    Parameters
+    ----------
+    path
+        The file; ``None`` loads the default weights shipped in ``marscraters/weights/``.
+    compile
+        Restore the optimizer and loss too (not needed for prediction).
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, corrupt, written by a newer marscraters, or not a one-band
+        image-to-probability model; or no default weights are installed (the message says how
+        to train them).
+
+    Examples
+    --------
+    >>> model = load_model("unet.keras")  # doctest: +SKIP
+    """
+    path = _resolve(path)
+    if not path.exists():
+        raise ModelError(
+            f"model file {path} does not exist; check the path, or train a model with `marscraters train ...`"
+        )
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelError(f"model file {path} must be a Keras .keras (or legacy .h5) file")
+    meta = read_model_metadata(path)
+    if meta:
+        version = meta.get("format_version")
+        if meta.get("format") != MODEL_FORMAT or not isinstance(version, int):
+            raise ModelError(f"model file {path} has unrecognised marscraters metadata; re-save it with save_model")
+        if version > MODEL_FORMAT_VERSION:
+            raise ModelError(
+                f"model file {path} uses model-format version {version}, newer than this marscraters "
+                f"supports ({MODEL_FORMAT_VERSION}); upgrade marscraters (pip install -U marscraters)"
+            )
+    keras = _keras()
+    try:
+        model = keras.saving.load_model(path, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds of errors for bad files
+        raise ModelError(
+            f"cannot load model file {path}: {type(exc).__name__}: {exc}. The file may be truncated or "
+            "written by an incompatible Keras; re-download it or re-train with `marscraters train ...`"
+        ) from exc
+    in_shape, out_shape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    if len(in_shape) != 4 or len(out_shape) != 4 or out_shape[-1] != 1 or in_shape[-1] != 1:
+        raise ModelError(
+            f"model file {path} maps {in_shape} -> {out_shape}, but marscraters needs a one-band image to "
+            "one-band probability model (N, H, W, 1) -> (N, H, W, 1); build one with symmetric_unet()"
+        )
+    return model
