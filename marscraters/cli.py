@@ -83,6 +83,52 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_range(text: str, what: str) -> range:
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise MarsCratersError(f"{what} must look like START:STOP (e.g. 0:440), got {text!r}") from None
+    return range(lo, hi)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from .training import TrainConfig, chips_training_set, cube_training_set, dots_training_set, split_tiles, train
+
+    config = TrainConfig(
+        kind=args.kind, kernel_size=args.kernel_size, filter_multiple=args.filter_multiple, epochs=args.epochs,
+        batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate, dice_weight=args.dice_weight,
+        scale=tuple(args.scale), contrast=args.contrast, score_every=args.score_every, seed=args.seed,
+    )
+    if args.chips:
+        from .chips import read_chips
+
+        chips = read_chips(args.chips)
+        tr = chips_training_set(chips, _parse_range(args.train, "--train"))
+        va = chips_training_set(chips, _parse_range(args.val, "--val")) if args.val else None
+        source = {"source": "chips", "folder": str(args.chips), "train": args.train, "val": args.val}
+    elif args.cubes:
+        from .catalog import read_catalog
+
+        if not args.catalog:
+            raise MarsCratersError("training on cubes needs --catalog (e.g. the Robbins 2012 TSV)")
+        cat = read_catalog(args.catalog, errors="drop")
+        train_cubes, val_cubes = split_tiles(args.cubes, args.n_train or len(args.cubes) - 1, args.n_val, seed=args.seed)
+        tr = cube_training_set(train_cubes, cat, size=args.crop)
+        va = cube_training_set(val_cubes, cat, size=args.crop) if val_cubes else None
+        source = {"source": "cubes", "train": [str(c) for c in train_cubes], "val": [str(c) for c in val_cubes]}
+    else:
+        n = args.dots
+        tr, va = dots_training_set(n, args.crop, seed=args.seed), dots_training_set(max(n // 5, 1), args.crop, seed=args.seed + 1)
+        source = {"source": "synthetic dots", "n": n}
+    result = train(tr, va, args.out, config, resume=not args.restart, metadata={"data": source},
+                   verbose=0 if args.quiet else "auto")
+    last = result["history"][-1] if result["history"] else {}
+    print(json.dumps({"out": str(args.out), "epochs": len(result["history"]), "last": last}, indent=2, default=str))
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.suffix == ".zarr" or (path / "zarr.json").exists():
@@ -150,6 +196,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output targets.zarr")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=_cmd_targets)
+
+    s = sub.add_parser("train", help="train a Symmetric UNet (chips, cubes + catalog, or the synthetic dots)")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--chips", help="folder of labelled chips (images/ + labels/, YOLO boxes)")
+    src.add_argument("--cubes", nargs="+", help="Zarr mosaic cubes, one per tile (split at tile level)")
+    src.add_argument("--dots", type=int, help="train on N synthetic dot images (the paper's S campaign data)")
+    s.add_argument("--catalog", help="catalog for --cubes")
+    s.add_argument("--train", default="0:440", help="chip positions for training, START:STOP (default 0:440)")
+    s.add_argument("--val", default="440:500", help="chip positions for validation, START:STOP (default 440:500)")
+    s.add_argument("--n-train", type=int, help="training tiles for --cubes (default all but --n-val)")
+    s.add_argument("--n-val", type=int, default=1, help="validation tiles for --cubes (default 1)")
+    s.add_argument("--kind", default="outline", choices=["filled", "outline", "ring", "hybrid"])
+    s.add_argument("--kernel-size", type=int, default=3)
+    s.add_argument("--filter-multiple", type=float, default=1.0)
+    s.add_argument("--epochs", type=int, default=60)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--crop", type=int, default=256, help="patch size, a multiple of 128")
+    s.add_argument("--learning-rate", type=float, default=1e-3)
+    s.add_argument("--dice-weight", type=float, default=1.0, help="0 = plain binary cross-entropy (the paper)")
+    s.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.3], metavar=("MIN", "MAX"), help="zoom augmentation")
+    s.add_argument("--contrast", type=float, default=0.2)
+    s.add_argument("--score-every", type=int, default=5, help="crater-level F1 every N epochs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--restart", action="store_true", help="ignore an earlier run in --out instead of resuming")
+    s.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, plots)")
+    s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
     s.add_argument("path")

@@ -1,0 +1,679 @@
+"""Training data, augmentation, losses, crater-level validation scores and the training loop.
+
+Three sources of training data, each a :class:`TrainingSet` of images plus pixel-space craters:
+
+* :func:`chips_training_set`: labelled image chips, such as the real THEMIS crops with Robbins
+  labels (``../shared/data/themis-dayir-crops``);
+* :func:`cube_training_set`: Zarr mosaic cubes plus a catalog, cut into 512x512 sub-images as in
+  the paper, with a seedable *tile-level* train/validation split (:func:`split_tiles`);
+* :func:`dots_training_set`: the paper's synthetic grey dots on black with solid-circle targets.
+
+Targets are drawn from the crater lists *after* augmentation (:func:`augment`), so flips,
+rotations and rescaling keep them exact.  :func:`train` runs Keras ``fit`` with binary
+cross-entropy (optionally plus soft Dice), pixel accuracy, and, at the end of every epoch,
+crater-level precision, recall and F1 on the validation images (:class:`CraterScores`), the
+yardstick the paper says pixel accuracy is not.  It writes checkpoints, a CSV history, seconds
+per epoch and PNG plots, and resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidArgumentError, ModelError
+from .model import MULTIPLE, normalise_image, pad_to_multiple
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+__all__ = [
+    "TrainingSet",
+    "chips_training_set",
+    "cube_training_set",
+    "dots_training_set",
+    "split_tiles",
+    "augment",
+    "PatchSequence",
+    "bce_dice_loss",
+    "crater_scores",
+    "CraterScores",
+    "TrainConfig",
+    "train",
+    "plot_history",
+]
+
+log = logging.getLogger(__name__)
+
+# Craters smaller than this (px) are drawn in targets but the labels below ~10 px are incomplete.
+DEFAULT_SCORE_DMIN_PX = 16.0
+
+
+# --------------------------------------------------------------------------------------------
+# data sources
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainingSet:
+    """Images and their craters, ready for training or validation.
+
+    Attributes
+    ----------
+    images
+        ``(N, H, W)`` float32 network inputs in 0..1 (already normalised, NaN filled).
+    craters
+        PixelCraters with an ``image`` column (index into ``images``), ``x``, ``y``, ``diameter_px``.
+    names
+        One name per image (provenance).
+    targets
+        Optional ``(N, H, W)`` uint8 fixed targets (the synthetic dots); when None, targets are
+        drawn from ``craters`` after augmentation.
+    """
+
+    images: np.ndarray
+    craters: pd.DataFrame
+    names: list[str] = field(default_factory=list)
+    targets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def craters_of(self, i: int) -> pd.DataFrame:
+        """The craters of image ``i``."""
+        return self.craters[self.craters["image"] == i][["x", "y", "diameter_px"]].reset_index(drop=True)
+
+    def subset(self, indices: Sequence[int]) -> "TrainingSet":
+        """A new set with the images at ``indices`` (renumbered from 0)."""
+        indices = [int(i) for i in indices]
+        remap = {old: new for new, old in enumerate(indices)}
+        cr = self.craters[self.craters["image"].isin(remap)].copy()
+        cr["image"] = cr["image"].map(remap)
+        return TrainingSet(
+            self.images[indices],
+            cr.reset_index(drop=True),
+            [self.names[i] for i in indices] if self.names else [],
+            None if self.targets is None else self.targets[indices],
+        )
+
+
+def _normalise_stack(images: np.ndarray) -> np.ndarray:
+    return np.stack([normalise_image(img) for img in images]).astype(np.float32)
+
+
+def chips_training_set(chips: Any, indices: Sequence[int] | None = None) -> TrainingSet:
+    """A training set from labelled chips (:func:`marscraters.chips.read_chips`).
+
+    Parameters
+    ----------
+    chips
+        A :class:`marscraters.chips.Chips` (or a folder path to read).
+    indices
+        Positions of the chips to use (default all).
+    """
+    from .chips import Chips, read_chips
+
+    if not isinstance(chips, Chips):
+        chips = read_chips(chips)
+    idx = list(range(len(chips.names))) if indices is None else [int(i) for i in indices]
+    if not idx:
+        raise InvalidArgumentError("no chips selected for the training set")
+    cr = chips.craters[chips.craters["chip"].isin(idx)].copy()
+    remap = {old: new for new, old in enumerate(idx)}
+    cr["image"] = cr["chip"].map(remap)
+    return TrainingSet(
+        _normalise_stack(chips.images[idx]),
+        cr[["image", "x", "y", "diameter_px"]].reset_index(drop=True),
+        [chips.names[i] for i in idx],
+    )
+
+
+def dots_training_set(n: int, size: int = 128, *, seed: int = 0) -> TrainingSet:
+    """The paper's synthetic dataset (grey dots on black, solid-circle targets) as a training set."""
+    from .synthetic import synthetic_dots
+
+    images, targets = synthetic_dots(n, size, seed=seed)
+    empty = pd.DataFrame({"image": pd.Series(dtype=int), "x": [], "y": [], "diameter_px": []})
+    return TrainingSet((images / 255.0).astype(np.float32), empty, [f"dots{i}" for i in range(n)], targets)
+
+
+def split_tiles(items: Sequence[Any], n_train: int, n_val: int, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """Random, seedable train/validation split of whole tiles (no tile in both).
+
+    The paper drew 6 training and 3 validation tiles at random from the 24 equatorial tiles.
+    """
+    items = list(items)
+    if n_train < 1 or n_val < 0 or n_train + n_val > len(items):
+        raise InvalidArgumentError(
+            f"cannot split {len(items)} tiles into {n_train} training and {n_val} validation tiles"
+        )
+    order = np.random.default_rng(seed).permutation(len(items))
+    return [items[i] for i in order[:n_train]], [items[i] for i in order[n_train : n_train + n_val]]
+
+
+def cube_training_set(
+    mosaics: Sequence[Any],
+    catalog: Any,
+    *,
+    size: int = 512,
+    diameter_range: tuple[float, float] | None = (2.0, 32.0),
+    fill: bool = True,
+    min_valid_fraction: float = 0.5,
+) -> TrainingSet:
+    """Cut mosaic cubes into ``size`` x ``size`` sub-images with their craters (paper section 2.1).
+
+    Parameters
+    ----------
+    mosaics
+        Mosaic Datasets or paths of Zarr cubes (one per tile; split them with :func:`split_tiles`).
+    catalog
+        A Catalog (GeoDataFrame) covering the mosaics.
+    size
+        Sub-image size; a multiple of 128 (the paper used 512).
+    diameter_range
+        Craters kept, in km (the paper used 2-32 km).
+    fill
+        Fill missing data with the tile mean first (the paper's preprocessing).
+    min_valid_fraction
+        Sub-images with less valid data than this are skipped.
+    """
+    from .catalog import filter_catalog
+    from .crs import Grid
+    from .mosaic import fill_missing, open_mosaic
+
+    if size % MULTIPLE:
+        raise InvalidArgumentError(f"size={size} must be a multiple of {MULTIPLE}")
+    images, rows, names = [], [], []
+    for m in mosaics:
+        ds = open_mosaic(m) if not hasattr(m, "data_vars") else m
+        name = str(ds.attrs.get("source", m if isinstance(m, (str, Path)) else "mosaic"))
+        grid = Grid.from_dataset(ds)
+        cat = filter_catalog(catalog, diameter_range=diameter_range, footprint=ds)
+        if len(cat):
+            cx, cy = grid.lonlat_to_pixel(cat["lon"].to_numpy(), cat["lat"].to_numpy())
+            dx, dy = grid.km_to_pixels(cat["diameter_km"].to_numpy(), cat["lat"].to_numpy())
+            d = (np.asarray(dx) + np.asarray(dy)) / 2.0
+        else:
+            cx = cy = d = np.empty(0)
+        src = fill_missing(ds) if fill else ds
+        ny, nx = grid.shape
+        for r0 in range(0, ny - size + 1, size):
+            for c0 in range(0, nx - size + 1, size):
+                window = src["ir"].isel(y=slice(r0, r0 + size), x=slice(c0, c0 + size)).values
+                valid = ds["ir"].isel(y=slice(r0, r0 + size), x=slice(c0, c0 + size)).notnull().values.mean()
+                if valid < min_valid_fraction:
+                    continue
+                i = len(images)
+                images.append(normalise_image(window))
+                inside = (cx >= c0 - d / 2) & (cx < c0 + size + d / 2) & (cy >= r0 - d / 2) & (cy < r0 + size + d / 2)
+                rows.append(pd.DataFrame({"image": i, "x": cx[inside] - c0, "y": cy[inside] - r0, "diameter_px": d[inside]}))
+                names.append(f"{name}[{r0}:{r0 + size},{c0}:{c0 + size}]")
+    if not images:
+        raise InvalidArgumentError("the mosaics gave no sub-image with enough valid data")
+    return TrainingSet(np.stack(images), pd.concat(rows, ignore_index=True), names)
+
+
+# --------------------------------------------------------------------------------------------
+# augmentation
+# --------------------------------------------------------------------------------------------
+def augment(
+    image: np.ndarray,
+    craters: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    flips: bool = True,
+    rotations: bool = True,
+    contrast: float = 0.2,
+    scale: tuple[float, float] = (1.0, 1.0),
+    target: np.ndarray | None = None,
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
+    """Randomly flip, rotate (by 90° steps), rescale and change the contrast of one image.
+
+    Craters (``x``, ``y``, ``diameter_px``) are transformed with the image, so targets drawn
+    from them afterwards stay exact.  A fixed ``target`` image, when given, is transformed too.
+    ``scale`` draws a zoom factor log-uniformly, so one model learns several pixel scales (the
+    100 m/px controlled mosaics and the 231 m/px ASU tiles).
+    """
+    from skimage.transform import rescale
+
+    img = image
+    x = craters["x"].to_numpy(float).copy()
+    y = craters["y"].to_numpy(float).copy()
+    d = craters["diameter_px"].to_numpy(float).copy()
+    lo, hi = scale
+    if hi > lo or lo != 1.0:
+        s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        if abs(s - 1.0) > 1e-3:
+            img = rescale(img, s, order=1, anti_aliasing=s < 1, preserve_range=True).astype(np.float32)
+            if target is not None:
+                target = (rescale(target.astype(np.float32), s, order=0, preserve_range=True) > 0.5).astype(np.uint8)
+            # pixel centres: (i + 0.5) * s - 0.5
+            x, y, d = (x + 0.5) * s - 0.5, (y + 0.5) * s - 0.5, d * s
+    h, w = img.shape
+    if flips and rng.random() < 0.5:
+        img = img[:, ::-1]
+        target = None if target is None else target[:, ::-1]
+        x = (w - 1) - x
+    if flips and rng.random() < 0.5:
+        img = img[::-1, :]
+        target = None if target is None else target[::-1, :]
+        y = (h - 1) - y
+    if rotations:
+        k = int(rng.integers(0, 4))
+        for _ in range(k):  # rot90 counter-clockwise: (row, col) -> (W-1-col, row)
+            h, w = img.shape
+            img = np.rot90(img)
+            target = None if target is None else np.rot90(target)
+            x, y = y.copy(), (w - 1) - x
+    if contrast > 0:
+        gain = float(np.exp(rng.uniform(-contrast, contrast)))
+        bias = float(rng.uniform(-contrast, contrast)) * 0.25
+        mean = float(img.mean())
+        img = np.clip((img - mean) * gain + mean + bias, 0.0, 1.0)
+    out = pd.DataFrame({"x": x, "y": y, "diameter_px": d})
+    return np.ascontiguousarray(img, dtype=np.float32), out, (None if target is None else np.ascontiguousarray(target))
+
+
+def _random_crop(
+    image: np.ndarray, craters: pd.DataFrame, size: int, rng: np.random.Generator, target: np.ndarray | None
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
+    h, w = image.shape
+    if h < size or w < size:  # pad by reflection up to the crop size
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        image = np.pad(image, ((0, ph), (0, pw)), mode="reflect")
+        if target is not None:
+            target = np.pad(target, ((0, ph), (0, pw)))
+        h, w = image.shape
+    r0 = int(rng.integers(0, h - size + 1))
+    c0 = int(rng.integers(0, w - size + 1))
+    cr = craters.assign(x=craters["x"] - c0, y=craters["y"] - r0)
+    r = cr["diameter_px"] / 2
+    keep = (cr["x"] + r >= -0.5) & (cr["x"] - r <= size - 0.5) & (cr["y"] + r >= -0.5) & (cr["y"] - r <= size - 0.5)
+    tgt = None if target is None else target[r0 : r0 + size, c0 : c0 + size]
+    return image[r0 : r0 + size, c0 : c0 + size], cr[keep].reset_index(drop=True), tgt
+
+
+def _kept_for_targets(craters: pd.DataFrame, min_diameter_px: float) -> pd.DataFrame:
+    return craters[craters["diameter_px"] >= min_diameter_px]
+
+
+# --------------------------------------------------------------------------------------------
+# Keras data pipeline
+# --------------------------------------------------------------------------------------------
+def _keras() -> Any:
+    from .model import _keras as load
+
+    return load()
+
+
+class PatchSequence:
+    """Batches of augmented ``crop`` x ``crop`` patches and their targets, for ``model.fit``.
+
+    Built as a :class:`keras.utils.PyDataset` subclass on first use (so importing this module
+    does not import Keras).  Each epoch visits every image once, in a new random order, with a
+    new random augmentation and crop.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        keras = _keras()
+
+        class _PatchSequence(keras.utils.PyDataset):
+            def __init__(
+                self,
+                data: TrainingSet,
+                *,
+                kind: str = "filled",
+                batch_size: int = 8,
+                crop: int = 256,
+                augment_data: bool = True,
+                scale: tuple[float, float] = (1.0, 1.0),
+                contrast: float = 0.2,
+                min_diameter_px: float = 0.0,
+                target_options: dict | None = None,
+                seed: int = 0,
+            ) -> None:
+                super().__init__(workers=1, use_multiprocessing=False)
+                if crop % MULTIPLE:
+                    raise InvalidArgumentError(f"crop={crop} must be a multiple of {MULTIPLE}")
+                self.data, self.kind, self.batch_size, self.crop = data, kind, int(batch_size), int(crop)
+                self.augment_data, self.scale, self.contrast = augment_data, scale, contrast
+                self.min_diameter_px = float(min_diameter_px)
+                self.target_options = dict(target_options or {})
+                self.rng = np.random.default_rng(seed)
+                self.order = self.rng.permutation(len(data))
+
+            def __len__(self) -> int:
+                return math.ceil(len(self.data) / self.batch_size)
+
+            def on_epoch_end(self) -> None:
+                self.order = self.rng.permutation(len(self.data))
+
+            def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+                from .targets import draw_targets
+
+                sel = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
+                xs, ys = [], []
+                for i in sel:
+                    img, cr = self.data.images[i], self.data.craters_of(int(i))
+                    tgt = None if self.data.targets is None else self.data.targets[i]
+                    if self.augment_data:
+                        img, cr, tgt = augment(img, cr, self.rng, scale=self.scale, contrast=self.contrast, target=tgt)
+                    img, cr, tgt = _random_crop(img, cr, self.crop, self.rng, tgt)
+                    if tgt is None:
+                        tgt = draw_targets(img.shape, _kept_for_targets(cr, self.min_diameter_px), self.kind, **self.target_options)
+                    xs.append(img[..., None])
+                    ys.append(tgt[..., None].astype(np.float32))
+                return np.stack(xs), np.stack(ys)
+
+        return _PatchSequence(*args, **kwargs)
+
+
+def bce_dice_loss(dice_weight: float = 1.0) -> Any:
+    """Binary cross-entropy plus ``dice_weight`` times the soft Dice loss, backend-neutral.
+
+    Crater pixels are a few percent of an image; Dice keeps the network from settling on
+    "no crater anywhere", which plain cross-entropy rewards.
+    """
+    keras = _keras()
+    ops = keras.ops
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+        if dice_weight == 0:
+            return bce
+        inter = ops.sum(y_true * y_pred, axis=(1, 2, 3))
+        denom = ops.sum(y_true, axis=(1, 2, 3)) + ops.sum(y_pred, axis=(1, 2, 3))
+        dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
+        return bce + dice_weight * ops.mean(dice)
+
+    loss.__name__ = f"bce_dice_{dice_weight:g}"
+    return loss
+
+
+# --------------------------------------------------------------------------------------------
+# crater-level validation
+# --------------------------------------------------------------------------------------------
+def crater_scores(
+    model: Any,
+    data: TrainingSet,
+    *,
+    kind: str = "filled",
+    d_min: float = DEFAULT_SCORE_DMIN_PX,
+    rule: str = "deepmoon",
+    batch_size: int = 4,
+    extract_options: dict | None = None,
+    return_predictions: bool = False,
+) -> dict[str, Any]:
+    """Crater-level precision, recall and F1 of ``model`` on ``data`` (all images pooled).
+
+    Each image is predicted whole (padded to a multiple of 128), craters are extracted with
+    :func:`marscraters.extract.extract_craters`, and matched to the truth with
+    :func:`marscraters.evaluate.evaluate` using a diameter floor ``d_min`` (recall counts truths
+    >= d_min, precision counts predictions >= 0.8 d_min), because the labels are incomplete for
+    small craters.
+    """
+    from .evaluate import evaluate
+    from .extract import extract_craters
+
+    probs = predict_stack(model, data.images, batch_size=batch_size)
+    preds, truths = [], []
+    for i, prob in enumerate(probs):
+        p = extract_craters(prob, target=kind, **(extract_options or {}))
+        preds.append(p.assign(image=i))
+        truths.append(data.craters_of(i).assign(image=i))
+    pred = pd.concat(preds, ignore_index=True)
+    truth = pd.concat(truths, ignore_index=True)
+    # pool all images: shift each image far apart so that no match crosses images
+    stride = 10.0 * max(data.images.shape[1:])
+    pred = pred.assign(x=pred["x"] + pred["image"] * stride)
+    truth = truth.assign(x=truth["x"] + truth["image"] * stride)
+    result = evaluate(pred, truth, rule=rule, d_min=d_min)
+    out = {"precision": result.precision, "recall": result.recall, "f1": result.f1, "result": result}
+    if return_predictions:
+        out["probabilities"] = probs
+        out["craters"] = pred.assign(x=pred["x"] - pred["image"] * stride)
+    return out
+
+
+def predict_stack(model: Any, images: np.ndarray, *, batch_size: int = 4) -> np.ndarray:
+    """Predict a stack of same-sized, already-normalised images in batches (padded to 128)."""
+    padded, crop_slices = pad_to_multiple(images[..., None], MULTIPLE)
+    out = model.predict(padded, batch_size=batch_size, verbose=0)
+    return np.asarray(out[:, crop_slices[0], crop_slices[1], 0], dtype=np.float32)
+
+
+def _crater_callback_class() -> Any:
+    keras = _keras()
+
+    class _CraterScores(keras.callbacks.Callback):
+        def __init__(self, data: TrainingSet, every: int = 1, **kwargs: Any) -> None:
+            super().__init__()
+            self.data, self.every, self.kwargs = data, max(int(every), 1), kwargs
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is None or (epoch + 1) % self.every:
+                return
+            s = crater_scores(self.model, self.data, **self.kwargs)
+            logs.update({"val_crater_precision": s["precision"], "val_crater_recall": s["recall"], "val_crater_f1": s["f1"]})
+
+    return _CraterScores
+
+
+def CraterScores(data: TrainingSet, every: int = 1, **kwargs: Any) -> Any:  # noqa: N802 (a class factory)
+    """Keras callback: crater-level precision, recall and F1 on ``data`` at the end of each epoch.
+
+    Adds ``val_crater_precision``, ``val_crater_recall`` and ``val_crater_f1`` to the epoch logs
+    (so they land in the CSV history and can drive checkpoint selection).
+    """
+    return _crater_callback_class()(data, every, **kwargs)
+
+
+def _timing_callback_class() -> Any:
+    keras = _keras()
+
+    class _EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None:
+                logs["seconds_per_epoch"] = time.perf_counter() - self._t0
+
+    return _EpochTimer
+
+
+# --------------------------------------------------------------------------------------------
+# the training loop
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved next to its outputs as ``config.json``)."""
+
+    kind: str = "filled"
+    kernel_size: int = 3
+    filter_multiple: float = 1.0
+    dropout: tuple[float, float] = (0.2, 0.5)
+    epochs: int = 10
+    batch_size: int = 8
+    crop: int = 256
+    learning_rate: float = 1e-3
+    cosine_decay: bool = True
+    dice_weight: float = 1.0
+    augment: bool = True
+    scale: tuple[float, float] = (1.0, 1.0)
+    contrast: float = 0.2
+    min_target_diameter_px: float = 0.0
+    score_every: int = 1
+    score_d_min: float = DEFAULT_SCORE_DMIN_PX
+    target_options: dict = field(default_factory=dict)
+    extract_options: dict = field(default_factory=dict)
+    seed: int = 0
+    monitor: str = "val_crater_f1"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+
+
+def train(
+    train_data: TrainingSet,
+    val_data: TrainingSet | None,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    model: Any = None,
+    resume: bool = True,
+    verbose: int | str = "auto",
+    metadata: dict | None = None,
+) -> dict[str, Any]:
+    """Train a Symmetric UNet and keep checkpoints, a CSV history and plots in ``out_dir``.
+
+    Parameters
+    ----------
+    train_data, val_data
+        Training and validation sets; ``val_data`` may be None (no validation scores).
+    out_dir
+        Output folder: ``last.keras`` (checkpoint of the latest epoch, for resuming),
+        ``best.keras`` (best ``config.monitor`` so far), ``history.csv``, ``config.json``,
+        ``history.png``.
+    config
+        The run's :class:`TrainConfig`.
+    model
+        A model to train; default builds :func:`marscraters.model.symmetric_unet` from the config.
+    resume
+        Continue from ``out_dir/last.keras`` and its history when they exist.
+    verbose
+        Keras progress display (``"auto"``: a progress bar per epoch).
+    metadata
+        Extra metadata saved inside the model files (training data description...).
+
+    Returns
+    -------
+    dict
+        ``history`` (list of per-epoch dicts), ``best`` and ``last`` model paths.
+    """
+    from .model import load_model, save_model, symmetric_unet
+
+    keras = _keras()
+    config = config or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    history_path = out / "history.csv"
+    last_path, best_path = out / "last.keras", out / "best.keras"
+    keras.utils.set_random_seed(config.seed)
+
+    history = _read_history(history_path) if resume else []
+    initial_epoch = 0
+    if resume and last_path.exists() and history:
+        model = load_model(last_path)
+        initial_epoch = len(history)
+        log.info("resuming from %s at epoch %d", last_path, initial_epoch)
+    elif model is None:
+        model = symmetric_unet(config.kernel_size, config.filter_multiple, tuple(config.dropout))
+    if not resume and history_path.exists():
+        history_path.unlink()
+        history = []
+    if initial_epoch >= config.epochs:
+        return {"history": history, "best": best_path, "last": last_path, "model": model}
+
+    steps = math.ceil(len(train_data) / config.batch_size)
+    lr: Any = config.learning_rate
+    if config.cosine_decay:
+        # decays to 1 % over the whole run; a resumed run restarts the schedule at its epoch
+        remaining = max(config.epochs - initial_epoch, 1) * steps
+        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, remaining, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=bce_dice_loss(config.dice_weight),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    seq = PatchSequence(
+        train_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop,
+        augment_data=config.augment, scale=tuple(config.scale), contrast=config.contrast,
+        min_diameter_px=config.min_target_diameter_px, target_options=config.target_options,
+        seed=config.seed + initial_epoch,
+    )
+    val_seq = None
+    callbacks: list[Any] = [_timing_callback_class()()]
+    if val_data is not None and len(val_data):
+        val_seq = PatchSequence(
+            val_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop, augment_data=False,
+            min_diameter_px=config.min_target_diameter_px, target_options=config.target_options, seed=12345,
+        )
+        if val_data.targets is None:
+            callbacks.append(
+                CraterScores(val_data, every=config.score_every, kind=config.kind, d_min=config.score_d_min,
+                             extract_options=config.extract_options)
+            )
+    best_value = max((h.get(config.monitor, -np.inf) for h in history), default=-np.inf)
+    meta = {"training": config.to_dict(), **(metadata or {})}
+
+    class _Checkpoints(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            nonlocal best_value
+            # JSON has no NaN (precision is NaN while a model predicts no crater)
+            logs = {k: (float(v) if np.isfinite(float(v)) else None) for k, v in (logs or {}).items()}
+            save_model(self.model, last_path, overwrite=True, metadata={**meta, "epoch": epoch + 1, "logs": logs})
+            value = logs.get(config.monitor)
+            if value is None and logs.get("val_loss") is not None:
+                value = -logs["val_loss"]
+            if value is not None and value > best_value:
+                best_value = value
+                save_model(self.model, best_path, overwrite=True, metadata={**meta, "epoch": epoch + 1, "logs": logs})
+
+    # order matters: scores and timing first, so CSVLogger and the checkpoints see them
+    callbacks += [keras.callbacks.CSVLogger(str(history_path), append=initial_epoch > 0), _Checkpoints()]
+    model.fit(seq, validation_data=val_seq, epochs=config.epochs, initial_epoch=initial_epoch,
+              callbacks=callbacks, verbose=verbose)
+    history = _read_history(history_path)
+    try:
+        plot_history(history, out / "history.png", title=model.name)
+    except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished training run
+        log.warning("could not plot the history: %s", exc)
+    return {"history": history, "best": best_path, "last": last_path, "model": model}
+
+
+def plot_history(history: list[dict[str, float]] | str | Path, path: str | Path, *, title: str = "") -> Path:
+    """Plot loss, pixel accuracy and crater-level F1 per epoch to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if isinstance(history, (str, Path)):
+        history = _read_history(Path(history))
+    if not history:
+        raise ModelError("the training history is empty: nothing to plot")
+    frame = pd.DataFrame(history)
+    epochs = frame["epoch"] + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
+    panels = [("loss", ["loss", "val_loss"]), ("pixel accuracy", ["accuracy", "val_accuracy"]),
+              ("crater-level scores (validation)", ["val_crater_f1", "val_crater_precision", "val_crater_recall"])]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    for ax, (label, cols) in zip(axes, panels):
+        for c in cols:
+            if c in frame:
+                ax.plot(epochs, frame[c], label=c)
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
