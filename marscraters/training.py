@@ -210,8 +210,12 @@ def cube_training_set(
                 valid = ds["ir"].isel(y=slice(r0, r0 + size), x=slice(c0, c0 + size)).notnull().values.mean()
                 if valid < min_valid_fraction:
                     continue
+                try:
+                    image = normalise_image(window)
+                except InvalidArgumentError:  # a constant window has nothing to learn from
+                    continue
                 i = len(images)
-                images.append(normalise_image(window))
+                images.append(image)
                 inside = (cx >= c0 - d / 2) & (cx < c0 + size + d / 2) & (cy >= r0 - d / 2) & (cy < r0 + size + d / 2)
                 rows.append(pd.DataFrame({"image": i, "x": cx[inside] - c0, "y": cy[inside] - r0, "diameter_px": d[inside]}))
                 names.append(f"{name}[{r0}:{r0 + size},{c0}:{c0 + size}]")

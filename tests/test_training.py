@@ -1,0 +1,122 @@
+"""Training data, augmentation, the training loop (tiny models, a few steps), resume and scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from marscraters.errors import InvalidArgumentError
+from marscraters.targets import draw_targets
+from marscraters.training import (
+    PatchSequence,
+    TrainConfig,
+    TrainingSet,
+    augment,
+    chips_training_set,
+    cube_training_set,
+    dots_training_set,
+    split_tiles,
+    train,
+)
+
+
+def _scene(n=3, size=128, seed=0):
+    """Bright disks on a dark noisy background, with their pixel craters."""
+    rng = np.random.default_rng(seed)
+    imgs, rows = [], []
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        img = rng.normal(0.2, 0.02, (size, size)).astype(np.float32)
+        for _ in range(4):
+            x, y, d = rng.uniform(20, size - 20), rng.uniform(20, size - 20), rng.uniform(8, 30)
+            img[(xx - x) ** 2 + (yy - y) ** 2 <= (d / 2) ** 2] = 0.8
+            rows.append({"image": i, "x": x, "y": y, "diameter_px": d})
+        imgs.append(np.clip(img, 0, 1))
+    return TrainingSet(np.stack(imgs), pd.DataFrame(rows), [f"s{i}" for i in range(n)])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augment_keeps_targets_on_the_image(seed):
+    """After any flip/rotation/zoom, targets drawn from the moved craters cover the moved disks."""
+    data = _scene(1, 128, seed)
+    img, cr = data.images[0], data.craters_of(0)
+    rng = np.random.default_rng(seed)
+    out, moved, _ = augment(img, cr, rng, contrast=0.0, scale=(0.7, 1.4))
+    target = draw_targets(out.shape, moved, "filled").astype(bool)
+    # disk pixels are bright, background dark: the target must select the bright pixels
+    assert out[target].mean() > 0.6 and out[~target].mean() < 0.35
+
+
+def test_augment_rotation_geometry_exact():
+    img = np.zeros((64, 96), np.float32)
+    img[10, 20] = 1.0
+    cr = pd.DataFrame({"x": [20.0], "y": [10.0], "diameter_px": [4.0]})
+    for seed in range(8):
+        out, moved, _ = augment(img, cr, np.random.default_rng(seed), contrast=0.0)
+        r, c = np.unravel_index(np.argmax(out), out.shape)
+        assert (c, r) == (moved.x[0], moved.y[0])
+
+
+def test_patch_sequence_batches_and_targets():
+    data = _scene(5, 128)
+    seq = PatchSequence(data, kind="outline", batch_size=2, crop=128, augment_data=True)
+    assert len(seq) == 3
+    x, y = seq[0]
+    assert x.shape == (2, 128, 128, 1) and y.shape == (2, 128, 128, 1)
+    assert x.dtype == np.float32 and set(np.unique(y)) <= {0.0, 1.0} and y.max() == 1.0
+    with pytest.raises(InvalidArgumentError):
+        PatchSequence(data, crop=100)
+
+
+def test_dots_training_set_has_fixed_targets():
+    d = dots_training_set(4, 128, seed=3)
+    assert d.images.shape == (4, 128, 128) and d.targets.shape == (4, 128, 128)
+    assert np.all((d.images > 0) == (d.targets > 0))
+
+
+def test_split_tiles_is_seedable_and_disjoint():
+    tiles = [f"t{i}" for i in range(24)]
+    a = split_tiles(tiles, 6, 3, seed=1)
+    assert a == split_tiles(tiles, 6, 3, seed=1) and a != split_tiles(tiles, 6, 3, seed=2)
+    assert len(a[0]) == 6 and len(a[1]) == 3 and not set(a[0]) & set(a[1])
+    with pytest.raises(InvalidArgumentError):
+        split_tiles(tiles, 20, 5)
+
+
+def test_cube_training_set_cuts_sub_images_with_craters(tmp_path):
+    from marscraters.catalog import make_catalog
+    from marscraters.mosaic import mosaic_from_array
+
+    img = np.random.default_rng(0).uniform(50, 150, (256, 384)).astype(np.float32)
+    img[:, :5] = np.nan
+    img[128:, 128:256] = 7.0  # a constant sub-image is skipped
+    ds = mosaic_from_array(img, bounds=(0.0, -2.0, 3.0, 0.0))  # 128 px/deg
+    cat = make_catalog([-0.5, -1.5, -1.0], [0.5, 2.5, 1.5], [5.0, 10.0, 50.0])  # the 50 km one is out of 2-32
+    ts = cube_training_set([ds], cat, size=128)
+    assert len(ts) == 5 and ts.images.shape == (5, 128, 128)
+    assert len(ts.craters) == 2 and ts.images.max() <= 1.0 and np.isfinite(ts.images).all()
+
+
+@pytest.mark.slow
+def test_train_resume_and_history(tmp_path):
+    """A tiny run trains, checkpoints, writes its history and plot, and resumes where it stopped."""
+    data = _scene(6, 128)
+    cfg = TrainConfig(kind="filled", filter_multiple=0.5, epochs=2, batch_size=3, crop=128, scale=(1, 1))
+    r = train(data.subset([0, 1, 2, 3]), data.subset([4, 5]), tmp_path, cfg, verbose=0)
+    assert len(r["history"]) == 2 and (tmp_path / "last.keras").exists() and (tmp_path / "history.png").exists()
+    h = r["history"][-1]
+    for key in ("loss", "accuracy", "val_loss", "val_crater_f1", "seconds_per_epoch"):
+        assert key in h
+    cfg.epochs = 3
+    r2 = train(data.subset([0, 1, 2, 3]), data.subset([4, 5]), tmp_path, cfg, verbose=0)
+    assert [row["epoch"] for row in r2["history"]] == [0.0, 1.0, 2.0]
+
+
+def test_chips_training_set_on_real_chips(shared_data):
+    from marscraters.chips import read_chips
+
+    chips = read_chips(shared_data / "themis-dayir-crops", indices=range(10))
+    ts = chips_training_set(chips, [2, 5])
+    assert ts.images.shape == (2, 416, 416) and 0 <= ts.images.min() and ts.images.max() <= 1
+    assert set(ts.craters["image"]) <= {0, 1} and len(ts.craters) == int(chips.craters["chip"].isin([2, 5]).sum())
