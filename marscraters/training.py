@@ -462,7 +462,11 @@ def _crater_callback_class() -> Any:
             self.data, self.every, self.kwargs = data, max(int(every), 1), kwargs
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if logs is None or (epoch + 1) % self.every:
+            if logs is None:
+                return
+            if (epoch + 1) % self.every and epoch != 0:
+                # NaN on unscored epochs: CSVLogger fixes its columns at the first epoch
+                logs.update({k: float("nan") for k in ("val_crater_precision", "val_crater_recall", "val_crater_f1")})
                 return
             s = crater_scores(self.model, self.data, **self.kwargs)
             logs.update({"val_crater_precision": s["precision"], "val_crater_recall": s["recall"], "val_crater_f1": s["f1"]})
@@ -669,8 +673,9 @@ def plot_history(history: list[dict[str, float]] | str | Path, path: str | Path,
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for ax, (label, cols) in zip(axes, panels):
         for c in cols:
-            if c in frame:
-                ax.plot(epochs, frame[c], label=c)
+            if c in frame and frame[c].notna().any():
+                ok = frame[c].notna()
+                ax.plot(np.asarray(epochs)[ok], frame[c][ok], marker="." if not ok.all() else None, label=c)
         ax.set_xlabel("epoch")
         ax.set_title(label)
         ax.grid(alpha=0.3)
