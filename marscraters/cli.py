@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import MarsCratersError
@@ -129,6 +129,56 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from ._io import atomic_path
+    from .detect import detect, read_grey_image
+
+    image = read_grey_image(args.image)
+    craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet)
+    if args.min_score:
+        craters = craters[craters["score"] >= args.min_score]
+    with atomic_path(args.out, overwrite=args.overwrite) as tmp:
+        craters.to_csv(tmp, index=False, float_format="%.3f")
+    print(f"{len(craters)} craters found in {args.image} ({image.shape[1]}x{image.shape[0]} px) -> {args.out}")
+    return 0
+
+
+def _read_scored(path: str) -> Any:
+    """A PixelCraters CSV (x, y, diameter_px) or any catalog read_catalog understands."""
+    import pandas as pd
+
+    from .catalog import read_catalog
+
+    if str(path).lower().endswith(".csv"):
+        head = pd.read_csv(path, nrows=0).columns
+        if {"x", "y", "diameter_px"} <= set(head):
+            return pd.read_csv(path)
+    return read_catalog(path, errors="drop")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, to_json
+
+    pred, truth = _read_scored(args.pred), _read_scored(args.truth)
+    if args.footprint:
+        from .catalog import filter_catalog
+        from .mosaic import open_mosaic
+
+        truth = filter_catalog(truth, footprint=open_mosaic(args.footprint))
+    results = evaluate(pred, truth, rule=args.rule, d_min=args.d_min)
+    results = results if isinstance(results, dict) else {args.rule: results}
+    for rule, res in results.items():
+        print(res.summary())
+        print(f"  median position error {res.median_position_error:.3f}, diameter error {res.median_diameter_error:.3f} (fractions of the true radius/diameter)")
+        print("  by diameter:\n    " + res.by_diameter.to_string(index=False).replace("\n", "\n    "))
+        if res.by_latitude is not None:
+            print("  by latitude:\n    " + res.by_latitude.to_string(index=False).replace("\n", "\n    "))
+    if args.json:
+        to_json(results if len(results) > 1 else next(iter(results.values())), args.json, overwrite=True)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.suffix == ".zarr" or (path / "zarr.json").exists():
@@ -222,6 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--restart", action="store_true", help="ignore an earlier run in --out instead of resuming")
     s.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, plots)")
     s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("detect", help="find craters on any grey image (PNG, JPEG, PGM, TIFF)")
+    s.add_argument("image")
+    s.add_argument("--pixel-size", type=float, required=True, help="metres per pixel (e.g. 100)")
+    s.add_argument("--model", help="model file (default: the shipped model)")
+    s.add_argument("--min-score", type=float, default=0.0)
+    s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_detect)
+
+    s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")
+    s.add_argument("pred", help="detections: PixelCraters CSV or a catalog (GeoPackage, CSV...)")
+    s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV")
+    s.add_argument("--rule", default="all", choices=["all", "deepmoon", "iou", "pycda"])
+    s.add_argument("--d-min", type=float, help="diameter floor (px or km) for incomplete labels")
+    s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
+    s.add_argument("--json", help="also write the scores as JSON")
+    s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
     s.add_argument("path")

@@ -1,0 +1,160 @@
+"""Detect craters on any plain image: the model plus the circle finder, no georeferencing.
+
+:func:`detect` takes a grey (or RGB) image of any size and its pixel size in metres and returns
+PixelCraters with ``diameter_m``.  The image is resampled to the model's native pixel scale when
+it is far from it (the shipped model learnt from ~100 m/px THEMIS chips with zoom augmentation),
+predicted in exact overlapping tiles (:func:`marscraters.model.predict_image`), and turned into
+circles by :func:`marscraters.extract.extract_craters`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import CorruptImageError, ImageReadError, InvalidArgumentError
+
+__all__ = ["read_grey_image", "detect", "model_info"]
+
+# Within this factor of the native scale the image is used as it is (the model saw zooms of
+# 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
+_SCALE_TOLERANCE = 1.3
+DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
+
+
+def read_grey_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a PNG, JPEG, PGM or TIFF image as a 2-D float32 grey array (RGB -> luminance).
+
+    Raises
+    ------
+    ImageReadError
+        If the file does not exist; :class:`CorruptImageError` if it cannot be decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image {path} does not exist; check the path")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+                im = im.convert("L")
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImageError(f"{path} is not a readable image ({exc}); re-download or re-export it") from exc
+    if arr.ndim != 2:
+        raise ImageReadError(f"{path} decoded to shape {arr.shape}; expected a single-band image")
+    return arr.astype(np.float32)
+
+
+def _as_grey(image: Any) -> np.ndarray:
+    arr = np.asarray(image.values if hasattr(image, "dims") else image)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype.kind in "iuf":
+        # ITU-R 601 luma of the RGB bands; alpha is ignored
+        arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
+    return arr
+
+
+def model_info(model: Any = None) -> dict[str, Any]:
+    """Target kind and native pixel size of a model (path, loaded model or None = shipped default)."""
+    from .model import default_weights_path, read_model_metadata
+
+    info = {"kind": "outline", "native_pixel_size_m": DEFAULT_NATIVE_PIXEL_SIZE_M, "name": "unknown"}
+    path = default_weights_path() if model is None else model if isinstance(model, (str, os.PathLike)) else None
+    if path is not None:
+        meta = read_model_metadata(path)
+        training = meta.get("training", {})
+        info["kind"] = training.get("kind", info["kind"])
+        info["native_pixel_size_m"] = float(meta.get("native_pixel_size_m", info["native_pixel_size_m"]))
+        info["name"] = meta.get("name", Path(path).stem)
+        info["version"] = meta.get("marscraters_version")
+    return info
+
+
+def detect(
+    image: Any,
+    *,
+    pixel_size_m: float | None,
+    model: Any = None,
+    kind: str | None = None,
+    native_pixel_size_m: float | None = None,
+    value_range: tuple[float, float] | str | None = None,
+    batch_size: int = 4,
+    extract_options: dict | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Find craters on a plain image.
+
+    Parameters
+    ----------
+    image
+        2-D grey array (or an RGB ``(H, W, 3)`` array, converted to grey), any size; NaN = no data.
+    pixel_size_m
+        Size of one pixel on the ground, in metres (> 0).
+    model
+        Path of a model file, a loaded Keras model, or None for the shipped default.
+    kind
+        Target kind the model predicts (``filled``/``outline``/``ring``); read from the model file
+        when None.
+    native_pixel_size_m
+        Pixel size the model was trained at; read from the model file when None (100 m for the
+        shipped THEMIS model).
+    value_range
+        Grey-level range for :func:`marscraters.model.normalise_image`; default 0..255 for 8-bit
+        images and a percentile stretch (``"auto"``) for anything else.
+    batch_size, extract_options, progress
+        Passed to prediction and to :func:`marscraters.extract.extract_craters`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``x``, ``y`` (pixel column and row of the centre, origin at the centre of the top-left
+        pixel), ``diameter_px``, ``diameter_m`` and ``score``, sorted by score.
+
+    Examples
+    --------
+    >>> craters = detect(read_grey_image("chip.png"), pixel_size_m=100)  # doctest: +SKIP
+    """
+    from skimage.transform import rescale
+
+    from .extract import extract_craters
+    from .model import _as_image, load_model, predict_image
+
+    if pixel_size_m is None:
+        raise InvalidArgumentError("pixel_size_m is required: the ground size of one pixel in metres (e.g. 100)")
+    try:
+        pixel_size_m = float(pixel_size_m)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"pixel_size_m must be a number of metres, got {pixel_size_m!r}") from None
+    if not (np.isfinite(pixel_size_m) and pixel_size_m > 0):
+        raise InvalidArgumentError(f"pixel_size_m must be > 0 metres, got {pixel_size_m}")
+    arr = _as_image(_as_grey(image))
+    info = model_info(model if not hasattr(model, "predict") else None)
+    kind = kind or info["kind"]
+    native = float(native_pixel_size_m or info["native_pixel_size_m"])
+    keras_model = model if hasattr(model, "predict") else load_model(model)
+    if value_range is None:
+        finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+        value_range = (0.0, 255.0) if finite.size and finite.min() >= 0 and finite.max() <= 255 else "auto"
+
+    factor = pixel_size_m / native  # > 1: coarser than native, so enlarge
+    work = arr.astype(np.float32)
+    resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
+    if resampled:
+        work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
+                       preserve_range=True).astype(np.float32)
+    prob = predict_image(keras_model, work, batch_size=batch_size, value_range=value_range, progress=progress)
+    craters = extract_craters(prob, target=kind, **(extract_options or {}))
+    if resampled and len(craters):
+        # back to the input's pixel index coordinates
+        craters = craters.assign(
+            x=(craters["x"] + 0.5) / factor - 0.5, y=(craters["y"] + 0.5) / factor - 0.5,
+            diameter_px=craters["diameter_px"] / factor,
+        )
+    craters = craters.assign(diameter_m=craters["diameter_px"] * pixel_size_m)
+    return craters[["x", "y", "diameter_px", "diameter_m", "score"]].sort_values("score", ascending=False).reset_index(drop=True)

@@ -1,0 +1,128 @@
+"""Detection on plain images, with a real (tiny, hand-set) Keras model saved to and loaded from disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from marscraters import cli
+from marscraters.detect import detect, read_grey_image
+from marscraters.errors import CorruptImageError, ImageReadError, InvalidArgumentError, ModelError
+
+
+def _threshold_model(path):
+    """A 1x1 convolution + sigmoid that maps bright pixels (> 0.5 after /255) to probability ~1:
+    a stand-in network whose output is known exactly, so detection geometry can be checked."""
+    import keras
+
+    from marscraters.model import save_model
+
+    inp = keras.Input((None, None, 1))
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid")(inp)
+    model = keras.Model(inp, out)
+    model.layers[-1].set_weights([np.full((1, 1, 1, 1), 40.0, np.float32), np.array([-20.0], np.float32)])
+    save_model(model, path, metadata={"training": {"kind": "filled"}, "native_pixel_size_m": 100.0})
+    return path
+
+
+def _disks(shape, craters):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    img = np.full(shape, 60.0, np.float32)
+    for x, y, d in craters:
+        img[(xx - x) ** 2 + (yy - y) ** 2 <= (d / 2) ** 2] = 220.0
+    return img
+
+
+TRUTH = [(60.0, 70.0, 30.0), (200.0, 150.0, 50.0), (300.0, 60.0, 20.0)]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return _threshold_model(tmp_path_factory.mktemp("m") / "threshold.keras")
+
+
+def _check(found, truth, tol_px=2.0):
+    for x, y, d in truth:
+        dist = np.hypot(found["x"] - x, found["y"] - y)
+        i = int(np.argmin(dist))
+        assert dist[i] < tol_px and abs(found["diameter_px"][i] - d) / d < 0.15, (x, y, d, found)
+
+
+def test_detect_finds_disks_and_reports_metres(model_path):
+    img = _disks((256, 400), TRUTH)
+    found = detect(img, pixel_size_m=100.0, model=model_path)
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+    _check(found, TRUTH)
+    np.testing.assert_allclose(found["diameter_m"], found["diameter_px"] * 100.0)
+
+
+def test_detect_resamples_coarse_images_to_the_native_scale(model_path):
+    # at 231 m/px the image is enlarged 2.31x for the model, and results come back in input pixels
+    img = _disks((256, 400), TRUTH)
+    found = detect(img, pixel_size_m=231.0, model=model_path)
+    _check(found, TRUTH, tol_px=2.5)
+    assert found["diameter_m"].max() == pytest.approx(found["diameter_px"].max() * 231.0)
+
+
+def test_detect_rgb_and_small_images(model_path):
+    img = _disks((60, 50), [(25.0, 30.0, 20.0)])
+    rgb = np.repeat(img[..., None], 3, axis=2)
+    found = detect(rgb, pixel_size_m=100.0, model=model_path)  # smaller than 128: padded, not an error
+    _check(found, [(25.0, 30.0, 20.0)])
+
+
+@pytest.mark.parametrize(
+    "image, pixel_size, err",
+    [
+        (np.zeros((64, 64)), None, InvalidArgumentError),
+        (np.zeros((64, 64)), 0.0, InvalidArgumentError),
+        (np.zeros((64, 64)), -5.0, InvalidArgumentError),
+        (np.full((64, 64), np.nan), 100.0, InvalidArgumentError),
+        (np.full((64, 64), 7.0), 100.0, InvalidArgumentError),
+        (np.zeros((4, 64, 64)), 100.0, InvalidArgumentError),
+        (np.zeros((64, 64), dtype=complex), 100.0, InvalidArgumentError),
+    ],
+)
+def test_detect_bad_input(model_path, image, pixel_size, err):
+    with pytest.raises(err):
+        detect(image, pixel_size_m=pixel_size, model=model_path)
+
+
+def test_detect_bad_model_file(tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        detect(np.random.default_rng(0).uniform(0, 255, (64, 64)), pixel_size_m=100.0, model=bad)
+
+
+def test_read_grey_image_formats_and_errors(tmp_path):
+    img = _disks((40, 50), [(20.0, 20.0, 10.0)]).astype(np.uint8)
+    for suffix in (".png", ".jpg", ".pgm", ".tif"):
+        Image.fromarray(img).save(tmp_path / f"a{suffix}")
+        got = read_grey_image(tmp_path / f"a{suffix}")
+        assert got.shape == (40, 50) and abs(float(got.mean()) - float(img.mean())) < 3
+    Image.fromarray(np.stack([img] * 3, axis=2)).save(tmp_path / "rgb.png")
+    assert read_grey_image(tmp_path / "rgb.png").shape == (40, 50)
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(CorruptImageError):
+        read_grey_image(tmp_path / "junk.png")
+    with pytest.raises(ImageReadError):
+        read_grey_image(tmp_path / "missing.png")
+
+
+def test_detect_and_evaluate_commands(model_path, tmp_path, capsys):
+    img = _disks((256, 400), TRUTH).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "scene.png")
+    out = tmp_path / "craters.csv"
+    args = ["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--model", str(model_path), "--out", str(out)]
+    assert cli.main(args) == 0
+    found = pd.read_csv(out)
+    _check(found, TRUTH)
+    pd.DataFrame(TRUTH, columns=["x", "y", "diameter_px"]).to_csv(tmp_path / "truth.csv", index=False)
+    assert cli.main(["evaluate", str(out), str(tmp_path / "truth.csv"), "--json", str(tmp_path / "s.json")]) == 0
+    text = capsys.readouterr().out
+    assert "deepmoon" in text and "F1=1.000" in text
+    assert (tmp_path / "s.json").exists()
+    assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--out", str(tmp_path / "x.csv"), "--pixel-size", "-1", "--model", str(model_path)]) == 2
