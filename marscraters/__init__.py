@@ -42,12 +42,29 @@ _LAZY: dict[str, str] = {
     "read_chips": "chips",
     # targets
     "render_targets": "targets",
+    "draw_targets": "targets",
+    # model, training, extraction, scores, detection
+    "symmetric_unet": "model",
+    "load_model": "model",
+    "save_model": "model",
+    "predict_image": "model",
+    "train": "training",
+    "TrainConfig": "training",
+    "extract_craters": "extract",
+    # synthetic data
+    "synthetic_surface": "synthetic",
+    "synthetic_dots": "synthetic",
     # downloads
     "download_themis": "download",
     "download_robbins": "download",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# Functions named like their own module are bound eagerly (both modules are light): a lazy
+# binding would be shadowed by the submodule once anything imports it.
+from .detect import detect  # noqa: E402
+from .evaluate import evaluate, match_craters  # noqa: E402
+
+__all__ = sorted(_LAZY) + ["__version__", "detect", "evaluate", "match_craters"]
 
 
 def __getattr__(name: str) -> Any:
