@@ -291,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="also write the scores as JSON")
     s.set_defaults(func=_cmd_evaluate)
 
+    from .experiments import add_experiments_parser
+
+    add_experiments_parser(sub)
+
     s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
     s.add_argument("path")
     s.set_defaults(func=_cmd_info)

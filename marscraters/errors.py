@@ -24,6 +24,7 @@ __all__ = [
     "DownloadError",
     "ModelError",
     "CatalogNotFoundError",
+    "ClusterError",
 ]
 
 
@@ -89,3 +90,7 @@ class ModelError(MarsCratersError, ValueError):
 
 class CatalogNotFoundError(CatalogError, FileNotFoundError):
     """A catalog file or folder (or a chip folder) does not exist."""
+
+
+class ClusterError(MarsCratersError, ConnectionError):
+    """A Dask cluster cannot be started or its scheduler cannot be reached."""

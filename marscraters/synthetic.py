@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from .crs import KM_PER_DEGREE, MARS_GEOGRAPHIC
@@ -255,23 +256,36 @@ def synthetic_dots(
     seed: int = 0,
     max_dots: int = 12,
     radius_range: tuple[float, float] = (3.0, 16.0),
-) -> tuple[np.ndarray, np.ndarray]:
+    return_circles: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[pd.DataFrame]]:
     """The paper's synthetic dataset: grey dots of various shades on black, with solid-circle targets.
 
     Returns ``(images, targets)`` of shape ``(n, size, size)``, images float32 in 0..255 and
-    targets uint8 in {0, 1}.
+    targets uint8 in {0, 1}.  With ``return_circles=True`` also a list of one PixelCraters frame
+    per image (``x``, ``y``, ``diameter_px``, ``score`` = 1), the dots' true circles: a dot
+    covers the pixels whose centre lies within its radius, exactly what
+    :func:`marscraters.targets.draw_targets` draws for them.  Asking for the circles does not
+    change the images (the random draws are the same).
     """
     if n < 0 or size < 8:
         raise InvalidArgumentError(f"need n >= 0 and size >= 8, got n={n}, size={size}")
     rng = np.random.default_rng(seed)
     images = np.zeros((n, size, size), np.float32)
     targets = np.zeros((n, size, size), np.uint8)
+    circles: list[pd.DataFrame] = []
     yy, xx = np.mgrid[0:size, 0:size]
     for i in range(n):
+        rows = []
         for _ in range(int(rng.integers(1, max_dots + 1))):
             r = rng.uniform(*radius_range)
             cx, cy = rng.uniform(0, size, 2)
             disk = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
             images[i][disk] = rng.uniform(40, 255)
             targets[i][disk] = 1
+            rows.append((cx, cy, 2.0 * r))
+        if return_circles:
+            x, y, d = (np.array(v, dtype=float) for v in zip(*rows))
+            circles.append(pd.DataFrame({"x": x, "y": y, "diameter_px": d, "score": np.ones(len(rows))}))
+    if return_circles:
+        return images, targets, circles
     return images, targets

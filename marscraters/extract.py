@@ -1,0 +1,1153 @@
+"""The circle finder: a crater probability map becomes PixelCraters.
+
+A segmentation network outputs, for every pixel, the probability that it belongs to a crater
+*target*: a filled disk (``"filled"``), a disk minus its inner ``inner_ratio`` disk
+(``"outline"``), or a thin band on the rim (``"ring"``); see :mod:`marscraters.targets`.
+:func:`extract_craters` turns such a map into a table of circles, **PixelCraters**: a
+:class:`pandas.DataFrame` with ``x``, ``y``, ``diameter_px`` and ``score``, in pixel index
+coordinates ((0, 0) is the centre of the top-left pixel, ``x`` = column, ``y`` = row), sorted by
+decreasing score.
+
+Every finder first binarises the map: a pixel is crater when it reaches ``threshold`` and half
+the maximum within 4 pixels (``relative_threshold``), so that blurred edges sit at their half
+maximum and low thresholds do not inflate diameters.  Three circle finders are implemented, each
+a plain function that returns candidate circles:
+
+:func:`find_circles_components`
+    Label connected components label connected components, and fit a circle to each.  A rim component
+    (``outline``/``ring``) is fitted directly (an algebraic least-squares circle through its
+    pixels, which also works for a broken rim); a disk-like region is measured by its area and
+    centroid, and a region too big for its inscribed circle (touching or overlapping disks) is
+    split by a watershed on its distance transform, each piece fitted on its share of the
+    region's outer boundary.  Single scale: it has no size limit.
+:func:`find_circles_hough`
+    The circle Hough transform (:func:`skimage.transform.hough_circle`) on the boundary of the
+    binary map (``filled``) or on the skeleton of its rims (``outline``/``ring``).
+:func:`find_circles_template`
+    Template matching as in DeepMoon (Silburt et al. 2019, ``utils/template_match_target.py``):
+    the binarised map is correlated (:func:`skimage.feature.match_template`, normalised
+    cross-correlation) with templates of the target's own shape over a range of radii; local
+    maxima above ``template_threshold`` are candidates.
+
+Hough and template matching search radii only in a band of about 5-10 pixels: larger craters are
+searched on downsampled copies of the map (factors 1, 2, 4, ... -- the *scales*), and their
+circles mapped back to full-resolution coordinates.  A downsampled pixel ``i`` at factor ``f``
+covers full-resolution pixels ``f i .. f i + f - 1``, so its centre is at ``f i + (f - 1) / 2``.
+
+Every finder's candidates then go through the same steps: the diameter range is applied, and
+duplicates (the same crater found at two radii, two scales, or as two watershed pieces) are
+removed by :func:`nms_circles` -- greedy non-maximum suppression by score with DeepMoon's
+duplicate rule (or circle IoU).  :func:`to_catalog` georeferences the result.
+
+Which finder is the default for each target (``method="auto"``) was chosen by the crater-level F1
+measured on simulated network outputs; the numbers are in ``docs/extraction.md``
+(``benchmarks/bench_extract.py``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "PIXEL_CRATER_COLUMNS",
+    "TARGETS",
+    "METHODS",
+    "DEFAULT_METHODS",
+    "DEFAULT_THRESHOLD",
+    "TUNED_PARAMETERS",
+    "NMS_RULES",
+    "extract_craters",
+    "find_circles_components",
+    "find_circles_hough",
+    "find_circles_template",
+    "nms_circles",
+    "empty_pixel_craters",
+    "scale_plan",
+    "to_catalog",
+]
+
+#: The columns of a PixelCraters table, in order.
+PIXEL_CRATER_COLUMNS: tuple[str, ...] = ("x", "y", "diameter_px", "score")
+#: Target kinds a probability map can be of (the hole-less kinds of :mod:`marscraters.targets`).
+TARGETS: tuple[str, ...] = ("filled", "outline", "ring")
+#: The circle finders :func:`extract_craters` dispatches to.
+METHODS: tuple[str, ...] = ("components", "hough", "template")
+#: ``method="auto"``: the finder with the best F1 for each target in ``docs/extraction.md``.
+DEFAULT_METHODS: dict[str, str] = {"filled": "template", "outline": "template", "ring": "hough"}
+#: The parameters each finder uses for each target when they are not given: those with the best
+#: F1 on simulated network outputs (``benchmarks/bench_extract.py``, ``docs/extraction.md``).
+TUNED_PARAMETERS: dict[tuple[str, str], dict[str, float]] = {
+    ("components", "filled"): {"threshold": 0.15, "smooth_sigma": 2.0},
+    ("components", "outline"): {"threshold": 0.15, "smooth_sigma": 0.0, "min_rim_coverage": 0.25},
+    ("components", "ring"): {"threshold": 0.15, "smooth_sigma": 0.0, "min_rim_coverage": 0.25},
+    ("hough", "filled"): {"threshold": 0.15, "smooth_sigma": 1.0, "hough_threshold": 0.6},
+    ("hough", "outline"): {"threshold": 0.15, "smooth_sigma": 1.0, "hough_threshold": 0.8},
+    ("hough", "ring"): {"threshold": 0.15, "smooth_sigma": 0.0, "hough_threshold": 0.8},
+    ("template", "filled"): {"threshold": 0.2, "smooth_sigma": 0.0, "template_threshold": 0.6},
+    ("template", "outline"): {"threshold": 0.2, "smooth_sigma": 0.0, "template_threshold": 0.5},
+    ("template", "ring"): {"threshold": 0.15, "smooth_sigma": 0.0, "template_threshold": 0.5},
+}
+#: The probability threshold of a finder called directly (``extract_craters`` uses
+#: :data:`TUNED_PARAMETERS`).
+DEFAULT_THRESHOLD: float = 0.5
+#: Duplicate rules of :func:`nms_circles`.
+NMS_RULES: tuple[str, ...] = ("deepmoon", "iou")
+
+_NMS_DEFAULTS: dict[str, Any] = {"deepmoon": (1.8, 1.0), "iou": 0.5}
+# arguments of the finders that extract_craters sets itself
+_COMMON_ARGS = ("prob", "target", "threshold", "relative_threshold", "inner_ratio", "ring_width_px", "plan",
+                "min_diameter_px", "progress")
+
+# Hough and template matching search this band of radii (in pixels of the downsampled map) at
+# every scale; the finest scale extends it down to the smallest radius asked for.
+_BAND_LO: float = 5.0
+_BAND_HI: float = 10.0
+# the band's top reaches a little into the next scale, so no radius falls between two scales
+_BAND_OVERLAP: float = 1.1
+# Hough and template matching work on tiles of at most this many pixels a side (plus a halo).
+_TILE: int = 1024
+
+
+# --------------------------------------------------------------------------------------------
+# public helpers
+
+
+def empty_pixel_craters() -> pd.DataFrame:
+    """An empty PixelCraters table (the four float columns, no rows).
+
+    Examples
+    --------
+    >>> list(empty_pixel_craters().columns)
+    ['x', 'y', 'diameter_px', 'score']
+    """
+    return pd.DataFrame({c: np.array([], dtype=float) for c in PIXEL_CRATER_COLUMNS})
+
+
+def _frame(x: Any, y: Any, d: Any, s: Any) -> pd.DataFrame:
+    cols = [np.asarray(v, dtype=float).ravel() for v in (x, y, d, s)]
+    return pd.DataFrame(dict(zip(PIXEL_CRATER_COLUMNS, cols, strict=True)))
+
+
+def scale_plan(
+    min_diameter_px: float,
+    max_diameter_px: float,
+    scales: str | Iterable[int] = "auto",
+) -> list[tuple[int, float, float]]:
+    """The downsampling factors searched by Hough and template matching, with their radius bands.
+
+    Parameters
+    ----------
+    min_diameter_px, max_diameter_px
+        The range of crater diameters to search, in full-resolution pixels.
+    scales
+        ``"auto"`` (factors 1, 2, 4, ... until the band covers ``max_diameter_px``) or explicit
+        integer factors.  Each factor ``f`` searches full-resolution radii ``f * 5`` to
+        ``f * 11``; the finest one also everything below, down to ``min_diameter_px / 2``.
+        Radii above the coarsest band are not searched.
+
+    Returns
+    -------
+    list of (factor, min_radius, max_radius)
+        Radii in full-resolution pixels; bands that miss the requested range are dropped.
+
+    Examples
+    --------
+    >>> [f for f, _, _ in scale_plan(5, 300)]
+    [1, 2, 4, 8, 16]
+    """
+    rmin, rmax = min_diameter_px / 2.0, max_diameter_px / 2.0
+    if isinstance(scales, str):
+        if scales != "auto":
+            raise InvalidArgumentError(f"scales={scales!r} must be 'auto' or a list of integer factors, e.g. [1, 2, 4].")
+        factors = [1]
+        while factors[-1] * _BAND_HI * _BAND_OVERLAP < rmax:
+            factors.append(factors[-1] * 2)
+    else:
+        try:
+            factors = sorted({int(f) for f in scales})
+            bad = [f for f in scales if int(f) != f or int(f) < 1]
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"scales={scales!r} must be 'auto' or a list of integer downsampling factors >= 1, e.g. [1, 2, 4]."
+            ) from exc
+        if bad or not factors:
+            raise InvalidArgumentError(
+                f"scales={scales!r} must be 'auto' or a non-empty list of integer factors >= 1, e.g. [1, 2, 4]."
+            )
+    plan = []
+    for i, f in enumerate(factors):
+        lo = f * _BAND_LO if i else min(rmin, f * _BAND_LO)
+        hi = f * _BAND_HI * _BAND_OVERLAP
+        lo, hi = max(lo, rmin), min(hi, rmax)
+        if lo <= hi:
+            plan.append((f, lo, hi))
+    return plan
+
+
+def nms_circles(
+    craters: pd.DataFrame,
+    *,
+    rule: str = "deepmoon",
+    threshold: Any = None,
+    contained: bool = False,
+) -> pd.DataFrame:
+    """Remove duplicate circles: greedy non-maximum suppression by decreasing ``score``.
+
+    The best-scoring circle is kept and every circle that duplicates it is dropped, then the
+    next best remaining circle, and so on (ties keep table order).
+
+    Parameters
+    ----------
+    craters
+        PixelCraters (``x``, ``y``, ``diameter_px``, ``score``); extra columns are kept.
+    rule
+        ``"deepmoon"``: circles 1 and 2 are duplicates when
+        ``((x1 - x2)**2 + (y1 - y2)**2) / min(r)**2 < t_pos`` and ``|r1 - r2| / min(r) < t_rad``
+        (Silburt et al. 2019; default ``threshold=(1.8, 1.0)``, the rule the scores use, so that
+        no two kept circles can match the same crater).  ``"iou"``: their intersection over
+        union is at least ``threshold`` (default 0.5).
+    threshold
+        See ``rule``.
+    contained
+        Also drop a circle that lies entirely inside a better-scoring, bigger kept circle.  Right
+        for ``filled`` targets, where a crater inside another cannot be seen, so such a circle
+        is a partial match of the bigger disk's edge.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept rows, sorted by decreasing score, with a fresh index.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"x": [10.0, 11.0, 50.0], "y": [10.0, 10.0, 50.0],
+    ...                    "diameter_px": [8.0, 9.0, 8.0], "score": [0.9, 0.8, 0.7]})
+    >>> nms_circles(df)[["x", "score"]].values.tolist()
+    [[10.0, 0.9], [50.0, 0.7]]
+    """
+    if not isinstance(craters, pd.DataFrame):
+        raise InvalidArgumentError(
+            f"nms_circles needs a PixelCraters DataFrame (x, y, diameter_px, score), got {type(craters).__name__}."
+        )
+    missing = [c for c in PIXEL_CRATER_COLUMNS if c not in craters.columns]
+    if missing:
+        raise InvalidArgumentError(
+            f"the craters lack the column(s) {missing} (they have {list(craters.columns)}); "
+            "PixelCraters need x, y, diameter_px and score."
+        )
+    if rule not in NMS_RULES:
+        raise InvalidArgumentError(f"rule={rule!r} is not a duplicate rule; use one of {list(NMS_RULES)}.")
+    thr = _nms_threshold(rule, threshold)
+    if len(craters) == 0:
+        return craters.reset_index(drop=True)
+    values = {c: craters[c].to_numpy(dtype=float) for c in PIXEL_CRATER_COLUMNS}
+    if not all(np.isfinite(v).all() for v in values.values()) or (values["diameter_px"] <= 0).any():
+        raise InvalidArgumentError("the craters have non-finite values or diameters <= 0; drop those rows first.")
+    order = np.argsort(-values["score"], kind="stable")
+    x, y = values["x"][order], values["y"][order]
+    r = values["diameter_px"][order] / 2.0
+    pts = np.column_stack([x, y])
+    if rule == "deepmoon":
+        pos2, rad = thr
+        reach = math.sqrt(pos2) * r  # separation < sqrt(pos2) * min(r) <= sqrt(pos2) * r_i
+    else:
+        # IoU >= t needs min(r)/max(r) >= sqrt(t) and a separation below r1 + r2
+        reach = r * (1.0 + 1.0 / math.sqrt(thr))
+    if contained:
+        reach = np.maximum(reach, r)
+    tree = cKDTree(pts)
+    neighbours = tree.query_ball_point(pts, reach * (1 + 1e-9) + 1e-9)
+    alive = np.ones(len(order), dtype=bool)
+    for i in range(len(order)):
+        if not alive[i]:
+            continue
+        j = np.asarray(neighbours[i], dtype=np.int64)
+        j = j[(j > i) & alive[j]]
+        if j.size == 0:
+            continue
+        sep = np.hypot(x[j] - x[i], y[j] - y[i])
+        if rule == "deepmoon":
+            rmin = np.minimum(r[j], r[i])
+            dup = (sep**2 / rmin**2 < pos2) & (np.abs(r[j] - r[i]) / rmin < rad)
+        else:
+            from .evaluate import circle_iou
+
+            dup = circle_iou(sep, 2 * r[j], 2 * r[i]) >= thr
+        if contained:
+            dup |= (r[j] < r[i]) & (sep + r[j] <= r[i])
+        alive[j[dup]] = False
+    return craters.iloc[order[alive]].reset_index(drop=True)
+
+
+def _nms_threshold(rule: str, threshold: Any) -> Any:
+    if threshold is None:
+        return _NMS_DEFAULTS[rule]
+    if rule == "deepmoon":
+        try:
+            pos2, rad = (float(v) for v in threshold)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"the deepmoon duplicate threshold is a pair (t_pos, t_rad), e.g. (1.8, 1.0); got {threshold!r}."
+            ) from exc
+        if not (pos2 > 0 and rad > 0):
+            raise InvalidArgumentError(f"the deepmoon duplicate thresholds must be > 0, got {threshold!r}.")
+        return pos2, rad
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"the IoU duplicate threshold must be a number in (0, 1], got {threshold!r}.") from exc
+    if not 0 < value <= 1:
+        raise InvalidArgumentError(f"the IoU duplicate threshold must lie in (0, 1], got {value}.")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+
+
+def extract_craters(
+    prob: Any,
+    *,
+    target: str = "filled",
+    method: str = "auto",
+    threshold: float | None = None,
+    relative_threshold: float = 0.5,
+    min_diameter_px: float = 5.0,
+    max_diameter_px: float | None = None,
+    scales: str | Sequence[int] = "auto",
+    nms: str = "deepmoon",
+    nms_threshold: Any = None,
+    inner_ratio: float = 0.7,
+    ring_width_px: float = 2.0,
+    smooth_sigma: float | None = None,
+    nan_policy: str = "zero",
+    progress: bool = False,
+    **method_options: Any,
+) -> pd.DataFrame:
+    """Find the craters in a probability map: circles in pixel coordinates (PixelCraters).
+
+    Parameters
+    ----------
+    prob
+        The network's crater probability, 2-D (``(y, x)``; a trailing or leading axis of length
+        1 is dropped), values in [0, 1]: a numpy array, or an :class:`xarray.DataArray` (a
+        dask-backed one is computed; extraction works in memory).
+    target
+        The kind of target the network was trained on: ``"filled"``, ``"outline"`` or
+        ``"ring"`` (a ``hybrid`` model's map works with ``"outline"``).
+    method
+        ``"components"``, ``"hough"``, ``"template"``, or ``"auto"``
+        (:data:`DEFAULT_METHODS`, the best measured F1 for the target).
+    threshold
+        Probability at which a pixel counts as crater (every finder binarises the map first).
+        Default: the measured best for the method and target (:data:`TUNED_PARAMETERS`).
+    relative_threshold
+        A pixel must also reach this fraction of the maximum within 4 pixels of it (0 = off).
+        The default, 0.5, puts every blurred edge at its half maximum whatever the crater's own
+        peak probability, so that a low ``threshold`` keeps faint craters without inflating
+        the diameters of bright ones.
+    min_diameter_px, max_diameter_px
+        Diameter range of the result, in pixels.  ``max_diameter_px`` defaults to the map's
+        smaller side; it also decides how many scales ``scales="auto"`` searches.
+    scales
+        Downsampling factors for Hough and template matching: ``"auto"`` or integers, see
+        :func:`scale_plan`.  Connected components need no scales (their size is unlimited);
+        the argument is checked but not used.
+    nms, nms_threshold
+        Duplicate removal, see :func:`nms_circles`; for ``filled`` targets, circles inside a
+        better-scoring bigger circle are dropped too (``contained=True``).
+    inner_ratio
+        The size of an ``outline`` target's hole relative to the crater (as in
+        :func:`marscraters.targets.render_targets`).
+    ring_width_px
+        The width of a ``ring`` target's band, in pixels.
+    smooth_sigma
+        Smooth the map with a Gaussian of this sigma (pixels) before anything else; 0 = off.
+        Default: from :data:`TUNED_PARAMETERS`.
+    nan_policy
+        ``"zero"`` (NaN -- no data -- counts as probability 0) or ``"raise"``.
+    progress
+        Show a tqdm progress bar.
+    **method_options
+        Passed to the finder, e.g. ``template_threshold=0.5`` (template) or
+        ``hough_threshold=0.4`` (hough); see each ``find_circles_*`` function.  Those not given
+        come from :data:`TUNED_PARAMETERS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        PixelCraters: ``x``, ``y`` (pixel index coordinates), ``diameter_px`` and ``score``
+        (the finder's confidence: mean probability on the component for ``components``, the
+        fraction of the circle's edge that voted for ``hough``, the correlation for
+        ``template``; threshold it to draw a precision-recall curve), sorted by decreasing
+        score.  ``attrs`` record the target, method and parameters.  An empty or constant map
+        gives an empty table with these columns.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the map is not 2-D numeric in [0, 1] (or has NaN with ``nan_policy="raise"``), or an
+        argument is out of range.
+
+    Examples
+    --------
+    Two disks of 20 and 40 pixels:
+
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> prob = ((xx - 30) ** 2 + (yy - 40) ** 2 <= 10 ** 2) * 0.9
+    >>> prob = np.maximum(prob, ((xx - 80) ** 2 + (yy - 80) ** 2 <= 20 ** 2) * 0.8)
+    >>> extract_craters(prob, target="filled").round(0).values.tolist()
+    [[80.0, 80.0, 40.0, 1.0], [30.0, 40.0, 20.0, 1.0]]
+    >>> extract_craters(prob, method="components", smooth_sigma=0).round(1).values.tolist()
+    [[30.0, 40.0, 20.1, 0.9], [80.0, 80.0, 40.0, 0.8]]
+    """
+    target = _check_choice("target", target, TARGETS)
+    method = _check_choice("method", method, ("auto", *METHODS))
+    method = DEFAULT_METHODS[target] if method == "auto" else method
+    nan_policy = _check_choice("nan_policy", nan_policy, ("zero", "raise"))
+    nms = _check_choice("nms", nms, NMS_RULES)
+    nms_thr = _nms_threshold(nms, nms_threshold)
+    finders = {"components": find_circles_components, "hough": find_circles_hough, "template": find_circles_template}
+    finder = finders[method]
+    tuned = dict(TUNED_PARAMETERS[(method, target)])
+    tuned_threshold, tuned_smooth = tuned.pop("threshold"), tuned.pop("smooth_sigma")
+    threshold = tuned_threshold if threshold is None else threshold
+    smooth_sigma = tuned_smooth if smooth_sigma is None else smooth_sigma
+    # the finder's own options; the rest of its arguments are set here
+    own = set(inspect.signature(finder).parameters) - set(_COMMON_ARGS)
+    unknown = sorted(set(method_options) - own)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{', '.join(unknown)} {'is not an option' if len(unknown) == 1 else 'are not options'} of "
+            f"method={method!r}; its own options are {sorted(own)} (see {finder.__name__})."
+        )
+    method_options = {**tuned, **method_options}
+    threshold = _check_fraction("threshold", threshold, open_left=True)
+    relative_threshold = _check_fraction("relative_threshold", relative_threshold, open_right=True)
+    inner_ratio = _check_fraction("inner_ratio", inner_ratio, open_left=True, open_right=True)
+    ring_width_px = _check_positive("ring_width_px", ring_width_px)
+    min_d = _check_positive("min_diameter_px", min_diameter_px, allow_zero=True)
+    smooth_sigma = _check_positive("smooth_sigma", smooth_sigma, allow_zero=True)
+    if not isinstance(scales, str):
+        scales = list(scales) if isinstance(scales, Iterable) else scales
+    arr = _as_probability(prob, nan_policy)
+    if max_diameter_px is None:
+        max_d = max(float(min(arr.shape)), min_d)
+    else:
+        max_d = _check_positive("max_diameter_px", max_diameter_px)
+    if max_d < min_d:
+        raise InvalidArgumentError(
+            f"max_diameter_px={max_diameter_px!r} is smaller than min_diameter_px={min_diameter_px!r}."
+        )
+    # search 20 % beyond the diameter range, so that a crater just outside it is found at its
+    # own size (and then dropped) rather than at the nearest size searched
+    plan = scale_plan(max(min_d / 1.2, 1.0), max(max_d * 1.2, 1.0), scales)  # validates scales
+    if smooth_sigma > 0 and arr.size:
+        arr = ndimage.gaussian_filter(arr, smooth_sigma)
+
+    attrs = {
+        "target": target,
+        "method": method,
+        "threshold": threshold,
+        "relative_threshold": relative_threshold,
+        "smooth_sigma": smooth_sigma,
+        **method_options,
+        "min_diameter_px": min_d,
+        "max_diameter_px": max_d,
+        "nms": nms,
+        "shape": list(arr.shape),
+    }
+    if method != "components":
+        attrs["scales"] = [f for f, _, _ in plan]
+    if arr.size == 0 or not np.any(arr >= threshold) or float(arr.max()) - float(arr.min()) <= 1e-6:
+        # nothing above threshold, or a constant map: no circle can be told from the background
+        out = empty_pixel_craters()
+        out.attrs.update(attrs)
+        return out
+
+    common: dict[str, Any] = dict(
+        target=target,
+        threshold=threshold,
+        relative_threshold=relative_threshold,
+        inner_ratio=inner_ratio,
+        ring_width_px=ring_width_px,
+    )
+    if method == "components":
+        common["min_diameter_px"] = min_d
+    else:
+        common["plan"] = plan
+    cand = finder(arr, **common, progress=progress, **method_options)
+    keep = (cand["diameter_px"] >= min_d) & (cand["diameter_px"] <= max_d)
+    out = nms_circles(cand[keep], rule=nms, threshold=nms_thr, contained=target == "filled")
+    out.attrs.update(attrs)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidArgumentError(f"{name}={value!r} is not valid; use one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise InvalidArgumentError(f"{name}={value!r} must be a number, not a bool.")
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{name}={value!r} must be a number.") from exc
+    if not math.isfinite(out):
+        raise InvalidArgumentError(f"{name}={value!r} must be finite.")
+    return out
+
+
+def _check_fraction(name: str, value: Any, *, open_left: bool = False, open_right: bool = False) -> float:
+    v = _number(name, value)
+    if (v <= 0 if open_left else v < 0) or (v >= 1 if open_right else v > 1):
+        interval = f"{'(' if open_left else '['}0, 1{')' if open_right else ']'}"
+        raise InvalidArgumentError(f"{name}={value!r} must lie in {interval}.")
+    return v
+
+
+def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    v = _number(name, value)
+    if v < 0 or (v == 0 and not allow_zero):
+        raise InvalidArgumentError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} pixels.")
+    return v
+
+
+def _as_probability(prob: Any, nan_policy: str = "zero") -> np.ndarray:
+    """A float32 2-D copy of ``prob`` with NaN handled and the range checked."""
+    if hasattr(prob, "dims") and hasattr(prob, "values"):  # xarray (computes a dask-backed one)
+        prob = prob.values
+    try:
+        arr = np.asarray(prob)
+    except Exception as exc:  # noqa: BLE001 (anything that cannot become an array)
+        raise InvalidArgumentError(f"the probability map cannot be read as an array: {exc}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            f"the probability map must be numeric, got dtype {arr.dtype}; pass the network's float output."
+        )
+    if arr.ndim > 2 and arr.squeeze().ndim == 2:
+        arr = arr.squeeze()  # e.g. a model's (1, y, x, 1) output
+    if arr.ndim != 2:
+        raise InvalidArgumentError(
+            f"the probability map must be 2-D (y, x), got shape {np.shape(prob)}; take one image and one "
+            "channel, e.g. model_output[0, ..., 0]."
+        )
+    arr = arr.astype(np.float32, copy=True)
+    nan = np.isnan(arr)
+    if nan.any():
+        if nan_policy == "raise":
+            raise InvalidArgumentError(
+                f"the probability map has {int(nan.sum())} NaN pixel(s); use nan_policy='zero' to treat "
+                "them as 'no crater', or fill them first."
+            )
+        arr[nan] = 0.0
+    if np.isinf(arr).any():
+        raise InvalidArgumentError("the probability map has infinite values; it must hold probabilities in [0, 1].")
+    if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
+        raise InvalidArgumentError(
+            f"the probability map has values in [{arr.min():g}, {arr.max():g}], outside [0, 1]: pass "
+            "probabilities (a sigmoid of logits; an 8-bit image divided by 255)."
+        )
+    np.clip(arr, 0.0, 1.0, out=arr)
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# circle geometry
+
+
+def _fit_circle(cx: np.ndarray, cy: np.ndarray) -> tuple[float, float, float, float]:
+    """Algebraic (Kasa) least-squares circle through points: centre, radius, rms residual."""
+    xm, ym = cx.mean(), cy.mean()
+    u, v = cx - xm, cy - ym
+    a = np.column_stack([u, v, np.ones_like(u)])
+    try:
+        p, *_ = np.linalg.lstsq(a, u * u + v * v, rcond=None)
+    except np.linalg.LinAlgError:
+        return math.nan, math.nan, math.nan, math.inf
+    a0, b0 = p[0] / 2.0, p[1] / 2.0
+    r2 = p[2] + a0 * a0 + b0 * b0
+    if not r2 > 0:
+        return math.nan, math.nan, math.nan, math.inf
+    r = math.sqrt(r2)
+    rms = float(np.sqrt(np.mean((np.hypot(u - a0, v - b0) - r) ** 2)))
+    return xm + a0, ym + b0, r, rms
+
+
+def _coverage(cx: np.ndarray, cy: np.ndarray, x0: float, y0: float, bins: int = 16) -> float:
+    """Fraction of the angular sectors around (x0, y0) that hold at least one point."""
+    ang = np.arctan2(cy - y0, cx - x0)
+    idx = np.floor((ang + math.pi) / (2 * math.pi) * bins).astype(int) % bins
+    return np.unique(idx).size / bins
+
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+# half-width of the window of the local maximum that relative_threshold refers to: a blurred
+# edge reaches its plateau within about 3 sigma, and network outputs blur over 1-2 pixels
+_LOCAL_MAX_HALF: int = 4
+
+
+def _binarize(prob: np.ndarray, threshold: float, relative_threshold: float) -> np.ndarray:
+    """Crater pixels: at least ``threshold``, and at least ``relative_threshold`` times the local maximum.
+
+    The relative part puts a blurred edge at its half maximum whatever the crater's own peak
+    probability, so a low ``threshold`` (to keep faint craters) does not inflate diameters.
+    """
+    mask = prob >= threshold
+    if relative_threshold > 0:
+        local = ndimage.maximum_filter(prob, size=2 * _LOCAL_MAX_HALF + 1, mode="constant")
+        mask &= prob >= relative_threshold * local
+    return mask
+
+
+def _disks(region: np.ndarray, split: bool) -> list[tuple[float, float, float, np.ndarray]]:
+    """Circles ``(x, y, r, piece)`` in ``region``'s own coordinates: one, or one per watershed piece.
+
+    ``region`` is a boolean array with a false border of at least one pixel.
+    """
+    area = int(region.sum())
+    edt = ndimage.distance_transform_edt(region)
+    rin = float(edt.max())
+    ys, xs = np.nonzero(region)
+    # A disk of radius r has an inscribed distance of about r + 0.5 and an area of pi r**2;
+    # a region much bigger than its inscribed circle is several touching or overlapping disks.
+    if not split or area <= 1.3 * math.pi * rin**2 or rin < 2.0:
+        return [(float(xs.mean()), float(ys.mean()), math.sqrt(area / math.pi), region)]
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    peaks = peak_local_max(
+        edt,
+        min_distance=max(1, int(0.35 * rin)),
+        threshold_abs=max(1.5, 0.3 * rin),
+        labels=region.astype(np.int32),
+        exclude_border=False,
+    )
+    if len(peaks) < 2:
+        return [(float(xs.mean()), float(ys.mean()), math.sqrt(area / math.pi), region)]
+    markers = np.zeros(region.shape, dtype=np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    pieces = watershed(-edt, markers, mask=region)
+    outside = ndimage.binary_dilation(~region, structure=_EIGHT)
+    out = []
+    for k in range(1, len(peaks) + 1):
+        piece = pieces == k
+        n = int(piece.sum())
+        if n == 0:
+            continue
+        # the piece's share of the region's outer boundary is an arc of its own disk
+        by, bx = np.nonzero(piece & outside)
+        ok = False
+        if bx.size >= 6:
+            x0, y0, r, rms = _fit_circle(bx.astype(float), by.astype(float))
+            r += 0.5  # boundary pixel centres lie half a pixel inside the edge
+            py, px = peaks[k - 1]
+            ok = (
+                math.isfinite(r)
+                and rms < 0.15 * r + 0.5
+                and r <= 1.5 * rin
+                and math.hypot(x0 - px, y0 - py) <= 0.5 * r + 1.0
+                and _coverage(bx.astype(float), by.astype(float), x0, y0) >= 0.25
+            )
+        if not ok:
+            # the inscribed circle of the piece
+            d = np.where(piece, edt, 0.0)
+            y0, x0 = np.unravel_index(int(np.argmax(d)), d.shape)
+            r = float(d[y0, x0]) - 0.5
+            x0, y0 = float(x0), float(y0)
+        out.append((x0, y0, max(r, 0.5), piece))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# method 1: connected components
+
+
+def find_circles_components(
+    prob: np.ndarray,
+    *,
+    target: str = "filled",
+    threshold: float = DEFAULT_THRESHOLD,
+    relative_threshold: float = 0.5,
+    inner_ratio: float = 0.7,
+    ring_width_px: float = 2.0,
+    min_diameter_px: float = 5.0,
+    split: bool = True,
+    max_rim_rms: float = 0.2,
+    min_rim_coverage: float = 0.5,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Candidate circles from the connected components of the thresholded map.
+
+    The map is binarised at ``threshold`` and ``relative_threshold`` (see :func:`extract_craters`).
+
+    * ``filled``: each component is a disk (centroid, equivalent diameter), or, when its area
+      exceeds 1.3 times its inscribed circle's, several touching disks, split by a watershed on
+      the distance transform; each piece gets the circle fitted to its share of the component's
+      outer boundary (or its inscribed circle when that arc is too short).
+    * ``outline`` / ``ring``: a component whose pixels lie close to one circle (rms distance
+      below ``max_rim_rms`` times its radius, spread over at least ``min_rim_coverage`` of the
+      angles) is a rim, open or closed, and gives that circle (scaled from the rim's middle to
+      its outer edge).  Any other component (a small crater whose hole the network filled, or
+      rims merged with a neighbour) has its holes filled and is treated as ``filled``.  A crater
+      inside another's hole is a component of its own, so both are found.
+
+    ``score`` is the mean probability over the component (or watershed piece).
+
+    Parameters
+    ----------
+    prob
+        2-D probability map with NaN already replaced (see :func:`extract_craters`).
+    target, threshold, relative_threshold, inner_ratio, ring_width_px
+        See :func:`extract_craters`.
+    min_diameter_px
+        Components smaller than a quarter of this disk's area are skipped as noise.
+    split
+        Split touching disks with the watershed.
+    max_rim_rms, min_rim_coverage
+        When a rim component counts as one circle (see above).
+    progress
+        Show a tqdm progress bar over the components.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Candidate PixelCraters (duplicates not yet removed).
+    """
+    from tqdm.auto import tqdm
+
+    prob = np.asarray(prob, dtype=np.float32)
+    mask = _binarize(prob, threshold, relative_threshold)
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    if n == 0:
+        return empty_pixel_craters()
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    min_area = max(3.0, 0.25 * math.pi * (min_diameter_px / 2.0) ** 2)
+    holed = target != "filled"
+    # the rim's middle relative to the crater's radius
+    mid = (1.0 + inner_ratio) / 2.0 if target == "outline" else 1.0
+    rows: list[tuple[float, float, float, float]] = []
+    slices = ndimage.find_objects(labels)
+    for i in tqdm(range(n), desc="components", disable=not progress, unit="comp"):
+        if areas[i + 1] < min_area or slices[i] is None:
+            continue
+        sl = slices[i]
+        y0, x0 = sl[0].start - 1, sl[1].start - 1
+        comp = np.pad(labels[sl] == i + 1, 1)
+        p = np.pad(prob[sl], 1)
+        if holed:
+            ys, xs = np.nonzero(comp)
+            fx, fy, r, rms = _fit_circle(xs.astype(float), ys.astype(float))
+            if (
+                math.isfinite(r)
+                and r >= 1.5
+                and rms <= max_rim_rms * r
+                and _coverage(xs.astype(float), ys.astype(float), fx, fy) >= min_rim_coverage
+            ):
+                if target == "ring":
+                    radius = r
+                else:
+                    # thresholded rim pixels reach half a pixel short of the outer edge
+                    radius = r / mid
+                rows.append((fx + x0, fy + y0, 2.0 * radius, float(p[comp].mean())))
+                continue
+        # a hole in a filled disk is noise; a rim's hole is the crater's inside
+        region = ndimage.binary_fill_holes(comp)
+        for cx, cy, r, piece in _disks(region, split):
+            # score on the probability of the pixels that made the circle (the rim, for rims)
+            support = piece & comp
+            score = float(p[support].mean()) if support.any() else float(p[piece].mean())
+            rows.append((cx + x0, cy + y0, 2.0 * r, score))
+    if not rows:
+        return empty_pixel_craters()
+    return _frame(*np.asarray(rows).T)
+
+
+# --------------------------------------------------------------------------------------------
+# multi-scale machinery shared by Hough and template matching
+
+
+def _downsample(img: np.ndarray, f: int, how: str) -> np.ndarray:
+    """Block mean or max over f x f blocks (the edge blocks padded with zeros)."""
+    if f == 1:
+        return img
+    ny, nx = img.shape
+    py, px = (-ny) % f, (-nx) % f
+    if py or px:
+        img = np.pad(img, ((0, py), (0, px)))
+    blocks = img.reshape(img.shape[0] // f, f, img.shape[1] // f, f)
+    return blocks.max(axis=(1, 3)) if how == "max" else blocks.mean(axis=(1, 3), dtype=np.float32)
+
+
+def _vertex(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Abscissa of the vertex of the parabola through three points per row, clamped to them.
+
+    ``x`` and ``y`` are ``(n, 3)``; rows whose middle point is not a maximum keep ``x[:, 1]``.
+    """
+    x0, x1, x2 = x.T
+    y0, y1, y2 = y.T
+    num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+    den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+    peak = (y1 >= y0) & (y1 >= y2) & (den != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(peak, x1 - 0.5 * num / np.where(den == 0, 1, den), x1)
+    lo = (x0 + x1) / 2
+    hi = (x1 + x2) / 2
+    return np.clip(v, lo, hi)
+
+
+def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks: np.ndarray) -> np.ndarray:
+    """Sub-pixel ``(x, y, coord)`` of ``peaks`` (rows, cols) found in ``maps[k]``.
+
+    Parabolas through the peak and its neighbours along x, y and the map axis (``coords``, e.g.
+    radii) locate each maximum between the samples.
+    """
+    m = maps[k]
+    ny, nx = m.shape
+    r, c = peaks[:, 0], peaks[:, 1]
+    cs = np.column_stack([np.maximum(c - 1, 0), c, np.minimum(c + 1, nx - 1)])
+    rs = np.column_stack([np.maximum(r - 1, 0), r, np.minimum(r + 1, ny - 1)])
+    x = _vertex(cs.astype(float), m[r[:, None], cs])
+    y = _vertex(rs.astype(float), m[rs, c[:, None]])
+    rad = np.full(len(peaks), float(coords[k]))
+    if 0 < k < len(maps) - 1 and maps[k - 1] is not None and maps[k + 1] is not None:
+        v = np.column_stack([maps[k - 1][r, c], m[r, c], maps[k + 1][r, c]])
+        logs = np.log(np.asarray(coords[k - 1 : k + 2], dtype=float))
+        rad = np.exp(_vertex(np.broadcast_to(logs, v.shape), v))
+    return np.column_stack([x, y, rad])
+
+
+def _tiles(shape: tuple[int, int], tile: int, halo: int) -> list[tuple[slice, slice, slice, slice]]:
+    """Overlapping windows ``(read_y, read_x, core_y, core_x)`` that cover ``shape``."""
+    out = []
+    for y0 in range(0, shape[0], tile):
+        for x0 in range(0, shape[1], tile):
+            y1, x1 = min(y0 + tile, shape[0]), min(x0 + tile, shape[1])
+            read = (slice(max(y0 - halo, 0), min(y1 + halo, shape[0])), slice(max(x0 - halo, 0), min(x1 + halo, shape[1])))
+            out.append((*read, slice(y0, y1), slice(x0, x1)))
+    return out
+
+
+def _multiscale(
+    prob: np.ndarray,
+    plan: Sequence[tuple[int, float, float]],
+    prepare: Callable[[np.ndarray, int], np.ndarray],
+    search: Callable[[np.ndarray, np.ndarray, int], np.ndarray],
+    radius_step: float,
+    integer_radii: bool,
+    progress: bool,
+    desc: str,
+    radius_of: Callable[[np.ndarray], np.ndarray] = lambda r: r,
+) -> pd.DataFrame:
+    """Run ``search(image, radii, f) -> (n, 4) [x, y, r, score]`` per scale and tile; map back.
+
+    ``r`` is the searched radius (pixels of the scale) at which the circle peaked, and
+    ``radius_of`` turns it into the crater's radius.  Circles at the smallest radius of the
+    finest scale or the largest of the coarsest one are dropped: the crater may lie beyond the
+    range searched, so its size is unknown.
+    """
+    from tqdm.auto import tqdm
+
+    if not radius_step > 1.0:
+        raise InvalidArgumentError(f"radius_step={radius_step!r} must be > 1 (a ratio between radii, e.g. 1.1).")
+    found = []
+    for i, (f, lo, hi) in enumerate(tqdm(plan, desc=desc, disable=not progress, unit="scale")):
+        img = prepare(prob, f)
+        rlo, rhi = lo / f, hi / f
+        n = max(1, int(math.ceil(math.log(rhi / rlo) / math.log(radius_step)))) if rhi > rlo else 0
+        radii = rlo * radius_step ** np.arange(n + 1)
+        radii = radii[radii <= rhi * (1 + 1e-9)]
+        if integer_radii:
+            radii = np.unique(np.clip(np.round(radii), 1, None)).astype(int)
+        if radii.size == 0:
+            continue
+        halo = int(math.ceil(float(np.max(radii)) * 1.5)) + 3
+        for ry, rx, cy, cx in _tiles(img.shape, _TILE, halo):
+            res = search(img[ry, rx], radii, f)
+            if len(res) == 0:
+                continue
+            res = np.asarray(res, dtype=float)
+            res[:, 0] += rx.start
+            res[:, 1] += ry.start
+            # keep a circle in the one tile whose core holds its centre
+            core = (res[:, 0] >= cx.start) & (res[:, 0] < cx.stop) & (res[:, 1] >= cy.start) & (res[:, 1] < cy.stop)
+            res = res[core]
+            if i == 0:
+                res = res[res[:, 2] > radii[0] * (1 + 1e-9)]
+            if i == len(plan) - 1:
+                res = res[res[:, 2] < radii[-1] * (1 - 1e-9)]
+            res[:, 2] = radius_of(res[:, 2])
+            # back to full-resolution pixel index coordinates
+            res[:, 0] = f * res[:, 0] + (f - 1) / 2.0
+            res[:, 1] = f * res[:, 1] + (f - 1) / 2.0
+            res[:, 2] = 2.0 * f * res[:, 2]
+            found.append(res)
+    if not found:
+        return empty_pixel_craters()
+    allc = np.concatenate(found)
+    return _frame(allc[:, 0], allc[:, 1], allc[:, 2], allc[:, 3])
+
+
+# --------------------------------------------------------------------------------------------
+# method 2: Hough transform
+
+
+def find_circles_hough(
+    prob: np.ndarray,
+    *,
+    target: str = "filled",
+    threshold: float = DEFAULT_THRESHOLD,
+    relative_threshold: float = 0.5,
+    inner_ratio: float = 0.7,
+    ring_width_px: float = 2.0,
+    plan: Sequence[tuple[int, float, float]] | None = None,
+    hough_threshold: float = 0.4,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Candidate circles from the circle Hough transform, searched at several scales.
+
+    The map is binarised (``threshold``, ``relative_threshold``); at each scale it is downsampled
+    (a block is set when most of it is set for ``filled``, when any of it is for rims, so a thin
+    rim survives) and reduced to edges: the inner boundary of the mask for
+    ``filled``, its skeleton (the rims' middles) for ``outline``/``ring``.
+    :func:`skimage.transform.hough_circle` (normalised: the fraction of a circle's perimeter
+    that lies on edges) is computed for integer radii of the scale's band, and peaks at least
+    ``hough_threshold`` (:func:`skimage.transform.hough_circle_peaks`) are candidates with that
+    fraction as ``score``.
+
+    Parameters
+    ----------
+    prob
+        2-D probability map with NaN already replaced.
+    target, threshold, relative_threshold, inner_ratio, ring_width_px
+        See :func:`extract_craters`.
+    plan
+        Scales and radius bands, from :func:`scale_plan` (default: 5 to 300 px).
+    hough_threshold
+        Minimum fraction of the perimeter on edges, in (0, 1].
+
+    Returns
+    -------
+    pandas.DataFrame
+        Candidate PixelCraters (duplicates not yet removed).
+    """
+    from skimage.morphology import skeletonize
+    from skimage.transform import hough_circle, hough_circle_peaks
+
+    hough_threshold = _check_fraction("hough_threshold", hough_threshold, open_left=True)
+    plan = scale_plan(5, 300) if plan is None else plan
+    holed = target != "filled"
+    mid = (1.0 + inner_ratio) / 2.0 if target == "outline" else 1.0
+
+    binary = _binarize(np.asarray(prob, dtype=np.float32), threshold, relative_threshold).astype(np.float32)
+
+    def prepare(img: np.ndarray, f: int) -> np.ndarray:
+        # any rim pixel keeps a block (a thin rim survives); a disk keeps blocks it mostly covers
+        return _downsample(binary, f, "max" if holed else "mean") >= 0.5
+
+    def search(mask: np.ndarray, radii: np.ndarray, f: int) -> np.ndarray:
+        if holed:
+            edges = skeletonize(mask)
+        else:
+            edges = mask & ~ndimage.binary_erosion(mask, border_value=0)
+        # Thicken the edges by a pixel: a digital circle of integer radius crosses a one-pixel
+        # edge of a slightly different radius only in places, and would get half its votes.
+        edges = ndimage.binary_dilation(edges, structure=_EIGHT)
+        if not edges.any():
+            return np.empty((0, 4))
+        acc = hough_circle(edges, radii, normalize=True).astype(np.float32)
+        # The thick edges give flat-topped peaks; smoothing puts each maximum in the middle of
+        # its plateau (peak finding would take the plateau's first pixel, a bias to the top left).
+        acc = ndimage.gaussian_filter(acc, sigma=(0.0, 1.0, 1.0))
+        md = max(2, int(radii.min() // 2))
+        score, cx, cy, rr = hough_circle_peaks(
+            acc, radii, min_xdistance=md, min_ydistance=md, threshold=hough_threshold
+        )
+        if len(score) == 0:
+            return np.empty((0, 4))
+        k = np.searchsorted(radii, rr)
+        xyr = np.empty((len(score), 3))
+        for kk in np.unique(k):
+            sel = k == kk
+            xyr[sel] = _refine(acc, radii, int(kk), np.column_stack([cy[sel], cx[sel]]))
+        return np.column_stack([xyr, score])
+
+    def radius_of(r: np.ndarray) -> np.ndarray:
+        # skeleton pixels lie on the rim's middle; the thickened boundary is centred on the
+        # outermost pixel centres, half a pixel inside the edge
+        return r / mid if holed else r + 0.5
+
+    # integer radii in pixels of each scale: hough_circle draws integer circles
+    return _multiscale(prob, plan, prepare, search, 1.15, True, progress, "hough", radius_of)
+
+
+# --------------------------------------------------------------------------------------------
+# method 3: template matching
+
+
+def _template(kind: str, r: float, inner_ratio: float, width: float) -> np.ndarray:
+    """An anti-aliased template of one target of radius ``r`` with a margin of background."""
+    half = int(math.ceil(r + max(2.0, 0.3 * r) + (width / 2 if kind == "ring" else 0)))
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+    d = np.hypot(xx, yy)
+    if kind == "ring":
+        t = np.clip(width / 2.0 + 0.5 - np.abs(d - r), 0.0, 1.0)
+    else:
+        t = np.clip(r + 0.5 - d, 0.0, 1.0)
+        if kind == "outline" and inner_ratio * r >= 1.0:
+            t = t - np.clip(inner_ratio * r + 0.5 - d, 0.0, 1.0)
+    return t.astype(np.float32)
+
+
+def find_circles_template(
+    prob: np.ndarray,
+    *,
+    target: str = "filled",
+    threshold: float = DEFAULT_THRESHOLD,
+    relative_threshold: float = 0.5,
+    inner_ratio: float = 0.7,
+    ring_width_px: float = 2.0,
+    plan: Sequence[tuple[int, float, float]] | None = None,
+    template_threshold: float = 0.5,
+    radius_step: float = 1.1,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Candidate circles by template matching (DeepMoon's circle finder), at several scales.
+
+    As in DeepMoon, the map is first binarised (at ``threshold``; and ``relative_threshold``);
+    each scale block-averages it.
+    For radii spaced by a factor ``radius_step`` over the scale's band, the image is
+    cross-correlated (:func:`skimage.feature.match_template`, normalised) with an anti-aliased
+    template of the target's own shape -- a disk, an annulus from ``inner_ratio`` to 1, or a
+    ring of ``ring_width_px`` (DeepMoon's only template, for its ring targets) -- with a margin of
+    background.  Local maxima of the correlation at least ``template_threshold`` (DeepMoon: 0.5)
+    are candidates, with the correlation as ``score``.
+
+    Parameters
+    ----------
+    prob
+        2-D probability map with NaN already replaced.
+    target, threshold, relative_threshold, inner_ratio, ring_width_px
+        See :func:`extract_craters`.
+    plan
+        Scales and radius bands, from :func:`scale_plan` (default: 5 to 300 px).
+    template_threshold
+        Minimum correlation, in (0, 1].
+    radius_step
+        Ratio between successive radii (> 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Candidate PixelCraters (duplicates not yet removed).
+    """
+    from skimage.feature import match_template, peak_local_max
+
+    template_threshold = _check_fraction("template_threshold", template_threshold, open_left=True)
+    plan = scale_plan(5, 300) if plan is None else plan
+    binary = _binarize(np.asarray(prob, dtype=np.float32), threshold, relative_threshold).astype(np.float32)
+
+    def prepare(img: np.ndarray, f: int) -> np.ndarray:
+        return _downsample(binary, f, "mean")
+
+    def search(img: np.ndarray, radii: np.ndarray, f: int) -> np.ndarray:
+        if not img.any():
+            return np.empty((0, 4))
+        width = max(ring_width_px / f, 1.0)
+        maps: list[np.ndarray] = []
+        for r in radii:
+            tpl = _template(target, float(r), inner_ratio, width)
+            n = tpl.shape[0]
+            if n < min(img.shape):
+                maps.append(match_template(img, tpl, pad_input=True))
+            else:
+                # a crater about as big as the (tile of the) map: pad it with background
+                ncc = match_template(np.pad(img, n), tpl, pad_input=True)
+                maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
+        out = []
+        for k, (r, ncc) in enumerate(zip(radii, maps)):
+            peaks = peak_local_max(
+                ncc, min_distance=max(1, int(r // 2)), threshold_abs=template_threshold, exclude_border=False
+            )
+            if len(peaks):
+                xyr = _refine(maps, radii, k, peaks)
+                out.append(np.column_stack([xyr, ncc[peaks[:, 0], peaks[:, 1]]]))
+        return np.concatenate(out) if out else np.empty((0, 4))
+
+    return _multiscale(prob, plan, prepare, search, radius_step, False, progress, "template")
+
+
+# --------------------------------------------------------------------------------------------
+# georeferencing
+
+
+def to_catalog(craters: pd.DataFrame, mosaic: Any, *, attrs: dict[str, Any] | None = None) -> Any:
+    """Georeference PixelCraters found on a mosaic's grid: a Catalog.
+
+    Centres go through :meth:`marscraters.crs.Grid.pixel_to_lonlat`.  On an equirectangular grid
+    a crater of diameter D is an ellipse ``D * px_x`` wide and ``D * px_y`` tall (pixels per km
+    from :meth:`~marscraters.crs.Grid.km_to_pixels`; ``px_x`` grows as 1/cos(lat)); a fitted
+    circle's diameter is close to the geometric mean of the two, so
+    ``diameter_km = diameter_px / sqrt(px_x * px_y)`` (exact at the equator).
+
+    Parameters
+    ----------
+    craters
+        PixelCraters from :func:`extract_craters` run on (a probability map on the grid of)
+        ``mosaic``.
+    mosaic
+        The Mosaic, or any georeferenced DataArray/Dataset on the same ``(y, x)`` grid.
+    attrs
+        Provenance for the catalog's ``.attrs`` (the extraction's ``attrs`` are included).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A Catalog with ``crater_id``, ``lat``, ``lon``, ``diameter_km`` and ``score``.
+
+    Examples
+    --------
+    >>> from marscraters.mosaic import mosaic_from_array
+    >>> ds = mosaic_from_array(np.zeros((256, 256)), bounds=(10, -0.5, 11, 0.5))  # 256 px/deg
+    >>> px = pd.DataFrame({"x": [127.5], "y": [127.5], "diameter_px": [25.6], "score": [0.9]})
+    >>> cat = to_catalog(px, ds)
+    >>> round(float(cat.lon[0]), 3), round(float(cat.lat[0]), 3), round(float(cat.diameter_km[0]), 2)
+    (10.5, 0.0, 5.93)
+    """
+    from .catalog import make_catalog
+    from .crs import Grid
+
+    if not isinstance(craters, pd.DataFrame) or any(c not in craters.columns for c in PIXEL_CRATER_COLUMNS):
+        raise InvalidArgumentError(
+            "to_catalog needs PixelCraters: a DataFrame with x, y, diameter_px and score (what "
+            "extract_craters returns)."
+        )
+    grid = Grid.from_dataset(mosaic)
+    x = craters["x"].to_numpy(dtype=float)
+    y = craters["y"].to_numpy(dtype=float)
+    lon, lat = grid.pixel_to_lonlat(x, y)
+    lat = np.asarray(lat, dtype=float)
+    if x.size:
+        px_x, px_y = grid.km_to_pixels(np.ones_like(lat), np.clip(lat, -89.999, 89.999))
+        diameter_km = craters["diameter_px"].to_numpy(dtype=float) / np.sqrt(np.abs(px_x * px_y))
+    else:
+        diameter_km = np.empty(0)
+    meta = {"source": "marscraters.extract", **dict(craters.attrs), **(attrs or {})}
+    return make_catalog(lat, lon, diameter_km, extra={"score": craters["score"].to_numpy(dtype=float)}, attrs=meta)

@@ -1,0 +1,400 @@
+"""The circle finder: probability maps with known craters in, PixelCraters out."""
+
+from __future__ import annotations
+
+import math
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from marscraters import extract as ex
+from marscraters.errors import InvalidArgumentError
+from marscraters.extract import (
+    METHODS,
+    PIXEL_CRATER_COLUMNS,
+    extract_craters,
+    find_circles_components,
+    nms_circles,
+    scale_plan,
+)
+
+# --------------------------------------------------------------------------------------------
+# drawing helpers: targets drawn in pixel index coordinates, like marscraters.targets
+
+
+def paint(shape, craters, kind="filled", inner_ratio=0.7, ring_width=2.0, value=1.0):
+    """Paint ``(x, y, d)`` craters largest first (holes cut after each), as the targets do."""
+    img = np.zeros(shape, np.float32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for x, y, d in sorted(craters, key=lambda c: -c[2]):
+        r = d / 2
+        dist = np.hypot(xx - x, yy - y)
+        if kind == "ring":
+            img[np.abs(dist - r) <= ring_width / 2] = value
+        else:
+            img[dist <= r] = value
+            if kind == "outline" and inner_ratio * r >= 1:
+                img[dist <= inner_ratio * r] = 0
+    return img
+
+
+def blur(img, sigma=0.8):
+    from scipy import ndimage
+
+    return np.clip(ndimage.gaussian_filter(img, sigma), 0, 1)
+
+
+def nearest(found: pd.DataFrame, x: float, y: float) -> pd.Series:
+    i = int(np.argmin(np.hypot(found["x"] - x, found["y"] - y)))
+    return found.iloc[i]
+
+
+def assert_found(found, x, y, d, pos_tol=1.0, d_tol=0.10):
+    assert len(found), f"nothing found, expected a crater at ({x}, {y}) d={d}"
+    c = nearest(found, x, y)
+    assert math.hypot(c.x - x, c.y - y) <= pos_tol, f"centre {c.x:.2f},{c.y:.2f} vs {x},{y}"
+    assert abs(c.diameter_px - d) <= d_tol * d, f"diameter {c.diameter_px:.2f} vs {d}"
+
+
+SEPARATED = [(30.0, 40.0, 12.0), (100.0, 35.0, 24.0), (50.0, 120.0, 40.0), (150.0, 140.0, 64.0)]
+
+
+# --------------------------------------------------------------------------------------------
+# recovering known craters
+
+
+# Hough votes on a downsampled map for craters over 22 px: its centres are good to ~1.5 px there
+POS_TOL = {"components": 1.0, "template": 1.0, "hough": 1.5}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_separated_disks_recovered(method):
+    prob = blur(paint((200, 220), SEPARATED)) * 0.9
+    found = extract_craters(prob, target="filled", method=method)
+    assert list(found.columns) == list(PIXEL_CRATER_COLUMNS)
+    assert len(found) == len(SEPARATED)
+    for x, y, d in SEPARATED:
+        assert_found(found, x, y, d, pos_tol=POS_TOL[method])
+
+
+@pytest.mark.parametrize("kind", ["outline", "ring"])
+def test_separated_rims_recovered_by_default_method(kind):
+    prob = blur(paint((200, 220), SEPARATED, kind=kind)) * 0.9
+    found = extract_craters(prob, target=kind)
+    assert len(found) == len(SEPARATED)
+    for x, y, d in SEPARATED:
+        assert_found(found, x, y, d, pos_tol=POS_TOL[ex.DEFAULT_METHODS[kind]], d_tol=0.15)
+
+
+def test_pixel_index_convention_x_is_column():
+    # a disk centred on row 20, column 70: (0, 0) is the centre of the top-left pixel
+    prob = paint((64, 100), [(70.0, 20.0, 15.0)])
+    c = extract_craters(prob).iloc[0]
+    assert c.x == pytest.approx(70.0, abs=0.01)
+    assert c.y == pytest.approx(20.0, abs=0.01)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_crater_inside_a_larger_craters_outline(method):
+    big, small = (100.0, 100.0, 140.0), (92.0, 108.0, 24.0)  # small one inside the big one's hole
+    prob = blur(paint((200, 200), [big, small], kind="outline")) * 0.9
+    found = extract_craters(prob, target="outline", method=method)
+    assert_found(found, *big, pos_tol=3.0, d_tol=0.15)
+    assert_found(found, *small, pos_tol=2.0, d_tol=0.2)
+
+
+def test_two_overlapping_disks_are_split():
+    a, b = (60.0, 60.0, 50.0), (95.0, 70.0, 50.0)  # centres 36 px apart, radii 25
+    prob = blur(paint((130, 160), [a, b])) * 0.9
+    found = extract_craters(prob, target="filled", method="components")
+    assert len(found) == 2
+    assert_found(found, *a, pos_tol=2.0)
+    assert_found(found, *b, pos_tol=2.0)
+    # without the watershed split the union is one circle
+    assert len(find_circles_components(prob, split=False)) == 1
+
+
+@pytest.mark.parametrize("method", ["hough", "template"])
+def test_300px_crater_found_through_a_downsampled_scale(method):
+    crater = (201.0, 195.0, 300.0)
+    prob = blur(paint((400, 400), [crater], kind="ring")) * 0.8
+    found = extract_craters(prob, target="ring", method=method)
+    assert_found(found, *crater, pos_tol=8.0, d_tol=0.1)
+    assert found.attrs["scales"][-1] >= 16
+    # the full-resolution scale alone searches radii up to 11 px only
+    alone = extract_craters(prob, target="ring", method=method, scales=[1])
+    assert not ((alone["diameter_px"] > 200).any())
+
+
+def test_300px_filled_crater_found():
+    crater = (199.5, 203.0, 300.0)
+    prob = blur(paint((400, 400), [crater])) * 0.8
+    assert_found(extract_craters(prob), *crater, pos_tol=1.0, d_tol=0.02)
+
+
+# the Hough transform does not resolve 5 px disks (its circles of radius 2-3 px get few votes)
+@pytest.mark.parametrize("method", ["auto", "components", "template"])
+def test_5px_crater_found(method):
+    prob = blur(paint((40, 40), [(20.0, 18.0, 5.0)]), 0.5) * 0.9
+    found = extract_craters(prob, method=method)
+    assert len(found) == 1
+    assert_found(found, 20.0, 18.0, 5.0, pos_tol=1.0, d_tol=0.25)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_min_and_max_diameter(method):
+    prob = blur(paint((200, 220), SEPARATED)) * 0.9
+    found = extract_craters(prob, method=method, min_diameter_px=20, max_diameter_px=70)
+    assert len(found) == 3 and found["diameter_px"].between(20, 70).all()
+    for c in SEPARATED[1:]:
+        assert_found(found, *c, pos_tol=POS_TOL[method])
+
+
+def test_score_ranks_by_probability():
+    prob = np.maximum(paint((80, 160), [(40.0, 40.0, 30.0)], value=0.9), paint((80, 160), [(120.0, 40.0, 30.0)], value=0.6))
+    # score: the mean probability of the disk (no smoothing, so it is exact)
+    found = extract_craters(prob, method="components", smooth_sigma=0)
+    assert found["score"].is_monotonic_decreasing
+    assert found.iloc[0].x == pytest.approx(40.0) and found.iloc[0].score == pytest.approx(0.9, abs=1e-6)
+    assert found.iloc[1].score == pytest.approx(0.6, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_relative_threshold_keeps_diameters_honest_at_a_low_threshold(method):
+    # a faint and a bright disk, blurred: a low threshold catches the faint one, and the local
+    # half-maximum edge stops it from inflating the bright one's diameter
+    craters = [(40.0, 40.0, 20.0), (110.0, 40.0, 20.0)]
+    prob = blur(np.maximum(paint((80, 150), craters[:1], value=0.25), paint((80, 150), craters[1:], value=0.95)), 1.5)
+    found = extract_craters(prob, method=method, threshold=0.08)
+    for c in craters:
+        # Hough's radii are whole pixels: 10 % steps at this size
+        assert_found(found, *c, pos_tol=POS_TOL[method], d_tol=0.1 if method == "hough" else 0.08)
+    loose = extract_craters(prob, method=method, threshold=0.08, relative_threshold=0)
+    assert nearest(loose, 110.0, 40.0).diameter_px > 1.1 * 20
+
+
+# --------------------------------------------------------------------------------------------
+# duplicates
+
+
+def test_nms_circles_deepmoon_rule():
+    df = pd.DataFrame(
+        {
+            "x": [10.0, 11.0, 50.0, 50.0, 90.0],
+            "y": [10.0, 10.0, 50.0, 50.0, 90.0],
+            "diameter_px": [8.0, 9.0, 40.0, 8.0, 10.0],
+            "score": [0.9, 0.95, 0.7, 0.8, 0.1],
+            "extra": list("abcde"),
+        }
+    )
+    kept = nms_circles(df)
+    # (11, 10) beats its duplicate (10, 10); the small crater in the big one's centre is no
+    # duplicate (|dr| / min r = 4 > 1); extra columns survive
+    assert kept["extra"].tolist() == ["b", "d", "c", "e"]
+    assert kept["score"].is_monotonic_decreasing
+
+
+def test_nms_circles_iou_rule_and_empty():
+    df = pd.DataFrame({"x": [0.0, 1.0, 30.0], "y": [0.0, 0.0, 0.0], "diameter_px": [10.0, 10.0, 10.0], "score": [1.0, 0.5, 0.2]})
+    assert nms_circles(df, rule="iou").x.tolist() == [0.0, 30.0]
+    assert nms_circles(df, rule="iou", threshold=0.9).x.tolist() == [0.0, 1.0, 30.0]
+    assert len(nms_circles(df.iloc[:0])) == 0
+
+
+def no_deepmoon_duplicates(found: pd.DataFrame) -> bool:
+    x, y, r = (found[c].to_numpy() for c in ("x", "y", "diameter_px"))
+    r = r / 2
+    for i in range(len(found)):
+        for j in range(i + 1, len(found)):
+            rmin = min(r[i], r[j])
+            if ((x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2) / rmin**2 < 1.8 and abs(r[i] - r[j]) / rmin < 1.0:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_extracted_craters_have_no_duplicates(method):
+    craters = [(60.0, 60.0, 30.0), (140.0, 70.0, 45.0), (90.0, 150.0, 60.0), (92.0, 152.0, 14.0)]
+    prob = blur(paint((220, 220), craters, kind="ring"), 1.0) * 0.8
+    # (Hough also sees a spurious 6 px circle inside the 14 px ring: a false positive, not a duplicate)
+    found = extract_craters(prob, target="ring", method=method, threshold=0.3, min_diameter_px=8)
+    assert len(found) == len(craters)
+    for c in craters:
+        assert_found(found, *c, pos_tol=2.0, d_tol=0.15)
+    assert no_deepmoon_duplicates(found)
+    if method == "template":
+        # template matching alone reports each crater at several radii and positions
+        raw = ex.find_circles_template(prob, target="ring", threshold=0.3, plan=scale_plan(5, 220))
+        assert len(raw) > 2 * len(craters)
+        assert not no_deepmoon_duplicates(raw)
+
+
+def test_tiling_does_not_change_the_result(monkeypatch):
+    craters = [(30.0, 30.0, 20.0), (64.0, 64.0, 16.0), (100.0, 40.0, 30.0), (70.0, 110.0, 12.0)]
+    prob = blur(paint((140, 140), craters, kind="ring")) * 0.9
+    whole = extract_craters(prob, target="ring", method="template")
+    monkeypatch.setattr(ex, "_TILE", 48)  # crater (64, 64) straddles four tiles
+    tiled = extract_craters(prob, target="ring", method="template")
+    pd.testing.assert_frame_equal(whole, tiled)
+    assert len(whole) == len(craters)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs: empty, NaN, constant, array kinds
+
+
+@pytest.mark.parametrize(
+    "prob",
+    [np.zeros((50, 60)), np.full((50, 60), np.nan), np.full((50, 60), 0.7), np.ones((50, 60)), np.zeros((0, 0))],
+    ids=["zeros", "all-nan", "constant", "ones", "size-0"],
+)
+@pytest.mark.parametrize("method", METHODS)
+def test_empty_nan_and_constant_maps_give_an_empty_table(prob, method):
+    found = extract_craters(prob, method=method)
+    assert len(found) == 0
+    assert list(found.columns) == list(PIXEL_CRATER_COLUMNS)
+    assert all(found.dtypes == float)
+
+
+def test_nan_counts_as_zero():
+    prob = paint((100, 100), [(30.0, 30.0, 20.0), (70.0, 70.0, 20.0)]) * 0.8
+    holey = prob.copy()
+    holey[:, 50:] = np.where(prob[:, 50:] > 0, prob[:, 50:], np.nan)  # no data around crater 2
+    pd.testing.assert_frame_equal(extract_craters(prob), extract_craters(holey))
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        extract_craters(holey, nan_policy="raise")
+
+
+def test_model_output_shapes_and_xarray_inputs():
+    prob = paint((64, 64), [(30.0, 30.0, 20.0)]) * 0.8
+    expected = extract_craters(prob)
+    assert len(expected) == 1
+    pd.testing.assert_frame_equal(extract_craters(prob[None, :, :, None]), expected)
+    lazy = xr.DataArray(da.from_array(prob, chunks=16), dims=("y", "x"))
+    pd.testing.assert_frame_equal(extract_craters(lazy), expected)
+    # a boolean mask is a map of probabilities 0 and 1
+    mask = extract_craters(prob > 0.5, method="components", smooth_sigma=0)
+    pd.testing.assert_frame_equal(mask, extract_craters(prob, method="components", smooth_sigma=0).assign(score=1.0))
+
+
+def test_attrs_record_the_run():
+    found = extract_craters(paint((64, 64), [(30.0, 30.0, 20.0)]), target="filled", method="template")
+    assert found.attrs["method"] == "template" and found.attrs["target"] == "filled"
+    assert found.attrs["scales"][0] == 1
+
+
+def test_scale_plan_covers_the_range():
+    plan = scale_plan(5, 300)
+    assert plan[0][1] == 2.5 and plan[-1][2] >= 150
+    for (f0, _, hi0), (f1, lo1, _) in zip(plan, plan[1:]):
+        assert f1 == 2 * f0 and lo1 <= hi0  # consecutive bands overlap: no radius is skipped
+    assert [f for f, _, _ in scale_plan(5, 300, scales=[1, 4])] == [1, 4]
+
+
+# --------------------------------------------------------------------------------------------
+# bad arguments
+
+GOOD = np.zeros((20, 20), np.float32)
+
+
+@pytest.mark.parametrize(
+    "prob, kwargs, match",
+    [
+        (GOOD, {"target": "hybrid"}, "target"),
+        (GOOD, {"method": "ransac"}, "method"),
+        (GOOD, {"threshold": 0.0}, "threshold"),
+        (GOOD, {"threshold": 1.5}, "threshold"),
+        (GOOD, {"threshold": "high"}, "threshold"),
+        (GOOD, {"threshold": float("nan")}, "threshold"),
+        (GOOD, {"min_diameter_px": -1}, "min_diameter_px"),
+        (GOOD, {"max_diameter_px": 0}, "max_diameter_px"),
+        (GOOD, {"min_diameter_px": 10, "max_diameter_px": 5}, "smaller"),
+        (GOOD, {"scales": [0, 1]}, "scales"),
+        (GOOD, {"scales": "many"}, "scales"),
+        (GOOD, {"scales": [1.5]}, "scales"),
+        (GOOD, {"nms": "soft"}, "nms"),
+        (GOOD, {"nms_threshold": (0, 1)}, "duplicate"),
+        (GOOD, {"nms": "iou", "nms_threshold": 2}, "IoU"),
+        (GOOD, {"inner_ratio": 1.0}, "inner_ratio"),
+        (GOOD, {"ring_width_px": 0}, "ring_width_px"),
+        (GOOD, {"smooth_sigma": -1}, "smooth_sigma"),
+        (GOOD, {"relative_threshold": 1.0}, "relative_threshold"),
+        (GOOD, {"relative_threshold": -0.1}, "relative_threshold"),
+        (GOOD, {"nan_policy": "omit"}, "nan_policy"),
+        (np.zeros((3, 20, 20)), {}, "2-D"),
+        (np.zeros(20), {}, "2-D"),
+        (np.full((20, 20), 2.0), {}, r"\[0, 1\]"),
+        (np.full((20, 20), -0.5), {}, r"\[0, 1\]"),
+        (np.full((20, 20), np.inf), {}, "infinite"),
+        (np.full((20, 20), "a"), {}, "numeric"),
+    ],
+)
+def test_bad_arguments_raise(prob, kwargs, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        extract_craters(prob, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("template", {"template_threshold": 0}),
+        ("template", {"radius_step": 1.0}),
+        ("hough", {"hough_threshold": 1.5}),
+        ("components", {"template_threshold": 0.5}),  # another method's option
+        ("hough", {"plan": []}),  # set by extract_craters itself
+    ],
+)
+def test_bad_method_options_raise(method, kwargs):
+    prob = paint((40, 40), [(20.0, 20.0, 10.0)])
+    with pytest.raises(InvalidArgumentError):
+        extract_craters(prob, method=method, **kwargs)
+
+
+def test_nms_bad_input():
+    with pytest.raises(InvalidArgumentError, match="column"):
+        nms_circles(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(InvalidArgumentError, match="rule"):
+        nms_circles(pd.DataFrame(columns=list(PIXEL_CRATER_COLUMNS)), rule="nearest")
+    with pytest.raises(InvalidArgumentError):
+        nms_circles([1, 2, 3])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# georeferencing
+
+
+def test_to_catalog_round_trips_rendered_targets():
+    from marscraters.mosaic import mosaic_from_array
+    from marscraters.targets import render_targets
+
+    # 64 px/deg at 30-32 N: craters are ellipses 1.15-1.18 times wider than tall
+    ds = mosaic_from_array(np.zeros((128, 256)), bounds=(100.0, 30.0, 104.0, 32.0))
+    truth = pd.DataFrame({"lat": [31.5, 30.6], "lon": [101.0, 103.0], "diameter_km": [20.0, 35.0]})
+    prob = render_targets(ds, truth, kind="filled", dtype="float32").values * 0.9
+    found = extract_craters(prob)
+    cat = ex.to_catalog(found, ds, attrs={"model": "test"})
+    assert cat.crs.equals(ex_crs())
+    assert cat.attrs["model"] == "test" and cat.attrs["method"] == ex.DEFAULT_METHODS["filled"]
+    cat = cat.sort_values("lon").reset_index(drop=True)
+    np.testing.assert_allclose(cat["lon"], truth["lon"], atol=0.02)
+    np.testing.assert_allclose(cat["lat"], truth["lat"], atol=0.02)
+    np.testing.assert_allclose(cat["diameter_km"], truth["diameter_km"], rtol=0.05)
+    assert (cat["score"] > 0.85).all()
+
+
+def ex_crs():
+    from marscraters.crs import MARS_GEOGRAPHIC
+
+    return MARS_GEOGRAPHIC
+
+
+def test_to_catalog_empty_and_bad_input():
+    from marscraters.mosaic import mosaic_from_array
+
+    ds = mosaic_from_array(np.zeros((16, 16)), bounds=(0.0, 0.0, 1.0, 1.0))
+    assert len(ex.to_catalog(extract_craters(np.zeros((16, 16))), ds)) == 0
+    with pytest.raises(InvalidArgumentError, match="PixelCraters"):
+        ex.to_catalog(pd.DataFrame({"lat": [1.0]}), ds)
