@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"| {rule} | {r.precision:.3f} | {r.recall:.3f} | {r.f1:.3f} | {r.n_truth_matched} | {r.n_truth} | {r.n_pred} |")
         r = results["deepmoon"]
         print("\nDeepMoon rule by diameter (px):\n")
-        print(r.by_diameter.to_markdown(index=False) if hasattr(r.by_diameter, "to_markdown") else r.by_diameter.to_string())
+        print(r.by_diameter.to_string(index=False))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return report

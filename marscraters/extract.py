@@ -103,7 +103,6 @@ DEFAULT_THRESHOLD: float = 0.5
 #: Duplicate rules of :func:`nms_circles`.
 NMS_RULES: tuple[str, ...] = ("deepmoon", "iou")
 
-_NMS_DEFAULTS: dict[str, Any] = {"deepmoon": (1.8, 1.0), "iou": 0.5}
 # arguments of the finders that extract_craters sets itself
 _COMMON_ARGS = ("prob", "target", "threshold", "relative_threshold", "inner_ratio", "ring_width_px", "plan",
                 "min_diameter_px", "progress")
@@ -290,25 +289,13 @@ def nms_circles(
 
 
 def _nms_threshold(rule: str, threshold: Any) -> Any:
-    if threshold is None:
-        return _NMS_DEFAULTS[rule]
-    if rule == "deepmoon":
-        try:
-            pos2, rad = (float(v) for v in threshold)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(
-                f"the deepmoon duplicate threshold is a pair (t_pos, t_rad), e.g. (1.8, 1.0); got {threshold!r}."
-            ) from exc
-        if not (pos2 > 0 and rad > 0):
-            raise InvalidArgumentError(f"the deepmoon duplicate thresholds must be > 0, got {threshold!r}.")
-        return pos2, rad
+    # duplicates are judged with the same rules (and the same checks) as matches
+    from .evaluate import _thresholds
+
     try:
-        value = float(threshold)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"the IoU duplicate threshold must be a number in (0, 1], got {threshold!r}.") from exc
-    if not 0 < value <= 1:
-        raise InvalidArgumentError(f"the IoU duplicate threshold must lie in (0, 1], got {value}.")
-    return value
+        return _thresholds(rule, threshold)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"nms_threshold (the duplicate rule's threshold): {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------
