@@ -64,7 +64,8 @@ def model_info(model: Any = None) -> dict[str, Any]:
     """Target kind and native pixel size of a model (path, loaded model or None = shipped default)."""
     from .model import default_weights_path, read_model_metadata
 
-    info = {"kind": "outline", "native_pixel_size_m": DEFAULT_NATIVE_PIXEL_SIZE_M, "name": "unknown"}
+    info: dict[str, Any] = {"kind": "outline", "native_pixel_size_m": DEFAULT_NATIVE_PIXEL_SIZE_M, "name": "unknown",
+                            "extract": {}}
     path = default_weights_path() if model is None else model if isinstance(model, (str, os.PathLike)) else None
     if path is not None:
         meta = read_model_metadata(path)
@@ -72,6 +73,8 @@ def model_info(model: Any = None) -> dict[str, Any]:
         info["kind"] = training.get("kind", info["kind"])
         info["native_pixel_size_m"] = float(meta.get("native_pixel_size_m", info["native_pixel_size_m"]))
         info["name"] = meta.get("name", Path(path).stem)
+        # circle-finder settings chosen on the model's validation chips (benchmarks/tune_extraction.py)
+        info["extract"] = dict(meta.get("extract", {}))
         info["version"] = meta.get("marscraters_version")
     return info
 
@@ -108,7 +111,9 @@ def detect(
         Grey-level range for :func:`marscraters.model.normalise_image`; default 0..255 for 8-bit
         images and a percentile stretch (``"auto"``) for anything else.
     batch_size, extract_options, progress
-        Passed to prediction and to :func:`marscraters.extract.extract_craters`.
+        Passed to prediction and to :func:`marscraters.extract.extract_craters`.  The options
+        default to those stored in the model file (chosen on its validation chips); a
+        ``min_score`` option drops detections scored below it.
 
     Returns
     -------
@@ -149,7 +154,10 @@ def detect(
         work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
                        preserve_range=True).astype(np.float32)
     prob = predict_image(keras_model, work, batch_size=batch_size, value_range=value_range, progress=progress)
-    craters = extract_craters(prob, target=kind, **(extract_options or {}))
+    options = {**info["extract"], **(extract_options or {})}
+    min_score = float(options.pop("min_score", 0.0))
+    craters = extract_craters(prob, target=kind, **options)
+    craters = craters[craters["score"] >= min_score]
     if resampled and len(craters):
         # back to the input's pixel index coordinates
         craters = craters.assign(
