@@ -51,6 +51,8 @@ _LAZY: dict[str, str] = {
     "train": "training",
     "TrainConfig": "training",
     "extract_craters": "extract",
+    # whole mosaics on Dask
+    "segment_to_zarr": "segment",
     # synthetic data
     "synthetic_surface": "synthetic",
     "synthetic_dots": "synthetic",

@@ -40,6 +40,18 @@ class CratersAccessor:
 
         return render_targets(self._ds, catalog, kind=kind, **kwargs)
 
+    def segment(self, model: Any = None, **kwargs: Any) -> xr.DataArray:
+        """Lazy crater probability on this grid; see :func:`marscraters.segment.segment`."""
+        from .segment import segment
+
+        return segment(self._ds, model, **kwargs)
+
+    def segment_to_zarr(self, out: Any, **kwargs: Any) -> Any:
+        """Segment into a resumable Zarr store; see :func:`marscraters.segment.segment_to_zarr`."""
+        from .segment import segment_to_zarr
+
+        return segment_to_zarr(self._ds, out, **kwargs)
+
     def footprint_catalog(self, catalog: Any, **kwargs: Any) -> Any:
         """Craters of ``catalog`` inside this mosaic; see :func:`marscraters.catalog.filter_catalog`."""
         from .catalog import filter_catalog

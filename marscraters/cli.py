@@ -292,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_evaluate)
 
     from .experiments import add_experiments_parser
+    from .segment import add_segment_parser
 
     add_experiments_parser(sub)
+    add_segment_parser(sub)
 
     s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
     s.add_argument("path")

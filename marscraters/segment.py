@@ -1,0 +1,1031 @@
+"""Segment whole mosaics: the UNet over a Mosaic through ``dask.array.map_overlap``, lazily and without seams.
+
+:func:`segment` turns a Mosaic into a lazy ``crater_probability`` DataArray on the same grid and
+CRS.  :func:`segment_to_zarr` writes it block by block into a Zarr v3 store and resumes an
+interrupted run where it stopped.
+
+How a block is predicted
+------------------------
+Each dask block is extended by ``depth`` pixels of its neighbours (``map_overlap`` with
+``boundary="none"``: nothing is invented inside the mosaic).  ``depth`` defaults to the network's
+:func:`~marscraters.model.receptive_margin` rounded up to 128 (509 -> 512 px for 3x3 kernels), so
+every output pixel sees all the input it depends on.  Inside the block function the extended
+block is:
+
+1. normalised with the same fixed linear scale as :func:`~marscraters.model.normalise_image`
+   (``value_range``, default 0..255, clipped); no-data pixels are filled with *one constant for
+   the whole mosaic* (``nodata_fill``), never a per-block mean, which would differ between
+   blocks and leave seams near gaps;
+2. padded by reflection so that it starts and ends on the 128-pixel pooling grid **of the whole
+   mosaic** -- the grid :func:`~marscraters.model.pad_to_multiple` gives the whole image.  Average
+   pooling is only shift-equivariant by multiples of 128, so this alignment is what makes a block
+   give the same numbers as the whole image;
+3. cut into windows: the block's core is covered by ``tile``-sized cores, each predicted inside a
+   window with the same halo, all windows of a block have one shape, and up to ``batch_size`` of
+   them go into one ``predict_on_batch`` call.  By default a block is one window (the halo work is
+   paid once per block, not once per small tile: a 512-px tile with an exact 512-px halo does 9x
+   the work of its pixels, a 3072-px block 1.8x);
+4. cropped back to the core.  No-data pixels get probability 0; blocks without data skip the
+   network entirely.
+
+With the default ``depth`` the result is the same as one whole-image
+``predict_image(model, image, tile=None)`` (to float round-off), at every pixel and for every
+chunking, including along the outer edge (where both reflect the image in the same way).
+
+The model travels as a path
+---------------------------
+Tasks carry the model file's path, never the model.  Each process loads it once, through a cache
+keyed by ``(path, mtime, size)`` (:func:`_cached_model`); on a distributed cluster
+:func:`marscraters.cluster.preload_model` loads it when a worker starts.  An in-memory Keras model
+is first saved to a temporary ``.keras`` file (which only workers on this machine can read; use a
+path on shared storage for multi-node clusters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.array.overlap import ensure_minimum_chunksize
+
+from ._io import _remove, check_output
+from .crs import Grid
+from .errors import InvalidArgumentError, ModelError, MosaicError, OutputExistsError
+from .model import MULTIPLE, read_model_metadata, receptive_margin
+from .mosaic import validate_mosaic
+
+if TYPE_CHECKING:  # pragma: no cover
+    import distributed
+    import keras
+
+__all__ = [
+    "segment",
+    "segment_to_zarr",
+    "partial_store_path",
+    "add_segment_parser",
+    "run_segment_cli",
+]
+
+log = logging.getLogger("marscraters.segment")
+
+#: Name of the output variable.
+VARIABLE = "crater_probability"
+# Side of the inference blocks that chunks=None aims at: a 3072-px core with a 512-px halo is a
+# 4096-px window (~6 GB of activations for the default model), and does 1.8x the work of its core.
+_AUTO_BLOCK = 3072
+# Largest window (pixels) predicted in one piece, and largest batch (pixels) per predict call;
+# one 4096-px window plus one 128-px row of pooling-grid alignment on each axis.
+_MAX_WINDOW_PX = (4096 + MULTIPLE) ** 2
+# Largest Zarr chunk side of the output store.
+_MAX_STORE_CHUNK = 1024
+# Files that segment_to_zarr keeps inside an unfinished store.
+_RECORD = "_marscraters_segment.json"
+_DONE_DIR = "_marscraters_done"
+_RECORD_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# the model: a path, loaded once per process
+# --------------------------------------------------------------------------------------------
+_MODELS: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+_MODEL_LOCK = threading.Lock()
+# One predict at a time per process: Keras models are not documented as thread-safe, and the
+# backend's own intra-op threads already use every core; the other dask threads meanwhile read,
+# normalise and write blocks.
+_PREDICT_LOCK = threading.Lock()
+_MODEL_CACHE_SIZE = 4
+# Counters, per process, so tests (and users, through client.run) can see what happened.
+_STATS: Counter[str] = Counter()
+_LOADS: Counter[str] = Counter()
+_TEMP_DIRS: list[str] = []
+
+
+def _model_key(path: str | os.PathLike) -> tuple[str, int, int]:
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ModelError(
+            f"model file {p} does not exist in this process (pid {os.getpid()}); on a multi-machine cluster "
+            "the model must be on storage every worker can read -- pass its path, not an in-memory model"
+        ) from None
+    return (str(p), st.st_mtime_ns, st.st_size)
+
+
+def _cached_model(path: str | os.PathLike) -> "keras.Model":
+    """The model of ``path``, loaded at most once per process (per file version).
+
+    Keyed by ``(resolved path, mtime, size)``, so a file replaced on disk is loaded again.  A
+    lock makes concurrent threads of one worker share one load.
+    """
+    from .model import load_model
+
+    key = _model_key(path)
+    with _MODEL_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = load_model(key[0])
+            _MODELS[key] = model
+            _LOADS[key[0]] += 1
+            while len(_MODELS) > _MODEL_CACHE_SIZE:
+                _MODELS.popitem(last=False)
+        else:
+            _MODELS.move_to_end(key)
+    return model
+
+
+def _cache_info() -> dict[str, Any]:
+    """What this process did: model loads per path, blocks, predict calls (for tests and diagnostics)."""
+    return {
+        "pid": os.getpid(),
+        "loads": dict(_LOADS),
+        "cached": [k[0] for k in _MODELS],
+        "blocks": _STATS["blocks"],
+        "predicted_blocks": _STATS["predicted_blocks"],
+        "predict_calls": _STATS["predict_calls"],
+        "windows": _STATS["windows"],
+    }
+
+
+def _cleanup_temp_models() -> None:
+    for d in _TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup_temp_models)
+
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    path: str
+    kernel_size: int
+    name: str
+    metadata: dict[str, Any]
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+
+def _check_io_shapes(model: Any, what: str) -> None:
+    try:
+        in_shape, out_shape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    except (AttributeError, IndexError, TypeError) as exc:
+        raise ModelError(f"{what} is not a Keras functional model with one input and one output ({exc})") from exc
+    if len(in_shape) != 4 or in_shape[-1] != 1 or len(out_shape) != 4 or out_shape[-1] != 1:
+        raise ModelError(
+            f"{what} maps {in_shape} -> {out_shape}, but mosaics have one band: segment needs an "
+            "(N, H, W, 1) -> (N, H, W, 1) model; build one with marscraters.symmetric_unet()"
+        )
+
+
+def _resolve_model(model: Any) -> _ModelSpec:
+    """A path, its kernel size and name, for ``model`` (None, a path or an in-memory Keras model)."""
+    from .model import _model_kernel_size, save_model
+
+    if model is None or isinstance(model, (str, os.PathLike)):
+        meta = read_model_metadata(model)  # raises ModelError for a missing or corrupt file
+        if model is None:
+            from .model import default_weights_path
+
+            model = default_weights_path()
+        path = str(Path(model).resolve())
+        arch = meta.get("architecture") or {}
+        if arch:
+            channels = arch.get("input_channels")
+            if channels != 1:
+                raise ModelError(
+                    f"model file {path} expects {channels} input channel(s), but mosaics have one band "
+                    "(ir); use a one-channel model (symmetric_unet(input_shape=(None, None, 1)))"
+                )
+            kernel = arch.get("kernel_size")
+            name = str(arch.get("name") or Path(path).stem)
+        else:  # a plain Keras file: load it (once per process) to learn its shape and kernel size
+            keras_model = _cached_model(path)
+            _check_io_shapes(keras_model, f"model file {path}")
+            kernel = _model_kernel_size(keras_model)
+            name = str(keras_model.name)
+        if not isinstance(kernel, int) or kernel < 1:
+            raise ModelError(f"model file {path} does not record a kernel size; pass depth= explicitly")
+        return _ModelSpec(path, int(kernel), name, meta)
+    if hasattr(model, "predict_on_batch") and hasattr(model, "inputs"):
+        _check_io_shapes(model, f"model {getattr(model, 'name', '?')!r}")
+        tmpdir = tempfile.mkdtemp(prefix="marscraters-model-")
+        _TEMP_DIRS.append(tmpdir)
+        path = save_model(model, Path(tmpdir) / "model.keras")
+        key = _model_key(path)
+        with _MODEL_LOCK:  # this process already has the model: no need to load it back
+            _MODELS[key] = model
+        spec = _resolve_model(path)
+        return spec
+    raise InvalidArgumentError(
+        f"model must be None (the shipped weights), a path to a .keras file or a Keras model, got "
+        f"{type(model).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the block function
+# --------------------------------------------------------------------------------------------
+def _round_up(value: int, multiple: int) -> int:
+    return -(-int(value) // multiple) * multiple
+
+
+def _axis_windows(n: int, lo: int, hi: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """Cores covering ``[lo, hi)`` of a padded axis of length ``n`` and their windows.
+
+    Returns ``(core_start, core_stop, window_start, window_stop)``.  ``n``, ``tile`` and ``halo``
+    are multiples of 128 and position 0 is on the pooling grid, so every window starts on it.
+    All windows have one length (those at the ends slide inwards), so they stack into batches.
+    """
+    a0 = lo // MULTIPLE * MULTIPLE
+    a1 = min(n, _round_up(hi, MULTIPLE))
+    length = min(tile + 2 * halo, n)
+    out = []
+    for start in range(a0, a1, tile):
+        stop = min(start + tile, a1)
+        wstart = min(max(start - halo, 0), n - length)
+        out.append((start, stop, wstart, wstart + length))
+    return out
+
+
+def _normalise_block(block: np.ndarray, lo: float, hi: float, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-scale mapping of :func:`marscraters.model.normalise_image`, with a global fill.
+
+    Unlike ``normalise_image`` it never raises: constant and all-NaN blocks are legitimate parts
+    of a mosaic, and no-data pixels get ``fill`` (already in 0..1) instead of the block's mean.
+    """
+    values = block.astype(np.float64, copy=False)
+    valid = np.isfinite(values)
+    out = np.empty(block.shape, dtype=np.float32)
+    out[...] = np.clip((values - lo) / (hi - lo), 0.0, 1.0)  # NaN stays NaN here ...
+    out[~valid] = fill  # ... and is replaced by the one mosaic-wide constant
+    return out, valid
+
+
+def _predict_block(
+    block: np.ndarray,
+    fill: Any = 0.5,
+    *,
+    model_path: str,
+    depth: tuple[int, int],
+    halo: int,
+    tile: int | None,
+    batch_size: int,
+    lo: float,
+    hi: float,
+    anchor: tuple[int, int],
+    shape: tuple[int, int],
+    block_info: dict | None = None,
+) -> np.ndarray:
+    """Predict the core of one overlapped block (see the module docstring)."""
+    _STATS["blocks"] += 1
+    (y0, y1), (x0, x1) = block_info[None]["array-location"]
+    ny, nx = shape
+    # where the extended block starts: boundary="none" adds `depth` only towards neighbours
+    dy, dx = depth
+    ey0, ex0 = max(y0 - dy, 0), max(x0 - dx, 0)
+    expected = (min(y1 + dy, ny) - ey0, min(x1 + dx, nx) - ex0)
+    if block.shape != expected:  # pragma: no cover - a dask change in map_overlap's layout
+        raise RuntimeError(f"map_overlap gave a {block.shape} block for core {block_info[None]['array-location']}, expected {expected}")
+    core = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
+    out = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    x, valid = _normalise_block(block, lo, hi, float(fill))
+    if not valid[core].any():
+        return out  # no data here: probability 0, and no need to run the network
+    _STATS["predicted_blocks"] += 1
+    # pad onto the whole mosaic's 128-pixel pooling grid (the grid pad_to_multiple gives it)
+    by, bx = (ey0 + anchor[0]) % MULTIPLE, (ex0 + anchor[1]) % MULTIPLE
+    ay, ax = -(by + x.shape[0]) % MULTIPLE, -(bx + x.shape[1]) % MULTIPLE
+    if by or bx or ay or ax:
+        x = np.pad(x, ((by, ay), (bx, ax)), mode="reflect")
+    ly0, ly1 = by + core[0].start, by + core[0].stop
+    lx0, lx1 = bx + core[1].start, bx + core[1].stop
+    if tile is None:
+        # one window per block, unless it would not fit in memory
+        span = max(_round_up(ly1, MULTIPLE) - ly0 // MULTIPLE * MULTIPLE, _round_up(lx1, MULTIPLE) - lx0 // MULTIPLE * MULTIPLE)
+        tile_px = span if (span + 2 * halo) ** 2 <= _MAX_WINDOW_PX else _AUTO_BLOCK
+    else:
+        tile_px = _round_up(tile, MULTIPLE)
+    rows = _axis_windows(x.shape[0], ly0, ly1, tile_px, halo)
+    cols = _axis_windows(x.shape[1], lx0, lx1, tile_px, halo)
+    pred = _predict_windows(_cached_model(model_path), x, rows, cols, batch_size)
+    out[...] = pred[ly0:ly1, lx0:lx1]
+    out[~valid[core]] = 0.0
+    return out
+
+
+def _predict_windows(
+    model: Any, x: np.ndarray, rows: list[tuple[int, int, int, int]], cols: list[tuple[int, int, int, int]], batch_size: int
+) -> np.ndarray:
+    """Predict the cores of ``rows x cols`` windows of ``x`` in batches; returns an array like ``x``."""
+    jobs = [(r, c) for r in rows for c in cols]
+    wy, wx = rows[0][3] - rows[0][2], cols[0][3] - cols[0][2]
+    batch = max(1, min(int(batch_size), _MAX_WINDOW_PX // (wy * wx), len(jobs)))
+    out = np.zeros(x.shape, dtype=np.float32)
+    for first in range(0, len(jobs), batch):
+        chunk = jobs[first : first + batch]
+        stack = np.stack([x[r[2] : r[3], c[2] : c[3]] for r, c in chunk])[..., None]
+        if len(chunk) < batch:
+            # keep one batch shape per block, so the compiled predict function is reused
+            stack = np.concatenate([stack, np.zeros((batch - len(chunk),) + stack.shape[1:], np.float32)])
+        with _PREDICT_LOCK:
+            pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
+        _STATS["predict_calls"] += 1
+        _STATS["windows"] += len(chunk)
+        if pred.shape[:3] != stack.shape[:3]:
+            raise ModelError(
+                f"model {model.name!r} returned shape {pred.shape} for input {stack.shape}; it must map "
+                "(N, H, W, 1) to (N, H, W, 1)"
+            )
+        for k, (r, c) in enumerate(chunk):
+            out[r[0] : r[1], c[0] : c[1]] = pred[k, r[0] - r[2] : r[1] - r[2], c[0] - c[2] : c[1] - c[2], 0]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# segment
+# --------------------------------------------------------------------------------------------
+def _check_value_range(value_range: Any) -> tuple[float, float]:
+    if isinstance(value_range, str):
+        raise InvalidArgumentError(
+            f"value_range={value_range!r}: a per-image stretch would map each block differently and leave "
+            "seams; pass the mosaic's fixed (low, high) scale, e.g. (0, 255) for 8-bit THEMIS mosaics"
+        )
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"value_range must be (low, high), got {value_range!r}") from exc
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise InvalidArgumentError(f"value_range must be finite with high > low, got {value_range!r}")
+    return lo, hi
+
+
+def _positive_int(value: Any, what: str, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
+        kind = "non-negative" if allow_zero else "positive"
+        raise InvalidArgumentError(f"{what} must be a {kind} integer, got {value!r}")
+    return int(value)
+
+
+def _storage_chunks(ir: xr.DataArray) -> tuple[int, int] | None:
+    enc = ir.encoding
+    pref = enc.get("preferred_chunks")
+    if isinstance(pref, Mapping) and "y" in pref and "x" in pref:
+        return int(pref["y"]), int(pref["x"])
+    chunks = enc.get("chunks")
+    if chunks is not None and len(chunks) == 2:
+        return int(chunks[0]), int(chunks[1])
+    return None
+
+
+def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Dask chunks of the inference blocks: ``chunks`` (or automatic), merged so that each is >= depth."""
+    ny, nx = ir.shape
+    if chunks is None:
+        storage = _storage_chunks(ir) or (MULTIPLE, MULTIPLE)
+        target = tuple(n if s >= _AUTO_BLOCK else max(s, _AUTO_BLOCK // s * s) for s, n in zip(storage, (ny, nx)))
+    elif isinstance(chunks, Mapping):
+        unknown = set(chunks) - {"y", "x"}
+        if unknown:
+            raise InvalidArgumentError(f"chunks may only name 'y' and 'x', got {sorted(unknown)}")
+        target = (chunks.get("y", ir.chunks[0] if ir.chunks else -1), chunks.get("x", ir.chunks[1] if ir.chunks else -1))
+    elif isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        target = (int(chunks), int(chunks))
+    else:
+        target = tuple(chunks)
+    try:
+        normal = da.core.normalize_chunks(target, (ny, nx), dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"chunks must be an int, (rows, cols), {{'y': .., 'x': ..}} or None, got {chunks!r}") from exc
+    out = []
+    for c, n in zip(normal, (ny, nx)):
+        if depth == 0 or len(c) == 1:
+            out.append(tuple(int(v) for v in c))
+        elif n <= depth:
+            out.append((n,))
+        else:
+            # what map_overlap itself would do: merge blocks thinner than the overlap
+            out.append(tuple(int(v) for v in ensure_minimum_chunksize(depth, tuple(c))))
+    return out[0], out[1]
+
+
+def _scaled_nanmean(data: Any, lo: float, hi: float) -> Any:
+    """Mean of the valid pixels on the network's 0..1 scale (what normalise_image fills with)."""
+    xp = da if isinstance(data, da.Array) else np
+    scaled = xp.clip((data.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0)
+    return xp.nanmean(scaled)
+
+
+def _fill_value(nodata_fill: Any, data: Any, lo: float, hi: float) -> Any:
+    """The one no-data fill of the whole mosaic, in 0..1 (a float, or a lazy 0-d dask array)."""
+    if nodata_fill is None:
+        return 0.5
+    if isinstance(nodata_fill, str):
+        if nodata_fill != "mean":
+            raise InvalidArgumentError(f"nodata_fill must be None, 'mean' or a number, got {nodata_fill!r}")
+        mean = _scaled_nanmean(data, lo, hi)
+        if isinstance(mean, da.Array):
+            # an all-NaN mosaic has no mean; it predicts nothing anyway, so any finite value will do
+            return da.where(da.isfinite(mean), mean, 0.5)
+        return float(mean) if np.isfinite(mean) else 0.5
+    try:
+        value = float(nodata_fill)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"nodata_fill must be None, 'mean' or a number, got {nodata_fill!r}") from exc
+    if not math.isfinite(value):
+        raise InvalidArgumentError(f"nodata_fill must be finite, got {nodata_fill!r}")
+    return float(np.clip((value - lo) / (hi - lo), 0.0, 1.0))
+
+
+def segment(
+    ds: xr.Dataset,
+    model: Any = None,
+    *,
+    depth: int | None = None,
+    batch_size: int = 4,
+    chunks: Any = None,
+    tile: int | None = None,
+    value_range: tuple[float, float] = (0.0, 255.0),
+    nodata_fill: float | Literal["mean"] | None = None,
+) -> xr.DataArray:
+    """Crater probability of a whole mosaic, lazily, through ``dask.array.map_overlap``.
+
+    Nothing is computed: the result is a dask-backed DataArray; ``.compute()``, ``.to_zarr()`` or
+    :func:`segment_to_zarr` run it.  With the default ``depth`` the values do not depend on the
+    chunking, and equal one whole-image ``predict_image(model, ds.ir.values, tile=None)``
+    (where the mosaic has data; near its gaps too with ``nodata_fill="mean"``).
+
+    Parameters
+    ----------
+    ds
+        A Mosaic (``ir`` on ``(y, x)`` with a Mars CRS), numpy- or dask-backed.
+    model
+        Path of a ``.keras`` model file, an in-memory Keras model (saved to a temporary file
+        first), or None for the shipped weights.  Tasks carry only the path.
+    depth
+        Overlap between blocks in pixels.  Default: the network's receptive margin rounded up to
+        128 (512 for 3x3 kernels), which makes the result exact; smaller is faster but differs
+        near block borders.
+    batch_size
+        Most windows per ``predict_on_batch`` call, when a block is cut into several windows
+        (see ``tile``).  Batches never exceed about 19 Mpx.
+    chunks
+        Inference blocks: an int, ``(rows, cols)``, ``{"y": rows, "x": cols}``, or None for
+        blocks of about 3072 px that are multiples of the input's storage chunks.  Blocks
+        thinner than ``depth`` are merged with a neighbour.  Larger blocks waste less work on
+        halos (a block of side B does ``((B + 2 depth) / B)**2`` the work of its pixels) but
+        need more memory.
+    tile
+        Core size (a multiple of 128) of the windows a block is cut into.  None: the whole block
+        is one window unless that exceeds about 4224 x 4224 px, then 3072-px cores.
+    value_range
+        The mosaic's fixed grey scale, mapped linearly to the network's 0..1 and clipped
+        (as :func:`~marscraters.model.normalise_image` does).
+    nodata_fill
+        What no-data (NaN) pixels look like to the network, in the mosaic's units: None
+        (default) for the middle of ``value_range``; ``"mean"`` for the mean of the mosaic's
+        valid pixels (what ``predict_image`` uses for one image; lazily, it costs an extra
+        pass over the mosaic and, in one ``.compute()`` of a huge mosaic, can keep its blocks
+        in memory -- :func:`segment_to_zarr` computes it first instead); or a number.  No-data
+        pixels always get probability 0.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``crater_probability``: float32 on ``(y, x)`` in 0..1, with the mosaic's coordinates,
+        CRS and transform, chunked like the inference blocks; attrs record the model and
+        settings.
+
+    Raises
+    ------
+    MosaicError, MissingCRSError, NotMarsCRSError
+        If ``ds`` is not a Mosaic (no ``ir``, no CRS, ...).
+    ModelError
+        If the model file is missing or corrupt, or the model does not take one-band images.
+    InvalidArgumentError
+        For bad ``depth``, ``batch_size``, ``chunks``, ``tile``, ``value_range`` or
+        ``nodata_fill``.
+
+    Examples
+    --------
+    >>> prob = segment(open_mosaic("cube.zarr"), "unet.keras")  # doctest: +SKIP
+    >>> prob.sel(x=slice(30, 31), y=slice(-10, -11)).compute()  # doctest: +SKIP
+    """
+    return _segment(
+        validate_mosaic(ds), _resolve_model(model), depth=depth, batch_size=batch_size, chunks=chunks,
+        tile=tile, value_range=value_range, nodata_fill=nodata_fill,
+    )
+
+
+def _segment(
+    ds: xr.Dataset,
+    spec: _ModelSpec,
+    *,
+    depth: int | None,
+    batch_size: int,
+    chunks: Any,
+    tile: int | None,
+    value_range: tuple[float, float],
+    nodata_fill: Any,
+    fill_scaled: float | None = None,
+) -> xr.DataArray:
+    """:func:`segment` of a validated mosaic with a resolved model; ``fill_scaled`` (0..1) overrides ``nodata_fill``."""
+    if depth is None:
+        depth = _round_up(receptive_margin(spec.kernel_size), MULTIPLE)
+    depth = _positive_int(depth, "depth", allow_zero=True)
+    batch_size = _positive_int(batch_size, "batch_size")
+    if tile is not None:
+        tile = _round_up(_positive_int(tile, "tile"), MULTIPLE)
+    lo, hi = _check_value_range(value_range)
+    ir = ds["ir"]
+    ny, nx = ir.shape
+    if ny == 0 or nx == 0:
+        raise MosaicError(f"the mosaic is empty (ir has shape {ir.shape})")
+    grid = Grid.from_dataset(ds)
+    block_chunks = _block_chunks(ir, chunks, depth)
+    data = ir.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=block_chunks)
+    elif data.chunks != block_chunks:
+        data = data.rechunk(block_chunks)
+    fill = fill_scaled if fill_scaled is not None else _fill_value(nodata_fill, data, lo, hi)
+    # no overlap along an axis that is one block (map_overlap refuses a depth beyond the array)
+    axis_depth = tuple(depth if len(c) > 1 else 0 for c in block_chunks)
+    # the whole mosaic's pooling grid: pad_to_multiple puts half the padding before the image
+    anchor = ((-ny % MULTIPLE) // 2, (-nx % MULTIPLE) // 2)
+    func = partial(
+        _predict_block,
+        model_path=spec.path,
+        depth=axis_depth,
+        halo=_round_up(depth, MULTIPLE),
+        tile=tile,
+        batch_size=batch_size,
+        lo=lo,
+        hi=hi,
+        anchor=anchor,
+        shape=(int(ny), int(nx)),
+    )
+    prob = da.map_overlap(
+        func,
+        data,
+        depth={0: axis_depth[0], 1: axis_depth[1]},
+        boundary="none",
+        trim=False,  # the function returns just the core, so no halo pixels are predicted for nothing
+        chunks=block_chunks,
+        dtype=np.float32,
+        meta=np.empty((0, 0), dtype=np.float32),  # never call the network on an empty array
+        fill=fill,
+        name=f"crater-probability-{dask.base.tokenize(data, spec.path, _model_key(spec.path), depth, tile, batch_size, lo, hi, fill)}",
+    )
+    from . import __version__
+
+    attrs = {
+        "long_name": "crater probability",
+        "units": "1",
+        "model_name": spec.name,
+        "model_file": spec.path,
+        "model_saved_at": str(spec.metadata.get("saved_at", "")),
+        "depth": depth,
+        "value_range": [lo, hi],
+        "nodata_fill": "mean" if isinstance(fill, da.Array) else float(fill),
+        "nodata": "probability 0 where ir has no data",
+        "marscraters_version": __version__,
+    }
+    coords = {name: c for name, c in ir.coords.items() if set(c.dims) <= {"y", "x"}}
+    out = xr.DataArray(prob, dims=("y", "x"), coords=coords, name=VARIABLE, attrs=attrs)
+    out = out.rio.write_crs(grid.crs)
+    return out.rio.write_transform(grid.transform)
+
+
+# --------------------------------------------------------------------------------------------
+# segment_to_zarr: block-by-block region writes that resume
+# --------------------------------------------------------------------------------------------
+def partial_store_path(out: str | os.PathLike) -> Path:
+    """Where :func:`segment_to_zarr` builds ``out`` until it is complete (``.NAME.partial`` beside it)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.partial")
+
+
+def _store_chunk(block_chunks: tuple[int, ...]) -> int:
+    """A Zarr chunk side that every block boundary is a multiple of, at most 1024 when possible."""
+    sizes = block_chunks[:-1] if len(block_chunks) > 1 else block_chunks
+    g = 0
+    for s in sizes:
+        g = math.gcd(g, int(s))
+    while g > _MAX_STORE_CHUNK and g % 2 == 0:
+        g //= 2
+    return g
+
+
+def _write_block(block: np.ndarray, store: str, region: tuple[slice, slice], marker: str) -> int:
+    """Write one block into the store, then mark it done (in that order, so a kill never skips one)."""
+    import zarr
+
+    array = zarr.open_array(store=store, path=VARIABLE, mode="r+")
+    array[region] = block
+    Path(marker).touch()
+    return int(block.size)
+
+
+def _fingerprint(ds: xr.Dataset, prob: xr.DataArray, spec: _ModelSpec, settings: dict[str, Any]) -> dict[str, Any]:
+    grid = Grid.from_dataset(ds)
+    return {
+        "shape": [int(s) for s in prob.shape],
+        "blocks": [list(map(int, c)) for c in prob.chunks],
+        "transform": list(grid.transform)[:6],
+        "crs": grid.crs.to_wkt(),
+        "source": str(ds.attrs.get("source", "")),
+        "model_sha256": spec.sha256(),
+        **settings,
+    }
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / _RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    tmp = path / f".{_RECORD}.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path / _RECORD)
+
+
+def _done_blocks(path: Path) -> set[tuple[int, int]]:
+    done = set()
+    folder = path / _DONE_DIR
+    if folder.is_dir():
+        for f in folder.iterdir():
+            try:
+                i, j = f.name.split("_")
+                done.add((int(i), int(j)))
+            except ValueError:
+                continue
+    return done
+
+
+def _default_client() -> Any:
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def segment_to_zarr(
+    ds: xr.Dataset,
+    out: str | os.PathLike,
+    *,
+    model: Any = None,
+    overwrite: bool = False,
+    resume: bool = True,
+    progress: bool = True,
+    client: "distributed.Client | None" = None,
+    retries: int = 2,
+    depth: int | None = None,
+    batch_size: int = 4,
+    chunks: Any = None,
+    tile: int | None = None,
+    value_range: tuple[float, float] = (0.0, 255.0),
+    nodata_fill: float | Literal["mean"] | None = None,
+) -> Path:
+    """Segment a mosaic into a Zarr v3 store, block by block, resuming an interrupted run.
+
+    The store is built at :func:`partial_store_path` (``.NAME.partial`` next to ``out``) and
+    renamed onto ``out`` only when every block is written, so ``out`` is never half-written.
+    The metadata and coordinates are written first (``to_zarr(compute=False)``); then each
+    inference block is a task that writes its region straight into the store and leaves a
+    marker file.  Run again after a crash or kill, it finds the unfinished store, checks that the
+    mosaic, model and settings are the same, and computes only the blocks without a marker; the
+    result is identical to an uninterrupted run.
+
+    Parameters
+    ----------
+    ds
+        A Mosaic, typically from :func:`marscraters.mosaic.open_mosaic`.
+    out
+        The Zarr store to create (``*.zarr``).
+    model, depth, batch_size, chunks, tile, value_range, nodata_fill
+        As in :func:`segment`.  ``nodata_fill="mean"`` is computed once before the blocks (and
+        recorded, so a resumed run uses the same value).
+    overwrite
+        Replace an existing ``out``, and start an unfinished run over.
+    resume
+        Continue an unfinished run of the same inputs (default).  False starts over.
+    progress
+        Show a progress bar over blocks and print the summary.
+    client
+        A ``distributed.Client`` (for example from :func:`marscraters.cluster.cluster`).  The
+        model is preloaded on its workers (:func:`marscraters.cluster.preload_model`), blocks
+        stream back as they finish, and failed tasks are retried ``retries`` times; a worker
+        that dies is replaced and its blocks rerun.  Default: the active client if there is
+        one, else dask's local threaded scheduler.
+    retries
+        Retries of a failed block on a distributed cluster.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.  Its group attributes hold ``segment_summary`` (pixels, seconds, Mpx/s,
+        blocks computed and resumed) and the model and settings; the summary is also logged.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out`` exists and ``overwrite`` is False.
+    InvalidArgumentError
+        If an unfinished run with *other* inputs or settings is found and neither
+        ``overwrite`` nor ``resume=False`` was given.
+
+    Examples
+    --------
+    >>> segment_to_zarr(open_mosaic("cube.zarr"), "pred.zarr", model="unet.keras")  # doctest: +SKIP
+    PosixPath('pred.zarr')
+    """
+    import zarr
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    check_output(out, overwrite)
+    ds = validate_mosaic(ds)
+    spec = _resolve_model(model)
+    lo, hi = _check_value_range(value_range)
+    partial_path = partial_store_path(out)
+    record = _read_record(partial_path) if partial_path.exists() else None
+    start_over = overwrite or not resume
+
+    # the no-data fill: a resumed "mean" run reuses the recorded value, so blocks stay identical
+    fill_scaled = None
+    if isinstance(nodata_fill, str) and nodata_fill == "mean":
+        recorded = (record or {}).get("fingerprint", {}).get("nodata_fill_value")
+        if recorded is not None and not start_over:
+            fill_scaled = float(recorded)
+        else:
+            mean = _scaled_nanmean(ds["ir"].data, lo, hi)
+            if isinstance(mean, da.Array):
+                mean = client.compute(mean).result() if client is not None else mean.compute()
+            fill_scaled = float(mean)
+            if not math.isfinite(fill_scaled):
+                fill_scaled = 0.5
+    prob = _segment(
+        ds, spec, depth=depth, batch_size=batch_size, chunks=chunks, tile=tile,
+        value_range=(lo, hi), nodata_fill=nodata_fill, fill_scaled=fill_scaled,
+    )
+    settings = {
+        "depth": int(prob.attrs["depth"]),
+        "tile": tile,
+        "batch_size": int(batch_size),
+        "value_range": [lo, hi],
+        "nodata_fill": nodata_fill if isinstance(nodata_fill, str) else (None if nodata_fill is None else float(nodata_fill)),
+        "nodata_fill_value": float(prob.attrs["nodata_fill"]),
+    }
+    fingerprint = _fingerprint(ds, prob, spec, settings)
+
+    if partial_path.exists():
+        if start_over:
+            _remove(partial_path)
+        elif record is None or record.get("version") != _RECORD_VERSION:
+            raise OutputExistsError(
+                f"{partial_path} exists but is not an unfinished marscraters segment run; remove it, or pass "
+                "overwrite=True (--overwrite) to replace it"
+            )
+        elif record.get("fingerprint") != fingerprint:
+            changed = sorted(k for k in set(fingerprint) | set(record["fingerprint"]) if fingerprint.get(k) != record["fingerprint"].get(k))
+            raise InvalidArgumentError(
+                f"{partial_path} is an unfinished run of other inputs or settings (differs in {changed}); pass "
+                "resume=False (--no-resume) or overwrite=True (--overwrite) to start over, or rerun with the "
+                "same mosaic, model and settings to resume it"
+            )
+    ychunks, xchunks = prob.chunks
+    if not partial_path.exists():
+        zy, zx = _store_chunk(ychunks), _store_chunk(xchunks)
+        template = xr.Dataset(
+            {VARIABLE: (("y", "x"), da.zeros(prob.shape, chunks=(zy, zx), dtype=np.float32), dict(prob.attrs))},
+            coords={k: v for k, v in prob.coords.items()},
+            attrs={"title": "crater probability", "source": str(ds.attrs.get("source", ""))},
+        )
+        template = template.rio.write_crs(prob.rio.crs).rio.write_transform(prob.rio.transform())
+        for var in template.variables.values():
+            var.encoding = {}
+        template[VARIABLE].encoding["chunks"] = (zy, zx)
+        partial_path.parent.mkdir(parents=True, exist_ok=True)
+        template.to_zarr(partial_path, mode="w-", zarr_format=3, consolidated=False, compute=False)
+        (partial_path / _DONE_DIR).mkdir()
+        _write_record(partial_path, {"version": _RECORD_VERSION, "complete": False, "fingerprint": fingerprint})
+
+    done = _done_blocks(partial_path)
+    ystarts = np.cumsum((0,) + ychunks)
+    xstarts = np.cumsum((0,) + xchunks)
+    blocks = prob.data.to_delayed(optimize_graph=True)
+    todo = [(i, j) for i in range(len(ychunks)) for j in range(len(xchunks)) if (i, j) not in done]
+    store = str(partial_path)
+    tasks = []
+    for i, j in todo:
+        region = (slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1])))
+        marker = str(partial_path / _DONE_DIR / f"{i}_{j}")
+        tasks.append(
+            dask.delayed(_write_block, pure=False)(blocks[i, j], store, region, marker, dask_key_name=f"marscraters-write-{i}-{j}")
+        )
+    n_total = len(ychunks) * len(xchunks)
+    if client is None:
+        client = _default_client()
+    if tasks:
+        # load the model before the clock starts, so the summary measures segmentation
+        if client is not None:
+            from .cluster import preload_model
+
+            preload_model(client, spec.path)
+        else:
+            _cached_model(spec.path)
+    t0 = time.perf_counter()
+    pixels = 0
+    bar = tqdm(total=n_total, initial=n_total - len(todo), desc=f"segment {out.name}", unit="block", disable=not progress)
+    try:
+        if tasks and client is not None:
+            from distributed import as_completed
+
+            futures = client.compute(tasks, retries=retries)
+            try:
+                for fut in as_completed(futures):
+                    pixels += fut.result()
+                    bar.update(1)
+            except BaseException:
+                client.cancel(futures)
+                raise
+        elif tasks:
+            from dask.callbacks import Callback
+
+            def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+                if isinstance(key, str) and key.startswith("marscraters-write-"):
+                    bar.update(1)
+
+            with Callback(posttask=posttask):
+                pixels = int(sum(dask.compute(*tasks)))
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+
+    missing = {(i, j) for i in range(len(ychunks)) for j in range(len(xchunks))} - _done_blocks(partial_path)
+    if missing:  # pragma: no cover - a write task that returned without its marker
+        raise RuntimeError(f"blocks {sorted(missing)[:5]} of {partial_path} were not written; run again to resume")
+    summary = {
+        "pixels": int(pixels),
+        "seconds": round(seconds, 3),
+        "mpx_per_s": round(pixels / seconds / 1e6, 3) if seconds > 0 and pixels else 0.0,
+        "blocks": n_total,
+        "blocks_computed": len(todo),
+        "blocks_resumed": n_total - len(todo),
+        "scheduler": "distributed" if client is not None else str(dask.config.get("scheduler", "threads")),
+    }
+    group = zarr.open_group(store, mode="r+")
+    group.attrs.update({"segment_summary": summary, "complete": True})
+    # the store is complete: drop the bookkeeping (zarr warns about foreign files when listing)
+    shutil.rmtree(partial_path / _DONE_DIR, ignore_errors=True)
+    (partial_path / _RECORD).unlink(missing_ok=True)
+    if out.exists():  # overwrite=True (checked above): swap, then remove the old store
+        backup = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, backup)
+        os.replace(partial_path, out)
+        _remove(backup)
+    else:
+        os.replace(partial_path, out)
+    message = _summary_text(out, summary, prob.shape)
+    log.info(message)
+    if progress:
+        tqdm.write(message)
+    return out
+
+
+def _summary_text(out: Path, summary: Mapping[str, Any], shape: tuple[int, ...]) -> str:
+    resumed = f", {summary['blocks_resumed']} resumed" if summary.get("blocks_resumed") else ""
+    return (
+        f"segmented {shape[0]} x {shape[1]} px into {out}: {summary['blocks_computed']} of {summary['blocks']} blocks "
+        f"computed{resumed}, {summary['pixels'] / 1e6:.2f} Mpx in {summary['seconds']:.1f} s "
+        f"({summary['mpx_per_s']:.2f} Mpx/s)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``segment`` subcommand to the ``marscraters`` command's subparsers."""
+    s = subparsers.add_parser(
+        "segment",
+        help="crater probability of a whole mosaic cube, written block by block to Zarr (resumable)",
+        description="Run the UNet over a mosaic cube with dask map_overlap and write crater_probability "
+        "to a Zarr v3 store. An interrupted run resumes where it stopped.",
+    )
+    s.add_argument("cube", help="mosaic cube.zarr (from `marscraters ingest`)")
+    s.add_argument("--out", required=True, help="output pred.zarr")
+    s.add_argument("--model", help="model .keras file (default: the shipped weights)")
+    s.add_argument("--gpus", help="start a local cluster: 'auto' (GPUs if any, else CPU) or a number of GPUs (0 = CPU)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://head:8786")
+    s.add_argument("--batch-size", type=int, default=4, help="windows per predict call (default 4)")
+    s.add_argument("--chunk", type=int, help="inference block side in pixels (default: ~3072, storage-aligned)")
+    s.add_argument("--tile", type=int, help="window core side when blocks are cut into windows")
+    s.add_argument("--depth", type=int, help="overlap in pixels (default: the receptive field, 512 for 3x3)")
+    s.add_argument("--value-range", nargs=2, type=float, default=[0.0, 255.0], metavar=("LOW", "HIGH"))
+    s.add_argument("--nodata-fill", default=None, help="'mean' or a grey value for no-data pixels (default: mid-grey)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    s.add_argument("--no-resume", dest="resume", action="store_false", help="start an unfinished run over")
+    s.set_defaults(func=run_segment_cli)
+    return s
+
+
+def run_segment_cli(args: argparse.Namespace) -> int:
+    """Run ``marscraters segment`` from parsed arguments; prints the summary."""
+    from .mosaic import open_mosaic
+
+    if args.gpus is not None and args.scheduler is not None:
+        raise InvalidArgumentError("give --gpus (start a local cluster) or --scheduler (use an existing one), not both")
+    fill: Any = args.nodata_fill
+    if fill is not None and fill != "mean":
+        try:
+            fill = float(fill)
+        except ValueError:
+            raise InvalidArgumentError(f"--nodata-fill must be 'mean' or a number, got {fill!r}") from None
+    ds = open_mosaic(args.cube)
+    client = None
+    if args.gpus is not None or args.scheduler is not None:
+        from .cluster import cluster
+
+        gpus: Any = "auto" if args.gpus in (None, "auto") else args.gpus
+        if gpus != "auto":
+            try:
+                gpus = int(gpus)
+            except ValueError:
+                raise InvalidArgumentError(f"--gpus must be 'auto' or a number of GPUs, got {args.gpus!r}") from None
+        client = cluster(gpus=gpus, scheduler=args.scheduler, model=args.model)
+    try:
+        out = segment_to_zarr(
+            ds, args.out, model=args.model, overwrite=args.overwrite, resume=args.resume,
+            progress=not getattr(args, "quiet", False), client=client, batch_size=args.batch_size,
+            chunks=args.chunk, tile=args.tile, depth=args.depth, value_range=tuple(args.value_range),
+            nodata_fill=fill,
+        )
+    finally:
+        if client is not None:
+            cluster_obj = getattr(client, "cluster", None)
+            client.close()
+            if cluster_obj is not None:
+                cluster_obj.close()
+    import zarr
+
+    summary = zarr.open_group(str(out), mode="r").attrs.get("segment_summary", {})
+    print(json.dumps({"out": str(out), **summary}))
+    return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m marscraters.segment CUBE --out OUT ...``: the subcommand on its own."""
+    from .errors import MarsCratersError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet = any(a in ("-q", "--quiet") for a in argv)
+    parser = argparse.ArgumentParser(prog="python -m marscraters.segment")
+    sub = parser.add_subparsers(dest="command")
+    add_segment_parser(sub)
+    args = parser.parse_args(["segment", *(a for a in argv if a not in ("-q", "--quiet"))])
+    args.quiet = quiet
+    # like `marscraters`: our messages at INFO, third-party chatter (distributed) only at WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("marscraters").setLevel(logging.INFO)
+    try:
+        return run_segment_cli(args)
+    except MarsCratersError as exc:
+        print(f"marscraters segment: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    from marscraters.segment import _main as _package_main  # run the package's copy, not __main__'s
+
+    sys.exit(_package_main())

@@ -1,0 +1,343 @@
+"""Tests of marscraters.segment: lazy, seamless map_overlap inference and resumable Zarr writes.
+
+A tiny random Symmetric UNet (filter_multiple=0.25, the real 3x3 architecture with its 509-px
+receptive margin) keeps the network fast; images are 1200 x 1400 px so that blocks of 512 px and
+more, each with a 512-px halo, really do overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from marscraters import model as mm
+from marscraters import segment as sg
+from marscraters.errors import InvalidArgumentError, MissingCRSError, ModelError, MosaicError, OutputExistsError
+from marscraters.mosaic import ingest, mosaic_from_array, open_mosaic
+
+from .conftest import REPO, raise_if_dask_computes
+
+keras = pytest.importorskip("keras")
+
+SHAPE = (1200, 1400)  # not multiples of 128: the whole-image reference pads unevenly
+BOUNDS = (30.0, -10.0, 30.0 + SHAPE[1] / 256, -10.0 + SHAPE[0] / 256)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    keras.utils.set_random_seed(7)
+    model = mm.symmetric_unet(filter_multiple=0.25, name="tiny")
+    path = mm.save_model(model, tmp_path_factory.mktemp("model") / "tiny.keras")
+    return model, str(path)
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    img = rng.random(SHAPE) * 255
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    for cy, cx, r in ((300, 300, 40), (700, 1000, 90), (1100, 200, 25)):  # a few crater-like bowls
+        img -= 120 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
+    return np.clip(img, 0, 255).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model, image):
+    """One whole-image prediction: the result every chunking must reproduce."""
+    return mm.predict_image(tiny_model[0], image, tile=None)
+
+
+@pytest.fixture
+def ds(image):
+    return mosaic_from_array(da.from_array(image, chunks=(256, 350)), BOUNDS, name="test mosaic")
+
+
+@pytest.fixture(scope="module")
+def cube(image, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cube") / "cube.zarr"
+    ingest(mosaic_from_array(image, BOUNDS, name="test cube"), path, chunk=256, progress=False)
+    return path
+
+
+# ------------------------------------------------------------------------------- laziness
+def test_segment_is_lazy_and_builds_without_running_the_network(ds, tiny_model):
+    before = sg._cache_info()
+    with raise_if_dask_computes():
+        prob = sg.segment(ds, tiny_model[1], chunks=512)
+        lazy_mean = sg.segment(ds, tiny_model[1], nodata_fill="mean")  # the mosaic mean stays lazy too
+        _ = (prob.chunks, prob.attrs, prob.rio.crs, prob.rio.transform(), prob[:10, :10])
+    after = sg._cache_info()
+    assert isinstance(prob.data, da.Array) and isinstance(lazy_mean.data, da.Array)
+    # meta= is passed: the block function never ran on an empty array while the graph was built
+    assert after["blocks"] == before["blocks"]
+    assert after["predict_calls"] == before["predict_calls"]
+
+
+def test_result_is_on_the_mosaic_grid_and_crs(ds, tiny_model):
+    prob = sg.segment(ds, tiny_model[1])
+    assert prob.name == "crater_probability"
+    assert prob.dims == ("y", "x") and prob.shape == SHAPE and prob.dtype == np.float32
+    np.testing.assert_array_equal(prob.x.values, ds.x.values)
+    np.testing.assert_array_equal(prob.y.values, ds.y.values)
+    assert prob.rio.crs == ds.rio.crs
+    assert prob.rio.transform() == ds.rio.transform()
+    assert prob.attrs["depth"] == 512  # receptive margin 509 rounded up to 128
+    assert prob.attrs["model_name"] == "tiny"
+
+
+# ------------------------------------------------------------------------------- no seams
+@pytest.mark.parametrize(
+    "chunks",
+    [None, 512, (600, 700), {"y": 1200, "x": 520}],
+    ids=["auto-one-block", "512-merged-edges", "600x700", "full-rows-520"],
+)
+def test_any_chunking_equals_one_whole_image_prediction(ds, tiny_model, reference, chunks):
+    prob = sg.segment(ds, tiny_model[1], chunks=chunks)
+    values = prob.compute(scheduler="threads").values
+    # everywhere, outer edges included: blocks are padded onto the whole image's pooling grid
+    assert np.abs(values - reference).max() <= 1e-3
+    assert values.min() >= 0 and values.max() <= 1
+
+
+def test_the_seam_test_can_fail_without_overlap(ds, tiny_model, reference):
+    """Negative control: with no overlap the block borders do show (so the test above means something)."""
+    values = sg.segment(ds, tiny_model[1], chunks=(600, 700), depth=0).compute(scheduler="threads").values
+    assert np.abs(values - reference).max() > 1e-2
+
+
+def test_windows_are_batched_into_predict_calls(image):
+    """Blocks cut into many windows: several per predict call, and still the whole-image result.
+
+    A 1x1-kernel UNet (receptive margin 127 px, so a 128-px halo is exact) keeps 128-px tiles cheap.
+    """
+    keras.utils.set_random_seed(3)
+    model = mm.symmetric_unet(kernel_size=1, filter_multiple=0.25, name="k1")
+    reference = mm.predict_image(model, image, tile=None)
+    ds = mosaic_from_array(image, BOUNDS)
+    before = sg._cache_info()
+    prob = sg.segment(ds, model, chunks=(300, 350), tile=128, batch_size=5)
+    assert prob.attrs["depth"] == 128
+    values = prob.compute(scheduler="threads").values
+    after = sg._cache_info()
+    windows = after["windows"] - before["windows"]
+    calls = after["predict_calls"] - before["predict_calls"]
+    assert windows > 2 * calls and calls >= 16  # several windows per predict call, 16 blocks
+    err = np.abs(values - reference).max()
+    # the control: without overlap the 16 blocks show their borders (weakly: 1x1 kernels see little)
+    seams = sg.segment(ds, model, chunks=(300, 350), depth=0).compute(scheduler="threads").values
+    assert err <= 1e-5 < 1e-4 < np.abs(seams - reference).max()
+
+
+def test_nodata_gets_zero_and_mean_fill_matches_whole_image(image, tiny_model):
+    img = image.copy()
+    img[100:400, 200:900] = np.nan
+    ref = mm.predict_image(tiny_model[0], img, tile=None)  # fills NaN with the image mean
+    ds = mosaic_from_array(da.from_array(img, chunks=600), BOUNDS)
+    prob = sg.segment(ds, tiny_model[1], chunks=(600, 700), nodata_fill="mean").compute(scheduler="threads").values
+    valid = np.isfinite(img)
+    assert np.abs(prob - ref)[valid].max() <= 1e-3
+    assert (prob[~valid] == 0).all()
+
+
+def test_all_nan_chunks_give_zero_without_running_the_network(image, tiny_model):
+    img = image.copy()
+    img[:600, :700] = np.nan  # exactly one inference block
+    ds = mosaic_from_array(img, BOUNDS)
+    before = sg._cache_info()
+    prob = sg.segment(ds, tiny_model[1], chunks=(600, 700)).compute(scheduler="threads").values
+    after = sg._cache_info()
+    assert (prob[:600, :700] == 0).all()
+    assert prob[600:, 700:].std() > 0
+    assert after["blocks"] - before["blocks"] == 4
+    assert after["predicted_blocks"] - before["predicted_blocks"] == 3
+
+    empty = mosaic_from_array(np.full((300, 400), np.nan), (0, 0, 4, 3))
+    assert (sg.segment(empty, tiny_model[1], nodata_fill="mean").compute().values == 0).all()
+
+
+def test_constant_blocks_do_not_raise(tiny_model):
+    img = np.full((700, 650), 80.0, dtype=np.float32)
+    img[:, 400:] = 200.0
+    prob = sg.segment(mosaic_from_array(img, (0, 0, 6.5, 7)), tiny_model[1], chunks=(700, 325)).compute().values
+    assert np.isfinite(prob).all() and prob.shape == img.shape
+
+
+# ------------------------------------------------------------------------------- the model
+def test_in_memory_model_travels_as_a_path(ds, tiny_model, reference):
+    model = tiny_model[0]
+    prob = sg.segment(ds, model, chunks=(600, 700))
+    assert prob.attrs["model_file"].endswith(".keras") and Path(prob.attrs["model_file"]).exists()
+
+    found = []
+
+    class Spy(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, keras.Model):
+                found.append(obj)
+            return None
+
+    import io
+
+    import cloudpickle
+
+    graph = dict(prob.data.__dask_graph__())
+    buf = io.BytesIO()
+    Spy(buf, protocol=5).dump(cloudpickle.loads(cloudpickle.dumps(graph)))
+    assert found == []
+    assert np.abs(prob.compute(scheduler="threads").values - reference).max() <= 1e-3
+
+
+def test_model_is_loaded_once_per_process(tiny_model, ds):
+    sg.segment(ds, tiny_model[1], chunks=(600, 700)).compute(scheduler="threads")
+    sg.segment(ds, tiny_model[1], chunks=512).compute(scheduler="threads")
+    assert sg._cache_info()["loads"][str(Path(tiny_model[1]).resolve())] == 1
+
+
+# ------------------------------------------------------------------------------- bad input
+def test_bad_inputs_raise_clear_errors(ds, tiny_model, tmp_path):
+    path = tiny_model[1]
+    no_crs = xr.Dataset({"ir": (("y", "x"), np.ones((4, 4), np.float32))}, coords={"y": np.arange(4.0), "x": np.arange(4.0)})
+    with pytest.raises(MissingCRSError, match="no CRS"):
+        sg.segment(no_crs, path)
+    with pytest.raises(MosaicError, match="no 'ir' variable"):
+        sg.segment(ds.rename({"ir": "band"}), path)
+    three = mm.symmetric_unet(filter_multiple=0.25, input_shape=(None, None, 3))
+    three_path = mm.save_model(three, tmp_path / "rgb.keras")
+    with pytest.raises(ModelError, match="3 input channel"):
+        sg.segment(ds, three_path)
+    with pytest.raises(ModelError, match="one band"):
+        sg.segment(ds, three)
+    with pytest.raises(ModelError, match="does not exist"):
+        sg.segment(ds, tmp_path / "missing.keras")
+    with pytest.raises(InvalidArgumentError, match="seams"):
+        sg.segment(ds, path, value_range="auto")
+    with pytest.raises(InvalidArgumentError, match="depth"):
+        sg.segment(ds, path, depth=-1)
+    with pytest.raises(InvalidArgumentError, match="nodata_fill"):
+        sg.segment(ds, path, nodata_fill="median")
+
+
+# ------------------------------------------------------------------------------- Zarr output
+def test_segment_to_zarr_writes_the_lazy_result_with_crs(cube, tiny_model, tmp_path):
+    ds = open_mosaic(cube)
+    out = sg.segment_to_zarr(ds, tmp_path / "pred.zarr", model=tiny_model[1], chunks=512, progress=False)
+    expected = sg.segment(ds, tiny_model[1], chunks=512).compute(scheduler="threads")
+    got = xr.open_zarr(out, decode_coords="all", consolidated=False)
+    np.testing.assert_array_equal(got["crater_probability"].values, expected.values)
+    assert got.rio.crs == ds.rio.crs
+    np.testing.assert_array_equal(got.x.values, ds.x.values)
+    summary = got.attrs["segment_summary"]
+    assert summary["blocks"] == summary["blocks_computed"] == 4 and summary["pixels"] == SHAPE[0] * SHAPE[1]
+    # region writes stay on whole Zarr chunks, at most 1024 px
+    assert all(c <= 1024 for c in got["crater_probability"].encoding["chunks"])
+    assert not sg.partial_store_path(out).exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["zarr.json", "crater_probability", "x", "y", "spatial_ref"])
+
+    with pytest.raises(OutputExistsError, match="already exists"):
+        sg.segment_to_zarr(ds, out, model=tiny_model[1], chunks=512, progress=False)
+    sg.segment_to_zarr(ds, out, model=tiny_model[1], chunks=(600, 700), overwrite=True, progress=False)
+    assert xr.open_zarr(out, consolidated=False).attrs["segment_summary"]["blocks"] == 4
+
+
+def test_a_failed_run_with_mean_fill_resumes_to_the_same_result(image, tiny_model, tmp_path):
+    """A block that raises stops the run; the rerun reuses the recorded mosaic mean and completes."""
+    img = image.copy()
+    img[50:300, 100:500] = np.nan
+    reads = []
+
+    def flaky(block, block_info=None):
+        if block_info[0]["chunk-location"] == (1, 1):
+            reads.append(1)
+            if len(reads) == 2:  # the first read is for the mosaic mean, the second for the network
+                raise RuntimeError("simulated crash")
+        return block
+
+    base = mosaic_from_array(da.from_array(img, chunks=(600, 700)), BOUNDS)
+    ds = base.copy()
+    ds["ir"] = base["ir"].copy(data=base["ir"].data.map_blocks(flaky, dtype=np.float32))
+    out = tmp_path / "pred.zarr"
+    kw = dict(model=tiny_model[1], chunks=(600, 700), nodata_fill="mean", progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sg.segment_to_zarr(ds, out, **kw)
+    assert sg.partial_store_path(out).exists() and not out.exists()
+    sg.segment_to_zarr(ds, out, **kw)
+    got = xr.open_zarr(out, consolidated=False)
+    assert got.attrs["segment_summary"]["blocks_computed"] >= 1
+    expected = sg.segment(base, tiny_model[1], chunks=(600, 700), nodata_fill="mean").compute(scheduler="threads").values
+    np.testing.assert_array_equal(got["crater_probability"].values, expected)
+
+
+def test_cli_refuses_an_existing_output(cube, tiny_model, tmp_path, capsys):
+    out = tmp_path / "pred.zarr"
+    out.mkdir()
+    assert sg._main([str(cube), "--out", str(out), "--model", tiny_model[1], "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_segment_subcommand_plugs_into_the_main_parser(cube, tiny_model, tmp_path):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="marscraters")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    sg.add_segment_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["-q", "segment", str(cube), "--out", "p.zarr", "--gpus", "2", "--batch-size", "8"])
+    assert (args.func, args.quiet, args.gpus, args.batch_size, args.resume) == (sg.run_segment_cli, True, "2", 8, True)
+    args = parser.parse_args(["segment", str(cube), "--out", "p.zarr", "--gpus", "1", "--scheduler", "tcp://h:8786"])
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        args.func(args)
+    args = parser.parse_args(["segment", str(cube), "--out", str(tmp_path / "p.zarr"), "--gpus", "lots"])
+    with pytest.raises(InvalidArgumentError, match="--gpus"):
+        args.func(args)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_run(image, tiny_model, tmp_path):
+    """SIGKILL a real `python -m marscraters.segment` run part-way, resume it, compare bit for bit."""
+    big = np.tile(image, (2, 2))[:1536, :1536]  # 3 x 3 blocks of 512
+    cube = tmp_path / "cube.zarr"
+    ingest(mosaic_from_array(big, (0, 0, 6, 6)), cube, chunk=256, progress=False)
+    out = tmp_path / "pred.zarr"
+    partial = sg.partial_store_path(out)
+    done_dir = partial / sg._DONE_DIR
+    env = {**os.environ, "DASK_NUM_WORKERS": "1", "PYTHONPATH": str(REPO)}  # one block at a time
+    cmd = [sys.executable, "-m", "marscraters.segment", str(cube), "--out", str(out), "--model", tiny_model[1], "--chunk", "512", "-q"]
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if done_dir.is_dir() and any(done_dir.iterdir()):
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended by itself before it could be killed:\n{log.read_text()[-2000:]}"
+    done = len(list(done_dir.iterdir()))
+    assert 1 <= done < 9
+    assert not out.exists()  # nothing at the final path until the store is complete
+
+    ds = open_mosaic(cube)
+    with pytest.raises(InvalidArgumentError, match="other inputs or settings"):
+        sg.segment_to_zarr(ds, out, model=tiny_model[1], chunks=512, depth=256, progress=False)
+    before = sg._cache_info()["blocks"]
+    sg.segment_to_zarr(ds, out, model=tiny_model[1], chunks=512, progress=False)
+    resumed = xr.open_zarr(out, consolidated=False)
+    summary = resumed.attrs["segment_summary"]
+    assert summary["blocks_resumed"] == done and summary["blocks_computed"] == 9 - done
+    assert sg._cache_info()["blocks"] - before == 9 - done  # only the missing blocks ran
+
+    whole = sg.segment_to_zarr(ds, tmp_path / "whole.zarr", model=tiny_model[1], chunks=512, progress=False)
+    a = resumed["crater_probability"].values
+    b = xr.open_zarr(whole, consolidated=False)["crater_probability"].values
+    assert a.tobytes() == b.tobytes()
