@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
     p.add_argument("--test", default="500:600")
-    p.add_argument("--methods", default="auto")
+    p.add_argument("--methods", default="tuned", help="comma-separated: tuned (the settings stored in the model file), auto, components, hough, template")
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--json")
     p.add_argument("--save-probabilities", help="folder for prob_NNN.npy + truth_NNN.csv (for benchmarks/bench_extract.py)")
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     chips = read_chips(args.chips, indices=range(lo, hi))
     data = chips_training_set(chips)
     model = load_model(args.model)
-    kind = model_info(args.model)["kind"]
+    info = model_info(args.model)
+    kind = info["kind"]
     t0 = time.perf_counter()
     probs = predict_stack(model, data.images)
     t_pred = time.perf_counter() - t0
@@ -62,11 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
                     "predict_seconds": round(t_pred, 1), "methods": {}}
     for method in args.methods.split(","):
         t1 = time.perf_counter()
-        pred = pd.concat([extract_craters(prob, target=kind, method=method).assign(x=lambda f, i=i: f["x"] + i * stride)
+        options = dict(info["extract"]) if method == "tuned" else {"method": method}
+        min_score = float(options.pop("min_score", 0.0))
+        pred = pd.concat([extract_craters(prob, target=kind, **options).assign(x=lambda f, i=i: f["x"] + i * stride)
                           for i, prob in enumerate(probs)], ignore_index=True)
+        pred = pred[pred["score"] >= min_score]
         t_ext = time.perf_counter() - t1
         results = evaluate(pred, truth, rule="all", d_min=args.d_min)
-        report["methods"][method] = {"extract_seconds": round(t_ext, 1),
+        report["methods"][method] = {"extract_seconds": round(t_ext, 1), "options": {**options, "min_score": min_score},
                                      **{rule: r.to_dict() for rule, r in results.items()}}
         print(f"\n### extraction: {method} ({t_ext:.1f} s for {len(data)} chips)\n")
         print("| rule | precision | recall | F1 | matched truths | truths >= d_min | detections counted |")
