@@ -25,9 +25,9 @@ from marscraters.evaluate import evaluate
 from marscraters.extract import extract_craters
 
 GRID = {
-    "components": {"threshold": [0.2, 0.3, 0.4, 0.5], "relative_threshold": [0.0, 0.5]},
-    "template": {"threshold": [0.15, 0.25], "template_threshold": [0.3, 0.4, 0.5], "relative_threshold": [0.0, 0.5]},
-    "hough": {"threshold": [0.2, 0.3], "hough_threshold": [0.4, 0.6], "relative_threshold": [0.0]},
+    "components": {"threshold": [0.3, 0.4, 0.5, 0.6], "relative_threshold": [0.0]},
+    "template": {"threshold": [0.2], "template_threshold": [0.3, 0.45], "relative_threshold": [0.0]},
+    "hough": {"threshold": [0.3], "hough_threshold": [0.4, 0.6], "relative_threshold": [0.0]},
 }
 
 
@@ -53,10 +53,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             pred = pd.concat(
                 [extract_craters(pr, target=args.target, method=method, **params).assign(x=lambda f, i=i: f["x"] + i * stride)
                  for i, pr in enumerate(probs)], ignore_index=True)
-            r = evaluate(pred, truth, rule="deepmoon", d_min=args.d_min)
-            rows.append({"method": method, **params, "precision": r.precision, "recall": r.recall, "f1": r.f1,
-                         "seconds": time.perf_counter() - t0})
-            print(rows[-1], flush=True)
+            seconds = time.perf_counter() - t0
+            # the score ranks detections: sweep a minimum score too (a point of the P-R curve)
+            for min_score in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+                kept = pred[pred["score"] >= min_score]
+                if kept.empty:
+                    continue
+                r = evaluate(kept, truth, rule="deepmoon", d_min=args.d_min)
+                rows.append({"method": method, **params, "min_score": min_score, "precision": r.precision,
+                             "recall": r.recall, "f1": r.f1, "seconds": seconds})
+            print(max((r for r in rows if r["method"] == method), key=lambda r: r["f1"]), flush=True)
     table = pd.DataFrame(rows).sort_values("f1", ascending=False)
     print(table.to_string(index=False))
     if args.json:
