@@ -8,7 +8,10 @@ It runs the most complete path the package has today:
 4. fill missing data the paper's way (``fill_missing``);
 5. write the true catalog to a GeoPackage and read it back through GDAL (``write_catalog`` / ``read_catalog``);
 6. render lazy filled and outline target layers on the cube's grid (``render_targets``);
-7. write PNG figures and a summary.
+7. segment the cube with the shipped model on a local Dask cluster (``cluster``, ``segment_to_zarr``);
+8. find the craters (``extract_craters``), georeference them (``to_catalog``) and write them to a
+   GeoPackage;
+9. score them against the truth (``evaluate``), and write PNG figures and a summary.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import numpy as np
 
 __all__ = ["run_demo"]
 
-DEMO_BOUNDS = (30.0, -4.0, 34.0, 0.0)  # 4 x 4 degrees of the N-30_030 tile's north-west corner
-DEMO_PX_PER_DEG = 128.0  # half the ASU tile resolution: 512 x 512 px, about 463 m/px
+DEMO_BOUNDS = (30.0, -1.5, 31.5, 0.0)  # 1.5 x 1.5 degrees at the N-30_030 tile's north-west corner
+DEMO_PX_PER_DEG = 592.747  # the USGS controlled mosaics' ~100 m/px, the shipped model's native scale
 DEMO_SEED = 2019
 
 
@@ -58,10 +61,10 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    steps = tqdm(total=6, desc="demo", disable=not progress, unit="step")
+    steps = tqdm(total=8, desc="demo", disable=not progress, unit="step")
 
     steps.set_postfix_str("synthetic surface")
-    surface = synthetic_surface(DEMO_BOUNDS, DEMO_PX_PER_DEG, seed=DEMO_SEED, n_per_km2_above_1km=4e-3)
+    surface = synthetic_surface(DEMO_BOUNDS, DEMO_PX_PER_DEG, seed=DEMO_SEED, n_per_km2_above_1km=8e-3, dmax_km=32.0)
     tif = out / "synthetic_N-04_030.tif"
     with atomic_path(tif, overwrite=overwrite) as tmp:
         surface.mosaic["ir"].fillna(0).astype("uint8").rio.write_nodata(0).rio.to_raster(tmp, driver="GTiff")
@@ -87,11 +90,37 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
     rendered = {kind: t.compute() for kind, t in targets.items()}
     steps.update()
 
+    steps.set_postfix_str("segment on a local Dask cluster")
+    from .cluster import cluster
+    from .detect import model_info
+    from .evaluate import evaluate
+    from .extract import extract_craters, to_catalog
+    from .segment import segment_to_zarr
+
+    info = model_info(None)
+    with cluster(gpus="auto") as client:
+        pred_path = segment_to_zarr(ds, out / "pred.zarr", client=client, overwrite=overwrite, progress=progress)
+    import xarray as xr
+
+    prob = xr.open_zarr(pred_path, decode_coords="all", consolidated=False)["crater_probability"].load()
+    steps.update()
+
+    steps.set_postfix_str("extract, catalog, score")
+    options = dict(info["extract"])
+    min_score = float(options.pop("min_score", 0.0))
+    pixel = extract_craters(prob.values, target=info["kind"], progress=progress, **options)
+    pixel = pixel[pixel["score"] >= min_score]
+    detected = to_catalog(pixel, ds, attrs={"source": str(cube), "model": info["name"]})
+    detected_path = write_catalog(detected, out / "craters.gpkg", overwrite=overwrite,
+                                  metadata={"model": info["name"], "model_version": info.get("version"), "input_mosaic": str(cube)})
+    scores = evaluate(detected, in_view, rule="all", d_min=2.0)
+    steps.update()
+
     steps.set_postfix_str("figures")
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     ext = [ds.x.values[0], ds.x.values[-1], ds.y.values[-1], ds.y.values[0]]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 5.4), constrained_layout=True)
     axes[0].imshow(filled["ir"].values, cmap="gray", extent=ext)
     axes[0].set_title("synthetic THEMIS-like Day IR (filled)")
     for _, c in in_view.iterrows():
@@ -105,6 +134,15 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
     axes[1].set_title("filled target")
     axes[2].imshow(rendered["outline"].values, cmap="magma", extent=ext)
     axes[2].set_title("outline target (inner radius 0.7 r)")
+    axes[3].imshow(prob.values, cmap="viridis", vmin=0, vmax=1, extent=ext)
+    for _, c in detected.iterrows():
+        axes[3].add_patch(
+            matplotlib.patches.Ellipse(
+                (c.lon % 360, c.lat), c.diameter_km / 59.2747 / np.cos(np.radians(c.lat)), c.diameter_km / 59.2747,
+                fill=False, ec="cyan", lw=0.8,
+            )
+        )
+    axes[3].set_title("model probability + detected craters")
     for ax in axes:
         ax.set_xlabel("longitude (°E)")
     axes[0].set_ylabel("latitude (°N)")
@@ -123,6 +161,13 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
         "filled_target_fraction": float(rendered["filled"].mean()),
         "outline_target_fraction": float(rendered["outline"].mean()),
         "truth_catalog": str(truth_path),
+        "craters_detected": int(len(detected)),
+        "detected_catalog": str(detected_path),
+        "precision_deepmoon": round(float(scores["deepmoon"].precision), 3),
+        "recall_deepmoon": round(float(scores["deepmoon"].recall), 3),
+        "f1_deepmoon": round(float(scores["deepmoon"].f1), 3),
+        "f1_iou": round(float(scores["iou"].f1), 3),
+        "f1_pycda": round(float(scores["pycda"].f1), 3),
         "figure": str(figures / "demo_targets.png"),
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -114,6 +114,7 @@ def render_surface(
     sun_elevation_deg: float = 35.0,
     noise: float = 0.02,
     streaks: int = 3,
+    background_relief_km: float = 0.12,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render craters ``(col, row, diameter_km)`` in formation order into an 8-bit-like image.
 
@@ -123,7 +124,8 @@ def render_surface(
     """
     ny, nx = shape
     kx, ky = km_per_px
-    elev = 0.6 * _fractal_noise(shape, rng)  # km of relief
+    # gentle background relief (km): with steeper terrain the craters drown in texture
+    elev = background_relief_km * _fractal_noise(shape, rng)
     owner = np.full(shape, -1, dtype=np.int32)  # which crater last excavated each pixel
     diam = np.array([c[2] for c in craters])
     for i, (cx, cy, d) in enumerate(craters):
@@ -163,8 +165,8 @@ def render_surface(
     sx, sy, sz = np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)
     # image rows grow southwards, so north is -y
     shade = (-gx * sx + gy * sy + sz) / np.sqrt(gx**2 + gy**2 + 1.0)
-    albedo = 0.15 * _fractal_noise(shape, rng, beta=2.0)
-    img = 0.55 + 0.8 * (shade - sz) + albedo + noise * rng.normal(size=shape)
+    albedo = 0.04 * _fractal_noise(shape, rng, beta=2.5)
+    img = 0.55 + 1.5 * (shade - sz) + albedo + noise * rng.normal(size=shape)
     img = ndimage.gaussian_filter(img, 0.6)
     # seams between image strips: small brightness offsets in vertical strips
     edges = np.sort(rng.integers(0, nx, size=max(nx // 300, 1)))

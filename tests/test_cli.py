@@ -88,6 +88,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "figures" / "demo_targets.png").stat().st_size > 10_000
     truth = read_catalog(tmp_path / "demo" / "truth.gpkg")
     assert len(truth) == summary["craters_recognisable"]
+    # the shipped model ran on a local Dask cluster and its catalog was written and scored
+    detected = read_catalog(tmp_path / "demo" / "craters.gpkg")
+    assert len(detected) == summary["craters_detected"] > 0
+    assert {"lat", "lon", "diameter_km", "score"} <= set(detected.columns)
+    assert 0.0 <= summary["f1_deepmoon"] <= 1.0 and summary["recall_deepmoon"] > 0
 
 
 def test_download_then_ingest_through_a_local_server(tmp_path, tile):
