@@ -313,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # our own messages at INFO; third-party chatter (pyogrio, distributed) only at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # distributed installs its own INFO handlers; its cluster start/stop chatter hides our output
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except MarsCratersError as exc:

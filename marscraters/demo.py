@@ -65,7 +65,7 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
 
     steps.set_postfix_str("synthetic surface")
     surface = synthetic_surface(DEMO_BOUNDS, DEMO_PX_PER_DEG, seed=DEMO_SEED, n_per_km2_above_1km=8e-3, dmax_km=32.0)
-    tif = out / "synthetic_N-04_030.tif"
+    tif = out / "synthetic_surface.tif"
     with atomic_path(tif, overwrite=overwrite) as tmp:
         surface.mosaic["ir"].fillna(0).astype("uint8").rio.write_nodata(0).rio.to_raster(tmp, driver="GTiff")
     steps.update()
