@@ -61,6 +61,7 @@ __all__ = [
     "crop",
     "normalise_image",
     "predict_image",
+    "predict_windows",
     "save_model",
     "load_model",
     "read_model_metadata",
@@ -621,6 +622,56 @@ def _windows(size: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]
     return out
 
 
+def predict_windows(
+    model: "keras.Model",
+    x: np.ndarray,
+    jobs: Sequence[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]],
+    batch_size: int,
+    *,
+    out: np.ndarray | None = None,
+    batches: Any = None,
+    lock: Any = None,
+    on_batch: Any = None,
+) -> np.ndarray:
+    """Predict windows of a padded 2-D array in batches and paste their cores into ``out``.
+
+    Each job is ``((r0, r1, w0, w1), (c0, c1, v0, v1))``: the window ``x[w0:w1, v0:v1]`` goes
+    through the network and its core ``[r0:r1, c0:c1]`` (in ``x``'s coordinates) is kept.  All
+    windows must have one shape; a short last batch is padded with zeros so the compiled predict
+    function is reused rather than retraced.  This is the one batched-window loop of the project
+    (:func:`predict_image` and :mod:`marscraters.segment` both use it).
+
+    Parameters
+    ----------
+    lock
+        Optional context manager held around each ``predict_on_batch`` (dask worker threads).
+    on_batch
+        Optional callback ``on_batch(n_windows)`` after each batch (statistics).
+    """
+    out = np.zeros(x.shape, dtype=np.float32) if out is None else out
+    for first in batches if batches is not None else range(0, len(jobs), batch_size):
+        chunk = jobs[first : first + batch_size]
+        stack = np.stack([x[r[2] : r[3], c[2] : c[3]] for r, c in chunk])[..., None]
+        if len(chunk) < batch_size and len(jobs) > batch_size:
+            fill = np.zeros((batch_size - len(chunk),) + stack.shape[1:], dtype=stack.dtype)
+            stack = np.concatenate([stack, fill])
+        if lock is not None:
+            with lock:
+                pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
+        else:
+            pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
+        if pred.shape[:3] != stack.shape[:3]:
+            raise ModelError(
+                f"model {model.name!r} returned shape {pred.shape} for input {stack.shape}; the model must "
+                "map (N, H, W, 1) to (N, H, W, 1)"
+            )
+        if on_batch is not None:
+            on_batch(len(chunk))
+        for k, (r, c) in enumerate(chunk):
+            out[r[0] : r[1], c[0] : c[1]] = pred[k, r[0] - r[2] : r[1] - r[2], c[0] - c[2] : c[1] - c[2], 0]
+    return out
+
+
 def predict_image(
     model: "keras.Model",
     image: Any,
@@ -721,27 +772,13 @@ def predict_image(
 
     window_px = (rows[0][3] - rows[0][2]) * (cols[0][3] - cols[0][2])
     batch_size = max(1, min(int(batch_size), _MAX_BATCH_PIXELS // window_px))
-    out = np.empty((ny, nx), dtype=np.float32)
+    out = np.zeros((ny, nx), dtype=np.float32)
     batches = range(0, len(jobs), batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc="predict", unit="batch")
-    for first in batches:
-        chunk = jobs[first : first + batch_size]
-        stack = np.stack([padded[r[2] : r[3], c[2] : c[3]] for r, c in chunk])[..., None]
-        if len(chunk) < batch_size and len(jobs) > batch_size:
-            # keep one batch shape, so a compiled predict function is reused rather than retraced
-            fill = np.zeros((batch_size - len(chunk),) + stack.shape[1:], dtype=stack.dtype)
-            stack = np.concatenate([stack, fill])
-        pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
-        if pred.shape[:3] != stack.shape[:3]:
-            raise ModelError(
-                f"model {model.name!r} returned shape {pred.shape} for input {stack.shape}; the model must "
-                "map (N, H, W, 1) to (N, H, W, 1)"
-            )
-        for k, (r, c) in enumerate(chunk):
-            out[r[0] : r[1], c[0] : c[1]] = pred[k, r[0] - r[2] : r[1] - r[2], c[0] - c[2] : c[1] - c[2], 0]
+    predict_windows(model, padded, jobs, batch_size, out=out, batches=batches)
     result = crop(out, slices)
     result[nodata] = np.nan
     return result

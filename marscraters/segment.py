@@ -342,28 +342,17 @@ def _predict_windows(
     model: Any, x: np.ndarray, rows: list[tuple[int, int, int, int]], cols: list[tuple[int, int, int, int]], batch_size: int
 ) -> np.ndarray:
     """Predict the cores of ``rows x cols`` windows of ``x`` in batches; returns an array like ``x``."""
+    from .model import predict_windows
+
     jobs = [(r, c) for r in rows for c in cols]
     wy, wx = rows[0][3] - rows[0][2], cols[0][3] - cols[0][2]
     batch = max(1, min(int(batch_size), _MAX_WINDOW_PX // (wy * wx), len(jobs)))
-    out = np.zeros(x.shape, dtype=np.float32)
-    for first in range(0, len(jobs), batch):
-        chunk = jobs[first : first + batch]
-        stack = np.stack([x[r[2] : r[3], c[2] : c[3]] for r, c in chunk])[..., None]
-        if len(chunk) < batch:
-            # keep one batch shape per block, so the compiled predict function is reused
-            stack = np.concatenate([stack, np.zeros((batch - len(chunk),) + stack.shape[1:], np.float32)])
-        with _PREDICT_LOCK:
-            pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
+
+    def count(n: int) -> None:
         _STATS["predict_calls"] += 1
-        _STATS["windows"] += len(chunk)
-        if pred.shape[:3] != stack.shape[:3]:
-            raise ModelError(
-                f"model {model.name!r} returned shape {pred.shape} for input {stack.shape}; it must map "
-                "(N, H, W, 1) to (N, H, W, 1)"
-            )
-        for k, (r, c) in enumerate(chunk):
-            out[r[0] : r[1], c[0] : c[1]] = pred[k, r[0] - r[2] : r[1] - r[2], c[0] - c[2] : c[1] - c[2], 0]
-    return out
+        _STATS["windows"] += n
+
+    return predict_windows(model, x, jobs, batch, lock=_PREDICT_LOCK, on_batch=count)
 
 
 # --------------------------------------------------------------------------------------------
