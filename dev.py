@@ -48,7 +48,7 @@ def setup() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "setup", "docs"}:
+    if not argv or argv[0] not in {"demo", "test", "setup"}:
         print(__doc__)
         return 2
     job, rest = argv[0], argv[1:]
@@ -58,8 +58,6 @@ def main(argv: list[str]) -> int:
         return 0
     if job == "demo":
         return subprocess.call([str(python), "-m", "marscraters", "demo", *rest], cwd=ROOT, env=env)
-    if job == "docs":
-        return subprocess.call([str(python), str(ROOT / "docs" / "build.py"), *rest], cwd=ROOT, env=env)
     return subprocess.call([str(python), "-m", "pytest", "tests", *rest], cwd=ROOT, env=env)
 
 

@@ -489,11 +489,17 @@ def _frame_to_catalog(
 def _read_text(path: Path, fmt: str | None, errors: Errors) -> gpd.GeoDataFrame:
     sep, columns = _sniff_header(path)
     fmt = fmt or _detect_text_format(path, columns)
-    try:
-        # low_memory=False: one dtype per column (the full Robbins TSV has mixed text columns)
-        df = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skip_blank_lines=True, low_memory=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise CatalogFormatError(f"cannot parse {path} as a {fmt} table: {exc}") from exc
+    df = None
+    # UTF-8 (with or without a BOM) first; the 2012 Robbins TSV is Latin-1 in its text columns
+    for encoding in ("utf-8-sig", "latin-1"):
+        try:
+            # low_memory=False: one dtype per column (the full Robbins TSV has mixed text columns)
+            df = pd.read_csv(path, sep=sep, encoding=encoding, skip_blank_lines=True, low_memory=False)
+            break
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise CatalogFormatError(f"cannot parse {path} as a {fmt} table: {exc}") from exc
     df.columns = [str(c).strip() for c in df.columns]
     if fmt in _ROBBINS_COLUMNS:
         upper = {c.upper(): c for c in df.columns}

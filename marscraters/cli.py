@@ -30,6 +30,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from .download import download_robbins, download_themis
 
     if args.what == "themis":
+        if not args.tile:
+            raise MarsCratersError("download themis needs at least one --tile, e.g. --tile N-30_030")
         paths = [download_themis(t, dest=args.dest, base_url=args.base_url, progress=not args.quiet) for t in args.tile]
     else:
         paths = [download_robbins(args.release, dest=args.dest, base_url=args.base_url, progress=not args.quiet)]
@@ -76,6 +78,8 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     ds = open_mosaic(args.cube)
     cat = read_catalog(args.catalog, errors=args.errors)
     target = render_targets(ds, cat, kind=args.kind, diameter_range=args.diameter_range)
+    # storage chunks of (at most) 512 x 512 like the cube's, whatever the dask strips are
+    target.encoding["chunks"] = tuple(min(512, n) for n in target.shape)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         with TqdmCallback(desc=f"render {args.kind} targets", disable=args.quiet):
             target.to_dataset(name="target").to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)

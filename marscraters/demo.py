@@ -146,7 +146,8 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
     for ax in axes:
         ax.set_xlabel("longitude (°E)")
     axes[0].set_ylabel("latitude (°N)")
-    fig.savefig(figures / "demo_targets.png", dpi=110)
+    with atomic_path(figures / "demo_targets.png", overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     steps.update()
 
@@ -171,7 +172,8 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
         "figure": str(figures / "demo_targets.png"),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(out / "summary.json", overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     steps.update()
     steps.close()
     if progress:

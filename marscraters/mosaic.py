@@ -436,14 +436,19 @@ def _close_handles(paths: Sequence[str]) -> None:
             _handles.pop(key).close()
 
 
-def _read_png_window(
+def _read_window(
     path: str,
     key: tuple[str, int, int],
     band: int,
     lut: np.ndarray | None,
     window: tuple[int, int, int, int],
+    nodata: float | None = 0.0,
 ) -> np.ndarray:
-    """Read rows ``r0:r1`` and columns ``c0:c1`` of a PNG tile as float32, 0 -> NaN (a dask task)."""
+    """Read rows ``r0:r1`` and columns ``c0:c1`` of a raster as float32, ``nodata`` -> NaN (a dask task).
+
+    Decoding errors (a truncated PNG or GeoTIFF) become :class:`CorruptImageError` naming the file,
+    wherever the scheduler runs the task.
+    """
     r0, r1, c0, c1 = window
     try:
         current = _file_key(path)
@@ -462,10 +467,11 @@ def _read_png_window(
             _drop_handle(key)
             raise CorruptImageError(
                 f"{path} could not be decoded (rows {r0}..{r1}): {_gdal_reason(exc)}. The file is "
-                "truncated or corrupt; delete it and download it again (marscraters.download_themis)."
+                "truncated or corrupt; delete it and download (marscraters.download_themis) or export it again."
             ) from exc
     out = lut[raw] if lut is not None else raw.astype(np.float32)
-    out[out == 0] = np.nan
+    if nodata is not None:
+        out[(out == nodata) | (np.isnan(out) if np.isnan(nodata) else False)] = np.nan
     return out
 
 
@@ -481,10 +487,14 @@ def _gdal_reason(exc: BaseException) -> str:
     return reason.rstrip(".")
 
 
-def _png_dask_array(
-    path: str, band: int, lut: np.ndarray | None, chunks: tuple[tuple[int, ...], tuple[int, ...]]
+def _raster_dask_array(
+    path: str,
+    band: int,
+    lut: np.ndarray | None,
+    chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    nodata: float | None = 0.0,
 ) -> da.Array:
-    """A dask array whose tasks each read one window of a PNG.
+    """A dask array whose tasks each read one window of a raster (a THEMIS PNG or a GeoTIFF).
 
     The tasks are independent, so any scheduler may run them in any order.  PNG decodes row by
     row, though, and a window above the last one read restarts decoding from the top of the
@@ -494,14 +504,14 @@ def _png_dask_array(
     the scheduler then ran the reads ahead of their consumers and held the whole tile.)
     """
     key = _file_key(path)
-    name = f"read-themis-{dask.base.tokenize(key, band, chunks, lut)}"
+    name = f"read-raster-{dask.base.tokenize(key, band, chunks, lut, nodata)}"
     row_edges = np.cumsum((0, *chunks[0]))
     col_edges = np.cumsum((0, *chunks[1]))
     graph: dict[Any, Any] = {}
     for i in range(len(chunks[0])):
         for j in range(len(chunks[1])):
             window = (int(row_edges[i]), int(row_edges[i + 1]), int(col_edges[j]), int(col_edges[j + 1]))
-            graph[(name, i, j)] = (_read_png_window, path, key, band, lut, window)
+            graph[(name, i, j)] = (_read_window, path, key, band, lut, window, nodata)
     return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
 
 
@@ -619,7 +629,7 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
         for index, rgba in colormap.items():
             lut[index] = rgba[0]
     row_chunks, col_chunks = _normalize_chunks(chunks, (height, width), (_DEFAULT_PNG_STRIP_ROWS, -1))
-    data = _png_dask_array(spath, 1, lut, (row_chunks, col_chunks))
+    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks))
     ppd = width / TILE_SIZE_DEG
     transform = Affine(1.0 / ppd, 0.0, float(west), 0.0, -1.0 / ppd, float(south + TILE_SIZE_DEG))
     return _build_mosaic(data, transform, MARS_GEOGRAPHIC, {"source": spath, "px_per_deg": float(ppd)})
@@ -674,6 +684,7 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
             shape = (src.height, src.width)
             file_crs = src.crs
             transform = src.transform
+            nodata = None if src.nodata is None else float(src.nodata)
     except RasterioError as exc:
         raise CorruptImageError(f"{path} is not a raster GDAL can read ({exc}).") from exc
     if file_crs is None:
@@ -689,13 +700,10 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
             "grid first (gdalwarp)."
         )
     row_chunks, col_chunks = _normalize_chunks(chunks, shape, _DEFAULT_GDAL_CHUNKS)
-    try:
-        arr = rioxarray.open_rasterio(
-            spath, chunks={"band": 1, "y": row_chunks, "x": col_chunks}, masked=True
-        )
-    except RasterioError as exc:
-        raise CorruptImageError(f"{path} is not a raster GDAL can read ({exc}).") from exc
-    data = arr.data[0].astype(np.float32)
+    # our own windowed reader (not rioxarray's), so a truncated file fails as CorruptImageError
+    data = _raster_dask_array(
+        spath, 1, None, da.core.normalize_chunks((row_chunks, col_chunks), shape, dtype=np.float32), nodata=nodata
+    )
     if transform.e > 0:
         # stored south-up: flip lazily to the north-up convention every Mosaic uses
         data = data[::-1]
@@ -937,7 +945,9 @@ def fill_missing(ds: xr.Dataset, value: Literal["mean"] | float = "mean") -> xr.
     """Replace no-data (NaN) pixels, keeping a mask of where they were.
 
     This is the paper's preprocessing (DeLatte et al. fill the gaps of each tile with the tile's
-    mean) as an explicit, separate step.  The result stays lazy.
+    mean) as an explicit, separate step.  The result stays lazy.  The mean is that of ``ds`` as
+    given: to fill each tile with its own mean as the paper did, fill the tiles
+    (:func:`read_themis_tile`) before :func:`combine_tiles`, since a combined cube has one mean.
 
     Parameters
     ----------

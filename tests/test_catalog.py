@@ -769,6 +769,13 @@ def test_all_robbins_tiles(robbins_tiles):
         assert c.attrs["format"] == "robbins2012"
         assert c["lat"].between(minlat, maxlat).all()
         assert c["lon"].between(minlon, maxlon).all()
+        # every value exactly as in the file, and the points where the columns say
+        raw = pd.read_csv(f)
+        np.testing.assert_array_equal(c["lat"].to_numpy(), raw["LATITUDE_CIRCLE_IMAGE"].to_numpy())
+        np.testing.assert_array_equal(c["lon"].to_numpy(), raw["LONGITUDE_CIRCLE_IMAGE"].to_numpy())
+        np.testing.assert_array_equal(c["diameter_km"].to_numpy(), raw["DIAM_CIRCLE_IMAGE"].to_numpy())
+        np.testing.assert_array_equal(c.geometry.x.to_numpy(), c["lon"].to_numpy())
+        np.testing.assert_array_equal(c.geometry.y.to_numpy(), c["lat"].to_numpy())
     ids = pd.concat([c["crater_id"] for c in cats])
     assert ids.is_unique
 
@@ -811,3 +818,17 @@ def test_robbins2020_sample(shared_data):
     pd.testing.assert_series_equal(cat["DEG_RIM"], raw["DEG_RIM"])
     single = read_catalog(shared_data / "mcd2020-sample" / "sample_single.csv")
     assert len(single) == 1 and single["crater_id"].iloc[0] == "15-1-023094"
+
+
+def test_latin1_robbins_tsv_reads(tmp_path):
+    """The 2012 Robbins TSV has Latin-1 bytes (e.g. a degree sign) in its text columns."""
+    text = ("CRATER_ID\tLATITUDE_CIRCLE_IMAGE\tLONGITUDE_CIRCLE_IMAGE\tDIAM_CIRCLE_IMAGE\tMORPHOLOGY_NOTES\n"
+            "01-000000\t84.367\t108.746\t82.1\tslope 5\xb0\n"
+            "01-000001\t-12.5\t-170.25\t3.4\t\n")
+    path = tmp_path / "RobbinsCraters_20121016.tsv"
+    path.write_bytes(text.encode("latin-1"))
+    cat = read_catalog(path)
+    assert list(cat["crater_id"]) == ["01-000000", "01-000001"]
+    assert cat["MORPHOLOGY_NOTES"].iloc[0] == "slope 5\N{DEGREE SIGN}"
+    np.testing.assert_allclose(cat["lon"], [108.746, -170.25])
+    np.testing.assert_allclose(cat["diameter_km"], [82.1, 3.4])

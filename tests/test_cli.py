@@ -47,7 +47,9 @@ def test_ingest_then_info_then_targets(tile, tmp_path, capsys):
     csv = write_csv(cat, tmp_path / "cat.csv")
     out = tmp_path / "t.zarr"
     assert cli.main(["-q", "targets", str(cube), "--catalog", str(csv), "--kind", "outline", "--out", str(out)]) == 0
-    target = xr.open_zarr(out)["target"].values
+    store = xr.open_zarr(out)
+    assert store["target"].encoding["chunks"] == (240, 240)  # min(512, size): never wider than 512
+    target = store["target"].values
     assert target.shape == (240, 240) and target.max() == 1
     # the centre of a crater is inside the outline's hole, the rim is drawn
     row, col = 15 * 8 - 0.5, 15 * 8 - 0.5
@@ -68,6 +70,7 @@ def test_convert_filters_and_writes_formats(tmp_path, capsys):
     assert cli.main(["convert", str(src), "--area-km2", "1000", "--out", str(diam)]) == 0
     assert read_catalog(diam).attrs["area_km2"] == pytest.approx(1000)
     assert cli.main(["convert", str(src), "--out", str(tmp_path / "x.xyz")]) == 2
+    assert cli.main(["download", "themis", "--dest", str(tmp_path)]) == 2  # no --tile
 
 
 def test_bad_catalog_row_names_the_row(tmp_path, capsys):

@@ -720,3 +720,23 @@ def test_read_themis_tile_refuses_a_file_replaced_after_opening(tile):  # noqa: 
     with pytest.raises(ImageReadError, match="changed on disk"):
         ds["ir"].values
     np.testing.assert_array_equal(read_themis_tile(path)["ir"].values, expected_ir(tile_pixels(99)))
+
+
+def test_truncated_geotiff_fails_clearly_and_ingest_leaves_nothing(tmp_path):
+    """A GeoTIFF cut short opens (its header is intact) but its pixels cannot be decoded: the
+    error is a CorruptImageError naming the file, and ingest writes nothing."""
+    from marscraters import cli
+
+    rng = np.random.default_rng(3)
+    data = rng.uniform(1, 255, (300, 320)).astype(np.float32)
+    full = write_geotiff(tmp_path / "full.tif", data, Affine(0.01, 0, 30, 0, -0.01, 0), "+proj=longlat +R=3396190 +no_defs")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    ds = read_geotiff(cut)
+    with pytest.raises(CorruptImageError, match="cut.tif"):
+        ds["ir"].compute()
+    assert cli.main(["-q", "ingest", str(cut), "--out", str(tmp_path / "c.zarr")]) == 2
+    assert not (tmp_path / "c.zarr").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # the intact file reads back exactly, with nodata as NaN
+    np.testing.assert_array_equal(read_geotiff(full)["ir"].values, data)
