@@ -131,6 +131,16 @@ def _check_lat(lat: Any) -> np.ndarray:
 def km_to_deg_lat(km: Any) -> Any:
     """Convert a north-south distance in km to degrees of latitude.
 
+    Parameters
+    ----------
+    km
+        Distance(s) along a meridian, in km (scalar or array).
+
+    Returns
+    -------
+    numpy.ndarray
+        Degrees of latitude (``km / KM_PER_DEGREE``).
+
     Examples
     --------
     >>> round(float(km_to_deg_lat(59.27)), 3)
@@ -140,7 +150,18 @@ def km_to_deg_lat(km: Any) -> Any:
 
 
 def deg_lat_to_km(deg: Any) -> Any:
-    """Convert degrees of latitude to a north-south distance in km."""
+    """Convert degrees of latitude to a north-south distance in km.
+
+    Parameters
+    ----------
+    deg
+        Degrees of latitude (scalar or array).
+
+    Returns
+    -------
+    numpy.ndarray
+        Kilometres along a meridian (``deg * KM_PER_DEGREE``).
+    """
     return np.asarray(deg, dtype=float) * KM_PER_DEGREE
 
 
@@ -149,6 +170,23 @@ def km_to_deg_lon(km: Any, lat: Any) -> Any:
 
     A parallel at latitude φ has radius R cos φ, so one degree of longitude spans
     ``KM_PER_DEGREE * cos(φ)`` km.  At the poles the result is infinite.
+
+    Parameters
+    ----------
+    km
+        East-west distance(s) in km.
+    lat
+        Latitude(s) in degrees, -90..90 (broadcast against ``km``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Degrees of longitude.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If a latitude lies outside -90..90.
 
     Examples
     --------
@@ -161,7 +199,20 @@ def km_to_deg_lon(km: Any, lat: Any) -> Any:
 
 
 def deg_lon_to_km(deg: Any, lat: Any) -> Any:
-    """Convert degrees of longitude at latitude ``lat`` to an east-west distance in km."""
+    """Convert degrees of longitude at latitude ``lat`` to an east-west distance in km.
+
+    Parameters
+    ----------
+    deg
+        Degrees of longitude.
+    lat
+        Latitude(s) in degrees, -90..90.
+
+    Returns
+    -------
+    numpy.ndarray
+        Kilometres along the parallel (``deg * KM_PER_DEGREE * cos(lat)``).
+    """
     lat = _check_lat(lat)
     return np.asarray(deg, dtype=float) * KM_PER_DEGREE * np.cos(np.radians(lat))
 
