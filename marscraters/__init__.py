@@ -53,6 +53,7 @@ _LAZY: dict[str, str] = {
     "extract_craters": "extract",
     # whole mosaics on Dask
     "segment_to_zarr": "segment",
+    "catalog_from_probability": "assemble",
     # synthetic data
     "synthetic_surface": "synthetic",
     "synthetic_dots": "synthetic",

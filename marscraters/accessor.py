@@ -52,6 +52,19 @@ class CratersAccessor:
 
         return segment_to_zarr(self._ds, out, **kwargs)
 
+    def catalog(self, prob: Any = None, **kwargs: Any) -> Any:
+        """Seamless crater catalog of this mosaic; see :func:`marscraters.assemble.catalog_from_probability`.
+
+        Without ``prob`` the mosaic is segmented first (:meth:`segment`, with ``model`` and the
+        segmentation options taken from ``kwargs``).
+        """
+        from .assemble import catalog_from_probability
+
+        if prob is None:
+            seg = {k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile") if k in kwargs}
+            prob = self.segment(kwargs.get("model"), **seg)
+        return catalog_from_probability(prob, mosaic=self._ds, source=self._ds.attrs.get("source"), **kwargs)
+
     def footprint_catalog(self, catalog: Any, **kwargs: Any) -> Any:
         """Craters of ``catalog`` inside this mosaic; see :func:`marscraters.catalog.filter_catalog`."""
         from .catalog import filter_catalog

@@ -44,3 +44,19 @@ def test_accessor_errors_are_lazy_and_clear():
     acc = bare.craters  # constructing the accessor never fails
     with pytest.raises(MissingCRSError, match="write_crs"):
         acc.grid
+
+
+def test_accessor_catalog_segments_then_assembles():
+    """ds.craters.catalog() with no probability segments with the shipped model first, and equals
+    the two plain functions called by hand."""
+    from marscraters.assemble import catalog_from_probability
+    from marscraters.segment import segment
+    from marscraters.synthetic import synthetic_surface
+
+    surface = synthetic_surface((30.0, -0.4, 30.4, 0.0), 592.747, seed=5, n_per_km2_above_1km=2e-2, dmax_km=8.0)
+    ds = surface.mosaic
+    via_accessor = ds.craters.catalog(progress=False)
+    by_hand = catalog_from_probability(segment(ds), mosaic=ds, progress=False)
+    assert list(via_accessor["crater_id"]) == list(by_hand["crater_id"])
+    np.testing.assert_allclose(via_accessor["lat"], by_hand["lat"])
+    assert {"lat", "lon", "diameter_km", "score", "model_name"} <= set(via_accessor.columns)

@@ -1,0 +1,357 @@
+"""From a crater probability map to one seamless, georeferenced catalog.
+
+:func:`catalog_from_probability` runs the circle finder (:func:`marscraters.extract.extract_craters`)
+on every chunk of a (possibly lazy, possibly huge) ``crater_probability`` DataArray, each chunk
+read with a *halo* of neighbouring pixels, keeps the craters whose centre lies in the chunk's own
+*core*, removes the duplicates found by two neighbouring chunks with
+:func:`~marscraters.extract.nms_circles`, and georeferences the result with
+:func:`~marscraters.extract.to_catalog`.
+
+Why the result does not depend on the chunking:
+
+* the halo is wider than half the largest crater searched plus the finder's own reach, so a
+  crater centred in a core is seen whole, with the same surroundings, whatever the chunking;
+* ``max_diameter_px`` is fixed (:data:`DEFAULT_MAX_DIAMETER_PX` unless given), instead of the
+  finder's default of "the map's smaller side", which would change with the chunk size;
+* every window starts on a multiple of the coarsest downsampling factor of the finder's scale
+  plan, so the downsampled copies of the map are on the same pixel lattice in every window;
+* a crater is kept by a chunk when its centre lies within :data:`CORE_MARGIN_PX` of the core, so
+  one found a hair across the border is never lost; the copies are removed by the same
+  duplicate rule as the finder's.
+
+``marscraters catalog pred.zarr --out craters.gpkg`` is the command-line form
+(:func:`add_catalog_parser`, :func:`run_catalog_cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import InvalidArgumentError, MosaicError
+
+__all__ = [
+    "DEFAULT_MAX_DIAMETER_PX",
+    "CORE_MARGIN_PX",
+    "catalog_from_probability",
+    "default_halo",
+    "add_catalog_parser",
+    "run_catalog_cli",
+]
+
+#: Largest crater searched when neither the call nor the model says (256 px: 59 km at the
+#: 256 px/deg global mosaic, 26 km at THEMIS' native 100 m/px -- the paper's 2-32 km range).
+DEFAULT_MAX_DIAMETER_PX: float = 256.0
+#: A chunk keeps craters centred up to this many pixels outside its core (then deduplicated).
+CORE_MARGIN_PX: float = 2.0
+# What the finder reads beyond a crater's rim: smoothing, the 4-px relative-threshold window,
+# template padding.
+_FINDER_REACH_PX: int = 16
+_VARIABLE = "crater_probability"
+
+
+def _as_probability(prob: Any) -> xr.DataArray:
+    if isinstance(prob, xr.Dataset):
+        if _VARIABLE in prob.data_vars:
+            prob = prob[_VARIABLE]
+        elif len(prob.data_vars) == 1:
+            prob = prob[next(iter(prob.data_vars))]
+        else:
+            raise InvalidArgumentError(
+                f"the Dataset has no {_VARIABLE!r} variable (it has {list(prob.data_vars)}); pass the "
+                "probability DataArray itself, e.g. ds['crater_probability']."
+            )
+    if not isinstance(prob, xr.DataArray):
+        raise InvalidArgumentError(
+            f"prob must be a georeferenced xarray DataArray on (y, x) (what marscraters.segment returns), "
+            f"got {type(prob).__name__}; for a plain array use marscraters.extract.extract_craters."
+        )
+    extra = [d for d in prob.dims if d not in ("y", "x")]
+    for d in extra:
+        if prob.sizes[d] != 1:
+            raise MosaicError(f"prob has dims {tuple(prob.dims)}; it must be 2-D on (y, x) (select one {d!r}).")
+    if extra:
+        prob = prob.squeeze(extra, drop=True)
+    if set(prob.dims) != {"y", "x"}:
+        raise MosaicError(f"prob must have dims ('y', 'x'), got {tuple(prob.dims)}; rename them first.")
+    return prob.transpose("y", "x")
+
+
+def _resolve_model(model: Any, prob: xr.DataArray) -> Any:
+    # the store records the model file that made it; use it when it is still there
+    if model is None:
+        path = prob.attrs.get("model_file")
+        if isinstance(path, str) and path and Path(path).is_file() and Path(path).suffix == ".keras":
+            return path
+    return model
+
+
+def _coarsest_factor(min_d: float, max_d: float, method: str, target: str, scales: Any) -> int:
+    from .extract import DEFAULT_METHODS, scale_plan
+
+    method = DEFAULT_METHODS.get(target, "template") if method == "auto" else method
+    if method == "components":
+        return 1
+    plan = scale_plan(min_d, max_d, scales)
+    return max((f for f, _, _ in plan), default=1)
+
+
+def default_halo(max_diameter_px: float, factor: int = 1) -> int:
+    """The halo (pixels) that makes extraction independent of the chunking.
+
+    Half the largest crater, plus the finder's reach and two coarsest-scale pixels, rounded up
+    to a multiple of the coarsest downsampling ``factor``.
+
+    Examples
+    --------
+    >>> default_halo(256, 16)
+    176
+    """
+    need = 0.5 * float(max_diameter_px) + _FINDER_REACH_PX + 2 * factor
+    return int(math.ceil(need / factor) * factor)
+
+
+def _extract_window(
+    block: np.ndarray, y0: int, x0: int, core: tuple[int, int, int, int], options: dict[str, Any], min_score: float
+) -> pd.DataFrame:
+    from .extract import extract_craters
+
+    craters = extract_craters(np.asarray(block, dtype=np.float32), **options)
+    craters = craters[craters["score"] >= min_score]
+    x = craters["x"].to_numpy(dtype=float) + x0
+    y = craters["y"].to_numpy(dtype=float) + y0
+    cy0, cy1, cx0, cx1 = core
+    m = CORE_MARGIN_PX
+    # pixel i spans i - 0.5 .. i + 0.5; the core is [c0 - 0.5, c1 - 0.5)
+    keep = (x >= cx0 - 0.5 - m) & (x < cx1 - 0.5 + m) & (y >= cy0 - 0.5 - m) & (y < cy1 - 0.5 + m)
+    out = pd.DataFrame({"x": x[keep], "y": y[keep],
+                        "diameter_px": craters["diameter_px"].to_numpy(dtype=float)[keep],
+                        "score": craters["score"].to_numpy(dtype=float)[keep]})
+    return out
+
+
+def catalog_from_probability(
+    prob: Any,
+    *,
+    mosaic: Any = None,
+    kind: str | None = None,
+    model: Any = None,
+    halo: int | None = None,
+    extract_options: Mapping[str, Any] | None = None,
+    source: str | None = None,
+    progress: bool = True,
+) -> Any:
+    """Find the craters of a whole probability map, chunk by chunk, as one seamless Catalog.
+
+    Parameters
+    ----------
+    prob
+        The crater probability on a mosaic's grid: a georeferenced DataArray on ``(y, x)`` (as
+        :func:`marscraters.segment.segment` returns, lazy or not), or a Dataset holding
+        ``crater_probability`` (e.g. ``xr.open_zarr("pred.zarr", decode_coords="all")``).  Its
+        dask chunks are the units of work; a numpy-backed map is one chunk.
+    mosaic
+        The Mosaic (or any georeferenced object on the same grid) whose CRS and transform
+        georeference the craters; default: ``prob``'s own.
+    kind
+        The target kind of the map (``filled``/``outline``/``ring``); default: the model's.
+    model
+        Model file whose stored circle-finder settings (including ``min_score``) and name are
+        used; default: the model file recorded in ``prob.attrs["model_file"]`` when it still
+        exists, else the shipped model.
+    halo
+        Pixels read around each chunk; default :func:`default_halo` of ``max_diameter_px``.  A
+        smaller halo is faster but can miss or split big craters at chunk borders.
+    extract_options
+        Options of :func:`~marscraters.extract.extract_craters` overriding the model's (e.g.
+        ``{"max_diameter_px": 128, "min_score": 0.5}``).  ``max_diameter_px`` defaults to
+        :data:`DEFAULT_MAX_DIAMETER_PX`.
+    source
+        The source mosaic recorded in the ``source_mosaic`` column; default ``prob.attrs`` /
+        ``mosaic.attrs`` ``source``, else ``""``.
+    progress
+        Show a tqdm progress bar over the chunks.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A Catalog: ``crater_id`` (``"1"``, ``"2"``, ... from north to south, then west to east),
+        ``lat``, ``lon`` (-180..180), ``diameter_km``, ``score``, ``x``, ``y``, ``diameter_px``
+        (pixel index coordinates on the grid), ``source_mosaic``, ``model_name``,
+        ``model_version``; ``attrs`` record the model, the extraction parameters and the halo.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``prob`` is not a DataArray/Dataset of probabilities or an option is invalid.
+    MosaicError, MissingCRSError
+        If ``prob`` (or ``mosaic``) is not on a georeferenced ``(y, x)`` grid.
+
+    Examples
+    --------
+    >>> prob = xr.open_zarr("pred.zarr", decode_coords="all")  # doctest: +SKIP
+    >>> cat = catalog_from_probability(prob)  # doctest: +SKIP
+    >>> write_catalog(cat, "craters.gpkg")  # doctest: +SKIP
+    """
+    import dask
+    import dask.array as da
+
+    from .crs import Grid
+    from .detect import model_info
+    from .extract import _check_choice, TARGETS, nms_circles, to_catalog
+
+    prob = _as_probability(prob)
+    ref = prob if mosaic is None else mosaic
+    grid = Grid.from_dataset(ref)
+    if grid.shape != tuple(prob.shape):
+        raise MosaicError(
+            f"prob has shape {tuple(prob.shape)} but the mosaic's grid is {grid.shape}; pass the mosaic the "
+            "probability was computed on."
+        )
+    info = model_info(_resolve_model(model, prob))
+    target = _check_choice("kind", kind or info["kind"], TARGETS)
+    options: dict[str, Any] = {**info.get("extract", {}), **dict(extract_options or {})}
+    min_score = float(options.pop("min_score", 0.0))
+    options.pop("target", None)
+    options.pop("progress", None)
+    max_d = float(options.setdefault("max_diameter_px", DEFAULT_MAX_DIAMETER_PX))
+    min_d = float(options.setdefault("min_diameter_px", 5.0))
+    if not (0 < min_d <= max_d and math.isfinite(max_d)):
+        raise InvalidArgumentError(
+            f"min_diameter_px={min_d} and max_diameter_px={max_d} must satisfy 0 < min <= max < inf."
+        )
+    factor = _coarsest_factor(min_d, max_d, options.get("method", "auto"), target, options.get("scales", "auto"))
+    if halo is None:
+        halo = default_halo(max_d, factor)
+    if not isinstance(halo, (int, np.integer)) or halo < 0:
+        raise InvalidArgumentError(f"halo must be a whole number of pixels >= 0, got {halo!r}")
+    halo = int(halo)
+
+    data = prob.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=-1)
+    ny, nx = data.shape
+    ystarts = np.concatenate([[0], np.cumsum(data.chunks[0])])
+    xstarts = np.concatenate([[0], np.cumsum(data.chunks[1])])
+    tasks = []
+    opts = {**options, "target": target}
+    for cy0, cy1 in zip(ystarts[:-1], ystarts[1:]):
+        for cx0, cx1 in zip(xstarts[:-1], xstarts[1:]):
+            # window starts on the coarsest scale's lattice, so its downsampled pixels are shared
+            wy0 = max(0, (int(cy0) - halo) // factor * factor)
+            wx0 = max(0, (int(cx0) - halo) // factor * factor)
+            wy1, wx1 = min(ny, int(cy1) + halo), min(nx, int(cx1) + halo)
+            block = data[wy0:wy1, wx0:wx1]
+            core = (int(cy0), int(cy1), int(cx0), int(cx1))
+            tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, core, opts, min_score))
+    if progress:
+        from tqdm.dask import TqdmCallback
+
+        with TqdmCallback(desc="extracting craters"):
+            parts = dask.compute(*tasks)
+    else:
+        parts = dask.compute(*tasks)
+    parts = [p for p in parts if len(p)]
+    pixels = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {c: np.array([], dtype=float) for c in ("x", "y", "diameter_px", "score")})
+    if len(pixels):
+        # a crater near a border is found by both chunks: keep one, by the finder's own rule
+        pixels = nms_circles(pixels, rule=options.get("nms", "deepmoon"), threshold=options.get("nms_threshold"),
+                             contained=target == "filled")
+        # inside the map, as one whole-map extraction would report them
+        pixels = pixels[(pixels.x >= -0.5) & (pixels.x < nx - 0.5) & (pixels.y >= -0.5) & (pixels.y < ny - 0.5)]
+
+    model_name = str(info.get("name") or prob.attrs.get("model_name") or "unknown")
+    model_version = str(info.get("version") or prob.attrs.get("marscraters_version") or "")
+    if source is None:
+        source = str(prob.attrs.get("source") or getattr(ref, "attrs", {}).get("source") or "")
+    from . import __version__
+
+    params = {"kind": target, "halo": halo, "min_score": min_score, **options}
+    attrs = {"source": "marscraters.assemble", "model": model_name, "model_version": model_version,
+             "input_mosaic": source, "parameters": params, "software": f"marscraters {__version__}"}
+    cat = to_catalog(pixels.reset_index(drop=True), ref, attrs=attrs)
+    cat["x"] = pixels["x"].to_numpy(dtype=float)
+    cat["y"] = pixels["y"].to_numpy(dtype=float)
+    cat["diameter_px"] = pixels["diameter_px"].to_numpy(dtype=float)
+    # stable ids: north to south, then west to east (rounded so sub-pixel noise cannot reorder)
+    order = np.lexsort((np.round(cat["x"].to_numpy(), 1), np.round(cat["y"].to_numpy(), 1)))
+    cat = cat.iloc[order].reset_index(drop=True)
+    cat["crater_id"] = pd.Series(np.arange(1, len(cat) + 1).astype(str), dtype="str")
+    cat["source_mosaic"] = pd.Series([source] * len(cat), dtype="str")
+    cat["model_name"] = pd.Series([model_name] * len(cat), dtype="str")
+    cat["model_version"] = pd.Series([model_version] * len(cat), dtype="str")
+    cat.attrs = attrs
+    return cat
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``marscraters catalog pred.zarr --out craters.gpkg`` to a CLI's subparsers."""
+    p = subparsers.add_parser(
+        "catalog",
+        help="crater probability store (pred.zarr) -> seamless georeferenced crater catalog (GeoPackage)",
+        description="Run the circle finder chunk by chunk (with a halo) over a crater_probability Zarr "
+        "store written by 'marscraters segment', remove duplicates across chunk borders, and write a "
+        "GeoPackage with the craters, their rims and a metadata table.",
+    )
+    p.add_argument("store", help="Zarr store with crater_probability (from 'marscraters segment')")
+    p.add_argument("--out", required=True, help="output GeoPackage (.gpkg)")
+    p.add_argument("--model", default=None, help="model file whose circle-finder settings to use "
+                   "(default: the one recorded in the store, else the shipped model)")
+    p.add_argument("--kind", default=None, choices=["filled", "outline", "ring"], help="target kind (default: the model's)")
+    p.add_argument("--min-score", type=float, default=None, help="drop craters scored below this (default: the model's)")
+    p.add_argument("--max-diameter-px", type=float, default=None,
+                   help=f"largest crater searched, in pixels (default {DEFAULT_MAX_DIAMETER_PX:g})")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_catalog_cli)
+    return p
+
+
+def run_catalog_cli(args: argparse.Namespace) -> int:
+    """Run the ``catalog`` subcommand; returns the exit status."""
+    from ._io import check_output
+    from .catalog import write_catalog
+
+    store = Path(args.store)
+    out = Path(args.out)
+    check_output(out, args.overwrite)  # fail before the work, not after
+    if not store.exists():
+        raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
+    try:
+        ds = xr.open_zarr(store, decode_coords="all", consolidated=False)  # segment_to_zarr does not consolidate
+    except Exception as exc:  # noqa: BLE001 -- zarr raises many kinds
+        raise MosaicError(f"{store} is not a readable Zarr store ({exc}); rerun 'marscraters segment'.") from exc
+    options: dict[str, Any] = {}
+    if args.min_score is not None:
+        options["min_score"] = args.min_score
+    if args.max_diameter_px is not None:
+        options["max_diameter_px"] = args.max_diameter_px
+    cat = catalog_from_probability(ds, kind=args.kind, model=args.model, extract_options=options,
+                                   source=str(ds.attrs.get("source") or store), progress=not args.quiet)
+    from . import __version__
+
+    metadata = {
+        "model": cat.attrs.get("model"),
+        "model_version": cat.attrs.get("model_version"),
+        "parameters": cat.attrs.get("parameters"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "software_version": __version__,
+        "input": os.fspath(store),
+        "input_mosaic": cat.attrs.get("input_mosaic"),
+    }
+    write_catalog(cat, out, overwrite=args.overwrite, metadata=metadata)
+    print(f"wrote {len(cat)} craters to {out}")
+    return 0

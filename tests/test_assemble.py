@@ -1,0 +1,143 @@
+"""Seamless catalog assembly: chunk-independent extraction, georeferencing, the catalog CLI."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import xarray as xr
+from pyproj import CRS
+
+from marscraters.assemble import add_catalog_parser, catalog_from_probability, run_catalog_cli
+from marscraters.catalog import make_catalog, read_catalog
+from marscraters.crs import Grid
+from marscraters.errors import InvalidArgumentError, OutputExistsError
+from marscraters.mosaic import mosaic_from_array
+from marscraters.targets import render_targets
+
+OPTS = {"max_diameter_px": 100}
+
+
+@pytest.fixture(scope="module")
+def prob_map():
+    """An outline probability map (256 px/deg) with craters straddling 128/200/150-px chunk borders."""
+    ds = mosaic_from_array(np.zeros((400, 450)), bounds=(10, -1, 10 + 450 / 256, -1 + 400 / 256), name="synthetic")
+    grid = Grid.from_dataset(ds)
+    xs = np.array([60.0, 199.5, 256.0, 300.0, 400.0, 128.0, 150.0])
+    ys = np.array([60.0, 128.0, 200.0, 150.0, 330.0, 300.0, 199.0])
+    dpx = np.array([16.0, 30.0, 60.0, 12.0, 40.0, 80.0, 20.0])
+    lon, lat = grid.pixel_to_lonlat(xs, ys)
+    km_per_px = 3396.19 * np.pi / 180 / 256
+    truth = make_catalog(lat, lon, dpx * km_per_px)
+    prob = (render_targets(ds, truth, kind="outline", dtype="float32") * 0.9).compute()
+    prob.attrs["source"] = "synthetic"
+    return prob, xs, ys, dpx
+
+
+def _pairs(cat):
+    return cat.sort_values(["y", "x"])[["x", "y", "diameter_px"]].to_numpy()
+
+
+def test_same_catalog_whatever_the_chunking(prob_map):
+    prob, xs, ys, dpx = prob_map
+    ref = catalog_from_probability(prob, extract_options=OPTS, progress=False)
+    assert len(ref) == len(xs)
+    # every synthetic crater found, at the right place and size
+    for x, y, d in zip(xs, ys, dpx):
+        dist = np.hypot(ref.x - x, ref.y - y)
+        i = int(dist.argmin())
+        assert dist[i] < 1.0 and abs(ref.diameter_px[i] - d) < 0.1 * d + 1
+    for chunks in ({"y": 128, "x": 128}, {"y": 200, "x": 150}, {"y": 100, "x": 225}):
+        cat = catalog_from_probability(prob.chunk(chunks), extract_options=OPTS, progress=False)
+        assert len(cat) == len(ref), chunks
+        np.testing.assert_allclose(_pairs(cat), _pairs(ref), atol=0.5)
+        assert list(cat.crater_id) == list(ref.crater_id)
+        np.testing.assert_allclose(cat.lat, ref.lat, atol=0.5 / 256)
+
+
+def test_columns_and_provenance(prob_map):
+    prob = prob_map[0]
+    cat = catalog_from_probability(prob.to_dataset(name="crater_probability"), extract_options=OPTS, progress=False)
+    for col in ("crater_id", "lat", "lon", "diameter_km", "score", "source_mosaic", "model_name", "model_version"):
+        assert col in cat.columns
+    assert cat.crs.to_string() == "IAU_2015:49900"
+    # ids run north to south
+    assert list(cat.crater_id) == [str(i) for i in range(1, len(cat) + 1)]
+    assert (np.diff(cat.lat.to_numpy()) <= 1e-9).all()
+    assert set(cat.source_mosaic) == {"synthetic"}
+    assert cat.model_name.iloc[0] != "" and cat.attrs["parameters"]["max_diameter_px"] == 100
+
+
+def test_min_score_honoured(prob_map):
+    prob = prob_map[0]
+    all_ = catalog_from_probability(prob, extract_options={**OPTS, "min_score": 0.0}, progress=False)
+    cut = float(np.median(all_.score))
+    some = catalog_from_probability(prob, extract_options={**OPTS, "min_score": cut}, progress=False)
+    assert 0 < len(some) < len(all_) and (some.score >= cut).all()
+
+
+def test_across_the_antimeridian():
+    ds = mosaic_from_array(np.zeros((256, 640)), bounds=(170, -2, 190, 6))
+    truth = make_catalog([0.0, 2.0, 4.0], [180.0, 185.0, 175.0], [30.0, 40.0, 25.0])
+    prob = (render_targets(ds, truth, kind="outline", dtype="float32") * 0.9).compute()
+    cat = catalog_from_probability(prob.chunk({"y": 128, "x": 160}), extract_options=OPTS, progress=False)
+    assert len(cat) == 3
+    got = cat.sort_values("lat")
+    np.testing.assert_allclose(got.lat, [0.0, 2.0, 4.0], atol=0.05)
+    assert abs(abs(got.lon.iloc[0]) - 180.0) < 0.05
+    np.testing.assert_allclose(got.lon.iloc[1:], [-175.0, 175.0], atol=0.05)
+    assert ((got.lon >= -180) & (got.lon <= 180)).all()
+    np.testing.assert_allclose(got.diameter_km, [30.0, 40.0, 25.0], rtol=0.05)
+
+
+def test_high_latitude_diameters():
+    # an equirectangular grid true to scale at 57.5 N: craters are circles in pixels there
+    crs = CRS.from_proj4("+proj=eqc +lat_ts=57.5 +lat_0=0 +lon_0=0 +R=3396190 +units=m +no_defs")
+    r, px = 3396190.0, 2000.0
+    x0, y0 = np.deg2rad(20) * r * np.cos(np.deg2rad(57.5)), np.deg2rad(55) * r
+    ds = mosaic_from_array(np.zeros((160, 200)), bounds=(x0, y0, x0 + 200 * px, y0 + 160 * px), crs=crs)
+    truth = make_catalog([56.0, 57.0, 57.5], [22.0, 23.0, 25.0], [40.0, 60.0, 100.0])
+    prob = (render_targets(ds, truth, kind="outline", dtype="float32") * 0.9).compute()
+    cat = catalog_from_probability(prob.chunk({"y": 80, "x": 100}), extract_options=OPTS, progress=False)
+    got = cat.sort_values("lat")
+    assert len(got) == 3
+    np.testing.assert_allclose(got.lat, [56.0, 57.0, 57.5], atol=0.02)
+    np.testing.assert_allclose(got.lon, [22.0, 23.0, 25.0], atol=0.05)
+    np.testing.assert_allclose(got.diameter_km, [40.0, 60.0, 100.0], rtol=0.05)
+
+
+def test_empty_and_bad_input(prob_map):
+    prob = prob_map[0]
+    empty = catalog_from_probability(xr.zeros_like(prob).chunk({"y": 200, "x": 200}), progress=False)
+    assert len(empty) == 0 and "crater_id" in empty.columns
+    with pytest.raises(InvalidArgumentError):
+        catalog_from_probability(np.zeros((10, 10)), progress=False)
+    with pytest.raises(InvalidArgumentError):
+        catalog_from_probability(prob, halo=-1, progress=False)
+
+
+def test_catalog_cli(prob_map, tmp_path):
+    prob = prob_map[0].chunk({"y": 200, "x": 225})
+    store = tmp_path / "pred.zarr"
+    prob.to_dataset(name="crater_probability").to_zarr(store, zarr_format=3, consolidated=False)
+    parser = argparse.ArgumentParser()
+    add_catalog_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "craters.gpkg"
+    args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "100", "--quiet"])
+    assert args.func(args) == 0
+    back = read_catalog(out)
+    direct = catalog_from_probability(prob, extract_options=OPTS, progress=False)
+    assert len(back) == len(direct) == 7
+    np.testing.assert_allclose(np.sort(back.diameter_km), np.sort(direct.diameter_km), rtol=1e-6)
+    import pyogrio
+
+    meta = pyogrio.read_dataframe(out, layer="metadata")
+    keys = set(meta["key"])
+    assert {"model", "parameters", "date", "software_version", "input"} <= keys
+    assert meta.set_index("key").loc["input", "value"] == str(store)
+    with pytest.raises(OutputExistsError):
+        run_catalog_cli(args)
+    args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "100", "--quiet",
+                              "--overwrite"])
+    assert run_catalog_cli(args) == 0
