@@ -501,6 +501,20 @@ def _as_image(image: Any, what: str = "image") -> np.ndarray:
     return arr
 
 
+def fixed_value_range(value_range: Any, *, hint: str = "") -> tuple[float, float]:
+    """Parse a fixed grey-level scale ``(low, high)``: finite numbers with high > low.
+
+    The one check of a fixed ``value_range`` (:func:`normalise_image`, :mod:`marscraters.segment`).
+    """
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"value_range must be (low, high){hint}, got {value_range!r}") from exc
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise InvalidArgumentError(f"value_range must be finite with high > low, got {value_range!r}")
+    return lo, hi
+
+
 def normalise_image(
     image: Any, *, value_range: tuple[float, float] | str = (0.0, 255.0)
 ) -> np.ndarray:
@@ -564,12 +578,7 @@ def normalise_image(
         if hi <= lo:  # almost constant with a few outliers: fall back to the full range
             lo, hi = vmin, vmax
     else:
-        try:
-            lo, hi = (float(v) for v in value_range)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(f"value_range must be (low, high) or 'auto', got {value_range!r}") from exc
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise InvalidArgumentError(f"value_range must be finite with high > low, got {value_range!r}")
+        lo, hi = fixed_value_range(value_range, hint=" or 'auto'")
         if (lo, hi) == (0.0, 255.0) and (vmin < 0.0 or vmax > 255.0):
             raise InvalidArgumentError(
                 f"the image spans {vmin:g}..{vmax:g}, outside the 8-bit range 0..255 that the network was "

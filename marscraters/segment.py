@@ -364,13 +364,9 @@ def _check_value_range(value_range: Any) -> tuple[float, float]:
             f"value_range={value_range!r}: a per-image stretch would map each block differently and leave "
             "seams; pass the mosaic's fixed (low, high) scale, e.g. (0, 255) for 8-bit THEMIS mosaics"
         )
-    try:
-        lo, hi = (float(v) for v in value_range)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"value_range must be (low, high), got {value_range!r}") from exc
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise InvalidArgumentError(f"value_range must be finite with high > low, got {value_range!r}")
-    return lo, hi
+    from .model import fixed_value_range
+
+    return fixed_value_range(value_range)
 
 
 def _positive_int(value: Any, what: str, allow_zero: bool = False) -> int:
