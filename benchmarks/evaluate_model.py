@@ -64,13 +64,11 @@ def main(argv: list[str] | None = None) -> dict:
     for method in args.methods.split(","):
         t1 = time.perf_counter()
         options = dict(info["extract"]) if method == "tuned" else {"method": method}
-        min_score = float(options.pop("min_score", 0.0))
         pred = pd.concat([extract_craters(prob, target=kind, **options).assign(x=lambda f, i=i: f["x"] + i * stride)
                           for i, prob in enumerate(probs)], ignore_index=True)
-        pred = pred[pred["score"] >= min_score]
         t_ext = time.perf_counter() - t1
         results = evaluate(pred, truth, rule="all", d_min=args.d_min)
-        report["methods"][method] = {"extract_seconds": round(t_ext, 1), "options": {**options, "min_score": min_score},
+        report["methods"][method] = {"extract_seconds": round(t_ext, 1), "options": options,
                                      **{rule: r.to_dict() for rule, r in results.items()}}
         print(f"\n### extraction: {method} ({t_ext:.1f} s for {len(data)} chips)\n")
         print("| rule | precision | recall | F1 | matched truths | truths >= d_min | detections counted |")

@@ -120,12 +120,11 @@ def default_halo(max_diameter_px: float, factor: int = 1) -> int:
 
 
 def _extract_window(
-    block: np.ndarray, y0: int, x0: int, core: tuple[int, int, int, int], options: dict[str, Any], min_score: float
+    block: np.ndarray, y0: int, x0: int, core: tuple[int, int, int, int], options: dict[str, Any]
 ) -> pd.DataFrame:
     from .extract import extract_craters
 
     craters = extract_craters(np.asarray(block, dtype=np.float32), **options)
-    craters = craters[craters["score"] >= min_score]
     x = craters["x"].to_numpy(dtype=float) + x0
     y = craters["y"].to_numpy(dtype=float) + y0
     cy0, cy1, cx0, cx1 = core
@@ -219,7 +218,7 @@ def catalog_from_probability(
     info = model_info(_resolve_model(model, prob))
     target = _check_choice("kind", kind or info["kind"], TARGETS)
     options: dict[str, Any] = {**info.get("extract", {}), **dict(extract_options or {})}
-    min_score = float(options.pop("min_score", 0.0))
+    min_score = float(options.setdefault("min_score", 0.0))
     options.pop("target", None)
     options.pop("progress", None)
     max_d = float(options.setdefault("max_diameter_px", DEFAULT_MAX_DIAMETER_PX))
@@ -251,7 +250,7 @@ def catalog_from_probability(
             wy1, wx1 = min(ny, int(cy1) + halo), min(nx, int(cx1) + halo)
             block = data[wy0:wy1, wx0:wx1]
             core = (int(cy0), int(cy1), int(cx0), int(cx1))
-            tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, core, opts, min_score))
+            tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, core, opts))
     if progress:
         from tqdm.dask import TqdmCallback
 

@@ -106,10 +106,7 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
     steps.update()
 
     steps.set_postfix_str("extract, catalog, score")
-    options = dict(info["extract"])
-    min_score = float(options.pop("min_score", 0.0))
-    pixel = extract_craters(prob.values, target=info["kind"], progress=progress, **options)
-    pixel = pixel[pixel["score"] >= min_score]
+    pixel = extract_craters(prob.values, target=info["kind"], progress=progress, **info["extract"])
     detected = to_catalog(pixel, ds, attrs={"source": str(cube), "model": info["name"]})
     detected_path = write_catalog(detected, out / "craters.gpkg", overwrite=overwrite,
                                   metadata={"model": info["name"], "model_version": info.get("version"), "input_mosaic": str(cube)})

@@ -154,10 +154,7 @@ def detect(
         work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
                        preserve_range=True).astype(np.float32)
     prob = predict_image(keras_model, work, batch_size=batch_size, value_range=value_range, progress=progress)
-    options = {**info["extract"], **(extract_options or {})}
-    min_score = float(options.pop("min_score", 0.0))
-    craters = extract_craters(prob, target=kind, **options)
-    craters = craters[craters["score"] >= min_score]
+    craters = extract_craters(prob, target=kind, **{**info["extract"], **(extract_options or {})})
     if resampled and len(craters):
         # back to the input's pixel index coordinates
         craters = craters.assign(

@@ -318,6 +318,7 @@ def extract_craters(
     ring_width_px: float = 2.0,
     smooth_sigma: float | None = None,
     nan_policy: str = "zero",
+    min_score: float = 0.0,
     progress: bool = False,
     **method_options: Any,
 ) -> pd.DataFrame:
@@ -343,6 +344,9 @@ def extract_craters(
         The default, 0.5, puts every blurred edge at its half maximum whatever the crater's own
         peak probability, so that a low ``threshold`` keeps faint craters without inflating
         the diameters of bright ones.
+    min_score
+        Drop the circles scored below this, after duplicate removal (a point of the
+        precision-recall curve; model files store the value chosen on validation data).
     min_diameter_px, max_diameter_px
         Diameter range of the result, in pixels.  ``max_diameter_px`` defaults to the map's
         smaller side; it also decides how many scales ``scales="auto"`` searches.
@@ -425,6 +429,7 @@ def extract_craters(
     ring_width_px = _check_positive("ring_width_px", ring_width_px)
     min_d = _check_positive("min_diameter_px", min_diameter_px, allow_zero=True)
     smooth_sigma = _check_positive("smooth_sigma", smooth_sigma, allow_zero=True)
+    min_score = _check_positive("min_score", min_score, allow_zero=True)
     if not isinstance(scales, str):
         scales = list(scales) if isinstance(scales, Iterable) else scales
     arr = _as_probability(prob, nan_policy)
@@ -452,6 +457,7 @@ def extract_craters(
         "min_diameter_px": min_d,
         "max_diameter_px": max_d,
         "nms": nms,
+        "min_score": min_score,
         "shape": list(arr.shape),
     }
     if method != "components":
@@ -476,6 +482,7 @@ def extract_craters(
     cand = finder(arr, **common, progress=progress, **method_options)
     keep = (cand["diameter_px"] >= min_d) & (cand["diameter_px"] <= max_d)
     out = nms_circles(cand[keep], rule=nms, threshold=nms_thr, contained=target == "filled")
+    out = out[out["score"] >= min_score].reset_index(drop=True)
     out.attrs.update(attrs)
     return out
 

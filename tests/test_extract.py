@@ -398,3 +398,17 @@ def test_to_catalog_empty_and_bad_input():
     assert len(ex.to_catalog(extract_craters(np.zeros((16, 16))), ds)) == 0
     with pytest.raises(InvalidArgumentError, match="PixelCraters"):
         ex.to_catalog(pd.DataFrame({"lat": [1.0]}), ds)
+
+
+def test_min_score_drops_low_scoring_circles():
+    prob = np.zeros((80, 80), np.float32)
+    yy, xx = np.mgrid[0:80, 0:80]
+    prob[(xx - 20) ** 2 + (yy - 20) ** 2 <= 64] = 0.95
+    prob[(xx - 55) ** 2 + (yy - 55) ** 2 <= 64] = 0.35
+    all_found = extract_craters(prob, target="filled", method="components", threshold=0.2)
+    assert len(all_found) == 2
+    cut = float(all_found["score"].min()) + 1e-6
+    kept = extract_craters(prob, target="filled", method="components", threshold=0.2, min_score=cut)
+    assert len(kept) == 1 and kept["score"].min() >= cut and kept.attrs["min_score"] == cut
+    with pytest.raises(InvalidArgumentError):
+        extract_craters(prob, min_score=-1)
