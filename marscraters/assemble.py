@@ -43,6 +43,7 @@ __all__ = [
     "CORE_MARGIN_PX",
     "catalog_from_probability",
     "default_halo",
+    "window_aspect",
     "add_catalog_parser",
     "run_catalog_cli",
 ]
@@ -52,6 +53,9 @@ __all__ = [
 DEFAULT_MAX_DIAMETER_PX: float = 256.0
 #: A chunk keeps craters centred up to this many pixels outside its core (then deduplicated).
 CORE_MARGIN_PX: float = 2.0
+#: Craters less than this much wider than tall (in pixels) are left to the circle finder as
+#: they are (1.02: within about 11 deg of a geographic grid's equator).
+ASPECT_TOLERANCE: float = 0.02
 # What the finder reads beyond a crater's rim: smoothing, the 4-px relative-threshold window,
 # template padding.
 _FINDER_REACH_PX: int = 16
@@ -119,12 +123,41 @@ def default_halo(max_diameter_px: float, factor: int = 1) -> int:
     return int(math.ceil(need / factor) * factor)
 
 
+def _squeeze_x(block: np.ndarray, aspect: float) -> np.ndarray:
+    """Resample ``block`` along x by 1/``aspect`` (linear), so stretched craters become round.
+
+    Output column ``j`` samples input column ``j * aspect``; NaN stays NaN's neighbours' mean.
+    """
+    nx = block.shape[1]
+    xs = np.arange(0.0, nx - 1 + 1e-9, aspect)
+    i0 = np.floor(xs).astype(int)
+    i1 = np.minimum(i0 + 1, nx - 1)
+    w = (xs - i0).astype(np.float32)
+    return block[:, i0] * (1 - w) + block[:, i1] * w
+
+
 def _extract_window(
-    block: np.ndarray, y0: int, x0: int, core: tuple[int, int, int, int], options: dict[str, Any]
+    block: np.ndarray,
+    y0: int,
+    x0: int,
+    core: tuple[int, int, int, int],
+    options: dict[str, Any],
+    aspect: float = 1.0,
 ) -> pd.DataFrame:
     from .extract import extract_craters
 
-    craters = extract_craters(np.asarray(block, dtype=np.float32), **options)
+    block = np.asarray(block, dtype=np.float32)
+    if aspect > 1.0:
+        # On an equirectangular grid far from its true-scale latitude a crater is an ellipse
+        # ``aspect`` times wider than tall; the circle finder wants circles.  Squeeze x at the
+        # window's latitude, find circles, and map them back: their diameter in squeezed pixels
+        # is the N-S diameter, and sqrt(aspect) times that is the geometric-mean pixel diameter
+        # that ``to_catalog`` converts to km.
+        craters = extract_craters(_squeeze_x(block, aspect), **options)
+        craters["x"] = craters["x"] * aspect
+        craters["diameter_px"] = craters["diameter_px"] * math.sqrt(aspect)
+    else:
+        craters = extract_craters(block, **options)
     x = craters["x"].to_numpy(dtype=float) + x0
     y = craters["y"].to_numpy(dtype=float) + y0
     cy0, cy1, cx0, cx1 = core
@@ -137,6 +170,27 @@ def _extract_window(
     return out
 
 
+def window_aspect(grid: Any, y_centre: float, x_centre: float, tolerance: float = ASPECT_TOLERANCE) -> float:
+    """How many times wider than tall a crater is, in pixels, at a window's centre.
+
+    1.0 when the grid is true to scale there within ``tolerance`` (e.g. at the equator of a
+    geographic grid, or at an equirectangular grid's standard parallel); then no resampling
+    is needed.
+
+    Examples
+    --------
+    >>> from marscraters.mosaic import mosaic_from_array
+    >>> from marscraters.crs import Grid
+    >>> grid = Grid.from_dataset(mosaic_from_array(np.zeros((256, 256)), bounds=(0, 59.5, 1, 60.5)))
+    >>> round(window_aspect(grid, 127.5, 127.5), 3)
+    2.0
+    """
+    _, lat = grid.pixel_to_lonlat(np.array([x_centre]), np.array([y_centre]))
+    px_x, px_y = grid.km_to_pixels(np.ones(1), np.clip(np.asarray(lat, dtype=float), -89.0, 89.0))
+    aspect = float(abs(px_x[0] / px_y[0]))
+    return aspect if abs(aspect - 1.0) > tolerance else 1.0
+
+
 def catalog_from_probability(
     prob: Any,
     *,
@@ -146,6 +200,7 @@ def catalog_from_probability(
     halo: int | None = None,
     extract_options: Mapping[str, Any] | None = None,
     source: str | None = None,
+    correct_aspect: bool = True,
     progress: bool = True,
 ) -> Any:
     """Find the craters of a whole probability map, chunk by chunk, as one seamless Catalog.
@@ -176,6 +231,11 @@ def catalog_from_probability(
     source
         The source mosaic recorded in the ``source_mosaic`` column; default ``prob.attrs`` /
         ``mosaic.attrs`` ``source``, else ``""``.
+    correct_aspect
+        On an equirectangular grid away from its true-scale latitude craters are ellipses,
+        wider than tall by 1/cos(lat) on a geographic grid (2x at 60 deg).  With ``True`` each
+        chunk whose :func:`window_aspect` exceeds 1 is resampled along x to round craters
+        before the circle finder runs, and the circles are mapped back.
     progress
         Show a tqdm progress bar over the chunks.
 
@@ -240,17 +300,21 @@ def catalog_from_probability(
     ny, nx = data.shape
     ystarts = np.concatenate([[0], np.cumsum(data.chunks[0])])
     xstarts = np.concatenate([[0], np.cumsum(data.chunks[1])])
+    cores = [(int(cy0), int(cy1), int(cx0), int(cx1))
+             for cy0, cy1 in zip(ystarts[:-1], ystarts[1:]) for cx0, cx1 in zip(xstarts[:-1], xstarts[1:])]
+    aspects = [window_aspect(grid, 0.5 * (c[0] + c[1] - 1), 0.5 * (c[2] + c[3] - 1)) if correct_aspect else 1.0
+               for c in cores]
+    # craters are up to max(aspect) times wider than tall: widen the halo along x to match
+    halo_x = int(math.ceil(halo * max(aspects, default=1.0) / factor) * factor)
     tasks = []
     opts = {**options, "target": target}
-    for cy0, cy1 in zip(ystarts[:-1], ystarts[1:]):
-        for cx0, cx1 in zip(xstarts[:-1], xstarts[1:]):
-            # window starts on the coarsest scale's lattice, so its downsampled pixels are shared
-            wy0 = max(0, (int(cy0) - halo) // factor * factor)
-            wx0 = max(0, (int(cx0) - halo) // factor * factor)
-            wy1, wx1 = min(ny, int(cy1) + halo), min(nx, int(cx1) + halo)
-            block = data[wy0:wy1, wx0:wx1]
-            core = (int(cy0), int(cy1), int(cx0), int(cx1))
-            tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, core, opts))
+    for (cy0, cy1, cx0, cx1), aspect in zip(cores, aspects):
+        # window starts on the coarsest scale's lattice, so its downsampled pixels are shared
+        wy0 = max(0, (cy0 - halo) // factor * factor)
+        wx0 = max(0, (cx0 - halo_x) // factor * factor)
+        wy1, wx1 = min(ny, cy1 + halo), min(nx, cx1 + halo_x)
+        block = data[wy0:wy1, wx0:wx1]
+        tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, (cy0, cy1, cx0, cx1), opts, aspect))
     if progress:
         from tqdm.dask import TqdmCallback
 

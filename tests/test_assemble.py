@@ -141,3 +141,31 @@ def test_catalog_cli(prob_map, tmp_path):
     args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "100", "--quiet",
                               "--overwrite"])
     assert run_catalog_cli(args) == 0
+
+
+@pytest.mark.parametrize("lat0", [45.0, 60.0])
+def test_high_latitude_on_a_geographic_grid(lat0):
+    # On a geographic grid craters at 60 N are ellipses twice as wide as tall in pixels; the
+    # per-chunk x resampling makes them round for the circle finder, and maps them back.
+    ppd = 64.0
+    ds = mosaic_from_array(np.zeros((256, 512)), bounds=(10.0, lat0 - 2.0, 18.0, lat0 + 2.0))
+    lats = [lat0 - 1.0, lat0, lat0 + 1.0]
+    lons = [11.5, 14.0, 16.5]
+    diam = [25.0, 40.0, 30.0]
+    truth = make_catalog(lats, lons, diam)
+    prob = (render_targets(ds, truth, kind="outline", dtype="float32") * 0.9).compute()
+    assert ds.sizes["x"] / 8 == ppd
+    found = {}
+    for correct in (True, False):
+        cat = catalog_from_probability(prob.chunk({"y": 128, "x": 256}), extract_options=OPTS,
+                                       correct_aspect=correct, progress=False)
+        found[correct] = cat.sort_values("lat")
+    got = found[True]
+    assert len(got) == 3
+    np.testing.assert_allclose(got.lat, lats, atol=0.03)
+    np.testing.assert_allclose(got.lon, lons, atol=0.05)
+    np.testing.assert_allclose(got.diameter_km, diam, rtol=0.06)
+    if lat0 >= 60:
+        # without the correction the finder splits 2:1 ellipses into pairs of smaller circles
+        plain = found[False]
+        assert len(plain) != 3 or not np.allclose(plain.diameter_km.to_numpy(), diam, rtol=0.06)
