@@ -54,6 +54,11 @@ _LAZY: dict[str, str] = {
     # whole mosaics on Dask
     "segment_to_zarr": "segment",
     "catalog_from_probability": "assemble",
+    # crater-count model ages
+    "model_age": "chronology",
+    "csfd": "chronology",
+    "ModelAge": "chronology",
+    "count_area_km2": "chronology",
     # synthetic data
     "synthetic_surface": "synthetic",
     "synthetic_dots": "synthetic",

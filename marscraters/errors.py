@@ -25,6 +25,7 @@ __all__ = [
     "ModelError",
     "CatalogNotFoundError",
     "ClusterError",
+    "ChronologyError",
 ]
 
 
@@ -94,3 +95,7 @@ class CatalogNotFoundError(CatalogError, FileNotFoundError):
 
 class ClusterError(MarsCratersError, ConnectionError):
     """A Dask cluster cannot be started or its scheduler cannot be reached."""
+
+
+class ChronologyError(MarsCratersError, ValueError):
+    """A crater count cannot be dated: no craters in range, a bad count area or diameter range."""

@@ -111,3 +111,23 @@ def test_download_then_ingest_through_a_local_server(tmp_path, tile):
     assert got.read_bytes() == tile.read_bytes()
     assert cli.main(["-q", "ingest", str(got), "--out", str(tmp_path / "c.zarr")]) == 0
     assert open_mosaic(tmp_path / "c.zarr").rio.bounds() == pytest.approx((30, -30, 60, 0))
+
+
+def test_age_from_a_gpkg_count_and_a_diam_file(tmp_path, capsys):
+    from marscraters.catalog import write_catalog, write_craterstats
+    from marscraters.chronology import sample_diameters
+
+    rng = np.random.default_rng(4)
+    area = 2.0e5
+    d = sample_diameters(3.0, area, (1.0, 64.0), rng=rng)
+    cat = make_catalog(rng.uniform(-5, 5, d.size), rng.uniform(0, 10, d.size), d)
+    gpkg = write_catalog(cat, tmp_path / "count.gpkg")
+    png = tmp_path / "csfd.png"
+    assert cli.main(["age", str(gpkg), "--area-km2", str(area), "--range", "1", "16", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "Ga" in out and png.stat().st_size > 10_000
+    diam = write_craterstats(cat, tmp_path / "count.diam", area)
+    assert cli.main(["age", str(diam), "--range", "1", "16", "--method", "cumulative"]) == 0
+    assert "Ga" in capsys.readouterr().out
+    assert cli.main(["age", str(gpkg), "--range", "1", "16"]) == 2  # no area given or stored
+    assert "area" in capsys.readouterr().err.lower()
