@@ -72,13 +72,16 @@ _LAZY: dict[str, str] = {
 from .detect import detect  # noqa: E402
 from .evaluate import evaluate, match_craters  # noqa: E402
 
-__all__ = sorted(_LAZY) + ["__version__", "detect", "evaluate", "match_craters"]
+__all__ = sorted(_LAZY) + ["__version__", "cluster", "detect", "evaluate", "match_craters"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
+    if name == "cluster":
+        # the module itself is callable as marscraters.cluster(gpus=..., scheduler=...)
+        return importlib.import_module(".cluster", __name__)
     if name == "accessor":
         return importlib.import_module(".accessor", __name__)
     raise AttributeError(f"module 'marscraters' has no attribute {name!r}")

@@ -156,10 +156,12 @@ def _craters(frame: Any, what: str, empty_kind: str | None = None) -> _Craters:
             f"Catalog GeoDataFrame (lat, lon, diameter_km), got {type(frame).__name__}"
         )
     cols = set(frame.columns)
-    if set(_PIXEL_COLUMNS) <= cols:
-        kind, names = "pixel", _PIXEL_COLUMNS
-    elif set(_GEO_COLUMNS) <= cols:
+    # a georeferenced catalog may also carry its pixel position (catalog_from_probability adds
+    # x, y, diameter_px): the geographic columns win, so it compares with any reference catalog
+    if set(_GEO_COLUMNS) <= cols:
         kind, names = "geographic", _GEO_COLUMNS
+    elif set(_PIXEL_COLUMNS) <= cols:
+        kind, names = "pixel", _PIXEL_COLUMNS
     else:
         raise CatalogError(
             f"the {what} craters need columns {list(_PIXEL_COLUMNS)} (pixel coordinates) or "

@@ -449,3 +449,14 @@ def test_to_json_round_trip_and_file(tmp_path):
     to_json(res["deepmoon"], out, overwrite=True)
     with pytest.raises(InvalidArgumentError):
         to_json({"a": 1})
+
+
+def test_a_catalog_with_pixel_columns_is_compared_geographically():
+    # catalog_from_probability keeps x, y, diameter_px beside lat, lon, diameter_km
+    from marscraters.catalog import make_catalog
+
+    truth = make_catalog([0.0, 1.0], [10.0, 11.0], [5.0, 8.0])
+    det = make_catalog([0.001, 1.0, 2.0], [10.0, 11.001, 12.0], [5.1, 8.0, 3.0])
+    det["x"], det["y"], det["diameter_px"] = [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]
+    s = evaluate(det, truth, rule="deepmoon")
+    assert s.units == "km" and (s.n_pred_matched, s.n_pred, s.n_truth_matched) == (2, 3, 2)
