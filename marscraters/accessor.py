@@ -70,3 +70,15 @@ class CratersAccessor:
         from .catalog import filter_catalog
 
         return filter_catalog(catalog, footprint=self._ds, **kwargs)
+
+    def browse(self, catalog: Any = None, truth: Any = None, prob: Any = None, **kwargs: Any) -> Any:
+        """An interactive map of this mosaic (Panel/HoloViews); see :func:`marscraters.browse.browse`."""
+        from .browse import browse
+
+        return browse(self._ds, catalog, truth, prob, **kwargs)
+
+    def save_html(self, path: Any, **kwargs: Any) -> Any:
+        """A static HTML map of this mosaic; see :func:`marscraters.browse.save_html`."""
+        from .browse import save_html
+
+        return save_html(self._ds, path, **kwargs)

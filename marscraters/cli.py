@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_evaluate)
 
     from .assemble import add_catalog_parser
+    from .browse import add_browse_parser
     from .chronology import add_age_parser
     from .experiments import add_experiments_parser
     from .segment import add_segment_parser
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_parser(sub)
     add_catalog_parser(sub)
     add_age_parser(sub)
+    add_browse_parser(sub)
 
     s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
     s.add_argument("path")

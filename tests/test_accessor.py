@@ -60,3 +60,17 @@ def test_accessor_catalog_segments_then_assembles():
     assert list(via_accessor["crater_id"]) == list(by_hand["crater_id"])
     np.testing.assert_allclose(via_accessor["lat"], by_hand["lat"])
     assert {"lat", "lon", "diameter_km", "score", "model_name"} <= set(via_accessor.columns)
+
+
+def test_browse_and_save_html_through_the_accessor(tmp_path):
+    pytest.importorskip("holoviews")
+    from marscraters.browse import CraterBrowser
+    from marscraters.catalog import make_catalog
+    from marscraters.mosaic import mosaic_from_array
+
+    ds = mosaic_from_array(np.random.default_rng(0).random((64, 96)).astype("float32"), bounds=(10.0, 0.0, 10.75, 0.5))
+    cat = make_catalog([0.25], [10.3], [5.0])
+    app = ds.craters.browse(catalog=cat)
+    assert isinstance(app, CraterBrowser)
+    page = ds.craters.save_html(tmp_path / "map.html", catalog=cat, resolution=200)
+    assert page.stat().st_size > 10_000 and "bokeh" in page.read_text().lower()
