@@ -203,7 +203,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, progress=not args.quiet)
+    run_demo(args.out, tile=args.tile, truth=args.truth, window=tuple(args.window) if args.window else None,
+             progress=not args.quiet)
     return 0
 
 
@@ -311,8 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path")
     s.set_defaults(func=_cmd_info)
 
-    s = sub.add_parser("demo", help="run the end-to-end demo on a built-in synthetic tile")
+    s = sub.add_parser(
+        "demo", help="run the whole pipeline on a built-in synthetic surface of known age (or a real tile)",
+        description="Synthetic THEMIS-like surface of known age -> Zarr cube -> segmentation on a local Dask "
+        "cluster -> GeoPackage catalog -> precision/recall/F1 -> model age -> HTML map and figures.",
+    )
     s.add_argument("--out", default="demo-out", help="output folder (default ./demo-out)")
+    s.add_argument("--tile", help="run on a real THEMIS tile / Mars GeoTIFF / Zarr cube instead")
+    s.add_argument("--truth", help="with --tile: reference catalog to score against (e.g. the Robbins 2012 TSV)")
+    s.add_argument("--window", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
+                   help="with --tile: the part to run on, in the image's x/y coordinates (default: 2x2 deg at its centre)")
     s.set_defaults(func=_cmd_demo)
     return p
 

@@ -1,17 +1,23 @@
-"""The built-in end-to-end demo, made only of public functions.
+"""The built-in end-to-end demo, made only of public functions: from pixels to a surface age.
 
-It runs the most complete path the package has today:
+The default run uses an embedded, reproducible input, a synthetic THEMIS-like surface of known
+age, so that every number it prints can be checked against the truth:
 
-1. generate a synthetic THEMIS-like surface with a known crater catalog (``synthetic_surface``);
-2. write it as a Mars GeoTIFF, the form real controlled mosaics come in;
-3. ingest that into a chunked Zarr v3 cube (``ingest``) and reopen it (``open_mosaic``);
-4. fill missing data the paper's way (``fill_missing``);
-5. write the true catalog to a GeoPackage and read it back through GDAL (``write_catalog`` / ``read_catalog``);
-6. render lazy filled and outline target layers on the cube's grid (``render_targets``);
-7. segment the cube with the shipped model on a local Dask cluster (``cluster``, ``segment_to_zarr``);
-8. find the craters (``extract_craters``), georeference them (``to_catalog``) and write them to a
-   GeoPackage;
-9. score them against the truth (``evaluate``), and write PNG figures and a summary.
+1. generate the surface and its true crater catalog (``synthetic_surface``) and write it as a
+   Mars GeoTIFF, the form real controlled mosaics come in;
+2. ingest that into a chunked Zarr v3 cube (``ingest``) and reopen it (``open_mosaic``);
+3. segment the cube with the shipped model on a local Dask cluster (``cluster``,
+   ``segment_to_zarr``);
+4. turn the probabilities into one seamless crater catalog (``catalog_from_probability``) and
+   write it to a GeoPackage (``write_catalog``);
+5. score it against the truth (``evaluate``: precision, recall, F1);
+6. date the surface from the detected and from the true craters (``model_age``) against the
+   true age;
+7. write an HTML map (``save_html``), PNG figures and ``summary.json``.
+
+With ``tile=`` the same pipeline runs on a real THEMIS tile (or any Mars GeoTIFF / Zarr cube):
+a window of it is cut, resampled to the model's native pixel scale, and the true catalog is
+replaced by an optional reference catalog (e.g. Robbins 2012).
 """
 
 from __future__ import annotations
@@ -19,23 +25,79 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["run_demo"]
+from .errors import InvalidArgumentError
 
-DEMO_BOUNDS = (30.0, -1.5, 31.5, 0.0)  # 1.5 x 1.5 degrees at the N-30_030 tile's north-west corner
+__all__ = ["run_demo", "DEMO_AGE_GA", "DEMO_BOUNDS", "DEMO_PX_PER_DEG", "DEMO_RANGE_KM"]
+
 DEMO_PX_PER_DEG = 592.747  # the USGS controlled mosaics' ~100 m/px, the shipped model's native scale
+DEMO_SIDE_PX = 2048
+# 3.46 x 3.46 degrees (42,000 km²) just south of the equator, east of 30 E
+DEMO_BOUNDS = (30.0, -DEMO_SIDE_PX / DEMO_PX_PER_DEG, 30.0 + DEMO_SIDE_PX / DEMO_PX_PER_DEG, 0.0)
+DEMO_AGE_GA = 3.7  # Early Hesperian: ~300 recognisable craters of 1-16 km on this area
+DEMO_RANGE_KM = (1.0, 16.0)  # the fit range of the age (as in benchmarks/age_recovery.py)
 DEMO_SEED = 2019
+STEPS = 8
 
 
-def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: bool = True) -> dict:
+def _real_window(tile: str | Path, window: tuple[float, float, float, float] | None, native_m: float) -> Any:
+    """A window of a real image, resampled to the model's native pixel size when far from it."""
+    from rasterio.enums import Resampling
+
+    from .crs import Grid
+    from .mosaic import read_image
+
+    ds = read_image(tile)
+    if window is not None:
+        x0, y0, x1, y1 = window
+        if not (x0 < x1 and y0 < y1):
+            raise InvalidArgumentError(f"window {window} must be (west, south, east, north) with west < east, south < north")
+        ds = ds.sel(x=slice(x0, x1), y=slice(y1, y0))
+        if ds.sizes["x"] < 64 or ds.sizes["y"] < 64:
+            raise InvalidArgumentError(
+                f"window {window} holds {ds.sizes['x']} x {ds.sizes['y']} px of {tile}; give a window inside the "
+                "image, in its own x/y coordinates (degrees east/north for THEMIS tiles), at least 64 px wide"
+            )
+    from .crs import KM_PER_DEGREE
+
+    px_m = KM_PER_DEGREE * 1000.0 / abs(float(Grid.from_dataset(ds).px_per_deg()[1]))  # N-S: true to scale
+    ds = ds.load()
+    if abs(px_m / native_m - 1.0) > 0.3:
+        # the network learned craters at ~100 m/px: resample (bilinear) like detect() does
+        factor = px_m / native_m
+        ds = ds.rio.reproject(ds.rio.crs, shape=(int(round(ds.sizes["y"] * factor)), int(round(ds.sizes["x"] * factor))),
+                              resampling=Resampling.bilinear, nodata=np.nan)
+        ds["ir"] = ds["ir"].astype("float32")
+    return ds
+
+
+def run_demo(
+    out: str | Path = "demo-out",
+    *,
+    tile: str | Path | None = None,
+    truth: str | Path | None = None,
+    window: tuple[float, float, float, float] | None = None,
+    progress: bool = True,
+    overwrite: bool = True,
+) -> dict:
     """Run the demo and write its outputs under ``out``.
 
     Parameters
     ----------
     out
         Output folder (created if needed).
+    tile
+        Run on this real image instead of the synthetic surface: an ASU THEMIS tile
+        (``thm_dir_N-30_030.png``), a Mars GeoTIFF or a Zarr cube.
+    truth
+        With ``tile``: a reference catalog to score against and to date (e.g. the Robbins 2012
+        TSV); restricted to the window's footprint.
+    window
+        With ``tile``: ``(west, south, east, north)`` in the image's x/y coordinates to cut out;
+        default: a 2 x 2 degree window at the image's centre (the whole image if smaller).
     progress
         Show progress bars.
     overwrite
@@ -45,136 +107,247 @@ def run_demo(out: str | Path = "demo-out", *, progress: bool = True, overwrite: 
     -------
     dict
         The summary that is also printed and written to ``out/summary.json``.
+
+    Examples
+    --------
+    >>> summary = run_demo("demo-out")  # doctest: +SKIP
+    >>> summary["model_age_detected_ga"], summary["true_age_ga"]  # doctest: +SKIP
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import xarray as xr
     from tqdm.auto import tqdm
 
     from ._io import atomic_path
+    from .assemble import catalog_from_probability
     from .catalog import filter_catalog, read_catalog, write_catalog
-    from .mosaic import fill_missing, ingest, open_mosaic
-    from .synthetic import synthetic_surface
-    from .targets import render_targets
+    from .chronology import count_area_km2, model_age
+    from .cluster import cluster
+    from .detect import model_info
+    from .errors import ChronologyError
+    from .evaluate import evaluate
+    from .mosaic import ingest, open_mosaic
+    from .segment import segment_to_zarr
 
+    if truth is not None and tile is None:
+        raise InvalidArgumentError("truth= is for a real tile (tile=...); the synthetic demo brings its own truth")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    steps = tqdm(total=8, desc="demo", disable=not progress, unit="step")
-
-    steps.set_postfix_str("synthetic surface")
-    surface = synthetic_surface(DEMO_BOUNDS, DEMO_PX_PER_DEG, seed=DEMO_SEED, n_per_km2_above_1km=8e-3, dmax_km=32.0)
-    tif = out / "synthetic_surface.tif"
-    with atomic_path(tif, overwrite=overwrite) as tmp:
-        surface.mosaic["ir"].fillna(0).astype("uint8").rio.write_nodata(0).rio.to_raster(tmp, driver="GTiff")
-    steps.update()
-
-    steps.set_postfix_str("ingest to Zarr")
-    cube = ingest([tif], out / "cube.zarr", overwrite=overwrite, progress=progress)
-    ds = open_mosaic(cube)
-    filled = fill_missing(ds)
-    steps.update()
-
-    steps.set_postfix_str("catalog to GeoPackage")
-    truth_path = write_catalog(
-        surface.catalog, out / "truth.gpkg", overwrite=overwrite,
-        metadata={"source": "marscraters.synthetic_surface", "seed": DEMO_SEED, "bounds": list(DEMO_BOUNDS)},
-    )
-    truth = read_catalog(truth_path)
-    in_view = filter_catalog(truth, footprint=ds)
-    steps.update()
-
-    steps.set_postfix_str("target layers")
-    targets = {kind: render_targets(ds, in_view, kind=kind) for kind in ("filled", "outline")}
-    rendered = {kind: t.compute() for kind, t in targets.items()}
-    steps.update()
-
-    steps.set_postfix_str("segment on a local Dask cluster")
-    from .cluster import cluster
-    from .detect import model_info
-    from .evaluate import evaluate
-    from .extract import extract_craters, to_catalog
-    from .segment import segment_to_zarr
-
     info = model_info(None)
+    steps = tqdm(total=STEPS, desc="demo", disable=not progress, unit="step")
+
+    # 1. the input image and its truth
+    true_age = None
+    if tile is None:
+        from .synthetic import synthetic_surface
+
+        steps.set_postfix_str("synthetic surface")
+        surface = synthetic_surface(DEMO_BOUNDS, DEMO_PX_PER_DEG, age_ga=DEMO_AGE_GA, seed=DEMO_SEED)
+        true_age = DEMO_AGE_GA
+        image = out / "synthetic_surface.tif"
+        with atomic_path(image, overwrite=overwrite) as tmp:
+            surface.mosaic["ir"].fillna(0).round().clip(0, 255).astype("uint8").rio.write_nodata(0).rio.to_raster(
+                tmp, driver="GTiff")
+        source: Any = [image]
+        reference = surface.catalog
+        truth_meta = {"source": "marscraters.synthetic_surface", "age_ga": DEMO_AGE_GA, "seed": DEMO_SEED,
+                      "bounds": list(DEMO_BOUNDS)}
+        formed = int(len(surface.formed))
+    else:
+        steps.set_postfix_str("read the tile")
+        if window is None:
+            from .mosaic import read_image
+
+            whole = read_image(tile)
+            xc, yc = float(whole.x.mean()), float(whole.y.mean())
+            half_x = min(1.0, float(abs(whole.x[-1] - whole.x[0])) / 2)
+            half_y = min(1.0, float(abs(whole.y[-1] - whole.y[0])) / 2)
+            window = (xc - half_x, yc - half_y, xc + half_x, yc + half_y)
+        source = _real_window(tile, window, float(info.get("native_pixel_size_m") or 100.0))
+        source.attrs["source"] = str(tile)
+        reference = read_catalog(truth) if truth is not None else None
+        truth_meta = {"source": str(truth), "window": list(window)}
+        formed = None
+    steps.update()
+
+    # 2. ingest into a Zarr cube
+    steps.set_postfix_str("ingest to Zarr")
+    cube = ingest(source, out / "cube.zarr", overwrite=overwrite, progress=progress)
+    ds = open_mosaic(cube)
+    area_km2 = count_area_km2(_footprint(ds))
+    truth_path = None
+    in_view = None
+    if reference is not None:
+        in_view = filter_catalog(reference, footprint=ds)
+        truth_path = write_catalog(in_view, out / "truth.gpkg", overwrite=overwrite, metadata=truth_meta)
+    steps.update()
+
+    # 3. segment on a local Dask cluster
+    steps.set_postfix_str("segment on a local Dask cluster")
     with cluster(gpus="auto") as client:
         pred_path = segment_to_zarr(ds, out / "pred.zarr", client=client, overwrite=overwrite, progress=progress)
-    import xarray as xr
+        prob = xr.open_zarr(pred_path, decode_coords="all", consolidated=False)["crater_probability"]
+        steps.update()
 
-    prob = xr.open_zarr(pred_path, decode_coords="all", consolidated=False)["crater_probability"].load()
+        # 4. one seamless catalog, to GeoPackage
+        steps.set_postfix_str("extract the catalog")
+        detected = catalog_from_probability(prob, mosaic=ds, source=str(cube), progress=progress)
+    detected_path = write_catalog(
+        detected, out / "craters.gpkg", overwrite=overwrite,
+        metadata={"model": info["name"], "model_version": info.get("version"), "input_mosaic": str(cube)},
+    )
     steps.update()
 
-    steps.set_postfix_str("extract, catalog, score")
-    pixel = extract_craters(prob.values, target=info["kind"], progress=progress, **info["extract"])
-    detected = to_catalog(pixel, ds, attrs={"source": str(cube), "model": info["name"]})
-    detected_path = write_catalog(detected, out / "craters.gpkg", overwrite=overwrite,
-                                  metadata={"model": info["name"], "model_version": info.get("version"), "input_mosaic": str(cube)})
-    scores = evaluate(detected, in_view, rule="all", d_min=2.0)
+    # 5. score
+    steps.set_postfix_str("evaluate")
+    scores = evaluate(detected, in_view, rule="all", d_min=DEMO_RANGE_KM[0]) if in_view is not None else None
     steps.update()
 
-    steps.set_postfix_str("figures")
+    # 6. date the surface
+    steps.set_postfix_str("model ages")
+    ages: dict[str, Any] = {}
+    for name, cat in (("detected", detected), ("truth", in_view)):
+        if cat is None:
+            continue
+        try:
+            ages[name] = model_age(cat, area_km2=area_km2, diameter_range=DEMO_RANGE_KM)
+        except ChronologyError as exc:  # e.g. no craters in range on a small real window
+            ages[name] = exc
+    steps.update()
+
+    # 7. map and figures
+    steps.set_postfix_str("map and figures")
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    ext = [ds.x.values[0], ds.x.values[-1], ds.y.values[-1], ds.y.values[0]]
-    fig, axes = plt.subplots(1, 4, figsize=(20, 5.4), constrained_layout=True)
-    axes[0].imshow(filled["ir"].values, cmap="gray", extent=ext)
-    axes[0].set_title("synthetic THEMIS-like Day IR (filled)")
-    for _, c in in_view.iterrows():
-        axes[0].add_patch(
-            matplotlib.patches.Ellipse(
-                (c.lon % 360, c.lat), c.diameter_km / 59.2747 / np.cos(np.radians(c.lat)), c.diameter_km / 59.2747,
-                fill=False, ec="tab:orange", lw=0.6,
-            )
-        )
-    axes[1].imshow(rendered["filled"].values, cmap="magma", extent=ext)
-    axes[1].set_title("filled target")
-    axes[2].imshow(rendered["outline"].values, cmap="magma", extent=ext)
-    axes[2].set_title("outline target (inner radius 0.7 r)")
-    axes[3].imshow(prob.values, cmap="viridis", vmin=0, vmax=1, extent=ext)
-    for _, c in detected.iterrows():
-        axes[3].add_patch(
-            matplotlib.patches.Ellipse(
-                (c.lon % 360, c.lat), c.diameter_km / 59.2747 / np.cos(np.radians(c.lat)), c.diameter_km / 59.2747,
-                fill=False, ec="cyan", lw=0.8,
-            )
-        )
-    axes[3].set_title("model probability + detected craters")
-    for ax in axes:
-        ax.set_xlabel("longitude (°E)")
-    axes[0].set_ylabel("latitude (°N)")
-    with atomic_path(figures / "demo_targets.png", overwrite=overwrite) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    steps.update()
+    fig_path = _overview_figure(ds, prob, detected, in_view, figures / "demo_overview.png", overwrite, plt)
+    csfd_path = None
+    fitted = {k: v for k, v in ages.items() if not isinstance(v, Exception)}
+    if fitted:
+        fig, axes = plt.subplots(1, len(fitted), figsize=(6.5 * len(fitted), 6), constrained_layout=True, squeeze=False)
+        for ax, (name, age) in zip(axes[0], fitted.items()):
+            title = f"{name} craters" + (f" (true age {true_age:g} Ga)" if true_age is not None else "")
+            age.plot(ax=ax, title=title)
+        csfd_path = figures / "demo_csfd.png"
+        with atomic_path(csfd_path, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+    map_path = None
+    try:
+        from .browse import save_html
 
-    steps.set_postfix_str("summary")
-    summary = {
-        "craters_formed": int(len(surface.formed)),
-        "craters_recognisable": int(len(surface.catalog)),
-        "craters_in_cube_footprint": int(len(in_view)),
-        "cube": str(cube),
-        "cube_shape": [int(ds.sizes["y"]), int(ds.sizes["x"])],
-        "missing_fraction": float(filled["missing"].mean()),
-        "filled_target_fraction": float(rendered["filled"].mean()),
-        "outline_target_fraction": float(rendered["outline"].mean()),
-        "truth_catalog": str(truth_path),
-        "craters_detected": int(len(detected)),
-        "detected_catalog": str(detected_path),
-        "precision_deepmoon": round(float(scores["deepmoon"].precision), 3),
-        "recall_deepmoon": round(float(scores["deepmoon"].recall), 3),
-        "f1_deepmoon": round(float(scores["deepmoon"].f1), 3),
-        "f1_iou": round(float(scores["iou"].f1), 3),
-        "f1_pycda": round(float(scores["pycda"].f1), 3),
-        "figure": str(figures / "demo_targets.png"),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    with atomic_path(out / "summary.json", overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
+        map_path = save_html(ds, out / "map.html", catalog=detected, truth=in_view, prob=prob,
+                             overwrite=overwrite, resolution=1000,
+                             title="marscraters demo: detected craters" + (" vs truth" if in_view is not None else ""))
+    except ImportError as exc:  # the [viz] extra is optional
+        print(f"skipping the HTML map: {exc}")
     steps.update()
     steps.close()
+
+    summary: dict[str, Any] = {
+        "input": str(tile) if tile is not None else "synthetic_surface",
+        "cube": str(cube),
+        "cube_shape": [int(ds.sizes["y"]), int(ds.sizes["x"])],
+        "area_km2": round(area_km2, 1),
+        "model": info["name"],
+        "craters_detected": int(len(detected)),
+        "detected_catalog": str(detected_path),
+    }
+    if formed is not None:
+        summary["craters_formed"] = formed
+    if in_view is not None:
+        summary["craters_in_truth"] = int(len(in_view))
+        summary["truth_catalog"] = str(truth_path)
+    if scores is not None:
+        d = scores["deepmoon"]
+        summary.update({
+            "precision_deepmoon": round(float(d.precision), 3),
+            "recall_deepmoon": round(float(d.recall), 3),
+            "f1_deepmoon": round(float(d.f1), 3),
+            "f1_iou": round(float(scores["iou"].f1), 3),
+            "f1_pycda": round(float(scores["pycda"].f1), 3),
+            "scored_above_km": DEMO_RANGE_KM[0],
+        })
+    if true_age is not None:
+        summary["true_age_ga"] = true_age
+    summary["age_range_km"] = list(DEMO_RANGE_KM)
+    for name, age in ages.items():
+        if isinstance(age, Exception):
+            summary[f"model_age_{name}"] = f"not dated: {age}"
+            continue
+        summary[f"model_age_{name}_ga"] = round(float(age.age), 3)
+        summary[f"model_age_{name}_1sigma_ga"] = [round(float(age.lower), 3), round(float(age.upper), 3)]
+        summary[f"model_age_{name}_n"] = int(round(age.n))
+        summary[f"model_age_{name}_epoch"] = age.epoch
+        if true_age is not None:
+            summary[f"model_age_{name}_error_pct"] = round(100 * (age.age / true_age - 1), 1)
+    summary.update({
+        "map": str(map_path) if map_path else None,
+        "figures": [str(p) for p in (fig_path, csfd_path) if p],
+        "seconds": round(time.perf_counter() - t0, 1),
+    })
+    with atomic_path(out / "summary.json", overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     if progress:
-        print("\nmarscraters demo finished")
-        for k, v in summary.items():
-            print(f"  {k:28s} {v}")
+        _print_summary(summary, ages)
     return summary
+
+
+def _footprint(ds: Any) -> Any:
+    """The mosaic's valid-data footprint as a one-row GeoDataFrame in its CRS."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    x, y = ds.x.values, ds.y.values
+    hx, hy = abs(x[1] - x[0]) / 2, abs(y[1] - y[0]) / 2
+    return gpd.GeoDataFrame(geometry=[box(x.min() - hx, y.min() - hy, x.max() + hx, y.max() + hy)], crs=ds.rio.crs)
+
+
+def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, path: Path, overwrite: bool, plt: Any) -> Path:
+    """Image with the truth, and probability with the detections, side by side (lon/lat axes)."""
+    from matplotlib.patches import Ellipse
+
+    from ._io import atomic_path
+    from .browse import lonlat_coords
+    from .crs import km_to_deg_lat, km_to_deg_lon
+
+    lon, lat = lonlat_coords(ds)
+    ext = [lon[0], lon[-1], lat[-1], lat[0]]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 7), constrained_layout=True)
+    axes[0].imshow(ds["ir"].values, cmap="gray", extent=ext)
+    axes[1].imshow(np.asarray(prob), cmap="viridis", vmin=0, vmax=1, extent=ext)
+    for ax, cat, colour, title in ((axes[0], truth, "tab:orange", "image with the reference craters"),
+                                   (axes[1], detected, "cyan", "crater probability with the detected craters")):
+        if cat is not None:
+            for c in cat.itertuples():
+                ax.add_patch(Ellipse((c.lon if lon[0] < 180 or c.lon >= 0 else c.lon + 360, c.lat),
+                                     km_to_deg_lon(c.diameter_km, c.lat), km_to_deg_lat(c.diameter_km),
+                                     fill=False, ec=colour, lw=0.7))
+        ax.set_title(title)
+        ax.set_xlabel("longitude (°E)")
+    axes[0].set_ylabel("latitude (°N)")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def _print_summary(summary: dict, ages: dict) -> None:
+    print("\nmarscraters demo finished")
+    print(f"  craters found      {summary['craters_detected']} on {summary['cube_shape'][1]} x "
+          f"{summary['cube_shape'][0]} px ({summary['area_km2']:,.0f} km²)")
+    if "f1_deepmoon" in summary:
+        print(f"  against the truth  P {summary['precision_deepmoon']:.2f}  R {summary['recall_deepmoon']:.2f}  "
+              f"F1 {summary['f1_deepmoon']:.2f} (DeepMoon rule, craters >= {summary['scored_above_km']:g} km)")
+    for name, age in ages.items():
+        text = f"not dated ({age})" if isinstance(age, Exception) else f"{age.age_text()}, {age.epoch}, n = {age.n:g}"
+        print(f"  age from {name:9s} {text}")
+    if "true_age_ga" in summary:
+        print(f"  true age           {summary['true_age_ga']:g} Ga")
+    print(f"  catalog            {summary['detected_catalog']}")
+    if summary.get("map"):
+        print(f"  map                {summary['map']}")
+    print(f"  figures            {', '.join(summary['figures'])}")
+    print(f"  time               {summary['seconds']} s")

@@ -1127,9 +1127,11 @@ def ingest(
     keep = [name for name, var in ds.data_vars.items() if var.dims == ("y", "x")]
     grid = Grid.from_dataset(ds)
     ds = ds[keep].chunk({"y": rows, "x": cols}).copy()
-    # encodings inherited from a source cube (its chunks, codecs) must not leak into the new one
+    # encodings inherited from a source cube (its chunks, codecs) must not leak into the new one;
+    # a _FillValue attribute (rioxarray's reproject sets one) would clash with xarray's encoder
     for var in ds.variables.values():
         var.encoding = {}
+        var.attrs.pop("_FillValue", None)
     ds = _georeference(ds, grid.crs, grid.transform)
     from . import __version__
 
