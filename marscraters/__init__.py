@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "fill_missing": "mosaic",
     "ingest": "mosaic",
     "open_mosaic": "mosaic",
+    "mosaic_footprint": "mosaic",
     # catalogs
     "read_catalog": "catalog",
     "make_catalog": "catalog",

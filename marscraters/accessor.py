@@ -65,6 +65,12 @@ class CratersAccessor:
             prob = self.segment(kwargs.get("model"), **seg)
         return catalog_from_probability(prob, mosaic=self._ds, source=self._ds.attrs.get("source"), **kwargs)
 
+    def footprint(self) -> Any:
+        """The area this mosaic covers, as a GeoDataFrame; see :func:`marscraters.mosaic.mosaic_footprint`."""
+        from .mosaic import mosaic_footprint
+
+        return mosaic_footprint(self._ds)
+
     def footprint_catalog(self, catalog: Any, **kwargs: Any) -> Any:
         """Craters of ``catalog`` inside this mosaic; see :func:`marscraters.catalog.filter_catalog`."""
         from .catalog import filter_catalog

@@ -128,7 +128,7 @@ def run_demo(
     from .detect import model_info
     from .errors import ChronologyError
     from .evaluate import evaluate
-    from .mosaic import ingest, open_mosaic
+    from .mosaic import ingest, mosaic_footprint, open_mosaic
     from .segment import segment_to_zarr
 
     if truth is not None and tile is None:
@@ -177,7 +177,7 @@ def run_demo(
     steps.set_postfix_str("ingest to Zarr")
     cube = ingest(source, out / "cube.zarr", overwrite=overwrite, progress=progress)
     ds = open_mosaic(cube)
-    area_km2 = count_area_km2(_footprint(ds))
+    area_km2 = count_area_km2(mosaic_footprint(ds))
     truth_path = None
     in_view = None
     if reference is not None:
@@ -293,16 +293,6 @@ def run_demo(
     if progress:
         _print_summary(summary, ages)
     return summary
-
-
-def _footprint(ds: Any) -> Any:
-    """The mosaic's valid-data footprint as a one-row GeoDataFrame in its CRS."""
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    x, y = ds.x.values, ds.y.values
-    hx, hy = abs(x[1] - x[0]) / 2, abs(y[1] - y[0]) / 2
-    return gpd.GeoDataFrame(geometry=[box(x.min() - hx, y.min() - hy, x.max() + hx, y.max() + hy)], crs=ds.rio.crs)
 
 
 def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, path: Path, overwrite: bool, plt: Any) -> Path:

@@ -65,6 +65,7 @@ __all__ = [
     "fill_missing",
     "ingest",
     "open_mosaic",
+    "mosaic_footprint",
 ]
 
 #: South edges (degrees N) of the ASU THEMIS ``thm_dir`` tiles.
@@ -1233,3 +1234,24 @@ def open_mosaic(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Datas
             "corrupt -- ingest the source images again."
         ) from exc
     return validate_mosaic(ds)
+
+
+def mosaic_footprint(ds: xr.Dataset | xr.DataArray) -> Any:
+    """The area a mosaic covers: its outer pixel edges as a one-row GeoDataFrame in its own CRS.
+
+    Use it as a count area (:func:`marscraters.chronology.count_area_km2` measures it on the
+    Mars sphere) or to clip other data.  No-data pixels inside the box are not cut out.
+
+    Examples
+    --------
+    >>> ds = mosaic_from_array(np.zeros((256, 512)), bounds=(10, 0, 12, 1))
+    >>> mosaic_footprint(ds).total_bounds.tolist()
+    [10.0, 0.0, 12.0, 1.0]
+    """
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    grid = Grid.from_dataset(ds)
+    ny, nx = grid.shape
+    corners = [grid.transform * (c, r) for c, r in ((0, 0), (nx, 0), (nx, ny), (0, ny))]
+    return gpd.GeoDataFrame({"name": ["footprint"]}, geometry=[Polygon(corners)], crs=grid.crs)

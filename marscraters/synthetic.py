@@ -84,7 +84,9 @@ VISIBILITY_RULE: str = (
     f"them."
 )
 
-# brightness model, tuned on the real THEMIS crops (see benchmarks/synthetic_vs_real.py)
+# brightness model, measured against the real THEMIS crops and their Robbins craters (crater
+# brightness profiles east/west of the centre, band-pass texture between craters, per-chip
+# statistics; see benchmarks/synthetic_vs_real.py and docs/benchmarks.md)
 _TERRAIN_BETA = 4.0
 _TERRAIN_RELIEF_KM = 0.12
 _SCARP_RELIEF = 1.5  # in units of the terrain relief
@@ -93,8 +95,19 @@ _RIDGE_RELIEF = 0.35
 _TI_BETA = 3.0
 _TI_SHARPNESS = 1.0
 _BASE_DN = 125.0
-_SHADE_GAIN = 130.0
+# daytime IR is temperature: sun-facing slopes warm up strongly, slopes facing away are not dark
+# shadows as in visible light (they still receive sky and terrain IR), hence two gains
+_SHADE_GAIN = 130.0  # sun-facing slopes, DN per unit of relative insolation
+_SHADE_GAIN_AWAY = 130.0  # slopes facing away
 _TI_GAIN = 45.0
+_HALO_GAIN = 2.0  # thermal-inertia contrast of fresh ejecta, in units of the TI field
+_SIMPLE_BOWL_EXPONENT = 2.0  # simple bowls: h ~ r**p inside (2: parabolic; smaller: steeper lower walls)
+# sub-km craters (texture): on Mars their visible density saturates (small primaries plus
+# secondaries reach equilibrium), about N(>=D) = _EQ_N1 * D**-2 per km² (D in km) ...
+_EQ_N1 = 0.0
+# ... so surfaces whose production is above it carry that many small craters, of all freshness
+# states: formed uniformly over the last _EQ_LIFETIME_GA
+_EQ_LIFETIME_GA = 1.0
 _REACH = 3.0  # ejecta extend to 3 crater radii
 _RIM_POINTS = 72
 # normalised radius grid of the profile tables: dense over the crater, coarser over the ejecta
@@ -305,7 +318,7 @@ def _fresh_profile(d_km: float) -> np.ndarray:
     r = _R
     if d_km < SIMPLE_COMPLEX_KM:
         depth, rim = 0.2 * d_km, 0.04 * d_km
-        inside = rim - depth + depth * r**2
+        inside = rim - depth + depth * np.minimum(r, 1.0) ** _SIMPLE_BOWL_EXPONENT
     else:
         depth = 1.4 * (d_km / SIMPLE_COMPLEX_KM) ** 0.49
         rim = 0.28 * (d_km / SIMPLE_COMPLEX_KM) ** 0.5
@@ -712,7 +725,7 @@ def render_surface(
     sig = craters["sigma_km"].to_numpy(float) if "sigma_km" in craters else np.zeros(len(craters))
     fresh = craters["freshness"].to_numpy(float) if "freshness" in craters else np.zeros(len(craters))
     s_idx = _s_index(2.0 * sig / np.maximum(dkm, 1e-9))
-    halo_sign = np.where(rng.random(len(craters)) < 0.75, -1.0, 1.0)  # most fresh ejecta look cool
+    halo_sign = np.where(rng.random(len(craters)) < 0.6, -1.0, 1.0)  # more fresh ejecta look cool than warm
     for k in tqdm(range(len(craters)), desc="craters", disable=not progress, unit="crater"):
         d = dkm[k]
         i_s = int(s_idx[k])
@@ -737,7 +750,7 @@ def render_surface(
         window += w * (level - window) + prof
         if fresh[k] > 0.02:
             halo = np.exp(-(((r - 1.5) / 0.6) ** 2)) * (r > 0.9)
-            ti[r0:r1, c0:c1] += np.float32(halo_sign[k] * 2.0 * fresh[k]) * halo.astype(np.float32)
+            ti[r0:r1, c0:c1] += np.float32(halo_sign[k] * _HALO_GAIN * fresh[k]) * halo.astype(np.float32)
     # illumination: insolation on each slope relative to flat ground (km/km slopes)
     gy, gx = np.gradient(elev)
     gx /= kx_row[:, None].astype(np.float32)
@@ -748,7 +761,8 @@ def render_surface(
     shade = (-gx * sx + gy * sy + sz) / np.sqrt(gx * gx + gy * gy + 1.0) / sz - 1.0
     del gx, gy
     np.clip(shade, -1.0, 1.2, out=shade)
-    img = _BASE_DN + _SHADE_GAIN * shade + _TI_GAIN * ti
+    shade *= np.where(shade > 0, np.float32(_SHADE_GAIN), np.float32(_SHADE_GAIN_AWAY))
+    img = _BASE_DN + shade + _TI_GAIN * ti
     del shade, ti
     img = ndimage.gaussian_filter(img, 0.5)  # the instrument's point spread
     img += rng.normal(0.0, noise, size=img.shape).astype(np.float32)
@@ -781,6 +795,45 @@ def render_surface(
         ok = (cc >= 0) & (cc < nx)
         img[np.broadcast_to(rr, cc.shape)[ok], cc[ok]] = 0.0
     return img
+
+
+def _equilibrium_craters(
+    bounds: tuple[float, float, float, float],
+    age_ga: float,
+    rng: np.random.Generator,
+    *,
+    system: str,
+    dmin_km: float,
+    dmax_km: float,
+    margin_km: float,
+) -> pd.DataFrame:
+    """Sub-km texture craters that bring the visible small-crater density up to equilibrium.
+
+    The production-law texture craters formed over the last ``_EQ_LIFETIME_GA`` are all that stays
+    visible of them on an old surface (the older ones have diffused away), far fewer than the
+    small craters of real old surfaces, whose sub-km population is in equilibrium (small primaries
+    and secondaries).  These extra craters, ``N(>=D) = _EQ_N1 D**-2`` per km² in all (capped by the
+    surface's production) less what the production gave over that time, form uniformly over it.
+    """
+    from .chronology import cumulative_density
+
+    cols = {"lon": [], "lat": [], "diameter_km": [], "formation_ga": []}
+    if _EQ_N1 <= 0:
+        return pd.DataFrame(cols).assign(inside=np.zeros(0, bool))
+    big = _expand(bounds, margin_km)
+    t_eq = min(float(age_ga), _EQ_LIFETIME_GA)
+
+    def n(t: float) -> float:
+        return float(cumulative_density(dmin_km, t, system) - cumulative_density(dmax_km, t, system))
+
+    target = min(_EQ_N1 * (dmin_km**-2 - dmax_km**-2), n(float(age_ga)))
+    count = rng.poisson(max(target - n(t_eq), 0.0) * surface_area_km2(big))
+    a, b = dmin_km**-2, dmax_km**-2
+    d = (a - rng.random(count) * (a - b)) ** -0.5
+    lon, lat = _uniform_on_sphere(big, count, rng)
+    frame = pd.DataFrame({"lon": lon, "lat": lat, "diameter_km": d, "formation_ga": rng.uniform(0.0, t_eq, count)})
+    frame["inside"] = _inside(frame["lon"].to_numpy(), frame["lat"].to_numpy(), bounds)
+    return frame
 
 
 def synthetic_surface(
@@ -882,6 +935,10 @@ def synthetic_surface(
             tex = _draw((west, south, east, north), age_ga, attrs["n_per_km2_above_1km"],
                         np.random.default_rng(streams[1]), system=system, dmin_km=d_tex, dmax_km=dmin_km,
                         margin_km=1.5 * dmin_km)
+            if age_ga is not None:
+                tex = pd.concat([tex, _equilibrium_craters((west, south, east, north), age_ga, np.random.default_rng(
+                    streams[1].spawn(1)[0]), system=system, dmin_km=d_tex, dmax_km=dmin_km, margin_km=1.5 * dmin_km)],
+                    ignore_index=True)
             tex["sigma_km"] = np.sqrt(2.0 * diffusivity * np.nan_to_num(tex["formation_ga"].to_numpy(), nan=0.0))
             draw = pd.concat([draw.assign(catalogued=True), tex.assign(catalogued=False)], ignore_index=True)
     # one time order for everything drawn (random keys without an age)

@@ -74,3 +74,15 @@ def test_browse_and_save_html_through_the_accessor(tmp_path):
     assert isinstance(app, CraterBrowser)
     page = ds.craters.save_html(tmp_path / "map.html", catalog=cat, resolution=200)
     assert page.stat().st_size > 10_000 and "bokeh" in page.read_text().lower()
+
+
+def test_footprint_is_the_count_area():
+    from marscraters.chronology import count_area_km2
+    from marscraters.crs import MARS_RADIUS_KM
+
+    ds = mosaic_from_array(np.zeros((128, 256)), bounds=(10.0, 20.0, 12.0, 21.0))
+    fp = ds.craters.footprint()
+    assert fp.total_bounds.tolist() == [10.0, 20.0, 12.0, 21.0] and fp.crs == ds.rio.crs
+    # a lon/lat box on the sphere: R² Δλ (sin φ2 - sin φ1)
+    expected = MARS_RADIUS_KM**2 * np.radians(2.0) * (np.sin(np.radians(21.0)) - np.sin(np.radians(20.0)))
+    assert count_area_km2(fp) == pytest.approx(expected, rel=1e-6)
