@@ -48,7 +48,7 @@ def test_ingest_then_info_then_targets(tile, tmp_path, capsys):
     csv = write_csv(cat, tmp_path / "cat.csv")
     out = tmp_path / "t.zarr"
     assert cli.main(["-q", "targets", str(cube), "--catalog", str(csv), "--kind", "outline", "--out", str(out)]) == 0
-    store = xr.open_zarr(out)
+    store = xr.open_zarr(out, consolidated=False)
     assert store["target"].encoding["chunks"] == (240, 240)  # min(512, size): never wider than 512
     target = store["target"].values
     assert target.shape == (240, 240) and target.max() == 1
