@@ -23,7 +23,11 @@ A surface of model age ``T`` is built the way crater chronology assumes real one
    in the west are warmer and look brighter), a fractal thermal-inertia/albedo field, image-strip
    seams, noise and no-data streaks (value 0, NaN in the mosaic).  Below ``dmin_km`` smaller
    craters are drawn as texture (as in real images, where catalogs are complete only above
-   ~1 km); they are not in the catalogs.
+   ~1 km); they are not in the catalogs.  Their visible density is raised to a small-crater
+   equilibrium (``N(>=D) ~ 0.01 D**-2`` per km², capped by the production) with craters formed
+   over the last 0.5 Ga, as real old surfaces show many crisp sub-km craters.  The brightness
+   model's constants were measured against the real THEMIS crops (crater brightness profiles,
+   background texture, chip statistics: ``benchmarks/synthetic_vs_real.py``).
 
 Without ``age_ga`` the older behaviour remains: a power-law population of a given density
 N(>=1 km), in random order, not degraded.
@@ -88,26 +92,28 @@ VISIBILITY_RULE: str = (
 # brightness profiles east/west of the centre, band-pass texture between craters, per-chip
 # statistics; see benchmarks/synthetic_vs_real.py and docs/benchmarks.md)
 _TERRAIN_BETA = 4.0
-_TERRAIN_RELIEF_KM = 0.12
-_SCARP_RELIEF = 1.5  # in units of the terrain relief
+_REF_KM = 120.0  # the fractal fields' amplitudes are those of the wavelengths below this
+_TERRAIN_RELIEF_KM = 0.25
+_SCARP_RELIEF = 3.0  # in units of the terrain relief
 _SCARP_SHARPNESS = 3.0
-_RIDGE_RELIEF = 0.35
+_SCARP_BETA = 4.5  # smooth unit boundaries: rougher ones give a knobby texture unlike real scarps
+_RIDGE_RELIEF = 0.2
 _TI_BETA = 3.0
 _TI_SHARPNESS = 1.0
 _BASE_DN = 125.0
 # daytime IR is temperature: sun-facing slopes warm up strongly, slopes facing away are not dark
 # shadows as in visible light (they still receive sky and terrain IR), hence two gains
-_SHADE_GAIN = 130.0  # sun-facing slopes, DN per unit of relative insolation
+_SHADE_GAIN = 230.0  # sun-facing slopes, DN per unit of relative insolation
 _SHADE_GAIN_AWAY = 130.0  # slopes facing away
-_TI_GAIN = 45.0
-_HALO_GAIN = 2.0  # thermal-inertia contrast of fresh ejecta, in units of the TI field
-_SIMPLE_BOWL_EXPONENT = 2.0  # simple bowls: h ~ r**p inside (2: parabolic; smaller: steeper lower walls)
+_TI_GAIN = 30.0
+_HALO_GAIN = 0.6  # thermal-inertia contrast of fresh ejecta, in units of the TI field
+_SIMPLE_BOWL_EXPONENT = 1.2  # simple bowls: h ~ r**p inside (2: parabolic; smaller: steeper lower walls)
 # sub-km craters (texture): on Mars their visible density saturates (small primaries plus
 # secondaries reach equilibrium), about N(>=D) = _EQ_N1 * D**-2 per km² (D in km) ...
-_EQ_N1 = 0.0
+_EQ_N1 = 0.01
 # ... so surfaces whose production is above it carry that many small craters, of all freshness
 # states: formed uniformly over the last _EQ_LIFETIME_GA
-_EQ_LIFETIME_GA = 1.0
+_EQ_LIFETIME_GA = 0.5
 _REACH = 3.0  # ejecta extend to 3 crater radii
 _RIM_POINTS = 72
 # normalised radius grid of the profile tables: dense over the crater, coarser over the ejecta
@@ -408,7 +414,7 @@ def relief_fraction(diameter_km: Any, sigma_km: Any) -> np.ndarray:
     Examples
     --------
     >>> relief_fraction([2.0, 2.0], [0.0, 0.5]).round(2).tolist()
-    [1.0, 0.41]
+    [1.0, 0.29]
     """
     d = np.atleast_1d(np.asarray(diameter_km, dtype=float))
     s = 2.0 * np.broadcast_to(np.asarray(sigma_km, dtype=float), d.shape) / d
@@ -630,8 +636,14 @@ def synthetic_catalog(
 # ---------------------------------------------------------------------------------------------
 
 
-def _fractal_noise(shape: tuple[int, int], rng: np.random.Generator, beta: float = 3.2) -> np.ndarray:
-    """Gaussian random field with a 1/f**beta power spectrum, unit standard deviation (float32)."""
+def _fractal_noise(shape: tuple[int, int], rng: np.random.Generator, beta: float = 3.2,
+                   ref_px: float | None = None) -> np.ndarray:
+    """Gaussian random field with a 1/f**beta power spectrum (float32).
+
+    Unit standard deviation over the whole image, or, with ``ref_px``, unit (expected) standard
+    deviation of the wavelengths shorter than ``ref_px`` pixels: then the amplitude at a given
+    scale does not depend on the image size (a small window looks like part of a large one).
+    """
     ny, nx = shape
     fy = np.fft.fftfreq(ny).astype(np.float32)[:, None]
     fx = np.fft.rfftfreq(nx).astype(np.float32)[None, :]
@@ -643,9 +655,22 @@ def _fractal_noise(shape: tuple[int, int], rng: np.random.Generator, beta: float
     spec.real = rng.standard_normal(f.shape, dtype=np.float32)
     spec.imag = rng.standard_normal(f.shape, dtype=np.float32)
     spec *= amp
+    if ref_px is not None:
+        # expected variance of the wavelengths below ref_px on an unbounded image (Parseval with
+        # the bins' density in the frequency plane): 2 / N * 2 pi * int_{1/ref}^{1/2} f**(1-beta) df,
+        # which does not depend on which of those wavelengths fit in this image
+        f0, f1, e = 1.0 / float(ref_px), 0.5, 2.0 - float(beta)
+        integral = math.log(f1 / f0) if abs(e) < 1e-9 else (f1**e - f0**e) / e
+        var = 4.0 * math.pi * integral / float(ny * nx)
     del amp, f
     out = sfft.irfft2(spec, s=shape, workers=-1)
-    out /= out.std()
+    if ref_px is None:
+        out /= out.std()
+    else:
+        out /= np.sqrt(var)
+        # an image smaller than ref_px is a window of a larger field: it gets the level of one
+        # (the variance of the wavelengths that do not fit, as a constant)
+        out += rng.normal(0.0, math.sqrt(max(1.0 - float(out.var()), 0.0)))
     return out.astype(np.float32, copy=False)
 
 
@@ -689,7 +714,7 @@ def render_surface(
     seams
         Brightness offsets between the N-S image strips a mosaic is made of.
     background_relief_km
-        Standard deviation of the fractal background topography (default 0.12 km).
+        Standard deviation of the fractal background topography (default 0.25 km).
     progress
         Show a progress bar over the craters.
 
@@ -708,17 +733,20 @@ def render_surface(
         background_relief_km = _TERRAIN_RELIEF_KM
     # background terrain: rolling fractal topography, units bounded by scarps (a smooth field
     # pushed through tanh gives plateaus and lowlands) and ridged small-scale roughness
-    elev = _fractal_noise((ny, nx), rng, beta=_TERRAIN_BETA)
-    units = np.tanh(_SCARP_SHARPNESS * _fractal_noise((ny, nx), rng, beta=3.5))
+    # amplitudes refer to wavelengths below _REF_KM, so that the texture at a given scale does
+    # not depend on the size of the image
+    ref = _REF_KM / float(np.median(kx_row))
+    elev = _fractal_noise((ny, nx), rng, beta=_TERRAIN_BETA, ref_px=ref)
+    units = np.tanh(_SCARP_SHARPNESS * _fractal_noise((ny, nx), rng, beta=_SCARP_BETA, ref_px=ref))
     elev += _SCARP_RELIEF * units
     del units
-    ridges = np.abs(_fractal_noise((ny, nx), rng, beta=3.0))
+    ridges = np.abs(_fractal_noise((ny, nx), rng, beta=3.0, ref_px=ref))
     elev -= _RIDGE_RELIEF * ridges
     del ridges
     elev *= np.float32(background_relief_km)
     # thermal inertia / albedo units (dust mantles, rocky or indurated ground) with soft edges,
     # plus halos of fresh craters
-    ti = np.tanh(_TI_SHARPNESS * _fractal_noise((ny, nx), rng, beta=_TI_BETA)) * np.float32(ti_scale)
+    ti = np.tanh(_TI_SHARPNESS * _fractal_noise((ny, nx), rng, beta=_TI_BETA, ref_px=ref)) * np.float32(ti_scale)
     x = craters["x"].to_numpy(float)
     y = craters["y"].to_numpy(float)
     dkm = craters["diameter_km"].to_numpy(float)
