@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-tiles", type=int, default=40)
     p.add_argument("--out", type=Path, default=None, help="folder for results/ and figures/ (default: docs)")
     p.add_argument("--fast", action="store_true", help="smoke run: ages 1.0 and 3.7, one 512-px tile each")
+    p.add_argument("--range", type=float, nargs=2, default=list(DRANGE), metavar=("DMIN", "DMAX"),
+                   help="dating range in km (default 1 16; 1.6 16 is the shipped model's 16-px completeness floor)")
     args = p.parse_args(argv)
+    global DRANGE
+    DRANGE = tuple(args.range)
     if args.fast:
         args.ages, args.tile, args.max_tiles, args.min_craters = [1.0, 3.7], 512, 1, 1
         out = args.out or Path(tempfile.mkdtemp(prefix="age_recovery_"))

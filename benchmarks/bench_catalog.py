@@ -10,6 +10,11 @@ One synthetic THEMIS-like surface (``synthetic_surface``, ~100 m/px, craters 1-3
 (``catalog_from_probability``: the circle finder per chunk with its halo, then cross-border
 duplicate removal), on the same cluster, in the same run.  It prints both times and the ratio
 catalog / segmentation, and the number of craters found.
+
+``--compare-old`` also times ``catalog_from_probability`` with the template finder's previous
+helpers (``skimage.feature.match_template`` and ``peak_local_max`` per template, swapped back in
+on the workers), alternating new, old, new, and prints the speed-up of the new finder and how many
+craters the two catalogs share.
 """
 
 from __future__ import annotations
@@ -25,10 +30,41 @@ import xarray as xr
 PX_PER_DEG = 592.747
 
 
+def use_skimage_helpers(on: bool = True) -> None:
+    """On a worker: run the template finder with its pre-speed-up skimage calls (or restore)."""
+    from marscraters import extract as ex
+
+    if not hasattr(ex, "_fast_helpers"):
+        ex._fast_helpers = (ex._ncc_bank, ex._peak_local_max)
+    if not on:
+        ex._ncc_bank, ex._peak_local_max = ex._fast_helpers
+        return
+    import numpy as np
+    from skimage.feature import match_template, peak_local_max
+
+    def ncc_bank(img, templates):
+        maps = []
+        for tpl in templates:
+            n = tpl.shape[0]
+            if n < min(img.shape):
+                maps.append(match_template(img, tpl, pad_input=True))
+            else:
+                ncc = match_template(np.pad(img, n), tpl, pad_input=True)
+                maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
+        return maps
+
+    def peaks(img, min_distance, threshold):
+        return peak_local_max(img, min_distance=min_distance, threshold_abs=threshold, exclude_border=False)
+
+    ex._ncc_bank, ex._peak_local_max = ncc_bank, peaks
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=3072, help="mosaic side in pixels")
     p.add_argument("--chunk", type=int, default=1024, help="Zarr/dask chunk of the probability map")
+    p.add_argument("--compare-old", action="store_true",
+                   help="also time the catalog with the template finder's previous (skimage) helpers")
     args = p.parse_args()
 
     from marscraters.assemble import catalog_from_probability
@@ -57,11 +93,30 @@ def main() -> None:
             t = time.perf_counter()
             cat = catalog_from_probability(prob, progress=False)
             t_cat = time.perf_counter() - t
+            if args.compare_old:
+                client.run(use_skimage_helpers, True)
+                t = time.perf_counter()
+                old = catalog_from_probability(prob, progress=False)
+                t_old = time.perf_counter() - t
+                client.run(use_skimage_helpers, False)
+                t = time.perf_counter()
+                cat = catalog_from_probability(prob, progress=False)
+                t_again = time.perf_counter() - t
+                print(f"catalog_from_probability: {t_cat:.2f} s, then {t_again:.2f} s (the mean is reported)")
+                t_cat = (t_cat + t_again) / 2
         finally:
             client.close()
     print(f"segment_to_zarr           {t_seg:7.2f} s  ({n / 1e6 / t_seg:.2f} Mpx/s)")
     print(f"catalog_from_probability  {t_cat:7.2f} s  ({len(cat)} craters)")
     print(f"catalog / segmentation    {t_cat / t_seg:7.3f}")
+    if args.compare_old:
+        import numpy as np
+
+        d = np.hypot(*(old[c].to_numpy()[:, None] - cat[c].to_numpy()[None] for c in ("lon", "lat")))
+        shared = int((d.min(axis=1) < 1e-6).sum()) if len(old) and len(cat) else 0  # < 0.4 m apart
+        print(f"catalog, skimage helpers  {t_old:7.2f} s  ({len(old)} craters, {shared} within 1e-6 deg of the new)")
+        print(f"old catalog / segmentation {t_old / t_seg:6.3f}")
+        print(f"speed-up of the catalog   {t_old / t_cat:7.2f}")
 
 
 if __name__ == "__main__":

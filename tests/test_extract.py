@@ -412,3 +412,274 @@ def test_min_score_drops_low_scoring_circles():
     assert len(kept) == 1 and kept["score"].min() >= cut and kept.attrs["min_score"] == cut
     with pytest.raises(InvalidArgumentError):
         extract_craters(prob, min_score=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# the template finder's fast helpers against the skimage calls they replace
+
+
+def skimage_ncc_bank(img, templates):
+    """The template finder's correlation before the speed-up (frozen copy): match_template per template."""
+    from skimage.feature import match_template
+
+    maps = []
+    for tpl in templates:
+        n = tpl.shape[0]
+        if n < min(img.shape):
+            maps.append(match_template(img, tpl, pad_input=True))
+        else:
+            ncc = match_template(np.pad(img, n), tpl, pad_input=True)
+            maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
+    return maps
+
+
+def skimage_peaks(img, min_distance, threshold):
+    """The template finder's peak search before the speed-up (frozen copy)."""
+    from skimage.feature import peak_local_max
+
+    return peak_local_max(img, min_distance=min_distance, threshold_abs=threshold, exclude_border=False)
+
+
+def match_template_padded(img, tpl):
+    """match_template(pad_input=True) for any template size: pad the image by the template's size."""
+    from skimage.feature import match_template
+
+    p = max(tpl.shape)
+    return match_template(np.pad(img, p), tpl, pad_input=True)[p:-p, p:-p]
+
+
+def finder_templates(f=1):
+    """The templates the finder uses at one scale: every kind, radii of a band (odd sizes)."""
+    return [ex._template(kind, r, 0.7, max(2.0 / f, 1.0)) for kind in ex.TARGETS for r in (1.0, 2.6, 5.0, 8.3, 11.0)]
+
+
+RANDOM_TEMPLATES = [(1, 1), (2, 2), (3, 3), (4, 4), (5, 8), (8, 5), (6, 6), (7, 7), (12, 9)]
+
+
+@pytest.mark.parametrize("shape", [(40, 57), (64, 64), (9, 30)])
+def test_ncc_bank_equals_match_template_on_random_images(shape):
+    rng = np.random.default_rng(sum(shape))
+    img = rng.random(shape)
+    templates = [rng.random(s) for s in RANDOM_TEMPLATES] + [t.astype(np.float64) for t in finder_templates()]
+    got = ex._ncc_bank(img, templates)
+    for tpl, g in zip(templates, got):
+        ref = match_template_padded(img, tpl)
+        assert g.shape == img.shape and g.dtype == np.float64
+        np.testing.assert_allclose(g, ref, rtol=0, atol=1e-9)
+    # float32 in, float32 out, as skimage, and at least as close as skimage's to the exact
+    # (float64) correlation: its float32 cumulative sums round, the summed-area tables do not
+    img32 = img.astype(np.float32)
+    got32 = ex._ncc_bank(img32, [t.astype(np.float32) for t in templates])
+    for tpl, g in zip(templates, got32):
+        exact = match_template_padded(img, tpl)
+        skimage32 = match_template_padded(img32, tpl.astype(np.float32))
+        assert g.dtype == np.float32
+        err = np.abs(g - exact).max()
+        assert err <= 1e-4 and err <= max(np.abs(skimage32 - exact).max(), 1e-5)
+        if min(tpl.shape) > 2:  # tiny windows have tiny variances that amplify rounding
+            assert err <= 1e-5
+
+
+@pytest.mark.parametrize("f", [1, 2, 4])
+def test_ncc_bank_equals_match_template_on_binary_maps(f):
+    """The finder's own inputs: a binarised crater map, block-averaged at the scale's factor."""
+    prob = blur(paint((160, 200), [(40.0, 50.0, 30.0), (120.0, 90.0, 60.0), (170.0, 30.0, 12.0)], kind="outline"))
+    img = ex._downsample(ex._binarize(prob, 0.3, 0.5).astype(np.float32), f, "mean")
+    rng = np.random.default_rng(f)
+    templates = finder_templates(f) + [rng.random(s).astype(np.float32) for s in RANDOM_TEMPLATES]
+    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+        assert g.dtype == ref.dtype == np.float32
+        # both are within 1e-5 of the exact correlation (they round differently in the FFT)
+        np.testing.assert_allclose(g, ref, rtol=0, atol=2e-5)
+        exact = match_template_padded(img.astype(np.float64), tpl.astype(np.float64))
+        np.testing.assert_allclose(g, exact, rtol=0, atol=1e-5)
+        # the same windows have zero variance: the response there is exactly 0 in both
+        flat = ref == 0
+        assert np.array_equal(g[flat], ref[flat])
+
+
+def test_ncc_bank_templates_larger_than_the_image():
+    rng = np.random.default_rng(5)
+    img = (rng.random((12, 17)) > 0.6).astype(np.float32)
+    templates = [ex._template("ring", r, 0.7, 2.0) for r in (6.0, 9.0, 14.0)]  # 17, 23 and 33 px
+    assert all(t.shape[0] >= 12 for t in templates)
+    for g, ref in zip(ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+        assert g.shape == img.shape
+        np.testing.assert_allclose(g, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.75, 1.0])
+def test_ncc_bank_constant_images_give_zero(value):
+    img = np.full((40, 41), value, np.float32)
+    templates = finder_templates()
+    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+        # windows wholly inside the image are constant (the others hold zero padding)
+        h = tpl.shape[0] // 2
+        inner = (slice(h, 40 - h), slice(h, 41 - h))
+        if value == 0:
+            inner = (slice(None), slice(None))
+        assert g[inner].size and np.array_equal(ref[inner], np.zeros_like(ref[inner]))
+        assert np.array_equal(g[inner], np.zeros_like(g[inner]))
+        np.testing.assert_allclose(g, ref, rtol=0, atol=2e-5)
+
+
+def test_ncc_bank_constant_image_off_the_float_grid():
+    # 0.7 is no short binary fraction: the float32 variance S2 - S**2 / V rounds to a tiny value
+    # instead of 0, in skimage too; the response there stays rounding noise
+    img = np.full((40, 41), 0.7, np.float32)
+    templates = finder_templates()
+    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+        h = tpl.shape[0] // 2
+        assert np.abs(g[h : 40 - h, h : 41 - h]).max() < 2e-3 and np.abs(ref[h : 40 - h, h : 41 - h]).max() < 2e-3
+
+
+def test_ncc_bank_a_constant_region_gives_zero_there():
+    img = np.zeros((60, 60), np.float32)
+    img[:, 30:] = 1.0  # windows wholly on either side are constant
+    tpl = ex._template("filled", 3.0, 0.7, 2.0)  # 11 px
+    (g,) = ex._ncc_bank(img, [tpl])
+    assert np.array_equal(g[:, :25], np.zeros((60, 25)))
+    assert np.array_equal(g[5:55, 35:55], np.zeros((50, 20)))
+    assert np.abs(g[5:55, 25:35]).min() > 0.01
+    assert np.abs(g[:, 55:]).min() > 0.01  # the zero padding beyond the edge
+
+
+def test_float32_sums_exact():
+    assert ex._float32_sums_exact(np.zeros((4, 4)))
+    assert ex._float32_sums_exact(np.eye(8, dtype=np.float32))
+    assert ex._float32_sums_exact(np.full((64, 64), 3 / 16, np.float32))  # a block mean
+    assert not ex._float32_sums_exact(np.full((8, 8), 0.1))
+    assert not ex._float32_sums_exact(np.full((4096, 4096 + 1), 1.0, np.float32))  # sums beyond 2**24
+
+
+def peak_test_images():
+    rng = np.random.default_rng(11)
+    quantised = np.round(rng.random((70, 90)) * 6) / 6  # plateaus and ties everywhere
+    smooth = blur(rng.random((80, 64)).astype(np.float32), 2.0)
+    ncc = ex._ncc_bank(ex._binarize(blur(paint((120, 120), SEPARATED[:3])), 0.3, 0.5).astype(np.float32),
+                       [ex._template("filled", 6.0, 0.7, 2.0)])[0]
+    return {
+        "quantised": (quantised, 0.4),
+        "quantised-all-candidates": (quantised + 1.0, 0.5),  # every pixel above: the maximum-filter path
+        "smooth": (smooth, float(np.median(smooth))),
+        "ncc": (ncc, 0.5),
+        "constant-above": (np.full((20, 30), 0.8), 0.5),
+        "constant-below": (np.full((20, 30), 0.3), 0.5),
+        "one-pixel": (np.array([[0.9]]), 0.5),
+        "one-row": (np.array([[0.1, 0.9, 0.9, 0.2, 0.7, 0.6]]), 0.5),
+        "two-by-two": (np.array([[0.9, 0.9], [0.9, 0.9001]], np.float32), 0.5),
+        "nothing-above": (quantised, 2.0),
+    }
+
+
+@pytest.mark.parametrize("name", list(peak_test_images()))
+@pytest.mark.parametrize("min_distance", [1, 2, 3, 5])
+def test_peak_local_max_equals_skimage(name, min_distance):
+    img, thr = peak_test_images()[name]
+    got = ex._peak_local_max(img, min_distance, thr)
+    ref = skimage_peaks(img, min_distance, thr)
+    assert got.shape[1] == 2 and got.dtype == np.intp
+    np.testing.assert_array_equal(got, ref)  # the same peaks in the same order
+
+
+# a network-like map: outline targets of 40 craters of 5-120 px, each with its own peak
+# probability, some with an arc missing, blurred, with multiplicative and additive smooth noise
+# and false blobs
+
+
+def network_like_map(seed, size=384, n=40, kind="outline"):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    d = np.exp(rng.uniform(np.log(5), np.log(120), n))
+    craters = list(zip(rng.uniform(0, size - 1, n), rng.uniform(0, size - 1, n), d))
+    prob = np.zeros((size, size), np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    for x, y, dd in sorted(craters, key=lambda c: -c[2]):
+        one = paint((size, size), [(x, y, dd)], kind=kind, value=rng.uniform(0.4, 0.95))
+        if rng.random() < 0.25:
+            start = rng.uniform(-np.pi, np.pi)
+            one[(np.arctan2(yy - y, xx - x) - start) % (2 * np.pi) < np.radians(rng.uniform(40, 120))] = 0
+        inside = np.hypot(xx - x, yy - y) <= dd / 2 + 1
+        prob[inside] = one[inside]
+    for _ in range(n // 4):  # false blobs
+        prob = np.maximum(prob, paint((size, size), [(*rng.uniform(0, size, 2), rng.uniform(3, 20))],
+                                      value=rng.uniform(0.3, 0.7)))
+    prob = blur(prob, 1.0)
+    prob *= 1 + 0.15 * ndimage.gaussian_filter(rng.standard_normal(prob.shape), 4) * 4
+    prob += 0.05 * ndimage.gaussian_filter(rng.standard_normal(prob.shape), 2) * 2
+    return np.clip(prob, 0, 1).astype(np.float32), craters
+
+
+def assert_same_craters(old, new, max_ties=0.05):
+    """The same craters: twins within 1e-3 px, except ties, at most ``max_ties`` of them.
+
+    Where the correlation has a plateau (two pixels with the same value, common on binary maps
+    and symmetric templates) float rounding picks the peak pixel, differently in the two FFTs:
+    such a crater has the same score and lies within the plateau (a pixel or two away).
+    """
+    assert len(old) == len(new) and list(old.columns) == list(new.columns)
+    if len(old) == 0:
+        return
+    o, n = old.to_numpy(), new.to_numpy()
+    dist = np.hypot(o[:, None, 0] - n[None, :, 0], o[:, None, 1] - n[None, :, 1])
+    j = dist.argmin(axis=1)
+    assert len(set(j)) == len(o), "two old craters have the same nearest new crater"
+    dpos, ddia, dscore = dist[np.arange(len(o)), j], np.abs(o[:, 2] - n[j, 2]), np.abs(o[:, 3] - n[j, 3])
+    assert dscore.max() < 1e-5
+    twin = (dpos < 1e-3) & (ddia < 1e-3)
+    tie = ~twin
+    assert (dpos[tie] <= 2.0).all() and (ddia[tie] <= 0.1 * o[tie, 2]).all()
+    assert tie.sum() <= max_ties * len(o), f"{tie.sum()} of {len(o)} craters moved"
+
+
+def extract_old_and_new(monkeypatch, prob, **kwargs):
+    new = extract_craters(prob, method="template", **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(ex, "_ncc_bank", skimage_ncc_bank)
+        m.setattr(ex, "_peak_local_max", skimage_peaks)
+        old = extract_craters(prob, method="template", **kwargs)
+    return old, new
+
+
+@pytest.mark.parametrize("kind", ex.TARGETS)
+def test_template_finder_gives_the_same_craters_as_before(monkeypatch, kind):
+    prob, craters = network_like_map(seed=ex.TARGETS.index(kind), kind=kind)
+    old, new = extract_old_and_new(monkeypatch, prob, target=kind)
+    assert len(old) >= len(craters) // 2  # a real test: many craters found
+    assert_same_craters(old, new)
+    assert old.attrs == new.attrs
+
+
+def test_template_finder_same_craters_exactly_without_ties(monkeypatch):
+    # blurred disks of non-integer centres: no plateaus in the correlation, every crater a twin
+    prob = blur(paint((200, 220), [(30.3, 40.6, 12.4), (100.2, 35.7, 24.3), (50.6, 120.1, 40.2), (150.4, 140.3, 64.7)]))
+    old, new = extract_old_and_new(monkeypatch, prob * 0.9, target="filled")
+    assert len(old) == 4
+    assert_same_craters(old, new, max_ties=0)
+    np.testing.assert_allclose(new.to_numpy(), old.to_numpy(), rtol=0, atol=1e-3)
+
+
+@pytest.mark.realdata
+def test_template_finder_same_craters_on_the_shipped_models_output(monkeypatch, shared_data):
+    folder = shared_data / "themis-dayir-crops" / "images"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent")
+    from PIL import Image
+
+    from marscraters.model import DEFAULT_WEIGHTS, load_model, read_model_metadata
+    from marscraters.model import predict_image as predict
+
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.skip("no shipped model")
+    model = load_model()
+    meta = read_model_metadata()
+    options = {k: v for k, v in meta.get("extract", {}).items() if k not in ("method", "min_score")}
+    kind = meta.get("training", {}).get("kind", "outline")
+    total = 0
+    for i in (0, 150, 300, 450):
+        img = np.asarray(Image.open(folder / f"crater{i}.jpg"))[..., 0].astype(np.float32)
+        old, new = extract_old_and_new(monkeypatch, predict(model, img), target=kind, **options)
+        assert_same_craters(old, new, max_ties=0.1)
+        total += len(old)
+    assert total > 20
