@@ -115,6 +115,7 @@ def plot(res: dict, ages: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global DRANGE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ages", type=float, nargs="+", default=[0.5, 1.0, 3.0, 3.7])
     p.add_argument("--min-craters", type=int, default=200, help="true craters in the dating range per age")
@@ -125,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--range", type=float, nargs=2, default=list(DRANGE), metavar=("DMIN", "DMAX"),
                    help="dating range in km (default 1 16; 1.6 16 is the shipped model's 16-px completeness floor)")
     args = p.parse_args(argv)
-    global DRANGE
     DRANGE = tuple(args.range)
     if args.fast:
         args.ages, args.tile, args.max_tiles, args.min_craters = [1.0, 3.7], 512, 1, 1
