@@ -46,14 +46,13 @@ DEMO_SEED = 2019
 STEPS = 8
 
 
-def _real_window(tile: str | Path, window: tuple[float, float, float, float] | None, native_m: float) -> Any:
-    """A window of a real image, resampled to the model's native pixel size when far from it."""
+def _real_window(ds: Any, tile: str | Path, window: tuple[float, float, float, float] | None, native_m: float) -> Any:
+    """A window of a real image (``ds``, read from ``tile``), resampled to the model's native
+    pixel size when far from it."""
     from rasterio.enums import Resampling
 
     from .crs import Grid
-    from .mosaic import read_image
 
-    ds = read_image(tile)
     if window is not None:
         x0, y0, x1, y1 = window
         if not (x0 < x1 and y0 < y1):
@@ -163,15 +162,15 @@ def run_demo(
         formed = int(len(surface.formed))
     else:
         steps.set_postfix_str("read the tile")
-        if window is None:
-            from .mosaic import read_image
+        from .mosaic import read_image
 
-            whole = read_image(tile)
+        whole = read_image(tile)
+        if window is None:
             xc, yc = float(whole.x.mean()), float(whole.y.mean())
             half_x = min(1.0, float(abs(whole.x[-1] - whole.x[0])) / 2)
             half_y = min(1.0, float(abs(whole.y[-1] - whole.y[0])) / 2)
             window = (xc - half_x, yc - half_y, xc + half_x, yc + half_y)
-        source = _real_window(tile, window, float(info.get("native_pixel_size_m") or 100.0))
+        source = _real_window(whole, tile, window, float(info.get("native_pixel_size_m") or 100.0))
         source.attrs["source"] = str(tile)
         reference = read_catalog(truth) if truth is not None else None
         truth_meta = {"source": str(truth), "window": list(window)}
@@ -306,19 +305,20 @@ def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, path: Path, 
 
     from ._io import atomic_path
     from .browse import lonlat_coords
-    from .crs import km_to_deg_lat, km_to_deg_lon
+    from .crs import km_to_deg_lat, km_to_deg_lon, wrap_lon
 
     lon, lat = lonlat_coords(ds)
     ext = [lon[0], lon[-1], lat[-1], lat[0]]
+    west = float(min(lon[0], lon[-1])) - 0.5 * abs(float(lon[1] - lon[0]))
     fig, axes = plt.subplots(1, 2, figsize=(14, 7), constrained_layout=True)
     axes[0].imshow(ds["ir"].values, cmap="gray", extent=ext)
     axes[1].imshow(np.asarray(prob), cmap="viridis", vmin=0, vmax=1, extent=ext)
     for ax, cat, colour, title in ((axes[0], truth, "tab:orange", "image with the reference craters"),
                                    (axes[1], detected, "cyan", "crater probability with the detected craters")):
         if cat is not None:
-            for c in cat.itertuples():
-                ax.add_patch(Ellipse((c.lon if lon[0] < 180 or c.lon >= 0 else c.lon + 360, c.lat),
-                                     km_to_deg_lon(c.diameter_km, c.lat), km_to_deg_lat(c.diameter_km),
+            # catalog longitudes onto the mosaic's own contiguous axis (as the browser does)
+            for x, c in zip(wrap_lon(cat["lon"].to_numpy(), west), cat.itertuples()):
+                ax.add_patch(Ellipse((x, c.lat), km_to_deg_lon(c.diameter_km, c.lat), km_to_deg_lat(c.diameter_km),
                                      fill=False, ec=colour, lw=0.7))
         ax.set_title(title)
         ax.set_xlabel("longitude (°E)")
