@@ -24,7 +24,10 @@ block is:
    window with the same halo, all windows of a block have one shape, and up to ``batch_size`` of
    them go into one ``predict_on_batch`` call.  By default a block is one window (the halo work is
    paid once per block, not once per small tile: a 512-px tile with an exact 512-px halo does 9x
-   the work of its pixels, a 3072-px block 1.8x);
+   the work of its pixels, a 3072-px block 1.8x).  Only the encoder and the coarse decoder levels
+   run on the whole window; the four finest decoder levels, three quarters of the network's
+   work, run on the core plus a few pixels (:func:`~marscraters.model.staged_model`, exact), so
+   the halo costs about a third of what a whole-window prediction pays for it;
 4. cropped back to the core.  No-data pixels get probability 0; blocks without data skip the
    network entirely.
 

@@ -284,6 +284,56 @@ def test_tiled_prediction_equals_whole_image(fixed_model):
     assert np.abs(rough - whole).max() > 1e-4
 
 
+@pytest.mark.parametrize("kernel_size", [3, 7])
+def test_staged_model_equals_the_whole_window_on_its_core(kernel_size):
+    """The fine decoder levels run on the core plus staged_margin only, with the same numbers."""
+    keras.utils.set_random_seed(kernel_size)
+    model = mm.symmetric_unet(kernel_size=kernel_size, filter_multiple=0.5)
+    x = np.random.default_rng(kernel_size).random((2, 640, 768, 1), dtype=np.float32)
+    whole = np.asarray(model.predict_on_batch(x))
+    margin = mm.staged_margin(kernel_size)
+    assert margin == (kernel_size // 2) * 2**mm.STAGED_LEVELS
+    # an interior core [256, 384) x [128, 640) and the crop that keeps it plus the margin
+    top, bottom, left, right = 256 - margin, 640 - 384 - margin, 128 - margin, 0
+    staged = mm.staged_model(model, (top, bottom, left, right))
+    assert staged is mm.staged_model(model, (top, bottom, left, right))  # cached per geometry
+    part = np.asarray(staged.predict_on_batch(x))
+    assert part.shape == (2, 640 - top - bottom, 768 - left - right, 1)
+    core = part[:, margin:-margin, margin:]
+    np.testing.assert_allclose(core, whole[:, 256:384, 128:], atol=1e-6)
+    # the margin is needed: one level less of context and the fine levels see the crop's zero padding
+    tight = mm.staged_model(model, (256, 640 - 384, 128, 0))
+    assert np.abs(np.asarray(tight.predict_on_batch(x)) - whole[:, 256:384, 128:]).max() > 1e-4
+
+
+def test_staged_prediction_is_the_default_and_exact(fixed_model, monkeypatch):
+    img = np.random.default_rng(8).random((200, 1500)) * 255
+    whole = mm.predict_image(fixed_model, img, tile=None)
+    calls = []
+    real = mm.staged_model
+    monkeypatch.setattr(mm, "staged_model", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    tiled = mm.predict_image(fixed_model, img, tile=256, batch_size=2)
+    assert calls, "tiled prediction did not use the staged model"
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    padded = mm.pad_to_multiple(mm.normalise_image(img), 128, mode="reflect")[0]
+    jobs = [(r, c) for r in mm._windows(padded.shape[0], 256, 512) for c in mm._windows(padded.shape[1], 256, 512)]
+    plain = mm.predict_windows(fixed_model, padded, jobs, 2, staged=False)
+    np.testing.assert_allclose(mm.predict_windows(fixed_model, padded, jobs, 2), plain, atol=1e-5)
+
+
+def test_staged_model_refuses_bad_crops_and_skips_other_architectures(fixed_model):
+    with pytest.raises(InvalidArgumentError, match="multiples of 16"):
+        mm.staged_model(fixed_model, (8, 0, 0, 0))
+    with pytest.raises(InvalidArgumentError, match="levels"):
+        mm.staged_model(fixed_model, (0, 0, 0, 0), levels=0)
+    inputs = keras.Input((None, None, 1))
+    other = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+    assert mm.staged_model(other, (16, 16, 16, 16)) is None
+    img = np.random.default_rng(9).random((300, 300)) * 255
+    prob = mm.predict_image(other, img, tile=128, halo=0)  # whole windows, no staging
+    assert prob.shape == (300, 300) and np.isfinite(prob).all()
+
+
 def test_windows_cover_every_pixel_once_with_enough_context():
     for size in (128, 640, 1536, 4096):
         for tile, halo in ((128, 0), (256, 512), (512, 128), (1024, 512)):
@@ -459,11 +509,15 @@ def test_forward_pass_under_a_second_backend(tmp_path, fixed_model):
         x = np.load({str(tmp_path / 'x.npy')!r})
         np.save({str(tmp_path / 'y.npy')!r}, np.asarray(model.predict_on_batch(x)))
         print(predict_image(model, x[0, :, :, 0] * 255, tile=None).shape)
+        whole = predict_image(model, x[0, :, :, 0] * 255, tile=None)
+        staged = predict_image(model, x[0, :, :, 0] * 255, tile=128)  # staged windows
+        print("staged diff", float(np.abs(staged - whole).max()))
         """,
         KERAS_BACKEND=backend,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(128, 256)" in result.stdout
+    assert float(result.stdout.split("staged diff")[1].split()[0]) < 1e-5
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-4)
 
 
