@@ -726,10 +726,33 @@ def staged_model(model: "keras.Model", crop: tuple[int, int, int, int], levels: 
                 x = found[f"up{level}_dropout"](x)
             x = found[f"up{level}_add"]([x, cut(found[f"down{level}_conv"].output, level)])
         staged = keras.Model(model.inputs, found["output_conv"](x), name=f"{model.name}_staged")
+        _quiet_retracing_warning()
         if len(_STAGED) >= _STAGED_MAX:
             _STAGED.pop(next(iter(_STAGED)))
         _STAGED[key] = (model, staged)
         return staged
+
+
+class _NoRetracingNoise:
+    """Drops TensorFlow's "triggered tf.function retracing" warning, and only that one.
+
+    Each staged geometry is its own Keras model whose predict function is traced once; TF's
+    heuristic counts those first traces as retracing and warns about a problem that is not there.
+    """
+
+    def filter(self, record: Any) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_RETRACE_FILTER = _NoRetracingNoise()
+
+
+def _quiet_retracing_warning() -> None:
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if _RETRACE_FILTER not in logger.filters:
+        logger.addFilter(_RETRACE_FILTER)
 
 
 def _job_crop(job: tuple[tuple[int, int, int, int], tuple[int, int, int, int]], margin: int, step: int) -> tuple[int, int, int, int]:

@@ -321,6 +321,17 @@ def test_staged_prediction_is_the_default_and_exact(fixed_model, monkeypatch):
     np.testing.assert_allclose(mm.predict_windows(fixed_model, padded, jobs, 2), plain, atol=1e-5)
 
 
+def test_staged_models_silence_only_the_retracing_warning(fixed_model):
+    import logging
+
+    mm.staged_model(fixed_model, (128, 128, 0, 0))
+    logger = logging.getLogger("tensorflow")
+    noise = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "5 out of the last 5 calls to <f> triggered tf.function retracing.", None, None)
+    other = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "something else went wrong", None, None)
+    assert not logger.filter(noise)
+    assert logger.filter(other)
+
+
 def test_staged_model_refuses_bad_crops_and_skips_other_architectures(fixed_model):
     with pytest.raises(InvalidArgumentError, match="multiples of 16"):
         mm.staged_model(fixed_model, (8, 0, 0, 0))
