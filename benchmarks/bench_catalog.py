@@ -39,24 +39,7 @@ def use_skimage_helpers(on: bool = True) -> None:
     if not on:
         ex._ncc_bank, ex._peak_local_max = ex._fast_helpers
         return
-    import numpy as np
-    from skimage.feature import match_template, peak_local_max
-
-    def ncc_bank(img, templates):
-        maps = []
-        for tpl in templates:
-            n = tpl.shape[0]
-            if n < min(img.shape):
-                maps.append(match_template(img, tpl, pad_input=True))
-            else:
-                ncc = match_template(np.pad(img, n), tpl, pad_input=True)
-                maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
-        return maps
-
-    def peaks(img, min_distance, threshold):
-        return peak_local_max(img, min_distance=min_distance, threshold_abs=threshold, exclude_border=False)
-
-    ex._ncc_bank, ex._peak_local_max = ncc_bank, peaks
+    ex._ncc_bank, ex._peak_local_max = ex._reference_ncc_bank, ex._reference_peak_local_max
 
 
 def main() -> None:

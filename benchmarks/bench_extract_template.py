@@ -41,33 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from marscraters import extract as ex
 
 
-def old_ncc_bank(img: np.ndarray, templates: list[np.ndarray]) -> list[np.ndarray]:
-    """The previous implementation: ``match_template`` per template (padding big templates)."""
-    from skimage.feature import match_template
-
-    maps = []
-    for tpl in templates:
-        n = tpl.shape[0]
-        if n < min(img.shape):
-            maps.append(match_template(img, tpl, pad_input=True))
-        else:
-            ncc = match_template(np.pad(img, n), tpl, pad_input=True)
-            maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
-    return maps
-
-
-def old_peak_local_max(img: np.ndarray, min_distance: int, threshold: float) -> np.ndarray:
-    """The previous implementation: ``skimage.feature.peak_local_max``."""
-    from skimage.feature import peak_local_max
-
-    return peak_local_max(img, min_distance=min_distance, threshold_abs=threshold, exclude_border=False)
-
-
 @contextlib.contextmanager
 def old_helpers() -> Iterator[None]:
     """Run the template finder with the skimage calls it made before the speed-up."""
     saved = ex._ncc_bank, ex._peak_local_max
-    ex._ncc_bank, ex._peak_local_max = old_ncc_bank, old_peak_local_max
+    ex._ncc_bank, ex._peak_local_max = ex._reference_ncc_bank, ex._reference_peak_local_max
     try:
         yield
     finally:

@@ -1072,6 +1072,33 @@ def _correlation_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
     return np.conjugate(spec, out=spec)
 
 
+def _reference_ncc_bank(img: np.ndarray, templates: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """What :func:`_ncc_bank` computes, the slow way: ``match_template`` per template.
+
+    The template finder's correlation before its speed-up, kept as the oracle that the tests and
+    ``benchmarks/`` compare :func:`_ncc_bank` against.  A template larger than the image is matched
+    on the zero-padded image and the result cropped back.
+    """
+    from skimage.feature import match_template
+
+    maps = []
+    for tpl in templates:
+        n = tpl.shape[0]
+        if n < min(img.shape):
+            maps.append(match_template(img, tpl, pad_input=True))
+        else:
+            ncc = match_template(np.pad(img, n), tpl, pad_input=True)
+            maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
+    return maps
+
+
+def _reference_peak_local_max(img: np.ndarray, min_distance: int, threshold: float) -> np.ndarray:
+    """What :func:`_peak_local_max` computes, through skimage (the oracle, as above)."""
+    from skimage.feature import peak_local_max
+
+    return peak_local_max(img, min_distance=min_distance, threshold_abs=threshold, exclude_border=False)
+
+
 def _ncc_bank(img: np.ndarray, templates: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Normalised cross-correlation of one image with each of several templates.
 

@@ -415,29 +415,7 @@ def test_min_score_drops_low_scoring_circles():
 
 
 # --------------------------------------------------------------------------------------------
-# the template finder's fast helpers against the skimage calls they replace
-
-
-def skimage_ncc_bank(img, templates):
-    """The template finder's correlation before the speed-up (frozen copy): match_template per template."""
-    from skimage.feature import match_template
-
-    maps = []
-    for tpl in templates:
-        n = tpl.shape[0]
-        if n < min(img.shape):
-            maps.append(match_template(img, tpl, pad_input=True))
-        else:
-            ncc = match_template(np.pad(img, n), tpl, pad_input=True)
-            maps.append(np.ascontiguousarray(ncc[n:-n, n:-n]))
-    return maps
-
-
-def skimage_peaks(img, min_distance, threshold):
-    """The template finder's peak search before the speed-up (frozen copy)."""
-    from skimage.feature import peak_local_max
-
-    return peak_local_max(img, min_distance=min_distance, threshold_abs=threshold, exclude_border=False)
+# the template finder's fast helpers against the skimage calls they replace (extract._reference_*)
 
 
 def match_template_padded(img, tpl):
@@ -487,7 +465,7 @@ def test_ncc_bank_equals_match_template_on_binary_maps(f):
     img = ex._downsample(ex._binarize(prob, 0.3, 0.5).astype(np.float32), f, "mean")
     rng = np.random.default_rng(f)
     templates = finder_templates(f) + [rng.random(s).astype(np.float32) for s in RANDOM_TEMPLATES]
-    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), ex._reference_ncc_bank(img, templates)):
         assert g.dtype == ref.dtype == np.float32
         # both are within 1e-5 of the exact correlation (they round differently in the FFT)
         np.testing.assert_allclose(g, ref, rtol=0, atol=2e-5)
@@ -503,7 +481,7 @@ def test_ncc_bank_templates_larger_than_the_image():
     img = (rng.random((12, 17)) > 0.6).astype(np.float32)
     templates = [ex._template("ring", r, 0.7, 2.0) for r in (6.0, 9.0, 14.0)]  # 17, 23 and 33 px
     assert all(t.shape[0] >= 12 for t in templates)
-    for g, ref in zip(ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+    for g, ref in zip(ex._ncc_bank(img, templates), ex._reference_ncc_bank(img, templates)):
         assert g.shape == img.shape
         np.testing.assert_allclose(g, ref, rtol=0, atol=1e-5)
 
@@ -512,7 +490,7 @@ def test_ncc_bank_templates_larger_than_the_image():
 def test_ncc_bank_constant_images_give_zero(value):
     img = np.full((40, 41), value, np.float32)
     templates = finder_templates()
-    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), ex._reference_ncc_bank(img, templates)):
         # windows wholly inside the image are constant (the others hold zero padding)
         h = tpl.shape[0] // 2
         inner = (slice(h, 40 - h), slice(h, 41 - h))
@@ -528,7 +506,7 @@ def test_ncc_bank_constant_image_off_the_float_grid():
     # instead of 0, in skimage too; the response there stays rounding noise
     img = np.full((40, 41), 0.7, np.float32)
     templates = finder_templates()
-    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), skimage_ncc_bank(img, templates)):
+    for tpl, g, ref in zip(templates, ex._ncc_bank(img, templates), ex._reference_ncc_bank(img, templates)):
         h = tpl.shape[0] // 2
         assert np.abs(g[h : 40 - h, h : 41 - h]).max() < 2e-3 and np.abs(ref[h : 40 - h, h : 41 - h]).max() < 2e-3
 
@@ -577,7 +555,7 @@ def peak_test_images():
 def test_peak_local_max_equals_skimage(name, min_distance):
     img, thr = peak_test_images()[name]
     got = ex._peak_local_max(img, min_distance, thr)
-    ref = skimage_peaks(img, min_distance, thr)
+    ref = ex._reference_peak_local_max(img, min_distance, thr)
     assert got.shape[1] == 2 and got.dtype == np.intp
     np.testing.assert_array_equal(got, ref)  # the same peaks in the same order
 
@@ -636,8 +614,8 @@ def assert_same_craters(old, new, max_ties=0.05):
 def extract_old_and_new(monkeypatch, prob, **kwargs):
     new = extract_craters(prob, method="template", **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(ex, "_ncc_bank", skimage_ncc_bank)
-        m.setattr(ex, "_peak_local_max", skimage_peaks)
+        m.setattr(ex, "_ncc_bank", ex._reference_ncc_bank)
+        m.setattr(ex, "_peak_local_max", ex._reference_peak_local_max)
         old = extract_craters(prob, method="template", **kwargs)
     return old, new
 
