@@ -51,7 +51,7 @@ def _real_window(ds: Any, tile: str | Path, window: tuple[float, float, float, f
     pixel size when far from it."""
     from rasterio.enums import Resampling
 
-    from .crs import Grid
+    from .crs import Grid, pixel_scale_m
 
     if window is not None:
         x0, y0, x1, y1 = window
@@ -63,9 +63,7 @@ def _real_window(ds: Any, tile: str | Path, window: tuple[float, float, float, f
                 f"window {window} holds {ds.sizes['x']} x {ds.sizes['y']} px of {tile}; give a window inside the "
                 "image, in its own x/y coordinates (degrees east/north for THEMIS tiles), at least 64 px wide"
             )
-    from .crs import KM_PER_DEGREE
-
-    px_m = KM_PER_DEGREE * 1000.0 / abs(float(Grid.from_dataset(ds).px_per_deg()[1]))  # N-S: true to scale
+    px_m = pixel_scale_m(abs(float(Grid.from_dataset(ds).px_per_deg()[1])))  # N-S: true to scale
     ds = ds.load()
     if abs(px_m / native_m - 1.0) > 0.3:
         # the network learned craters at ~100 m/px: resample (bilinear) like detect() does
@@ -139,8 +137,9 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     info = model_info(None)
+    native_m = float(info["native_pixel_size_m"])  # model_info fills in the default when a file has none
     # the range in km follows the model's native pixel size (the cube is at that scale)
-    range_km = (DEMO_MIN_DIAMETER_PX * float(info.get("native_pixel_size_m") or 100.0) / 1000.0, DEMO_RANGE_KM[1])
+    range_km = (DEMO_MIN_DIAMETER_PX * native_m / 1000.0, DEMO_RANGE_KM[1])
     steps = tqdm(total=STEPS, desc="demo", disable=not progress, unit="step")
 
     # 1. the input image and its truth
@@ -170,7 +169,7 @@ def run_demo(
             half_x = min(1.0, float(abs(whole.x[-1] - whole.x[0])) / 2)
             half_y = min(1.0, float(abs(whole.y[-1] - whole.y[0])) / 2)
             window = (xc - half_x, yc - half_y, xc + half_x, yc + half_y)
-        source = _real_window(whole, tile, window, float(info.get("native_pixel_size_m") or 100.0))
+        source = _real_window(whole, tile, window, native_m)
         source.attrs["source"] = str(tile)
         reference = read_catalog(truth) if truth is not None else None
         truth_meta = {"source": str(truth), "window": list(window)}
