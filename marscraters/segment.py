@@ -24,7 +24,8 @@ block is:
    window with the same halo, all windows of a block have one shape, and up to ``batch_size`` of
    them go into one ``predict_on_batch`` call.  By default a block is one window (the halo work is
    paid once per block, not once per small tile: a 512-px tile with an exact 512-px halo does 9x
-   the work of its pixels, a 3072-px block 1.8x).  Only the encoder and the coarse decoder levels
+   the work of its pixels, a 3072-px block 1.8x), and automatic blocks are the fewest whose
+   windows fit in memory (a mosaic up to 4096 px on a side is one block, with no halo at all).  Only the encoder and the coarse decoder levels
    run on the whole window; the four finest decoder levels, three quarters of the network's
    work, run on the core plus a few pixels (:func:`~marscraters.model.staged_model`, exact), so
    the halo costs about a third of what a whole-window prediction pays for it;
@@ -281,10 +282,12 @@ def _normalise_block(block: np.ndarray, lo: float, hi: float, fill: float) -> tu
     Unlike ``normalise_image`` it never raises: constant and all-NaN blocks are legitimate parts
     of a mosaic, and no-data pixels get ``fill`` (already in 0..1) instead of the block's mean.
     """
-    values = block.astype(np.float64, copy=False)
-    valid = np.isfinite(values)
-    out = np.empty(block.shape, dtype=np.float32)
-    out[...] = np.clip((values - lo) / (hi - lo), 0.0, 1.0)  # NaN stays NaN here ...
+    # float32 in place: a block is tens of Mpx, and float64 temporaries cost ~5 % of a block's time
+    out = np.array(block, dtype=np.float32)
+    valid = np.isfinite(out)
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
+    np.clip(out, 0.0, 1.0, out=out)  # NaN stays NaN here ...
     out[~valid] = fill  # ... and is replaced by the one mosaic-wide constant
     return out, valid
 
@@ -328,9 +331,11 @@ def _predict_block(
     ly0, ly1 = by + core[0].start, by + core[0].stop
     lx0, lx1 = bx + core[1].start, bx + core[1].stop
     if tile is None:
-        # one window per block, unless it would not fit in memory
+        # one window per block, unless it would not fit in memory (windows slide inwards at the
+        # mosaic's edge, so an edge block's window is its core plus a one-sided halo)
         span = max(_round_up(ly1, MULTIPLE) - ly0 // MULTIPLE * MULTIPLE, _round_up(lx1, MULTIPLE) - lx0 // MULTIPLE * MULTIPLE)
-        tile_px = span if (span + 2 * halo) ** 2 <= _MAX_WINDOW_PX else _AUTO_BLOCK
+        window = min(span + 2 * halo, x.shape[0]) * min(span + 2 * halo, x.shape[1])
+        tile_px = span if window <= _MAX_WINDOW_PX else _AUTO_BLOCK
     else:
         tile_px = _round_up(tile, MULTIPLE)
     rows = _axis_windows(x.shape[0], ly0, ly1, tile_px, halo)
@@ -390,12 +395,67 @@ def _storage_chunks(ir: xr.DataArray) -> tuple[int, int] | None:
     return None
 
 
-def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Dask chunks of the inference blocks: ``chunks`` (or automatic), merged so that each is >= depth."""
+def _split_axis(n: int, k: int, depth: int, step: int) -> tuple[int, ...]:
+    """``k`` blocks over ``n`` pixels with borders on multiples of ``step``; edge blocks, which
+    have a halo on one side only, get ``depth`` more pixels than interior ones (equal windows)."""
+    inner = (n - 2 * depth) / k if k > 1 else n
+    sizes = [inner + depth] + [inner] * (k - 2) + [inner + depth] if k > 1 else [n]
+    borders = sorted({min(n, max(step, int(round(b / step)) * step)) for b in np.cumsum(sizes)[:-1]} - {n})
+    edges = [0, *borders, n]
+    return tuple(int(b - a) for a, b in zip(edges[:-1], edges[1:]) if b > a)
+
+
+def _auto_axis(n: int, step: int, depth: int, min_blocks: int = 1) -> tuple[int, ...]:
+    """Automatic block sizes along one axis: the fewest blocks whose windows stay within the
+    window of an interior ``_AUTO_BLOCK`` block (``_AUTO_BLOCK + 2 depth``), and at least
+    ``min_blocks``.  Every border costs ``2 depth`` pixels of halo, so fewer blocks do less work:
+    an axis that fits in one window is one block and has no halo at all."""
+    core = max(_AUTO_BLOCK, step)
+    edge = core + depth  # an edge block's core: its window is as wide as an interior block's
+    if n <= core + 2 * depth:
+        k = 1
+    elif n <= 2 * edge:
+        k = 2
+    else:
+        k = 2 + math.ceil((n - 2 * edge) / core)
+    k = max(k, min(int(min_blocks), max(1, n // max(step, depth, 1))))
+    while True:
+        sizes = _split_axis(n, k, depth, step)
+        # rounding borders to the storage grid may push a block past its window: one more block
+        if len(sizes) == 1 or (max(sizes[0], sizes[-1]) <= edge and max(sizes[1:-1], default=0) <= core) or k >= n // step:
+            return sizes
+        k += 1
+
+
+def _cluster_workers() -> int:
+    """Workers of the default distributed client (1 without one): automatic blocks give each a block."""
+    client = _default_client()
+    if client is None:
+        return 1
+    try:
+        return max(1, len(client.scheduler_info().get("workers", {})))
+    except Exception:  # noqa: BLE001 - a closed or unreachable client is not this call's problem
+        return 1
+
+
+def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int, workers: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Dask chunks of the inference blocks: ``chunks`` (or automatic), merged so that each is >= depth.
+
+    Automatic blocks (``chunks=None``) are the fewest, storage-aligned blocks whose windows fit
+    the memory of one interior ``_AUTO_BLOCK`` block (:func:`_auto_axis`); when that gives fewer
+    blocks than ``workers``, the longer axis is split further so that every worker has one.
+    """
     ny, nx = ir.shape
     if chunks is None:
         storage = _storage_chunks(ir) or (MULTIPLE, MULTIPLE)
-        target = tuple(n if s >= _AUTO_BLOCK else max(s, _AUTO_BLOCK // s * s) for s, n in zip(storage, (ny, nx)))
+        ky, kx = len(_auto_axis(ny, storage[0], depth)), len(_auto_axis(nx, storage[1], depth))
+        most_y, most_x = (max(1, n // max(s, depth, 1)) for n, s in zip((ny, nx), storage))
+        while ky * kx < workers and (ky < most_y or kx < most_x):
+            if kx >= most_x or (ky < most_y and ny / ky >= nx / kx):
+                ky += 1
+            else:
+                kx += 1
+        target = (_auto_axis(ny, storage[0], depth, ky), _auto_axis(nx, storage[1], depth, kx))
     elif isinstance(chunks, Mapping):
         unknown = set(chunks) - {"y", "x"}
         if unknown:
@@ -483,10 +543,13 @@ def segment(
         (see ``tile``).  Batches never exceed about 19 Mpx.
     chunks
         Inference blocks: an int, ``(rows, cols)``, ``{"y": rows, "x": cols}``, or None for
-        blocks of about 3072 px that are multiples of the input's storage chunks.  Blocks
-        thinner than ``depth`` are merged with a neighbour.  Larger blocks waste less work on
-        halos (a block of side B does ``((B + 2 depth) / B)**2`` the work of its pixels) but
-        need more memory.
+        automatic blocks: the fewest, aligned to the input's storage chunks, whose windows
+        (block plus halo) are no larger than an interior 3072-px block's (4096 px with the
+        default depth).  A mosaic up to 4096 px on a side is one block and pays no halo; larger
+        ones get ~3072-px interior and ~3584-px edge blocks.  With a distributed client as the
+        default, blocks are split further until every worker has one.  Blocks thinner than
+        ``depth`` are merged with a neighbour.  Larger blocks waste less work on halos (a block
+        of side B does ``((B + 2 depth) / B)**2`` the work of its pixels) but need more memory.
     tile
         Core size (a multiple of 128) of the windows a block is cut into.  None: the whole block
         is one window unless that exceeds about 4224 x 4224 px, then 3072-px cores.
@@ -554,7 +617,7 @@ def _segment(
     if ny == 0 or nx == 0:
         raise MosaicError(f"the mosaic is empty (ir has shape {ir.shape})")
     grid = Grid.from_dataset(ds)
-    block_chunks = _block_chunks(ir, chunks, depth)
+    block_chunks = _block_chunks(ir, chunks, depth, _cluster_workers() if chunks is None else 1)
     data = ir.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=block_chunks)
@@ -937,7 +1000,7 @@ def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--gpus", help="start a local cluster: 'auto' (GPUs if any, else CPU) or a number of GPUs (0 = CPU)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://head:8786")
     s.add_argument("--batch-size", type=int, default=4, help="windows per predict call (default 4)")
-    s.add_argument("--chunk", type=int, help="inference block side in pixels (default: ~3072, storage-aligned)")
+    s.add_argument("--chunk", type=int, help="inference block side in pixels (default: the fewest storage-aligned blocks whose 4096-px windows fit)")
     s.add_argument("--tile", type=int, help="window core side when blocks are cut into windows")
     s.add_argument("--depth", type=int, help="overlap in pixels (default: the receptive field, 512 for 3x3)")
     s.add_argument("--value-range", nargs=2, type=float, default=[0.0, 255.0], metavar=("LOW", "HIGH"))

@@ -109,6 +109,40 @@ def test_any_chunking_equals_one_whole_image_prediction(ds, tiny_model, referenc
     assert values.min() >= 0 and values.max() <= 1
 
 
+@pytest.mark.parametrize("n", [300, 3072, 4096, 4200, 6144, 7168, 7200, 10000, 20000, 92160])
+@pytest.mark.parametrize("step,depth", [(512, 512), (128, 512), (1024, 512), (128, 1536)])
+def test_automatic_blocks_are_the_fewest_whose_windows_fit(n, step, depth):
+    sizes = sg._auto_axis(n, step, depth)
+    assert sum(sizes) == n and min(sizes) > 0
+    assert all(b % step == 0 for b in np.cumsum(sizes)[:-1])  # borders on the storage grid
+    core = max(sg._AUTO_BLOCK, step)
+    if len(sizes) == 1:
+        assert n <= core + 2 * depth  # one block: a window no wider than an interior block's
+    else:
+        # every window (core plus the halo towards its neighbours) fits an interior block's window
+        assert max(sizes[0], sizes[-1]) + depth <= core + 2 * depth
+        assert all(s + 2 * depth <= core + 2 * depth for s in sizes[1:-1])
+        # and one block fewer could not fit (each border costs 2 * depth of halo work), unless
+        # coarse storage chunks leave no border where the fewest blocks would need one
+        fewer = len(sizes) - 1 - (step > 512)
+        assert n > (core + 2 * depth if fewer == 1 else 2 * (core + depth) + (fewer - 2) * core)
+
+
+def test_automatic_blocks_give_every_worker_a_block():
+    ir = xr.DataArray(da.zeros((4096, 4096), chunks=512), dims=("y", "x"))
+    ir.encoding["chunks"] = (512, 512)
+    assert sg._block_chunks(ir, None, 512) == ((4096,), (4096,))  # no halo at all
+    ys, xs = sg._block_chunks(ir, None, 512, workers=4)
+    assert len(ys) * len(xs) >= 4 and ys == xs == (2048, 2048)
+    ys, xs = sg._block_chunks(ir, None, 512, workers=3)
+    assert len(ys) * len(xs) >= 3
+    # a thin strip is split along its long axis only
+    strip = xr.DataArray(da.zeros((512, 6144), chunks=512), dims=("y", "x"))
+    strip.encoding["chunks"] = (512, 512)
+    ys, xs = sg._block_chunks(strip, None, 512, workers=4)
+    assert ys == (512,) and len(xs) >= 4
+
+
 def test_the_seam_test_can_fail_without_overlap(ds, tiny_model, reference):
     """Negative control: with no overlap the block borders do show (so the test above means something)."""
     values = sg.segment(ds, tiny_model[1], chunks=(600, 700), depth=0).compute(scheduler="threads").values
