@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +57,9 @@ __all__ = [
     "ModelAge",
     "format_age",
     "model_age",
+    "DetectorResponse",
+    "fit_response",
+    "load_response",
     "plot_csfd",
     "add_age_parser",
     "run_age_cli",
@@ -855,6 +860,10 @@ class ModelAge:
         Diameter range used, km (snapped outwards to bin boundaries unless ``snap=False``).
     area_km2
         Count area, km².
+    response
+        Name of the detector response the count was corrected for ("" for none).
+    expected_false
+        With a response: the false detections it expects at ``age`` in the range.
     """
 
     age: float
@@ -870,6 +879,8 @@ class ModelAge:
     n1_lower: float = math.nan
     n1_upper: float = math.nan
     source: str = ""
+    response: str = ""
+    expected_false: float = math.nan
     likelihood: pd.DataFrame | None = field(default=None, repr=False)
     diameters: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     fractions: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
@@ -888,6 +899,8 @@ class ModelAge:
         d0, d1 = self.diameter_range
         n = f"{self.n:g}" if abs(self.n - round(self.n)) < 1e-9 else f"{self.n:.1f}"
         how = "Poisson likelihood (Michael et al. 2016)" if self.method == "poisson" else "cumulative fit"
+        if self.response:
+            how += f", corrected for the detector response of {self.response} ({self.expected_false:.1f} false expected)"
         return (
             f"Model age {self.age_text()} (1σ {self.lower:.3g}-{self.upper:.3g} Ga), {self.epoch}\n"
             f"  {n} craters of {_fmt_d(d0)}-{_fmt_d(d1)} km on {_fmt_area(self.area_km2)} km², "
@@ -900,7 +913,8 @@ class ModelAge:
         return {"age_ga": self.age, "lower_ga": self.lower, "upper_ga": self.upper, "n": self.n, "n1": self.n1,
                 "n1_lower": self.n1_lower, "n1_upper": self.n1_upper, "epoch": self.epoch, "system": self.system,
                 "method": self.method, "dmin_km": self.diameter_range[0], "dmax_km": self.diameter_range[1],
-                "area_km2": self.area_km2, "source": self.source}
+                "area_km2": self.area_km2, "source": self.source, "response": self.response,
+                "expected_false": self.expected_false}
 
     def plot(self, ax: Any = None, *, kind: str = "cumulative", bins: str = "pseudo-log", out: Any = None,
              overwrite: bool = False, **kwargs: Any) -> Any:
@@ -943,6 +957,423 @@ def format_age(age: float, lower: float | None = None, upper: float | None = Non
     return f"{text} +{(upper - age) * f:.{digits}f}/-{(age - lower) * f:.{digits}f} {unit}"
 
 
+# --------------------------------------------------------------------------------------------
+# Detector response: completeness, false craters and diameter error of an automatic catalog
+# --------------------------------------------------------------------------------------------
+RESPONSE_VERSION = 1
+# crowding scale: N(1) of 1e-3 per km² (about a 3.6 Ga surface in Neukum-Ivanov)
+_CROWDING_N1 = 1e-3
+
+
+def _crowding(n1: Any) -> np.ndarray:
+    """log10(1 + N1 / 1e-3): ~linear in N(1) on young surfaces, logarithmic on saturated ones."""
+    return np.log10(1.0 + np.asarray(n1, dtype=float) / _CROWDING_N1)
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free 1 / (1 + exp(-z))
+
+
+@dataclass(frozen=True)
+class DetectorResponse:
+    """How an automatic crater detector sees a surface, for dating its catalogs.
+
+    An automatic catalog is not a complete count: it misses craters (more of them, and more of
+    the small ones, as a surface crowds), adds false ones, and measures diameters with an error.
+    Dated as if it were complete, a sparsely cratered surface reads too old (the false craters)
+    and a crowded one too young (the misses).  With a response, :func:`model_age` dates a
+    detected count against the number of detections *expected* at each age::
+
+        E[k](t) = A [ integral r(D, t) n(D, t) P(d0 <= D s < d1) dD  +  integral_d0^d1 f(D, t) dD ]
+
+    with ``n(D, t)`` the production function at age t, ``r`` the recall (a plateau that falls
+    with the crowding ``g = log10(1 + N(1)/1e-3)``, times a logistic in log10 D whose midpoint
+    moves with g: crowded surfaces lose their small craters first), ``s`` the detected/true
+    diameter ratio (log-normal) and ``f`` the false craters per km² per unit log10 D
+    (``log10 f`` linear in log10 D and g).  Fit one with :func:`fit_response` on synthetic
+    surfaces of known age (``benchmarks/calibrate_response.py``).
+
+    Attributes
+    ----------
+    recall_coef
+        ``(c0, c1, c2, c3, q0, q1)``: ``r = logistic(q0 + q1 g) * logistic(c0 + c1 L + (c2 + c3 L) g)``,
+        L = log10(D / km).
+    false_coef
+        ``(a0, a1, a2)``: ``log10 f = a0 + a1 L + a2 g``, f per km² per unit log10 D.
+    diameter_coef
+        ``(b0, b1, s0, s1)``: log10(detected D / true D) is normal with median ``b0 + b1 g`` and
+        standard deviation ``s0 + s1 g`` (degraded craters on crowded surfaces are measured
+        smaller and less precisely).
+    d_range
+        Diameters (km) the calibration covered; ages are refused outside it.
+    n1_range
+        N(1) per km² of the calibration surfaces (beyond it the response is extrapolated).
+    name
+        The detector (model) it describes.
+    system
+        Chronology system whose ages defined the calibration surfaces.
+    provenance
+        Free-form record of how it was calibrated (seeds, ages, areas, date).
+    """
+
+    recall_coef: tuple[float, float, float, float, float, float]
+    false_coef: tuple[float, float, float]
+    diameter_coef: tuple[float, float, float, float]
+    d_range: tuple[float, float]
+    n1_range: tuple[float, float]
+    name: str = ""
+    system: str = "neukum-ivanov"
+    provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        numbers = [*self.recall_coef, *self.false_coef, *self.diameter_coef, *self.d_range, *self.n1_range]
+        if len(self.recall_coef) != 6 or len(self.false_coef) != 3 or len(self.diameter_coef) != 4 or not all(math.isfinite(float(v)) for v in numbers):
+            raise ChronologyError(
+                "a detector response needs 6 finite recall, 3 false-crater and 4 diameter-error coefficients and finite "
+                "ranges; refit it with fit_response()"
+            )
+        if not (0 < self.d_range[0] < self.d_range[1]) or min(self.diameter_coef[2], sum(self.diameter_coef[2:])) < 0:
+            raise ChronologyError(f"detector response {self.name!r} has an invalid diameter range {self.d_range}; refit it")
+
+    # ---- the three parts -------------------------------------------------------------------
+    def recall(self, diameter_km: Any, n1: Any) -> np.ndarray:
+        """Fraction of true craters of ``diameter_km`` detected on a surface with ``N(1) = n1``."""
+        c0, c1, c2, c3, q0, q1 = self.recall_coef
+        L = np.log10(np.asarray(diameter_km, dtype=float))
+        g = _crowding(n1)
+        return _logistic(q0 + q1 * g) * _logistic(c0 + c1 * L + (c2 + c3 * L) * g)
+
+    def false_density(self, diameter_km: Any, n1: Any) -> np.ndarray:
+        """False craters per km² per unit log10 D at ``diameter_km`` on a surface with ``N(1) = n1``."""
+        a0, a1, a2 = self.false_coef
+        return 10 ** (a0 + a1 * np.log10(np.asarray(diameter_km, dtype=float)) + a2 * _crowding(n1))
+
+    def diameter_error(self, n1: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Median and standard deviation of log10(detected D / true D) at ``N(1) = n1``."""
+        b0, b1, s0, s1 = self.diameter_coef
+        g = _crowding(n1)
+        return b0 + b1 * g, np.maximum(s0 + s1 * g, 0.0)
+
+    def expected(
+        self, diameter_range: tuple[float, float], n1: Any, area_km2: float, system: str | ChronologySystem | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected detections with ``d0 <= D < d1``: ``(real, false)`` for each ``n1``.
+
+        ``real`` counts detected true craters (by their *detected* diameter, so diameter errors
+        move craters across the range's ends as they do in a catalog), ``false`` the false ones.
+        """
+        s = get_system(system or self.system)
+        d0, d1 = (float(v) for v in diameter_range)
+        n1 = np.atleast_1d(np.asarray(n1, dtype=float))
+        lo, hi = (math.log10(v) for v in s.production_range)
+        bias, scatter = (np.atleast_1d(v)[:, None] for v in self.diameter_error(n1))
+        pad = float(np.max(np.abs(bias) + 5.0 * scatter)) + 0.01
+        L = np.linspace(max(math.log10(d0) - pad, lo), min(math.log10(d1) + pad, hi), 1200)
+        dens = 10 ** s.log_shape_differential(L) * 10**L * math.log(10.0)  # per km² per log10 D at N(1) = 1
+        # the fraction of true craters at L whose detected diameter lands in the range
+        from scipy.special import ndtr
+
+        width = np.maximum(scatter, 1e-9)
+        shifted = L[None, :] + bias
+        sharp = scatter < 0.003  # (nearly) exact diameters: a step, not a normal
+        inside = np.where(sharp, ((shifted >= math.log10(d0)) & (shifted < math.log10(d1))).astype(float),
+                          ndtr((math.log10(d1) - shifted) / width) - ndtr((math.log10(d0) - shifted) / width))
+        r = self.recall(10 ** L[None, :], n1[:, None])
+        real = area_km2 * n1 * np.trapezoid(r * dens[None, :] * inside, L, axis=1)
+        Lf = np.linspace(math.log10(d0), math.log10(d1), 200)
+        false = area_km2 * np.trapezoid(self.false_density(10 ** Lf[None, :], n1[:, None]), Lf, axis=1)
+        return real, false
+
+    def __str__(self) -> str:
+        c, a = self.recall_coef, self.false_coef
+        mid = math.sqrt(self.d_range[0] * min(self.d_range[1], 16.0))
+        young, old = self.n1_range
+        return (
+            f"Detector response of {self.name or 'a detector'} ({self.system}), calibrated on "
+            f"{_fmt_d(self.d_range[0])}-{_fmt_d(self.d_range[1])} km, N(1) {young:.3g}-{old:.3g} per km²\n"
+            f"  recall at {mid:.2g} km: {float(self.recall(mid, young)):.2f} (sparse) to {float(self.recall(mid, old)):.2f} (crowded)"
+            f"; r = logistic({c[4]:.3f} + {c[5]:.3f} g) logistic({c[0]:.3f} + {c[1]:.3f} L + ({c[2]:.3f} + {c[3]:.3f} L) g)\n"
+            f"  false craters >= {_fmt_d(self.d_range[0])} km: "
+            f"{float(self.expected((self.d_range[0], self.d_range[1]), young, 1e6)[1][0]):.0f} per 10^6 km² (sparse)"
+            f"; log10 f = {a[0]:.3f} + {a[1]:.3f} L + {a[2]:.3f} g\n"
+            f"  diameters: detected/true = {10**float(self.diameter_error(young)[0]):.3f} x 10^(±{float(self.diameter_error(young)[1]):.3f}) "
+            f"(sparse) to {10**float(self.diameter_error(old)[0]):.3f} x 10^(±{float(self.diameter_error(old)[1]):.3f}) (crowded)"
+        )
+
+    # ---- files -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what :meth:`save` writes)."""
+        return {"marscraters_response": RESPONSE_VERSION, "name": self.name, "system": self.system,
+                "recall_coef": [float(v) for v in self.recall_coef], "false_coef": [float(v) for v in self.false_coef],
+                "diameter_coef": [float(v) for v in self.diameter_coef],
+                "d_range": [float(v) for v in self.d_range], "n1_range": [float(v) for v in self.n1_range],
+                "provenance": dict(self.provenance)}
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the response as JSON, atomically (a temporary file, then a rename)."""
+        import json
+
+        from ._io import atomic_path
+
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DetectorResponse":
+        """Read a response written by :meth:`save`; errors name the file and the fix."""
+        import json
+
+        path = Path(path)
+        if not path.is_file():
+            raise ChronologyError(
+                f"no detector response at {path}: calibrate one with benchmarks/calibrate_response.py "
+                "(marscraters.chronology.fit_response) or pass response=None to date the catalog as a complete count"
+            )
+        try:
+            d = json.loads(path.read_text())
+            if int(d.get("marscraters_response", 0)) > RESPONSE_VERSION:
+                raise ChronologyError(f"{path} was written by a newer marscraters (response version "
+                                      f"{d['marscraters_response']}); upgrade marscraters to read it")
+            return cls(recall_coef=tuple(d["recall_coef"]), false_coef=tuple(d["false_coef"]),
+                       diameter_coef=tuple(d["diameter_coef"]),
+                       d_range=tuple(d["d_range"]), n1_range=tuple(d["n1_range"]), name=str(d.get("name", "")),
+                       system=str(d.get("system", "neukum-ivanov")), provenance=dict(d.get("provenance", {})))
+        except ChronologyError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChronologyError(f"{path} is not a valid detector response ({exc}); recalibrate it with fit_response()") from exc
+
+    # ---- calibration checks ----------------------------------------------------------------------
+    def check(self, data: "pd.DataFrame", diameter_range: tuple[float, float] | None = None) -> "pd.DataFrame":
+        """Observed against expected counts on calibration data (the table :func:`fit_response` takes).
+
+        One row per age: the area, the true and detected craters in ``diameter_range`` (default
+        the calibrated range up to 16 km), how many detections matched a true crater and how many
+        were false, each beside the response's expectation for that age.
+        """
+        import pandas as pd
+
+        s = get_system(self.system)
+        rng = diameter_range or (self.d_range[0], min(self.d_range[1], 16.0))
+        rows = []
+        for age, g in _calibration_groups(data):
+            area = _calibration_area(g)
+            n1 = float(s.n1(age))
+            det = g[(g["kind"] == "detection") & (g["diameter_km"] >= rng[0]) & (g["diameter_km"] < rng[1])]
+            truth = g[(g["kind"] == "truth") & (g["diameter_km"] >= rng[0]) & (g["diameter_km"] < rng[1])]
+            real, false = self.expected(rng, n1, area)
+            rows.append({"age_ga": age, "area_km2": round(area), "truths": len(truth), "detections": len(det),
+                         "expected": round(float(real[0] + false[0]), 1), "matched": int(det["matched"].sum()),
+                         "expected matched": round(float(real[0]), 1), "false": int((~det["matched"].astype(bool)).sum()),
+                         "expected false": round(float(false[0]), 1)})
+        return pd.DataFrame(rows)
+
+    def plot(self, data: "pd.DataFrame", *, out: Any = None, overwrite: bool = False) -> Any:
+        """Recall by diameter, false craters by diameter and detections by age: data against the response."""
+        import matplotlib
+
+        if out is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        s = get_system(self.system)
+        fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.3))
+        edges = np.geomspace(self.d_range[0], min(self.d_range[1], 32.0), 9)
+        mids = np.sqrt(edges[:-1] * edges[1:])
+        cmap = plt.get_cmap("viridis")
+        groups = list(_calibration_groups(data))
+        dd = np.geomspace(edges[0], edges[-1], 100)
+        false_obs, area_all, n1s = np.zeros(mids.size), 0.0, []
+        for i, (age, g) in enumerate(groups):
+            color = cmap(i / max(len(groups) - 1, 1))
+            n1 = float(s.n1(age))
+            t = g[g["kind"] == "truth"]
+            idx = np.digitize(t["diameter_km"], edges) - 1
+            ok = [(idx == j).sum() >= 5 for j in range(mids.size)]
+            rec = [t["matched"][idx == j].astype(bool).mean() if ok[j] else np.nan for j in range(mids.size)]
+            a.semilogx(mids, rec, "o", color=color, label=f"{age:g} Ga")
+            a.semilogx(dd, self.recall(dd, n1), "-", color=color)
+            det = g[(g["kind"] == "detection") & ~g["matched"].astype(bool)]
+            false_obs += np.histogram(det["diameter_km"], edges)[0]
+            area_all += _calibration_area(g)
+            n1s.append(n1)
+        dens = false_obs / area_all / np.diff(np.log10(edges))
+        b.loglog(mids[dens > 0], dens[dens > 0], "ko", label="all calibration surfaces")
+        for n1, ls in ((min(n1s), "--"), (max(n1s), ":")):
+            b.loglog(dd, self.false_density(dd, n1), ls, color="C3", label=f"response, N(1) = {n1:.2g}")
+        check = self.check(data)
+        c.plot(check["age_ga"], check["detections"] / check["truths"].clip(lower=1), "ko", label="detections / truths")
+        c.plot(check["age_ga"], check["expected"] / check["truths"].clip(lower=1), "C3s", mfc="none", label="expected / truths")
+        c.axhline(1.0, color="0.6", lw=0.8)
+        a.set(xlabel="true diameter (km)", ylabel="recall", ylim=(0, 1.05), title="Recall (points: data, lines: response)")
+        b.set(xlabel="detected diameter (km)", ylabel="false craters per km² per log10 D", title="False craters")
+        c.set(xlabel="surface age (Ga)", ylabel="count / true count",
+              title=f"Detections {_fmt_d(self.d_range[0])}-{_fmt_d(min(self.d_range[1], 16.0))} km")
+        for ax in (a, b, c):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"Detector response: {self.name}")
+        fig.tight_layout()
+        if out is not None:
+            from ._io import atomic_path
+
+            with atomic_path(out, overwrite=overwrite) as tmp:
+                fig.savefig(tmp, dpi=110, format=Path(out).suffix.lstrip(".") or "png")
+            plt.close(fig)
+        return fig
+
+
+def _calibration_groups(data: "pd.DataFrame") -> Any:
+    need = {"kind", "age_ga", "diameter_km", "matched", "area_km2", "tile"}
+    missing = need - set(data.columns)
+    if missing:
+        raise ChronologyError(f"calibration data lacks columns {sorted(missing)}; build it as benchmarks/calibrate_response.py does")
+    return data.groupby("age_ga", sort=True)
+
+
+def _calibration_area(g: "pd.DataFrame") -> float:
+    return float(g.drop_duplicates("tile")["area_km2"].sum())
+
+
+def fit_response(
+    data: "pd.DataFrame", *, name: str = "", d_min: float = 1.0, system: str | ChronologySystem = "neukum-ivanov",
+    provenance: Mapping[str, Any] | None = None,
+) -> DetectorResponse:
+    """Fit a :class:`DetectorResponse` to detections and true craters on surfaces of known age.
+
+    Parameters
+    ----------
+    data
+        One row per crater with columns ``kind`` (``"truth"`` or ``"detection"``), ``age_ga``
+        (the surface's true age), ``tile`` and ``area_km2`` (each tile's area, repeated on its
+        rows), ``diameter_km``, ``matched`` (a truth was found / a detection matches a truth) and,
+        for detections, ``truth_diameter_km`` (the matched true diameter, NaN if false).
+    name
+        Detector name to record.
+    d_min
+        Smallest diameter (km) to calibrate; ages are then refused below it.
+    system
+        Chronology system of the surfaces' ages.
+    provenance
+        Extra record (seeds, model, date) stored with the response.
+
+    Returns
+    -------
+    DetectorResponse
+        Recall fitted by maximum binomial likelihood over the true craters >= 0.8 ``d_min``,
+        false craters by maximum Poisson-process likelihood over the unmatched detections >=
+        ``d_min``, and the diameter error (median and spread, each linear in the crowding) by
+        median regression over the matched pairs.
+    """
+    from scipy.optimize import minimize
+
+    s = get_system(system)
+    groups = list(_calibration_groups(data))
+    if len(groups) < 2:
+        raise ChronologyError("a detector response needs calibration surfaces of at least two ages (crowding is fitted)")
+    truths, falses, areas, n1_all = [], [], [], []
+    for age, g in groups:
+        n1 = float(s.n1(age))
+        t = g[(g["kind"] == "truth") & (g["diameter_km"] >= 0.8 * d_min)]
+        truths.append((np.log10(t["diameter_km"].to_numpy(float)), _crowding(n1) * np.ones(len(t)), t["matched"].to_numpy(bool)))
+        f = g[(g["kind"] == "detection") & (g["diameter_km"] >= d_min) & ~g["matched"].astype(bool)]
+        falses.append((np.log10(f["diameter_km"].to_numpy(float)), float(_crowding(n1)), _calibration_area(g)))
+        areas.append(_calibration_area(g))
+        n1_all.append(n1)
+    L = np.concatenate([t[0] for t in truths])
+    G = np.concatenate([t[1] for t in truths])
+    y = np.concatenate([t[2] for t in truths]).astype(float)
+    if L.size < 20 or y.sum() < 5 or (1 - y).sum() < 5:
+        raise ChronologyError(f"too few true craters >= {0.8 * d_min:g} km (found {L.size}) to fit a recall: calibrate on larger areas")
+
+    def nll_recall(c: np.ndarray) -> float:
+        r = _logistic(c[4] + c[5] * G) * _logistic(c[0] + c[1] * L + (c[2] + c[3] * L) * G)
+        r = np.clip(r, 1e-12, 1.0 - 1e-12)
+        return -float(np.sum(y * np.log(r) + (1.0 - y) * np.log1p(-r)))  # binomial
+
+    # a few deterministic starts: the plateau and the logistic trade off, so the surface has ridges
+    starts = [np.array([0.0, 10.0, -3.0, 0.0, 2.0, -1.0]), np.array([0.0, 5.0, 0.0, 0.0, 3.0, 0.0]),
+              np.array([1.0, 2.0, -1.0, -1.0, 1.0, -1.0])]
+    fits = [minimize(nll_recall, x0, method="Nelder-Mead", options={"maxiter": 40000, "xatol": 1e-7, "fatol": 1e-7}) for x0 in starts]
+    c_fit = min(fits, key=lambda r: r.fun).x
+    d_max = float(10 ** L.max())
+    lmin, lmax = math.log10(d_min), math.log10(max(d_max, d_min * 2))
+    grid = np.linspace(lmin, lmax, 200)
+
+    def nll_false(a: np.ndarray) -> float:
+        total = 0.0
+        for Lf, g, area in falses:
+            log10f = a[0] + a[1] * Lf + a[2] * g
+            # Poisson process in log10 D: - sum log f + area * integral f
+            integral = np.trapezoid(10 ** (a[0] + a[1] * grid + a[2] * g), grid)
+            total += area * integral - float(np.sum(log10f)) * math.log(10.0)
+        return total
+
+    n_false = sum(len(f[0]) for f in falses)
+    if n_false < 5:
+        raise ChronologyError(f"only {n_false} false detections >= {d_min:g} km: calibrate on larger areas")
+    start = np.array([math.log10(n_false / sum(areas) / (lmax - lmin)), -2.0, 0.0])
+    a_fit = minimize(nll_false, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000}).x
+    # select pairs on the *true* diameter: selecting on the detected one favours overestimates
+    det = data[(data["kind"] == "detection") & data["matched"].astype(bool) & (data["truth_diameter_km"] >= 0.8 * d_min)]
+    ratio = np.log10(det["diameter_km"].to_numpy(float) / det["truth_diameter_km"].to_numpy(float))
+    g_pair = _crowding(s.n1(det["age_ga"].to_numpy(float)))
+    ok = np.isfinite(ratio)
+    ratio, g_pair = ratio[ok], g_pair[ok]
+    if ratio.size < 10:
+        raise ChronologyError(f"only {ratio.size} matched detections carry a true diameter: calibrate on larger areas")
+    # median regressions (least absolute deviations): robust to the few gross diameter errors
+    # that the DeepMoon matching rule still accepts
+    b_fit = minimize(lambda b: float(np.sum(np.abs(ratio - b[0] - b[1] * g_pair))),
+                     np.array([float(np.median(ratio)), 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
+    spread = 1.4826 * np.abs(ratio - b_fit[0] - b_fit[1] * g_pair)  # median of this = sigma for a normal
+    s_fit = minimize(lambda q: float(np.sum(np.abs(spread - q[0] - q[1] * g_pair))),
+                     np.array([float(np.median(spread)), 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
+    record = {"ages_ga": [float(a) for a, _ in groups], "area_km2": [round(a) for a in areas],
+              "truths": int(L.size), "false_detections": int(n_false), "matched_pairs": int(ratio.size), **dict(provenance or {})}
+    return DetectorResponse(
+        recall_coef=tuple(float(v) for v in c_fit), false_coef=tuple(float(v) for v in a_fit),
+        diameter_coef=(float(b_fit[0]), float(b_fit[1]), float(s_fit[0]), float(s_fit[1])), d_range=(float(d_min), d_max), n1_range=(min(n1_all), max(n1_all)), name=name,
+        system=s.key, provenance=record,
+    )
+
+
+def load_response(response: Any) -> DetectorResponse:
+    """A :class:`DetectorResponse` from itself, a JSON path, or ``"shipped"`` (the shipped model's)."""
+    if isinstance(response, DetectorResponse):
+        return response
+    if isinstance(response, str) and response == "shipped":
+        from .model import default_weights_path
+
+        return DetectorResponse.load(default_weights_path().with_suffix(".response.json"))
+    if isinstance(response, (str, os.PathLike)):
+        return DetectorResponse.load(response)
+    raise ChronologyError(f"response must be a DetectorResponse, a response JSON path or 'shipped', got {type(response).__name__}")
+
+
+def _response_pdf(k: int, area_km2: float, rng: tuple[float, float], s: ChronologySystem, response: DetectorResponse) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Age grid, likelihood, cumulative and expected false count of ``k`` detections (see DetectorResponse)."""
+    from scipy.special import gammaln
+
+    sigma_x = 1.0 / (math.sqrt(max(k, 1)) * math.log(10.0))
+    n_samples = int(min(max(5000, 15.0 / (sigma_x / 10.0)), 200_000))
+    x = np.linspace(-10.0, 5.0, n_samples)
+    n1 = s.n1(1.0) * 10**x
+    ts = np.clip(s.age(n1), 0.0, 5.0)
+    dt = ts - np.roll(ts, 1)
+    dt[0] = dt[1]
+    # the expected count is smooth in log N(1): compute it on a coarse grid and interpolate
+    xc = np.linspace(-10.0, 5.0, 601)
+    real, false = response.expected(rng, s.n1(1.0) * 10**xc, area_km2, s)
+    lam = np.exp(np.interp(x, xc, np.log(real + false)))
+    logp = k * np.log(lam) - lam - gammaln(k + 1.0)
+    pdf = np.exp(logp - logp.max())
+    pdf /= np.sum(pdf * dt)
+    cdf = np.cumsum(pdf * dt)
+    return ts, pdf, cdf, np.interp(x, xc, false)
+
+
 def model_age(
     catalog: Any,
     *,
@@ -953,6 +1384,7 @@ def model_age(
     method: str = "poisson",
     bins: str = "pseudo-log",
     snap: bool = True,
+    response: Any = None,
 ) -> ModelAge:
     """Model age of a counted surface from its craters in a diameter range.
 
@@ -992,6 +1424,14 @@ def model_age(
     snap
         Widen the range to bin boundaries as craterstats does by default (a range given on
         boundaries, such as 0.2-0.7 km, is unchanged).
+    response
+        For an *automatic* catalog: the detector's :class:`DetectorResponse` (an object, its
+        JSON file, or ``"shipped"`` for the shipped model's).  The Poisson likelihood then
+        compares the count with the detections expected at each age -- true craters times the
+        detector's recall (which falls as the surface crowds), shifted by its diameter error,
+        plus its false craters -- instead of treating the catalog as complete.  Poisson method
+        only; the range must lie within the calibrated diameters.  None (default) dates the
+        catalog as a complete count, as craterstats does.
 
     Returns
     -------
@@ -1018,11 +1458,21 @@ def model_age(
     if bins not in BINNINGS:
         raise ChronologyError(f"unknown binning {bins!r}: use one of {', '.join(BINNINGS)}")
     rng = _check_range(diameter_range, s)
+    if response is not None:
+        response = load_response(response)
+        if method != "poisson":
+            raise ChronologyError("a detector response corrects the Poisson likelihood only: use method='poisson'")
     c = _count(catalog, area_km2, area)
     if snap:
         rng = _snap(rng, c.diameters, bins)
     lo, hi = s.production_range
     rng = (max(rng[0], lo), min(rng[1], hi))
+    if response is not None and rng[0] < response.d_range[0] * 0.999:
+        raise ChronologyError(
+            f"the detector response of {response.name or 'this detector'} is calibrated from "
+            f"{_fmt_d(response.d_range[0])} km, but the range starts at {_fmt_d(rng[0])} km: raise dmin to "
+            f"{_fmt_d(response.d_range[0])} km or more (snap=False keeps a range as given)"
+        )
     d, w = c.diameters, c.fractions
     in_range = (d >= rng[0]) & (d < rng[1])
     if not in_range.any():
@@ -1031,12 +1481,18 @@ def model_age(
             f"{d.min():.3g}-{d.max():.3g} km): choose a diameter range that holds craters."
         )
     likelihood = None
+    expected_false = math.nan
     if method == "poisson":
         k = int(in_range.sum())
-        shape = 10 ** s.log_shape(np.log10(np.asarray(rng)))
-        lam_1ga = s.n1(1.0) * (shape[0] - shape[1]) * c.area_km2
-        ts, pdf, cdf = _poisson_pdf(k, lam_1ga, s)
+        if response is None:
+            shape = 10 ** s.log_shape(np.log10(np.asarray(rng)))
+            lam_1ga = s.n1(1.0) * (shape[0] - shape[1]) * c.area_km2
+            ts, pdf, cdf = _poisson_pdf(k, lam_1ga, s)
+        else:
+            ts, pdf, cdf, false = _response_pdf(k, c.area_km2, rng, s, response)
         t_med, t_lo, t_hi = (float(v) for v in np.interp([0.5, _G1, 1.0 - _G1], cdf, ts))
+        if response is not None:
+            expected_false = float(np.interp(t_med, ts, false))
         n = float(k)
         n1s = s.n1(np.array([t_med, t_lo, t_hi]))
         import pandas as pd
@@ -1065,6 +1521,7 @@ def model_age(
         age=t_med, lower=t_lo, upper=t_hi, n=n, n1=float(n1s[0]), n1_lower=float(n1s[1]), n1_upper=float(n1s[2]),
         epoch=epoch_of(t_med, s), system=s.key, method=method, diameter_range=(float(rng[0]), float(rng[1])),
         area_km2=float(c.area_km2), source=c.source, likelihood=likelihood, diameters=d.copy(), fractions=w.copy(),
+        response="" if response is None else (response.name or "unnamed detector"), expected_false=expected_false,
     )
 
 
@@ -1207,7 +1664,8 @@ def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``age`` subcommand to the ``marscraters`` command's subparsers.
 
     ``marscraters age CATALOG [--area AREA.gpkg | --area-km2 X] --range DMIN DMAX
-    [--system SYSTEM] [--method poisson|cumulative] [--plot out.png] [--overwrite]``
+    [--system SYSTEM] [--method poisson|cumulative] [--response shipped|R.json] [--plot out.png]
+    [--overwrite]``
     """
     s = subparsers.add_parser(
         "age",
@@ -1229,6 +1687,8 @@ def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--no-snap", dest="snap", action="store_false",
                    help="use the range as given (default: widen it to bin boundaries, like craterstats)")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise", help="impossible catalog rows: fail or drop")
+    s.add_argument("--response", help="date an automatic catalog through its detector's response (recall, false "
+                   "craters, diameter error): a response JSON, or 'shipped' for the shipped model's")
     s.add_argument("--plot", help="write the CSFD with isochrons and the fit to this PNG")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     s.set_defaults(func=run_age_cli)
@@ -1244,7 +1704,8 @@ def run_age_cli(args: argparse.Namespace) -> int:
         check_output(args.plot, args.overwrite)  # fail before the work, not after
     cat = read_catalog(args.catalog, errors=args.errors)
     result = model_age(cat, diameter_range=tuple(args.diameter_range), area_km2=args.area_km2, area=args.area,
-                       system=args.system, method=args.method, bins=args.bins, snap=args.snap)
+                       system=args.system, method=args.method, bins=args.bins, snap=args.snap,
+                       response=args.response)
     print(f"{args.catalog}:")
     print(result)
     if args.plot:
