@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 AGES = (0.25, 0.7, 1.5, 2.2, 2.7, 3.3, 3.5, 3.85, 4.0)
 TILES = (60, 48, 24, 16, 12, 10, 8, 4, 2)
 SEED0 = 20000
+# the smallest calibrated diameter: 16 px at ~100 m/px, the floor of the model's crater-level scores
+D_MIN = 1.6
 
 
 def collect(age: float, tiles: int, seed: int) -> pd.DataFrame:
@@ -93,12 +95,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{age:g} Ga: {tiles} tiles in {time.perf_counter() - t:.0f} s", flush=True)
         tables.append(pd.read_csv(path))
     data = pd.concat(tables, ignore_index=True)
-    response = fit_response(data, name="marscraters-themis-outline-v2")
+    from marscraters.detect import model_info
+
+    info = model_info()
+    response = fit_response(data, name=info["name"], d_min=D_MIN, provenance={
+        "script": "benchmarks/calibrate_response.py", "date": str(datetime.date.today()), "seeds": f"{SEED0} + 100 * i + tile",
+        "tiles": dict(zip(map(str, AGES), TILES)), "tile_px": 2048, "px_per_deg": PPD, "matching": "DeepMoon",
+        "model_version": info.get("version")})
     print(f"\n{datetime.date.today()}, {platform.machine()}, calibration seeds {SEED0}+, {time.perf_counter() - t0:.0f} s\n")
     print(response)
-    check = response.check(data)
-    print()
-    print(markdown_table(check, digits=2))
+    for rng in ((1.6, 16.0), (2.5, 32.0)):
+        check = response.check(data, rng)
+        print(f"\ncraters of {rng[0]:g}-{rng[1]:g} km (in-sample: the surfaces the response was fitted on)\n")
+        print(markdown_table(check.astype(object), digits=1, formats={"age_ga": "g"}))
     response.plot(data, out=args.out / "figures" / "detector_response.png", overwrite=True)
     if args.write:
         path = response.save(default_weights_path().with_suffix(".response.json"), overwrite=True)

@@ -60,6 +60,7 @@ __all__ = [
     "DetectorResponse",
     "fit_response",
     "load_response",
+    "DIAMETER_PROBS",
     "plot_csfd",
     "add_age_parser",
     "run_age_cli",
@@ -974,6 +975,42 @@ def _logistic(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free 1 / (1 + exp(-z))
 
 
+def _tuples(rows: Any) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(v) for v in row) for row in rows)
+
+
+def _bilinear(nodes: tuple[Sequence[float], Sequence[float]], table: Any, x: Any, y: Any) -> np.ndarray:
+    """Bilinear interpolation of ``table[i, j, ...]`` at ``(x, y)``, clamped to the nodes' span.
+
+    Trailing dimensions of the table (quantiles) are kept: the result has shape
+    ``broadcast(x, y).shape + table.shape[2:]``.
+    """
+    t = np.asarray(table, dtype=float)
+    fx = np.interp(x, nodes[0], np.arange(len(nodes[0]), dtype=float))  # np.interp clamps at the ends
+    fy = np.interp(y, nodes[1], np.arange(len(nodes[1]), dtype=float))
+    i0 = np.minimum(np.floor(fx).astype(int), t.shape[0] - 1)
+    j0 = np.minimum(np.floor(fy).astype(int), t.shape[1] - 1)
+    i1, j1 = np.minimum(i0 + 1, t.shape[0] - 1), np.minimum(j0 + 1, t.shape[1] - 1)
+    wx, wy = fx - i0, fy - j0
+    if t.ndim > 2:
+        wx, wy = (np.expand_dims(w, tuple(range(np.ndim(w), np.ndim(w) + t.ndim - 2))) for w in (wx, wy))
+    return (t[i0, j0] * (1 - wx) * (1 - wy) + t[i1, j0] * wx * (1 - wy)
+            + t[i0, j1] * (1 - wx) * wy + t[i1, j1] * wx * wy)
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    order = np.argsort(values)
+    c = np.cumsum(weights[order])
+    return np.interp(probs * c[-1], c - 0.5 * weights[order], values[order])
+
+
+# the diameter error is kept as 16 quantiles of log10(detected D / true D), each smoothed by a
+# narrow normal: the errors are skewed (the circle finder often picks an inner ring), which a
+# normal with a robust width misses, and the misses move craters out of a dating range
+DIAMETER_PROBS = (np.arange(16) + 0.5) / 16
+_DIAMETER_SMOOTH = 0.006
+
+
 @dataclass(frozen=True)
 class DetectorResponse:
     """How an automatic crater detector sees a surface, for dating its catalogs.
@@ -986,24 +1023,32 @@ class DetectorResponse:
 
         E[k](t) = A [ integral r(D, t) n(D, t) P(d0 <= D s < d1) dD  +  integral_d0^d1 f(D, t) dD ]
 
-    with ``n(D, t)`` the production function at age t, ``r`` the recall (a plateau that falls
-    with the crowding ``g = log10(1 + N(1)/1e-3)``, times a logistic in log10 D whose midpoint
-    moves with g: crowded surfaces lose their small craters first), ``s`` the detected/true
+    with ``n(D, t)`` the production function at age t, ``r`` the recall (a plateau times a
+    logistic in log10 D, measured on each calibration surface and interpolated in the crowding
+    ``g = log10(1 + N(1)/1e-3)`` of the trial age: crowded surfaces lose more craters, and their
+    small ones first), ``s`` the detected/true
     diameter ratio (log-normal) and ``f`` the false craters per km² per unit log10 D
     (``log10 f`` linear in log10 D and g).  Fit one with :func:`fit_response` on synthetic
     surfaces of known age (``benchmarks/calibrate_response.py``).
 
     Attributes
     ----------
-    recall_coef
-        ``(c0, c1, c2, c3, q0, q1)``: ``r = logistic(q0 + q1 g) * logistic(c0 + c1 L + (c2 + c3 L) g)``,
-        L = log10(D / km).
+    recall_nodes
+        Crowding g of the calibration surfaces, increasing.
+    recall_params
+        ``(q, a, b)`` per node: ``r = logistic(q) * logistic(a + b L)``, L = log10(D / km); the
+        recall is interpolated linearly in g between the nodes' curves (and held beyond them).
     false_coef
         ``(a0, a1, a2)``: ``log10 f = a0 + a1 L + a2 g``, f per km² per unit log10 D.
-    diameter_coef
-        ``(b0, b1, s0, s1)``: log10(detected D / true D) is normal with median ``b0 + b1 g`` and
-        standard deviation ``s0 + s1 g`` (degraded craters on crowded surfaces are measured
-        smaller and less precisely).
+    diameter_nodes
+        ``(L nodes, g nodes)`` of the diameter-error tables (log10 of the true diameter in km,
+        crowding).
+    diameter_quantiles
+        Table (L nodes x g nodes x 16) of the quantiles of log10(detected D / true D) at the
+        probabilities :data:`DIAMETER_PROBS`, interpolated bilinearly (clamped at the edges);
+        the error distribution is their equal mixture, each smoothed by a 0.006-dex normal.  It
+        depends on both axes and is skewed: the circle finder measures some sizes short, and
+        degraded craters on crowded surfaces are measured smaller and less precisely.
     d_range
         Diameters (km) the calibration covered; ages are refused outside it.
     n1_range
@@ -1016,9 +1061,11 @@ class DetectorResponse:
         Free-form record of how it was calibrated (seeds, ages, areas, date).
     """
 
-    recall_coef: tuple[float, float, float, float, float, float]
+    recall_nodes: tuple[float, ...]
+    recall_params: tuple[tuple[float, float, float], ...]
     false_coef: tuple[float, float, float]
-    diameter_coef: tuple[float, float, float, float]
+    diameter_nodes: tuple[tuple[float, ...], tuple[float, ...]]
+    diameter_quantiles: tuple[tuple[tuple[float, ...], ...], ...]
     d_range: tuple[float, float]
     n1_range: tuple[float, float]
     name: str = ""
@@ -1026,33 +1073,68 @@ class DetectorResponse:
     provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        numbers = [*self.recall_coef, *self.false_coef, *self.diameter_coef, *self.d_range, *self.n1_range]
-        if len(self.recall_coef) != 6 or len(self.false_coef) != 3 or len(self.diameter_coef) != 4 or not all(math.isfinite(float(v)) for v in numbers):
+        shape = tuple(len(n) for n in self.diameter_nodes)
+        q = self.diameter_quantiles
+        ok = len(shape) == 2 and min(shape) >= 1 and len(q) == shape[0] and all(
+            len(r) == shape[1] and all(len(c) == DIAMETER_PROBS.size for c in r) for r in q)
+        ok = ok and len(self.recall_nodes) >= 1 and len(self.recall_params) == len(self.recall_nodes) and all(
+            len(p) == 3 for p in self.recall_params) and all(np.diff(self.recall_nodes) > 0)
+        numbers = [*self.recall_nodes, *[v for p in self.recall_params for v in p], *self.false_coef, *self.d_range, *self.n1_range,
+                   *[v for r in q for c in r for v in c], *[v for n in self.diameter_nodes for v in n]]
+        if (not ok or len(self.false_coef) != 3
+                or not all(math.isfinite(float(v)) for v in numbers)):
             raise ChronologyError(
-                "a detector response needs 6 finite recall, 3 false-crater and 4 diameter-error coefficients and finite "
+                "a detector response needs finite recall parameters (3 per increasing crowding node), 3 false-crater "
+                "coefficients, diameter-error tables matching their nodes, and finite "
                 "ranges; refit it with fit_response()"
             )
-        if not (0 < self.d_range[0] < self.d_range[1]) or min(self.diameter_coef[2], sum(self.diameter_coef[2:])) < 0:
+        if not (0 < self.d_range[0] < self.d_range[1]) or np.any(np.diff(np.asarray(q, dtype=float), axis=-1) < 0):
             raise ChronologyError(f"detector response {self.name!r} has an invalid diameter range {self.d_range}; refit it")
 
     # ---- the three parts -------------------------------------------------------------------
     def recall(self, diameter_km: Any, n1: Any) -> np.ndarray:
         """Fraction of true craters of ``diameter_km`` detected on a surface with ``N(1) = n1``."""
-        c0, c1, c2, c3, q0, q1 = self.recall_coef
         L = np.log10(np.asarray(diameter_km, dtype=float))
         g = _crowding(n1)
-        return _logistic(q0 + q1 * g) * _logistic(c0 + c1 * L + (c2 + c3 * L) * g)
+        L, g = np.broadcast_arrays(L, g)
+        p = np.asarray(self.recall_params, dtype=float)
+        # each calibration surface's curve at L, then linear in g between them (interpolating
+        # the curves, not their parameters, which trade off against each other)
+        curves = _logistic(p[:, 0]) * _logistic(p[:, 1] + p[:, 2] * L[..., None])
+        f = np.interp(g, self.recall_nodes, np.arange(len(self.recall_nodes), dtype=float))
+        j0 = np.minimum(np.floor(f).astype(int), len(self.recall_nodes) - 1)
+        j1 = np.minimum(j0 + 1, len(self.recall_nodes) - 1)
+        w = f - j0
+        r0 = np.take_along_axis(curves, j0[..., None], axis=-1)[..., 0]
+        r1 = np.take_along_axis(curves, j1[..., None], axis=-1)[..., 0]
+        return r0 * (1.0 - w) + r1 * w
 
     def false_density(self, diameter_km: Any, n1: Any) -> np.ndarray:
         """False craters per km² per unit log10 D at ``diameter_km`` on a surface with ``N(1) = n1``."""
         a0, a1, a2 = self.false_coef
         return 10 ** (a0 + a1 * np.log10(np.asarray(diameter_km, dtype=float)) + a2 * _crowding(n1))
 
-    def diameter_error(self, n1: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Median and standard deviation of log10(detected D / true D) at ``N(1) = n1``."""
-        b0, b1, s0, s1 = self.diameter_coef
-        g = _crowding(n1)
-        return b0 + b1 * g, np.maximum(s0 + s1 * g, 0.0)
+    def diameter_quantile(self, diameter_km: Any, n1: Any) -> np.ndarray:
+        """The 16 quantiles of log10(detected D / true D) (last axis) for true ``diameter_km`` at ``N(1) = n1``."""
+        return _bilinear(self.diameter_nodes, self.diameter_quantiles, np.log10(np.asarray(diameter_km, dtype=float)), _crowding(n1))
+
+    def diameter_error(self, diameter_km: Any, n1: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Median and half the 16-84 % range of log10(detected D / true D) (for display)."""
+        q = self.diameter_quantile(diameter_km, n1)
+        at = lambda p: np.apply_along_axis(lambda row: np.interp(p, DIAMETER_PROBS, row), -1, q)  # noqa: E731
+        return at(0.5), (at(0.8413) - at(0.1587)) / 2
+
+    def sample_diameters(self, diameter_km: Any, n1: Any, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """Detected diameters of true craters of ``diameter_km`` (km) on a surface with ``N(1) = n1``.
+
+        Draws from the response's diameter-error distribution (simulation of a detector's catalog).
+        """
+        rng = np.random.default_rng(rng)
+        d = np.asarray(diameter_km, dtype=float)
+        q = self.diameter_quantile(d, n1)
+        k = rng.integers(0, DIAMETER_PROBS.size, size=d.shape)
+        offset = np.take_along_axis(q, k[..., None], axis=-1)[..., 0] + _DIAMETER_SMOOTH * rng.standard_normal(d.shape)
+        return d * 10**offset
 
     def expected(
         self, diameter_range: tuple[float, float], n1: Any, area_km2: float, system: str | ChronologySystem | None = None
@@ -1066,46 +1148,49 @@ class DetectorResponse:
         d0, d1 = (float(v) for v in diameter_range)
         n1 = np.atleast_1d(np.asarray(n1, dtype=float))
         lo, hi = (math.log10(v) for v in s.production_range)
-        bias, scatter = (np.atleast_1d(v)[:, None] for v in self.diameter_error(n1))
-        pad = float(np.max(np.abs(bias) + 5.0 * scatter)) + 0.01
+        pad = float(np.max(np.abs(self.diameter_quantiles))) + 5.0 * _DIAMETER_SMOOTH
         L = np.linspace(max(math.log10(d0) - pad, lo), min(math.log10(d1) + pad, hi), 1200)
         dens = 10 ** s.log_shape_differential(L) * 10**L * math.log(10.0)  # per km² per log10 D at N(1) = 1
-        # the fraction of true craters at L whose detected diameter lands in the range
         from scipy.special import ndtr
 
-        width = np.maximum(scatter, 1e-9)
-        shifted = L[None, :] + bias
-        sharp = scatter < 0.003  # (nearly) exact diameters: a step, not a normal
-        inside = np.where(sharp, ((shifted >= math.log10(d0)) & (shifted < math.log10(d1))).astype(float),
-                          ndtr((math.log10(d1) - shifted) / width) - ndtr((math.log10(d0) - shifted) / width))
-        r = self.recall(10 ** L[None, :], n1[:, None])
-        real = area_km2 * n1 * np.trapezoid(r * dens[None, :] * inside, L, axis=1)
+        real = np.empty(n1.size)
+        for i in range(0, n1.size, 64):  # in slices: the quantile arrays are (n1, L, 16)
+            part = n1[i : i + 64]
+            shifted = L[None, :, None] + self.diameter_quantile(10 ** L[None, :], part[:, None])
+            # the fraction of true craters at L whose detected diameter lands in the range
+            inside = (ndtr((math.log10(d1) - shifted) / _DIAMETER_SMOOTH) - ndtr((math.log10(d0) - shifted) / _DIAMETER_SMOOTH)).mean(axis=-1)
+            r = self.recall(10 ** L[None, :], part[:, None])
+            real[i : i + 64] = area_km2 * part * np.trapezoid(r * dens[None, :] * inside, L, axis=1)
         Lf = np.linspace(math.log10(d0), math.log10(d1), 200)
         false = area_km2 * np.trapezoid(self.false_density(10 ** Lf[None, :], n1[:, None]), Lf, axis=1)
         return real, false
 
     def __str__(self) -> str:
-        c, a = self.recall_coef, self.false_coef
+        a = self.false_coef
         mid = math.sqrt(self.d_range[0] * min(self.d_range[1], 16.0))
         young, old = self.n1_range
         return (
             f"Detector response of {self.name or 'a detector'} ({self.system}), calibrated on "
             f"{_fmt_d(self.d_range[0])}-{_fmt_d(self.d_range[1])} km, N(1) {young:.3g}-{old:.3g} per km²\n"
             f"  recall at {mid:.2g} km: {float(self.recall(mid, young)):.2f} (sparse) to {float(self.recall(mid, old)):.2f} (crowded)"
-            f"; r = logistic({c[4]:.3f} + {c[5]:.3f} g) logistic({c[0]:.3f} + {c[1]:.3f} L + ({c[2]:.3f} + {c[3]:.3f} L) g)\n"
+            f", measured at {len(self.recall_nodes)} crowdings\n"
             f"  false craters >= {_fmt_d(self.d_range[0])} km: "
             f"{float(self.expected((self.d_range[0], self.d_range[1]), young, 1e6)[1][0]):.0f} per 10^6 km² (sparse)"
             f"; log10 f = {a[0]:.3f} + {a[1]:.3f} L + {a[2]:.3f} g\n"
-            f"  diameters: detected/true = {10**float(self.diameter_error(young)[0]):.3f} x 10^(±{float(self.diameter_error(young)[1]):.3f}) "
-            f"(sparse) to {10**float(self.diameter_error(old)[0]):.3f} x 10^(±{float(self.diameter_error(old)[1]):.3f}) (crowded)"
+            f"  diameters at {mid:.2g} km: detected/true = {10**float(self.diameter_error(mid, young)[0]):.3f} "
+            f"x 10^(±{float(self.diameter_error(mid, young)[1]):.3f}) (sparse) to {10**float(self.diameter_error(mid, old)[0]):.3f} "
+            f"x 10^(±{float(self.diameter_error(mid, old)[1]):.3f}) (crowded)"
         )
 
     # ---- files -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what :meth:`save` writes)."""
         return {"marscraters_response": RESPONSE_VERSION, "name": self.name, "system": self.system,
-                "recall_coef": [float(v) for v in self.recall_coef], "false_coef": [float(v) for v in self.false_coef],
-                "diameter_coef": [float(v) for v in self.diameter_coef],
+                "recall_nodes": [float(v) for v in self.recall_nodes],
+                "recall_params": [[float(v) for v in p] for p in self.recall_params],
+                "false_coef": [float(v) for v in self.false_coef],
+                "diameter_nodes": [[float(v) for v in n] for n in self.diameter_nodes],
+                "diameter_quantiles": np.asarray(self.diameter_quantiles, dtype=float).tolist(),
                 "d_range": [float(v) for v in self.d_range], "n1_range": [float(v) for v in self.n1_range],
                 "provenance": dict(self.provenance)}
 
@@ -1135,8 +1220,10 @@ class DetectorResponse:
             if int(d.get("marscraters_response", 0)) > RESPONSE_VERSION:
                 raise ChronologyError(f"{path} was written by a newer marscraters (response version "
                                       f"{d['marscraters_response']}); upgrade marscraters to read it")
-            return cls(recall_coef=tuple(d["recall_coef"]), false_coef=tuple(d["false_coef"]),
-                       diameter_coef=tuple(d["diameter_coef"]),
+            return cls(recall_nodes=tuple(float(v) for v in d["recall_nodes"]), recall_params=_tuples(d["recall_params"]),
+                       false_coef=tuple(d["false_coef"]),
+                       diameter_nodes=_tuples(d["diameter_nodes"]),
+                       diameter_quantiles=tuple(_tuples(r) for r in d["diameter_quantiles"]),
                        d_range=tuple(d["d_range"]), n1_range=tuple(d["n1_range"]), name=str(d.get("name", "")),
                        system=str(d.get("system", "neukum-ivanov")), provenance=dict(d.get("provenance", {})))
         except ChronologyError:
@@ -1210,6 +1297,13 @@ class DetectorResponse:
         b.set(xlabel="detected diameter (km)", ylabel="false craters per km² per log10 D", title="False craters")
         c.set(xlabel="surface age (Ga)", ylabel="count / true count",
               title=f"Detections {_fmt_d(self.d_range[0])}-{_fmt_d(min(self.d_range[1], 16.0))} km")
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ticks = [v for v in (1, 2, 4, 8, 16, 32, 64) if edges[0] * 0.9 <= v <= edges[-1] * 1.1]
+        for ax in (a, b):
+            ax.set_xticks(ticks)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         for ax in (a, b, c):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
@@ -1263,8 +1357,8 @@ def fit_response(
     DetectorResponse
         Recall fitted by maximum binomial likelihood over the true craters >= 0.8 ``d_min``,
         false craters by maximum Poisson-process likelihood over the unmatched detections >=
-        ``d_min``, and the diameter error (median and spread, each linear in the crowding) by
-        median regression over the matched pairs.
+        ``d_min``, and the diameter error as kernel-weighted quantiles of the matched pairs on
+        a grid of true diameter and crowding.
     """
     from scipy.optimize import minimize
 
@@ -1276,27 +1370,34 @@ def fit_response(
     for age, g in groups:
         n1 = float(s.n1(age))
         t = g[(g["kind"] == "truth") & (g["diameter_km"] >= 0.8 * d_min)]
-        truths.append((np.log10(t["diameter_km"].to_numpy(float)), _crowding(n1) * np.ones(len(t)), t["matched"].to_numpy(bool)))
+        truths.append((np.log10(t["diameter_km"].to_numpy(float)), t["matched"].to_numpy(bool)))
         f = g[(g["kind"] == "detection") & (g["diameter_km"] >= d_min) & ~g["matched"].astype(bool)]
         falses.append((np.log10(f["diameter_km"].to_numpy(float)), float(_crowding(n1)), _calibration_area(g)))
         areas.append(_calibration_area(g))
         n1_all.append(n1)
     L = np.concatenate([t[0] for t in truths])
-    G = np.concatenate([t[1] for t in truths])
-    y = np.concatenate([t[2] for t in truths]).astype(float)
+    y = np.concatenate([t[1] for t in truths]).astype(float)
     if L.size < 20 or y.sum() < 5 or (1 - y).sum() < 5:
         raise ChronologyError(f"too few true craters >= {0.8 * d_min:g} km (found {L.size}) to fit a recall: calibrate on larger areas")
 
-    def nll_recall(c: np.ndarray) -> float:
-        r = _logistic(c[4] + c[5] * G) * _logistic(c[0] + c[1] * L + (c[2] + c[3] * L) * G)
-        r = np.clip(r, 1e-12, 1.0 - 1e-12)
-        return -float(np.sum(y * np.log(r) + (1.0 - y) * np.log1p(-r)))  # binomial
+    # the recall of each calibration surface: a plateau times a logistic in log10 D, by maximum
+    # binomial likelihood over its true craters
+    def nll_recall(p: np.ndarray, L: np.ndarray, y: np.ndarray) -> float:
+        r = np.clip(_logistic(p[0]) * _logistic(p[1] + p[2] * L), 1e-12, 1.0 - 1e-12)
+        return -float(np.sum(y * np.log(r) + (1.0 - y) * np.log1p(-r)))
 
-    # a few deterministic starts: the plateau and the logistic trade off, so the surface has ridges
-    starts = [np.array([0.0, 10.0, -3.0, 0.0, 2.0, -1.0]), np.array([0.0, 5.0, 0.0, 0.0, 3.0, 0.0]),
-              np.array([1.0, 2.0, -1.0, -1.0, 1.0, -1.0])]
-    fits = [minimize(nll_recall, x0, method="Nelder-Mead", options={"maxiter": 40000, "xatol": 1e-7, "fatol": 1e-7}) for x0 in starts]
-    c_fit = min(fits, key=lambda r: r.fun).x
+    recall_nodes, recall_params = [], []
+    for (Lt, yt), n1 in zip(truths, n1_all):
+        if Lt.size < 10:
+            raise ChronologyError(f"only {Lt.size} true craters >= {0.8 * d_min:g} km on the {s.age(n1):.2g} Ga surface: "
+                                  "calibrate on larger areas")
+        starts = (np.array([2.0, -5.0, 20.0]), np.array([1.0, 0.0, 5.0]), np.array([3.0, -2.0, 2.0]))
+        fits = [minimize(nll_recall, x0, args=(Lt, yt.astype(float)), method="Nelder-Mead",
+                         options={"maxiter": 20000, "xatol": 1e-7, "fatol": 1e-7}) for x0 in starts]
+        recall_nodes.append(float(_crowding(n1)))
+        # bounded slope: a surface whose small craters are all found still has a finite one
+        q, a, b = min(fits, key=lambda r: r.fun).x
+        recall_params.append((float(np.clip(q, -10, 10)), float(np.clip(a, -200, 200)), float(np.clip(b, -200, 200))))
     d_max = float(10 ** L.max())
     lmin, lmax = math.log10(d_min), math.log10(max(d_max, d_min * 2))
     grid = np.linspace(lmin, lmax, 200)
@@ -1323,18 +1424,26 @@ def fit_response(
     ratio, g_pair = ratio[ok], g_pair[ok]
     if ratio.size < 10:
         raise ChronologyError(f"only {ratio.size} matched detections carry a true diameter: calibrate on larger areas")
-    # median regressions (least absolute deviations): robust to the few gross diameter errors
-    # that the DeepMoon matching rule still accepts
-    b_fit = minimize(lambda b: float(np.sum(np.abs(ratio - b[0] - b[1] * g_pair))),
-                     np.array([float(np.median(ratio)), 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
-    spread = 1.4826 * np.abs(ratio - b_fit[0] - b_fit[1] * g_pair)  # median of this = sigma for a normal
-    s_fit = minimize(lambda q: float(np.sum(np.abs(spread - q[0] - q[1] * g_pair))),
-                     np.array([float(np.median(spread)), 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
+    # kernel-weighted quantiles on a grid of true diameter and crowding: free to follow the
+    # circle finder's skewed, size-dependent errors (no functional form fits them)
+    L_pair = np.log10(det["truth_diameter_km"].to_numpy(float))[ok]
+    # one g node per calibration age, each (nearly) from its own pairs; L nodes every ~0.1 dex
+    L_top = min(float(L_pair.max()), math.log10(64.0))
+    nodes_L = np.linspace(math.log10(0.8 * d_min), L_top, max(2, int(math.ceil((L_top - math.log10(0.8 * d_min)) / 0.1)) + 1))
+    nodes_g = np.unique(np.round(_crowding(np.asarray(n1_all)), 6))
+    h_L = 0.08
+    h_g = 0.3 * float(np.diff(nodes_g).min()) if nodes_g.size > 1 else 1.0
+    quantiles = np.zeros((nodes_L.size, nodes_g.size, DIAMETER_PROBS.size))
+    for i, Li in enumerate(nodes_L):
+        for j, gj in enumerate(nodes_g):
+            w = np.exp(-0.5 * (((L_pair - Li) / h_L) ** 2 + ((g_pair - gj) / h_g) ** 2))
+            quantiles[i, j] = _weighted_quantiles(ratio, w, DIAMETER_PROBS)
     record = {"ages_ga": [float(a) for a, _ in groups], "area_km2": [round(a) for a in areas],
               "truths": int(L.size), "false_detections": int(n_false), "matched_pairs": int(ratio.size), **dict(provenance or {})}
     return DetectorResponse(
-        recall_coef=tuple(float(v) for v in c_fit), false_coef=tuple(float(v) for v in a_fit),
-        diameter_coef=(float(b_fit[0]), float(b_fit[1]), float(s_fit[0]), float(s_fit[1])), d_range=(float(d_min), d_max), n1_range=(min(n1_all), max(n1_all)), name=name,
+        recall_nodes=tuple(recall_nodes), recall_params=tuple(recall_params), false_coef=tuple(float(v) for v in a_fit),
+        diameter_nodes=(tuple(float(v) for v in nodes_L), tuple(float(v) for v in nodes_g)),
+        diameter_quantiles=tuple(_tuples(r) for r in quantiles.round(6)), d_range=(float(d_min), d_max), n1_range=(min(n1_all), max(n1_all)), name=name,
         system=s.key, provenance=record,
     )
 
