@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -121,7 +122,10 @@ def plot(res: dict, ages: dict, path: Path) -> None:
             ax.set_title(f"{label}: no craters in range")
             continue
         try:
-            plot_csfd(d, res["area_km2"], fits=[fit], ax=ax, title=f"{res['age']} Ga surface, {label}")
+            fits = [fit]
+            if name == "detected" and ages.get("corrected", (0, 0, None))[2] is not None:
+                fits.append(ages["corrected"][2])  # the same detections through the detector response
+            plot_csfd(d, res["area_km2"], fits=fits, ax=ax, title=f"{res['age']} Ga surface, {label}")
         except TypeError:  # plot_csfd fails on a count whose every bin has t - error <= 0 (tiny counts)
             ds = np.sort(d)[::-1]
             ax.loglog(ds, np.arange(1, ds.size + 1) / res["area_km2"], "k.", label=f"{ds.size} craters")
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "# Age recovery on synthetic surfaces of known age",
         "",
-        f"`python benchmarks/age_recovery.py {' '.join(argv or [])}`".replace(" `", "`"),
+        f"`python benchmarks/age_recovery.py {' '.join(sys.argv[1:] if argv is None else argv)}`".replace(" `", "`"),
         f"— {datetime.date.today()}, 2-core x86_64 CPU VM, 24 GB ({platform.python_version()}), shipped model, "
         f"{args.tile}² px tiles at {PPD} px/deg, at least {args.min_craters} true craters of "
         f"{DRANGE[0]:g}-{DRANGE[1]:g} km per age, Poisson model ages (Neukum-Ivanov), {wall / 60:.1f} min in all.",

@@ -1734,7 +1734,8 @@ def plot_csfd(
         col = colours[i % len(colours)]
         ax.plot(dd, _isochron(kind, dd, fit.n1, fs), color=col, lw=0.6, ls="--", zorder=2)
         ax.plot(r, _isochron(kind, r, fit.n1, fs), color=col, lw=2.0, zorder=4,
-                label=f"{fit.age_text()} ({fit.method}, {fit.n:g} craters, {_fmt_d(fit.diameter_range[0])}-"
+                label=f"{fit.age_text()} ({fit.method}{' + detector response' if fit.response else ''}, "
+                f"{fit.n:g} craters, {_fmt_d(fit.diameter_range[0])}-"
                 f"{_fmt_d(fit.diameter_range[1])} km)")
     ax.set_xscale("log")
     ax.set_yscale("log")
