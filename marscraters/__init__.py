@@ -59,6 +59,8 @@ _LAZY: dict[str, str] = {
     "model_age": "chronology",
     "csfd": "chronology",
     "ModelAge": "chronology",
+    "DetectorResponse": "chronology",
+    "fit_response": "chronology",
     "count_area_km2": "chronology",
     # synthetic data
     "synthetic_surface": "synthetic",

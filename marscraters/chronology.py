@@ -1539,8 +1539,9 @@ def model_age(
         compares the count with the detections expected at each age -- true craters times the
         detector's recall (which falls as the surface crowds), shifted by its diameter error,
         plus its false craters -- instead of treating the catalog as complete.  Poisson method
-        only; the range must lie within the calibrated diameters.  None (default) dates the
-        catalog as a complete count, as craterstats does.
+        only; the range must start at or above the smallest calibrated diameter (``snap`` does
+        not widen it below that).  None (default) dates the catalog as a complete count, as
+        craterstats does.
 
     Returns
     -------
@@ -1573,7 +1574,11 @@ def model_age(
             raise ChronologyError("a detector response corrects the Poisson likelihood only: use method='poisson'")
     c = _count(catalog, area_km2, area)
     if snap:
+        asked = rng
         rng = _snap(rng, c.diameters, bins)
+        if response is not None and asked[0] >= response.d_range[0] * 0.999:
+            # never widen a range below the diameters the response was calibrated on
+            rng = (max(rng[0], response.d_range[0]), rng[1])
     lo, hi = s.production_range
     rng = (max(rng[0], lo), min(rng[1], hi))
     if response is not None and rng[0] < response.d_range[0] * 0.999:

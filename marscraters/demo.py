@@ -11,8 +11,9 @@ age, so that every number it prints can be checked against the truth:
 4. turn the probabilities into one seamless crater catalog (``catalog_from_probability``) and
    write it to a GeoPackage (``write_catalog``);
 5. score it against the truth (``evaluate``: precision, recall, F1);
-6. date the surface from the detected and from the true craters (``model_age``) against the
-   true age;
+6. date the surface from the detected craters (as a complete count, and through the shipped
+   model's detector response: ``model_age(..., response="shipped")``) and from the true craters,
+   against the true age;
 7. write an HTML map (``save_html``), PNG figures and ``summary.json``.
 
 With ``tile=`` the same pipeline runs on a real THEMIS tile (or any Mars GeoTIFF / Zarr cube):
@@ -123,7 +124,7 @@ def run_demo(
     from ._io import atomic_path
     from .assemble import catalog_from_probability
     from .catalog import filter_catalog, read_catalog, write_catalog
-    from .chronology import count_area_km2, model_age
+    from .chronology import count_area_km2, load_response, model_age, plot_csfd
     from .cluster import cluster
     from .detect import model_info
     from .errors import ChronologyError
@@ -212,11 +213,19 @@ def run_demo(
     # 6. date the surface
     steps.set_postfix_str("model ages")
     ages: dict[str, Any] = {}
-    for name, cat in (("detected", detected), ("truth", in_view)):
-        if cat is None:
+    # the detections once more through the shipped model's detector response (its recall, false
+    # craters and diameter errors, calibrated on synthetic surfaces of known age)
+    try:
+        response = load_response("shipped")
+    except ChronologyError:
+        response = None
+    jobs = [("detected", detected, None), ("corrected", detected, response), ("truth", in_view, None)]
+    for name, cat, resp in jobs:
+        if cat is None or (name == "corrected" and (resp is None or range_km[0] < resp.d_range[0])):
             continue
         try:
-            ages[name] = model_age(cat, area_km2=area_km2, diameter_range=range_km)
+            # the exact range (no widening to bin boundaries), as the scores use it
+            ages[name] = model_age(cat, area_km2=area_km2, diameter_range=range_km, response=resp, snap=False)
         except ChronologyError as exc:  # e.g. no craters in range on a small real window
             ages[name] = exc
     steps.update()
@@ -228,11 +237,15 @@ def run_demo(
     fig_path = _overview_figure(ds, prob, detected, in_view, figures / "demo_overview.png", overwrite, plt)
     csfd_path = None
     fitted = {k: v for k, v in ages.items() if not isinstance(v, Exception)}
+    corrected = fitted.pop("corrected", None)  # drawn on the detected panel, beside the plain fit
     if fitted:
         fig, axes = plt.subplots(1, len(fitted), figsize=(6.5 * len(fitted), 6), constrained_layout=True, squeeze=False)
         for ax, (name, age) in zip(axes[0], fitted.items()):
             title = f"{name} craters" + (f" (true age {true_age:g} Ga)" if true_age is not None else "")
-            age.plot(ax=ax, title=title)
+            if name == "detected" and corrected is not None:
+                plot_csfd(age.diameters, age.area_km2, fits=[age, corrected], ax=ax, title=title)
+            else:
+                age.plot(ax=ax, title=title)
         csfd_path = figures / "demo_csfd.png"
         with atomic_path(csfd_path, overwrite=overwrite) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
@@ -276,6 +289,8 @@ def run_demo(
     if true_age is not None:
         summary["true_age_ga"] = true_age
     summary["age_range_km"] = list(range_km)
+    if "corrected" in ages:
+        summary["detector_response"] = response.name
     for name, age in ages.items():
         if isinstance(age, Exception):
             summary[f"model_age_{name}"] = f"not dated: {age}"

@@ -98,6 +98,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["true_age_ga"] == 3.7
     assert abs(summary["model_age_truth_error_pct"]) < 10
     assert 0 < summary["model_age_detected_ga"] < 4.5 and summary["model_age_detected_n"] > 0
+    # and the same detections through the shipped model's detector response
+    assert summary["detector_response"] == summary["model"]
+    assert summary["model_age_corrected_n"] == summary["model_age_detected_n"]
+    assert 0 < summary["model_age_corrected_ga"] < 4.5
     for fig in summary["figures"]:
         assert Path(fig).stat().st_size > 10_000
     page = Path(summary["map"]).read_text()

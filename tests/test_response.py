@@ -9,6 +9,7 @@ must give back a response that predicts the same counts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -216,3 +217,10 @@ def test_cli_age_dates_through_a_response_file(tmp_path, capsys):
     args = parser.parse_args(["age", str(diam), "--range", "1.6", "16", "--response", str(tmp_path / "none.json")])
     with pytest.raises(ChronologyError, match="no detector response"):
         args.func(args)
+
+
+def test_snapping_never_widens_a_range_below_the_calibrated_diameters():
+    d = sample_diameters(1.0, 4e6, (1.0, 20.0), rng=4)
+    r = model_age(d, area_km2=4e6, diameter_range=(1.6, 16.0), response=dataclasses.replace(TRUE, d_range=(1.6, 40.0)))
+    assert r.diameter_range[0] == pytest.approx(1.6)  # plain snapping would give 1.5 (a pseudo-log boundary)
+    assert model_age(d, area_km2=4e6, diameter_range=(1.6, 16.0)).diameter_range[0] < 1.6
