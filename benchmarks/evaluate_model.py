@@ -24,7 +24,7 @@ from marscraters.chips import read_chips
 from marscraters.detect import model_info
 from marscraters.evaluate import evaluate
 from marscraters.extract import extract_craters
-from marscraters.model import load_model
+from marscraters.model import load_model, predict_image
 from marscraters.training import chips_training_set, predict_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--json")
     p.add_argument("--save-probabilities", help="folder for prob_NNN.npy + truth_NNN.csv (for benchmarks/bench_extract.py)")
+    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="test-time augmentation: average this many orientations (flips, quarter turns)")
     args = p.parse_args(argv)
 
     lo, hi = (int(v) for v in args.test.split(":"))
@@ -48,7 +50,10 @@ def main(argv: list[str] | None = None) -> dict:
     info = model_info(args.model)
     kind = info["kind"]
     t0 = time.perf_counter()
-    probs = predict_stack(model, data.images)
+    if args.tta == 1:
+        probs = predict_stack(model, data.images)
+    else:  # the package's own path: every orientation through predict_windows, mapped back, averaged
+        probs = np.stack([predict_image(model, img, tile=None, normalise=False, tta=args.tta) for img in data.images])
     t_pred = time.perf_counter() - t0
     if args.save_probabilities:
         out = Path(args.save_probabilities)
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
             data.craters_of(i).to_csv(out / f"truth_{i:03d}.csv", index=False)
     stride = 10_000.0
     truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + i * stride) for i in range(len(data))])
-    report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}",
+    report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}", "tta": args.tta,
                     "n_truth_ge_dmin": int((truth["diameter_px"] >= args.d_min).sum()),
                     "predict_seconds": round(t_pred, 1), "methods": {}}
     for method in args.methods.split(","):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/ship_model.py runs/outline-k3/best.keras --tuning tune.json [--scores test.json]
+    python benchmarks/ship_model.py runs/outline-k3/best.keras --tuning tune.json [--scores test.json] [--name NAME]
 
 Copies the model with its metadata, adding: the native pixel size of its training data (the
 THEMIS chips are ~100 m/px), the circle-finder settings with the best validation F1 (the top row
@@ -31,13 +31,18 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
 
     meta = read_model_metadata(args.model)
-    best = pd.read_json(args.tuning).sort_values("f1", ascending=False).iloc[0].dropna().to_dict()
-    extract = {k: v for k, v in best.items() if k not in ("precision", "recall", "f1", "seconds")}
+
+    def best_of(path: str) -> tuple[dict, dict]:
+        best = pd.read_json(path).sort_values("f1", ascending=False).iloc[0].dropna().to_dict()
+        return ({k: v for k, v in best.items() if k not in ("precision", "recall", "f1", "seconds")},
+                {k: best[k] for k in ("precision", "recall", "f1")})
+
+    extract, tuned = best_of(args.tuning)
     extra = {
         "name": args.name,
         "native_pixel_size_m": args.native_pixel_size,
         "extract": extract,
-        "validation_tuning": {k: best[k] for k in ("precision", "recall", "f1")},
+        "validation_tuning": tuned,
         "data": meta.get("data"),
         "training": meta.get("training"),
         "epoch": meta.get("epoch"),

@@ -26,7 +26,8 @@ from marscraters.extract import extract_craters
 
 GRID = {
     "components": {"threshold": [0.3, 0.4, 0.5, 0.6], "relative_threshold": [0.0]},
-    "template": {"threshold": [0.2], "template_threshold": [0.3, 0.45], "relative_threshold": [0.0]},
+    "template": {"threshold": [0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8], "template_threshold": [0.4, 0.45, 0.5],
+                 "relative_threshold": [0.0]},
     "hough": {"threshold": [0.3], "hough_threshold": [0.4, 0.6], "relative_threshold": [0.0]},
 }
 

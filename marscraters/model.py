@@ -63,6 +63,7 @@ __all__ = [
     "normalise_image",
     "predict_image",
     "predict_windows",
+    "TTA_ORDERS",
     "staged_model",
     "staged_margin",
     "save_model",
@@ -768,7 +769,7 @@ def _job_crop(job: tuple[tuple[int, int, int, int], tuple[int, int, int, int]], 
     return tuple(out)
 
 
-def predict_windows(
+def _predict_windows_once(
     model: "keras.Model",
     x: np.ndarray,
     jobs: Sequence[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]],
@@ -780,31 +781,7 @@ def predict_windows(
     on_batch: Any = None,
     staged: bool = True,
 ) -> np.ndarray:
-    """Predict windows of a padded 2-D array in batches and paste their cores into ``out``.
-
-    Each job is ``((r0, r1, w0, w1), (c0, c1, v0, v1))``: the window ``x[w0:w1, v0:v1]`` goes
-    through the network and its core ``[r0:r1, c0:c1]`` (in ``x``'s coordinates) is kept.  All
-    windows must have one shape; a short last batch is padded with zeros so the compiled predict
-    function is reused rather than retraced.  This is the one batched-window loop of the project
-    (:func:`predict_image` and :mod:`marscraters.segment` both use it).
-
-    With ``staged`` (the default) a :func:`symmetric_unet` runs its finest decoder levels on
-    each core plus :func:`staged_margin` only (:func:`staged_model`): the same numbers as the
-    whole window, for about three quarters of its time with a 2048-px core and the 512-px halo
-    (0.61 s against 0.80 s on the benchmark machine, ``docs/benchmarks.md``).
-    Jobs are grouped by where their core sits in the window, one batch shape per group.
-
-    Parameters
-    ----------
-    progress
-        Show a tqdm progress bar over batches.
-    lock
-        Optional context manager held around each ``predict_on_batch`` (dask worker threads).
-    on_batch
-        Optional callback ``on_batch(n_windows)`` after each batch (statistics).
-    staged
-        Compute the fine decoder levels on the cores only (exact); False predicts whole windows.
-    """
+    """:func:`predict_windows` in one orientation (the image as given)."""
     out = np.zeros(x.shape, dtype=np.float32) if out is None else out
     step = 2**STAGED_LEVELS
     margin = staged_margin(_model_kernel_size(model)) if staged and _unet_layers(model, STAGED_LEVELS) is not None else None
@@ -843,6 +820,95 @@ def predict_windows(
     return out
 
 
+#: Orders of test-time augmentation: the identity, then the transpose, then the half turn (and its
+#: transpose), then the quarter turns (and theirs) -- the 8 symmetries of the square.
+TTA_ORDERS: tuple[int, ...] = (1, 2, 4, 8)
+_DIHEDRAL: tuple[tuple[int, bool], ...] = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
+
+
+def _check_tta(tta: Any) -> int:
+    if isinstance(tta, bool) or not isinstance(tta, (int, np.integer)) or int(tta) not in TTA_ORDERS:
+        raise InvalidArgumentError(f"tta must be one of {TTA_ORDERS} (orientations averaged), got {tta!r}")
+    return int(tta)
+
+
+def _turn_jobs(jobs: Sequence[Any], shape: tuple[int, int], turns: int, transpose: bool) -> list:
+    """Jobs of an array, re-expressed on ``np.rot90(array, turns)`` (then ``.T`` if ``transpose``)."""
+    out = []
+    for job in jobs:
+        (r0, r1, w0, w1), (c0, c1, v0, v1) = job
+        h, w = shape
+        for _ in range(turns % 4):
+            # np.rot90 (one quarter turn counter-clockwise): old (row, col) -> new (w - 1 - col, row)
+            (r0, r1, w0, w1), (c0, c1, v0, v1) = (w - c1, w - c0, w - v1, w - v0), (r0, r1, w0, w1)
+            h, w = w, h
+        if transpose:
+            (r0, r1, w0, w1), (c0, c1, v0, v1) = (c0, c1, v0, v1), (r0, r1, w0, w1)
+        out.append(((r0, r1, w0, w1), (c0, c1, v0, v1)))
+    return out
+
+
+def predict_windows(
+    model: "keras.Model",
+    x: np.ndarray,
+    jobs: Sequence[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]],
+    batch_size: int,
+    *,
+    out: np.ndarray | None = None,
+    progress: bool = False,
+    lock: Any = None,
+    on_batch: Any = None,
+    staged: bool = True,
+    tta: int = 1,
+) -> np.ndarray:
+    """Predict windows of a padded 2-D array in batches and paste their cores into ``out``.
+
+    Each job is ``((r0, r1, w0, w1), (c0, c1, v0, v1))``: the window ``x[w0:w1, v0:v1]`` goes
+    through the network and its core ``[r0:r1, c0:c1]`` (in ``x``'s coordinates) is kept.  All
+    windows must have one shape; a short last batch is padded with zeros so the compiled predict
+    function is reused rather than retraced.  This is the one batched-window loop of the project
+    (:func:`predict_image` and :mod:`marscraters.segment` both use it).
+
+    With ``staged`` (the default) a :func:`symmetric_unet` runs its finest decoder levels on
+    each core plus :func:`staged_margin` only (:func:`staged_model`): the same numbers as the
+    whole window, for about three quarters of its time with a 2048-px core and the 512-px halo
+    (0.61 s against 0.80 s on the benchmark machine, ``docs/benchmarks.md``).
+    Jobs are grouped by where their core sits in the window, one batch shape per group.
+
+    Parameters
+    ----------
+    progress
+        Show a tqdm progress bar over batches.
+    lock
+        Optional context manager held around each ``predict_on_batch`` (dask worker threads).
+    on_batch
+        Optional callback ``on_batch(n_windows)`` after each batch (statistics).
+    staged
+        Compute the fine decoder levels on the cores only (exact); False predicts whole windows.
+    tta
+        Test-time augmentation: average the predictions of the image in ``tta`` orientations
+        (1, 2, 4 or 8 of the square's symmetries, see :data:`TTA_ORDERS`), each mapped back.
+        Costs ``tta`` times the work.  When ``x``'s sides are multiples of 128 and the windows
+        start on multiples of 128 (as everywhere in this package), every orientation is itself
+        exact, so the average does not depend on the tiling either.
+    """
+    tta = _check_tta(tta)
+    out = np.zeros(x.shape, dtype=np.float32) if out is None else out
+    kwargs = dict(progress=progress, lock=lock, on_batch=on_batch, staged=staged)
+    if tta == 1:
+        return _predict_windows_once(model, x, jobs, batch_size, out=out, **kwargs)
+    total = np.zeros(x.shape, dtype=np.float64)
+    for turns, transpose in _DIHEDRAL[:tta]:
+        xt = np.rot90(x, turns)
+        xt = xt.T if transpose else xt
+        pred = _predict_windows_once(model, xt, _turn_jobs(jobs, x.shape, turns, transpose), batch_size, **kwargs)
+        pred = pred.T if transpose else pred
+        total += np.rot90(pred, -turns)
+    for (r0, r1, _, _), (c0, c1, _, _) in jobs:
+        out[r0:r1, c0:c1] = total[r0:r1, c0:c1] / tta
+    return out
+
+
 def predict_image(
     model: "keras.Model",
     image: Any,
@@ -853,6 +919,7 @@ def predict_image(
     normalise: bool = True,
     value_range: tuple[float, float] | str = (0.0, 255.0),
     progress: bool = False,
+    tta: int = 1,
 ) -> np.ndarray:
     """Predict the crater probability of a 2-D image of any size.
 
@@ -893,6 +960,9 @@ def predict_image(
         Passed to :func:`normalise_image`.
     progress
         Show a tqdm progress bar over batches.
+    tta
+        Test-time augmentation: average 1, 2, 4 or 8 orientations of the image (flips and
+        quarter turns, :func:`predict_windows`), for ``tta`` times the work.
 
     Returns
     -------
@@ -906,6 +976,7 @@ def predict_image(
     >>> prob.shape  # doctest: +SKIP
     (300, 200)
     """
+    tta = _check_tta(tta)
     arr = _as_image(image)
     nodata = ~np.isfinite(arr)
     if normalise:
@@ -944,7 +1015,7 @@ def predict_image(
     window_px = (rows[0][3] - rows[0][2]) * (cols[0][3] - cols[0][2])
     batch_size = max(1, min(int(batch_size), _MAX_BATCH_PIXELS // window_px))
     out = np.zeros((ny, nx), dtype=np.float32)
-    predict_windows(model, padded, jobs, batch_size, out=out, progress=progress)
+    predict_windows(model, padded, jobs, batch_size, out=out, progress=progress, tta=tta)
     result = crop(out, slices)
     result[nodata] = np.nan
     return result

@@ -284,6 +284,41 @@ def test_tiled_prediction_equals_whole_image(fixed_model):
     assert np.abs(rough - whole).max() > 1e-4
 
 
+def test_turned_jobs_address_the_same_pixels():
+    x = np.arange(256 * 384, dtype=np.float32).reshape(256, 384)
+    jobs = [((0, 128, 0, 256), (128, 256, 0, 384)), ((128, 256, 0, 256), (0, 128, 0, 256))]
+    for turns, transpose in mm._DIHEDRAL:
+        xt = np.rot90(x, turns)
+        xt = xt.T if transpose else xt
+        for (r, c), (rt, ct) in zip(jobs, mm._turn_jobs(jobs, x.shape, turns, transpose)):
+            # the same pixels (as a set) under the core and under the window
+            assert sorted(x[r[0]:r[1], c[0]:c[1]].ravel()) == sorted(xt[rt[0]:rt[1], ct[0]:ct[1]].ravel())
+            assert sorted(x[r[2]:r[3], c[2]:c[3]].ravel()) == sorted(xt[rt[2]:rt[3], ct[2]:ct[3]].ravel())
+
+
+def test_tta_averages_the_orientations_and_stays_exact_when_tiled(fixed_model):
+    img = np.random.default_rng(5).random((256, 384)).astype(np.float32) * 255
+    x = img / 255
+    # by hand: the 4 orientations of the first half of the square's symmetries, each mapped back
+    manual = []
+    for turns, transpose in mm._DIHEDRAL[:4]:
+        xt = np.rot90(x, turns)
+        xt = xt.T if transpose else xt
+        p = np.asarray(fixed_model.predict_on_batch(np.ascontiguousarray(xt)[None, ..., None]))[0, ..., 0]
+        p = p.T if transpose else p
+        manual.append(np.rot90(p, -turns))
+    manual = np.mean(manual, axis=0)
+    whole = mm.predict_image(fixed_model, img, tile=None, tta=4)
+    np.testing.assert_allclose(whole, manual, atol=1e-5)
+    assert np.abs(whole - mm.predict_image(fixed_model, img, tile=None)).max() > 1e-3  # it does change the map
+    # every orientation is exact under tiling, so the average is too
+    tiled = mm.predict_image(fixed_model, img, tile=128, tta=4)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+    for bad in (3, 0, True, "8"):
+        with pytest.raises(InvalidArgumentError, match="tta must be one of"):
+            mm.predict_image(fixed_model, img, tta=bad)
+
+
 @pytest.mark.parametrize("kernel_size", [3, 7])
 def test_staged_model_equals_the_whole_window_on_its_core(kernel_size):
     """The fine decoder levels run on the core plus staged_margin only, with the same numbers."""

@@ -143,6 +143,16 @@ def test_automatic_blocks_give_every_worker_a_block():
     assert ys == (512,) and len(xs) >= 4
 
 
+def test_test_time_augmentation_is_seamless_too(ds, tiny_model, image):
+    reference = mm.predict_image(tiny_model[0], image, tile=None, tta=2)
+    for chunks in ((600, 700), 512):
+        prob = sg.segment(ds, tiny_model[1], chunks=chunks, tta=2)
+        assert prob.attrs["tta"] == 2
+        assert np.abs(prob.compute(scheduler="threads").values - reference).max() <= 1e-3
+    with pytest.raises(InvalidArgumentError, match="tta"):
+        sg.segment(ds, tiny_model[1], tta=3)
+
+
 def test_the_seam_test_can_fail_without_overlap(ds, tiny_model, reference):
     """Negative control: with no overlap the block borders do show (so the test above means something)."""
     values = sg.segment(ds, tiny_model[1], chunks=(600, 700), depth=0).compute(scheduler="threads").values
