@@ -1027,7 +1027,7 @@ class DetectorResponse:
     logistic in log10 D, measured on each calibration surface and interpolated in the crowding
     ``g = log10(1 + N(1)/1e-3)`` of the trial age: crowded surfaces lose more craters, and their
     small ones first), ``s`` the detected/true
-    diameter ratio (log-normal) and ``f`` the false craters per km² per unit log10 D
+    diameter ratio (a mixture of 16 measured quantiles) and ``f`` the false craters per km² per unit log10 D
     (``log10 f`` linear in log10 D and g).  Fit one with :func:`fit_response` on synthetic
     surfaces of known age (``benchmarks/calibrate_response.py``).
 
@@ -1050,7 +1050,8 @@ class DetectorResponse:
         depends on both axes and is skewed: the circle finder measures some sizes short, and
         degraded craters on crowded surfaces are measured smaller and less precisely.
     d_range
-        Diameters (km) the calibration covered; ages are refused outside it.
+        Diameters (km) the calibration covered; ranges starting below ``d_range[0]`` are refused
+        (above ``d_range[1]`` the response is extrapolated).
     n1_range
         N(1) per km² of the calibration surfaces (beyond it the response is extrapolated).
     name
@@ -1088,8 +1089,10 @@ class DetectorResponse:
                 "coefficients, diameter-error tables matching their nodes, and finite "
                 "ranges; refit it with fit_response()"
             )
-        if not (0 < self.d_range[0] < self.d_range[1]) or np.any(np.diff(np.asarray(q, dtype=float), axis=-1) < 0):
+        if not (0 < self.d_range[0] < self.d_range[1]):
             raise ChronologyError(f"detector response {self.name!r} has an invalid diameter range {self.d_range}; refit it")
+        if np.any(np.diff(np.asarray(q, dtype=float), axis=-1) < 0) or any(np.any(np.diff(n) <= 0) for n in self.diameter_nodes):
+            raise ChronologyError(f"detector response {self.name!r} has decreasing diameter-error quantiles or nodes; refit it")
 
     # ---- the three parts -------------------------------------------------------------------
     def recall(self, diameter_km: Any, n1: Any) -> np.ndarray:
@@ -1130,8 +1133,8 @@ class DetectorResponse:
         Draws from the response's diameter-error distribution (simulation of a detector's catalog).
         """
         rng = np.random.default_rng(rng)
-        d = np.asarray(diameter_km, dtype=float)
-        q = self.diameter_quantile(d, n1)
+        q = self.diameter_quantile(diameter_km, n1)
+        d = np.broadcast_to(np.asarray(diameter_km, dtype=float), q.shape[:-1])
         k = rng.integers(0, DIAMETER_PROBS.size, size=d.shape)
         offset = np.take_along_axis(q, k[..., None], axis=-1)[..., 0] + _DIAMETER_SMOOTH * rng.standard_normal(d.shape)
         return d * 10**offset
@@ -1228,7 +1231,7 @@ class DetectorResponse:
                        system=str(d.get("system", "neukum-ivanov")), provenance=dict(d.get("provenance", {})))
         except ChronologyError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ChronologyError(f"{path} is not a valid detector response ({exc}); recalibrate it with fit_response()") from exc
 
     # ---- calibration checks ----------------------------------------------------------------------
@@ -1572,6 +1575,11 @@ def model_age(
         response = load_response(response)
         if method != "poisson":
             raise ChronologyError("a detector response corrects the Poisson likelihood only: use method='poisson'")
+        if get_system(response.system).key != s.key:
+            raise ChronologyError(
+                f"the detector response of {response.name or 'this detector'} was calibrated in the {response.system} "
+                f"system (its crowding is measured in that system's N(1)): use system={response.system!r}"
+            )
     c = _count(catalog, area_km2, area)
     if snap:
         asked = rng
@@ -1607,6 +1615,16 @@ def model_age(
         t_med, t_lo, t_hi = (float(v) for v in np.interp([0.5, _G1, 1.0 - _G1], cdf, ts))
         if response is not None:
             expected_false = float(np.interp(t_med, ts, false))
+            n1_lo, n1_hi = response.n1_range
+            if not (0.5 * n1_lo <= float(s.n1(t_med)) <= 2.0 * n1_hi):
+                import warnings
+
+                # beyond the calibrated crowdings the response is held at its last surface, and
+                # the expected count need not grow with age: the likelihood can have two peaks
+                warnings.warn(
+                    f"the age {t_med:.3g} Ga lies outside the crowdings the detector response was calibrated on "
+                    f"(N(1) {n1_lo:.2g}-{n1_hi:.2g} per km²): the corrected age is an extrapolation; check "
+                    "ModelAge.likelihood for a second peak", UserWarning, stacklevel=2)
         n = float(k)
         n1s = s.n1(np.array([t_med, t_lo, t_hi]))
         import pandas as pd

@@ -339,8 +339,12 @@ def _predict_block(
         tile_px = span if window <= _MAX_WINDOW_PX else _AUTO_BLOCK
     else:
         tile_px = _round_up(tile, MULTIPLE)
-    rows = _axis_windows(x.shape[0], ly0, ly1, tile_px, halo)
-    cols = _axis_windows(x.shape[1], lx0, lx1, tile_px, halo)
+    # along an axis where one tile's window would already span the whole block (a deep halo),
+    # one window covers every core: more tiles would only repeat the same window
+    tile_y = tile_px if tile_px + 2 * halo < x.shape[0] else x.shape[0]
+    tile_x = tile_px if tile_px + 2 * halo < x.shape[1] else x.shape[1]
+    rows = _axis_windows(x.shape[0], ly0, ly1, tile_y, halo)
+    cols = _axis_windows(x.shape[1], lx0, lx1, tile_x, halo)
     pred = _predict_windows(_cached_model(model_path), x, rows, cols, batch_size, tta)
     out[...] = pred[ly0:ly1, lx0:lx1]
     out[~valid[core]] = 0.0
@@ -421,17 +425,22 @@ def _auto_axis(n: int, step: int, depth: int, min_blocks: int = 1) -> tuple[int,
     else:
         k = 2 + math.ceil((n - 2 * edge) / core)
     k = max(k, min(int(min_blocks), max(1, n // max(step, depth, 1))))
-    while True:
-        sizes = _split_axis(n, k, depth, step)
+    for kk in range(k, max(k, math.ceil(n / step)) + 1):
+        sizes = _split_axis(n, kk, depth, step)
         # rounding borders to the storage grid may push a block past its window: one more block
-        if len(sizes) == 1 or (max(sizes[0], sizes[-1]) <= edge and max(sizes[1:-1], default=0) <= core) or k >= n // step:
+        if len(sizes) == 1 or (max(sizes[0], sizes[-1]) <= edge and max(sizes[1:-1], default=0) <= core):
             return sizes
-        k += 1
+    # storage chunks too coarse to balance: the storage grid itself (its last, short chunk
+    # merged into its neighbour when thinner than the halo)
+    sizes = [step] * (n // step) + ([n % step] if n % step else [])
+    if len(sizes) > 1 and sizes[-1] < depth:
+        sizes[-2:] = [sizes[-2] + sizes[-1]]
+    return tuple(sizes)
 
 
-def _cluster_workers() -> int:
-    """Workers of the default distributed client (1 without one): automatic blocks give each a block."""
-    client = _default_client()
+def _cluster_workers(client: Any = None) -> int:
+    """Workers of ``client`` or the default distributed client (1 without one): automatic blocks give each a block."""
+    client = client if client is not None else _default_client()
     if client is None:
         return 1
     try:
@@ -611,6 +620,7 @@ def _segment(
     nodata_fill: Any,
     fill_scaled: float | None = None,
     tta: int = 1,
+    workers: int | None = None,
 ) -> xr.DataArray:
     """:func:`segment` of a validated mosaic with a resolved model; ``fill_scaled`` (0..1) overrides ``nodata_fill``."""
     if depth is None:
@@ -626,7 +636,9 @@ def _segment(
     if ny == 0 or nx == 0:
         raise MosaicError(f"the mosaic is empty (ir has shape {ir.shape})")
     grid = Grid.from_dataset(ds)
-    block_chunks = _block_chunks(ir, chunks, depth, _cluster_workers() if chunks is None else 1)
+    if chunks is None and workers is None:
+        workers = _cluster_workers()
+    block_chunks = _block_chunks(ir, chunks, depth, workers or 1)
     data = ir.data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=block_chunks)
@@ -857,9 +869,15 @@ def segment_to_zarr(
             fill_scaled = float(mean)
             if not math.isfinite(fill_scaled):
                 fill_scaled = 0.5
+    recorded_blocks = (record or {}).get("fingerprint", {}).get("blocks")
+    if (chunks is None and not start_over and recorded_blocks and len(recorded_blocks) == 2
+            and [sum(c) for c in recorded_blocks] == [int(v) for v in ds["ir"].shape]):
+        # resume on the recorded automatic blocks, even if the cluster now has other workers
+        chunks = tuple(tuple(int(v) for v in c) for c in recorded_blocks)
     prob = _segment(
         ds, spec, depth=depth, batch_size=batch_size, chunks=chunks, tile=tile,
         value_range=(lo, hi), nodata_fill=nodata_fill, fill_scaled=fill_scaled, tta=tta,
+        workers=_cluster_workers(client) if chunks is None else None,
     )
     settings = {
         "depth": int(prob.attrs["depth"]),

@@ -224,3 +224,19 @@ def test_snapping_never_widens_a_range_below_the_calibrated_diameters():
     r = model_age(d, area_km2=4e6, diameter_range=(1.6, 16.0), response=dataclasses.replace(TRUE, d_range=(1.6, 40.0)))
     assert r.diameter_range[0] == pytest.approx(1.6)  # plain snapping would give 1.5 (a pseudo-log boundary)
     assert model_age(d, area_km2=4e6, diameter_range=(1.6, 16.0)).diameter_range[0] < 1.6
+
+
+def test_response_guards_the_system_and_scalar_sampling():
+    d = sample_diameters(1.0, 2e6, (1.0, 16.0), rng=2)
+    with pytest.raises(ChronologyError, match="system='neukum-ivanov'"):
+        model_age(d, area_km2=2e6, diameter_range=(1.6, 16.0), system="ivanov", response=TRUE)
+    # one true diameter, many surfaces (or the reverse) broadcast
+    assert TRUE.sample_diameters(2.0, np.array([1e-4, 1e-3, 1e-2]), rng=1).shape == (3,)
+    assert TRUE.sample_diameters(np.array([2.0, 3.0]), 1e-3, rng=1).shape == (2,)
+
+
+def test_an_age_beyond_the_calibrated_crowdings_warns():
+    narrow = dataclasses.replace(TRUE, n1_range=(1e-4, 2e-4))
+    d = sample_diameters(3.8, 2e5, (1.0, 16.0), rng=6)
+    with pytest.warns(UserWarning, match="extrapolation"):
+        model_age(d, area_km2=2e5, diameter_range=(1.6, 16.0), response=narrow)
