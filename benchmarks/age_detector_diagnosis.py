@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,34 +31,22 @@ import pandas as pd
 
 from marscraters.experiments import markdown_table
 
-PPD = 592.747
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # calibrate_response, a sibling script
+
 D_MIN = 1.6
 FLOORS = (0.45, 0.48, 0.5, 0.52)
 BANDS = (0.45, 0.5, 0.55, 0.6, 1.01)
 
 
 def run_age(age: float, tiles: int) -> dict:
-    import marscraters.accessor  # noqa: F401  (registers ds.craters)
-    from marscraters.evaluate import match_craters
-    from marscraters.synthetic import surface_area_km2, synthetic_surface
+    # the calibration script's tile loop (catalog, DeepMoon matching), on the validation seeds
+    from calibrate_response import collect
 
-    side = 2048 / PPD
-    dets, truths, area = [], [], 0.0
-    for k in range(tiles):
-        west = k * side - 180.0
-        bounds = (west, -side / 2, west + side, side / 2)
-        s = synthetic_surface(bounds, PPD, age_ga=age, seed=9000 + int(round(age * 100)) + k)
-        det = pd.DataFrame(s.mosaic.craters.catalog(progress=False).drop(columns="geometry", errors="ignore"))
-        truth = pd.DataFrame(s.catalog.drop(columns="geometry", errors="ignore"))
-        m = match_craters(det, truth)
-        det["matched"] = False
-        det.loc[m.pred_index.values, "matched"] = True
-        truth["found"] = False
-        truth.loc[m.truth_index.values, "found"] = True
-        dets.append(det)
-        truths.append(truth)
-        area += surface_area_km2(bounds)
-    return {"age": age, "det": pd.concat(dets, ignore_index=True), "truth": pd.concat(truths, ignore_index=True), "area": area}
+    data = collect(age, tiles, 9000 + int(round(age * 100)))
+    det = data[data["kind"] == "detection"].reset_index(drop=True)
+    truth = data[data["kind"] == "truth"].rename(columns={"matched": "found"}).reset_index(drop=True)
+    area = float(data.drop_duplicates("tile")["area_km2"].sum())
+    return {"age": age, "det": det, "truth": truth, "area": area}
 
 
 def summarise(res: dict) -> dict:

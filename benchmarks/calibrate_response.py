@@ -8,8 +8,8 @@ On *calibration* synthetic surfaces -- seeds 20000 + 100 * k + tile, at ages tha
 benchmark's (0.5, 1.0, 3.0, 3.7 Ga) and with seeds disjoint from both the benchmark
 (``benchmarks/age_recovery.py``, 1000-4999) and the diagnosis (9000+) -- each 2048² tile at the
 shipped model's 592.747 px/deg goes through ``ds.craters.catalog()``; detections are matched to the
-true catalog (DeepMoon rule).  The matched tables are cached under ``--data`` (one CSV per age), so
-refitting does not segment again.
+true catalog (DeepMoon rule).  The matched tables are cached under ``--data/<model name>`` (one
+CSV per age), so refitting the same model does not segment again.
 
 :func:`marscraters.chronology.fit_response` then fits, by maximum likelihood, how many of the true
 craters the detector finds (by diameter, falling as the surface crowds) and how many false
@@ -76,6 +76,7 @@ def collect(age: float, tiles: int, seed: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     from marscraters.chronology import fit_response
+    from marscraters.detect import model_info
     from marscraters.experiments import markdown_table
     from marscraters.model import default_weights_path
 
@@ -84,20 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs")
     p.add_argument("--write", action="store_true", help="save the response next to the shipped weights")
     args = p.parse_args(argv)
-    args.data.mkdir(parents=True, exist_ok=True)
+    info = model_info()
+    # the cached tables describe one detector: keep them per model, never reuse another's
+    data_dir = args.data / info["name"]
+    data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tables = []
     for i, (age, tiles) in enumerate(zip(AGES, TILES)):
-        path = args.data / f"age_{age:g}.csv"
+        path = data_dir / f"age_{age:g}.csv"
         if not path.exists():
             t = time.perf_counter()
             collect(age, tiles, SEED0 + 100 * i).to_csv(path, index=False)
             print(f"{age:g} Ga: {tiles} tiles in {time.perf_counter() - t:.0f} s", flush=True)
         tables.append(pd.read_csv(path))
     data = pd.concat(tables, ignore_index=True)
-    from marscraters.detect import model_info
-
-    info = model_info()
     response = fit_response(data, name=info["name"], d_min=D_MIN, provenance={
         "script": "benchmarks/calibrate_response.py", "date": str(datetime.date.today()), "seeds": f"{SEED0} + 100 * i + tile",
         "tiles": dict(zip(map(str, AGES), TILES)), "tile_px": 2048, "px_per_deg": PPD, "matching": "DeepMoon",

@@ -812,12 +812,12 @@ def _snap(rng: tuple[float, float], d: np.ndarray, bins: str) -> tuple[float, fl
 _G1 = (1.0 - math.erf(1.0 / math.sqrt(2.0))) / 2.0  # the 1-sigma percentile, 0.1587
 
 
-def _poisson_pdf(k: int, lam_1ga: float, s: ChronologySystem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Age grid, normalised likelihood and its cumulative of ``k`` craters (Michael et al. 2016).
+def _poisson_pdf(k: int, s: ChronologySystem, expected: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Log-N(1) grid, age grid, normalised likelihood and its cumulative of ``k`` craters (Michael et al. 2016).
 
-    ``lam_1ga`` is the expected number of craters on the count area after 1 Ga; the expected
-    number is proportional to N(1), so the likelihood is tabulated on a grid of log N(1)
-    (craterstats' -10..+5 decades around N(1) at 1 Ga), refined for large counts.
+    ``expected(x)`` is the expected number of craters on the count area at ``N(1) = N(1 Ga) *
+    10**x``; the likelihood is tabulated on craterstats' grid of -10..+5 decades of N(1) around
+    1 Ga, refined for large counts, and normalised over age (a uniform prior in age).
     """
     from scipy.special import gammaln
 
@@ -829,12 +829,12 @@ def _poisson_pdf(k: int, lam_1ga: float, s: ChronologySystem) -> tuple[np.ndarra
     ts = np.clip(s.age(n1), 0.0, 5.0)  # craterstats tabulates the chronology on 0..5 Ga
     dt = ts - np.roll(ts, 1)
     dt[0] = dt[1]
-    lam = lam_1ga * 10**x
+    lam = expected(x)
     logp = k * np.log(lam) - lam - gammaln(k + 1.0)  # exact Poisson, in logs (no overflow)
     pdf = np.exp(logp - logp.max())
     pdf /= np.sum(pdf * dt)
     cdf = np.cumsum(pdf * dt)
-    return ts, pdf, cdf
+    return x, ts, pdf, cdf
 
 
 @dataclass
@@ -979,6 +979,13 @@ def _tuples(rows: Any) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in rows)
 
 
+def _bracket(value: Any, nodes: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the nodes on either side of ``value`` and the weight of the upper one (clamped)."""
+    f = np.interp(value, nodes, np.arange(len(nodes), dtype=float))  # np.interp clamps at the ends
+    i0 = np.minimum(np.floor(f).astype(int), len(nodes) - 1)
+    return i0, np.minimum(i0 + 1, len(nodes) - 1), f - i0
+
+
 def _bilinear(nodes: tuple[Sequence[float], Sequence[float]], table: Any, x: Any, y: Any) -> np.ndarray:
     """Bilinear interpolation of ``table[i, j, ...]`` at ``(x, y)``, clamped to the nodes' span.
 
@@ -986,12 +993,8 @@ def _bilinear(nodes: tuple[Sequence[float], Sequence[float]], table: Any, x: Any
     ``broadcast(x, y).shape + table.shape[2:]``.
     """
     t = np.asarray(table, dtype=float)
-    fx = np.interp(x, nodes[0], np.arange(len(nodes[0]), dtype=float))  # np.interp clamps at the ends
-    fy = np.interp(y, nodes[1], np.arange(len(nodes[1]), dtype=float))
-    i0 = np.minimum(np.floor(fx).astype(int), t.shape[0] - 1)
-    j0 = np.minimum(np.floor(fy).astype(int), t.shape[1] - 1)
-    i1, j1 = np.minimum(i0 + 1, t.shape[0] - 1), np.minimum(j0 + 1, t.shape[1] - 1)
-    wx, wy = fx - i0, fy - j0
+    i0, i1, wx = _bracket(x, nodes[0])
+    j0, j1, wy = _bracket(y, nodes[1])
     if t.ndim > 2:
         wx, wy = (np.expand_dims(w, tuple(range(np.ndim(w), np.ndim(w) + t.ndim - 2))) for w in (wx, wy))
     return (t[i0, j0] * (1 - wx) * (1 - wy) + t[i1, j0] * wx * (1 - wy)
@@ -1026,9 +1029,9 @@ class DetectorResponse:
     with ``n(D, t)`` the production function at age t, ``r`` the recall (a plateau times a
     logistic in log10 D, measured on each calibration surface and interpolated in the crowding
     ``g = log10(1 + N(1)/1e-3)`` of the trial age: crowded surfaces lose more craters, and their
-    small ones first), ``s`` the detected/true
-    diameter ratio (a mixture of 16 measured quantiles) and ``f`` the false craters per km² per unit log10 D
-    (``log10 f`` linear in log10 D and g).  Fit one with :func:`fit_response` on synthetic
+    small ones first), ``s`` the detected/true diameter ratio (a mixture of 16 measured
+    quantiles) and ``f`` the false craters per km² per unit log10 D (``log10 f`` linear in
+    log10 D and g).  Fit one with :func:`fit_response` on synthetic
     surfaces of known age (``benchmarks/calibrate_response.py``).
 
     Attributes
@@ -1104,10 +1107,7 @@ class DetectorResponse:
         # each calibration surface's curve at L, then linear in g between them (interpolating
         # the curves, not their parameters, which trade off against each other)
         curves = _logistic(p[:, 0]) * _logistic(p[:, 1] + p[:, 2] * L[..., None])
-        f = np.interp(g, self.recall_nodes, np.arange(len(self.recall_nodes), dtype=float))
-        j0 = np.minimum(np.floor(f).astype(int), len(self.recall_nodes) - 1)
-        j1 = np.minimum(j0 + 1, len(self.recall_nodes) - 1)
-        w = f - j0
+        j0, j1, w = _bracket(g, self.recall_nodes)
         r0 = np.take_along_axis(curves, j0[..., None], axis=-1)[..., 0]
         r1 = np.take_along_axis(curves, j1[..., None], axis=-1)[..., 0]
         return r0 * (1.0 - w) + r1 * w
@@ -1464,28 +1464,6 @@ def load_response(response: Any) -> DetectorResponse:
     raise ChronologyError(f"response must be a DetectorResponse, a response JSON path or 'shipped', got {type(response).__name__}")
 
 
-def _response_pdf(k: int, area_km2: float, rng: tuple[float, float], s: ChronologySystem, response: DetectorResponse) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Age grid, likelihood, cumulative and expected false count of ``k`` detections (see DetectorResponse)."""
-    from scipy.special import gammaln
-
-    sigma_x = 1.0 / (math.sqrt(max(k, 1)) * math.log(10.0))
-    n_samples = int(min(max(5000, 15.0 / (sigma_x / 10.0)), 200_000))
-    x = np.linspace(-10.0, 5.0, n_samples)
-    n1 = s.n1(1.0) * 10**x
-    ts = np.clip(s.age(n1), 0.0, 5.0)
-    dt = ts - np.roll(ts, 1)
-    dt[0] = dt[1]
-    # the expected count is smooth in log N(1): compute it on a coarse grid and interpolate
-    xc = np.linspace(-10.0, 5.0, 601)
-    real, false = response.expected(rng, s.n1(1.0) * 10**xc, area_km2, s)
-    lam = np.exp(np.interp(x, xc, np.log(real + false)))
-    logp = k * np.log(lam) - lam - gammaln(k + 1.0)
-    pdf = np.exp(logp - logp.max())
-    pdf /= np.sum(pdf * dt)
-    cdf = np.cumsum(pdf * dt)
-    return ts, pdf, cdf, np.interp(x, xc, false)
-
-
 def model_age(
     catalog: Any,
     *,
@@ -1607,14 +1585,19 @@ def model_age(
     if method == "poisson":
         k = int(in_range.sum())
         if response is None:
+            # the expected count is proportional to N(1)
             shape = 10 ** s.log_shape(np.log10(np.asarray(rng)))
             lam_1ga = s.n1(1.0) * (shape[0] - shape[1]) * c.area_km2
-            ts, pdf, cdf = _poisson_pdf(k, lam_1ga, s)
+            x, ts, pdf, cdf = _poisson_pdf(k, s, lambda x: lam_1ga * 10**x)
         else:
-            ts, pdf, cdf, false = _response_pdf(k, c.area_km2, rng, s, response)
+            # the detections the response expects (see DetectorResponse): smooth in log N(1), so
+            # computed on a coarse grid and interpolated
+            xc = np.linspace(-10.0, 5.0, 601)
+            real, false = response.expected(rng, s.n1(1.0) * 10**xc, c.area_km2, s)
+            x, ts, pdf, cdf = _poisson_pdf(k, s, lambda x: np.exp(np.interp(x, xc, np.log(real + false))))
         t_med, t_lo, t_hi = (float(v) for v in np.interp([0.5, _G1, 1.0 - _G1], cdf, ts))
         if response is not None:
-            expected_false = float(np.interp(t_med, ts, false))
+            expected_false = float(np.interp(t_med, ts, np.interp(x, xc, false)))
             n1_lo, n1_hi = response.n1_range
             if not (0.5 * n1_lo <= float(s.n1(t_med)) <= 2.0 * n1_hi):
                 import warnings

@@ -25,10 +25,11 @@ block is:
    them go into one ``predict_on_batch`` call.  By default a block is one window (the halo work is
    paid once per block, not once per small tile: a 512-px tile with an exact 512-px halo does 9x
    the work of its pixels, a 3072-px block 1.8x), and automatic blocks are the fewest whose
-   windows fit in memory (a mosaic up to 4096 px on a side is one block, with no halo at all).  Only the encoder and the coarse decoder levels
-   run on the whole window; the four finest decoder levels, three quarters of the network's
-   work, run on the core plus a few pixels (:func:`~marscraters.model.staged_model`, exact), so
-   the halo costs about a third of what a whole-window prediction pays for it;
+   windows fit in memory (a mosaic up to 4096 px on a side is one block, with no halo at all).
+   Only the encoder and the coarse decoder levels run on the whole window; the four finest
+   decoder levels, three quarters of the network's work, run on the core plus a few pixels
+   (:func:`~marscraters.model.staged_model`, exact), so the halo costs about a third of what a
+   whole-window prediction pays for it;
 4. cropped back to the core.  No-data pixels get probability 0; blocks without data skip the
    network entirely.
 
