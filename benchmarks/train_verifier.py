@@ -1,0 +1,120 @@
+"""Train the crater verifier (the second stage) for a segmentation model, on real THEMIS chips.
+
+Usage::
+
+    python benchmarks/train_verifier.py [--model PATH] [--chips DIR] [--train 0:440] [--val 440:500]
+                                        [--epochs 12] [--out marscraters/weights/crater_classifier.keras]
+                                        [--json report.json]
+
+1. The segmentation model predicts every training and validation chip.
+2. The circle finder runs at a low threshold (``marscraters.verify.CANDIDATE_OPTIONS``) to make
+   candidates; each is labelled crater / not crater by the DeepMoon rule against the Robbins labels.
+3. :func:`marscraters.verify.fit_classifier` trains on the *training* chips' candidates.
+4. The decision threshold is the one with the best crater-level F1 (DeepMoon rule, truths >= 16 px)
+   on the *validation* chips.  The held-out chips (500-599) play no part.
+
+The verifier is saved with its threshold, candidate options and validation scores; name it in
+the model file with ``benchmarks/ship_model.py --verifier``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from marscraters.chips import read_chips
+from marscraters.detect import model_info
+from marscraters.evaluate import evaluate
+from marscraters.extract import extract_craters
+from marscraters.model import DEFAULT_WEIGHTS, load_model
+from marscraters.training import chips_training_set, predict_stack
+from marscraters.verify import CANDIDATE_OPTIONS, Verifier, candidate_sets, fit_classifier, save_verifier
+
+REPO = Path(__file__).resolve().parents[1]
+STRIDE = 10_000.0  # chips side by side in one pixel frame, far enough apart never to match across
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([f.assign(x=f["x"] + i * STRIDE) for i, f in enumerate(frames)], ignore_index=True)
+
+
+def _span(text: str) -> range:
+    lo, hi = (int(v) for v in text.split(":"))
+    return range(lo, hi)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
+    p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
+    p.add_argument("--train", default="0:440")
+    p.add_argument("--val", default="440:500")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--out", default=str(DEFAULT_WEIGHTS.parent / "crater_classifier.keras"))
+    p.add_argument("--json", help="write the validation sweep and scores here")
+    args = p.parse_args(argv)
+
+    model = load_model(args.model)
+    info = model_info(args.model)
+    kind = info["kind"]
+    sets = {}
+    t0 = time.perf_counter()
+    for name, span in (("train", _span(args.train)), ("val", _span(args.val))):
+        data = chips_training_set(read_chips(args.chips, indices=span))
+        probs = predict_stack(model, data.images)
+        truths = [data.craters_of(i) for i in range(len(data))]
+        cands, patches, feats, labels = candidate_sets(data.images, probs, target=kind, truths=truths)
+        sets[name] = (cands, patches, feats, labels, truths, probs)
+        print(f"{name}: {len(data)} chips, {len(labels)} candidates, {int(labels.sum())} match a labelled crater")
+    t_cand = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    _, patches, feats, labels, _, _ = sets["train"]
+    classifier = fit_classifier(patches, feats, labels, epochs=args.epochs, seed=args.seed)
+    t_fit = time.perf_counter() - t1
+
+    cands, patches, feats, _, truths, probs = sets["val"]
+    verifier = Verifier(classifier, 0.5, CANDIDATE_OPTIONS)
+    score = verifier.predict(patches, feats)
+    cand = _stack(cands).assign(score=score)
+    truth = _stack(truths)
+    sweep = []
+    for thr in np.round(np.arange(0.10, 0.81, 0.05), 2):
+        r = evaluate(cand[cand["score"] >= thr], truth, rule="deepmoon", d_min=args.d_min)
+        sweep.append({"threshold": float(thr), "precision": r.precision, "recall": r.recall, "f1": r.f1})
+    best = max(sweep, key=lambda row: row["f1"])
+    # the first stage alone, with the model's own tuned circle finder, for comparison
+    plain = _stack([extract_craters(pr, target=kind, **info["extract"]) for pr in probs])
+    r0 = evaluate(plain, truth, rule="deepmoon", d_min=args.d_min)
+    print("\n| threshold | precision | recall | F1 |\n|---|---|---|---|")
+    for row in sweep:
+        print(f"| {row['threshold']:.2f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} |")
+    print(f"\nvalidation F1: {best['f1']:.3f} with the verifier (threshold {best['threshold']:.2f}), "
+          f"{r0.f1:.3f} without it; candidates {t_cand:.0f} s, training {t_fit:.0f} s")
+
+    report = {
+        "segmentation_model": info.get("name"), "chips": args.chips, "train": args.train, "val": args.val,
+        "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min, "candidates": CANDIDATE_OPTIONS,
+        "n_train_candidates": int(len(labels)), "n_train_craters": int(labels.sum()),
+        "validation_sweep": sweep, "validation_best": best,
+        "validation_without_verifier": {"precision": r0.precision, "recall": r0.recall, "f1": r0.f1},
+        "seconds": {"candidates": round(t_cand, 1), "training": round(t_fit, 1)},
+    }
+    verifier = Verifier(classifier, best["threshold"], CANDIDATE_OPTIONS,
+                        {"name": "marscraters-themis-verifier", "training": report})
+    out = save_verifier(verifier, args.out, overwrite=True)
+    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
