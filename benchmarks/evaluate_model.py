@@ -23,9 +23,9 @@ import pandas as pd
 from marscraters.chips import read_chips
 from marscraters.detect import model_info
 from marscraters.evaluate import evaluate
-from marscraters.extract import extract_craters
 from marscraters.model import load_model, predict_image
 from marscraters.training import chips_training_set, predict_stack
+from marscraters.verify import find_craters, resolve_verifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
     p.add_argument("--test", default="500:600")
-    p.add_argument("--methods", default="tuned", help="comma-separated: tuned (the settings stored in the model file), auto, components, hough, template")
+    p.add_argument("--methods", default="tuned", help="comma-separated: tuned (the settings stored in the model file, "
+                   "and its verifier), unverified (the same without the verifier), auto, components, hough, template")
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--json")
     p.add_argument("--save-probabilities", help="folder for prob_NNN.npy + truth_NNN.csv (for benchmarks/bench_extract.py)")
@@ -66,11 +67,16 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}", "tta": args.tta,
                     "n_truth_ge_dmin": int((truth["diameter_px"] >= args.d_min).sum()),
                     "predict_seconds": round(t_pred, 1), "methods": {}}
+    verifier = resolve_verifier(None, args.model)
     for method in args.methods.split(","):
         t1 = time.perf_counter()
-        options = dict(info["extract"]) if method == "tuned" else {"method": method}
-        pred = pd.concat([extract_craters(prob, target=kind, **options).assign(x=lambda f, i=i: f["x"] + i * stride)
-                          for i, prob in enumerate(probs)], ignore_index=True)
+        options = dict(info["extract"]) if method in ("tuned", "unverified") else {"method": method}
+        v = verifier if method == "tuned" else None
+        pred = pd.concat([find_craters(prob, data.images[i], target=kind, verifier=v, options=options)
+                          .assign(x=lambda f, i=i: f["x"] + i * stride) for i, prob in enumerate(probs)],
+                         ignore_index=True)
+        if v is not None:
+            options = {**options, "verifier": v.metadata.get("name"), "verifier_threshold": v.threshold}
         t_ext = time.perf_counter() - t1
         results = evaluate(pred, truth, rule="all", d_min=args.d_min)
         report["methods"][method] = {"extract_seconds": round(t_ext, 1), "options": options,

@@ -3,16 +3,20 @@
 Usage::
 
     python benchmarks/ship_model.py runs/outline-k3/best.keras --tuning tune.json [--scores test.json] [--name NAME]
+                                    [--verifier crater_classifier.keras]
 
 Copies the model with its metadata, adding: the native pixel size of its training data (the
 THEMIS chips are ~100 m/px), the circle-finder settings with the best validation F1 (the top row
-of ``benchmarks/tune_extraction.py --json``), and the held-out scores when given.
+of ``benchmarks/tune_extraction.py --json``; without ``--tuning`` the model's own are kept), the
+held-out scores when given, and the name of its crater verifier (``benchmarks/train_verifier.py``),
+copied beside the output.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -23,11 +27,12 @@ from marscraters.model import DEFAULT_WEIGHTS, load_model, read_model_metadata, 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
-    p.add_argument("--tuning", required=True, help="JSON from benchmarks/tune_extraction.py")
+    p.add_argument("--tuning", help="JSON from benchmarks/tune_extraction.py (default: keep the model's settings)")
     p.add_argument("--scores", help="JSON from benchmarks/evaluate_model.py on the held-out chips")
     p.add_argument("--native-pixel-size", type=float, default=100.0)
     p.add_argument("--name", default="marscraters-themis-outline-v1")
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--verifier", help="crater verifier .keras (benchmarks/train_verifier.py), copied beside --out")
     args = p.parse_args(argv)
 
     meta = read_model_metadata(args.model)
@@ -37,7 +42,10 @@ def main(argv: list[str] | None = None) -> Path:
         return ({k: v for k, v in best.items() if k not in ("precision", "recall", "f1", "seconds")},
                 {k: best[k] for k in ("precision", "recall", "f1")})
 
-    extract, tuned = best_of(args.tuning)
+    if args.tuning:
+        extract, tuned = best_of(args.tuning)
+    else:
+        extract, tuned = meta.get("extract", {}), meta.get("validation_tuning")
     extra = {
         "name": args.name,
         "native_pixel_size_m": args.native_pixel_size,
@@ -47,6 +55,13 @@ def main(argv: list[str] | None = None) -> Path:
         "training": meta.get("training"),
         "epoch": meta.get("epoch"),
     }
+    if args.verifier:
+        target = Path(args.out).parent / "crater_classifier.keras"
+        if Path(args.verifier).resolve() != target.resolve():
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.copyfile(args.verifier, tmp)
+            tmp.replace(target)  # never a half-copied verifier beside the model
+        extra["verifier"] = target.name
     if args.scores:
         extra["test_scores"] = json.loads(Path(args.scores).read_text())
     out = save_model(load_model(args.model), args.out, metadata=extra, overwrite=True)

@@ -98,6 +98,40 @@ def _resolve_model(model: Any, prob: xr.DataArray) -> Any:
     return model
 
 
+def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any) -> tuple[Any, Any, Any]:
+    """(what the workers load, the Verifier, the image as a dask array) -- or Nones."""
+    import dask.array as da
+
+    from .verify import Verifier, resolve_verifier, verifier_of
+
+    if verify is False:
+        return None, None, None
+    if isinstance(verify, Verifier):
+        vref: Any = verify
+    elif isinstance(verify, (str, os.PathLike)):
+        vref = os.fspath(verify)
+    else:
+        vref = verifier_of(model_file if isinstance(model_file, (str, os.PathLike)) else None)
+        if vref is None:
+            if verify is True:
+                resolve_verifier(True, model_file)  # raises, naming the fix
+            return None, None, None
+        vref = os.fspath(vref)
+    verifier = resolve_verifier(vref, None)
+    ir = mosaic["ir"] if isinstance(mosaic, xr.Dataset) and "ir" in mosaic.data_vars else None
+    if ir is None or tuple(ir.shape) != grid.shape:
+        if verify is None:
+            import warnings
+
+            warnings.warn("the model's crater verifier needs the image: pass mosaic=<the mosaic Dataset with 'ir'> "
+                          "to verify the craters; this catalog is unverified (more false craters).", stacklevel=3)
+            return None, None, None
+        raise InvalidArgumentError("verify needs the image: pass mosaic=<the mosaic Dataset with 'ir' on the "
+                                   "probability's grid>, or verify=False")
+    data = ir.data
+    return vref, verifier, data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=-1)
+
+
 def _coarsest_factor(min_d: float, max_d: float, method: str, target: str, scales: Any) -> int:
     from .extract import DEFAULT_METHODS, scale_plan
 
@@ -143,21 +177,31 @@ def _extract_window(
     core: tuple[int, int, int, int],
     options: dict[str, Any],
     aspect: float = 1.0,
+    image: np.ndarray | None = None,
+    verifier: Any = None,
 ) -> pd.DataFrame:
-    from .extract import extract_craters
+    from .verify import find_craters, resolve_verifier
 
     block = np.asarray(block, dtype=np.float32)
+    options = dict(options)
+    target = options.pop("target")
+    if verifier is not None:
+        # a path travels to the worker better than a Keras model; loaded once per process
+        verifier = resolve_verifier(verifier, None)
+        image = np.asarray(image, dtype=np.float32)
+
     if aspect > 1.0:
         # On an equirectangular grid far from its true-scale latitude a crater is an ellipse
         # ``aspect`` times wider than tall; the circle finder wants circles.  Squeeze x at the
         # window's latitude, find circles, and map them back: their diameter in squeezed pixels
         # is the N-S diameter, and sqrt(aspect) times that is the geometric-mean pixel diameter
         # that ``to_catalog`` converts to km.
-        craters = extract_craters(_squeeze_x(block, aspect), **options)
+        img = None if image is None else _squeeze_x(image, aspect)
+        craters = find_craters(_squeeze_x(block, aspect), img, target=target, verifier=verifier, options=options)
         craters["x"] = craters["x"] * aspect
         craters["diameter_px"] = craters["diameter_px"] * math.sqrt(aspect)
     else:
-        craters = extract_craters(block, **options)
+        craters = find_craters(block, image, target=target, verifier=verifier, options=options)
     x = craters["x"].to_numpy(dtype=float) + x0
     y = craters["y"].to_numpy(dtype=float) + y0
     cy0, cy1, cx0, cx1 = core
@@ -202,6 +246,7 @@ def catalog_from_probability(
     source: str | None = None,
     correct_aspect: bool = True,
     progress: bool = True,
+    verify: Any = None,
 ) -> Any:
     """Find the craters of a whole probability map, chunk by chunk, as one seamless Catalog.
 
@@ -238,6 +283,13 @@ def catalog_from_probability(
         before the circle finder runs, and the circles are mapped back.
     progress
         Show a tqdm progress bar over the chunks.
+    verify
+        Second-stage verification of the candidates against the image
+        (:mod:`marscraters.verify`): ``None`` uses the verifier the model file names when
+        ``mosaic`` holds the image (``ir``; without it a warning says the catalog is
+        unverified), ``False`` turns it off, and a :class:`~marscraters.verify.Verifier` or a
+        path uses that one.  Verification reads twice as far around each crater, so the
+        default halo doubles.
 
     Returns
     -------
@@ -275,9 +327,14 @@ def catalog_from_probability(
             f"prob has shape {tuple(prob.shape)} but the mosaic's grid is {grid.shape}; pass the mosaic the "
             "probability was computed on."
         )
-    info = model_info(_resolve_model(model, prob))
+    model_file = _resolve_model(model, prob)
+    info = model_info(model_file)
     target = _check_choice("kind", kind or info["kind"], TARGETS)
     options: dict[str, Any] = {**info.get("extract", {}), **dict(extract_options or {})}
+    vref, verifier, image = _verification(verify, model_file, mosaic, grid)
+    if verifier is not None:
+        # the finder's thresholds are the verifier's (its candidates); sizes and NMS stay
+        options.update({k: v for k, v in verifier.candidates.items() if k != "min_score"})
     min_score = float(options.setdefault("min_score", 0.0))
     options.pop("target", None)
     options.pop("progress", None)
@@ -289,7 +346,8 @@ def catalog_from_probability(
         )
     factor = _coarsest_factor(min_d, max_d, options.get("method", "auto"), target, options.get("scales", "auto"))
     if halo is None:
-        halo = default_halo(max_d, factor)
+        # verification samples the map and image out to two radii from a crater's centre
+        halo = default_halo(2 * max_d if verifier is not None else max_d, factor)
     if not isinstance(halo, (int, np.integer)) or halo < 0:
         raise InvalidArgumentError(f"halo must be a whole number of pixels >= 0, got {halo!r}")
     halo = int(halo)
@@ -314,7 +372,8 @@ def catalog_from_probability(
         wx0 = max(0, (cx0 - halo_x) // factor * factor)
         wy1, wx1 = min(ny, cy1 + halo), min(nx, cx1 + halo_x)
         block = data[wy0:wy1, wx0:wx1]
-        tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, (cy0, cy1, cx0, cx1), opts, aspect))
+        img = None if image is None else image[wy0:wy1, wx0:wx1]
+        tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, (cy0, cy1, cx0, cx1), opts, aspect, img, vref))
     if progress:
         from tqdm.dask import TqdmCallback
 
@@ -339,6 +398,9 @@ def catalog_from_probability(
     from . import __version__
 
     params = {"kind": target, "halo": halo, "min_score": min_score, **options}
+    if verifier is not None:
+        params["verifier"] = str(verifier.metadata.get("name") or "verifier")
+        params["verifier_threshold"] = min_score if min_score > 0 else verifier.threshold
     attrs = {"source": "marscraters.assemble", "model": model_name, "model_version": model_version,
              "input_mosaic": source, "parameters": params, "software": f"marscraters {__version__}"}
     cat = to_catalog(pixels.reset_index(drop=True), ref, attrs=attrs)

@@ -91,6 +91,7 @@ def detect(
     extract_options: dict | None = None,
     progress: bool = False,
     tta: int = 1,
+    verify: Any = None,
 ) -> pd.DataFrame:
     """Find craters on a plain image.
 
@@ -119,6 +120,11 @@ def detect(
         Test-time augmentation: average the network's output over 1, 2, 4 or 8 orientations of
         the image (:func:`marscraters.model.predict_image`), for ``tta`` times the work.  For
         the shipped model it did not raise the validation F1 (``docs/model_card.md``).
+    verify
+        Second-stage verification (:mod:`marscraters.verify`): ``None`` uses the verifier the
+        model file names (the shipped model names one), ``False`` turns it off, and a
+        :class:`~marscraters.verify.Verifier` or a path uses that one.  With a verifier,
+        ``score`` is its crater probability.
 
     Returns
     -------
@@ -132,8 +138,8 @@ def detect(
     """
     from skimage.transform import rescale
 
-    from .extract import extract_craters
     from .model import _as_image, load_model, predict_image
+    from .verify import find_craters, resolve_verifier
 
     if pixel_size_m is None:
         raise InvalidArgumentError("pixel_size_m is required: the ground size of one pixel in metres (e.g. 100)")
@@ -148,6 +154,9 @@ def detect(
     kind = kind or info["kind"]
     native = float(native_pixel_size_m or info["native_pixel_size_m"])
     keras_model = model if hasattr(model, "predict") else load_model(model)
+    # a loaded Keras model names no verifier: only an explicit one is used with it
+    verifier = resolve_verifier(verify if verify is not None or not hasattr(model, "predict") else False,
+                                None if hasattr(model, "predict") else model)
     if value_range is None:
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
         value_range = (0.0, 255.0) if finite.size and finite.min() >= 0 and finite.max() <= 255 else "auto"
@@ -159,7 +168,8 @@ def detect(
         work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
                        preserve_range=True).astype(np.float32)
     prob = predict_image(keras_model, work, batch_size=batch_size, value_range=value_range, progress=progress, tta=tta)
-    craters = extract_craters(prob, target=kind, **{**info["extract"], **(extract_options or {})})
+    craters = find_craters(prob, work, target=kind, verifier=verifier,
+                           options={**info["extract"], **(extract_options or {})})
     if resampled and len(craters):
         # back to the input's pixel index coordinates
         craters = craters.assign(

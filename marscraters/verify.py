@@ -45,13 +45,18 @@ __all__ = [
     "PATCH_SIZE",
     "RADII",
     "Verifier",
+    "candidate_sets",
     "crater_classifier",
     "crater_features",
     "crater_patches",
+    "find_craters",
     "fit_classifier",
     "load_verifier",
     "match_candidates",
+    "n_features",
+    "resolve_verifier",
     "save_verifier",
+    "verifier_of",
     "verify_craters",
 ]
 
@@ -459,3 +464,71 @@ def candidate_sets(
             labels.append(match_candidates(c, truths[i]))
     return (cands, np.concatenate(patches), np.concatenate(feats),
             np.concatenate(labels) if truths is not None else None)
+
+
+def resolve_verifier(verify: Any, model_file: str | os.PathLike | None) -> Verifier | None:
+    """The verifier to use: ``verify`` itself (a :class:`Verifier` or a path), none (``False``),
+    or the one ``model_file`` names (``None``/``True``; ``None`` = the shipped model).
+
+    Raises
+    ------
+    ModelError
+        If ``verify=True`` but the model names no verifier.
+    """
+    if verify is False:
+        return None
+    if verify is None or verify is True:
+        path = verifier_of(model_file)
+        if path is None:
+            if verify is True:
+                raise ModelError(f"model file {model_file or 'shipped default'} names no verifier; pass verify=<path "
+                                 "of a verifier .keras> or verify=False")
+            return None
+        return _load_cached(str(path))
+    if isinstance(verify, (str, os.PathLike)):
+        return _load_cached(os.fspath(verify))
+    return _as_verifier(verify)
+
+
+_CACHE: dict[tuple[str, float], Verifier] = {}
+
+
+def _load_cached(path: str) -> Verifier:
+    # one load per process and file version: windows of a mosaic reuse it
+    key = (os.path.abspath(path), os.path.getmtime(path) if os.path.exists(path) else 0.0)
+    if key not in _CACHE:
+        _CACHE[key] = load_verifier(path)
+    return _CACHE[key]
+
+
+def find_craters(
+    prob: Any,
+    image: Any = None,
+    *,
+    target: str,
+    verifier: Verifier | None = None,
+    options: dict[str, Any] | None = None,
+    tta: int = 8,
+) -> pd.DataFrame:
+    """The circle finder, followed by verification when a verifier (and the image) is given.
+
+    Without a verifier this is :func:`marscraters.extract.extract_craters` with ``options``.
+    With one, the candidates come from the verifier's own ``candidates`` options (``options``
+    may still set sizes, NMS and scales, but not the thresholds the verifier was trained on)
+    and :func:`verify_craters` keeps those scored at least the verifier's threshold
+    (``options["min_score"]``, when larger than 0, replaces that threshold).
+    """
+    from .extract import extract_craters
+
+    options = dict(options or {})
+    if verifier is None:
+        return extract_craters(prob, target=target, **options)
+    if image is None:
+        raise InvalidArgumentError("verification needs the image as well as the probability map; pass image=")
+    min_score = float(options.pop("min_score", 0.0) or 0.0)
+    own = ("method", "threshold", "template_threshold", "relative_threshold", "hough_threshold")
+    cand_opts = {**{k: v for k, v in options.items() if k not in own}, **verifier.candidates, "min_score": 0.0}
+    cands = extract_craters(prob, target=target, **cand_opts)
+    out = verify_craters(cands, image, prob, verifier, threshold=min_score if min_score > 0 else None, tta=tta)
+    out.attrs.update({**cands.attrs, "verifier_threshold": out.attrs.get("verifier_threshold")})
+    return out

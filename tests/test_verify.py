@@ -1,0 +1,196 @@
+"""Crater verification: features, patches, labels, a real (small) classifier trained and saved."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from marscraters.errors import InvalidArgumentError, ModelError
+from marscraters.extract import extract_craters
+from marscraters.verify import (
+    CANDIDATE_OPTIONS,
+    Verifier,
+    crater_features,
+    crater_patches,
+    find_craters,
+    fit_classifier,
+    load_verifier,
+    match_candidates,
+    n_features,
+    resolve_verifier,
+    save_verifier,
+    verifier_of,
+    verify_craters,
+)
+
+
+def _scene(rng, n_true=6, n_false=6, size=192):
+    """A shaded-bowl image with true craters, and a map with rings at true *and* false places.
+
+    The map alone cannot tell them apart; the image can (only true places have a bowl)."""
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    img = rng.normal(120, 6, (size, size)).astype(np.float32)
+    prob = np.zeros((size, size), np.float32)
+    rows = []
+    for k in range(n_true + n_false):
+        r = rng.uniform(8, 18)
+        x, y = rng.uniform(r + 4, size - r - 4, 2)
+        d = np.hypot(xx - x, yy - y)
+        ring = (d <= r) & (d >= 0.7 * r)
+        prob[ring] = np.maximum(prob[ring], rng.uniform(0.6, 0.95))
+        if k < n_true:  # a bowl: dark on the sun-facing wall, bright on the far wall
+            inside = d <= r
+            img[inside] += 40 * ((xx[inside] - x) / r)
+        rows.append({"x": x, "y": y, "diameter_px": 2 * r, "score": 0.5, "true": k < n_true})
+    return img, prob, pd.DataFrame(rows)
+
+
+def test_features_shape_and_invariance_to_grey_scale_and_quarter_turns():
+    rng = np.random.default_rng(0)
+    img, prob, c = _scene(rng)
+    f = crater_features(img, prob, c)
+    assert f.shape == (len(c), n_features()) and f.dtype == np.float32 and np.isfinite(f).all()
+    # a linear change of grey levels leaves every column unchanged
+    np.testing.assert_allclose(crater_features(3.0 * img + 50.0, prob, c), f, rtol=1e-3, atol=1e-3)
+    # a quarter turn of the scene (and of the centres) leaves them unchanged too: the 16 angles
+    # include the quarter turns, and the profiles keep only amplitudes of the harmonics
+    n = img.shape[0]
+    turned = c.assign(x=c["y"], y=n - 1 - c["x"])
+    f2 = crater_features(np.rot90(img), np.rot90(prob), turned)
+    np.testing.assert_allclose(f2, f, rtol=1e-3, atol=1e-3)
+    # no craters: an empty table of the right width
+    assert crater_features(img, prob, c.iloc[:0]).shape == (0, n_features())
+
+
+def test_patches_are_scaled_to_the_crater_and_standardised():
+    rng = np.random.default_rng(1)
+    img, prob, c = _scene(rng)
+    p = crater_patches(img, prob, c)
+    assert p.shape == (len(c), 32, 32, 2)
+    np.testing.assert_allclose(p[..., 0].mean(axis=(1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(p[..., 0].std(axis=(1, 2)), 1.0, atol=0.01)
+    # the ring (0.7..1 r) sits at the same place in every patch: 0.85 r of 1.6 r from the centre
+    ring_col = int(round(16 + 0.85 / 1.6 * 16 - 0.5))
+    alone = []
+    for x, y, r in ((40.0, 50.0, 9.0), (120.0, 110.0, 25.0)):
+        yy, xx = np.mgrid[:192, :192]
+        d = np.hypot(xx - x, yy - y)
+        one = ((d <= r) & (d >= 0.7 * r)).astype(np.float32)
+        alone.append(crater_patches(img, one, pd.DataFrame({"x": [x], "y": [y], "diameter_px": [2 * r]}))[0])
+    alone = np.stack(alone)
+    assert np.all(alone[:, 16, ring_col, 1] > 0.5) and np.all(alone[:, 16, 16, 1] < 0.5)
+    assert np.abs(alone[0, ..., 1] - alone[1, ..., 1]).mean() < 0.1  # the same picture at both sizes
+    with pytest.raises(InvalidArgumentError, match="same grid"):
+        crater_patches(img, prob[:10], c)
+    with pytest.raises(InvalidArgumentError, match="diameter_px > 0"):
+        crater_patches(img, prob, c.assign(diameter_px=0.0))
+    with pytest.raises(InvalidArgumentError, match="missing"):
+        crater_features(img, prob, c.drop(columns="diameter_px"))
+
+
+def test_nan_in_the_image_is_filled_not_propagated():
+    rng = np.random.default_rng(2)
+    img, prob, c = _scene(rng)
+    img[:40, :40] = np.nan
+    assert np.isfinite(crater_features(img, prob, c)).all()
+    assert np.isfinite(crater_patches(img, prob, c)).all()
+
+
+def test_match_candidates_uses_the_deepmoon_rule():
+    truth = pd.DataFrame({"x": [50.0], "y": [50.0], "diameter_px": [20.0]})
+    cands = pd.DataFrame({"x": [52.0, 50.0, 50.0, 70.0], "y": [50.0, 50.0, 50.0, 50.0],
+                          "diameter_px": [22.0, 44.0, 38.0, 20.0]})
+    # near and same size; twice the size (|dr|/min r = 1.2); 1.9x the size; 20 px away
+    np.testing.assert_array_equal(match_candidates(cands, truth), [True, False, True, False])
+    assert not match_candidates(cands, truth.iloc[:0]).any()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A verifier trained for a few epochs on synthetic scenes, saved and loaded back."""
+    rng = np.random.default_rng(3)
+    patches, feats, labels = [], [], []
+    for _ in range(30):
+        img, prob, c = _scene(rng)
+        patches.append(crater_patches(img, prob, c))
+        feats.append(crater_features(img, prob, c))
+        labels.append(c["true"].to_numpy())
+    model = fit_classifier(np.concatenate(patches), np.concatenate(feats), np.concatenate(labels), epochs=6,
+                           batch_size=32, learning_rate=3e-3, progress=False)
+    path = save_verifier(Verifier(model, 0.5, CANDIDATE_OPTIONS, {"name": "test-verifier"}),
+                         tmp_path_factory.mktemp("v") / "verifier.keras")
+    return path
+
+
+def test_trained_verifier_tells_bowls_from_bare_rings(trained):
+    v = load_verifier(trained)
+    assert v.threshold == 0.5 and v.candidates == CANDIDATE_OPTIONS and v.metadata["name"] == "test-verifier"
+    rng = np.random.default_rng(99)  # scenes it never saw
+    img, prob, c = _scene(rng, 10, 10)
+    p = v.predict(crater_patches(img, prob, c), crater_features(img, prob, c))
+    truth = c["true"].to_numpy()
+    # ranks: most true craters above most false ones (the map alone scores them all alike)
+    auc = (p[truth][:, None] > p[~truth][None]).mean()
+    assert auc > 0.85, (auc, p, truth)
+    kept = verify_craters(c, img, prob, v)
+    assert set(kept.columns) >= {"x", "y", "diameter_px", "score", "finder_score"}
+    assert (kept["score"] >= 0.5).all() and kept["score"].is_monotonic_decreasing
+    kept_true = match_candidates(kept, c[c["true"]])
+    assert kept_true.sum() > (~kept_true).sum()  # mostly the bowls survive
+    assert len(verify_craters(c, img, prob, v, threshold=0.0)) == len(c)
+    assert len(verify_craters(c.iloc[:0], img, prob, v)) == 0
+    with pytest.raises(InvalidArgumentError, match="threshold"):
+        verify_craters(c, img, prob, v, threshold=1.5)
+    with pytest.raises(InvalidArgumentError, match="tta"):
+        v.predict(crater_patches(img, prob, c), crater_features(img, prob, c), tta=3)
+
+
+def test_find_craters_without_and_with_a_verifier(trained):
+    rng = np.random.default_rng(5)
+    img, prob, _ = _scene(rng)
+    plain = find_craters(prob, None, target="outline", options={"method": "template"})
+    pd.testing.assert_frame_equal(plain, extract_craters(prob, target="outline", method="template"))
+    v = load_verifier(trained)
+    checked = find_craters(prob, img, target="outline", verifier=v, options={"threshold": 0.9, "min_score": 0.0})
+    # the verifier's own candidate thresholds win over the model's; every kept crater passed it
+    cands = extract_craters(prob, target="outline", **CANDIDATE_OPTIONS)
+    assert len(checked) <= len(cands) and (checked["score"] >= v.threshold).all()
+    assert "finder_score" in checked
+    # min_score replaces the verifier's threshold: a lower one keeps more
+    more = find_craters(prob, img, target="outline", verifier=v, options={"min_score": 1e-6})
+    assert len(checked) <= len(more) <= len(cands) and more["score"].min() >= 1e-6
+    strict = find_craters(prob, img, target="outline", verifier=v, options={"min_score": 0.999})
+    assert (strict["score"] >= 0.999).all() and len(strict) <= len(checked)
+    with pytest.raises(InvalidArgumentError, match="image"):
+        find_craters(prob, None, target="outline", verifier=v)
+
+
+def test_bad_verifier_files(tmp_path, trained):
+    from marscraters.model import save_model, symmetric_unet
+
+    unet = save_model(symmetric_unet(filter_multiple=0.5), tmp_path / "unet.keras")
+    with pytest.raises(ModelError, match="not a crater verifier"):
+        load_verifier(unet)
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(trained.read_bytes()[:2000])
+    with pytest.raises(ModelError, match="corrupt"):
+        load_verifier(broken)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_verifier(tmp_path / "missing.keras")
+    # a model naming a verifier that is not beside it
+    named = save_model(symmetric_unet(filter_multiple=0.5), tmp_path / "named.keras",
+                       metadata={"verifier": "gone.keras"})
+    with pytest.raises(ModelError, match="missing"):
+        verifier_of(named)
+    assert verifier_of(unet) is None and resolve_verifier(None, unet) is None
+    assert resolve_verifier(False, named) is None
+    with pytest.raises(ModelError, match="names no verifier"):
+        resolve_verifier(True, unet)
+    with pytest.raises(InvalidArgumentError, match="threshold"):
+        Verifier(None, threshold=1.0)
+    with pytest.raises(InvalidArgumentError, match="both"):
+        fit_classifier(np.zeros((4, 32, 32, 2)), np.zeros((4, n_features())), np.ones(4), progress=False)
+    assert zipfile.is_zipfile(trained)
