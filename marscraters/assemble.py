@@ -439,6 +439,9 @@ def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, default=None, help="drop craters scored below this (default: the model's)")
     p.add_argument("--max-diameter-px", type=float, default=None,
                    help=f"largest crater searched, in pixels (default {DEFAULT_MAX_DIAMETER_PX:g})")
+    p.add_argument("--mosaic", default=None, help="the mosaic cube (Zarr) the store was segmented from: its image "
+                   "lets the model's crater verifier check every candidate (without it the catalog is unverified)")
+    p.add_argument("--no-verify", action="store_true", help="skip the crater verifier even with --mosaic")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_catalog_cli)
@@ -464,8 +467,14 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
         options["min_score"] = args.min_score
     if args.max_diameter_px is not None:
         options["max_diameter_px"] = args.max_diameter_px
-    cat = catalog_from_probability(ds, kind=args.kind, model=args.model, extract_options=options,
-                                   source=str(ds.attrs.get("source") or store), progress=not args.quiet)
+    mosaic = None
+    if args.mosaic is not None and not args.no_verify:
+        from .mosaic import open_mosaic
+
+        mosaic = open_mosaic(args.mosaic)
+    cat = catalog_from_probability(ds, mosaic=mosaic, kind=args.kind, model=args.model, extract_options=options,
+                                   source=str(ds.attrs.get("source") or store), progress=not args.quiet,
+                                   verify=False if args.no_verify else None)
     from . import __version__
 
     metadata = {

@@ -138,7 +138,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from .detect import detect, read_grey_image
 
     image = read_grey_image(args.image)
-    craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta)
+    craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
+                     verify=False if args.no_verify else None)
     if args.min_score:
         craters = craters[craters["score"] >= args.min_score]
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
@@ -285,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-score", type=float, default=0.0)
     s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")
     s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--no-verify", action="store_true",
+                   help="skip the second-stage crater verifier the model names (more craters, more false ones)")
     s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations of the image (N times the work)")
     s.set_defaults(func=_cmd_detect)

@@ -326,10 +326,19 @@ class Verifier:
         if not len(patches):
             return np.zeros(0, np.float32)
         turns = {1: [0], 2: [0, 4], 4: [0, 1, 2, 3], 8: list(range(8))}[tta]
-        out = np.zeros(len(patches), np.float64)
-        for k in turns:
-            p = self.model.predict({"patch": _dihedral(patches, k), "features": features}, batch_size=batch_size, verbose=0)
-            out += np.asarray(p, np.float64).ravel()
+        # every orientation in one stack: one call per batch, not per orientation (small tables
+        # of candidates are dominated by the per-call cost)
+        shown = np.concatenate([_dihedral(patches, k) for k in turns])
+        feats = np.tile(np.asarray(features, np.float32), (len(turns), 1))
+        out = np.zeros(len(shown), np.float64)
+        for a in range(0, len(shown), batch_size):
+            n = min(batch_size, len(shown) - a)
+            # padded to a fixed batch so the compiled graph is traced once, not once per size
+            pad = ((0, batch_size - n),) if n < batch_size and len(shown) > batch_size else ((0, 0),)
+            batch = {"patch": np.pad(shown[a:a + n], pad + ((0, 0),) * 3),
+                     "features": np.pad(feats[a:a + n], pad + ((0, 0),))}
+            out[a:a + n] = np.asarray(self.model.predict_on_batch(batch), np.float64).ravel()[:n]
+        out = out.reshape(len(turns), len(patches)).sum(axis=0)
         return (out / len(turns)).astype(np.float32)
 
     def __repr__(self) -> str:
