@@ -52,6 +52,8 @@ _LAZY: dict[str, str] = {
     "train": "training",
     "TrainConfig": "training",
     "extract_craters": "extract",
+    "verify_craters": "verify",
+    "load_verifier": "verify",
     # whole mosaics on Dask
     "segment_to_zarr": "segment",
     "catalog_from_probability": "assemble",

@@ -30,6 +30,7 @@ relative to the model file), and :func:`marscraters.detect.detect` and
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -71,6 +72,7 @@ PATCH_EXTENT = 1.6
 CANDIDATE_OPTIONS: dict[str, Any] = {"method": "template", "threshold": 0.2, "template_threshold": 0.3,
                                      "relative_threshold": 0.0, "min_score": 0.0}
 _VERIFIER_FORMAT = "marscraters-verifier"
+_PREDICT_LOCK = threading.Lock()
 
 
 def _circles(craters: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -337,7 +339,8 @@ class Verifier:
             pad = ((0, batch_size - n),) if n < batch_size and len(shown) > batch_size else ((0, 0),)
             batch = {"patch": np.pad(shown[a:a + n], pad + ((0, 0),) * 3),
                      "features": np.pad(feats[a:a + n], pad + ((0, 0),))}
-            out[a:a + n] = np.asarray(self.model.predict_on_batch(batch), np.float64).ravel()[:n]
+            with _PREDICT_LOCK:  # one call at a time per process, as for the segmentation model
+                out[a:a + n] = np.asarray(self.model.predict_on_batch(batch), np.float64).ravel()[:n]
         out = out.reshape(len(turns), len(patches)).sum(axis=0)
         return (out / len(turns)).astype(np.float32)
 
@@ -500,14 +503,17 @@ def resolve_verifier(verify: Any, model_file: str | os.PathLike | None) -> Verif
 
 
 _CACHE: dict[tuple[str, float], Verifier] = {}
+_LOAD_LOCK = threading.Lock()
 
 
 def _load_cached(path: str) -> Verifier:
-    # one load per process and file version: windows of a mosaic reuse it
+    # one load per process and file version: windows of a mosaic reuse it; the lock makes the
+    # threads of one dask worker share that load (Keras' loading is not thread-safe)
     key = (os.path.abspath(path), os.path.getmtime(path) if os.path.exists(path) else 0.0)
-    if key not in _CACHE:
-        _CACHE[key] = load_verifier(path)
-    return _CACHE[key]
+    with _LOAD_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_verifier(path)
+        return _CACHE[key]
 
 
 def find_craters(
