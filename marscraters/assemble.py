@@ -288,8 +288,8 @@ def catalog_from_probability(
         (:mod:`marscraters.verify`): ``None`` uses the verifier the model file names when
         ``mosaic`` holds the image (``ir``; without it a warning says the catalog is
         unverified), ``False`` turns it off, and a :class:`~marscraters.verify.Verifier` or a
-        path uses that one.  Verification reads twice as far around each crater, so the
-        default halo doubles.
+        path uses that one.  Verification looks further around each crater (its neighbours
+        too), so the default halo grows from half the largest crater to one and a half.
 
     Returns
     -------
@@ -346,8 +346,10 @@ def catalog_from_probability(
         )
     factor = _coarsest_factor(min_d, max_d, options.get("method", "auto"), target, options.get("scales", "auto"))
     if halo is None:
-        # verification samples the map and image out to two radii from a crater's centre
-        halo = default_halo(2 * max_d if verifier is not None else max_d, factor)
+        # verification samples the map and image out to two radii from a crater's centre, and
+        # counts the candidates overlapping it, centred up to max_d away: those must be found as
+        # whole-map extraction finds them, so the window reaches 1.5 max_d past the core
+        halo = default_halo(3 * max_d if verifier is not None else max_d, factor)
     if not isinstance(halo, (int, np.integer)) or halo < 0:
         raise InvalidArgumentError(f"halo must be a whole number of pixels >= 0, got {halo!r}")
     halo = int(halo)
