@@ -25,7 +25,7 @@ from marscraters.detect import model_info
 from marscraters.evaluate import evaluate
 from marscraters.model import load_model, predict_image
 from marscraters.training import chips_training_set, predict_stack
-from marscraters.verify import find_craters, resolve_verifier
+from marscraters.verify import find_craters, merge_options, resolve_verifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     verifier = resolve_verifier(None, args.model)
     for method in args.methods.split(","):
         t1 = time.perf_counter()
-        options = dict(info["extract"]) if method in ("tuned", "unverified") else {"method": method}
         v = verifier if method == "tuned" else None
+        options = merge_options(info["extract"], None, v) if method in ("tuned", "unverified") else {"method": method}
         pred = pd.concat([find_craters(prob, data.images[i], target=kind, verifier=v, options=options)
                           .assign(x=lambda f, i=i: f["x"] + i * stride) for i, prob in enumerate(probs)],
                          ignore_index=True)

@@ -98,38 +98,53 @@ def _resolve_model(model: Any, prob: xr.DataArray) -> Any:
     return model
 
 
-def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any) -> tuple[Any, Any, Any]:
-    """(what the workers load, the Verifier, the image as a dask array) -- or Nones."""
+def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any,
+                  value_range: Any = None) -> tuple[Any, Any, Any, Any]:
+    """(what the workers load, the Verifier, the image as a dask array, its no-data fill) -- or Nones."""
     import dask.array as da
 
+    from .model import read_model_metadata
     from .verify import Verifier, resolve_verifier, verifier_of
 
     if verify is False:
-        return None, None, None
+        return None, None, None, None
+    path = model_file if isinstance(model_file, (str, os.PathLike)) else None
+    ir = mosaic["ir"] if isinstance(mosaic, xr.Dataset) and "ir" in mosaic.data_vars else None
+    if ir is not None:
+        ir = ir.squeeze(drop=True)
+        ir = ir.transpose("y", "x") if set(ir.dims) == {"y", "x"} else None
+    if ir is None or tuple(ir.shape) != grid.shape:
+        if verify is None:
+            # look before loading anything: a model naming no verifier needs no image
+            if read_model_metadata(path).get("verifier"):
+                import warnings
+
+                warnings.warn("the model's crater verifier needs the image: pass mosaic=<the mosaic Dataset with "
+                              "'ir'> to verify the craters; this catalog is unverified (more false craters).",
+                              stacklevel=3)
+            return None, None, None, None
+        raise InvalidArgumentError("verify needs the image: pass mosaic=<the mosaic Dataset with 'ir' on the "
+                                   "probability's grid>, or verify=False")
     if isinstance(verify, Verifier):
         vref: Any = verify
     elif isinstance(verify, (str, os.PathLike)):
         vref = os.fspath(verify)
     else:
-        vref = verifier_of(model_file if isinstance(model_file, (str, os.PathLike)) else None)
-        if vref is None:
+        found = verifier_of(path)
+        if found is None:
             if verify is True:
-                resolve_verifier(True, model_file)  # raises, naming the fix
-            return None, None, None
-        vref = os.fspath(vref)
+                resolve_verifier(True, path)  # raises, naming the fix
+            return None, None, None, None
+        vref = os.fspath(found)
     verifier = resolve_verifier(vref, None)
-    ir = mosaic["ir"] if isinstance(mosaic, xr.Dataset) and "ir" in mosaic.data_vars else None
-    if ir is None or tuple(ir.shape) != grid.shape:
-        if verify is None:
-            import warnings
-
-            warnings.warn("the model's crater verifier needs the image: pass mosaic=<the mosaic Dataset with 'ir'> "
-                          "to verify the craters; this catalog is unverified (more false craters).", stacklevel=3)
-            return None, None, None
-        raise InvalidArgumentError("verify needs the image: pass mosaic=<the mosaic Dataset with 'ir' on the "
-                                   "probability's grid>, or verify=False")
-    data = ir.data
-    return vref, verifier, data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=-1)
+    data = ir.data if isinstance(ir.data, da.Array) else da.from_array(np.asarray(ir.data), chunks=-1)
+    data = data.astype(np.float32)
+    if value_range is not None:
+        # the grey scale segmentation gave the network, which the verifier learned on
+        lo, hi = (float(v) for v in value_range)
+        data = da.clip((data - lo) / (hi - lo), 0.0, 1.0)
+    # one no-data fill for the whole mosaic (a lazy scalar, computed once), so windows agree
+    return vref, verifier, data, da.nanmean(data)
 
 
 def _coarsest_factor(min_d: float, max_d: float, method: str, target: str, scales: Any) -> int:
@@ -179,6 +194,7 @@ def _extract_window(
     aspect: float = 1.0,
     image: np.ndarray | None = None,
     verifier: Any = None,
+    fill: float | None = None,
 ) -> pd.DataFrame:
     from .verify import find_craters, resolve_verifier
 
@@ -197,11 +213,12 @@ def _extract_window(
         # is the N-S diameter, and sqrt(aspect) times that is the geometric-mean pixel diameter
         # that ``to_catalog`` converts to km.
         img = None if image is None else _squeeze_x(image, aspect)
-        craters = find_craters(_squeeze_x(block, aspect), img, target=target, verifier=verifier, options=options)
+        craters = find_craters(_squeeze_x(block, aspect), img, target=target, verifier=verifier, options=options,
+                               fill=fill)
         craters["x"] = craters["x"] * aspect
         craters["diameter_px"] = craters["diameter_px"] * math.sqrt(aspect)
     else:
-        craters = find_craters(block, image, target=target, verifier=verifier, options=options)
+        craters = find_craters(block, image, target=target, verifier=verifier, options=options, fill=fill)
     x = craters["x"].to_numpy(dtype=float) + x0
     y = craters["y"].to_numpy(dtype=float) + y0
     cy0, cy1, cx0, cx1 = core
@@ -318,6 +335,7 @@ def catalog_from_probability(
     from .crs import Grid
     from .detect import model_info
     from .extract import _check_choice, TARGETS, nms_circles, to_catalog
+    from .verify import merge_options
 
     prob = _as_probability(prob)
     ref = prob if mosaic is None else mosaic
@@ -330,8 +348,9 @@ def catalog_from_probability(
     model_file = _resolve_model(model, prob)
     info = model_info(model_file)
     target = _check_choice("kind", kind or info["kind"], TARGETS)
-    options: dict[str, Any] = {**info.get("extract", {}), **dict(extract_options or {})}
-    vref, verifier, image = _verification(verify, model_file, mosaic, grid)
+    value_range = prob.attrs.get("value_range")
+    vref, verifier, image, fill = _verification(verify, model_file, mosaic, grid, value_range)
+    options: dict[str, Any] = merge_options(info.get("extract", {}), extract_options, verifier)
     if verifier is not None:
         # the finder's thresholds are the verifier's (its candidates); sizes and NMS stay
         options.update({k: v for k, v in verifier.candidates.items() if k != "min_score"})
@@ -375,7 +394,8 @@ def catalog_from_probability(
         wy1, wx1 = min(ny, cy1 + halo), min(nx, cx1 + halo_x)
         block = data[wy0:wy1, wx0:wx1]
         img = None if image is None else image[wy0:wy1, wx0:wx1]
-        tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, (cy0, cy1, cx0, cx1), opts, aspect, img, vref))
+        tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, (cy0, cy1, cx0, cx1), opts, aspect, img, vref,
+                                                   fill))
     if progress:
         from tqdm.dask import TqdmCallback
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import CorruptImageError, ImageReadError, InvalidArgumentError
+from .errors import CorruptImageError, ImageReadError, InvalidArgumentError, ModelError
 
 __all__ = ["read_grey_image", "detect", "model_info"]
 
@@ -138,8 +138,8 @@ def detect(
     """
     from skimage.transform import rescale
 
-    from .model import _as_image, load_model, predict_image
-    from .verify import find_craters, resolve_verifier
+    from .model import _as_image, load_model, normalise_image, predict_image
+    from .verify import find_craters, merge_options, resolve_verifier
 
     if pixel_size_m is None:
         raise InvalidArgumentError("pixel_size_m is required: the ground size of one pixel in metres (e.g. 100)")
@@ -154,9 +154,14 @@ def detect(
     kind = kind or info["kind"]
     native = float(native_pixel_size_m or info["native_pixel_size_m"])
     keras_model = model if hasattr(model, "predict") else load_model(model)
-    # a loaded Keras model names no verifier: only an explicit one is used with it
-    verifier = resolve_verifier(verify if verify is not None or not hasattr(model, "predict") else False,
-                                None if hasattr(model, "predict") else model)
+    if hasattr(model, "predict"):
+        # a loaded Keras model names no verifier: only an explicit one is used with it
+        if verify is True:
+            raise ModelError("a loaded Keras model names no verifier; pass verify=<path of a verifier .keras> "
+                             "or the model's file path instead of the loaded model")
+        verifier = resolve_verifier(False if verify is None else verify, None)
+    else:
+        verifier = resolve_verifier(verify, model)
     if value_range is None:
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
         value_range = (0.0, 255.0) if finite.size and finite.min() >= 0 and finite.max() <= 255 else "auto"
@@ -168,8 +173,10 @@ def detect(
         work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
                        preserve_range=True).astype(np.float32)
     prob = predict_image(keras_model, work, batch_size=batch_size, value_range=value_range, progress=progress, tta=tta)
-    craters = find_craters(prob, work, target=kind, verifier=verifier,
-                           options={**info["extract"], **(extract_options or {})})
+    # the verifier learned on the network's normalised input: give it the same image
+    image = normalise_image(work, value_range=value_range) if verifier is not None else None
+    craters = find_craters(prob, image, target=kind, verifier=verifier,
+                           options=merge_options(info["extract"], extract_options, verifier))
     if resampled and len(craters):
         # back to the input's pixel index coordinates
         craters = craters.assign(

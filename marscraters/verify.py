@@ -54,6 +54,7 @@ __all__ = [
     "fit_classifier",
     "load_verifier",
     "match_candidates",
+    "merge_options",
     "n_features",
     "resolve_verifier",
     "save_verifier",
@@ -85,14 +86,17 @@ def _circles(craters: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return x, y, d / 2.0
 
 
-def _plane(name: str, arr: Any) -> np.ndarray:
+def _plane(name: str, arr: Any, fill: float | None = None) -> np.ndarray:
     a = np.asarray(arr, dtype=np.float32)
     if a.ndim != 2 or min(a.shape) < 2:
         raise InvalidArgumentError(f"{name} must be a 2-D array of at least 2 x 2 pixels, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        # no-data pixels: the image's mean, as the network's own normalisation fills them
-        finite = a[np.isfinite(a)]
-        a = np.where(np.isfinite(a), a, finite.mean() if finite.size else 0.0).astype(np.float32)
+        # no-data pixels: ``fill`` (one value for a whole mosaic, so that windows agree), else
+        # the array's own mean, as the network's normalisation fills them
+        if fill is None or not np.isfinite(fill):
+            finite = a[np.isfinite(a)]
+            fill = float(finite.mean()) if finite.size else 0.0
+        a = np.where(np.isfinite(a), a, fill).astype(np.float32)
     return a
 
 
@@ -101,7 +105,7 @@ def _sample(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(img, coords, order=1, mode="nearest").reshape(xs.shape)
 
 
-def crater_features(image: Any, prob: Any, craters: pd.DataFrame) -> np.ndarray:
+def crater_features(image: Any, prob: Any, craters: pd.DataFrame, *, fill: float | None = None) -> np.ndarray:
     """Rotation-invariant radial-profile features of candidate craters.
 
     Parameters
@@ -112,6 +116,8 @@ def crater_features(image: Any, prob: Any, craters: pd.DataFrame) -> np.ndarray:
         The network's probability map on the same grid.
     craters
         Candidates (``x``, ``y``, ``diameter_px``, ``score``) in that grid's pixel coordinates.
+    fill
+        Value for no-data (NaN) image pixels; default the image's mean.
 
     Returns
     -------
@@ -119,7 +125,7 @@ def crater_features(image: Any, prob: Any, craters: pd.DataFrame) -> np.ndarray:
         float32, ``(n_craters, n_features)``; the columns are described in the module docstring.
         The image columns do not change under a linear change of grey levels.
     """
-    image, prob = _plane("image", image), _plane("prob", prob)
+    image, prob = _plane("image", image, fill), _plane("prob", prob, 0.0)
     if image.shape != prob.shape:
         raise InvalidArgumentError(f"image {image.shape} and prob {prob.shape} must be on the same grid")
     x, y, r = _circles(craters)
@@ -154,19 +160,20 @@ def n_features() -> int:
 
 
 def crater_patches(image: Any, prob: Any, craters: pd.DataFrame, *, size: int = PATCH_SIZE,
-                   extent: float = PATCH_EXTENT) -> np.ndarray:
+                   extent: float = PATCH_EXTENT, fill: float | None = None) -> np.ndarray:
     """The image and the map around each candidate, resampled to ``size x size`` pixels.
 
     Each patch spans ``extent`` crater radii on either side of the centre, so every crater
     fills the same share of its patch.  The image channel is standardised per patch (zero mean,
-    unit spread), the map channel is left in 0..1.
+    unit spread), the map channel is left in 0..1.  No-data image pixels take ``fill`` (default
+    the image's mean).
 
     Returns
     -------
     numpy.ndarray
         float32, ``(n_craters, size, size, 2)``.
     """
-    image, prob = _plane("image", image), _plane("prob", prob)
+    image, prob = _plane("image", image, fill), _plane("prob", prob, 0.0)
     if image.shape != prob.shape:
         raise InvalidArgumentError(f"image {image.shape} and prob {prob.shape} must be on the same grid")
     if int(size) < 4 or not extent > 0:
@@ -377,7 +384,10 @@ def load_verifier(path: str | os.PathLike) -> Verifier:
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds of errors for bad files
         raise ModelError(f"cannot load verifier {path}: {type(exc).__name__}: {exc}; re-train it with "
                          "benchmarks/train_verifier.py") from exc
-    rest = {k: v for k, v in meta.items() if k not in ("threshold", "candidates")}
+    from .model import _RESERVED_METADATA
+
+    # what save_model writes itself is not handed back, so a loaded verifier saves again
+    rest = {k: v for k, v in meta.items() if k not in ("threshold", "candidates", *_RESERVED_METADATA)}
     return Verifier(model, meta.get("threshold", 0.5), meta.get("candidates"), rest)
 
 
@@ -414,6 +424,7 @@ def verify_craters(
     *,
     threshold: float | None = None,
     tta: int = 8,
+    fill: float | None = None,
 ) -> pd.DataFrame:
     """Re-score candidate craters with a verifier and keep those it believes.
 
@@ -432,6 +443,9 @@ def verify_craters(
         Keep candidates scored at least this; default the verifier's own (0 keeps them all).
     tta
         Orientations averaged by the classifier (1, 2, 4 or 8).
+    fill
+        Value for no-data image pixels (default the image's mean; pass one value for a whole
+        mosaic so that its windows agree).
 
     Returns
     -------
@@ -444,8 +458,11 @@ def verify_craters(
     if not (0.0 <= thr < 1.0):
         raise InvalidArgumentError(f"threshold must be in [0, 1), got {threshold!r}")
     if not len(craters):
-        return craters.assign(finder_score=pd.Series(dtype=float)).reset_index(drop=True)
-    p = v.predict(crater_patches(image, prob, craters), crater_features(image, prob, craters), tta=tta)
+        out = craters.assign(finder_score=pd.Series(dtype=float)).reset_index(drop=True)
+        out.attrs.update({**craters.attrs, "verifier_threshold": thr})
+        return out
+    p = v.predict(crater_patches(image, prob, craters, fill=fill), crater_features(image, prob, craters, fill=fill),
+                  tta=tta)
     out = craters.assign(finder_score=craters["score"].to_numpy(dtype=float), score=p.astype(float))
     out = out[out["score"] >= thr].sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     out.attrs.update({**craters.attrs, "verifier_threshold": thr})
@@ -524,6 +541,7 @@ def find_craters(
     verifier: Verifier | None = None,
     options: dict[str, Any] | None = None,
     tta: int = 8,
+    fill: float | None = None,
 ) -> pd.DataFrame:
     """The circle finder, followed by verification when a verifier (and the image) is given.
 
@@ -544,6 +562,21 @@ def find_craters(
     own = ("method", "threshold", "template_threshold", "relative_threshold", "hough_threshold")
     cand_opts = {**{k: v for k, v in options.items() if k not in own}, **verifier.candidates, "min_score": 0.0}
     cands = extract_craters(prob, target=target, **cand_opts)
-    out = verify_craters(cands, image, prob, verifier, threshold=min_score if min_score > 0 else None, tta=tta)
+    out = verify_craters(cands, image, prob, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
+                         fill=fill)
     out.attrs.update({**cands.attrs, "verifier_threshold": out.attrs.get("verifier_threshold")})
     return out
+
+
+def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, Any] | None = None,
+                  verifier: Verifier | None = None) -> dict[str, Any]:
+    """The circle-finder options of one call: the model file's, overridden by the caller's.
+
+    With a verifier the model file's own ``min_score`` is dropped: it is in the one-stage
+    finder's score units, while only a caller's ``min_score`` may replace the verifier's
+    threshold (:func:`find_craters`).
+    """
+    base = dict(model_options or {})
+    if verifier is not None:
+        base.pop("min_score", None)
+    return {**base, **dict(user_options or {})}

@@ -125,8 +125,11 @@ def trained(tmp_path_factory):
     return path
 
 
-def test_trained_verifier_tells_bowls_from_bare_rings(trained):
+def test_trained_verifier_tells_bowls_from_bare_rings(trained, tmp_path):
     v = load_verifier(trained)
+    # a loaded verifier saves again, unchanged
+    again = load_verifier(save_verifier(v, tmp_path / "again.keras"))
+    assert again.threshold == v.threshold and again.metadata["name"] == "test-verifier"
     assert v.threshold == 0.5 and v.candidates == CANDIDATE_OPTIONS and v.metadata["name"] == "test-verifier"
     rng = np.random.default_rng(99)  # scenes it never saw
     img, prob, c = _scene(rng, 10, 10)
@@ -240,6 +243,7 @@ def _mosaic_scene():
     for x, y, d in zip(xs[::2], ys[::2], dpx[::2]):  # every other ring is a real bowl
         inside = np.hypot(xx - x, yy - y) <= d / 2
         img[inside] += 40 * (xx[inside] - x) / (d / 2)
+    img[120:140, 40:70] = np.nan  # a no-data gap across a chunk border, beside a crater
     ds = mosaic_from_array(img, bounds=(10, -1, 10 + nx / 256, -1 + ny / 256), name="scene")
     lon, lat = Grid.from_dataset(ds).pixel_to_lonlat(xs, ys)
     truth = make_catalog(lat, lon, dpx * 3396.19 * np.pi / 180 / 256)
@@ -298,3 +302,18 @@ def test_model_named_verifier_is_used_and_missing_image_warns(tmp_path, trained)
     with pytest.warns(UserWarning, match="unverified"):
         bare = catalog_from_probability(prob, model=model, extract_options=opts, progress=False)
     assert "verifier" not in bare.attrs["parameters"]
+
+
+def test_detect_with_a_loaded_model_uses_no_verifier_unless_given(trained):
+    from marscraters.detect import detect
+    from marscraters.model import symmetric_unet
+
+    rng = np.random.default_rng(7)
+    img, _, _ = _scene(rng)
+    net = symmetric_unet(filter_multiple=0.5)
+    with pytest.raises(ModelError, match="loaded Keras model names no verifier"):
+        detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=True)
+    # an explicit verifier works with any network; its scores are probabilities above its threshold
+    found = detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=trained)
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+    assert (found["score"] >= 0.5).all()
