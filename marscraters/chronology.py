@@ -1075,6 +1075,7 @@ class DetectorResponse:
     name: str = ""
     system: str = "neukum-ivanov"
     provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    false_table: tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] = ()
 
     def __post_init__(self) -> None:
         shape = tuple(len(n) for n in self.diameter_nodes)
@@ -1094,6 +1095,14 @@ class DetectorResponse:
             )
         if not (0 < self.d_range[0] < self.d_range[1]):
             raise ChronologyError(f"detector response {self.name!r} has an invalid diameter range {self.d_range}; refit it")
+        if self.false_table:
+            edges, rows = self.false_table
+            fine = (len(edges) >= 2 and bool(np.all(np.diff(edges) > 0)) and len(rows) == len(self.recall_nodes)
+                    and all(len(r) == len(edges) - 1 for r in rows)
+                    and bool(np.all(np.isfinite(np.asarray(rows, dtype=float)))))
+            if not fine:
+                raise ChronologyError(f"detector response {self.name!r} has a malformed false-crater table (one row per "
+                                      "crowding node, one value per diameter bin); refit it with fit_response()")
         if np.any(np.diff(np.asarray(q, dtype=float), axis=-1) < 0) or any(np.any(np.diff(n) <= 0) for n in self.diameter_nodes):
             raise ChronologyError(f"detector response {self.name!r} has decreasing diameter-error quantiles or nodes; refit it")
 
@@ -1113,9 +1122,20 @@ class DetectorResponse:
         return r0 * (1.0 - w) + r1 * w
 
     def false_density(self, diameter_km: Any, n1: Any) -> np.ndarray:
-        """False craters per km² per unit log10 D at ``diameter_km`` on a surface with ``N(1) = n1``."""
-        a0, a1, a2 = self.false_coef
-        return 10 ** (a0 + a1 * np.log10(np.asarray(diameter_km, dtype=float)) + a2 * _crowding(n1))
+        """False craters per km² per unit log10 D at ``diameter_km`` on a surface with ``N(1) = n1``.
+
+        From the measured table (density per diameter bin on each calibration surface, linear in
+        crowding between them, in log) when the response has one, else the log-linear law.
+        """
+        L = np.log10(np.asarray(diameter_km, dtype=float))
+        if not self.false_table:
+            a0, a1, a2 = self.false_coef
+            return 10 ** (a0 + a1 * L + a2 * _crowding(n1))
+        edges, rows = (np.asarray(v, dtype=float) for v in self.false_table)
+        L, g = np.broadcast_arrays(L, _crowding(n1))
+        k = np.clip(np.searchsorted(edges, L, side="right") - 1, 0, rows.shape[1] - 1)
+        j0, j1, w = _bracket(g, self.recall_nodes)
+        return 10 ** (rows[j0, k] * (1.0 - w) + rows[j1, k] * w)
 
     def diameter_quantile(self, diameter_km: Any, n1: Any) -> np.ndarray:
         """The 16 quantiles of log10(detected D / true D) (last axis) for true ``diameter_km`` at ``N(1) = n1``."""
@@ -1179,7 +1199,8 @@ class DetectorResponse:
             f", measured at {len(self.recall_nodes)} crowdings\n"
             f"  false craters >= {_fmt_d(self.d_range[0])} km: "
             f"{float(self.expected((self.d_range[0], self.d_range[1]), young, 1e6)[1][0]):.0f} per 10^6 km² (sparse)"
-            f"; log10 f = {a[0]:.3f} + {a[1]:.3f} L + {a[2]:.3f} g\n"
+            + (f", measured per 0.2-dex bin at {len(self.false_table[1])} crowdings (law: " if self.false_table else "; ")
+            + f"log10 f = {a[0]:.3f} + {a[1]:.3f} L + {a[2]:.3f} g" + (")" if self.false_table else "") + "\n"
             f"  diameters at {mid:.2g} km: detected/true = {10**float(self.diameter_error(mid, young)[0]):.3f} "
             f"x 10^(±{float(self.diameter_error(mid, young)[1]):.3f}) (sparse) to {10**float(self.diameter_error(mid, old)[0]):.3f} "
             f"x 10^(±{float(self.diameter_error(mid, old)[1]):.3f}) (crowded)"
@@ -1195,7 +1216,10 @@ class DetectorResponse:
                 "diameter_nodes": [[float(v) for v in n] for n in self.diameter_nodes],
                 "diameter_quantiles": np.asarray(self.diameter_quantiles, dtype=float).tolist(),
                 "d_range": [float(v) for v in self.d_range], "n1_range": [float(v) for v in self.n1_range],
-                "provenance": dict(self.provenance)}
+                "provenance": dict(self.provenance),
+                **({"false_table": {"log10_d_edges": [float(v) for v in self.false_table[0]],
+                                    "log10_density": [[float(v) for v in r] for r in self.false_table[1]]}}
+                   if self.false_table else {})}
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the response as JSON, atomically (a temporary file, then a rename)."""
@@ -1228,7 +1252,9 @@ class DetectorResponse:
                        diameter_nodes=_tuples(d["diameter_nodes"]),
                        diameter_quantiles=tuple(_tuples(r) for r in d["diameter_quantiles"]),
                        d_range=tuple(d["d_range"]), n1_range=tuple(d["n1_range"]), name=str(d.get("name", "")),
-                       system=str(d.get("system", "neukum-ivanov")), provenance=dict(d.get("provenance", {})))
+                       system=str(d.get("system", "neukum-ivanov")), provenance=dict(d.get("provenance", {})),
+                       false_table=((tuple(float(v) for v in d["false_table"]["log10_d_edges"]),
+                                     _tuples(d["false_table"]["log10_density"])) if "false_table" in d else ()))
         except ChronologyError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -1441,6 +1467,18 @@ def fit_response(
         for j, gj in enumerate(nodes_g):
             w = np.exp(-0.5 * (((L_pair - Li) / h_L) ** 2 + ((g_pair - gj) / h_g) ** 2))
             quantiles[i, j] = _weighted_quantiles(ratio, w, DIAMETER_PROBS)
+    # the false craters measured on each surface, per 0.2-dex bin: their sizes follow no simple
+    # law (a verifier keeps a bump of big false circles on sparse surfaces), so the response
+    # keeps the table, shrunk towards the fitted law by two pseudo-craters per bin (a bin with
+    # few craters says little, and an empty one would have no logarithm)
+    n_bins = max(1, int(math.ceil((lmax - lmin) / 0.2)))
+    edges = np.linspace(lmin, lmin + 0.2 * n_bins, n_bins + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    table = []
+    for Lf, g, area in falses:
+        law = 10 ** (a_fit[0] + a_fit[1] * centres + a_fit[2] * g)
+        expected_law = law * area * 0.2
+        table.append(np.log10(law * (np.histogram(Lf, edges)[0] + 2.0) / (expected_law + 2.0)))
     record = {"ages_ga": [float(a) for a, _ in groups], "area_km2": [round(a) for a in areas],
               "truths": int(L.size), "false_detections": int(n_false), "matched_pairs": int(ratio.size), **dict(provenance or {})}
     return DetectorResponse(
@@ -1448,6 +1486,7 @@ def fit_response(
         diameter_nodes=(tuple(float(v) for v in nodes_L), tuple(float(v) for v in nodes_g)),
         diameter_quantiles=tuple(_tuples(r) for r in quantiles.round(6)), d_range=(float(d_min), d_max), n1_range=(min(n1_all), max(n1_all)), name=name,
         system=s.key, provenance=record,
+        false_table=(tuple(float(v) for v in edges.round(6)), tuple(tuple(float(v) for v in r.round(6)) for r in table)),
     )
 
 
