@@ -317,3 +317,35 @@ def test_detect_with_a_loaded_model_uses_no_verifier_unless_given(trained):
     found = detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=trained)
     assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
     assert (found["score"] >= 0.5).all()
+
+
+def test_catalog_cli_verifies_with_the_mosaic(tmp_path):
+    """``marscraters catalog pred.zarr --mosaic cube.zarr`` verifies with the model's verifier
+    (the shipped one), records it, and ``--no-verify`` does not."""
+    import argparse
+    import json as _json
+
+    import pyogrio
+
+    from marscraters.assemble import add_catalog_parser
+    from marscraters.model import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.exists() or verifier_of(DEFAULT_WEIGHTS) is None:
+        pytest.skip("no shipped model with a verifier")
+    ds, prob, _, _ = _mosaic_scene()
+    store, cube = tmp_path / "pred.zarr", tmp_path / "cube.zarr"
+    prob.chunk({"y": 150, "x": 180}).to_dataset(name="crater_probability").to_zarr(store, zarr_format=3,
+                                                                                  consolidated=False)
+    ds.to_zarr(cube, zarr_format=3, consolidated=False)
+    parser = argparse.ArgumentParser()
+    add_catalog_parser(parser.add_subparsers(dest="command"))
+    params = {}
+    for name, extra in (("verified", ["--mosaic", str(cube)]), ("plain", ["--mosaic", str(cube), "--no-verify"])):
+        out = tmp_path / f"{name}.gpkg"
+        args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "60", "--quiet", *extra])
+        assert args.func(args) == 0
+        meta = pyogrio.read_dataframe(out, layer="metadata").set_index("key")["value"]
+        params[name] = _json.loads(meta["parameters"])
+    assert params["verified"]["verifier"] == "marscraters-themis-verifier"
+    assert params["verified"]["threshold"] == CANDIDATE_OPTIONS["threshold"]  # the verifier's candidates
+    assert "verifier" not in params["plain"]
