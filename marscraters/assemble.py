@@ -350,10 +350,8 @@ def catalog_from_probability(
     target = _check_choice("kind", kind or info["kind"], TARGETS)
     value_range = prob.attrs.get("value_range")
     vref, verifier, image, fill = _verification(verify, model_file, mosaic, grid, value_range)
+    # with a verifier the finder's thresholds are its candidates'; sizes and NMS stay
     options: dict[str, Any] = merge_options(info.get("extract", {}), extract_options, verifier)
-    if verifier is not None:
-        # the finder's thresholds are the verifier's (its candidates); sizes and NMS stay
-        options.update({k: v for k, v in verifier.candidates.items() if k != "min_score"})
     min_score = float(options.setdefault("min_score", 0.0))
     options.pop("target", None)
     options.pop("progress", None)

@@ -150,11 +150,12 @@ def detect(
     if not (np.isfinite(pixel_size_m) and pixel_size_m > 0):
         raise InvalidArgumentError(f"pixel_size_m must be > 0 metres, got {pixel_size_m}")
     arr = _as_image(_as_grey(image))
-    info = model_info(model if not hasattr(model, "predict") else None)
+    loaded = hasattr(model, "predict")  # a Keras model object, not a file
+    info = model_info(None if loaded else model)
     kind = kind or info["kind"]
     native = float(native_pixel_size_m or info["native_pixel_size_m"])
-    keras_model = model if hasattr(model, "predict") else load_model(model)
-    if hasattr(model, "predict"):
+    keras_model = model if loaded else load_model(model)
+    if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
         if verify is True:
             raise ModelError("a loaded Keras model names no verifier; pass verify=<path of a verifier .keras> "

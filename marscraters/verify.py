@@ -558,25 +558,28 @@ def find_craters(
         return extract_craters(prob, target=target, **options)
     if image is None:
         raise InvalidArgumentError("verification needs the image as well as the probability map; pass image=")
+    options = merge_options(None, options, verifier)
     min_score = float(options.pop("min_score", 0.0) or 0.0)
-    own = ("method", "threshold", "template_threshold", "relative_threshold", "hough_threshold")
-    cand_opts = {**{k: v for k, v in options.items() if k not in own}, **verifier.candidates, "min_score": 0.0}
-    cands = extract_craters(prob, target=target, **cand_opts)
-    out = verify_craters(cands, image, prob, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
-                         fill=fill)
-    out.attrs.update({**cands.attrs, "verifier_threshold": out.attrs.get("verifier_threshold")})
-    return out
-
+    cands = extract_craters(prob, target=target, **options, min_score=0.0)
+    return verify_craters(cands, image, prob, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
+                          fill=fill)
 
 def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, Any] | None = None,
                   verifier: Verifier | None = None) -> dict[str, Any]:
     """The circle-finder options of one call: the model file's, overridden by the caller's.
 
-    With a verifier the model file's own ``min_score`` is dropped: it is in the one-stage
-    finder's score units, while only a caller's ``min_score`` may replace the verifier's
-    threshold (:func:`find_craters`).
+    With a verifier the finder's thresholds are the verifier's ``candidates`` (those it was
+    trained on), whoever set others; sizes, NMS and scales stay.  The model file's own
+    ``min_score`` is dropped too: it is in the one-stage finder's score units, while only a
+    caller's ``min_score`` may replace the verifier's threshold (:func:`find_craters`).
     """
     base = dict(model_options or {})
-    if verifier is not None:
-        base.pop("min_score", None)
-    return {**base, **dict(user_options or {})}
+    if verifier is None:
+        return {**base, **dict(user_options or {})}
+    base.pop("min_score", None)
+    merged = {k: v for k, v in {**base, **dict(user_options or {})}.items() if k not in _FINDER_THRESHOLDS}
+    return {**merged, **{k: v for k, v in verifier.candidates.items() if k != "min_score"}}
+
+
+# the circle finder's own thresholds, which a verifier's candidates set
+_FINDER_THRESHOLDS = ("method", "threshold", "template_threshold", "relative_threshold", "hough_threshold")
