@@ -104,7 +104,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         kind=args.kind, kernel_size=args.kernel_size, filter_multiple=args.filter_multiple, epochs=args.epochs,
         batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate, dice_weight=args.dice_weight,
         scale=tuple(args.scale), contrast=args.contrast, score_every=args.score_every, seed=args.seed,
+        workers=args.workers,
     )
+    model = None
+    if args.init:
+        from .model import load_model
+
+        # fine-tuning: the file's architecture and weights; --kernel-size and friends do not apply
+        model = load_model(args.init)
     if args.chips:
         from .chips import read_chips
 
@@ -126,7 +133,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         n = args.dots
         tr, va = dots_training_set(n, args.crop, seed=args.seed), dots_training_set(max(n // 5, 1), args.crop, seed=args.seed + 1)
         source = {"source": "synthetic dots", "n": n}
-    result = train(tr, va, args.out, config, resume=not args.restart, metadata={"data": source},
+    if args.init:
+        source["init"] = str(args.init)
+    result = train(tr, va, args.out, config, model=model, resume=not args.restart, metadata={"data": source},
                    verbose=0 if args.quiet else "auto")
     last = result["history"][-1] if result["history"] else {}
     print(json.dumps({"out": str(args.out), "epochs": len(result["history"]), "last": last}, indent=2, default=str))
@@ -275,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--contrast", type=float, default=0.2)
     s.add_argument("--score-every", type=int, default=5, help="crater-level F1 every N epochs")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--init", metavar="MODEL",
+                   help="start from this .keras model's architecture and weights (fine-tuning); a run "
+                        "resumed from --out ignores it")
+    s.add_argument("--workers", type=int, default=1,
+                   help="threads preparing augmented batches (more keep a GPU busy; default 1)")
     s.add_argument("--restart", action="store_true", help="ignore an earlier run in --out instead of resuming")
     s.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, plots)")
     s.set_defaults(func=_cmd_train)

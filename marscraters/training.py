@@ -293,7 +293,13 @@ def _random_crop(
         ph, pw = max(size - h, 0), max(size - w, 0)
         image = np.pad(image, ((0, ph), (0, pw)), mode="reflect")
         if target is not None:
-            target = np.pad(target, ((0, ph), (0, pw)))
+            target = np.pad(target, ((0, ph), (0, pw)), mode="reflect")
+        # the reflected strip shows mirrored craters: label them too, or they teach "no crater"
+        # ("reflect" mirrors about the last pixel centre: index n-1+k shows n-1-k)
+        if ph:
+            craters = pd.concat([craters, craters.assign(y=2 * (h - 1) - craters["y"])], ignore_index=True)
+        if pw:
+            craters = pd.concat([craters, craters.assign(x=2 * (w - 1) - craters["x"])], ignore_index=True)
         h, w = image.shape
     r0 = int(rng.integers(0, h - size + 1))
     c0 = int(rng.integers(0, w - size + 1))
@@ -342,34 +348,43 @@ class PatchSequence:
                 min_diameter_px: float = 0.0,
                 target_options: dict | None = None,
                 seed: int = 0,
+                workers: int = 1,
             ) -> None:
-                super().__init__(workers=1, use_multiprocessing=False)
+                if int(workers) < 1:
+                    raise InvalidArgumentError(f"workers={workers} must be at least 1 (threads preparing batches)")
+                # threads, not processes: the augmentation is numpy and scipy, which release the GIL,
+                # and forked processes do not mix with a GPU backend already initialised
+                super().__init__(workers=int(workers), use_multiprocessing=False)
                 if crop % MULTIPLE:
                     raise InvalidArgumentError(f"crop={crop} must be a multiple of {MULTIPLE}")
                 self.data, self.kind, self.batch_size, self.crop = data, kind, int(batch_size), int(crop)
                 self.augment_data, self.scale, self.contrast = augment_data, scale, contrast
                 self.min_diameter_px = float(min_diameter_px)
                 self.target_options = dict(target_options or {})
-                self.rng = np.random.default_rng(seed)
-                self.order = self.rng.permutation(len(data))
+                self.seed, self.epoch = int(seed), 0
+                self.order = np.random.default_rng(self.seed).permutation(len(data))
 
             def __len__(self) -> int:
                 return math.ceil(len(self.data) / self.batch_size)
 
             def on_epoch_end(self) -> None:
-                self.order = self.rng.permutation(len(self.data))
+                self.epoch += 1
+                self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data))
 
             def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
                 from .targets import draw_targets
 
+                # one generator per (seed, epoch, batch): the same batches whatever the order in
+                # which worker threads ask for them
+                rng = np.random.default_rng([self.seed, self.epoch, int(idx)])
                 sel = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
                 xs, ys = [], []
                 for i in sel:
                     img, cr = self.data.images[i], self.data.craters_of(int(i))
                     tgt = None if self.data.targets is None else self.data.targets[i]
                     if self.augment_data:
-                        img, cr, tgt = augment(img, cr, self.rng, scale=self.scale, contrast=self.contrast, target=tgt)
-                    img, cr, tgt = _random_crop(img, cr, self.crop, self.rng, tgt)
+                        img, cr, tgt = augment(img, cr, rng, scale=self.scale, contrast=self.contrast, target=tgt)
+                    img, cr, tgt = _random_crop(img, cr, self.crop, rng, tgt)
                     if tgt is None:
                         tgt = draw_targets(img.shape, _kept_for_targets(cr, self.min_diameter_px), self.kind, **self.target_options)
                     xs.append(img[..., None])
@@ -524,6 +539,7 @@ class TrainConfig:
     extract_options: dict = field(default_factory=dict)
     seed: int = 0
     monitor: str = "val_crater_f1"
+    workers: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -613,7 +629,7 @@ def train(
         train_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop,
         augment_data=config.augment, scale=tuple(config.scale), contrast=config.contrast,
         min_diameter_px=config.min_target_diameter_px, target_options=config.target_options,
-        seed=config.seed + initial_epoch,
+        seed=config.seed + initial_epoch, workers=config.workers,
     )
     val_seq = None
     callbacks: list[Any] = [_timing_callback_class()()]

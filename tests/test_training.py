@@ -120,3 +120,46 @@ def test_chips_training_set_on_real_chips(shared_data):
     ts = chips_training_set(chips, [2, 5])
     assert ts.images.shape == (2, 416, 416) and 0 <= ts.images.min() and ts.images.max() <= 1
     assert set(ts.craters["image"]) <= {0, 1} and len(ts.craters) == int(chips.craters["chip"].isin([2, 5]).sum())
+
+
+def test_patch_sequence_batches_do_not_depend_on_threads_or_order():
+    """Loader threads may ask for batches in any order: each batch is fixed by (seed, epoch, index)."""
+    data = _scene(6, 128)
+    one = PatchSequence(data, kind="outline", batch_size=2, crop=128, scale=(0.8, 1.2), seed=5)
+    many = PatchSequence(data, kind="outline", batch_size=2, crop=128, scale=(0.8, 1.2), seed=5, workers=3)
+    backwards = [many[i] for i in (2, 1, 0)][::-1]
+    for (x1, y1), (x2, y2) in zip([one[i] for i in range(3)], backwards):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    one.on_epoch_end()
+    assert not np.array_equal(one[0][0], many[0][0])  # a new epoch draws new augmentations
+    with pytest.raises(InvalidArgumentError, match="workers"):
+        PatchSequence(data, crop=128, workers=0)
+
+
+def test_crop_larger_than_the_image_labels_the_mirrored_craters():
+    """Patches bigger than a (zoomed-out) image are padded by reflection; the craters seen in the
+    reflected strip are labelled too, so the target still covers every bright disk."""
+    data = _scene(3, 128, seed=2)
+    seq = PatchSequence(data, kind="filled", batch_size=3, crop=256, augment_data=False)
+    x, y = seq[0]
+    x, y = x[..., 0], y[..., 0].astype(bool)
+    assert x.shape == (3, 256, 256)
+    # the padded half holds mirrored disks: without their labels they would be bright non-targets
+    assert x[:, 128:, :][y[:, 128:, :]].mean() > 0.6
+    assert x[~y].mean() < 0.35 and x[y].mean() > 0.6
+
+
+def test_cli_train_init_fine_tunes_the_given_model(tmp_path):
+    """``--init`` starts from a model file's architecture and weights, and records it."""
+    from marscraters.cli import main
+    from marscraters.model import load_model, read_model_metadata, save_model, symmetric_unet
+
+    start = save_model(symmetric_unet(filter_multiple=0.25), tmp_path / "start.keras")
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--dots", "4", "--crop", "128", "--batch-size", "2", "--epochs", "1",
+                 "--kind", "filled", "--init", str(start), "--workers", "2", "--out", str(out)]) == 0
+    trained = load_model(out / "last.keras")
+    assert trained.count_params() == load_model(start).count_params() < symmetric_unet().count_params()
+    meta = read_model_metadata(out / "last.keras")
+    assert meta["data"]["init"] == str(start) and meta["training"]["workers"] == 2

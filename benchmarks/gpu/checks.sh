@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# GPU checks, one short run: throughput against the matmul limit, the segmentation pipeline on a
+# LocalCUDACluster against raw predict_on_batch, and training speed (seconds per epoch).
+#   bash benchmarks/gpu/checks.sh            # writes $OUT (default gpu_out/)
+# Chips for the training smoke: MARSCRATERS_SMOKE_CHIPS (default .devdata/small, 50 chips).
+source benchmarks/gpu/common.sh train cluster
+nvidia-smi -L; "$PY" -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
+chips=${MARSCRATERS_SMOKE_CHIPS:-.devdata/small}
+echo "== model forward throughput"
+"$PY" benchmarks/bench_model_speed.py --accelerator --mixed --batch-size 4 16 64 --batches 5 --matmul-size ${GPU_CHECK_MATMUL:-8192} 2>&1 | tee "$OUT/model_speed.txt"
+echo "== segmentation pipeline on a LocalCUDACluster"
+timeout 240 "$PY" benchmarks/bench_segment.py --gpus 1 --size ${GPU_CHECK_SIZE:-8192} --rounds 2 --skip-memory --skip-whole 2>&1 \
+  | grep -v "^\s*$" | tee "$OUT/segment_gpu.txt"
+echo "== training speed: 448 synthetic 384-px patches per epoch, batch 16, 6 loader threads"
+timeout 120 "$PY" -m marscraters -q train --dots ${GPU_CHECK_DOTS:-448} --crop 384 --batch-size 16 --epochs 4 --workers 6 --kind filled \
+  --out /tmp/dots > /dev/null 2>&1
+cat /tmp/dots/history.csv | tee "$OUT/train_speed.csv"
+"$PY" - <<'PY' > /tmp/seconds_per_epoch
+import csv
+rows = list(csv.DictReader(open("/tmp/dots/history.csv")))
+print(min(float(r["seconds_per_epoch"]) for r in rows[1:]))
+PY
+echo "seconds per epoch (best after the first): $(cat /tmp/seconds_per_epoch)"
+echo "== training smoke on real chips (fine-tune, outline targets, crater F1 each epoch)"
+timeout 120 "$PY" -m marscraters -q train --chips "$chips" --train 0:40 --val 40:50 --kind outline \
+  --init marscraters/weights/symmetric_unet.keras --crop 384 --batch-size 16 --epochs 2 --workers 6 \
+  --score-every 1 --learning-rate 3e-4 --out /tmp/smoke 2>&1 | tail -20
+cat /tmp/smoke/history.csv
