@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS.parent / "crater_classifier.keras"))
     p.add_argument("--json", help="write the validation sweep and scores here")
+    p.add_argument("--threshold", type=float, default=CANDIDATE_OPTIONS["threshold"],
+                   help="the candidates' probability threshold (default %(default)s)")
+    p.add_argument("--template-threshold", type=float, default=CANDIDATE_OPTIONS["template_threshold"],
+                   help="the candidates' ring-template correlation threshold (default %(default)s)")
     args = p.parse_args(argv)
+    # the verifier file records these, and catalogs made with it find their candidates the same way
+    candidates = {**CANDIDATE_OPTIONS, "threshold": args.threshold, "template_threshold": args.template_threshold}
 
     model = load_model(args.model)
     info = model_info(args.model)
@@ -70,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
         data = chips_training_set(read_chips(args.chips, indices=span))
         probs = predict_stack(model, data.images)
         truths = [data.craters_of(i) for i in range(len(data))]
-        cands, patches, feats, labels = candidate_sets(data.images, probs, target=kind, truths=truths)
+        cands, patches, feats, labels = candidate_sets(data.images, probs, target=kind, candidates=candidates,
+                                                      truths=truths)
         sets[name] = (cands, patches, feats, labels, truths, probs)
         print(f"{name}: {len(data)} chips, {len(labels)} candidates, {int(labels.sum())} match a labelled crater")
     t_cand = time.perf_counter() - t0
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_fit = time.perf_counter() - t1
 
     cands, patches, feats, _, truths, probs = sets["val"]
-    verifier = Verifier(classifier, 0.5, CANDIDATE_OPTIONS)
+    verifier = Verifier(classifier, 0.5, candidates)
     score = verifier.predict(patches, feats)
     cand = _stack(cands).assign(score=score)
     truth = _stack(truths)
@@ -101,13 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     report = {
         "segmentation_model": info.get("name"), "chips": args.chips, "train": args.train, "val": args.val,
-        "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min, "candidates": CANDIDATE_OPTIONS,
+        "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min, "candidates": candidates,
         "n_train_candidates": int(len(labels)), "n_train_craters": int(labels.sum()),
         "validation_sweep": sweep, "validation_best": best,
         "validation_without_verifier": {"precision": r0.precision, "recall": r0.recall, "f1": r0.f1},
         "seconds": {"candidates": round(t_cand, 1), "training": round(t_fit, 1)},
     }
-    verifier = Verifier(classifier, best["threshold"], CANDIDATE_OPTIONS,
+    verifier = Verifier(classifier, best["threshold"], candidates,
                         {"name": "marscraters-themis-verifier", "training": report})
     out = save_verifier(verifier, args.out, overwrite=True)
     print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB)")
