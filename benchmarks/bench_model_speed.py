@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     for dt, g in limits.items():
         print(f"matmul {dt}: {g:.0f} GFLOP/s -> compute-bound limit {g * 1e9 / fpp / 1e6:.1f} Mpx/s")
     rows = []
-    print("\n| model | batch | Mpx/s | GFLOP/s | fraction of the matmul limit (same dtype) |")
+    print("\n| model | batch | Mpx/s | GFLOP/s | fraction of the matmul limit |  (bfloat16 rows: of the bfloat16 limit"
+          " with --accelerator, else of the float32 one)")
     print("|---|---|---|---|---|")
     for label, m in models:
         limit_mpx = limits["bfloat16" if label != "float32" and "bfloat16" in limits else "float32"] * 1e9 / fpp / 1e6

@@ -107,11 +107,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     model = None
-    if args.init:
-        from .model import load_model
+    resuming = not args.restart and (Path(args.out) / "last.keras").exists() and (Path(args.out) / "history.csv").exists()
+    if args.init and not resuming:
+        from .model import describe_model, load_model
 
-        # fine-tuning: the file's architecture and weights; --kernel-size and friends do not apply
+        # fine-tuning: the file's architecture and weights; --kernel-size and friends do not apply,
+        # so the run's config records the architecture it really trains
         model = load_model(args.init)
+        arch = describe_model(model)
+        config.kernel_size = int(arch.get("kernel_size", config.kernel_size))
+        config.filter_multiple = float(arch.get("filter_multiple", config.filter_multiple))
     if args.chips:
         from .chips import read_chips
 
@@ -133,8 +138,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         n = args.dots
         tr, va = dots_training_set(n, args.crop, seed=args.seed), dots_training_set(max(n // 5, 1), args.crop, seed=args.seed + 1)
         source = {"source": "synthetic dots", "n": n}
-    if args.init:
+    if model is not None:
         source["init"] = str(args.init)
+    elif args.init:
+        log.info("resuming %s: --init %s is not used", args.out, args.init)
     result = train(tr, va, args.out, config, model=model, resume=not args.restart, metadata={"data": source},
                    verbose=0 if args.quiet else "auto")
     last = result["history"][-1] if result["history"] else {}

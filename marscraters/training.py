@@ -295,11 +295,10 @@ def _random_crop(
         if target is not None:
             target = np.pad(target, ((0, ph), (0, pw)), mode="reflect")
         # the reflected strip shows mirrored craters: label them too, or they teach "no crater"
-        # ("reflect" mirrors about the last pixel centre: index n-1+k shows n-1-k)
         if ph:
-            craters = pd.concat([craters, craters.assign(y=2 * (h - 1) - craters["y"])], ignore_index=True)
+            craters = _reflected_craters(craters, "y", h, h + ph)
         if pw:
-            craters = pd.concat([craters, craters.assign(x=2 * (w - 1) - craters["x"])], ignore_index=True)
+            craters = _reflected_craters(craters, "x", w, w + pw)
         h, w = image.shape
     r0 = int(rng.integers(0, h - size + 1))
     c0 = int(rng.integers(0, w - size + 1))
@@ -308,6 +307,22 @@ def _random_crop(
     keep = (cr["x"] + r >= -0.5) & (cr["x"] - r <= size - 0.5) & (cr["y"] + r >= -0.5) & (cr["y"] - r <= size - 0.5)
     tgt = None if target is None else target[r0 : r0 + size, c0 : c0 + size]
     return image[r0 : r0 + size, c0 : c0 + size], cr[keep].reset_index(drop=True), tgt
+
+
+def _reflected_craters(craters: pd.DataFrame, axis: str, n: int, extent: int) -> pd.DataFrame:
+    """Craters plus their copies in ``np.pad(mode="reflect")`` of an axis of ``n`` pixels to ``extent``.
+
+    "reflect" mirrors about the end pixels' centres, so the padded image repeats with period
+    ``2 (n - 1)``: a crater at ``v`` reappears at ``2 m (n - 1) - v`` and ``2 m (n - 1) + v``.
+    """
+    period = 2 * (n - 1)
+    if period <= 0:
+        return craters
+    v = craters[axis]
+    copies = [craters]
+    for m in range(1, extent // period + 2):
+        copies += [craters.assign(**{axis: m * period - v}), craters.assign(**{axis: m * period + v})]
+    return pd.concat(copies, ignore_index=True)
 
 
 def _kept_for_targets(craters: pd.DataFrame, min_diameter_px: float) -> pd.DataFrame:
@@ -352,44 +367,62 @@ class PatchSequence:
             ) -> None:
                 if int(workers) < 1:
                     raise InvalidArgumentError(f"workers={workers} must be at least 1 (threads preparing batches)")
-                # threads, not processes: the augmentation is numpy and scipy, which release the GIL,
-                # and forked processes do not mix with a GPU backend already initialised
-                super().__init__(workers=int(workers), use_multiprocessing=False)
+                # Keras gets one worker: with several, its queue carries batches over from one
+                # epoch into the next (JAX's build step starts it early).  The threads work inside
+                # a batch instead, on its samples: numpy and scipy release the GIL, and threads,
+                # unlike forked processes, mix with a GPU backend already initialised.
+                super().__init__(workers=1, use_multiprocessing=False)
                 if crop % MULTIPLE:
                     raise InvalidArgumentError(f"crop={crop} must be a multiple of {MULTIPLE}")
                 self.data, self.kind, self.batch_size, self.crop = data, kind, int(batch_size), int(crop)
                 self.augment_data, self.scale, self.contrast = augment_data, scale, contrast
                 self.min_diameter_px = float(min_diameter_px)
                 self.target_options = dict(target_options or {})
-                self.seed, self.epoch = int(seed), 0
-                self.order = np.random.default_rng(self.seed).permutation(len(data))
+                self.workers = int(workers)
+                self._pool: Any = None
+                self.seed = int(seed)
+                self._state = (0, self._permutation(0))
+
+            def _permutation(self, epoch: int) -> np.ndarray:
+                # stream tags 1 (orders) and 2 (samples) keep the seed lists apart: numpy pads
+                # short ones with zeros, so [seed, epoch] and [seed, epoch, 0] would collide
+                return np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.data))
 
             def __len__(self) -> int:
                 return math.ceil(len(self.data) / self.batch_size)
 
             def on_epoch_end(self) -> None:
-                self.epoch += 1
-                self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data))
+                epoch = self._state[0] + 1
+                self._state = (epoch, self._permutation(epoch))  # one assignment: never half-updated
 
-            def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+            def _sample(self, epoch: int, idx: int, j: int, i: int) -> tuple[np.ndarray, np.ndarray]:
                 from .targets import draw_targets
 
-                # one generator per (seed, epoch, batch): the same batches whatever the order in
-                # which worker threads ask for them
-                rng = np.random.default_rng([self.seed, self.epoch, int(idx)])
-                sel = self.order[idx * self.batch_size : (idx + 1) * self.batch_size]
-                xs, ys = [], []
-                for i in sel:
-                    img, cr = self.data.images[i], self.data.craters_of(int(i))
-                    tgt = None if self.data.targets is None else self.data.targets[i]
-                    if self.augment_data:
-                        img, cr, tgt = augment(img, cr, rng, scale=self.scale, contrast=self.contrast, target=tgt)
-                    img, cr, tgt = _random_crop(img, cr, self.crop, rng, tgt)
-                    if tgt is None:
-                        tgt = draw_targets(img.shape, _kept_for_targets(cr, self.min_diameter_px), self.kind, **self.target_options)
-                    xs.append(img[..., None])
-                    ys.append(tgt[..., None].astype(np.float32))
-                return np.stack(xs), np.stack(ys)
+                # one generator per sample, fixed by (seed, epoch, batch, position): the same
+                # batches whatever the number of threads or the order they run in
+                rng = np.random.default_rng([self.seed, epoch, 2, idx, j])
+                img, cr = self.data.images[i], self.data.craters_of(int(i))
+                tgt = None if self.data.targets is None else self.data.targets[i]
+                if self.augment_data:
+                    img, cr, tgt = augment(img, cr, rng, scale=self.scale, contrast=self.contrast, target=tgt)
+                img, cr, tgt = _random_crop(img, cr, self.crop, rng, tgt)
+                if tgt is None:
+                    tgt = draw_targets(img.shape, _kept_for_targets(cr, self.min_diameter_px), self.kind, **self.target_options)
+                return img[..., None], tgt[..., None].astype(np.float32)
+
+            def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+                epoch, order = self._state
+                sel = order[idx * self.batch_size : (idx + 1) * self.batch_size]
+                jobs = [(epoch, int(idx), j, int(i)) for j, i in enumerate(sel)]
+                if self.workers > 1 and len(jobs) > 1:
+                    if self._pool is None:
+                        from concurrent.futures import ThreadPoolExecutor
+
+                        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="marscraters-batch")
+                    samples = list(self._pool.map(lambda job: self._sample(*job), jobs))
+                else:
+                    samples = [self._sample(*job) for job in jobs]
+                return np.stack([x for x, _ in samples]), np.stack([y for _, y in samples])
 
         return _PatchSequence(*args, **kwargs)
 

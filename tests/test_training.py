@@ -123,18 +123,58 @@ def test_chips_training_set_on_real_chips(shared_data):
 
 
 def test_patch_sequence_batches_do_not_depend_on_threads_or_order():
-    """Loader threads may ask for batches in any order: each batch is fixed by (seed, epoch, index)."""
+    """Samples are prepared by threads in any order: each is fixed by (seed, epoch, batch, position)."""
     data = _scene(6, 128)
-    one = PatchSequence(data, kind="outline", batch_size=2, crop=128, scale=(0.8, 1.2), seed=5)
-    many = PatchSequence(data, kind="outline", batch_size=2, crop=128, scale=(0.8, 1.2), seed=5, workers=3)
-    backwards = [many[i] for i in (2, 1, 0)][::-1]
-    for (x1, y1), (x2, y2) in zip([one[i] for i in range(3)], backwards):
+    one = PatchSequence(data, kind="outline", batch_size=3, crop=128, scale=(0.8, 1.2), seed=5)
+    many = PatchSequence(data, kind="outline", batch_size=3, crop=128, scale=(0.8, 1.2), seed=5, workers=3)
+    assert many.workers == 3
+    backwards = [many[i] for i in (1, 0)][::-1]
+    for (x1, y1), (x2, y2) in zip([one[i] for i in range(2)], backwards):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
+    first = one[0][0]
     one.on_epoch_end()
-    assert not np.array_equal(one[0][0], many[0][0])  # a new epoch draws new augmentations
+    assert not np.array_equal(one[0][0], first)  # a new epoch draws new augmentations
     with pytest.raises(InvalidArgumentError, match="workers"):
         PatchSequence(data, crop=128, workers=0)
+
+
+def test_fit_with_loader_threads_trains_each_epoch_on_its_own_batches(tmp_path):
+    """Through ``model.fit``, every batch an epoch trains on comes from that epoch's draw (Keras'
+    own multi-worker queue would carry batches over from the previous epoch)."""
+    import keras
+
+    from marscraters.model import symmetric_unet
+
+    data = _scene(6, 128)
+    seq = PatchSequence(data, kind="filled", batch_size=2, crop=128, scale=(1, 1), seed=1, workers=3)
+    seen: list[tuple[int, int]] = []
+    original = seq._sample
+
+    def spy(epoch, idx, j, i):
+        seen.append((epoch, idx))
+        return original(epoch, idx, j, i)
+
+    seq._sample = spy
+
+    class Mark(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(("begin", epoch))
+
+    model = symmetric_unet(filter_multiple=0.25)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(seq, epochs=2, verbose=0, callbacks=[Mark()])
+    epochs = {}
+    current = None
+    for item in seen:
+        if item[0] == "begin":
+            current = item[1]
+            epochs[current] = set()
+        elif current is not None:
+            epochs[current].add(item[0])
+    # one sequence epoch per Keras epoch, never a mixture
+    assert all(len(e) == 1 for e in epochs.values()) and len(epochs) == 2
+    assert epochs[0] != epochs[1]
 
 
 def test_crop_larger_than_the_image_labels_the_mirrored_craters():
@@ -150,6 +190,16 @@ def test_crop_larger_than_the_image_labels_the_mirrored_craters():
     assert x[~y].mean() < 0.35 and x[y].mean() > 0.6
 
 
+def test_crop_much_larger_than_the_image_labels_every_reflection():
+    """Padding wider than the image repeats it more than once; every copy of a crater is labelled."""
+    data = _scene(1, 48, seed=4)
+    seq = PatchSequence(data, kind="filled", batch_size=1, crop=128, augment_data=False)
+    x, y = seq[0]
+    x, y = x[0, ..., 0], y[0, ..., 0].astype(bool)
+    bright = x > 0.6
+    assert (bright & y).sum() / bright.sum() > 0.98
+
+
 def test_cli_train_init_fine_tunes_the_given_model(tmp_path):
     """``--init`` starts from a model file's architecture and weights, and records it."""
     from marscraters.cli import main
@@ -163,3 +213,9 @@ def test_cli_train_init_fine_tunes_the_given_model(tmp_path):
     assert trained.count_params() == load_model(start).count_params() < symmetric_unet().count_params()
     meta = read_model_metadata(out / "last.keras")
     assert meta["data"]["init"] == str(start) and meta["training"]["workers"] == 2
+    assert meta["training"]["filter_multiple"] == 0.25  # the architecture trained, not the CLI default
+    # resuming the run ignores --init, even when its file is gone
+    start.unlink()
+    assert main(["-q", "train", "--dots", "4", "--crop", "128", "--batch-size", "2", "--epochs", "2",
+                 "--kind", "filled", "--init", str(start), "--out", str(out)]) == 0
+    assert len(open(out / "history.csv").read().strip().splitlines()) == 3  # header + 2 epochs
