@@ -98,7 +98,15 @@ def _parse_range(text: str, what: str) -> range:
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from .training import TrainConfig, chips_training_set, cube_training_set, dots_training_set, split_tiles, train
+    from .training import (
+        TrainConfig,
+        can_resume,
+        chips_training_set,
+        cube_training_set,
+        dots_training_set,
+        split_tiles,
+        train,
+    )
 
     config = TrainConfig(
         kind=args.kind, kernel_size=args.kernel_size, filter_multiple=args.filter_multiple, epochs=args.epochs,
@@ -107,16 +115,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     model = None
-    resuming = not args.restart and (Path(args.out) / "last.keras").exists() and (Path(args.out) / "history.csv").exists()
-    if args.init and not resuming:
-        from .model import describe_model, load_model
+    if args.init and (args.restart or not can_resume(args.out)):
+        from .model import load_model
 
-        # fine-tuning: the file's architecture and weights; --kernel-size and friends do not apply,
-        # so the run's config records the architecture it really trains
+        # fine-tuning: the file's architecture and weights (train() records that architecture)
         model = load_model(args.init)
-        arch = describe_model(model)
-        config.kernel_size = int(arch.get("kernel_size", config.kernel_size))
-        config.filter_multiple = float(arch.get("filter_multiple", config.filter_multiple))
     if args.chips:
         from .chips import read_chips
 

@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -48,6 +48,7 @@ __all__ = [
     "crater_scores",
     "CraterScores",
     "TrainConfig",
+    "can_resume",
     "train",
     "plot_history",
 ]
@@ -585,6 +586,16 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
 
 
+def can_resume(out_dir: str | Path) -> bool:
+    """Whether :func:`train` with ``resume=True`` continues the run in ``out_dir``.
+
+    It does when the folder holds ``last.keras`` and a non-empty ``history.csv``; otherwise it
+    starts a new run (from ``model`` when one is given).
+    """
+    out = Path(out_dir)
+    return (out / "last.keras").exists() and bool(_read_history(out / "history.csv"))
+
+
 def train(
     train_data: TrainingSet,
     val_data: TrainingSet | None,
@@ -609,7 +620,9 @@ def train(
     config
         The run's :class:`TrainConfig`.
     model
-        A model to train; default builds :func:`marscraters.model.symmetric_unet` from the config.
+        A model to train (fine-tuning; the saved config records its kernel size and filter
+        multiple); default builds :func:`marscraters.model.symmetric_unet` from the config.
+        Ignored when the run resumes (:func:`can_resume`).
     resume
         Continue from ``out_dir/last.keras`` and its history when they exist.
     verbose
@@ -622,25 +635,29 @@ def train(
     dict
         ``history`` (list of per-epoch dicts), ``best`` and ``last`` model paths.
     """
-    from .model import load_model, save_model, symmetric_unet
+    from .model import describe_model, load_model, save_model, symmetric_unet
 
     keras = _keras()
     config = config or TrainConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     history_path = out / "history.csv"
     last_path, best_path = out / "last.keras", out / "best.keras"
     keras.utils.set_random_seed(config.seed)
 
     history = _read_history(history_path) if resume else []
     initial_epoch = 0
-    if resume and last_path.exists() and history:
+    if resume and can_resume(out):
         model = load_model(last_path)
         initial_epoch = len(history)
         log.info("resuming from %s at epoch %d", last_path, initial_epoch)
     elif model is None:
         model = symmetric_unet(config.kernel_size, config.filter_multiple, tuple(config.dropout))
+    else:
+        # a given model (fine-tuning) has its own architecture: record that one, not the defaults
+        arch = describe_model(model)
+        config = replace(config, **{k: arch[k] for k in ("kernel_size", "filter_multiple") if arch.get(k) is not None})
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     if not resume and history_path.exists():
         history_path.unlink()
         history = []
