@@ -77,7 +77,6 @@ from ._io import _remove, check_output
 from .crs import Grid
 from .errors import InvalidArgumentError, ModelError, MosaicError, OutputExistsError
 from .model import MULTIPLE, _check_tta, read_model_metadata, receptive_margin
-from .mosaic import validate_mosaic
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
@@ -124,6 +123,13 @@ _STATS: Counter[str] = Counter()
 _LOADS: Counter[str] = Counter()
 _TEMP_DIRS: list[str] = []
 
+
+
+def _validate_mosaic(ds: Any) -> Any:
+    # imported here: mosaic pulls in rasterio (GDAL), which predicting on arrays and training do not need
+    from .mosaic import validate_mosaic
+
+    return validate_mosaic(ds)
 
 def _model_key(path: str | os.PathLike) -> tuple[str, int, int]:
     p = Path(path).resolve()
@@ -604,7 +610,7 @@ def segment(
     >>> prob.sel(x=slice(30, 31), y=slice(-10, -11)).compute()  # doctest: +SKIP
     """
     return _segment(
-        validate_mosaic(ds), _resolve_model(model), depth=depth, batch_size=batch_size, chunks=chunks,
+        _validate_mosaic(ds), _resolve_model(model), depth=depth, batch_size=batch_size, chunks=chunks,
         tile=tile, value_range=value_range, nodata_fill=nodata_fill, tta=tta,
     )
 
@@ -850,7 +856,7 @@ def segment_to_zarr(
 
     out = Path(out)
     check_output(out, overwrite)
-    ds = validate_mosaic(ds)
+    ds = _validate_mosaic(ds)
     spec = _resolve_model(model)
     lo, hi = _check_value_range(value_range)
     partial_path = partial_store_path(out)
