@@ -126,6 +126,11 @@ def chips_training_set(chips: Any, indices: Sequence[int] | None = None) -> Trai
     idx = list(range(len(chips.names))) if indices is None else [int(i) for i in indices]
     if not idx:
         raise InvalidArgumentError("no chips selected for the training set")
+    bad = [i for i in idx if not 0 <= i < len(chips.names)]
+    if bad:
+        raise InvalidArgumentError(
+            f"chip positions {bad[0]}..{bad[-1]} are outside the {len(chips.names)} chips read; "
+            f"choose --train/--val spans within 0:{len(chips.names)}")
     cr = chips.craters[chips.craters["chip"].isin(idx)].copy()
     remap = {old: new for new, old in enumerate(idx)}
     cr["image"] = cr["chip"].map(remap)

@@ -122,6 +122,20 @@ def test_chips_training_set_on_real_chips(shared_data):
     assert set(ts.craters["image"]) <= {0, 1} and len(ts.craters) == int(chips.craters["chip"].isin([2, 5]).sum())
 
 
+def test_chip_positions_outside_the_folder_name_the_fix(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for n in range(3):
+        Image.fromarray(rng.integers(0, 255, (128, 128), dtype=np.uint8)).save(tmp_path / "images" / f"crater{n}.jpg")
+        (tmp_path / "labels" / f"crater{n}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    assert chips_training_set(tmp_path, [0, 2]).images.shape == (2, 128, 128)
+    with pytest.raises(InvalidArgumentError, match=r"outside the 3 chips.*within 0:3"):
+        chips_training_set(tmp_path, range(2, 5))
+
+
 def test_patch_sequence_batches_do_not_depend_on_threads_or_order():
     """Samples are prepared by threads in any order: each is fixed by (seed, epoch, batch, position)."""
     data = _scene(6, 128)
