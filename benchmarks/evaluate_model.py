@@ -23,7 +23,7 @@ import pandas as pd
 from marscraters.chips import read_chips
 from marscraters.detect import model_info
 from marscraters.evaluate import evaluate
-from marscraters.model import load_model, predict_image
+from marscraters.model import load_model
 from marscraters.training import chips_training_set, predict_stack
 from marscraters.verify import find_craters, merge_options, resolve_verifier
 
@@ -51,10 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     info = model_info(args.model)
     kind = info["kind"]
     t0 = time.perf_counter()
-    if args.tta == 1:
-        probs = predict_stack(model, data.images)
-    else:  # the package's own path: every orientation through predict_windows, mapped back, averaged
-        probs = np.stack([predict_image(model, img, tile=None, normalise=False, tta=args.tta) for img in data.images])
+    probs = predict_stack(model, data.images, tta=args.tta)
     t_pred = time.perf_counter() - t0
     if args.save_probabilities:
         out = Path(args.save_probabilities)

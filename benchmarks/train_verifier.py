@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/train_verifier.py [--model PATH] [--chips DIR] [--train 0:440] [--val 440:500]
-                                        [--epochs 12] [--out marscraters/weights/crater_classifier.keras]
+                                        [--extra-models PATH ...] [--epochs 12] [--out marscraters/weights/crater_classifier.keras]
                                         [--json report.json]
 
 1. The segmentation model predicts every training and validation chip.
@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS.parent / "crater_classifier.keras"))
     p.add_argument("--json", help="write the validation sweep and scores here")
+    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="average the maps of this many flips/turns (the verifier then expects such maps)")
+    p.add_argument("--extra-models", nargs="*", default=[], metavar="PATH",
+                   help="more segmentation models whose candidates on the *training* chips are added to the "
+                        "verifier's training set (more, and more varied, examples); validation uses --model only")
     p.add_argument("--threshold", type=float, default=CANDIDATE_OPTIONS["threshold"],
                    help="the candidates' probability threshold (default %(default)s)")
     p.add_argument("--template-threshold", type=float, default=CANDIDATE_OPTIONS["template_threshold"],
@@ -74,10 +79,19 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     for name, span in (("train", _span(args.train)), ("val", _span(args.val))):
         data = chips_training_set(read_chips(args.chips, indices=span))
-        probs = predict_stack(model, data.images)
+        probs = predict_stack(model, data.images, tta=args.tta)
         truths = [data.craters_of(i) for i in range(len(data))]
         cands, patches, feats, labels = candidate_sets(data.images, probs, target=kind, candidates=candidates,
                                                       truths=truths)
+        if name == "train":
+            for extra in args.extra_models:
+                extra_kind = model_info(extra)["kind"]
+                if extra_kind != kind:
+                    raise SystemExit(f"--extra-models {extra} predicts {extra_kind!r} targets, --model {kind!r}")
+                extra_probs = predict_stack(load_model(extra), data.images, tta=args.tta)
+                _, p2, f2, l2 = candidate_sets(data.images, extra_probs, target=kind, candidates=candidates,
+                                               truths=truths)
+                patches, feats, labels = (np.concatenate(v) for v in ((patches, p2), (feats, f2), (labels, l2)))
         sets[name] = (cands, patches, feats, labels, truths, probs)
         print(f"{name}: {len(data)} chips, {len(labels)} candidates, {int(labels.sum())} match a labelled crater")
     t_cand = time.perf_counter() - t0
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     report = {
         "segmentation_model": info.get("name"), "chips": args.chips, "train": args.train, "val": args.val,
-        "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min, "candidates": candidates,
+        "extra_models": [str(m) for m in args.extra_models], "tta": args.tta, "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min, "candidates": candidates,
         "n_train_candidates": int(len(labels)), "n_train_craters": int(labels.sum()),
         "validation_sweep": sweep, "validation_best": best,
         "validation_without_verifier": {"precision": r0.precision, "recall": r0.recall, "f1": r0.f1},

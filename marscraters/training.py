@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidArgumentError, ModelError
-from .model import MULTIPLE, normalise_image, pad_to_multiple
+from .model import MULTIPLE, _check_tta, normalise_image, pad_to_multiple, predict_image
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -500,8 +500,15 @@ def crater_scores(
     return out
 
 
-def predict_stack(model: Any, images: np.ndarray, *, batch_size: int = 4) -> np.ndarray:
-    """Predict a stack of same-sized, already-normalised images in batches (padded to 128)."""
+def predict_stack(model: Any, images: np.ndarray, *, batch_size: int = 4, tta: int = 1) -> np.ndarray:
+    """Predict a stack of same-sized, already-normalised images in batches (padded to 128).
+
+    With ``tta`` > 1 each image goes through :func:`marscraters.model.predict_image` instead,
+    which averages the maps of ``tta`` flips and quarter turns.
+    """
+    if _check_tta(tta) > 1:
+        return np.stack([predict_image(model, img, tile=None, normalise=False, tta=tta, batch_size=batch_size)
+                         for img in images]).astype(np.float32)
     padded, crop_slices = pad_to_multiple(images[..., None], MULTIPLE)
     out = model.predict(padded, batch_size=batch_size, verbose=0)
     return np.asarray(out[:, crop_slices[0], crop_slices[1], 0], dtype=np.float32)

@@ -136,6 +136,21 @@ def test_chip_positions_outside_the_folder_name_the_fix(tmp_path):
         chips_training_set(tmp_path, range(2, 5))
 
 
+def test_predict_stack_with_tta_averages_the_package_predictions():
+    from marscraters.model import predict_image, symmetric_unet
+    from marscraters.training import predict_stack
+
+    model = symmetric_unet(filter_multiple=0.25)
+    images = _scene(2, 200).images  # not a multiple of 128: padded and cropped back
+    plain = predict_stack(model, images)
+    turned = predict_stack(model, images, tta=4)
+    assert plain.shape == turned.shape == (2, 200, 200) and turned.dtype == np.float32
+    np.testing.assert_allclose(turned[1], predict_image(model, images[1], tile=None, normalise=False, tta=4), atol=1e-6)
+    assert not np.allclose(plain, turned, atol=1e-4)  # the turned views do change an untrained net's map
+    with pytest.raises(InvalidArgumentError, match="tta"):
+        predict_stack(model, images, tta=3)
+
+
 def test_patch_sequence_batches_do_not_depend_on_threads_or_order():
     """Samples are prepared by threads in any order: each is fixed by (seed, epoch, batch, position)."""
     data = _scene(6, 128)
