@@ -46,6 +46,7 @@ __all__ = [
     "PATCH_SIZE",
     "RADII",
     "Verifier",
+    "average_classifiers",
     "candidate_sets",
     "crater_classifier",
     "crater_features",
@@ -303,6 +304,35 @@ def fit_classifier(
         model.fit({"patch": shown, "features": features}, labels, batch_size=batch_size, epochs=1,
                   verbose=0, shuffle=True)
     return model
+
+
+def average_classifiers(models: Sequence[Any]) -> Any:
+    """One classifier whose output is the mean of several :func:`crater_classifier` outputs.
+
+    Classifiers trained with different seeds disagree most on the doubtful candidates; their
+    mean ranks those better than any one of them (measured in ``docs/extraction.md``).  The
+    result takes the same inputs, so a :class:`Verifier` uses it like a single classifier, and
+    it saves as one ``.keras`` file.
+    """
+    from .model import _keras
+
+    keras = _keras()
+    models = list(models)
+    if not models:
+        raise InvalidArgumentError("average_classifiers needs at least one classifier")
+    if len(models) == 1:
+        return models[0]
+    shapes = {(tuple(m.inputs[0].shape[1:]), tuple(m.inputs[1].shape[1:])) for m in models}
+    if len(shapes) > 1:
+        raise InvalidArgumentError(f"the classifiers take different inputs {sorted(shapes)}; average only "
+                                   "classifiers trained on the same patches and features")
+    (patch_shape, feature_shape), = shapes
+    patch = keras.Input(patch_shape, name="patch")
+    feats = keras.Input(feature_shape, name="features")
+    # each member re-wrapped under its own name: a saved model needs unique sub-model names
+    members = [keras.Model(m.inputs, m.outputs[0], name=f"member_{i}") for i, m in enumerate(models)]
+    out = keras.layers.Average(name="crater")([m([patch, feats]) for m in members])
+    return keras.Model([patch, feats], out, name="crater_verifier_mean")
 
 
 class Verifier:

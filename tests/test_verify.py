@@ -151,6 +151,27 @@ def test_trained_verifier_tells_bowls_from_bare_rings(trained, tmp_path):
         v.predict(crater_patches(img, prob, c), crater_features(img, prob, c), tta=3)
 
 
+def test_averaged_classifiers_predict_the_mean_and_save_as_one_verifier(trained, tmp_path):
+    from marscraters.verify import average_classifiers, crater_classifier
+
+    one = load_verifier(trained).model
+    other = crater_classifier(one.inputs[1].shape[-1], seed=7)  # untrained: a different opinion
+    mean = average_classifiers([one, other])
+    rng = np.random.default_rng(5)
+    img, prob, c = _scene(rng, 6, 6)
+    patches, feats = crater_patches(img, prob, c), crater_features(img, prob, c)
+    scores = [Verifier(m, 0.5).predict(patches, feats) for m in (one, other, mean)]
+    assert not np.allclose(scores[0], scores[1], atol=1e-3)
+    np.testing.assert_allclose(scores[2], (scores[0] + scores[1]) / 2, atol=1e-5)
+    back = load_verifier(save_verifier(Verifier(mean, 0.4, CANDIDATE_OPTIONS), tmp_path / "mean.keras"))
+    np.testing.assert_allclose(back.predict(patches, feats), scores[2], atol=1e-5)
+    assert average_classifiers([one]) is one
+    with pytest.raises(InvalidArgumentError, match="at least one"):
+        average_classifiers([])
+    with pytest.raises(InvalidArgumentError, match="different inputs"):
+        average_classifiers([one, crater_classifier(5, seed=1)])
+
+
 def test_find_craters_without_and_with_a_verifier(trained):
     rng = np.random.default_rng(5)
     img, prob, _ = _scene(rng)
