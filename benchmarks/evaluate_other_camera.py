@@ -9,8 +9,8 @@ craters of 4-79 px (50 m - 1 km; ``holdout_tile_labels.csv``: ``long`` = column,
 ``diameter``, all in pixels).  The shipped model was trained on THEMIS *thermal infrared* at
 100 m/px, on craters of ~1-40 km: a different camera, wavelength, resolution and crater size.
 
-Without ``--pycda`` the sdist is fetched from PyPI with ``pip download`` (checked against its
-published SHA-256) into ``--cache``.  The tile is given to :func:`marscraters.detect` with
+Without ``--pycda`` the sdist is fetched from PyPI's simple index (checked against its published
+SHA-256) into ``--cache``.  The tile is given to :func:`marscraters.detect` with
 several pixel sizes (``--pixel-sizes``):
 
 * 12.5 (the truth): ``detect`` shrinks the image 8x to the model's 100 m/px, where these craters
@@ -29,9 +29,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
-import sys
+import os
+import shutil
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,18 +43,39 @@ REPO = Path(__file__).resolve().parents[1]
 SDIST = "pycda-0.1.16.tar.gz"
 SDIST_SHA256 = "11cc0532db8b7eddcd88db8ee95ef6f7473a9f0136aa75d7c77ba63771fb8c5d"
 TILE_PIXEL_M = 12.5
+PYPI_SIMPLE = "https://pypi.org/simple/"
 
 
-def fetch_sdist(cache: Path) -> Path:
-    """The pycda 0.1.16 sdist, downloaded from PyPI by pip when not cached; checked by its hash."""
+def fetch_sdist(cache: Path, *, index_url: str = PYPI_SIMPLE, sha256: str = SDIST_SHA256) -> Path:
+    """The pycda 0.1.16 sdist, downloaded from a PEP 503 package index (PyPI's by default) when not
+    cached, and checked against ``sha256`` (PyPI's published hash)."""
+    import re
+    import urllib.request
+    from urllib.parse import urljoin
+
     path = cache / SDIST
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--dest", str(cache), "pycda==0.1.16"], check=True)
+        page_url = urljoin(index_url, "pycda/")
+        with urllib.request.urlopen(page_url, timeout=60) as response:
+            page = response.read().decode("utf-8", "replace")
+        links = [h for h in re.findall(r'href="([^"]+)"', page) if h.split("#")[0].endswith("/" + SDIST)
+                 or h.split("#")[0] == SDIST]
+        if not links:
+            raise SystemExit(f"{page_url} lists no {SDIST}; pass --pycda with a copy of it")
+        # written to a temporary file in the cache, renamed only once whole and checked
+        with tempfile.NamedTemporaryFile(dir=cache, suffix=".part", delete=False) as tmp:
+            with urllib.request.urlopen(urljoin(page_url, links[0].split("#")[0]), timeout=300) as response:
+                shutil.copyfileobj(response, tmp)
+        digest = hashlib.sha256(Path(tmp.name).read_bytes()).hexdigest()
+        if digest != sha256:
+            os.remove(tmp.name)
+            raise SystemExit(f"the downloaded {SDIST} has SHA-256 {digest}, not the published {sha256}")
+        os.chmod(tmp.name, 0o644)  # a temporary file is private; the cached copy need not be
+        os.replace(tmp.name, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != SDIST_SHA256:
-        raise SystemExit(f"{path} has SHA-256 {digest}, not PyPI's {SDIST_SHA256}; delete it and run again")
+    if digest != sha256:
+        raise SystemExit(f"{path} has SHA-256 {digest}, not the published {sha256}; delete it and run again")
     return path
 
 
@@ -98,7 +120,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from marscraters.evaluate import evaluate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pycda", help=f"path of {SDIST} (default: download it with pip)")
+    p.add_argument("--pycda", help=f"path of {SDIST} (default: download it from PyPI)")
     p.add_argument("--cache", default=str(REPO / "runs" / "other-camera"))
     p.add_argument("--pixel-sizes", type=float, nargs="+", default=[12.5, 100.0, 200.0],
                    help="pixel sizes (m) to tell detect(); 12.5 is the truth")

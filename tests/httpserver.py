@@ -123,7 +123,10 @@ def _make_handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"Content-Type": "text/plain", "Content-Length": str(len(msg))}, msg)
                 return
             size, tag = len(data), etag(data)
-            base = {"Content-Type": "application/octet-stream", "ETag": tag, "Accept-Ranges": "bytes"}
+            # pages (a folder's index, .html) as HTML, like a static server; everything else as bytes
+            html = name.endswith("/") or name.endswith(".html")
+            base = {"Content-Type": "text/html" if html else "application/octet-stream", "ETag": tag,
+                    "Accept-Ranges": "bytes"}
             rng = self.headers.get("Range")
             if_range = self.headers.get("If-Range")
             use_range = rng is not None and not server.ignore_range and (if_range is None or if_range == tag)
