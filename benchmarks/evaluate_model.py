@@ -4,10 +4,13 @@ Usage::
 
     python benchmarks/evaluate_model.py [--model PATH] [--chips DIR] [--test 500:600] [--methods auto,template,...]
                                         [--json OUT.json] [--save-probabilities DIR]
+                                        [--bootstrap 2000] [--reference EARLIER.json]
 
 The held-out chips (default 500-599) were never used for training or model selection.  Scores
 count truths >= 16 px for recall and detections >= 12.8 px for precision (the Robbins labels are
-incomplete below ~10 px).  Prints a Markdown table per extraction method.
+incomplete below ~10 px).  Prints a Markdown table per extraction method; with ``--bootstrap``,
+95 % intervals from resampling whole chips, and with ``--reference`` the paired F1 difference
+against another model scored on the same chips (is it more than the chips' noise?).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 
 from marscraters.chips import read_chips
 from marscraters.detect import model_info
-from marscraters.evaluate import evaluate
+from marscraters.evaluate import bootstrap_scores, evaluate, group_counts
 from marscraters.model import load_model
 from marscraters.training import chips_training_set, predict_stack
 from marscraters.verify import find_craters, merge_options, resolve_verifier
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
                    "and its verifier), unverified (the same without the verifier), auto, components, hough, template")
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--json")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="95 %% intervals of P, R, F1 from N resamples of whole chips (DeepMoon rule)")
+    p.add_argument("--reference", metavar="JSON",
+                   help="an earlier --json of another model on the same chips: adds the paired F1 difference")
     p.add_argument("--save-probabilities", help="folder for prob_NNN.npy + truth_NNN.csv (for benchmarks/bench_extract.py)")
     p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations (flips, quarter turns)")
@@ -60,7 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
             np.save(out / f"prob_{i:03d}.npy", prob.astype(np.float16))
             data.craters_of(i).to_csv(out / f"truth_{i:03d}.csv", index=False)
     stride = 10_000.0
-    truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + i * stride) for i in range(len(data))])
+    truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + i * stride, image=i) for i in range(len(data))],
+                      ignore_index=True)
+    reference = json.loads(Path(args.reference).read_text())["methods"] if args.reference else {}
     report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}", "tta": args.tta,
                     "n_truth_ge_dmin": int((truth["diameter_px"] >= args.d_min).sum()),
                     "predict_seconds": round(t_pred, 1), "methods": {}}
@@ -70,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         v = verifier if method == "tuned" else None
         options = merge_options(info["extract"], None, v) if method in ("tuned", "unverified") else {"method": method}
         pred = pd.concat([find_craters(prob, data.images[i], target=kind, verifier=v, options=options)
-                          .assign(x=lambda f, i=i: f["x"] + i * stride) for i, prob in enumerate(probs)],
+                          .assign(x=lambda f, i=i: f["x"] + i * stride, image=i) for i, prob in enumerate(probs)],
                          ignore_index=True)
         if v is not None:
             options = {**options, "verifier": v.metadata.get("name"), "verifier_threshold": v.threshold}
@@ -86,6 +95,17 @@ def main(argv: list[str] | None = None) -> dict:
         r = results["deepmoon"]
         print("\nDeepMoon rule by diameter (px):\n")
         print(r.by_diameter.to_string(index=False))
+        # chips, not craters, are the independent units: the bootstrap resamples whole chips
+        counts = group_counts(r, pred, truth, "image")
+        report["methods"][method]["deepmoon_counts_by_chip"] = counts.reset_index().to_dict(orient="list")
+        if args.bootstrap:
+            ref = reference.get(method, {}).get("deepmoon_counts_by_chip")
+            ref = pd.DataFrame(ref).set_index("image") if ref else None
+            ci = bootstrap_scores(counts, reference=ref, n_boot=args.bootstrap)
+            report["methods"][method]["deepmoon_bootstrap_95"] = ci.to_dict(orient="index")
+            print(f"\nDeepMoon rule, 95 % intervals from {args.bootstrap} resamples of the {len(data)} chips"
+                  + (f" (f1_difference: this model minus {args.reference})" if ref is not None else "") + ":\n")
+            print(ci.round(3).to_string())
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return report

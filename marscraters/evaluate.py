@@ -60,6 +60,8 @@ __all__ = [
     "match_craters",
     "evaluate",
     "EvaluationResult",
+    "group_counts",
+    "bootstrap_scores",
     "to_json",
 ]
 
@@ -656,6 +658,130 @@ def evaluate(
         by_latitude=by_lat,
         matches=matches,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# uncertainty: bootstrap over images (or tiles, or any grouping)
+# --------------------------------------------------------------------------------------------
+def group_counts(result: EvaluationResult, pred: pd.DataFrame, truth: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The counts behind ``result``'s precision and recall, per group (image, tile...).
+
+    Parameters
+    ----------
+    result
+        What :func:`evaluate` returned for ``pred`` and ``truth``.
+    pred, truth
+        The tables given to :func:`evaluate`, each with a column ``by`` naming the group of each
+        crater, and unique index labels (``result.matches`` refers to them).
+    by
+        The grouping column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group (the index), with ``n_pred``, ``n_pred_matched``, ``n_truth`` and
+        ``n_truth_matched`` as :func:`evaluate` counts them (diameter floor included); their sums
+        are the result's.
+    """
+    for frame, what in ((pred, "predicted"), (truth, "reference")):
+        if by not in frame.columns:
+            raise InvalidArgumentError(f"the {what} craters have no column {by!r} to group by; add it (e.g. the "
+                                       "image each crater is on) before evaluating")
+        if not frame.index.is_unique:
+            raise InvalidArgumentError(f"the {what} craters' index has repeated labels; reset_index(drop=True) "
+                                       "before evaluating")
+    t = _craters(truth, "reference")
+    p = _craters(pred, "predicted", empty_kind=t.kind)
+    floor = result.d_min
+    pred_counted = np.ones(len(p), bool) if floor is None else p.diameter >= PRED_FLOOR_FACTOR * floor
+    truth_counted = np.ones(len(t), bool) if floor is None else t.diameter >= floor
+    pred_matched = pred.index.isin(result.matches["pred_index"])
+    truth_matched = truth.index.isin(result.matches["truth_index"])
+    parts = [
+        pd.DataFrame({"group": pred[by].to_numpy(), "n_pred": pred_counted, "n_pred_matched": pred_counted & pred_matched}),
+        pd.DataFrame({"group": truth[by].to_numpy(), "n_truth": truth_counted,
+                      "n_truth_matched": truth_counted & truth_matched}),
+    ]
+    counts = pd.concat(parts, ignore_index=True).fillna(False).groupby("group").sum().astype(int)
+    counts.index.name = by
+    return counts[["n_pred", "n_pred_matched", "n_truth", "n_truth_matched"]]
+
+
+def _scores_of(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_p, tp_p, n_t, tp_t = (totals[..., k].astype(float) for k in range(4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision, recall = tp_p / n_p, tp_t / n_t
+        f1 = np.where((precision == 0) | (recall == 0), 0.0, 2 * precision * recall / (precision + recall))
+    return precision, recall, f1
+
+
+def bootstrap_scores(
+    counts: pd.DataFrame,
+    *,
+    reference: pd.DataFrame | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Confidence intervals of precision, recall and F1 by resampling whole groups.
+
+    Craters on one image are not independent (one image is hard, another easy), so the groups
+    (:func:`group_counts`: images, tiles...) are drawn with replacement, ``n_boot`` times, and
+    the scores recomputed from the summed counts; the interval is the central ``level`` of
+    them (percentile bootstrap).
+
+    Parameters
+    ----------
+    counts
+        :func:`group_counts` of one detector.
+    reference
+        :func:`group_counts` of another detector on the same groups: adds the row
+        ``f1_difference`` (``counts`` minus ``reference``), paired (the same draws for both), which
+        says whether the two differ by more than the sample's noise.
+    n_boot, level, seed
+        Number of resamples, coverage of the interval, random seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``precision``, ``recall``, ``f1`` (and ``f1_difference``); columns ``estimate``
+        (on all groups), ``low`` and ``high``.
+
+    Examples
+    --------
+    >>> counts = pd.DataFrame({"n_pred": [10, 12, 8], "n_pred_matched": [9, 10, 6],
+    ...                        "n_truth": [11, 12, 9], "n_truth_matched": [8, 10, 6]})
+    >>> round(float(bootstrap_scores(counts, n_boot=200).loc["f1", "estimate"]), 3)
+    0.789
+    """
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 10):
+        raise InvalidArgumentError(f"n_boot must be a whole number >= 10, got {n_boot!r}")
+    if not (0 < float(level) < 1):
+        raise InvalidArgumentError(f"level must be between 0 and 1, got {level!r}")
+    columns = ["n_pred", "n_pred_matched", "n_truth", "n_truth_matched"]
+    if not len(counts) or not set(columns) <= set(counts.columns):
+        raise InvalidArgumentError(f"counts must be a non-empty table with columns {columns} (see group_counts)")
+    tables = [counts]
+    if reference is not None:
+        if not set(columns) <= set(reference.columns):
+            raise InvalidArgumentError(f"reference must have columns {columns} (see group_counts)")
+        groups = counts.index.union(reference.index)
+        tables = [counts.reindex(groups, fill_value=0), reference.reindex(groups, fill_value=0)]
+    arrays = [t[columns].to_numpy(dtype=float) for t in tables]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(arrays[0]), size=(int(n_boot), len(arrays[0])))
+    tail = (1 - float(level)) / 2 * 100
+    rows = {}
+    boot = [_scores_of(a[draws].sum(axis=1)) for a in arrays]
+    whole = [_scores_of(a.sum(axis=0)) for a in arrays]
+    for k, name in enumerate(("precision", "recall", "f1")):
+        low, high = np.nanpercentile(boot[0][k], [tail, 100 - tail])
+        rows[name] = (float(whole[0][k]), float(low), float(high))
+    if reference is not None:
+        diff = boot[0][2] - boot[1][2]
+        low, high = np.nanpercentile(diff, [tail, 100 - tail])
+        rows["f1_difference"] = (float(whole[0][2] - whole[1][2]), float(low), float(high))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high"])
 
 
 def to_json(

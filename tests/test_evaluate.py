@@ -460,3 +460,65 @@ def test_a_catalog_with_pixel_columns_is_compared_geographically():
     det["x"], det["y"], det["diameter_px"] = [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]
     s = evaluate(det, truth, rule="deepmoon")
     assert s.units == "km" and (s.n_pred_matched, s.n_pred, s.n_truth_matched) == (2, 3, 2)
+
+
+def _two_images(seed=0, n=40, miss=0.2, false=0.1):
+    """Truth craters on 20 images, and a detector that misses ``miss`` of them and adds ``false``."""
+    rng = np.random.default_rng(seed)
+    truth = pd.DataFrame({"x": rng.uniform(0, 400, n * 20), "y": rng.uniform(0, 400, n * 20),
+                          "diameter_px": rng.uniform(10, 60, n * 20), "image": np.repeat(np.arange(20), n)})
+    truth = truth.assign(x=truth["x"] + truth["image"] * 10_000)
+    keep = rng.random(len(truth)) > miss
+    found = truth[keep].assign(x=lambda f: f["x"] + 0.5)
+    extra = truth.sample(frac=false, random_state=seed).assign(x=lambda f: f["x"] + 5_000)  # far from any crater
+    return (pd.concat([found, extra], ignore_index=True), truth.reset_index(drop=True))
+
+
+def test_group_counts_add_up_to_the_result_and_the_bootstrap_brackets_it():
+    from marscraters.evaluate import bootstrap_scores, group_counts
+
+    pred, truth = _two_images()
+    r = evaluate(pred, truth, d_min=16)
+    counts = group_counts(r, pred, truth, "image")
+    assert len(counts) == 20 and counts.index.name == "image"
+    assert counts["n_pred"].sum() == r.n_pred and counts["n_pred_matched"].sum() == r.n_pred_matched
+    assert counts["n_truth"].sum() == r.n_truth and counts["n_truth_matched"].sum() == r.n_truth_matched
+    ci = bootstrap_scores(counts, n_boot=500)
+    for name, value in (("precision", r.precision), ("recall", r.recall), ("f1", r.f1)):
+        assert ci.loc[name, "estimate"] == pytest.approx(value)
+        assert ci.loc[name, "low"] < value < ci.loc[name, "high"]
+    # fewer groups, wider interval; the same seed, the same interval
+    few = bootstrap_scores(counts.iloc[:4], n_boot=500)
+    assert few.loc["f1", "high"] - few.loc["f1", "low"] > ci.loc["f1", "high"] - ci.loc["f1", "low"]
+    assert bootstrap_scores(counts, n_boot=500).equals(ci)
+
+
+def test_paired_difference_tells_a_better_detector_from_noise():
+    from marscraters.evaluate import bootstrap_scores, group_counts
+
+    pred, truth = _two_images()
+    worse, _ = _two_images(miss=0.5)  # same truth (same seed), half the craters missed
+    a = group_counts(evaluate(pred, truth), pred, truth, "image")
+    b = group_counts(evaluate(worse, truth), worse, truth, "image")
+    same = bootstrap_scores(a, reference=a, n_boot=300).loc["f1_difference"]
+    assert same["low"] == same["estimate"] == same["high"] == 0.0
+    diff = bootstrap_scores(a, reference=b, n_boot=300).loc["f1_difference"]
+    assert diff["estimate"] > 0 and diff["low"] > 0  # clearly better: the interval excludes 0
+
+
+def test_bootstrap_bad_input_names_the_fix():
+    from marscraters.evaluate import bootstrap_scores, group_counts
+
+    pred, truth = _two_images()
+    r = evaluate(pred, truth)
+    with pytest.raises(InvalidArgumentError, match="no column 'chip'"):
+        group_counts(r, pred, truth, "chip")
+    doubled = pd.concat([truth, truth])
+    with pytest.raises(InvalidArgumentError, match="reset_index"):
+        group_counts(r, pred, doubled, "image")
+    counts = group_counts(r, pred, truth, "image")
+    for kwargs, match in (({"n_boot": 3}, "n_boot"), ({"level": 1.5}, "level")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            bootstrap_scores(counts, **kwargs)
+    with pytest.raises(InvalidArgumentError, match="group_counts"):
+        bootstrap_scores(counts.iloc[:0])
