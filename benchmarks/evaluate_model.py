@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations (flips, quarter turns)")
     args = p.parse_args(argv)
+    if args.reference and not args.bootstrap:
+        p.error("--reference pairs bootstrap resamples: give --bootstrap N too")
 
     lo, hi = (int(v) for v in args.test.split(":"))
     chips = read_chips(args.chips, indices=range(lo, hi))
@@ -67,10 +69,18 @@ def main(argv: list[str] | None = None) -> dict:
             np.save(out / f"prob_{i:03d}.npy", prob.astype(np.float16))
             data.craters_of(i).to_csv(out / f"truth_{i:03d}.csv", index=False)
     stride = 10_000.0
-    truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + i * stride, image=i) for i in range(len(data))],
-                      ignore_index=True)
-    reference = json.loads(Path(args.reference).read_text())["methods"] if args.reference else {}
+    # "image" is the chip number, so counts from another run of this script pair chip by chip
+    truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + i * stride, image=lo + i)
+                       for i in range(len(data))], ignore_index=True)
+    reference = {}
+    if args.reference:
+        earlier = json.loads(Path(args.reference).read_text())
+        if (earlier.get("chips"), earlier.get("d_min")) != (f"{lo}..{hi - 1}", args.d_min):
+            raise SystemExit(f"{args.reference} scored chips {earlier.get('chips')} with --d-min {earlier.get('d_min')}, "
+                             f"this run {lo}..{hi - 1} with {args.d_min}: pair only runs on the same chips and floor")
+        reference = earlier["methods"]
     report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}", "tta": args.tta,
+                    "d_min": args.d_min,
                     "n_truth_ge_dmin": int((truth["diameter_px"] >= args.d_min).sum()),
                     "predict_seconds": round(t_pred, 1), "methods": {}}
     verifier = resolve_verifier(None, args.model)
@@ -79,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         v = verifier if method == "tuned" else None
         options = merge_options(info["extract"], None, v) if method in ("tuned", "unverified") else {"method": method}
         pred = pd.concat([find_craters(prob, data.images[i], target=kind, verifier=v, options=options)
-                          .assign(x=lambda f, i=i: f["x"] + i * stride, image=i) for i, prob in enumerate(probs)],
+                          .assign(x=lambda f, i=i: f["x"] + i * stride, image=lo + i) for i, prob in enumerate(probs)],
                          ignore_index=True)
         if v is not None:
             options = {**options, "verifier": v.metadata.get("name"), "verifier_threshold": v.threshold}
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("\nDeepMoon rule by diameter (px):\n")
         print(r.by_diameter.to_string(index=False))
         # chips, not craters, are the independent units: the bootstrap resamples whole chips
-        counts = group_counts(r, pred, truth, "image")
+        counts = group_counts(r, pred, truth, "image", groups=range(lo, hi))
         report["methods"][method]["deepmoon_counts_by_chip"] = counts.reset_index().to_dict(orient="list")
         if args.bootstrap:
             ref = reference.get(method, {}).get("deepmoon_counts_by_chip")

@@ -56,23 +56,29 @@ def fetch_sdist(cache: Path, *, index_url: str = PYPI_SIMPLE, sha256: str = SDIS
     path = cache / SDIST
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        page_url = urljoin(index_url, "pycda/")
+        page_url = urljoin(index_url.rstrip("/") + "/", "pycda/")
         with urllib.request.urlopen(page_url, timeout=60) as response:
             page = response.read().decode("utf-8", "replace")
         links = [h for h in re.findall(r'href="([^"]+)"', page) if h.split("#")[0].endswith("/" + SDIST)
                  or h.split("#")[0] == SDIST]
         if not links:
             raise SystemExit(f"{page_url} lists no {SDIST}; pass --pycda with a copy of it")
-        # written to a temporary file in the cache, renamed only once whole and checked
+        # written to a temporary file in the cache, renamed only once whole and checked; removed
+        # on any failure (HTTP error, timeout, interruption, wrong hash)
         with tempfile.NamedTemporaryFile(dir=cache, suffix=".part", delete=False) as tmp:
-            with urllib.request.urlopen(urljoin(page_url, links[0].split("#")[0]), timeout=300) as response:
-                shutil.copyfileobj(response, tmp)
-        digest = hashlib.sha256(Path(tmp.name).read_bytes()).hexdigest()
-        if digest != sha256:
-            os.remove(tmp.name)
-            raise SystemExit(f"the downloaded {SDIST} has SHA-256 {digest}, not the published {sha256}")
-        os.chmod(tmp.name, 0o644)  # a temporary file is private; the cached copy need not be
-        os.replace(tmp.name, path)
+            pass
+        try:
+            with open(tmp.name, "wb") as out, \
+                    urllib.request.urlopen(urljoin(page_url, links[0].split("#")[0]), timeout=300) as response:
+                shutil.copyfileobj(response, out)
+            digest = hashlib.sha256(Path(tmp.name).read_bytes()).hexdigest()
+            if digest != sha256:
+                raise SystemExit(f"the downloaded {SDIST} has SHA-256 {digest}, not the published {sha256}")
+            os.chmod(tmp.name, 0o644)  # a temporary file is private; the cached copy need not be
+            os.replace(tmp.name, path)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
         raise SystemExit(f"{path} has SHA-256 {digest}, not the published {sha256}; delete it and run again")

@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--template-threshold", type=float, default=CANDIDATE_OPTIONS["template_threshold"],
                    help="the candidates' ring-template correlation threshold (default %(default)s)")
     args = p.parse_args(argv)
+    if args.members < 1:
+        p.error("--members must be at least 1")
+    if args.tta > 1 and args.out == p.get_default("out"):
+        print(f"warning: --tta {args.tta} trains the verifier on averaged maps, but detect() and segment() give it "
+              "single maps unless called with the same tta; pass --out elsewhere to keep the shipped verifier")
     # the verifier file records these, and catalogs made with it find their candidates the same way
     candidates = {**CANDIDATE_OPTIONS, "threshold": args.threshold, "template_threshold": args.template_threshold}
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -663,18 +664,23 @@ def evaluate(
 # --------------------------------------------------------------------------------------------
 # uncertainty: bootstrap over images (or tiles, or any grouping)
 # --------------------------------------------------------------------------------------------
-def group_counts(result: EvaluationResult, pred: pd.DataFrame, truth: pd.DataFrame, by: str) -> pd.DataFrame:
+def group_counts(
+    result: EvaluationResult, pred: pd.DataFrame, truth: pd.DataFrame, by: str, *, groups: Any = None
+) -> pd.DataFrame:
     """The counts behind ``result``'s precision and recall, per group (image, tile...).
 
     Parameters
     ----------
     result
-        What :func:`evaluate` returned for ``pred`` and ``truth``.
+        What :func:`evaluate` returned for ``pred`` and ``truth`` (one rule's result).
     pred, truth
         The tables given to :func:`evaluate`, each with a column ``by`` naming the group of each
         crater, and unique index labels (``result.matches`` refers to them).
     by
         The grouping column.
+    groups
+        Every group that was scored, including any without craters or detections (they are
+        rows of zeros, and are resampled like the others); default: the groups seen in the tables.
 
     Returns
     -------
@@ -683,31 +689,55 @@ def group_counts(result: EvaluationResult, pred: pd.DataFrame, truth: pd.DataFra
         ``n_truth_matched`` as :func:`evaluate` counts them (diameter floor included); their sums
         are the result's.
     """
+    if not isinstance(result, EvaluationResult):
+        raise InvalidArgumentError(f"result must be one rule's EvaluationResult, got {type(result).__name__}; "
+                                   "with rule='all', pass one entry, e.g. result['deepmoon']")
     for frame, what in ((pred, "predicted"), (truth, "reference")):
         if by not in frame.columns:
             raise InvalidArgumentError(f"the {what} craters have no column {by!r} to group by; add it (e.g. the "
                                        "image each crater is on) before evaluating")
+        if frame[by].isna().any():
+            raise InvalidArgumentError(f"{int(frame[by].isna().sum())} {what} craters have no {by!r}; fill it or "
+                                       "drop those rows, and evaluate again")
         if not frame.index.is_unique:
             raise InvalidArgumentError(f"the {what} craters' index has repeated labels; reset_index(drop=True) "
                                        "before evaluating")
     t = _craters(truth, "reference")
     p = _craters(pred, "predicted", empty_kind=t.kind)
+    if (len(p), len(t)) != (result.n_pred_total, result.n_truth_total):
+        raise InvalidArgumentError(f"these tables hold {len(p)} predictions and {len(t)} reference craters, but the "
+                                   f"result scored {result.n_pred_total} and {result.n_truth_total}; pass the tables "
+                                   "that were evaluated")
     floor = result.d_min
     pred_counted = np.ones(len(p), bool) if floor is None else p.diameter >= PRED_FLOOR_FACTOR * floor
     truth_counted = np.ones(len(t), bool) if floor is None else t.diameter >= floor
     pred_matched = pred.index.isin(result.matches["pred_index"])
     truth_matched = truth.index.isin(result.matches["truth_index"])
+    zeros_p, zeros_t = np.zeros(len(p), int), np.zeros(len(t), int)
     parts = [
-        pd.DataFrame({"group": pred[by].to_numpy(), "n_pred": pred_counted, "n_pred_matched": pred_counted & pred_matched}),
-        pd.DataFrame({"group": truth[by].to_numpy(), "n_truth": truth_counted,
-                      "n_truth_matched": truth_counted & truth_matched}),
+        pd.DataFrame({"group": pred[by].to_numpy(), "n_pred": pred_counted.astype(int),
+                      "n_pred_matched": (pred_counted & pred_matched).astype(int),
+                      "n_truth": zeros_p, "n_truth_matched": zeros_p}),
+        pd.DataFrame({"group": truth[by].to_numpy(), "n_pred": zeros_t, "n_pred_matched": zeros_t,
+                      "n_truth": truth_counted.astype(int),
+                      "n_truth_matched": (truth_counted & truth_matched).astype(int)}),
     ]
-    counts = pd.concat(parts, ignore_index=True).fillna(False).groupby("group").sum().astype(int)
+    counts = pd.concat([q for q in parts if len(q)], ignore_index=True).groupby("group").sum()
+    if groups is not None:
+        extra = counts.index.difference(pd.Index(groups))
+        if len(extra):
+            raise InvalidArgumentError(f"craters lie in groups {list(extra[:5])} that are not in groups=; list "
+                                       "every group that was scored")
+        counts = counts.reindex(pd.Index(groups), fill_value=0)
     counts.index.name = by
-    return counts[["n_pred", "n_pred_matched", "n_truth", "n_truth_matched"]]
+    return counts[list(_COUNT_COLUMNS)].astype(int)
+
+
+_COUNT_COLUMNS = ("n_pred", "n_pred_matched", "n_truth", "n_truth_matched")
 
 
 def _scores_of(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # the vectorised twin of _ratio and _f1 (same edge cases), for thousands of resamples at once
     n_p, tp_p, n_t, tp_t = (totals[..., k].astype(float) for k in range(4))
     with np.errstate(invalid="ignore", divide="ignore"):
         precision, recall = tp_p / n_p, tp_t / n_t
@@ -728,16 +758,19 @@ def bootstrap_scores(
     Craters on one image are not independent (one image is hard, another easy), so the groups
     (:func:`group_counts`: images, tiles...) are drawn with replacement, ``n_boot`` times, and
     the scores recomputed from the summed counts; the interval is the central ``level`` of
-    them (percentile bootstrap).
+    them (percentile bootstrap).  A resample whose score is undefined (no detections for
+    precision, no reference craters for recall) is left out of that score's interval; the
+    column ``undefined`` says how many were.  With fewer than ~10 groups the intervals are
+    too narrow to trust (a warning says so).
 
     Parameters
     ----------
     counts
-        :func:`group_counts` of one detector.
+        :func:`group_counts` of one detector (at least 2 groups).
     reference
-        :func:`group_counts` of another detector on the same groups: adds the row
-        ``f1_difference`` (``counts`` minus ``reference``), paired (the same draws for both), which
-        says whether the two differ by more than the sample's noise.
+        :func:`group_counts` of another detector on the same groups and reference craters: adds
+        the row ``f1_difference`` (``counts`` minus ``reference``), paired (the same draws for
+        both), which says whether the two differ by more than the sample's noise.
     n_boot, level, seed
         Number of resamples, coverage of the interval, random seed.
 
@@ -745,43 +778,70 @@ def bootstrap_scores(
     -------
     pandas.DataFrame
         Index ``precision``, ``recall``, ``f1`` (and ``f1_difference``); columns ``estimate``
-        (on all groups), ``low`` and ``high``.
+        (on all groups, as :func:`evaluate` computes it), ``low``, ``high`` and ``undefined``.
 
     Examples
     --------
-    >>> counts = pd.DataFrame({"n_pred": [10, 12, 8], "n_pred_matched": [9, 10, 6],
-    ...                        "n_truth": [11, 12, 9], "n_truth_matched": [8, 10, 6]})
-    >>> round(float(bootstrap_scores(counts, n_boot=200).loc["f1", "estimate"]), 3)
-    0.789
+    >>> counts = pd.DataFrame({"n_pred": [10, 12, 8] * 4, "n_pred_matched": [9, 10, 6] * 4,
+    ...                        "n_truth": [11, 12, 9] * 4, "n_truth_matched": [8, 10, 6] * 4})
+    >>> ci = bootstrap_scores(counts, n_boot=200)
+    >>> round(float(ci.loc["f1", "estimate"]), 3), bool(ci.loc["f1", "low"] < 0.789 < ci.loc["f1", "high"])
+    (0.789, True)
     """
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 10):
         raise InvalidArgumentError(f"n_boot must be a whole number >= 10, got {n_boot!r}")
     if not (0 < float(level) < 1):
         raise InvalidArgumentError(f"level must be between 0 and 1, got {level!r}")
-    columns = ["n_pred", "n_pred_matched", "n_truth", "n_truth_matched"]
-    if not len(counts) or not set(columns) <= set(counts.columns):
-        raise InvalidArgumentError(f"counts must be a non-empty table with columns {columns} (see group_counts)")
+    columns = list(_COUNT_COLUMNS)
+    if not set(columns) <= set(counts.columns):
+        raise InvalidArgumentError(f"counts must be a table with columns {columns} (see group_counts)")
+    if len(counts) < 2:
+        raise InvalidArgumentError(f"counts has {len(counts)} group(s): resampling needs at least 2 (images, "
+                                   "tiles...); score more of them")
+    if len(counts) < 10:
+        warnings.warn(f"only {len(counts)} groups: bootstrap intervals from so few are too narrow to trust",
+                      UserWarning, stacklevel=2)
     tables = [counts]
     if reference is not None:
         if not set(columns) <= set(reference.columns):
             raise InvalidArgumentError(f"reference must have columns {columns} (see group_counts)")
         groups = counts.index.union(reference.index)
         tables = [counts.reindex(groups, fill_value=0), reference.reindex(groups, fill_value=0)]
-    arrays = [t[columns].to_numpy(dtype=float) for t in tables]
+        # the same chips with the same floor have the same reference craters, group by group
+        if not np.array_equal(tables[0]["n_truth"].to_numpy(), tables[1]["n_truth"].to_numpy()):
+            raise InvalidArgumentError("counts and reference differ in their reference craters per group: they "
+                                       "were not scored on the same images with the same d_min; score both alike")
+    arrays = [t[columns].to_numpy(dtype=np.int64) for t in tables]
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(arrays[0]), size=(int(n_boot), len(arrays[0])))
+    n_groups = len(arrays[0])
+    # resample in blocks: draws x groups x 4 at once would need gigabytes for global catalogs
+    block = max(1, 2_000_000 // n_groups)
+    sums = [np.empty((int(n_boot), 4)) for _ in arrays]
+    for a in range(0, int(n_boot), block):
+        b = min(int(n_boot), a + block)
+        draws = rng.integers(0, n_groups, size=(b - a, n_groups))
+        weights = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
+        for total, values in zip(sums, arrays):
+            total[a:b] = weights @ values
+    boot = [_scores_of(total) for total in sums]
     tail = (1 - float(level)) / 2 * 100
-    rows = {}
-    boot = [_scores_of(a[draws].sum(axis=1)) for a in arrays]
-    whole = [_scores_of(a.sum(axis=0)) for a in arrays]
-    for k, name in enumerate(("precision", "recall", "f1")):
-        low, high = np.nanpercentile(boot[0][k], [tail, 100 - tail])
-        rows[name] = (float(whole[0][k]), float(low), float(high))
+    whole = arrays[0].sum(axis=0)
+    p0, r0 = _ratio(int(whole[1]), int(whole[0])), _ratio(int(whole[3]), int(whole[2]))
+    estimates = {"precision": p0, "recall": r0, "f1": _f1(p0, r0)}
+
+    def interval(values: np.ndarray) -> tuple[float, float, int]:
+        finite = values[np.isfinite(values)]
+        if not finite.size:
+            return float("nan"), float("nan"), len(values)
+        low, high = np.percentile(finite, [tail, 100 - tail])
+        return float(low), float(high), int(len(values) - finite.size)
+
+    rows = {name: (estimates[name], *interval(boot[0][k])) for k, name in enumerate(("precision", "recall", "f1"))}
     if reference is not None:
-        diff = boot[0][2] - boot[1][2]
-        low, high = np.nanpercentile(diff, [tail, 100 - tail])
-        rows["f1_difference"] = (float(whole[0][2] - whole[1][2]), float(low), float(high))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high"])
+        ref = arrays[1].sum(axis=0)
+        pr, rr = _ratio(int(ref[1]), int(ref[0])), _ratio(int(ref[3]), int(ref[2]))
+        rows["f1_difference"] = (estimates["f1"] - _f1(pr, rr), *interval(boot[0][2] - boot[1][2]))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high", "undefined"])
 
 
 def to_json(

@@ -124,12 +124,12 @@ _LOADS: Counter[str] = Counter()
 _TEMP_DIRS: list[str] = []
 
 
-
 def _validate_mosaic(ds: Any) -> Any:
     # imported here: mosaic pulls in rasterio (GDAL), which predicting on arrays and training do not need
     from .mosaic import validate_mosaic
 
     return validate_mosaic(ds)
+
 
 def _model_key(path: str | os.PathLike) -> tuple[str, int, int]:
     p = Path(path).resolve()

@@ -129,8 +129,9 @@ def chips_training_set(chips: Any, indices: Sequence[int] | None = None) -> Trai
     bad = [i for i in idx if not 0 <= i < len(chips.names)]
     if bad:
         raise InvalidArgumentError(
-            f"chip positions {bad[0]}..{bad[-1]} are outside the {len(chips.names)} chips read; "
-            f"choose --train/--val spans within 0:{len(chips.names)}")
+            f"chip positions {bad[:5]}{' ...' if len(bad) > 5 else ''} are outside the {len(chips.names)} chips "
+            f"read; choose positions in 0..{len(chips.names) - 1} (on the command line, --train/--val spans "
+            f"within 0:{len(chips.names)})")
     cr = chips.craters[chips.craters["chip"].isin(idx)].copy()
     remap = {old: new for new, old in enumerate(idx)}
     cr["image"] = cr["chip"].map(remap)

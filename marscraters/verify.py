@@ -322,6 +322,15 @@ def average_classifiers(models: Sequence[Any]) -> Any:
         raise InvalidArgumentError("average_classifiers needs at least one classifier")
     if len(models) == 1:
         return models[0]
+    seen: set[int] = set()
+    for m in models:
+        # a member given twice (or inside an earlier average) shares its weights: such a model
+        # saves, but cannot be loaded back
+        ids = {id(v) for v in m.weights}
+        if ids & seen:
+            raise InvalidArgumentError("the classifiers share weights (one is given twice, or is part of "
+                                       "another): average distinct classifiers, each trained on its own")
+        seen |= ids
     shapes = {(tuple(m.inputs[0].shape[1:]), tuple(m.inputs[1].shape[1:])) for m in models}
     if len(shapes) > 1:
         raise InvalidArgumentError(f"the classifiers take different inputs {sorted(shapes)}; average only "

@@ -520,5 +520,46 @@ def test_bootstrap_bad_input_names_the_fix():
     for kwargs, match in (({"n_boot": 3}, "n_boot"), ({"level": 1.5}, "level")):
         with pytest.raises(InvalidArgumentError, match=match):
             bootstrap_scores(counts, **kwargs)
+    with pytest.raises(InvalidArgumentError, match="at least 2"):
+        bootstrap_scores(counts.iloc[:1])
     with pytest.raises(InvalidArgumentError, match="group_counts"):
-        bootstrap_scores(counts.iloc[:0])
+        bootstrap_scores(counts.drop(columns="n_pred"))
+    with pytest.warns(UserWarning, match="too narrow"):
+        bootstrap_scores(counts.iloc[:3], n_boot=50)
+    # a crater without a group is refused, not merged into group 0
+    unlabelled = pred.assign(image=pred["image"].astype(float))
+    unlabelled.loc[0, "image"] = np.nan
+    with pytest.raises(InvalidArgumentError, match="no 'image'"):
+        group_counts(evaluate(unlabelled, truth), unlabelled, truth, "image")
+    # the tables must be the evaluated ones; one rule's result, not rule="all"'s dict
+    with pytest.raises(InvalidArgumentError, match="pass the tables that were evaluated"):
+        group_counts(r, pred.iloc[1:], truth, "image")
+    with pytest.raises(InvalidArgumentError, match="result\\['deepmoon'\\]"):
+        group_counts(evaluate(pred, truth, rule="all"), pred, truth, "image")
+    # a reference scored on other images (or with another floor) cannot be paired
+    moved = counts.set_axis(counts.index + 100)
+    with pytest.raises(InvalidArgumentError, match="not scored on the same images"):
+        bootstrap_scores(counts, reference=moved)
+    floor = group_counts(evaluate(pred, truth, d_min=30), pred, truth, "image")
+    with pytest.raises(InvalidArgumentError, match="same d_min"):
+        bootstrap_scores(counts, reference=floor)
+
+
+def test_groups_without_craters_count_and_undefined_resamples_are_reported():
+    from marscraters.evaluate import bootstrap_scores, group_counts
+
+    pred, truth = _two_images()
+    pred = pred[pred["image"] != 3].reset_index(drop=True)  # image 3: craters, no detections
+    r = evaluate(pred, truth)
+    counts = group_counts(r, pred, truth, "image", groups=range(25))  # images 20-24: nothing at all
+    assert len(counts) == 25 and (counts.loc[20:24] == 0).all().all()
+    assert counts.loc[3, "n_pred"] == 0 and counts.loc[3, "n_truth"] > 0
+    with pytest.raises(InvalidArgumentError, match="not in groups="):
+        group_counts(r, pred, truth, "image", groups=range(5))
+    ci = bootstrap_scores(counts, n_boot=200)
+    assert ci.loc["f1", "estimate"] == pytest.approx(r.f1) and (ci["undefined"] == 0).all()
+    # two groups, one of them without detections: some resamples have no precision
+    two = counts.loc[[3, 5]]
+    with pytest.warns(UserWarning):
+        ci2 = bootstrap_scores(two, n_boot=400)
+    assert 0 < ci2.loc["precision", "undefined"] < 400 and ci2.loc["recall", "undefined"] == 0

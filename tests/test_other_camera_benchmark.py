@@ -75,6 +75,11 @@ def test_fetch_through_a_local_index_checks_the_hash_and_reads_the_tile(tmp_path
         with pytest.raises(SystemExit, match="not the published"):
             bench.fetch_sdist(tmp_path / "other", index_url=server.url + "simple/", sha256=digest)
     assert list((tmp_path / "other").iterdir()) == []
+    # so does a failed one (the index links a file the server does not have)
+    with FileServer({"simple/pycda/": index}) as server:
+        with pytest.raises(OSError):  # urllib's HTTPError for the 404
+            bench.fetch_sdist(tmp_path / "gone", index_url=server.url + "simple", sha256=digest)
+    assert list((tmp_path / "gone").iterdir()) == []
 
 
 def test_scores_every_rule_for_each_pixel_size(tmp_path):

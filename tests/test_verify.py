@@ -170,6 +170,9 @@ def test_averaged_classifiers_predict_the_mean_and_save_as_one_verifier(trained,
         average_classifiers([])
     with pytest.raises(InvalidArgumentError, match="different inputs"):
         average_classifiers([one, crater_classifier(5, seed=1)])
+    for repeated in ([one, one], [mean, other]):
+        with pytest.raises(InvalidArgumentError, match="share weights"):
+            average_classifiers(repeated)
 
 
 def test_find_craters_without_and_with_a_verifier(trained):
