@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import MarsCratersError
+from .errors import InvalidArgumentError, MarsCratersError
 
 log = logging.getLogger("marscraters")
 
@@ -181,8 +181,11 @@ def _read_scored(path: str) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, to_json
+    from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
 
+    if bool(args.by) != bool(args.bootstrap):
+        raise InvalidArgumentError("--bootstrap N and --by COLUMN go together: name the column that groups the "
+                                   "craters (image, tile...) and the number of resamples")
     pred, truth = _read_scored(args.pred), _read_scored(args.truth)
     if args.footprint:
         from .catalog import filter_catalog
@@ -197,6 +200,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print("  by diameter:\n    " + res.by_diameter.to_string(index=False).replace("\n", "\n    "))
         if res.by_latitude is not None:
             print("  by latitude:\n    " + res.by_latitude.to_string(index=False).replace("\n", "\n    "))
+        if args.bootstrap:
+            counts = group_counts(res, pred, truth, args.by)
+            ci = bootstrap_scores(counts, n_boot=args.bootstrap)
+            print(f"  95 % intervals from {args.bootstrap} resamples of {len(counts)} {args.by} groups:\n    "
+                  + ci.round(3).to_string().replace("\n", "\n    "))
     if args.json:
         to_json(results if len(results) > 1 else next(iter(results.values())), args.json, overwrite=True)
         print(f"wrote {args.json}")
@@ -323,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--d-min", type=float, help="diameter floor (px or km) for incomplete labels")
     s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
     s.add_argument("--json", help="also write the scores as JSON")
+    s.add_argument("--by", metavar="COLUMN",
+                   help="a column of both tables naming each crater's image or tile: with --bootstrap, resample those")
+    s.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="95%% intervals of P, R and F1 from N resamples of the --by groups")
     s.set_defaults(func=_cmd_evaluate)
 
     from .assemble import add_catalog_parser

@@ -563,3 +563,20 @@ def test_groups_without_craters_count_and_undefined_resamples_are_reported():
     with pytest.warns(UserWarning):
         ci2 = bootstrap_scores(two, n_boot=400)
     assert 0 < ci2.loc["precision", "undefined"] < 400 and ci2.loc["recall", "undefined"] == 0
+
+
+def test_evaluate_command_prints_bootstrap_intervals(tmp_path, capsys):
+    from marscraters import cli
+
+    pred, truth = _two_images()
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    args = ["evaluate", str(tmp_path / "pred.csv"), str(tmp_path / "truth.csv"), "--rule", "deepmoon"]
+    assert cli.main([*args, "--by", "image", "--bootstrap", "200"]) == 0
+    text = capsys.readouterr().out
+    assert "95 % intervals from 200 resamples of 20 image groups" in text
+    line = next(row for row in text.splitlines() if row.strip().startswith("f1"))
+    estimate, low, high = (float(v) for v in line.split()[1:4])
+    assert low < estimate < high and estimate == pytest.approx(evaluate(pred, truth).f1, abs=1e-3)
+    assert cli.main([*args, "--bootstrap", "200"]) == 2  # --by missing: refused with a message
+    assert "--by COLUMN" in capsys.readouterr().err
