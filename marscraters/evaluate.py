@@ -511,6 +511,13 @@ class EvaluationResult:
         )
 
 
+def _counted(p: _Craters, t: _Craters, d_min: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which predictions count for precision and which catalog craters for recall (the floor)."""
+    if d_min is None:
+        return np.ones(len(p), dtype=bool), np.ones(len(t), dtype=bool)
+    return p.diameter >= PRED_FLOOR_FACTOR * d_min, t.diameter >= d_min
+
+
 def evaluate(
     pred: pd.DataFrame,
     truth: pd.DataFrame,
@@ -602,12 +609,7 @@ def evaluate(
     pred_matched[m["pred_pos"].to_numpy()] = True
     truth_matched = np.zeros(len(t), dtype=bool)
     truth_matched[m["truth_pos"].to_numpy()] = True
-    if d_min is None:
-        pred_counted = np.ones(len(p), dtype=bool)
-        truth_counted = np.ones(len(t), dtype=bool)
-    else:
-        pred_counted = p.diameter >= PRED_FLOOR_FACTOR * d_min
-        truth_counted = t.diameter >= d_min
+    pred_counted, truth_counted = _counted(p, t, d_min)
     n_p, n_t = int(pred_counted.sum()), int(truth_counted.sum())
     tp_p = int((pred_counted & pred_matched).sum())
     tp_t = int((truth_counted & truth_matched).sum())
@@ -708,9 +710,7 @@ def group_counts(
         raise InvalidArgumentError(f"these tables hold {len(p)} predictions and {len(t)} reference craters, but the "
                                    f"result scored {result.n_pred_total} and {result.n_truth_total}; pass the tables "
                                    "that were evaluated")
-    floor = result.d_min
-    pred_counted = np.ones(len(p), bool) if floor is None else p.diameter >= PRED_FLOOR_FACTOR * floor
-    truth_counted = np.ones(len(t), bool) if floor is None else t.diameter >= floor
+    pred_counted, truth_counted = _counted(p, t, result.d_min)
     pred_matched = pred.index.isin(result.matches["pred_index"])
     truth_matched = truth.index.isin(result.matches["truth_index"])
     zeros_p, zeros_t = np.zeros(len(p), int), np.zeros(len(t), int)
@@ -825,9 +825,11 @@ def bootstrap_scores(
             total[a:b] = weights @ values
     boot = [_scores_of(total) for total in sums]
     tail = (1 - float(level)) / 2 * 100
-    whole = arrays[0].sum(axis=0)
-    p0, r0 = _ratio(int(whole[1]), int(whole[0])), _ratio(int(whole[3]), int(whole[2]))
-    estimates = {"precision": p0, "recall": r0, "f1": _f1(p0, r0)}
+    def scores(totals: np.ndarray) -> dict[str, float]:  # as evaluate() computes them
+        precision, recall = _ratio(int(totals[1]), int(totals[0])), _ratio(int(totals[3]), int(totals[2]))
+        return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+
+    estimates = scores(arrays[0].sum(axis=0))
 
     def interval(values: np.ndarray) -> tuple[float, float, int]:
         finite = values[np.isfinite(values)]
@@ -838,9 +840,8 @@ def bootstrap_scores(
 
     rows = {name: (estimates[name], *interval(boot[0][k])) for k, name in enumerate(("precision", "recall", "f1"))}
     if reference is not None:
-        ref = arrays[1].sum(axis=0)
-        pr, rr = _ratio(int(ref[1]), int(ref[0])), _ratio(int(ref[3]), int(ref[2]))
-        rows["f1_difference"] = (estimates["f1"] - _f1(pr, rr), *interval(boot[0][2] - boot[1][2]))
+        rows["f1_difference"] = (estimates["f1"] - scores(arrays[1].sum(axis=0))["f1"],
+                                 *interval(boot[0][2] - boot[1][2]))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high", "undefined"])
 
 

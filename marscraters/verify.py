@@ -309,10 +309,11 @@ def fit_classifier(
 def average_classifiers(models: Sequence[Any]) -> Any:
     """One classifier whose output is the mean of several :func:`crater_classifier` outputs.
 
-    Classifiers trained with different seeds disagree most on the doubtful candidates; their
-    mean ranks those better than any one of them (measured in ``docs/extraction.md``).  The
-    result takes the same inputs, so a :class:`Verifier` uses it like a single classifier, and
-    it saves as one ``.keras`` file.
+    Classifiers trained with different seeds disagree most on the doubtful candidates, and
+    averaging them removes that seed-to-seed noise; for the shipped model's verifier the gain was
+    within the noise of the validation chips (``docs/extraction.md``).  The result takes the same
+    inputs, so a :class:`Verifier` uses it like a single classifier, and it saves as one
+    ``.keras`` file.
     """
     from .model import _keras
 
