@@ -112,7 +112,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         kind=args.kind, kernel_size=args.kernel_size, filter_multiple=args.filter_multiple, epochs=args.epochs,
         batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate, dice_weight=args.dice_weight,
         scale=tuple(args.scale), contrast=args.contrast, score_every=args.score_every, seed=args.seed,
-        workers=args.workers,
+        workers=args.workers, weight_small_craters_px=args.weight_small_craters,
     )
     model = None
     if args.init and (args.restart or not can_resume(args.out)):
@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", type=int, default=256, help="patch size, a multiple of 128")
     s.add_argument("--learning-rate", type=float, default=1e-3)
     s.add_argument("--dice-weight", type=float, default=1.0, help="0 = plain binary cross-entropy (the paper)")
+    s.add_argument("--weight-small-craters", type=float, default=0.0, metavar="PX",
+                   help="weight the loss near each crater of d < PX pixels by PX/d (craters of 10 px and more; "
+                        "0 = off, the default): small craters count for more than their pixels")
     s.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.3], metavar=("MIN", "MAX"), help="zoom augmentation")
     s.add_argument("--contrast", type=float, default=0.2)
     s.add_argument("--score-every", type=int, default=5, help="crater-level F1 every N epochs")

@@ -72,7 +72,7 @@ import xarray as xr
 from .crs import Grid
 from .errors import CatalogError, CatalogValidationError, InvalidArgumentError, MosaicError
 
-__all__ = ["TARGET_KINDS", "DEFAULT_HYBRID_THRESHOLD_KM", "render_targets", "draw_targets"]
+__all__ = ["TARGET_KINDS", "DEFAULT_HYBRID_THRESHOLD_KM", "render_targets", "draw_targets", "crater_weights"]
 
 #: The target kinds :func:`render_targets` can draw.
 TARGET_KINDS: tuple[str, ...] = ("filled", "outline", "ring", "hybrid")
@@ -611,3 +611,68 @@ def draw_targets(
     period = float(10 * (nx + ny) + 10 * (d.max() if d.size else 0.0) + 1e6)
     table, _ = _segments(x, y, a_out, b_out, a_in, b_in, ny, nx, period)
     return _render_block(table, y0=0, x0=0, shape=(ny, nx), dtype=out_dtype, period=period)
+
+
+def crater_weights(
+    shape: tuple[int, int],
+    craters: Any,
+    *,
+    reference_diameter_px: float,
+    min_diameter_px: float = 10.0,
+    extent: float = 1.25,
+) -> np.ndarray:
+    """Per-pixel loss weights that give small craters a voice in a pixel loss.
+
+    A crater's pixels in a pixel loss grow with its area, so one 300-pixel crater outweighs
+    hundreds of 18-pixel ones, while a crater catalog counts each once.  Every pixel within
+    ``extent`` radii of a crater of diameter ``d`` (``min_diameter_px <= d <
+    reference_diameter_px``) gets the weight ``reference_diameter_px / d`` (the largest where
+    craters overlap); all other pixels get 1.  Craters below ``min_diameter_px`` keep weight 1:
+    catalogs are incomplete there, and the unlabelled ones look the same.
+
+    Parameters
+    ----------
+    shape
+        ``(rows, cols)`` of the output.
+    craters
+        DataFrame with ``x``, ``y`` (pixel index coordinates) and ``diameter_px``.
+    reference_diameter_px
+        Craters this size or larger keep weight 1 (> 0).
+    min_diameter_px
+        Smallest crater weighted.
+    extent
+        Radius of the weighted disk, in crater radii: the rim and a little outside it (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 weights, at least 1.
+
+    Examples
+    --------
+    >>> w = crater_weights((64, 64), pd.DataFrame({"x": [32.0], "y": [32.0], "diameter_px": [16.0]}),
+    ...                    reference_diameter_px=64)
+    >>> float(w[32, 32]), float(w[0, 0])
+    (4.0, 1.0)
+    """
+    for name, value in (("reference_diameter_px", reference_diameter_px), ("extent", extent)):
+        if not (np.isfinite(value) and value > 0):
+            raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
+    missing = [c for c in ("x", "y", "diameter_px") if c not in getattr(craters, "columns", ())]
+    if missing:
+        raise CatalogError(f"pixel craters need columns x, y, diameter_px; missing {missing}")
+    ny, nx = (int(v) for v in shape)
+    out = np.ones((ny, nx), dtype=np.float32)
+    x, y, d = (np.asarray(craters[c], dtype=float) for c in ("x", "y", "diameter_px"))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(d) & (d >= min_diameter_px) & (d < reference_diameter_px)
+    for cx, cy, dd in zip(x[keep], y[keep], d[keep]):
+        r = extent * dd / 2
+        r0, r1 = max(int(np.floor(cy - r)), 0), min(int(np.ceil(cy + r)) + 1, ny)
+        c0, c1 = max(int(np.floor(cx - r)), 0), min(int(np.ceil(cx + r)) + 1, nx)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        yy, xx = np.ogrid[r0:r1, c0:c1]
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        block = out[r0:r1, c0:c1]
+        np.maximum(block, np.where(inside, np.float32(reference_diameter_px / dd), np.float32(1.0)), out=block)
+    return out

@@ -371,6 +371,7 @@ class PatchSequence:
                 target_options: dict | None = None,
                 seed: int = 0,
                 workers: int = 1,
+                weight_small_craters_px: float = 0.0,
             ) -> None:
                 if int(workers) < 1:
                     raise InvalidArgumentError(f"workers={workers} must be at least 1 (threads preparing batches)")
@@ -385,6 +386,7 @@ class PatchSequence:
                 self.augment_data, self.scale, self.contrast = augment_data, scale, contrast
                 self.min_diameter_px = float(min_diameter_px)
                 self.target_options = dict(target_options or {})
+                self.weight_small_craters_px = _check_weighting(weight_small_craters_px)
                 self.workers = int(workers)
                 self._pool: Any = None
                 self.seed = int(seed)
@@ -403,7 +405,7 @@ class PatchSequence:
                 self._state = (epoch, self._permutation(epoch))  # one assignment: never half-updated
 
             def _sample(self, epoch: int, idx: int, j: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-                from .targets import draw_targets
+                from .targets import crater_weights, draw_targets
 
                 # one generator per sample, fixed by (seed, epoch, batch, position): the same
                 # batches whatever the number of threads or the order they run in
@@ -415,7 +417,12 @@ class PatchSequence:
                 img, cr, tgt = _random_crop(img, cr, self.crop, rng, tgt)
                 if tgt is None:
                     tgt = draw_targets(img.shape, _kept_for_targets(cr, self.min_diameter_px), self.kind, **self.target_options)
-                return img[..., None], tgt[..., None].astype(np.float32)
+                y = tgt[..., None].astype(np.float32)
+                if self.weight_small_craters_px:
+                    # the loss's weights travel as a second target channel (bce_dice_loss reads them)
+                    w = crater_weights(img.shape, cr, reference_diameter_px=self.weight_small_craters_px)
+                    y = np.concatenate([y, w[..., None]], axis=-1)
+                return img[..., None], y
 
             def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
                 epoch, order = self._state
@@ -434,26 +441,61 @@ class PatchSequence:
         return _PatchSequence(*args, **kwargs)
 
 
+def _check_weighting(value: Any) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"weight_small_craters_px must be a number of pixels (0 = off), got {value!r}") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise InvalidArgumentError(f"weight_small_craters_px must be >= 0 pixels (0 = off), got {value}")
+    return value
+
+
+def _split_target(y_true: Any) -> tuple[Any, Any]:
+    """The target and its per-pixel weights (None) from a 1- or 2-channel ``y_true``."""
+    if y_true.shape[-1] == 2:
+        return y_true[..., :1], y_true[..., 1:]
+    return y_true, None
+
+
 def bce_dice_loss(dice_weight: float = 1.0) -> Any:
     """Binary cross-entropy plus ``dice_weight`` times the soft Dice loss, backend-neutral.
 
     Crater pixels are a few percent of an image; Dice keeps the network from settling on
-    "no crater anywhere", which plain cross-entropy rewards.
+    "no crater anywhere", which plain cross-entropy rewards.  When ``y_true`` has a second
+    channel, it holds per-pixel weights (:func:`marscraters.targets.crater_weights`) and both
+    terms are weighted by it: the cross-entropy is a weighted mean and the Dice sums are
+    weighted sums.
     """
     keras = _keras()
     ops = keras.ops
 
     def loss(y_true: Any, y_pred: Any) -> Any:
-        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+        y_true, w = _split_target(y_true)
+        bce_px = keras.losses.binary_crossentropy(y_true, y_pred)  # (N, H, W)
+        if w is None:
+            bce = ops.mean(bce_px)
+            tw, pw, both = y_true, y_pred, y_true * y_pred
+        else:
+            bce = ops.sum(bce_px * w[..., 0]) / ops.sum(w)
+            tw, pw, both = y_true * w, y_pred * w, y_true * y_pred * w
         if dice_weight == 0:
             return bce
-        inter = ops.sum(y_true * y_pred, axis=(1, 2, 3))
-        denom = ops.sum(y_true, axis=(1, 2, 3)) + ops.sum(y_pred, axis=(1, 2, 3))
+        inter = ops.sum(both, axis=(1, 2, 3))
+        denom = ops.sum(tw, axis=(1, 2, 3)) + ops.sum(pw, axis=(1, 2, 3))
         dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
         return bce + dice_weight * ops.mean(dice)
 
     loss.__name__ = f"bce_dice_{dice_weight:g}"
     return loss
+
+
+def pixel_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """The paper's pixel accuracy (threshold 0.5), ignoring a weights channel in ``y_true``."""
+    keras = _keras()
+    ops = keras.ops
+    y_true, _ = _split_target(y_true)
+    return ops.mean(ops.cast(ops.equal(y_true > 0.5, y_pred > 0.5), "float32"), axis=(1, 2, 3))
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,6 +629,7 @@ class TrainConfig:
     seed: int = 0
     monitor: str = "val_crater_f1"
     workers: int = 1
+    weight_small_craters_px: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -686,13 +729,14 @@ def train(
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=bce_dice_loss(config.dice_weight),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        metrics=[keras.metrics.MeanMetricWrapper(pixel_accuracy, name="accuracy")],
     )
     seq = PatchSequence(
         train_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop,
         augment_data=config.augment, scale=tuple(config.scale), contrast=config.contrast,
         min_diameter_px=config.min_target_diameter_px, target_options=config.target_options,
         seed=config.seed + initial_epoch, workers=config.workers,
+        weight_small_craters_px=config.weight_small_craters_px,
     )
     val_seq = None
     callbacks: list[Any] = [_timing_callback_class()()]
@@ -700,6 +744,7 @@ def train(
         val_seq = PatchSequence(
             val_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop, augment_data=False,
             min_diameter_px=config.min_target_diameter_px, target_options=config.target_options, seed=12345,
+            weight_small_craters_px=config.weight_small_craters_px,
         )
         if val_data.targets is None:
             callbacks.append(

@@ -529,3 +529,26 @@ def test_draw_targets_bad_input():
     with pytest.raises(CatalogValidationError):
         draw_targets((8, 8), pd.DataFrame({"x": [1.0], "y": [1.0], "diameter_px": [0.0]}))
     assert draw_targets((8, 8), pd.DataFrame({"x": [], "y": [], "diameter_px": []})).sum() == 0
+
+
+def test_crater_weights_mark_small_craters_only():
+    from marscraters.targets import crater_weights
+
+    craters = pd.DataFrame({"x": [20.0, 60.0, 100.0, 60.0], "y": [20.0, 60.0, 100.0, 64.0],
+                            "diameter_px": [16.0, 80.0, 8.0, 32.0]})
+    w = crater_weights((128, 128), craters, reference_diameter_px=64)
+    assert w.dtype == np.float32 and w.min() == 1.0
+    assert w[20, 20] == pytest.approx(4.0)       # 64 / 16
+    assert w[20, 20 + 9] == pytest.approx(4.0)   # inside 1.25 radii (10 px)
+    assert w[20, 20 + 11] == 1.0                 # outside
+    assert w[100, 100] == 1.0                    # 8 px: below the labels' completeness, not weighted
+    assert w[64, 60] == pytest.approx(2.0)       # the 32-px crater inside the 80-px one (which keeps 1)
+    assert w[60, 60 + 30] == 1.0                 # the big crater's rim: at or above the reference
+    # a crater cut by the edge is weighted where it is on the image
+    edge = crater_weights((32, 32), pd.DataFrame({"x": [-3.0], "y": [5.0], "diameter_px": [20.0]}),
+                          reference_diameter_px=40)
+    assert edge[5, 0] == pytest.approx(2.0)
+    with pytest.raises(InvalidArgumentError):
+        crater_weights((8, 8), craters, reference_diameter_px=0)
+    with pytest.raises(CatalogError, match="diameter_px"):
+        crater_weights((8, 8), pd.DataFrame({"x": [1.0], "y": [1.0]}), reference_diameter_px=10)

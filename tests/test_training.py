@@ -277,3 +277,63 @@ def test_cli_train_init_fine_tunes_the_given_model(tmp_path):
     assert main(["-q", "train", "--dots", "4", "--crop", "128", "--batch-size", "2", "--epochs", "2",
                  "--kind", "filled", "--init", str(start), "--out", str(out)]) == 0
     assert len(open(out / "history.csv").read().strip().splitlines()) == 3  # header + 2 epochs
+
+
+# ---------------------------------------------------------------------------------------------
+# small craters weighted in the loss (--weight-small-craters)
+# ---------------------------------------------------------------------------------------------
+def test_patch_sequence_weights_travel_as_a_second_channel():
+    data = _scene(4, 128)
+    plain = PatchSequence(data, kind="outline", batch_size=2, crop=128, scale=(0.8, 1.2), seed=3)
+    weighted = PatchSequence(data, kind="outline", batch_size=2, crop=128, scale=(0.8, 1.2), seed=3,
+                             weight_small_craters_px=64)
+    (x0, y0), (x1, y1) = plain[1], weighted[1]
+    assert y1.shape == (2, 128, 128, 2)
+    # the same draw: same patches, same targets, plus weights >= 1 that mark the small craters
+    np.testing.assert_array_equal(x0, x1)
+    np.testing.assert_array_equal(y0[..., 0], y1[..., 0])
+    w = y1[..., 1]
+    assert w.min() == 1.0 and w.max() > 2.0
+    assert np.all(w[y1[..., 0] > 0.5] >= 1.0)
+    with pytest.raises(InvalidArgumentError, match="weight_small_craters_px"):
+        PatchSequence(data, crop=128, weight_small_craters_px=-1)
+
+
+def _numpy_bce_dice(t, p, w):
+    eps = 1e-7
+    pc = np.clip(p, eps, 1 - eps)
+    bce_px = -(t * np.log(pc) + (1 - t) * np.log(1 - pc))[..., 0]
+    bce = (bce_px * w[..., 0]).sum() / w.sum()
+    inter = (t * p * w).sum(axis=(1, 2, 3))
+    denom = (t * w).sum(axis=(1, 2, 3)) + (p * w).sum(axis=(1, 2, 3))
+    return bce + np.mean(1 - (2 * inter + 1) / (denom + 1))
+
+
+def test_weighted_loss_matches_numpy_and_reduces_to_the_plain_loss():
+    from marscraters.training import bce_dice_loss, pixel_accuracy
+
+    rng = np.random.default_rng(0)
+    t = (rng.random((2, 16, 16, 1)) > 0.7).astype(np.float32)
+    p = rng.uniform(0.05, 0.95, (2, 16, 16, 1)).astype(np.float32)
+    w = rng.uniform(1, 6, (2, 16, 16, 1)).astype(np.float32)
+    loss = bce_dice_loss(1.0)
+    plain = float(loss(t, p))
+    ones = float(loss(np.concatenate([t, np.ones_like(t)], -1), p))
+    weighted = float(loss(np.concatenate([t, w], -1), p))
+    assert ones == pytest.approx(plain, rel=1e-5)
+    assert weighted == pytest.approx(_numpy_bce_dice(t, p, w), rel=1e-4)
+    assert abs(weighted - plain) > 1e-3
+    # the accuracy metric ignores the weights channel
+    acc = np.asarray(pixel_accuracy(np.concatenate([t, w], -1), p))
+    np.testing.assert_allclose(acc, ((t > 0.5) == (p > 0.5)).mean(axis=(1, 2, 3)), rtol=1e-6)
+
+
+def test_training_with_small_crater_weights_runs_and_records_it(tmp_path):
+    data = _scene(4, 128)
+    cfg = TrainConfig(kind="outline", epochs=1, batch_size=2, crop=128, filter_multiple=0.5,
+                      weight_small_craters_px=48, score_every=1)
+    result = train(data, data, tmp_path, cfg, verbose=0)
+    assert np.isfinite(result["history"][-1]["loss"]) and 0 <= result["history"][-1]["accuracy"] <= 1
+    import json
+
+    assert json.loads((tmp_path / "config.json").read_text())["weight_small_craters_px"] == 48
