@@ -550,6 +550,14 @@ def _render_block(
     return out
 
 
+def _pixel_circles(craters: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x``, ``y`` and ``diameter_px`` of pixel craters as float arrays (a clear error if missing)."""
+    missing = [c for c in ("x", "y", "diameter_px") if c not in getattr(craters, "columns", ())]
+    if missing:
+        raise CatalogError(f"pixel craters need columns x, y, diameter_px; missing {missing}")
+    return tuple(np.asarray(craters[c], dtype=float) for c in ("x", "y", "diameter_px"))
+
+
 def draw_targets(
     shape: tuple[int, int],
     craters: Any,
@@ -596,12 +604,7 @@ def draw_targets(
         kind, inner_ratio, ring_width_px, hybrid_threshold_px, None, dtype
     )
     ny, nx = (int(v) for v in shape)
-    missing = [c for c in ("x", "y", "diameter_px") if c not in getattr(craters, "columns", ())]
-    if missing:
-        raise CatalogError(f"pixel craters need columns x, y, diameter_px; missing {missing}")
-    x = np.asarray(craters["x"], dtype=float)
-    y = np.asarray(craters["y"], dtype=float)
-    d = np.asarray(craters["diameter_px"], dtype=float)
+    x, y, d = _pixel_circles(craters)
     if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(d).all() and (d > 0).all()):
         raise CatalogValidationError("pixel craters must have finite x, y and diameter_px > 0")
     order = np.argsort(-d, kind="stable")
@@ -658,12 +661,9 @@ def crater_weights(
     for name, value in (("reference_diameter_px", reference_diameter_px), ("extent", extent)):
         if not (np.isfinite(value) and value > 0):
             raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
-    missing = [c for c in ("x", "y", "diameter_px") if c not in getattr(craters, "columns", ())]
-    if missing:
-        raise CatalogError(f"pixel craters need columns x, y, diameter_px; missing {missing}")
+    x, y, d = _pixel_circles(craters)
     ny, nx = (int(v) for v in shape)
     out = np.ones((ny, nx), dtype=np.float32)
-    x, y, d = (np.asarray(craters[c], dtype=float) for c in ("x", "y", "diameter_px"))
     keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(d) & (d >= min_diameter_px) & (d < reference_diameter_px)
     for cx, cy, dd in zip(x[keep], y[keep], d[keep]):
         r = extent * dd / 2

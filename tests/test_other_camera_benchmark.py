@@ -7,26 +7,20 @@ server on 127.0.0.1 as a PEP 503 "simple" index, and fetched through it over rea
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.benchmark_scripts import load_benchmark
 from tests.httpserver import FileServer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("evaluate_other_camera", ROOT / "benchmarks" / "evaluate_other_camera.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("evaluate_other_camera")
 
 
 def _sdist() -> bytes:
