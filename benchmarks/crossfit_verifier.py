@@ -35,17 +35,12 @@ import pandas as pd
 
 from marscraters.chips import read_chips
 from marscraters.detect import model_info
-from marscraters.evaluate import evaluate
+from marscraters.evaluate import evaluate, side_by_side
 from marscraters.model import load_model
 from marscraters.training import chips_training_set, predict_stack
 from marscraters.verify import CANDIDATE_OPTIONS, Verifier, candidate_sets, fit_classifier
 
 REPO = Path(__file__).resolve().parents[1]
-STRIDE = 10_000.0  # chips side by side in one pixel frame, far enough apart never to match across
-
-
-def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat([f.assign(x=f["x"] + i * STRIDE) for i, f in enumerate(frames)], ignore_index=True)
 
 
 def zoomed_maximum(model, images: np.ndarray, probs: np.ndarray, zoom_max: int) -> np.ndarray:
@@ -66,6 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
+    p.add_argument("--edge-boxes", choices=["circle", "box"], default="circle",
+                   help="labels cut by the chip edge: restore their circles (default) or take the boxes as they are "
+                   "(as scored up to v6)")
     p.add_argument("--chips-range", default="0:500")
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--zoom-max", type=int, default=1, help="also predict the chips enlarged up to this factor")
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         p.error("--chips-range must stay below 500: chips 500-599 are the held-out test set")
 
     t0 = time.perf_counter()
-    data = chips_training_set(read_chips(args.chips, indices=range(lo, hi)))
+    data = chips_training_set(read_chips(args.chips, indices=range(lo, hi), edge_boxes=args.edge_boxes))
     model = load_model(args.model)
     kind = model_info(args.model)["kind"]
     probs = predict_stack(model, data.images)
@@ -111,9 +109,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     numbers = np.arange(lo, hi)
     parts = {"all": numbers >= 0, "0-439": numbers < 440, "440-499": numbers >= 440}
-    cand = _stack(cands).assign(score=score)
+    cand = side_by_side(cands).assign(score=score)
     n_truth = np.array([len(t) for t in truths])
-    truth = _stack(truths)
+    truth = side_by_side(truths)
     rows = []
     for thr in np.round(np.arange(0.20, 0.76, 0.05), 2):
         for part, sel in parts.items():
@@ -129,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nbest over all chips: F1 {best['f1']:.3f} at threshold {best['threshold']:.2f} "
           f"({time.perf_counter() - t0:.0f} s)")
     report = {"model": args.model or "shipped", "chips_range": args.chips_range, "folds": args.folds,
-              "zoom_max": args.zoom_max, "epochs": args.epochs, "d_min": args.d_min,
+              "zoom_max": args.zoom_max, "epochs": args.epochs, "d_min": args.d_min, "edge_boxes": args.edge_boxes,
               "n_candidates": int(len(labels)),
               "sweep": rows, "best_all": best}
     if args.json:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from marscraters.chips import read_chips
 from marscraters.detect import model_info
-from marscraters.evaluate import bootstrap_scores, evaluate, group_counts
+from marscraters.evaluate import bootstrap_scores, evaluate, group_counts, side_by_side
 from marscraters.model import load_model
 from marscraters.training import chips_training_set, predict_stack
 from marscraters.verify import find_craters, merge_options, resolve_verifier
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
+    p.add_argument("--edge-boxes", choices=["circle", "box"], default="circle",
+                   help="labels cut by the chip edge: restore their circles (default) or take the boxes as they are "
+                   "(as scored up to v6)")
     p.add_argument("--test", default="500:600")
     p.add_argument("--methods", default="tuned", help="comma-separated: tuned (the settings stored in the model file, "
                    "and its verifier), unverified (the same without the verifier), auto, components, hough, template")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         p.error("--reference pairs bootstrap resamples: give --bootstrap N too")
 
     lo, hi = (int(v) for v in args.test.split(":"))
-    chips = read_chips(args.chips, indices=range(lo, hi))
+    chips = read_chips(args.chips, indices=range(lo, hi), edge_boxes=args.edge_boxes)
     data = chips_training_set(chips)
     model = load_model(args.model)
     info = model_info(args.model)
@@ -68,18 +71,21 @@ def main(argv: list[str] | None = None) -> dict:
         for i, prob in enumerate(probs):
             np.save(out / f"prob_{i:03d}.npy", prob.astype(np.float16))
             data.craters_of(i).to_csv(out / f"truth_{i:03d}.csv", index=False)
-    stride = 10_000.0
     # "image" is the chip number, so counts from another run of this script pair chip by chip
-    truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + i * stride, image=lo + i)
-                       for i in range(len(data))], ignore_index=True)
+    truth = side_by_side([data.craters_of(i) for i in range(len(data))], images=range(lo, hi))
     reference = {}
     if args.reference:
         earlier = json.loads(Path(args.reference).read_text())
         if (earlier.get("chips"), earlier.get("d_min")) != (f"{lo}..{hi - 1}", args.d_min):
             raise SystemExit(f"{args.reference} scored chips {earlier.get('chips')} with --d-min {earlier.get('d_min')}, "
                              f"this run {lo}..{hi - 1} with {args.d_min}: pair only runs on the same chips and floor")
+        # files written before --edge-boxes existed scored the boxes as labelled
+        if earlier.get("edge_boxes", "box") != args.edge_boxes:
+            raise SystemExit(f"{args.reference} scored truths with --edge-boxes {earlier.get('edge_boxes', 'box')}, this "
+                             f"run with {args.edge_boxes}: pair only runs scored against the same truths")
         reference = earlier["methods"]
     report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}", "tta": args.tta,
+                    "edge_boxes": args.edge_boxes,
                     "d_min": args.d_min,
                     "n_truth_ge_dmin": int((truth["diameter_px"] >= args.d_min).sum()),
                     "predict_seconds": round(t_pred, 1), "methods": {}}
@@ -88,9 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
         t1 = time.perf_counter()
         v = verifier if method == "tuned" else None
         options = merge_options(info["extract"], None, v) if method in ("tuned", "unverified") else {"method": method}
-        pred = pd.concat([find_craters(prob, data.images[i], target=kind, verifier=v, options=options)
-                          .assign(x=lambda f, i=i: f["x"] + i * stride, image=lo + i) for i, prob in enumerate(probs)],
-                         ignore_index=True)
+        pred = side_by_side([find_craters(prob, data.images[i], target=kind, verifier=v, options=options)
+                             for i, prob in enumerate(probs)], images=range(lo, hi))
         if v is not None:
             options = {**options, "verifier": v.metadata.get("name"), "verifier_threshold": v.threshold}
         t_ext = time.perf_counter() - t1

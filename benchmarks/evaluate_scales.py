@@ -36,13 +36,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
+    p.add_argument("--edge-boxes", choices=["circle", "box"], default="circle",
+                   help="labels cut by the chip edge: restore their circles (default) or take the boxes as they are "
+                   "(as scored up to v6)")
     p.add_argument("--test", default="500:600")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.432])
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--json")
     args = p.parse_args(argv)
     lo, hi = (int(v) for v in args.test.split(":"))
-    chips = read_chips(args.chips, indices=range(lo, hi))
+    chips = read_chips(args.chips, indices=range(lo, hi), edge_boxes=args.edge_boxes)
     truth = chips.craters.assign(x=lambda t: t["x"] + t["chip"] * 10_000.0)  # pool chips far apart
     rows = []
     for s in args.scales:

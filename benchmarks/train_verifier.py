@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from marscraters.chips import read_chips
 from marscraters.detect import model_info
-from marscraters.evaluate import evaluate
+from marscraters.evaluate import evaluate, side_by_side
 from marscraters.extract import extract_craters
 from marscraters.model import DEFAULT_WEIGHTS, load_model
 from marscraters.training import chips_training_set, predict_stack
@@ -44,11 +43,6 @@ from marscraters.verify import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-STRIDE = 10_000.0  # chips side by side in one pixel frame, far enough apart never to match across
-
-
-def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat([f.assign(x=f["x"] + i * STRIDE) for i, f in enumerate(frames)], ignore_index=True)
 
 
 def _span(text: str) -> range:
@@ -60,6 +54,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
+    p.add_argument("--edge-boxes", choices=["circle", "box"], default="circle",
+                   help="labels cut by the chip edge: restore their circles (default) or take the boxes as they are "
+                   "(as scored up to v6)")
     p.add_argument("--train", default="0:440")
     p.add_argument("--val", default="440:500")
     p.add_argument("--epochs", type=int, default=12)
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     sets = {}
     t0 = time.perf_counter()
     for name, span in (("train", _span(args.train)), ("val", _span(args.val))):
-        data = chips_training_set(read_chips(args.chips, indices=span))
+        data = chips_training_set(read_chips(args.chips, indices=span, edge_boxes=args.edge_boxes))
         probs = predict_stack(model, data.images, tta=args.tta)
         truths = [data.craters_of(i) for i in range(len(data))]
         cands, patches, feats, labels = candidate_sets(data.images, probs, target=kind, candidates=candidates,
@@ -118,10 +115,10 @@ def main(argv: list[str] | None = None) -> dict:
     t_fit = time.perf_counter() - t1
 
     cands, patches, feats, _, truths, probs = sets["val"]
-    truth = _stack(truths)
+    truth = side_by_side(truths)
 
     def sweep_of(classifier):
-        cand = _stack(cands).assign(score=Verifier(classifier, 0.5, candidates).predict(patches, feats))
+        cand = side_by_side(cands).assign(score=Verifier(classifier, 0.5, candidates).predict(patches, feats))
         rows = []
         for thr in np.round(np.arange(0.10, 0.81, 0.05), 2):
             r = evaluate(cand[cand["score"] >= thr], truth, rule="deepmoon", d_min=args.d_min)
@@ -134,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     classifier = average_classifiers(members)
     sweep, best = sweep_of(classifier)
     # the first stage alone, with the model's own tuned circle finder, for comparison
-    plain = _stack([extract_craters(pr, target=kind, **info["extract"]) for pr in probs])
+    plain = side_by_side([extract_craters(pr, target=kind, **info["extract"]) for pr in probs])
     r0 = evaluate(plain, truth, rule="deepmoon", d_min=args.d_min)
     print("\n| threshold | precision | recall | F1 |\n|---|---|---|---|")
     for row in sweep:
@@ -145,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "segmentation_model": info.get("name"), "chips": args.chips, "train": args.train, "val": args.val,
         "extra_models": [str(m) for m in args.extra_models], "tta": args.tta, "members": args.members,
-        "member_validation_best": member_best, "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min, "candidates": candidates,
+        "member_validation_best": member_best, "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min,
+        "edge_boxes": args.edge_boxes, "candidates": candidates,
         "n_train_candidates": int(len(labels)), "n_train_craters": int(labels.sum()),
         "validation_sweep": sweep, "validation_best": best,
         "validation_without_verifier": {"precision": r0.precision, "recall": r0.recall, "f1": r0.f1},

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from marscraters.evaluate import evaluate
+from marscraters.evaluate import evaluate, side_by_side
 from marscraters.extract import extract_craters
 
 GRID = {
@@ -43,17 +42,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     folder = Path(args.maps)
     probs = [np.load(f).astype(np.float32) for f in sorted(folder.glob("prob_*.npy"))]
     truths = [pd.read_csv(f) for f in sorted(folder.glob("truth_*.csv"))]
-    stride = 10_000.0
-    truth = pd.concat([t.assign(x=t["x"] + i * stride) for i, t in enumerate(truths)], ignore_index=True)
+    truth = side_by_side(truths)
     rows = []
     for method in args.methods.split(","):
         grid = GRID[method]
         for values in itertools.product(*grid.values()):
             params = dict(zip(grid, values))
             t0 = time.perf_counter()
-            pred = pd.concat(
-                [extract_craters(pr, target=args.target, method=method, **params).assign(x=lambda f, i=i: f["x"] + i * stride)
-                 for i, pr in enumerate(probs)], ignore_index=True)
+            pred = side_by_side([extract_craters(pr, target=args.target, method=method, **params) for pr in probs])
             seconds = time.perf_counter() - t0
             # the score ranks detections: sweep a minimum score too (a point of the P-R curve)
             for min_score in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):

@@ -42,6 +42,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,7 @@ __all__ = [
     "EvaluationResult",
     "group_counts",
     "bootstrap_scores",
+    "side_by_side",
     "to_json",
 ]
 
@@ -666,6 +668,67 @@ def evaluate(
 # --------------------------------------------------------------------------------------------
 # uncertainty: bootstrap over images (or tiles, or any grouping)
 # --------------------------------------------------------------------------------------------
+def side_by_side(
+    frames: Sequence[pd.DataFrame], *, images: Sequence[Any] | None = None, stride: float = 10_000.0
+) -> pd.DataFrame:
+    """The PixelCraters of several images in one pixel frame, so one :func:`evaluate` scores them all.
+
+    Image ``i``'s craters move ``i * stride`` pixels to the right, far enough apart that no
+    detection on one image can match a crater of another.  Scoring many chips this way counts
+    every crater once, as pooling per-image counts would, with one matching call instead of one
+    per image.
+
+    Parameters
+    ----------
+    frames
+        One PixelCraters table (``x``, ``y``, ``diameter_px``, ...) per image, in a fixed order;
+        the detections and the truths of the same images must be given in the same order.
+    images
+        A label per image for the added ``image`` column (chip numbers, file names); default the
+        position in ``frames``.  With it, :func:`group_counts` can count per image.
+    stride
+        Pixels between images; must exceed any image's width plus its largest crater.
+
+    Returns
+    -------
+    pandas.DataFrame
+        All rows, with ``x`` shifted and an ``image`` column, on a fresh index.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``images`` is not one label per frame, or a crater reaches outside its image's stride.
+
+    Examples
+    --------
+    >>> pred = side_by_side([find_craters(p, im) for p, im in zip(probs, images)])  # doctest: +SKIP
+    >>> truth = side_by_side([chip_craters(chips, i) for i in range(len(chips))])  # doctest: +SKIP
+    >>> evaluate(pred, truth, d_min=16).f1  # doctest: +SKIP
+    """
+    frames = list(frames)
+    labels = list(range(len(frames))) if images is None else list(images)
+    if len(labels) != len(frames):
+        raise InvalidArgumentError(f"images has {len(labels)} labels for {len(frames)} tables: give one per table")
+    out = []
+    for i, (frame, label) in enumerate(zip(frames, labels)):
+        if not isinstance(frame, pd.DataFrame) or (len(frame) and not set(_PIXEL_COLUMNS) <= set(frame.columns)):
+            got = list(frame.columns) if isinstance(frame, pd.DataFrame) else type(frame).__name__
+            raise CatalogError(f"table {i} must be PixelCraters with columns {list(_PIXEL_COLUMNS)}, got {got}")
+        if not len(frame):
+            out.append(frame.assign(image=label))
+            continue
+        # NaN rows are left for evaluate(), whose message names them
+        reach = float((frame["x"].abs() + frame["diameter_px"]).max())
+        if reach >= stride / 2:
+            raise InvalidArgumentError(
+                f"table {i} has a crater {reach:.0f} px from its origin, too near the next image at stride {stride:g}: "
+                f"pass stride > {2 * reach:.0f}")
+        out.append(frame.assign(x=frame["x"] + i * stride, image=label))
+    if not out:
+        return pd.DataFrame({"x": [], "y": [], "diameter_px": [], "image": []})
+    return pd.concat(out, ignore_index=True)
+
+
 def group_counts(
     result: EvaluationResult, pred: pd.DataFrame, truth: pd.DataFrame, by: str, *, groups: Any = None
 ) -> pd.DataFrame:

@@ -89,6 +89,43 @@ def test_limit_and_indices(folder):
     )
 
 
+def test_boxes_cut_by_the_image_edge_get_their_circle_back(tmp_path):
+    # true circles on a 32x32 chip (edge coordinates): the labels clip each box to the image, as the
+    # THEMIS crops' labels do
+    lines = {
+        "left": (4, 16, 12),  # box x -2..10 clipped to 0..10: w 10, cx 5
+        "right": (30, 10, 8),  # box x 26..34 clipped to 26..32: w 6, cx 29
+        "bottom": (16, 29, 10),  # box y 24..34 clipped to 24..32
+        "inside": (16, 16, 6),  # untouched
+        "corner": (2, 2, 10),  # both sides cut: only a lower bound on the diameter
+    }
+
+    def clipped_box(x, y, d):
+        x0, x1 = max(x - d / 2, 0), min(x + d / 2, 32)
+        y0, y1 = max(y - d / 2, 0), min(y + d / 2, 32)
+        return f"0 {(x0 + x1) / 64} {(y0 + y1) / 64} {(x1 - x0) / 32} {(y1 - y0) / 32}"
+
+    folder = _chip_folder(tmp_path / "c", {0: "\n".join(clipped_box(*v) for v in lines.values())})
+    got = read_chips(folder).craters.set_index(pd.Index(list(lines)))
+    as_boxes = read_chips(folder, edge_boxes="box").craters.set_index(pd.Index(list(lines)))
+    assert got["edge_cut"].tolist() == [True, True, True, False, True]
+    for name in ("left", "right", "bottom", "inside"):
+        x, y, d = lines[name]
+        assert got.loc[name, ["x", "y", "diameter_px"]].tolist() == pytest.approx([x - 0.5, y - 0.5, d]), name
+    # the box as labelled is kept beside the circle, and "box" reads it as before
+    assert got.loc["left", ["width_px", "height_px"]].tolist() == pytest.approx([10, 12])
+    assert as_boxes.loc["left", ["x", "diameter_px"]].tolist() == pytest.approx([4.5, 11])
+    assert as_boxes.loc["inside", ["x", "y", "diameter_px"]].tolist() == pytest.approx([15.5, 15.5, 6])
+    # a corner crater (box 0..7 x 0..7) keeps the box's size: 7 is all the chip shows of its 10 px
+    assert got.loc["corner", ["x", "y", "diameter_px"]].tolist() == pytest.approx([3.0, 3.0, 7])
+    labels = read_yolo_labels(folder / "labels" / "crater0.txt", 32, 32)
+    assert labels["diameter_px"].tolist() == pytest.approx(got["diameter_px"].tolist())
+    with pytest.raises(InvalidArgumentError, match="'circle' restores"):
+        read_chips(folder, edge_boxes="clip")
+    with pytest.raises(InvalidArgumentError, match="edge_boxes"):
+        read_yolo_labels(folder / "labels" / "crater0.txt", 32, 32, edge_boxes="nope")
+
+
 def test_png_and_flat_folder(tmp_path):
     root = _chip_folder(tmp_path / "c", {1: "0 0.5 0.5 0.5 0.5\n"}, size=(20, 40), fmt="PNG")
     flat = tmp_path / "flat"
@@ -184,3 +221,12 @@ def test_real_themis_crops(shared_data):
     rgb = np.asarray(Image.open(folder / "images" / "crater7.jpg"))
     np.testing.assert_array_equal(chips.images[7], rgb[..., 0].astype(np.float32))
     assert isinstance(chips.craters, pd.DataFrame)
+    # about one box in seven touches the chip edge; their circles are at least as big as the boxes
+    # and still cover them
+    c = chips.craters
+    cut = c[c["edge_cut"]]
+    assert 0.1 < len(cut) / len(c) < 0.2
+    assert (cut["diameter_px"] >= (cut["width_px"] + cut["height_px"]) / 2 - 1e-9).all()
+    assert (cut["diameter_px"] > (cut["width_px"] + cut["height_px"]) / 2 + 1).mean() > 0.5
+    boxed = read_chips(folder, indices=range(0, 600, 60), edge_boxes="box").craters
+    assert (boxed["diameter_px"] == (boxed["width_px"] + boxed["height_px"]) / 2).all()

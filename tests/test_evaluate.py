@@ -580,3 +580,37 @@ def test_evaluate_command_prints_bootstrap_intervals(tmp_path, capsys):
     assert low < estimate < high and estimate == pytest.approx(evaluate(pred, truth).f1, abs=1e-3)
     assert cli.main([*args, "--bootstrap", "200"]) == 2  # --by missing: refused with a message
     assert "--by COLUMN" in capsys.readouterr().err
+
+
+def test_side_by_side_scores_many_images_as_the_sum_of_each():
+    from marscraters.evaluate import group_counts, side_by_side
+
+    rng = np.random.default_rng(3)
+    truths, preds = [], []
+    for _ in range(5):
+        t = px(np.column_stack([rng.uniform(0, 400, 12), rng.uniform(0, 400, 12), rng.uniform(10, 60, 12)]))
+        keep = rng.random(12) < 0.7
+        p = t[keep].assign(x=lambda f: f["x"] + rng.normal(0, 2, len(f)))
+        preds.append(pd.concat([p, px([[200, 200, 30]])], ignore_index=True))  # one false detection each
+        truths.append(t)
+    # the same craters on every image: only the shift keeps them from matching across images
+    pred = side_by_side(preds, images=[10, 11, 12, 13, 14])
+    truth = side_by_side(truths, images=range(10, 15))
+    assert pred["image"].tolist()[:1] == [10] and truth["x"].max() > 4 * 10_000
+    together = evaluate(pred, truth, d_min=16)
+    each = [evaluate(p, t, d_min=16) for p, t in zip(preds, truths)]
+    assert together.n_truth_matched == sum(r.n_truth_matched for r in each)
+    assert together.n_pred_matched == sum(r.n_pred_matched for r in each)
+    assert together.n_pred == sum(r.n_pred for r in each)
+    counts = group_counts(together, pred, truth, "image")
+    assert counts.index.tolist() == [10, 11, 12, 13, 14]
+    assert counts["n_truth_matched"].tolist() == [r.n_truth_matched for r in each]
+    # an image without detections still takes its place
+    empty = side_by_side([preds[0], pd.DataFrame(), preds[2]])
+    assert sorted(empty["image"].unique()) == [0, 2] and empty["x"].max() > 2 * 10_000
+    with pytest.raises(InvalidArgumentError, match="stride"):
+        side_by_side([px([[6_000, 10, 20]])])
+    with pytest.raises(InvalidArgumentError, match="one per table"):
+        side_by_side(preds, images=[1, 2])
+    with pytest.raises(CatalogError, match="diameter_px"):
+        side_by_side([pd.DataFrame({"x": [1.0], "y": [2.0]})])
