@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> Path:
 
     def best_of(path: str) -> tuple[dict, dict]:
         best = pd.read_json(path).sort_values("f1", ascending=False).iloc[0].dropna().to_dict()
-        return ({k: v for k, v in best.items() if k not in ("precision", "recall", "f1", "seconds")},
+        # JSON round trips turn a grid's 0.3 into 0.30000000000000004: store the value as swept
+        return ({k: round(v, 6) if isinstance(v, float) else v for k, v in best.items()
+                 if k not in ("precision", "recall", "f1", "seconds")},
                 {k: best[k] for k in ("precision", "recall", "f1")})
 
     if args.tuning:
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> Path:
         "training": meta.get("training"),
         "epoch": meta.get("epoch"),
     }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     if args.verifier:
         target = Path(args.out).parent / "crater_classifier.keras"
         if Path(args.verifier).resolve() != target.resolve():
