@@ -7,7 +7,7 @@ height, ``(w * W + h * H) / 2`` pixels.
 
 A box that touches the image edge has been **cut by it**: the crops' labels clip each crater's box
 to the image, so its centre moves inwards and the mean of its sides underestimates the diameter
-(in the THEMIS crops, 561 of 3,867 boxes, and 47 % of the craters of 64-128 px, are cut).  By
+(in the THEMIS crops, 564 of 3,867 boxes, and 47 % of the craters of 64-128 px, are cut).  By
 default (``edge_boxes="circle"``) such a crater's circle is restored from the side the edge did not
 cut: the diameter is the box's longer side and the centre sits half a diameter from the uncut
 edge.  A box cut in both directions (at a corner, or by a crater wider than the image) gives only a
