@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> list[dict]:
     from skimage.transform import rescale
 
-    from marscraters.chips import read_chips
+    from marscraters.chips import chip_craters, read_chips
     from marscraters.detect import detect
-    from marscraters.evaluate import evaluate
+    from marscraters.evaluate import evaluate, side_by_side
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chips", default=str(REPO.parent / "shared" / "data" / "themis-dayir-crops"))
@@ -46,20 +45,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = p.parse_args(argv)
     lo, hi = (int(v) for v in args.test.split(":"))
     chips = read_chips(args.chips, indices=range(lo, hi), edge_boxes=args.edge_boxes)
-    truth = chips.craters.assign(x=lambda t: t["x"] + t["chip"] * 10_000.0)  # pool chips far apart
+    truth = side_by_side([chip_craters(chips, i) for i in range(len(chips))])
     rows = []
     for s in args.scales:
         modes = [("resampled to native", 100.0 / s)] + ([("as if 100 m/px", 100.0)] if s != 1.0 else [])
         for mode, pixel_size in modes:
             t0 = time.perf_counter()
             found = []
-            for i, img in enumerate(chips.images):
+            for img in chips.images:
                 small = img if s == 1.0 else rescale(img, s, order=1, anti_aliasing=True, preserve_range=True)
                 det = detect(small.astype(np.float32), pixel_size_m=pixel_size)
                 # pixel centres: (i + 0.5) / s - 0.5 in the original chip
-                found.append(det.assign(x=(det["x"] + 0.5) / s - 0.5 + i * 10_000.0, y=(det["y"] + 0.5) / s - 0.5,
+                found.append(det.assign(x=(det["x"] + 0.5) / s - 0.5, y=(det["y"] + 0.5) / s - 0.5,
                                         diameter_px=det["diameter_px"] / s))
-            pred = pd.concat(found, ignore_index=True)
+            pred = side_by_side(found)
             r = evaluate(pred, truth, rule="deepmoon", d_min=args.d_min)
             row = {"scale": s, "pixel_size_m": round(100.0 / s, 1), "mode": mode, "precision": r.precision,
                    "recall": r.recall, "f1": r.f1, "seconds": time.perf_counter() - t0}

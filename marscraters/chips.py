@@ -124,33 +124,33 @@ def _check_edge_boxes(edge_boxes: str) -> None:
         )
 
 
-def _uncut_axis(centre: np.ndarray, extent: np.ndarray, size: int, diameter: np.ndarray,
-                cut: np.ndarray) -> np.ndarray:
-    """Centre along one axis (edge coordinates) of circles whose box the image edge may have cut."""
-    lo_cut = centre - extent / 2 <= _EDGE_TOLERANCE_PX
-    hi_cut = centre + extent / 2 >= size - _EDGE_TOLERANCE_PX
-    # only a box cut on one side, and shorter than the diameter, moves: it keeps its uncut edge
-    move = cut & (lo_cut != hi_cut) & (extent < diameter)
-    out = centre.copy()
-    out[move & lo_cut] = (centre + extent / 2 - diameter / 2)[move & lo_cut]
-    out[move & hi_cut] = (centre - extent / 2 + diameter / 2)[move & hi_cut]
-    return out
+def _cut_sides(centre: np.ndarray, extent: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each box (centre and extent along one axis, edge coordinates) reaches the low and the high edge."""
+    return centre - extent / 2 <= _EDGE_TOLERANCE_PX, centre + extent / 2 >= size - _EDGE_TOLERANCE_PX
+
+
+def _uncut_centre(centre: np.ndarray, extent: np.ndarray, diameter: np.ndarray,
+                  lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Centre along one axis of circles whose box the edge cut: the uncut edge stays where it is."""
+    # only a box cut on one side, and shorter than the diameter, moves
+    move = (lo != hi) & (extent < diameter)
+    shift = (diameter - extent) / 2
+    return np.where(move & lo, centre - shift, np.where(move & hi, centre + shift, centre))
 
 
 def _boxes_to_pixels(arr: np.ndarray, width: int, height: int, edge_boxes: str = "circle") -> dict[str, np.ndarray]:
-    _check_edge_boxes(edge_boxes)
     cx, cy = arr[:, 0] * width, arr[:, 1] * height
     w_px = arr[:, 2] * width
     h_px = arr[:, 3] * height
-    tol = _EDGE_TOLERANCE_PX
-    cut = ((cx - w_px / 2 <= tol) | (cx + w_px / 2 >= width - tol)
-           | (cy - h_px / 2 <= tol) | (cy + h_px / 2 >= height - tol))
+    left, right = _cut_sides(cx, w_px, width)
+    top, bottom = _cut_sides(cy, h_px, height)
+    cut = left | right | top | bottom
     diameter = (w_px + h_px) / 2.0
     if edge_boxes == "circle":
         # the edge shortens one side only: the other still spans the whole crater
         diameter = np.where(cut, np.maximum(w_px, h_px), diameter)
-        cx = _uncut_axis(cx, w_px, width, diameter, cut)
-        cy = _uncut_axis(cy, h_px, height, diameter, cut)
+        cx = _uncut_centre(cx, w_px, diameter, left, right)
+        cy = _uncut_centre(cy, h_px, diameter, top, bottom)
     return {
         # YOLO measures from the image edge; index coordinates from the first pixel's centre
         "x": cx - 0.5,
