@@ -38,7 +38,7 @@ from marscraters.detect import model_info
 from marscraters.evaluate import evaluate, side_by_side
 from marscraters.model import load_model
 from marscraters.training import chips_training_set, predict_stack
-from marscraters.verify import CANDIDATE_OPTIONS, Verifier, candidate_sets, fit_classifier
+from marscraters.verify import CANDIDATE_OPTIONS, Verifier, candidate_sets, edge_cut_copies, fit_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--edge-copies", action="store_true",
+                   help="also train each fold's verifier on copies of its training chips with 128 columns cut off "
+                        "one side, re-predicted (more craters cut by the image edge); never scored")
+    p.add_argument("--mask-channel", action="store_true",
+                   help="give the verifier a third patch channel marking the pixels inside the image (edge-cut craters)")
     p.add_argument("--json")
     args = p.parse_args(argv)
     if args.folds < 2:
@@ -91,20 +96,36 @@ def main(argv: list[str] | None = None) -> dict:
     cands, patches, feats, labels = [], [], [], []
     for i in range(len(data)):  # one chip at a time, to know each candidate's chip
         c, pa, fe, la = candidate_sets(data.images[i:i + 1], probs[i:i + 1], target=kind, truths=truths[i:i + 1],
-                                       progress=False)
+                                       progress=False, mask=args.mask_channel)
         cands += c
         patches.append(pa)
         feats.append(fe)
         labels.append(la)
     chip = np.repeat(np.arange(lo, hi), [len(v) for v in labels])
     patches, feats, labels = np.concatenate(patches), np.concatenate(feats), np.concatenate(labels)
+    extra_chip, extra = np.zeros(0, int), None
+    if args.edge_copies:
+        cut_images, cut_truths = edge_cut_copies(data.images, truths, seed=args.seed)
+        cut_probs = predict_stack(model, cut_images)
+        if args.zoom_max > 1:
+            cut_probs = zoomed_maximum(model, cut_images, cut_probs, args.zoom_max)
+        extra_sets = [candidate_sets(cut_images[i:i + 1], cut_probs[i:i + 1], target=kind,
+                                     truths=cut_truths[i:i + 1], progress=False, mask=args.mask_channel)
+                      for i in range(len(data))]
+        extra_chip = np.repeat(np.arange(lo, hi), [len(s[3]) for s in extra_sets])
+        extra = [np.concatenate([s[k] for s in extra_sets]) for k in (1, 2, 3)]
+        print(f"{len(extra_chip)} more training candidates on the edge-cut copies")
     t_cand = time.perf_counter() - t0
     print(f"{len(labels)} candidates on {hi - lo} chips ({int(labels.sum())} match a labelled crater), {t_cand:.0f} s")
 
     score = np.zeros(len(labels))
     for f in range(args.folds):
         test = chip % args.folds == f
-        clf = fit_classifier(patches[~test], feats[~test], labels[~test], epochs=args.epochs, seed=args.seed)
+        train = [patches[~test], feats[~test], labels[~test]]
+        if extra is not None:  # copies of the training folds' chips only
+            keep = extra_chip % args.folds != f
+            train = [np.concatenate([a, b[keep]]) for a, b in zip(train, extra)]
+        clf = fit_classifier(*train, epochs=args.epochs, seed=args.seed)
         score[test] = Verifier(clf, 0.5, dict(CANDIDATE_OPTIONS)).predict(patches[test], feats[test])
 
     numbers = np.arange(lo, hi)
@@ -128,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"({time.perf_counter() - t0:.0f} s)")
     report = {"model": args.model or "shipped", "chips_range": args.chips_range, "folds": args.folds,
               "zoom_max": args.zoom_max, "epochs": args.epochs, "d_min": args.d_min, "edge_boxes": args.edge_boxes,
-              "n_candidates": int(len(labels)),
+              "mask_channel": args.mask_channel,
+              "edge_copies": args.edge_copies, "n_candidates": int(len(labels)),
               "sweep": rows, "best_all": best}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

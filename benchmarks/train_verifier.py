@@ -38,6 +38,7 @@ from marscraters.verify import (
     Verifier,
     average_classifiers,
     candidate_sets,
+    edge_cut_copies,
     fit_classifier,
     save_verifier,
 )
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--edge-copies", action="store_true",
+                   help="also train on copies of the training chips with 128 columns cut off one side, re-predicted "
+                        "(more craters cut by the image edge)")
+    p.add_argument("--mask-channel", action="store_true",
+                   help="give the verifier a third patch channel marking the pixels inside the image (edge-cut craters)")
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS.parent / "crater_classifier.keras"))
     p.add_argument("--json", help="write the validation sweep and scores here")
     p.add_argument("--members", type=int, default=1,
@@ -94,7 +100,12 @@ def main(argv: list[str] | None = None) -> dict:
         probs = predict_stack(model, data.images, tta=args.tta)
         truths = [data.craters_of(i) for i in range(len(data))]
         cands, patches, feats, labels = candidate_sets(data.images, probs, target=kind, candidates=candidates,
-                                                      truths=truths)
+                                                      truths=truths, mask=args.mask_channel)
+        if name == "train" and args.edge_copies:
+            cut_images, cut_truths = edge_cut_copies(data.images, truths, seed=args.seed)
+            _, p2, f2, l2 = candidate_sets(cut_images, predict_stack(model, cut_images, tta=args.tta), target=kind,
+                                           candidates=candidates, truths=cut_truths, mask=args.mask_channel)
+            patches, feats, labels = (np.concatenate(v) for v in ((patches, p2), (feats, f2), (labels, l2)))
         if name == "train":
             for extra in args.extra_models:
                 extra_kind = model_info(extra)["kind"]
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
                     raise SystemExit(f"--extra-models {extra} predicts {extra_kind!r} targets, --model {kind!r}")
                 extra_probs = predict_stack(load_model(extra), data.images, tta=args.tta)
                 _, p2, f2, l2 = candidate_sets(data.images, extra_probs, target=kind, candidates=candidates,
-                                               truths=truths)
+                                               truths=truths, mask=args.mask_channel)
                 patches, feats, labels = (np.concatenate(v) for v in ((patches, p2), (feats, f2), (labels, l2)))
         sets[name] = (cands, patches, feats, labels, truths, probs)
         print(f"{name}: {len(data)} chips, {len(labels)} candidates, {int(labels.sum())} match a labelled crater")
@@ -143,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
         "segmentation_model": info.get("name"), "chips": args.chips, "train": args.train, "val": args.val,
         "extra_models": [str(m) for m in args.extra_models], "tta": args.tta, "members": args.members,
         "member_validation_best": member_best, "epochs": args.epochs, "seed": args.seed, "d_min": args.d_min,
-        "edge_boxes": args.edge_boxes, "candidates": candidates,
+        "edge_boxes": args.edge_boxes, "mask_channel": args.mask_channel,
+        "edge_copies": args.edge_copies, "candidates": candidates,
         "n_train_candidates": int(len(labels)), "n_train_craters": int(labels.sum()),
         "validation_sweep": sweep, "validation_best": best,
         "validation_without_verifier": {"precision": r0.precision, "recall": r0.recall, "f1": r0.f1},

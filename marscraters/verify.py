@@ -51,6 +51,7 @@ __all__ = [
     "crater_classifier",
     "crater_features",
     "crater_patches",
+    "edge_cut_copies",
     "find_craters",
     "fit_classifier",
     "load_verifier",
@@ -161,7 +162,7 @@ def n_features() -> int:
 
 
 def crater_patches(image: Any, prob: Any, craters: pd.DataFrame, *, size: int = PATCH_SIZE,
-                   extent: float = PATCH_EXTENT, fill: float | None = None) -> np.ndarray:
+                   extent: float = PATCH_EXTENT, fill: float | None = None, mask: bool = False) -> np.ndarray:
     """The image and the map around each candidate, resampled to ``size x size`` pixels.
 
     Each patch spans ``extent`` crater radii on either side of the centre, so every crater
@@ -169,11 +170,21 @@ def crater_patches(image: Any, prob: Any, craters: pd.DataFrame, *, size: int = 
     unit spread), the map channel is left in 0..1.  No-data image pixels take ``fill`` (default
     the image's mean).
 
+    Parameters
+    ----------
+    mask
+        Add a third channel: the share of each patch pixel that lies inside the image and holds
+        data (1 inside, 0 beyond the edge or on no-data, fractions at the border).  The image
+        channel is then standardised over the inside pixels only, and both channels are 0
+        outside, so a crater cut by the image edge shows as a cut crater instead of as edge
+        pixels smeared outwards.
+
     Returns
     -------
     numpy.ndarray
-        float32, ``(n_craters, size, size, 2)``.
+        float32, ``(n_craters, size, size, 2)``, or ``(..., 3)`` with ``mask``.
     """
+    valid = np.isfinite(np.asarray(image, dtype=np.float32)) if mask else None
     image, prob = _plane("image", image, fill), _plane("prob", prob, 0.0)
     if image.shape != prob.shape:
         raise InvalidArgumentError(f"image {image.shape} and prob {prob.shape} must be on the same grid")
@@ -185,8 +196,17 @@ def crater_patches(image: Any, prob: Any, craters: pd.DataFrame, *, size: int = 
     xs = x[:, None, None] + gx * r[:, None, None]
     ys = y[:, None, None] + gy * r[:, None, None]
     pi, pp = _sample(image, xs, ys), _sample(prob, xs, ys)
-    pi = (pi - pi.mean(axis=(1, 2), keepdims=True)) / (pi.std(axis=(1, 2), keepdims=True) + 1e-3)
-    return np.stack([pi, pp], axis=-1).astype(np.float32)
+    if valid is None:
+        pi = (pi - pi.mean(axis=(1, 2), keepdims=True)) / (pi.std(axis=(1, 2), keepdims=True) + 1e-3)
+        return np.stack([pi, pp], axis=-1).astype(np.float32)
+    # beyond the edge counts as no data: zero outside the array, interpolated across its border
+    m = ndimage.map_coordinates(valid.astype(np.float32), [ys.ravel(), xs.ravel()], order=1, mode="constant",
+                                cval=0.0).reshape(xs.shape)
+    w = m.sum(axis=(1, 2), keepdims=True) + 1e-6
+    mu = (m * pi).sum(axis=(1, 2), keepdims=True) / w
+    sd = np.sqrt((m * (pi - mu) ** 2).sum(axis=(1, 2), keepdims=True) / w)
+    pi = (pi - mu) / (sd + 1e-3) * m
+    return np.stack([pi, pp * m, m], axis=-1).astype(np.float32)
 
 
 def match_candidates(craters: pd.DataFrame, truth: pd.DataFrame, threshold: tuple[float, float] = (1.8, 1.0)) -> np.ndarray:
@@ -210,13 +230,15 @@ def match_candidates(craters: pd.DataFrame, truth: pd.DataFrame, threshold: tupl
     return (pos & (np.abs(r[:, None] - tr[None]) / mr < threshold[1])).any(axis=1)
 
 
-def crater_classifier(n_feature: int | None = None, *, size: int = PATCH_SIZE, seed: int | None = 0) -> "Any":
+def crater_classifier(n_feature: int | None = None, *, size: int = PATCH_SIZE, channels: int = 2,
+                      seed: int | None = 0) -> "Any":
     """The verifier network: a small CNN on the patches joined with a dense layer on the features.
 
     ~80,000 parameters: three blocks of two 3x3 convolutions and max pooling (16, 32, 64
     filters) and global average pooling on the patches; the features are standardised (a
     ``Normalization`` layer adapted by :func:`fit_classifier`) and pass one dense layer; the
-    two meet in a dense layer of 64 with dropout 0.3 and a sigmoid output.
+    two meet in a dense layer of 64 with dropout 0.3 and a sigmoid output.  ``channels`` is 2
+    (image, map) or 3 (with the inside mask of ``crater_patches(..., mask=True)``).
     """
     from .model import _keras
 
@@ -224,7 +246,9 @@ def crater_classifier(n_feature: int | None = None, *, size: int = PATCH_SIZE, s
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     n_feature = n_features() if n_feature is None else int(n_feature)
-    patch = keras.Input((size, size, 2), name="patch")
+    if int(channels) not in (2, 3):
+        raise InvalidArgumentError(f"channels must be 2 (image, map) or 3 (image, map, mask), got {channels!r}")
+    patch = keras.Input((size, size, int(channels)), name="patch")
     feats = keras.Input((n_feature,), name="features")
     h = patch
     for f in (16, 32, 64):
@@ -290,7 +314,9 @@ def fit_classifier(
         raise InvalidArgumentError("the labels are all one class: the verifier needs both craters and false circles")
     if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
         raise InvalidArgumentError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    model = crater_classifier(features.shape[1], size=patches.shape[1], seed=seed)
+    if patches.ndim != 4:
+        raise InvalidArgumentError(f"patches must be (n, size, size, channels), got shape {patches.shape}")
+    model = crater_classifier(features.shape[1], size=patches.shape[1], channels=patches.shape[-1], seed=seed)
     model.get_layer("feature_scaling").adapt(features)
     steps = int(np.ceil(len(labels) / batch_size)) * int(epochs)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
@@ -367,6 +393,20 @@ class Verifier:
         self.model, self.threshold = model, float(threshold)
         self.candidates = dict(CANDIDATE_OPTIONS if candidates is None else candidates)
         self.metadata = dict(metadata or {})
+
+    @property
+    def mask(self) -> bool:
+        """Whether the classifier takes the inside-mask channel (``crater_patches(..., mask=True)``).
+
+        Read from the classifier's input, so verifiers saved before the channel existed (two
+        channels) keep working.
+        """
+        return int(self.model.inputs[0].shape[-1]) == 3
+
+    def patches(self, image: Any, prob: Any, craters: pd.DataFrame, *, fill: float | None = None) -> np.ndarray:
+        """:func:`crater_patches` in the form this verifier's classifier takes."""
+        return crater_patches(image, prob, craters, size=int(self.model.inputs[0].shape[1]), fill=fill,
+                              mask=self.mask)
 
     def predict(self, patches: np.ndarray, features: np.ndarray, *, tta: int = 8, batch_size: int = 512) -> np.ndarray:
         """Crater probability of each candidate, averaged over ``tta`` (1, 2, 4 or 8) orientations."""
@@ -501,7 +541,7 @@ def verify_craters(
         out = craters.assign(finder_score=pd.Series(dtype=float)).reset_index(drop=True)
         out.attrs.update({**craters.attrs, "verifier_threshold": thr})
         return out
-    p = v.predict(crater_patches(image, prob, craters, fill=fill), crater_features(image, prob, craters, fill=fill),
+    p = v.predict(v.patches(image, prob, craters, fill=fill), crater_features(image, prob, craters, fill=fill),
                   tta=tta)
     out = craters.assign(finder_score=craters["score"].to_numpy(dtype=float), score=p.astype(float))
     out = out[out["score"] >= thr].sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
@@ -512,11 +552,13 @@ def verify_craters(
 def candidate_sets(
     images: Sequence[np.ndarray], probs: Sequence[np.ndarray], *, target: str = "outline",
     candidates: dict[str, Any] | None = None, truths: Sequence[pd.DataFrame] | None = None, progress: bool = True,
+    mask: bool = False,
 ) -> tuple[list[pd.DataFrame], np.ndarray, np.ndarray, np.ndarray | None]:
     """Candidates, patches, features (and labels with ``truths``) of a stack of images.
 
     Returns ``(candidates per image, patches, features, labels or None)``, the arrays
-    concatenated over images in order.
+    concatenated over images in order.  ``mask`` adds the inside-mask patch channel
+    (:func:`crater_patches`).
     """
     from tqdm.auto import tqdm
 
@@ -527,12 +569,40 @@ def candidate_sets(
     for i in tqdm(range(len(images)), desc="candidates", disable=not progress):
         c = extract_craters(probs[i], target=target, **opts)
         cands.append(c)
-        patches.append(crater_patches(images[i], probs[i], c))
+        patches.append(crater_patches(images[i], probs[i], c, mask=mask))
         feats.append(crater_features(images[i], probs[i], c))
         if truths is not None:
             labels.append(match_candidates(c, truths[i]))
     return (cands, np.concatenate(patches), np.concatenate(feats),
             np.concatenate(labels) if truths is not None else None)
+
+
+def edge_cut_copies(images: np.ndarray, truths: Sequence[pd.DataFrame], *, cut: int = 128,
+                    seed: int = 0) -> tuple[np.ndarray, list[pd.DataFrame]]:
+    """Copies of training images with ``cut`` columns cut off one side (left or right at random).
+
+    More examples of craters cut by the image edge for the verifier to learn from: the copies'
+    craters near the new edge are cut as they would be in a smaller image.  Run the network on
+    the copies (the map at an edge differs from the map inside an image) and make their
+    candidates as for any image; the verifier's 8 orientations turn the cut to the other sides.
+
+    Returns
+    -------
+    (numpy.ndarray, list of pandas.DataFrame)
+        The copies, ``(n, height, width - cut)``, and each copy's truths (``x`` shifted; the
+        craters now beyond the edge are kept, since candidates may still match them).
+    """
+    images = np.asarray(images)
+    if images.ndim != 3 or len(images) != len(truths):
+        raise InvalidArgumentError(f"images must be a stack (n, height, width) with one truth table each, got "
+                                   f"{images.shape} and {len(truths)} tables")
+    if not (isinstance(cut, (int, np.integer)) and 0 < cut < images.shape[2] // 2):
+        raise InvalidArgumentError(f"cut must be a whole number of columns in 1..{images.shape[2] // 2 - 1}, got {cut!r}")
+    left = np.random.default_rng(seed).integers(0, 2, len(images)).astype(bool)
+    width = images.shape[2] - cut
+    out = np.stack([im[:, cut:] if lf else im[:, :width] for im, lf in zip(images, left)])
+    shifted = [t.assign(x=t["x"] - cut) if lf else t.copy() for t, lf in zip(truths, left)]
+    return out, shifted
 
 
 def resolve_verifier(verify: Any, model_file: str | os.PathLike | None) -> Verifier | None:

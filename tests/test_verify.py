@@ -91,6 +91,86 @@ def test_patches_are_scaled_to_the_crater_and_standardised():
         crater_features(img, prob, c.drop(columns="diameter_px"))
 
 
+def test_mask_channel_marks_what_lies_beyond_the_edge_and_on_no_data():
+    rng = np.random.default_rng(4)
+    img, prob, _ = _scene(rng)
+    n = img.shape[0]
+    # one crater clear of the edge, one whose centre sits 5 px from the left edge (r = 20)
+    c = pd.DataFrame({"x": [96.0, 5.0], "y": [96.0, 96.0], "diameter_px": [40.0, 40.0]})
+    two, three = crater_patches(img, prob, c), crater_patches(img, prob, c, mask=True)
+    assert three.shape == (2, 32, 32, 3) and np.isfinite(three).all()
+    # clear of the edge: the mask is all ones and the other channels are as without it
+    np.testing.assert_allclose(three[0, ..., 2], 1.0)
+    np.testing.assert_allclose(three[0, ..., :2], two[0], atol=1e-4)
+    # cut by the edge: the columns left of x = -0.5 are outside (patch spans 1.6 r = 32 px each side)
+    col_x = 5.0 + ((np.arange(32) + 0.5) / 32 * 2 - 1) * 32.0
+    outside, inside = col_x < -1.5, col_x > 0.5
+    assert np.all(three[1][:, outside, 2] == 0) and np.all(three[1][:, inside, 2] == 1)
+    assert np.all(three[1][:, outside, :2] == 0)  # no smeared edge pixels: zero image and map
+    # the image channel is standardised over the inside pixels alone
+    vals = three[1][:, inside, 0]
+    assert abs(vals.mean()) < 0.05 and abs(vals.std() - 1.0) < 0.05
+    # no-data pixels count as outside too
+    holed = img.copy()
+    holed[80:112, 80:112] = np.nan
+    m = crater_patches(holed, prob, c.iloc[:1], mask=True)[0, ..., 2]
+    assert m[16, 16] == 0 and m[0, 0] == 1
+    # a quarter turn of the scene turns the patches with it (the verifier's 8 orientations rely on it)
+    turned = c.assign(x=c["y"], y=n - 1 - c["x"])
+    np.testing.assert_allclose(crater_patches(np.rot90(img), np.rot90(prob), turned, mask=True),
+                               np.rot90(three, 1, axes=(1, 2)), atol=1e-4)
+
+
+def test_a_mask_channel_verifier_is_trained_saved_and_used(tmp_path):
+    from marscraters.verify import candidate_sets, crater_classifier
+
+    rng = np.random.default_rng(8)
+    scenes = [_scene(rng) for _ in range(6)]
+    _, patches, feats, _ = candidate_sets([s[0] for s in scenes], [s[1] for s in scenes], progress=False, mask=True)
+    assert patches.shape[-1] == 3 and len(patches) == len(feats) > 0
+    labels = np.arange(len(patches)) % 2 == 0
+    model = fit_classifier(patches, feats, labels, epochs=1, batch_size=32, progress=False)
+    assert model.inputs[0].shape[-1] == 3
+    v = load_verifier(save_verifier(Verifier(model, 0.3), tmp_path / "mask.keras"))
+    assert v.mask and v.patches(*scenes[0][:2], scenes[0][2]).shape[-1] == 3
+    img, prob, c = scenes[0]
+    kept = verify_craters(c, img, prob, v, threshold=0.0)  # picks the 3-channel patches by itself
+    assert len(kept) == len(c) and kept["score"].between(0, 1).all()
+    # older, two-channel verifiers are still read as such
+    assert not Verifier(crater_classifier(n_features()), 0.5).mask
+    with pytest.raises(InvalidArgumentError, match="channels"):
+        crater_classifier(n_features(), channels=4)
+    with pytest.raises(InvalidArgumentError, match="channels"):
+        fit_classifier(patches[..., 0], feats, labels, epochs=1, progress=False)
+
+
+def test_edge_cut_copies_cut_one_side_and_shift_the_truths():
+    from marscraters.verify import edge_cut_copies
+
+    rng = np.random.default_rng(6)
+    images = rng.normal(size=(8, 64, 96)).astype(np.float32)
+    truths = [pd.DataFrame({"x": [10.0, 80.0], "y": [30.0, 30.0], "diameter_px": [12.0, 12.0]}) for _ in range(8)]
+    cut, shifted = edge_cut_copies(images, truths, cut=32, seed=1)
+    assert cut.shape == (8, 64, 64)
+    sides = set()
+    for im, c, t, s in zip(images, cut, truths, shifted):
+        if np.array_equal(c, im[:, 32:]):  # the left side cut: truths move 32 px left
+            sides.add("left")
+            np.testing.assert_allclose(s["x"], t["x"] - 32)
+        else:
+            sides.add("right")
+            np.testing.assert_array_equal(c, im[:, :64])
+            np.testing.assert_allclose(s["x"], t["x"])
+        np.testing.assert_allclose(s[["y", "diameter_px"]], t[["y", "diameter_px"]])
+    assert sides == {"left", "right"}  # both sides occur (8 copies)
+    assert np.array_equal(edge_cut_copies(images, truths, cut=32, seed=1)[0], cut)  # seeded
+    for bad in (0, 48, 2.5):
+        with pytest.raises(InvalidArgumentError, match="cut"):
+            edge_cut_copies(images, truths, cut=bad)
+    with pytest.raises(InvalidArgumentError, match="one truth table each"):
+        edge_cut_copies(images, truths[:3])
+
+
 def test_nan_in_the_image_is_filled_not_propagated():
     rng = np.random.default_rng(2)
     img, prob, c = _scene(rng)
