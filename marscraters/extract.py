@@ -808,11 +808,13 @@ def _vertex(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.clip(v, lo, hi)
 
 
-def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks: np.ndarray) -> np.ndarray:
+def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks: np.ndarray, *,
+            to_ends: bool = False) -> np.ndarray:
     """Sub-pixel ``(x, y, coord)`` of ``peaks`` (rows, cols) found in ``maps[k]``.
 
     Parabolas through the peak and its neighbours along x, y and the map axis (``coords``, e.g.
-    radii) locate each maximum between the samples.
+    radii) locate each maximum between the samples.  With ``to_ends``, a peak whose value keeps
+    rising along the map axis all the way to its first or last sample takes that sample's coord.
     """
     m = maps[k]
     ny, nx = m.shape
@@ -826,7 +828,25 @@ def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks
         v = np.column_stack([maps[k - 1][r, c], m[r, c], maps[k + 1][r, c]])
         logs = np.log(np.asarray(coords[k - 1 : k + 2], dtype=float))
         rad = np.exp(_vertex(np.broadcast_to(logs, v.shape), v))
+    if to_ends and len(peaks) and all(mp is not None for mp in maps):
+        # a circle whose correlation keeps rising, radius after radius, to the first or last
+        # radius searched takes that radius, so that the caller leaves it to the neighbouring
+        # scale (or drops it at the range's ends) instead of keeping a size that is only the
+        # sample's (such circles piled up at the scales' boundary, 20 px)
+        prof = np.stack([mp[r, c] for mp in maps], axis=1)
+        rising = np.diff(prof, axis=1)  # rising[:, j] = prof[j + 1] - prof[j]
+        to_first = (rising[:, :k] < 0).all(axis=1) if k > 0 else np.zeros(len(peaks), bool)
+        to_last = (rising[:, k:] > 0).all(axis=1) if k < len(maps) - 1 else np.zeros(len(peaks), bool)
+        rad = np.where(to_first, float(coords[0]), np.where(to_last, float(coords[-1]), rad))
     return np.column_stack([x, y, rad])
+
+
+def _widen(radii: np.ndarray, step: float, *, below: bool, above: bool, integer: bool) -> np.ndarray:
+    """``radii`` with one more radius (a factor ``step`` away, or 1 px for integer radii) on each
+    side asked for."""
+    lo = [radii[0] - 1 if integer else radii[0] / step] if below and (not integer or radii[0] > 1) else []
+    hi = [radii[-1] + 1 if integer else radii[-1] * step] if above else []
+    return np.concatenate([np.asarray(lo, radii.dtype), radii, np.asarray(hi, radii.dtype)])
 
 
 def _tiles(shape: tuple[int, int], tile: int, halo: int) -> list[tuple[slice, slice, slice, slice]]:
@@ -850,13 +870,17 @@ def _multiscale(
     progress: bool,
     desc: str,
     radius_of: Callable[[np.ndarray], np.ndarray] = lambda r: r,
+    widen: bool = False,
 ) -> pd.DataFrame:
     """Run ``search(image, radii, f) -> (n, 4) [x, y, r, score]`` per scale and tile; map back.
 
     ``r`` is the searched radius (pixels of the scale) at which the circle peaked, and
     ``radius_of`` turns it into the crater's radius.  Circles at the smallest radius of the
     finest scale or the largest of the coarsest one are dropped: the crater may lie beyond the
-    range searched, so its size is unknown.
+    range searched, so its size is unknown.  With ``widen``, each band is searched one radius
+    further where a neighbouring scale continues it, so that a circle at the band's old edge has
+    a neighbour to refine its radius with; circles at those added radii are left to the
+    neighbouring scale.
     """
     from tqdm.auto import tqdm
 
@@ -873,6 +897,12 @@ def _multiscale(
             radii = np.unique(np.clip(np.round(radii), 1, None)).astype(int)
         if radii.size == 0:
             continue
+        # Where a neighbouring scale covers the radii beyond this band, search one more radius
+        # on that side: a peak at the band's old edge radius then has a neighbour to refine its
+        # radius with, instead of keeping the edge radius itself (template matching piled craters
+        # of 15-19 px up at exactly 20 px), and the added radius's own peaks are dropped below.
+        if widen:
+            radii = _widen(radii, radius_step, below=i > 0, above=i < len(plan) - 1, integer=integer_radii)
         halo = int(math.ceil(float(np.max(radii)) * 1.5)) + 3
         for ry, rx, cy, cx in _tiles(img.shape, _TILE, halo):
             res = search(img[ry, rx], radii, f)
@@ -884,9 +914,12 @@ def _multiscale(
             # keep a circle in the one tile whose core holds its centre
             core = (res[:, 0] >= cx.start) & (res[:, 0] < cx.stop) & (res[:, 1] >= cy.start) & (res[:, 1] < cy.stop)
             res = res[core]
-            if i == 0:
+            # circles at the searched radii's ends: the crater may lie beyond them (at the finest
+            # scale's smallest and the coarsest one's largest radius its size is unknown; at a
+            # widened band's added radii the neighbouring scale measures it)
+            if widen or i == 0:
                 res = res[res[:, 2] > radii[0] * (1 + 1e-9)]
-            if i == len(plan) - 1:
+            if widen or i == len(plan) - 1:
                 res = res[res[:, 2] < radii[-1] * (1 - 1e-9)]
             res[:, 2] = radius_of(res[:, 2])
             # back to full-resolution pixel index coordinates
@@ -1310,11 +1343,13 @@ def find_circles_template(
         for k, (r, ncc) in enumerate(zip(radii, maps)):
             peaks = _peak_local_max(ncc, max(1, int(r // 2)), template_threshold)
             if len(peaks):
-                xyr = _refine(maps, radii, k, peaks)
+                xyr = _refine(maps, radii, k, peaks, to_ends=True)
                 out.append(np.column_stack([xyr, ncc[peaks[:, 0], peaks[:, 1]]]))
         return np.concatenate(out) if out else np.empty((0, 4))
 
-    return _multiscale(prob, plan, prepare, search, radius_step, False, progress, "template")
+    # a ring's correlation peaks at its radius, so a circle still rising at the end of a band
+    # belongs to the next scale (Hough's thick-edge votes have no such peak: it keeps the old rule)
+    return _multiscale(prob, plan, prepare, search, radius_step, False, progress, "template", widen=True)
 
 
 # --------------------------------------------------------------------------------------------

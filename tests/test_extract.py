@@ -661,3 +661,37 @@ def test_template_finder_same_craters_on_the_shipped_models_output(monkeypatch, 
         assert_same_craters(old, new, max_ties=0.1)
         total += len(old)
     assert total > 20
+
+
+def test_no_diameters_pile_up_at_the_scales_boundary():
+    # At a low threshold, circles of 15-19 px also peak at the smallest radius of the second
+    # scale (10 px); with no smaller radius there to refine against, they kept exactly 20 px
+    # (64 of 2,662 circles on these maps before the fix).  Now such a circle is left to the
+    # first scale, and every circle's radius lies between two searched radii.
+    found = []
+    for seed in range(3):
+        prob, _ = network_like_map(seed, n=60)
+        found.append(extract_craters(prob, target="outline", method="template", threshold=0.2,
+                                     template_threshold=0.3, relative_threshold=0.0))
+    d = pd.concat(found)["diameter_px"].to_numpy()
+    assert len(d) > 500
+    edges = [2 * r for _, lo, hi in scale_plan(5, 300) for r in (lo, hi)]
+    for e in edges:  # (an edge may also be a sample inside the next band: a few exact hits remain)
+        assert np.sum(np.abs(d - e) < 1e-6) <= 0.005 * len(d), (e, np.sum(np.abs(d - e) < 1e-6), len(d))
+    # and the diameters of 17-23 px are not thinned out around 20 px either
+    near = np.histogram(d, bins=[17, 18.5, 20, 21.5, 23])[0]
+    assert near.min() >= 0.3 * near.max(), near
+
+
+def test_refine_leaves_a_circle_rising_to_the_band_end_to_the_next_scale():
+    maps = [np.full((5, 5), v, np.float32) for v in (0.9, 0.8, 0.7, 0.75, 0.6)]
+    coords = np.array([4.0, 4.4, 4.84, 5.32, 5.86])
+    peak = np.array([[2, 2]])
+    # at k = 2 the correlation rises all the way to the first radius: it takes that radius
+    assert ex._refine(maps, coords, 2, peak, to_ends=True)[0, 2] == 4.0
+    # without to_ends (Hough), and at a true maximum (k = 3), the radius is refined in between
+    assert ex._refine(maps, coords, 2, peak)[0, 2] == pytest.approx(4.84)
+    assert 4.84 < ex._refine(maps, coords, 3, peak, to_ends=True)[0, 2] < 5.86
+    np.testing.assert_allclose(ex._widen(np.array([5.0, 5.5]), 1.1, below=True, above=True, integer=False),
+                               [5 / 1.1, 5.0, 5.5, 5.5 * 1.1])
+    np.testing.assert_array_equal(ex._widen(np.array([1, 2]), 1.15, below=True, above=False, integer=True), [1, 2])
