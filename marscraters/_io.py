@@ -9,20 +9,39 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import OutputExistsError
+from .errors import OutputExistsError, OutputWriteError
 
 __all__ = ["atomic_path", "check_output"]
 
 
-def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Raise :class:`OutputExistsError` when ``path`` exists and ``overwrite`` is False."""
+def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | None = None) -> Path:
+    """Raise :class:`OutputExistsError` when ``path`` exists and ``overwrite`` is False.
+
+    With ``folder`` (True: the output is a folder such as a Zarr store; False: a file), an
+    existing path of the other kind is refused even with ``overwrite``: a file never replaces a
+    folder and what it holds, nor a folder a file.
+    """
     path = Path(path)
+    if folder is not None and path.exists() and path.is_dir() != folder:
+        raise OutputExistsError(_kind_clash(path, folder))
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path} already exists. Choose another output path, or pass overwrite=True "
             "(--overwrite on the command line) to replace it."
         )
     return path
+
+
+def _kind_clash(path: Path, folder: bool) -> str:
+    if path.is_dir():
+        return (f"{path} is an existing folder, and the output is a file: the folder is left alone. Give a file "
+                "path (inside that folder or elsewhere), or remove the folder yourself.")
+    return f"{path} is an existing file, and the output is a folder (e.g. a Zarr store): give another path."
+
+
+def _write_error(path: Path, exc: OSError) -> OutputWriteError:
+    return OutputWriteError(f"cannot write {path}: {exc.strerror or exc}. Check that its folder can be created and "
+                            "written to, and that the disk has space, or choose another output path.")
 
 
 def _remove(path: Path) -> None:
@@ -45,11 +64,17 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     ...     ds.to_zarr(tmp)
     """
     path = check_output(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     # same directory, so the final rename never crosses a file system
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
         yield tmp
+        if path.exists() and path.is_dir() != tmp.is_dir():
+            # never let overwrite=True turn a folder (and what it holds) into a file, or back
+            raise OutputExistsError(_kind_clash(path, tmp.is_dir()))
         if path.exists():
             backup = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(path, backup)
@@ -57,6 +82,14 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
             _remove(backup)
         else:
             os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        # the file system refused the temporary file or the rename: say so for the output the
+        # user named, not for a temporary name they never saw
+        names = {tmp.name, path.name}
+        if any(Path(str(f)).name in names for f in (exc.filename, getattr(exc, "filename2", None)) if f):
+            raise _write_error(path, exc) from exc
+        raise
     except BaseException:
         _remove(tmp)
         raise

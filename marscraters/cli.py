@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import InvalidArgumentError, MarsCratersError
+from .errors import CatalogFormatError, InvalidArgumentError, MarsCratersError
 
 log = logging.getLogger("marscraters")
 
@@ -153,9 +153,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from ._io import atomic_path
+    from ._io import atomic_path, check_output
     from .detect import detect, read_grey_image
 
+    # before the model runs, not after: a large image takes minutes
+    check_output(args.out, args.overwrite, folder=False)
     image = read_grey_image(args.image)
     craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None)
@@ -173,16 +175,26 @@ def _read_scored(path: str) -> Any:
 
     from .catalog import read_catalog
 
-    if str(path).lower().endswith(".csv"):
+    # a missing, empty or folder path falls through to read_catalog, whose errors name the fix
+    if str(path).lower().endswith(".csv") and Path(path).is_file() and Path(path).stat().st_size:
         head = pd.read_csv(path, nrows=0).columns
         if {"x", "y", "diameter_px"} <= set(head):
             return pd.read_csv(path)
-    return read_catalog(path, errors="drop")
+    try:
+        return read_catalog(path, errors="drop")
+    except CatalogFormatError as exc:
+        # evaluate also takes pixel craters, which read_catalog's list of formats does not name
+        raise CatalogFormatError(f"{exc} Or, for craters in pixels, a CSV with columns x, y, diameter_px "
+                                 "(what `marscraters detect` writes).") from exc
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
 
+    from ._io import check_output
+
+    if args.json:
+        check_output(args.json, args.overwrite, folder=False)
     if bool(args.by) != bool(args.bootstrap):
         raise InvalidArgumentError("--bootstrap N and --by COLUMN go together: name the column that groups the "
                                    "craters (image, tile...) and the number of resamples")
@@ -206,7 +218,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  95 % intervals from {args.bootstrap} resamples of {len(counts)} {args.by} groups:\n    "
                   + ci.round(3).to_string().replace("\n", "\n    "))
     if args.json:
-        to_json(results if len(results) > 1 else next(iter(results.values())), args.json, overwrite=True)
+        to_json(results if len(results) > 1 else next(iter(results.values())), args.json, overwrite=args.overwrite)
         print(f"wrote {args.json}")
     return 0
 
@@ -334,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--d-min", type=float, help="diameter floor (px or km) for incomplete labels")
     s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
     s.add_argument("--json", help="also write the scores as JSON")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     s.add_argument("--by", metavar="COLUMN",
                    help="a column of both tables naming each crater's image or tile: with --bootstrap, resample those")
     s.add_argument("--bootstrap", type=int, default=0, metavar="N",

@@ -10,6 +10,7 @@ circles by :func:`marscraters.extract.extract_craters`.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"image {path} is a folder; give the path of one image file (PNG, JPEG, PGM or TIFF) in it")
     if not path.is_file():
         raise ImageReadError(f"image {path} does not exist; check the path")
     try:
@@ -79,6 +82,30 @@ def model_info(model: Any = None) -> dict[str, Any]:
     return info
 
 
+# the smallest crater the network finds, in pixels at its native pixel size
+_MIN_CRATER_PX = 16.0
+
+
+def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float, native: float) -> None:
+    """Refuse pixel sizes that resample the image to nothing or to more than memory holds, and
+    warn when the resampling hides the small craters (usually a pixel size in the wrong unit)."""
+    if 1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE:
+        return
+    new = tuple(max(int(round(n * factor)), 0) for n in shape[:2])
+    hint = (f"pixel_size_m={pixel_size_m:g} m, and the model works at {native:g} m per pixel, so the image is "
+            f"resampled by {factor:.3g} to {new[1]} x {new[0]} px")
+    if min(new) < 32:
+        raise InvalidArgumentError(f"{hint}: too small to hold a crater. Is the pixel size in metres (THEMIS "
+                                   "Day IR: 100; the 256 px/deg ASU tiles: 231)?")
+    if factor > 1 and new[0] * new[1] > max(4e8, float(np.prod(shape[:2]))):
+        raise InvalidArgumentError(f"{hint}, more than memory holds. Is the pixel size in metres? For a large "
+                                   "mosaic, ingest it and use segment() / ds.craters.catalog(), which work in chunks.")
+    if factor < 0.25:
+        warnings.warn(f"{hint}: craters smaller than about {_MIN_CRATER_PX * native:g} m "
+                      f"({_MIN_CRATER_PX / factor:.0f} px of this image) cannot be found. The model was trained on "
+                      "THEMIS at ~100 m per pixel; finer imagery needs a model trained on it.", UserWarning, stacklevel=3)
+
+
 def detect(
     image: Any,
     *,
@@ -110,8 +137,9 @@ def detect(
         Pixel size the model was trained at; read from the model file when None (100 m for the
         shipped THEMIS model).
     value_range
-        Grey-level range for :func:`marscraters.model.normalise_image`; default 0..255 for 8-bit
-        images and a percentile stretch (``"auto"``) for anything else.
+        Grey-level range for :func:`marscraters.model.normalise_image`; default 0..1 for float
+        images within 0..1 (an 8-bit image divided by 255), 0..255 for other images within
+        0..255, and a percentile stretch (``"auto"``) for anything else.
     batch_size, extract_options, progress
         Passed to prediction and to :func:`marscraters.extract.extract_craters`.  The options
         default to those stored in the model file (chosen on its validation chips); a
@@ -154,6 +182,7 @@ def detect(
     info = model_info(None if loaded else model)
     kind = kind or info["kind"]
     native = float(native_pixel_size_m or info["native_pixel_size_m"])
+    _check_resampling(arr.shape, pixel_size_m / native, pixel_size_m, native)
     keras_model = model if loaded else load_model(model)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
@@ -165,7 +194,12 @@ def detect(
         verifier = resolve_verifier(verify, model)
     if value_range is None:
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-        value_range = (0.0, 255.0) if finite.size and finite.min() >= 0 and finite.max() <= 255 else "auto"
+        if arr.dtype.kind == "f" and finite.size and finite.min() >= 0 and finite.max() <= 1:
+            value_range = (0.0, 1.0)  # an 8-bit image scaled to 0..1 (image / 255): the same contrast
+        elif finite.size and finite.min() >= 0 and finite.max() <= 255:
+            value_range = (0.0, 255.0)
+        else:
+            value_range = "auto"
 
     factor = pixel_size_m / native  # > 1: coarser than native, so enlarge
     work = arr.astype(np.float32)

@@ -26,6 +26,7 @@ __all__ = [
     "CatalogNotFoundError",
     "ClusterError",
     "ChronologyError",
+    "OutputWriteError",
 ]
 
 
@@ -99,3 +100,7 @@ class ClusterError(MarsCratersError, ConnectionError):
 
 class ChronologyError(MarsCratersError, ValueError):
     """A crater count cannot be dated: no craters in range, a bad count area or diameter range."""
+
+
+class OutputWriteError(MarsCratersError, OSError):
+    """An output cannot be written: its folder cannot be made, no permission, or no space."""

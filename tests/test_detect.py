@@ -73,6 +73,29 @@ def test_detect_rgb_and_small_images(model_path):
     _check(found, [(25.0, 30.0, 20.0)])
 
 
+def test_detect_reads_a_float_image_scaled_to_0_1_as_the_8_bit_image(model_path):
+    img = _disks((256, 400), TRUTH)
+    assert img.max() > 1  # grey levels of 0..255
+    a = detect(img, pixel_size_m=100.0, model=model_path)
+    b = detect(img.astype(np.float32) / 255.0, pixel_size_m=100.0, model=model_path)
+    _check(b, TRUTH)
+    np.testing.assert_allclose(b[["x", "y", "diameter_px"]], a[["x", "y", "diameter_px"]], atol=1e-3)
+
+
+def test_detect_refuses_pixel_sizes_that_resample_to_nothing_or_too_much(model_path):
+    img = _disks((256, 400), TRUTH)
+    # kilometres typed for metres, or a HiRISE-like pixel: the image would shrink below a crater
+    for size in (0.1, 5.0):
+        with pytest.raises(InvalidArgumentError, match="in metres"):
+            detect(img, pixel_size_m=size, model=model_path)
+    with pytest.raises(InvalidArgumentError, match="more than memory holds"):
+        detect(img, pixel_size_m=1e6, model=model_path)
+    # a 4x finer pixel works, with a warning that small craters cannot be found
+    with pytest.warns(UserWarning, match="cannot be found"):
+        found = detect(img, pixel_size_m=20.0, model=model_path)
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+
+
 @pytest.mark.parametrize(
     "image, pixel_size, err",
     [
@@ -126,3 +149,25 @@ def test_detect_and_evaluate_commands(model_path, tmp_path, capsys):
     assert "deepmoon" in text and "F1=1.000" in text
     assert (tmp_path / "s.json").exists()
     assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--out", str(tmp_path / "x.csv"), "--pixel-size", "-1", "--model", str(model_path)]) == 2
+    # an existing --json is kept unless --overwrite; a folder is never replaced by a file
+    before = (tmp_path / "s.json").read_text()
+    (tmp_path / "s.json").write_text("keep me")
+    assert cli.main(["evaluate", str(out), str(tmp_path / "truth.csv"), "--json", str(tmp_path / "s.json")]) == 2
+    assert (tmp_path / "s.json").read_text() == "keep me"
+    assert cli.main(["evaluate", str(out), str(tmp_path / "truth.csv"), "--json", str(tmp_path / "s.json"),
+                     "--overwrite"]) == 0
+    assert (tmp_path / "s.json").read_text() == before
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("data")
+    capsys.readouterr()
+    for cmd in (["evaluate", str(out), str(tmp_path / "truth.csv"), "--json", str(folder), "--overwrite"],
+                ["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--model", str(model_path),
+                 "--out", str(folder), "--overwrite"]):
+        assert cli.main(cmd) == 2
+        assert "is an existing folder" in capsys.readouterr().err
+        assert (folder / "precious.txt").read_text() == "data"
+    # an existing output is refused before the model runs (a missing model is not even noticed)
+    assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--model",
+                     str(tmp_path / "no-such-model.keras"), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
