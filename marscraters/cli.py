@@ -157,6 +157,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from .detect import detect, read_grey_image
 
     # before the model runs, not after: a large image takes minutes
+    if Path(args.out).suffix.lower() != ".csv":
+        raise InvalidArgumentError(f"--out {args.out}: detect writes a CSV of craters in the image's pixels; name it "
+                                   "*.csv. For a GeoPackage catalog in lon/lat, ingest georeferenced tiles and run "
+                                   "`marscraters segment` and `marscraters catalog`.")
     check_output(args.out, args.overwrite, folder=False)
     image = read_grey_image(args.image)
     craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
@@ -248,9 +252,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(flag: str, unit: str) -> Any:
+    """An argparse type: a finite number > 0 (the message names the flag, not a Python argument)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number of {unit}, got {text!r}") from None
+        if not (value > 0 and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"{flag} must be a finite number of {unit} > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _fraction(flag: str) -> Any:
+    """An argparse type: a number from 0 to 1."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number from 0 to 1, got {text!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{flag} must be from 0 to 1, got {text}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``marscraters`` command."""
-    p = argparse.ArgumentParser(prog="marscraters", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="marscraters",
+        description="Find impact craters on Mars in THEMIS Day IR imagery, make crater catalogs, score them "
+                    "against a reference and date surfaces from crater counts. `marscraters demo` runs it all on "
+                    "built-in data; `marscraters <command> --help` describes each command.")
     p.add_argument("--version", action="version", version=f"marscraters {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -326,17 +364,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, plots)")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("detect", help="find craters on any grey image (PNG, JPEG, PGM, TIFF)")
-    s.add_argument("image")
-    s.add_argument("--pixel-size", type=float, required=True, help="metres per pixel (e.g. 100)")
+    s = sub.add_parser("detect", help="find craters on any grey image (PNG, JPEG, PGM, TIFF)",
+                       description="Find craters on one grey image (PNG, JPEG, PGM or TIFF; RGB is made grey) of "
+                                   "any size with the shipped model (or --model), and write them as a CSV in the "
+                                   "image's pixels. Images whose pixels are not ~100 m are resampled for the model "
+                                   "and the craters mapped back. For georeferenced mosaics use ingest + segment + "
+                                   "catalog instead.")
+    s.add_argument("image", help="the image file")
+    s.add_argument("--pixel-size", type=_positive("--pixel-size", "metres per pixel"), required=True,
+                   help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231)")
     s.add_argument("--model", help="model file (default: the shipped model)")
-    s.add_argument("--min-score", type=float, default=0.0)
+    s.add_argument("--min-score", type=_fraction("--min-score"), default=0.0,
+                   help="drop craters scored below this, 0..1 (default 0: keep all the model keeps)")
     s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the second-stage crater verifier the model names (more craters, more false ones)")
     s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
-                   help="test-time augmentation: average this many orientations of the image (N times the work)")
+                   help="test-time augmentation: average this many orientations of the image (N times the work; "
+                        "default 1)")
     s.set_defaults(func=_cmd_detect)
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")

@@ -171,6 +171,8 @@ def detect(
 
     if pixel_size_m is None:
         raise InvalidArgumentError("pixel_size_m is required: the ground size of one pixel in metres (e.g. 100)")
+    if isinstance(pixel_size_m, (bool, np.bool_)):
+        raise InvalidArgumentError(f"pixel_size_m must be a number of metres (e.g. 100), got {pixel_size_m!r}")
     try:
         pixel_size_m = float(pixel_size_m)
     except (TypeError, ValueError):

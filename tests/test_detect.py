@@ -148,7 +148,14 @@ def test_detect_and_evaluate_commands(model_path, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "deepmoon" in text and "F1=1.000" in text
     assert (tmp_path / "s.json").exists()
-    assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--out", str(tmp_path / "x.csv"), "--pixel-size", "-1", "--model", str(model_path)]) == 2
+    for bad in (["--pixel-size", "-1"], ["--pixel-size", "abc"], ["--pixel-size", "100", "--min-score", "2"]):
+        with pytest.raises(SystemExit) as exit_:  # refused by the parser, naming the flag
+            cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--out", str(tmp_path / "x.csv"), "--model",
+                      str(model_path), *bad])
+        assert exit_.value.code == 2 and bad[-2] in capsys.readouterr().err
+    assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--model", str(model_path),
+                     "--out", str(tmp_path / "x.gpkg")]) == 2
+    assert "name it *.csv" in capsys.readouterr().err and not (tmp_path / "x.gpkg").exists()
     # an existing --json is kept unless --overwrite; a folder is never replaced by a file
     before = (tmp_path / "s.json").read_text()
     (tmp_path / "s.json").write_text("keep me")
@@ -157,7 +164,7 @@ def test_detect_and_evaluate_commands(model_path, tmp_path, capsys):
     assert cli.main(["evaluate", str(out), str(tmp_path / "truth.csv"), "--json", str(tmp_path / "s.json"),
                      "--overwrite"]) == 0
     assert (tmp_path / "s.json").read_text() == before
-    folder = tmp_path / "results"
+    folder = tmp_path / "results.csv"  # a folder named like the output file
     folder.mkdir()
     (folder / "precious.txt").write_text("data")
     capsys.readouterr()
