@@ -8,8 +8,10 @@ On *calibration* synthetic surfaces -- seeds 20000 + 100 * k + tile, at ages tha
 benchmark's (0.5, 1.0, 3.0, 3.7 Ga) and with seeds disjoint from both the benchmark
 (``benchmarks/age_recovery.py``, 1000-4999) and the diagnosis (9000+) -- each 2048² tile at the
 shipped model's 592.747 px/deg goes through ``ds.craters.catalog()``; detections are matched to the
-true catalog (DeepMoon rule).  The matched tables are cached under ``--data/<model name>`` (one
-CSV per age), so refitting the same model does not segment again.
+true catalog (DeepMoon rule).  The matched tables are cached under ``--data/<model name>-<key>``
+(one CSV per age), so refitting the same detector does not segment again; the key hashes the
+weights, the verifier and the circle finder's and verifier's code, so a changed detector under the
+same model name is measured afresh.
 
 :func:`marscraters.chronology.fit_response` then fits, by maximum likelihood, how many of the true
 craters the detector finds (by diameter, falling as the surface crowds) and how many false
@@ -39,6 +41,23 @@ TILES = (60, 48, 24, 16, 12, 10, 8, 4, 2)
 SEED0 = 20000
 # the smallest calibrated diameter: 16 px at ~100 m/px, the floor of the model's crater-level scores
 D_MIN = 1.6
+
+
+def detector_key() -> str:
+    """A short hash of what makes the shipped detector's output: its weights, its verifier, and
+    the code of the circle finder and the verifier."""
+    import hashlib
+
+    import marscraters
+    from marscraters.model import default_weights_path
+
+    pkg = Path(marscraters.__file__).parent
+    h = hashlib.sha1()
+    weights = default_weights_path()
+    for path in (weights, weights.parent / "crater_classifier.keras", pkg / "extract.py", pkg / "verify.py"):
+        if path.exists():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:10]
 
 
 def collect(age: float, tiles: int, seed: int) -> pd.DataFrame:
@@ -86,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="save the response next to the shipped weights")
     args = p.parse_args(argv)
     info = model_info()
-    # the cached tables describe one detector: keep them per model, never reuse another's
-    data_dir = args.data / info["name"]
+    # the cached tables describe one detector: keep them per detector, never reuse another's
+    data_dir = args.data / f"{info['name']}-{detector_key()}"
     data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tables = []
