@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         reference = earlier["methods"]
     report: dict = {"model": args.model or "shipped default", "kind": kind, "chips": f"{lo}..{hi - 1}", "tta": args.tta,
                     "edge_boxes": args.edge_boxes,
+                    "reference": args.reference,  # what f1_difference is measured against
                     "d_min": args.d_min,
                     "n_truth_ge_dmin": int((truth["diameter_px"] >= args.d_min).sum()),
                     "predict_seconds": round(t_pred, 1), "methods": {}}
