@@ -315,19 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 2 32")
     s.add_argument("--bbox", nargs=4, type=float, metavar=("WEST", "SOUTH", "EAST", "NORTH"))
     s.add_argument("--footprint", help="keep craters inside this mosaic cube.zarr")
-    s.add_argument("--errors", choices=["raise", "drop"], default="raise", help="impossible rows: fail or drop")
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise",
+                   help="impossible rows: fail (default) or drop them")
     s.add_argument("--area-km2", type=float, help="count area for craterstats output")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.set_defaults(func=_cmd_convert)
 
     s = sub.add_parser("targets", help="render a catalog into a target layer on a mosaic's grid")
     s.add_argument("cube", help="mosaic cube.zarr")
-    s.add_argument("--catalog", required=True)
-    s.add_argument("--kind", default="filled", choices=["filled", "outline", "ring", "hybrid"])
-    s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"))
-    s.add_argument("--errors", choices=["raise", "drop"], default="raise")
+    s.add_argument("--catalog", required=True, help="crater catalog to draw (any format `marscraters convert` reads)")
+    s.add_argument("--kind", default="filled", choices=["filled", "outline", "ring", "hybrid"],
+                   help="target drawn for each crater (default filled; outline = the rim from 0.7 r to r)")
+    s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 2 32")
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise",
+                   help="impossible catalog rows: fail (default) or drop them")
     s.add_argument("--out", required=True, help="output targets.zarr")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out store")
     s.set_defaults(func=_cmd_targets)
 
     s = sub.add_parser("train", help="train a Symmetric UNet (chips, cubes + catalog, or the synthetic dots)")
@@ -388,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")
     s.add_argument("pred", help="detections: PixelCraters CSV or a catalog (GeoPackage, CSV...)")
     s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV")
-    s.add_argument("--rule", default="all", choices=["all", "deepmoon", "iou", "pycda"])
+    s.add_argument("--rule", default="all", choices=["all", "deepmoon", "iou", "pycda"],
+                   help="matching rule (default all three, side by side; evaluate() in Python defaults to deepmoon)")
     s.add_argument("--d-min", type=float, help="diameter floor (px or km) for incomplete labels")
     s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
     s.add_argument("--json", help="also write the scores as JSON")
