@@ -193,9 +193,8 @@ def _read_scored(path: str) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
-
     from ._io import check_output
+    from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
 
     if args.json:
         check_output(args.json, args.overwrite, folder=False)
