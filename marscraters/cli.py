@@ -235,11 +235,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(ds)
         print("grid:", ds.craters.grid)
     else:
-        from .catalog import read_catalog
-
-        cat = read_catalog(path, errors="drop")
+        # a catalog, or the pixel craters `detect` writes (read by the same helper as `evaluate`)
+        cat = _read_scored(str(path))
         print(cat.describe().to_string())
-        print(f"{len(cat)} craters; attrs: {cat.attrs}")
+        print(f"{len(cat)} craters; attrs: {cat.attrs}" if cat.attrs else f"{len(cat)} craters (pixel coordinates)")
     return 0
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from PIL import Image
@@ -46,6 +47,13 @@ def test_ingest_then_info_then_targets(tile, tmp_path, capsys):
 
     cat = make_catalog([-15.0, -10.0], [45.0, 40.0], [60.0, 30.0])
     csv = write_csv(cat, tmp_path / "cat.csv")
+    capsys.readouterr()
+    assert cli.main(["info", str(csv)]) == 0 and "2 craters; attrs" in capsys.readouterr().out
+    # the pixel craters `detect` writes are described too
+    pd.DataFrame({"x": [10.0, 40.0], "y": [20.0, 50.0], "diameter_px": [30.0, 16.0], "score": [0.9, 0.7]}).to_csv(
+        tmp_path / "det.csv", index=False)
+    assert cli.main(["info", str(tmp_path / "det.csv")]) == 0
+    assert "2 craters (pixel coordinates)" in capsys.readouterr().out
     out = tmp_path / "t.zarr"
     assert cli.main(["-q", "targets", str(cube), "--catalog", str(csv), "--kind", "outline", "--out", str(out)]) == 0
     store = xr.open_zarr(out, consolidated=False)
