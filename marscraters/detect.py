@@ -191,6 +191,10 @@ def detect(
         if verify is True:
             raise ModelError("a loaded Keras model names no verifier; pass verify=<path of a verifier .keras> "
                              "or the model's file path instead of the loaded model")
+        if verify is None:
+            warnings.warn("a loaded Keras model names no verifier, so these are one-stage detections (more false "
+                          "craters); pass the model's file path to use the verifier it names, verify=<verifier "
+                          ".keras>, or verify=False to silence this", UserWarning, stacklevel=2)
         verifier = resolve_verifier(False if verify is None else verify, None)
     else:
         verifier = resolve_verifier(verify, model)

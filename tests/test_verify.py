@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 
 import numpy as np
@@ -421,6 +422,12 @@ def test_detect_with_a_loaded_model_uses_no_verifier_unless_given(trained):
     found = detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=trained)
     assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
     assert (found["score"] >= 0.5).all()
+    # none given: one-stage detections, said so (silent with verify=False)
+    with pytest.warns(UserWarning, match="one-stage detections"):
+        detect(img, pixel_size_m=100.0, model=net, kind="outline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=False)
 
 
 def test_catalog_cli_verifies_with_the_mosaic(tmp_path):
