@@ -23,7 +23,7 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | Non
     """
     path = Path(path)
     if folder is not None and path.exists() and path.is_dir() != folder:
-        raise OutputExistsError(_kind_clash(path, folder))
+        raise OutputExistsError(_kind_clash(path))
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path} already exists. Choose another output path, or pass overwrite=True "
@@ -32,7 +32,7 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | Non
     return path
 
 
-def _kind_clash(path: Path, folder: bool) -> str:
+def _kind_clash(path: Path) -> str:
     if path.is_dir():
         return (f"{path} is an existing folder, and the output is a file: the folder is left alone. Give a file "
                 "path (inside that folder or elsewhere), or remove the folder yourself.")
@@ -74,7 +74,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         yield tmp
         if path.exists() and path.is_dir() != tmp.is_dir():
             # never let overwrite=True turn a folder (and what it holds) into a file, or back
-            raise OutputExistsError(_kind_clash(path, tmp.is_dir()))
+            raise OutputExistsError(_kind_clash(path))
         if path.exists():
             backup = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(path, backup)

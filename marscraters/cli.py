@@ -250,31 +250,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(flag: str, unit: str) -> Any:
-    """An argparse type: a finite number > 0 (the message names the flag, not a Python argument)."""
+def _number(flag: str, rule: str, ok: Any) -> Any:
+    """An argparse type: a number for which ``ok(value)`` holds; messages name the flag and ``rule``
+    (not a Python argument)."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number of {unit}, got {text!r}") from None
-        if not (value > 0 and value < float("inf")):
-            raise argparse.ArgumentTypeError(f"{flag} must be a finite number of {unit} > 0, got {text}")
-        return value
-
-    return parse
-
-
-def _fraction(flag: str) -> Any:
-    """An argparse type: a number from 0 to 1."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number from 0 to 1, got {text!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise argparse.ArgumentTypeError(f"{flag} must be from 0 to 1, got {text}")
+            raise argparse.ArgumentTypeError(f"{flag} must be {rule}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{flag} must be {rule}, got {text}")
         return value
 
     return parse
@@ -372,11 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and the craters mapped back. For georeferenced mosaics use ingest + segment + "
                                    "catalog instead.")
     s.add_argument("image", help="the image file")
-    s.add_argument("--pixel-size", type=_positive("--pixel-size", "metres per pixel"), required=True,
+    s.add_argument("--pixel-size", type=_number("--pixel-size", "a finite number of metres per pixel > 0",
+                                                   lambda v: 0 < v < float("inf")), required=True,
                    help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231)")
     s.add_argument("--model", help="model file (default: the shipped model)")
-    s.add_argument("--min-score", type=_fraction("--min-score"), default=0.0,
-                   help="drop craters scored below this, 0..1 (default 0: keep all the model keeps)")
+    s.add_argument("--min-score", type=_number("--min-score", "a number from 0 to 1", lambda v: 0 <= v <= 1),
+                   default=0.0, help="drop craters scored below this, 0..1 (default 0: keep all the model keeps)")
     s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-verify", action="store_true",

@@ -89,8 +89,6 @@ _MIN_CRATER_PX = 16.0
 def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float, native: float) -> None:
     """Refuse pixel sizes that resample the image to nothing or to more than memory holds, and
     warn when the resampling hides the small craters (usually a pixel size in the wrong unit)."""
-    if 1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE:
-        return
     new = tuple(max(int(round(n * factor)), 0) for n in shape[:2])
     hint = (f"pixel_size_m={pixel_size_m:g} m, and the model works at {native:g} m per pixel, so the image is "
             f"resampled by {factor:.3g} to {new[1]} x {new[0]} px")
@@ -184,7 +182,10 @@ def detect(
     info = model_info(None if loaded else model)
     kind = kind or info["kind"]
     native = float(native_pixel_size_m or info["native_pixel_size_m"])
-    _check_resampling(arr.shape, pixel_size_m / native, pixel_size_m, native)
+    factor = pixel_size_m / native  # > 1: coarser than native, so enlarge
+    resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
+    if resampled:  # before the model loads: a wrong unit fails fast
+        _check_resampling(arr.shape, factor, pixel_size_m, native)
     keras_model = model if loaded else load_model(model)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
@@ -207,9 +208,7 @@ def detect(
         else:
             value_range = "auto"
 
-    factor = pixel_size_m / native  # > 1: coarser than native, so enlarge
     work = arr.astype(np.float32)
-    resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
     if resampled:
         work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
                        preserve_range=True).astype(np.float32)

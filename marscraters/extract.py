@@ -841,12 +841,11 @@ def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks
     return np.column_stack([x, y, rad])
 
 
-def _widen(radii: np.ndarray, step: float, *, below: bool, above: bool, integer: bool) -> np.ndarray:
-    """``radii`` with one more radius (a factor ``step`` away, or 1 px for integer radii) on each
-    side asked for."""
-    lo = [radii[0] - 1 if integer else radii[0] / step] if below and (not integer or radii[0] > 1) else []
-    hi = [radii[-1] + 1 if integer else radii[-1] * step] if above else []
-    return np.concatenate([np.asarray(lo, radii.dtype), radii, np.asarray(hi, radii.dtype)])
+def _widen(radii: np.ndarray, step: float, *, below: bool, above: bool) -> np.ndarray:
+    """``radii`` with one more radius, a factor ``step`` away, on each side asked for."""
+    lo = [radii[0] / step] if below else []
+    hi = [radii[-1] * step] if above else []
+    return np.concatenate([lo, radii, hi])
 
 
 def _tiles(shape: tuple[int, int], tile: int, halo: int) -> list[tuple[slice, slice, slice, slice]]:
@@ -901,8 +900,8 @@ def _multiscale(
         # on that side: a peak at the band's old edge radius then has a neighbour to refine its
         # radius with, instead of keeping the edge radius itself (template matching piled craters
         # of 15-19 px up at exactly 20 px), and the added radius's own peaks are dropped below.
-        if widen:
-            radii = _widen(radii, radius_step, below=i > 0, above=i < len(plan) - 1, integer=integer_radii)
+        if widen:  # (real radii only: Hough's integer radii do not widen)
+            radii = _widen(radii, radius_step, below=i > 0, above=i < len(plan) - 1)
         halo = int(math.ceil(float(np.max(radii)) * 1.5)) + 3
         for ry, rx, cy, cx in _tiles(img.shape, _TILE, halo):
             res = search(img[ry, rx], radii, f)
