@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "draw_targets": "targets",
     # model, training, extraction, scores, detection
     "symmetric_unet": "model",
+    "widen_unet": "model",
     "load_model": "model",
     "save_model": "model",
     "predict_image": "model",

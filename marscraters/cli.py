@@ -120,6 +120,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         # fine-tuning: the file's architecture and weights (train() records that architecture)
         model = load_model(args.init)
+        if args.widen:
+            from .model import widen_unet
+
+            model = widen_unet(model, args.widen, seed=args.seed)
+    elif args.widen and not args.init:
+        from .model import default_weights_path
+
+        raise MarsCratersError(
+            f"--widen widens the --init model: pass --init MODEL, e.g. the shipped --init {default_weights_path()}"
+        )
     if args.chips:
         from .chips import read_chips
 
@@ -345,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", metavar="MODEL",
                    help="start from this .keras model's architecture and weights (fine-tuning); a run "
                         "resumed from --out ignores it")
+    s.add_argument("--widen", metavar="MULTIPLE", type=_number("--widen", "a number > 0", lambda v: v > 0),
+                   help="widen the --init model to this filter multiple first, keeping what it computes "
+                        "(Net2WiderNet: new filters copy trained ones), e.g. 1.5")
     s.add_argument("--workers", type=int, default=1,
                    help="threads preparing augmented batches (more keep a GPU busy; default 1)")
     s.add_argument("--restart", action="store_true", help="ignore an earlier run in --out instead of resuming")

@@ -56,6 +56,7 @@ __all__ = [
     "scaled_filters",
     "dropout_schedule",
     "symmetric_unet",
+    "widen_unet",
     "receptive_field",
     "receptive_margin",
     "pad_to_multiple",
@@ -315,6 +316,103 @@ def symmetric_unet(
     if name is None:
         name = f"symmetric_unet_k{kernel_size}_f{float(filter_multiple):g}"
     return keras.Model(inputs, outputs, name=name)
+
+
+def _unet_rates(model: Any) -> tuple[float, ...]:
+    """The 8 dropout rates (levels 0..7) of a :func:`symmetric_unet`, read from its layer names."""
+    names = {layer.name: layer for layer in model.layers}
+    labels = [f"down{level}" for level in range(DEPTH)] + ["bottom"]
+    return tuple(float(getattr(names.get(f"{label}_dropout"), "rate", 0.0)) for label in labels)
+
+
+def widen_unet(
+    model: "keras.Model", filter_multiple: float, *, noise: float = 0.01, seed: int = 0
+) -> "keras.Model":
+    """A wider copy of a trained :func:`symmetric_unet` that computes the same map.
+
+    The Net2WiderNet construction (Chen, Goodfellow & Shlens 2016): each new filter copies a
+    randomly chosen old filter of its layer, and the next layer divides its weights on every
+    copied channel by the number of copies, so the wider network starts where the trained one is
+    and fine-tuning (:func:`marscraters.train` with ``model=``, ``marscraters train --init``) can
+    use the extra filters.  A down level's convolution and the up level it is added to share one
+    channel mapping, so the additive skips stay aligned.
+
+    Parameters
+    ----------
+    model
+        A :func:`symmetric_unet` (any kernel size and filter multiple), e.g. ``load_model()``.
+    filter_multiple
+        The new filter multiple (:func:`scaled_filters`); every level must get at least as many
+        filters as ``model`` has.
+    noise
+        Standard deviation of Gaussian noise added to the copied kernels, relative to each
+        layer's kernel standard deviation, so that the copies of a filter drift apart in training
+        (dropout alone gives them different gradients only where it is active).  0 keeps the map
+        exactly (up to float rounding).
+    seed
+        Seed for the choice of copied filters and the noise.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled, with ``model``'s kernel size and dropout rates.
+
+    Examples
+    --------
+    >>> wide = widen_unet(load_model(), 1.5)  # doctest: +SKIP
+    >>> describe_model(wide)["filters"][:3]  # doctest: +SKIP
+    [24, 36, 48]
+    """
+    arch = describe_model(model)
+    old = arch["filters"]
+    layers = {layer.name: layer for layer in model.layers}
+    body = [f"down{level}_conv" for level in range(DEPTH)] + ["bottom_conv"]
+    body += [f"up{level}_conv" for level in reversed(range(DEPTH))]
+    if len(old) != 2 * DEPTH + 1 or any(name not in layers for name in body + ["output_conv"]):
+        raise ModelError(
+            f"widen_unet needs a symmetric_unet (layers down0_conv ... output_conv); {model.name!r} is not one"
+        )
+    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        raise InvalidArgumentError(f"noise must be a number >= 0, got {noise!r}")
+    new = scaled_filters(filter_multiple)
+    if any(n < o for n, o in zip(new, old)):
+        raise InvalidArgumentError(
+            f"filter_multiple={filter_multiple} gives fewer filters than the model has ({list(new)} < {old}); "
+            f"pass a multiple of at least {arch['filter_multiple']:g}"
+        )
+    rng = np.random.default_rng(seed)
+    # one channel mapping per level (shared by down{l} and up{l}, which are added) and the bottom
+    maps: dict[str, np.ndarray] = {}
+    for level in range(DEPTH):
+        o, n = old[level], new[level]
+        maps[f"down{level}"] = maps[f"up{level}"] = np.concatenate([np.arange(o), rng.integers(0, o, n - o)])
+    maps["bottom"] = np.concatenate([np.arange(old[DEPTH]), rng.integers(0, old[DEPTH], new[DEPTH] - old[DEPTH])])
+    # the mapping of each convolution's input: the layer before it in the U
+    inputs: dict[str, np.ndarray | None] = {"down0": None, "bottom": maps[f"down{DEPTH - 1}"], "output": maps["up0"]}
+    for level in range(1, DEPTH):
+        inputs[f"down{level}"] = maps[f"down{level - 1}"]
+    for level in range(DEPTH):
+        inputs[f"up{level}"] = maps["bottom"] if level == DEPTH - 1 else maps[f"up{level + 1}"]
+
+    wide = symmetric_unet(
+        arch["kernel_size"], filter_multiple, _unet_rates(model), input_shape=tuple(model.inputs[0].shape[1:]),
+        name=f"{model.name}_widened_f{float(filter_multiple):g}",
+    )
+    for label in [name[: -len("_conv")] for name in body] + ["output"]:
+        kernel, bias = (np.asarray(w) for w in layers[f"{label}_conv"].get_weights())
+        into = inputs[label]
+        if into is not None:
+            counts = np.bincount(into, minlength=kernel.shape[2])
+            kernel = kernel[:, :, into, :] / counts[into][None, None, :, None]
+        out = maps.get(label)
+        if out is not None:
+            copied = np.arange(out.size) >= kernel.shape[3]
+            kernel, bias = kernel[..., out], bias[out]
+            if noise > 0:
+                jitter = rng.normal(0.0, noise * float(kernel.std()), kernel.shape)
+                kernel = kernel + jitter * copied  # the original filters stay as trained
+        wide.get_layer(f"{label}_conv").set_weights([kernel.astype("float32"), bias.astype("float32")])
+    return wide
 
 
 # --------------------------------------------------------------------------------------------

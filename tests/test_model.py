@@ -577,3 +577,53 @@ def test_auto_tile_predicts_small_images_whole_and_large_ones_exactly(fixed_mode
     np.testing.assert_allclose(mm.predict_image(fixed_model, img), whole, atol=1e-4)
     with pytest.raises(InvalidArgumentError, match="auto"):
         mm.predict_image(fixed_model, img, tile="big")
+
+
+# ------------------------------------------------------------------------------- widening (Net2WiderNet)
+def _trained_like(multiple: float = 0.25, kernel_size: int = 3, seed: int = 1) -> "keras.Model":
+    """A small UNet with its initial kernels and random biases (fresh biases are all 0)."""
+    model = mm.symmetric_unet(kernel_size, multiple, dropout=(0.1, 0.3))
+    rng = np.random.default_rng(seed)
+    model.set_weights([w if w.ndim > 1 else rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+def test_widen_unet_computes_the_same_map_with_more_filters():
+    small = _trained_like(0.25, kernel_size=5)
+    x = np.random.default_rng(0).random((2, 128, 128, 1)).astype("float32")
+    wide = mm.widen_unet(small, 0.5, noise=0.0)
+    arch = mm.describe_model(wide)
+    assert arch["filters"] == list(mm.scaled_filters(0.5)) and arch["kernel_size"] == 5
+    assert arch["dropout"] == mm.describe_model(small)["dropout"]  # the schedule is kept, not the default
+    assert wide.count_params() == expected_params(5, 0.5)
+    before, after = np.asarray(small(x)), np.asarray(wide(x))
+    assert before.std() > 0.01  # a map with structure, so agreement means something
+    np.testing.assert_allclose(after, before, atol=2e-5)
+
+
+def test_widen_unet_noise_moves_only_the_copies():
+    small = _trained_like(0.25)
+    x = np.random.default_rng(0).random((1, 128, 128, 1)).astype("float32")
+    exact, noisy = mm.widen_unet(small, 0.5, noise=0.0, seed=3), mm.widen_unet(small, 0.5, noise=0.05, seed=3)
+    for name in ("down0_conv", "bottom_conv", "up3_conv"):
+        k0, k1 = exact.get_layer(name).get_weights()[0], noisy.get_layer(name).get_weights()[0]
+        n_old = small.get_layer(name).filters
+        np.testing.assert_array_equal(k1[..., :n_old], k0[..., :n_old])  # the trained filters stay
+        assert not np.allclose(k1[..., n_old:], k0[..., n_old:])  # the copies drift apart
+    difference = np.abs(np.asarray(noisy(x)) - np.asarray(small(x))).max()
+    assert 0 < difference < 0.1
+    # the same seed gives the same network
+    again = mm.widen_unet(small, 0.5, noise=0.05, seed=3)
+    np.testing.assert_array_equal(again.get_layer("up0_conv").get_weights()[0], noisy.get_layer("up0_conv").get_weights()[0])
+
+
+def test_widen_unet_refuses_narrowing_bad_noise_and_other_models():
+    small = _trained_like(0.5)
+    with pytest.raises(InvalidArgumentError, match="at least 0.5"):
+        mm.widen_unet(small, 0.25)
+    with pytest.raises(InvalidArgumentError, match="noise"):
+        mm.widen_unet(small, 1.0, noise=-1)
+    inputs = keras.Input((None, None, 1))
+    other = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    with pytest.raises(ModelError, match="symmetric_unet"):
+        mm.widen_unet(other, 1.0)

@@ -337,3 +337,21 @@ def test_training_with_small_crater_weights_runs_and_records_it(tmp_path):
     import json
 
     assert json.loads((tmp_path / "config.json").read_text())["weight_small_craters_px"] == 48
+
+
+def test_cli_train_widen_starts_from_a_wider_copy_of_init(tmp_path, capsys):
+    """``--widen`` widens the --init model before training; without --init it is refused."""
+    from marscraters.cli import main
+    from marscraters.model import load_model, read_model_metadata, save_model, scaled_filters, symmetric_unet
+
+    start = save_model(symmetric_unet(filter_multiple=0.25), tmp_path / "start.keras")
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--dots", "4", "--crop", "128", "--batch-size", "2", "--epochs", "1",
+                 "--kind", "filled", "--init", str(start), "--widen", "0.5", "--out", str(out)]) == 0
+    assert load_model(out / "last.keras").count_params() == symmetric_unet(filter_multiple=0.5).count_params()
+    meta = read_model_metadata(out / "last.keras")
+    assert meta["training"]["filter_multiple"] == 0.5 and meta["architecture"]["filters"] == list(scaled_filters(0.5))
+    capsys.readouterr()
+    assert main(["-q", "train", "--dots", "4", "--crop", "128", "--epochs", "1", "--widen", "0.5",
+                 "--out", str(tmp_path / "other")]) == 2
+    assert "pass --init MODEL" in capsys.readouterr().err and not (tmp_path / "other" / "last.keras").exists()
