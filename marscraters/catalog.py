@@ -417,7 +417,7 @@ def _detect_text_format(path: Path, columns: Sequence[str]) -> str:
     shown = ", ".join(list(columns)[:15]) + (", ..." if len(columns) > 15 else "")
     raise CatalogFormatError(
         f"cannot tell the catalog format of {path}: its columns are [{shown}]. {_formats_help()}. "
-        "Rename the columns to lat, lon, diameter_km, or pass format=... explicitly."
+        "Rename the columns to lat, lon, diameter_km (degrees N, degrees E, km)."
     )
 
 
