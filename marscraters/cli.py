@@ -391,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV")
     s.add_argument("--rule", default="all", choices=["all", "deepmoon", "iou", "pycda"],
                    help="matching rule (default all three, side by side; evaluate() in Python defaults to deepmoon)")
-    s.add_argument("--d-min", type=float, help="diameter floor (px or km) for incomplete labels")
+    s.add_argument("--d-min", type=_number("--d-min", "a diameter > 0 (leave it out for no floor)", lambda v: v > 0),
+                   help="diameter floor (px or km) for incomplete labels (default: none)")
     s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
     s.add_argument("--json", help="also write the scores as JSON")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --json file")

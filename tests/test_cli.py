@@ -92,6 +92,22 @@ def test_bad_catalog_row_names_the_row(tmp_path, capsys):
     assert len(read_catalog(tmp_path / "o.gpkg")) == 1
 
 
+def test_evaluate_d_min_zero_says_how_to_have_no_floor(tmp_path, capsys):
+    """--d-min 0 is refused by the parser (no file is read), naming the way to score without a floor."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["evaluate", str(tmp_path / "p.csv"), str(tmp_path / "t.csv"), "--d-min", "0"])
+    assert exc.value.code == 2
+    assert "--d-min must be a diameter > 0 (leave it out for no floor), got 0" in capsys.readouterr().err
+
+
+def test_unknown_catalog_columns_name_the_columns_to_use(tmp_path, capsys):
+    odd = tmp_path / "odd.csv"
+    odd.write_text("y,x,size\n0,10,1\n")
+    assert cli.main(["convert", str(odd), "--out", str(tmp_path / "o.gpkg")]) == 2
+    err = capsys.readouterr().err
+    assert "[y, x, size]" in err and "Rename the columns to lat, lon, diameter_km" in err and "format=" not in err
+
+
 def test_demo_runs_end_to_end(tmp_path):
     assert cli.main(["-q", "demo", "--out", str(tmp_path / "demo")]) == 0
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
