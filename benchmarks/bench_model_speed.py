@@ -1,6 +1,6 @@
 """Model forward throughput next to this machine's matrix-multiply-bound limit, in one run.
 
-Run: ``python benchmarks/bench_model_speed.py [--batches 8] [--batch-size 4 16] [--accelerator]``
+Run: ``python benchmarks/bench_model_speed.py [--batches 8] [--batch-size 4 16] [--accelerator] [--shipped]``
 
 1. Measures float32 matrix-multiply speed in GFLOP/s: numpy SGEMM (2048 x 2048, best of 5) on the
    CPU, or with ``--accelerator`` the Keras backend's own ``keras.ops.matmul`` on its default
@@ -9,7 +9,8 @@ Run: ``python benchmarks/bench_model_speed.py [--batches 8] [--batch-size 4 16] 
    (``model.predict_on_batch``, numpy in and out, best of ``--batches``) in Mpx/s, and turns it
    into GFLOP/s with the architecture's FLOP count per pixel
    (``marscraters.model.flops_per_pixel``, ~17.4 kFLOP/px).  ``--mixed`` adds the same model
-   under Keras' ``mixed_bfloat16`` policy (same weights).
+   under Keras' ``mixed_bfloat16`` policy (same weights); ``--shipped`` adds the shipped default
+   model (``marscraters.load_model()``, whatever its filter multiple), with its own FLOP count.
 3. Prints the compute-bound limit (matmul GFLOP/s / FLOP per pixel) and the model's fraction of it.
 """
 
@@ -21,7 +22,7 @@ import time
 
 import numpy as np
 
-from marscraters.model import flops_per_pixel, symmetric_unet
+from marscraters.model import describe_model, flops_per_pixel, load_model, symmetric_unet
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="limit from the Keras backend's matmul on its device instead of numpy SGEMM")
     p.add_argument("--mixed", action="store_true", help="also time the model under mixed_bfloat16")
     p.add_argument("--matmul-size", type=int, default=8192, help="side of the --accelerator matmul (default 8192)")
+    p.add_argument("--shipped", action="store_true", help="also time the shipped default model")
     args = p.parse_args(argv)
     model = symmetric_unet()
     fpp = flops_per_pixel(model)
@@ -93,13 +95,18 @@ def main(argv: list[str] | None = None) -> dict:
     limits = {"float32": backend_matmul_gflops(n)} if args.accelerator else {"float32": sgemm_gflops()}
     if args.accelerator:
         limits["bfloat16"] = backend_matmul_gflops(n, dtype="bfloat16")
-    models = [("float32", model)]
+    models = [("float32", model, fpp)]
     if args.mixed:
         keras.config.set_dtype_policy("mixed_bfloat16")
         mixed = symmetric_unet()
         keras.config.set_dtype_policy("float32")
         mixed.set_weights(model.get_weights())
-        models.append(("mixed_bfloat16", mixed))
+        models.append(("mixed_bfloat16", mixed, fpp))
+    if args.shipped:
+        shipped = load_model()
+        multiple = describe_model(shipped)["filter_multiple"]
+        models.append((f"shipped (x{multiple:g} filters, {flops_per_pixel(shipped) / 1e3:.1f} kFLOP/px)", shipped,
+                       flops_per_pixel(shipped)))
     device = _device()
     print(f"backend {keras.backend.backend()} on {device}; {fpp / 1e3:.1f} kFLOP/px")
     for dt, g in limits.items():
@@ -108,16 +115,16 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| model | batch | Mpx/s | GFLOP/s | fraction of the matmul limit |  (bfloat16 rows: of the bfloat16 limit"
           " with --accelerator, else of the float32 one)")
     print("|---|---|---|---|---|")
-    for label, m in models:
-        limit_mpx = limits["bfloat16" if label != "float32" and "bfloat16" in limits else "float32"] * 1e9 / fpp / 1e6
+    for label, m, fpp_m in models:
+        limit_mpx = limits["bfloat16" if label == "mixed_bfloat16" and "bfloat16" in limits else "float32"] * 1e9 / fpp_m / 1e6
         for bs in args.batch_size:
             x = np.random.default_rng(0).random((bs, args.tile, args.tile, 1), dtype=np.float32)
             m.predict_on_batch(x)  # warm-up (graph tracing / compilation)
             best = min(_timed(lambda: m.predict_on_batch(x)) for _ in range(args.batches))
             mpx = bs * args.tile**2 / best / 1e6
-            rows.append({"model": label, "batch": bs, "mpx_s": mpx, "gflops": mpx * fpp / 1e3,
-                         "fraction_of_limit": mpx / limit_mpx})
-            print(f"| {label} | {bs} | {mpx:.2f} | {mpx * fpp / 1e3:.0f} | {mpx / limit_mpx:.3f} |")
+            rows.append({"model": label, "batch": bs, "mpx_s": mpx, "gflops": mpx * fpp_m / 1e3,
+                         "flop_per_px": fpp_m, "fraction_of_limit": mpx / limit_mpx})
+            print(f"| {label} | {bs} | {mpx:.2f} | {mpx * fpp_m / 1e3:.0f} | {mpx / limit_mpx:.3f} |")
     first = rows[0]
     limit_mpx = limits["float32"] * 1e9 / fpp / 1e6
     print(f"ratio model / limit (float32, batch {first['batch']}): {first['mpx_s'] / limit_mpx:.3f}")
