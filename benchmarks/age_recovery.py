@@ -3,7 +3,7 @@
 Run::
 
     python benchmarks/age_recovery.py [--fast] [--ages 0.5 1.0 3.0 3.7] [--min-craters 200]
-                                      [--tile 2048] [--out docs]
+                                      [--tile 2048] [--out runs/age_recovery] [--overwrite]
 
 For each age, synthetic THEMIS-like surfaces (``marscraters.synthetic.synthetic_surface``) at the
 shipped model's scale (592.747 px/deg, ~100 m/px) are made tile by tile (``--tile`` px square,
@@ -21,6 +21,9 @@ circle finder); then ``marscraters.chronology.model_age`` (Poisson, Neukum-Ivano
 
 with the summed tile area.  Writes ``<out>/results/age_recovery.md`` (table) and
 ``<out>/figures/age_recovery_<age>.png`` (CSFDs of truth and detections with their fits).
+The default ``--out`` is ``runs/age_recovery`` (git-ignored): ``docs/results/age_recovery.md`` is a
+curated record of every version's run, so a run never writes over it; copy the table in by hand.
+An existing table in ``--out`` is kept unless ``--overwrite`` is given.
 ``--fast`` is a smoke run (two ages, one 512-px tile each) that writes to a temporary folder
 unless ``--out`` is given.  Targets (issue): truth within 5 %, detections within 15 %.
 """
@@ -136,6 +139,10 @@ def plot(res: dict, ages: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# Not docs/: docs/results/age_recovery.md is a curated record of every version's run.
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "runs" / "age_recovery"
+
+
 def main(argv: list[str] | None = None) -> int:
     global DRANGE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-craters", type=int, default=200, help="true craters in the dating range per age")
     p.add_argument("--tile", type=int, default=2048, help="tile side in px")
     p.add_argument("--max-tiles", type=int, default=40)
-    p.add_argument("--out", type=Path, default=None, help="folder for results/ and figures/ (default: docs)")
+    p.add_argument("--out", type=Path, default=None, help="folder for results/ and figures/ (default: runs/age_recovery)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results/age_recovery.md in --out")
     p.add_argument("--fast", action="store_true", help="smoke run: ages 1.0 and 3.7, one 512-px tile each")
     p.add_argument("--range", type=float, nargs=2, default=list(DRANGE), metavar=("DMIN", "DMAX"),
                    help="dating range in km (default 1 16; 1.6 16 is the shipped model's 16-px completeness floor)")
@@ -153,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         args.ages, args.tile, args.max_tiles, args.min_craters = [1.0, 3.7], 512, 1, 1
         out = args.out or Path(tempfile.mkdtemp(prefix="age_recovery_"))
     else:
-        out = args.out or Path(__file__).resolve().parents[1] / "docs"
+        out = args.out or DEFAULT_OUT
+    table_path = out / "results" / "age_recovery.md"
+    if table_path.exists() and not args.overwrite:
+        # Checked before hours of work, not after.
+        p.error(f"{table_path} exists; pass --overwrite to replace it, or another --out")
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
 
@@ -206,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ] + [f"![{r['true age (Ga)']} Ga](../figures/age_recovery_{r['true age (Ga)']:g}.png)" for r in rows]
     from marscraters._io import atomic_path
 
-    with atomic_path(out / "results" / "age_recovery.md", overwrite=True) as tmp:
+    with atomic_path(table_path, overwrite=True) as tmp:
         tmp.write_text("\n".join(md) + "\n")
-    print(f"wrote {out / 'results' / 'age_recovery.md'} ({wall:.0f} s)")
+    print(f"wrote {table_path} ({wall:.0f} s)")
     return 0
 
 
