@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--pixel-sizes", type=float, nargs="+", default=[12.5, 100.0, 200.0],
                    help="pixel sizes (m) to tell detect(); 12.5 is the truth")
     p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--no-verify", action="store_true",
+                   help="one-stage detections (the shipped verifier off)")
+    p.add_argument("--stretch", action="store_true",
+                   help="percentile grey stretch (value_range='auto') instead of reading the tile as 8-bit")
     p.add_argument("--json")
     p.add_argument("--save-dir", help="write each run's detections here as CSV")
     p.add_argument("--figure", help="PNG: the tile with the labels and each run's detections")
@@ -141,10 +145,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows, found = [], {}
     for pixel_size in args.pixel_sizes:
         t0 = time.perf_counter()
-        det = detect(image, pixel_size_m=pixel_size)
+        det = detect(image, pixel_size_m=pixel_size, verify=False if args.no_verify else None,
+                     value_range="auto" if args.stretch else None)
         seconds = time.perf_counter() - t0
         # detect() reports pixels of the image it was given, whatever it resampled internally
-        row = {"pixel_size_m": pixel_size, "seconds": round(seconds, 1), "detections": len(det)}
+        row = {"pixel_size_m": pixel_size, "verify": not args.no_verify, "stretch": args.stretch,
+               "seconds": round(seconds, 1), "detections": len(det)}
         for rule in ("deepmoon", "iou", "pycda"):
             r = evaluate(det, truth, rule=rule, d_min=args.d_min)
             row[rule] = {"precision": r.precision, "recall": r.recall, "f1": r.f1}
