@@ -108,8 +108,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         train,
     )
 
+    arch = {"kernel_size": 3, "filter_multiple": 1.0}
+    if not args.restart and can_resume(args.out):
+        # resuming: the run's own network unless another is asked for (train() refuses a mismatch)
+        import json
+
+        saved = json.loads((Path(args.out) / "config.json").read_text()) if (Path(args.out) / "config.json").exists() else {}
+        arch.update({k: saved[k] for k in arch if saved.get(k) is not None})
     config = TrainConfig(
-        kind=args.kind, kernel_size=args.kernel_size, filter_multiple=args.filter_multiple, epochs=args.epochs,
+        kind=args.kind,
+        kernel_size=args.kernel_size if args.kernel_size is not None else arch.get("kernel_size", 3),
+        filter_multiple=args.filter_multiple if args.filter_multiple is not None else arch.get("filter_multiple", 1.0),
+        epochs=args.epochs,
         batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate, dice_weight=args.dice_weight,
         scale=tuple(args.scale), contrast=args.contrast, score_every=args.score_every, seed=args.seed,
         workers=args.workers, weight_small_craters_px=args.weight_small_craters,
@@ -338,19 +348,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-train", type=int, help="training tiles for --cubes (default all but --n-val)")
     s.add_argument("--n-val", type=int, default=1, help="validation tiles for --cubes (default 1)")
     s.add_argument("--kind", default="outline", choices=["filled", "outline", "ring", "hybrid"])
-    s.add_argument("--kernel-size", type=int, default=3)
-    s.add_argument("--filter-multiple", type=float, default=1.0)
+    s.add_argument("--kernel-size", type=int, default=None,
+                   help="convolution kernel size (default 3; when resuming, the run's)")
+    s.add_argument("--filter-multiple", type=float, default=None,
+                   help="multiple of the paper's filter counts (default 1; when resuming, the run's)")
     s.add_argument("--epochs", type=int, default=60)
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--crop", type=int, default=256, help="patch size, a multiple of 128")
     s.add_argument("--learning-rate", type=float, default=1e-3)
-    s.add_argument("--dice-weight", type=float, default=1.0, help="0 = plain binary cross-entropy (the paper)")
+    s.add_argument("--dice-weight", type=float, default=1.0,
+                   help="loss = binary cross-entropy + this times the soft Dice loss (default 1); "
+                        "0 = plain binary cross-entropy, the paper's loss")
     s.add_argument("--weight-small-craters", type=float, default=0.0, metavar="PX",
                    help="weight the loss near each crater of d < PX pixels by PX/d (craters of 10 px and more; "
                         "0 = off, the default): small craters count for more than their pixels")
     s.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.3], metavar=("MIN", "MAX"), help="zoom augmentation")
     s.add_argument("--contrast", type=float, default=0.2)
-    s.add_argument("--score-every", type=int, default=5, help="crater-level F1 every N epochs")
+    s.add_argument("--score-every", type=int, default=1,
+                   help="crater-level precision, recall and F1 on the validation set every N epochs "
+                        "(default 1: every epoch; the others are empty in history.csv)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--init", metavar="MODEL",
                    help="start from this .keras model's architecture and weights (fine-tuning); a run "

@@ -176,7 +176,7 @@ def detect(
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"pixel_size_m must be a number of metres, got {pixel_size_m!r}") from None
     if not (np.isfinite(pixel_size_m) and pixel_size_m > 0):
-        raise InvalidArgumentError(f"pixel_size_m must be > 0 metres, got {pixel_size_m}")
+        raise InvalidArgumentError(f"pixel_size_m must be a finite number of metres > 0 (e.g. 100), got {pixel_size_m}")
     arr = _as_image(_as_grey(image))
     loaded = hasattr(model, "predict")  # a Keras model object, not a file
     info = model_info(None if loaded else model)

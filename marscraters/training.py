@@ -652,6 +652,30 @@ def can_resume(out_dir: str | Path) -> bool:
     return (out / "last.keras").exists() and bool(_read_history(out / "history.csv"))
 
 
+def _check_resumed_architecture(model: Any, config: TrainConfig, out: Path) -> None:
+    """Refuse to resume a run whose checkpoint is another network than ``config`` asks for.
+
+    Without this, the run would go on training the old network while ``config.json`` and the
+    saved metadata record the new settings.
+    """
+    from .model import describe_model
+
+    arch = describe_model(model)
+    asked = {"kernel_size": config.kernel_size, "filter_multiple": config.filter_multiple}
+    # filter counts are rounded to whole filters, so multiples match to within one filter of 16
+    differ = [k for k, v in asked.items()
+              if arch.get(k) is not None and abs(float(arch[k]) - float(v)) > (0 if k == "kernel_size" else 1 / 16)]
+    if differ:
+        have = ", ".join(f"{k}={arch[k]:g}" for k in asked)
+        want = ", ".join(f"{k}={v:g}" for k, v in asked.items())
+        raise InvalidArgumentError(
+            f"{out} holds a run of another network ({have}, last.keras) than these settings ask for ({want}). "
+            f"To continue that run, give its settings (CLI: --kernel-size {arch['kernel_size']} --filter-multiple "
+            f"{arch['filter_multiple']:g}, or leave both out); to train the new network, use another output folder "
+            f"or start over in this one (CLI --restart, Python resume=False)."
+        )
+
+
 def train(
     train_data: TrainingSet,
     val_data: TrainingSet | None,
@@ -705,6 +729,7 @@ def train(
     initial_epoch = 0
     if resume and can_resume(out):
         model = load_model(last_path)
+        _check_resumed_architecture(model, config, out)
         initial_epoch = len(history)
         log.info("resuming from %s at epoch %d", last_path, initial_epoch)
     elif model is None:

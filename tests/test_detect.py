@@ -113,6 +113,12 @@ def test_detect_bad_input(model_path, image, pixel_size, err):
         detect(image, pixel_size_m=pixel_size, model=model_path)
 
 
+@pytest.mark.parametrize("pixel_size", [float("inf"), float("nan"), 0.0, -5.0])
+def test_detect_pixel_size_error_says_finite_and_positive(model_path, pixel_size):
+    with pytest.raises(InvalidArgumentError, match=r"finite number of metres > 0 \(e\.g\. 100\)"):
+        detect(np.zeros((64, 64)), pixel_size_m=pixel_size, model=model_path)
+
+
 def test_detect_bad_model_file(tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a model")

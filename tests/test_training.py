@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,6 +113,46 @@ def test_train_resume_and_history(tmp_path):
     cfg.epochs = 3
     r2 = train(data.subset([0, 1, 2, 3]), data.subset([4, 5]), tmp_path, cfg, verbose=0)
     assert [row["epoch"] for row in r2["history"]] == [0.0, 1.0, 2.0]
+
+
+def test_resume_refuses_another_network_and_keeps_the_run(tmp_path):
+    """Resuming with another architecture used to train the old network under the new settings."""
+    import json
+
+    from marscraters.model import describe_model, load_model
+
+    data = _scene(4, 128)
+    cfg = TrainConfig(kind="filled", filter_multiple=0.5, epochs=1, batch_size=2, crop=128, scale=(1, 1))
+    train(data.subset([0, 1]), data.subset([2, 3]), tmp_path, cfg, verbose=0)
+    before = (tmp_path / "config.json").read_text(), (tmp_path / "history.csv").read_text()
+    for other in (dict(filter_multiple=2.0), dict(kernel_size=7)):
+        with pytest.raises(InvalidArgumentError, match=r"another network.*filter_multiple=0\.5.*--restart"):
+            train(data.subset([0, 1]), data.subset([2, 3]), tmp_path, replace(cfg, epochs=2, **other), verbose=0)
+    # nothing of the run was touched
+    assert ((tmp_path / "config.json").read_text(), (tmp_path / "history.csv").read_text()) == before
+    assert describe_model(load_model(tmp_path / "last.keras"))["filter_multiple"] == 0.5
+    # resume=False starts the new network over in the same folder
+    train(data.subset([0, 1]), data.subset([2, 3]), tmp_path, replace(cfg, filter_multiple=0.25), resume=False,
+          verbose=0)
+    assert json.loads((tmp_path / "config.json").read_text())["filter_multiple"] == 0.25
+    assert describe_model(load_model(tmp_path / "last.keras"))["filter_multiple"] == 0.25
+
+
+def test_cli_resume_takes_the_runs_network_and_refuses_another(tmp_path, capsys):
+    import json
+
+    from marscraters.cli import main
+
+    out = tmp_path / "run"
+    base = ["-q", "train", "--dots", "4", "--crop", "128", "--batch-size", "2", "--kind", "filled", "--out", str(out)]
+    assert main([*base, "--epochs", "1", "--filter-multiple", "0.5"]) == 0
+    # the same command without the architecture flags continues the run's own network
+    assert main([*base, "--epochs", "2"]) == 0
+    assert json.loads((out / "config.json").read_text())["filter_multiple"] == 0.5
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 3
+    assert main([*base, "--epochs", "3", "--filter-multiple", "2"]) != 0
+    assert "--filter-multiple 0.5" in capsys.readouterr().err
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 3
 
 
 def test_chips_training_set_on_real_chips(shared_data):
@@ -277,6 +319,11 @@ def test_cli_train_init_fine_tunes_the_given_model(tmp_path):
     assert main(["-q", "train", "--dots", "4", "--crop", "128", "--batch-size", "2", "--epochs", "2",
                  "--kind", "filled", "--init", str(start), "--out", str(out)]) == 0
     assert len(open(out / "history.csv").read().strip().splitlines()) == 3  # header + 2 epochs
+    # ... and still records the network it trains (it used to write the CLI defaults, k3 x1)
+    import json
+
+    assert json.loads((out / "config.json").read_text())["filter_multiple"] == 0.25
+    assert read_model_metadata(out / "last.keras")["training"]["filter_multiple"] == 0.25
 
 
 # ---------------------------------------------------------------------------------------------
