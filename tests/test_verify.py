@@ -206,6 +206,14 @@ def trained(tmp_path_factory):
     return path
 
 
+def test_a_verifier_with_nan_validation_scores_saves(trained, tmp_path):
+    # a run on a network that finds nothing has NaN precision; saving it used to fail after training
+    v = load_verifier(trained)
+    v.metadata["validation"] = {"precision": float("nan"), "sweep": [{"f1": np.float32("nan")}, {"f1": 0.5}]}
+    again = load_verifier(save_verifier(v, tmp_path / "nan.keras"))
+    assert again.metadata["validation"] == {"precision": None, "sweep": [{"f1": None}, {"f1": 0.5}]}
+
+
 def test_trained_verifier_tells_bowls_from_bare_rings(trained, tmp_path):
     v = load_verifier(trained)
     # a loaded verifier saves again, unchanged
