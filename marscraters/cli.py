@@ -109,16 +109,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
 
     arch = {"kernel_size": 3, "filter_multiple": 1.0}
-    if not args.restart and can_resume(args.out):
+    saved_config = Path(args.out) / "config.json"
+    if not args.restart and can_resume(args.out) and saved_config.exists():
         # resuming: the run's own network unless another is asked for (train() refuses a mismatch)
-        import json
-
-        saved = json.loads((Path(args.out) / "config.json").read_text()) if (Path(args.out) / "config.json").exists() else {}
+        saved = json.loads(saved_config.read_text())
         arch.update({k: saved[k] for k in arch if saved.get(k) is not None})
     config = TrainConfig(
         kind=args.kind,
-        kernel_size=args.kernel_size if args.kernel_size is not None else arch.get("kernel_size", 3),
-        filter_multiple=args.filter_multiple if args.filter_multiple is not None else arch.get("filter_multiple", 1.0),
+        kernel_size=args.kernel_size if args.kernel_size is not None else arch["kernel_size"],
+        filter_multiple=args.filter_multiple if args.filter_multiple is not None else arch["filter_multiple"],
         epochs=args.epochs,
         batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate, dice_weight=args.dice_weight,
         scale=tuple(args.scale), contrast=args.contrast, score_every=args.score_every, seed=args.seed,
