@@ -9,7 +9,8 @@ Copies the model with its metadata, adding: the native pixel size of its trainin
 THEMIS chips are ~100 m/px), the circle-finder settings with the best validation F1 (the top row
 of ``benchmarks/tune_extraction.py --json``; without ``--tuning`` the model's own are kept), the
 held-out scores when given, and the name of its crater verifier (``benchmarks/train_verifier.py``),
-copied beside the output.
+copied beside the output.  ``--weights-dtype float16`` stores the weights rounded to half precision
+(how a network wider than x1.5 stays under the 10 MB the package allows).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--name", default="marscraters-themis-outline-v1")
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--verifier", help="crater verifier .keras (benchmarks/train_verifier.py), copied beside --out")
+    p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
+                   help="store the weights in half precision (half the file; the model still computes in float32)")
     args = p.parse_args(argv)
 
     meta = read_model_metadata(args.model)
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> Path:
         extra["verifier"] = target.name
     if args.scores:
         extra["test_scores"] = json.loads(Path(args.scores).read_text())
-    out = save_model(load_model(args.model), args.out, metadata=extra, overwrite=True)
+    out = save_model(load_model(args.model), args.out, metadata=extra, overwrite=True,
+                     weights_dtype=args.weights_dtype)
     print(f"shipped {args.model} -> {out} ({out.stat().st_size / 1e6:.1f} MB)\nextract settings: {extract}")
     return out
 

@@ -97,7 +97,11 @@ _KNOWN_BACKENDS: tuple[str, ...] = SUPPORTED_BACKENDS + ("numpy", "openvino")
 _BACKEND_PACKAGE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy", "openvino": "openvino"}
 # name of the metadata entry that save_model adds to the .keras zip archive
 _METADATA_ENTRY = "marscraters.json"
-_RESERVED_METADATA = ("format", "format_version", "marscraters_version", "keras_version", "backend", "saved_at", "architecture")
+_RESERVED_METADATA = (
+    "format", "format_version", "marscraters_version", "keras_version", "backend", "saved_at", "architecture",
+    "weights_dtype",
+)
+_WEIGHTS_ENTRY = "model.weights.h5"  # where a .keras archive keeps its variables
 
 
 # --------------------------------------------------------------------------------------------
@@ -1212,6 +1216,7 @@ def save_model(
     *,
     metadata: dict[str, Any] | None = None,
     overwrite: bool = False,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Save a model to a Keras ``.keras`` file, with marscraters metadata inside it.
 
@@ -1231,6 +1236,11 @@ def save_model(
         not clash with the reserved ones (``format``, ``architecture``, ...).
     overwrite
         Replace an existing file.
+    weights_dtype
+        ``"float32"`` (default) or ``"float16"``: store the weights rounded to half precision,
+        for half the file size (how the shipped default stays small).  Keras loads them back
+        into float32 variables, so the model still computes in float32; only the rounding of
+        the weights (relative error <= 2**-11) changes its map.  Recorded as ``weights_dtype``.
 
     Returns
     -------
@@ -1244,6 +1254,7 @@ def save_model(
     Examples
     --------
     >>> save_model(symmetric_unet(), "unet.keras", metadata={"epochs": 0})  # doctest: +SKIP
+    >>> save_model(model, "small.keras", weights_dtype="float16")  # doctest: +SKIP
     """
     keras = _keras()
     path = Path(path)
@@ -1253,6 +1264,8 @@ def save_model(
     clash = sorted(set(metadata) & set(_RESERVED_METADATA))
     if clash:
         raise InvalidArgumentError(f"metadata keys {clash} are reserved by marscraters; rename them")
+    if weights_dtype not in ("float32", "float16"):
+        raise InvalidArgumentError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
     from . import __version__
 
     info = {
@@ -1263,6 +1276,7 @@ def save_model(
         "backend": keras.backend.backend(),
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "architecture": describe_model(model),
+        "weights_dtype": weights_dtype,
         **metadata,
     }
     try:
@@ -1274,9 +1288,44 @@ def save_model(
             # Keras' TensorFlow backend trips a NumPy 2 deprecation while saving variables
             warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
             model.save(tmp)
+        if weights_dtype == "float16":
+            _halve_weights(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(_METADATA_ENTRY, text)
     return path
+
+
+def _halve_weights(path: Path) -> None:
+    """Rewrite the float32 variables of a freshly saved ``.keras`` archive as float16, in place.
+
+    Keras' loader assigns each stored array to its (float32) variable, casting it, so the
+    archive stays a normal Keras file.  Groups, attributes and non-float32 arrays are copied
+    unchanged.
+    """
+    import io
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    buf = io.BytesIO()
+    with h5py.File(io.BytesIO(dict((i.filename, d) for i, d in entries)[_WEIGHTS_ENTRY]), "r") as src, \
+            h5py.File(buf, "w") as dst:
+        dst.attrs.update(src.attrs)
+
+        def copy(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Group):
+                dst.require_group(name).attrs.update(obj.attrs)
+                return
+            data = obj[()]
+            if getattr(data, "dtype", None) == np.float32:
+                data = data.astype(np.float16)
+            dst.create_dataset(name, data=data).attrs.update(obj.attrs)
+
+        src.visititems(copy)
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            archive.writestr(info, buf.getvalue() if info.filename == _WEIGHTS_ENTRY else data)
 
 
 def read_model_metadata(path: str | os.PathLike | None = None) -> dict[str, Any]:
