@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "filter_catalog": "catalog",
     "write_catalog": "catalog",
     "read_chips": "chips",
+    "read_yolo_labels": "chips",
     # targets
     "render_targets": "targets",
     "draw_targets": "targets",

@@ -21,6 +21,7 @@ image's left *edge*) is therefore ``x = cx * W - 0.5``.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Iterable
@@ -163,7 +164,9 @@ def _boxes_to_pixels(arr: np.ndarray, width: int, height: int, edge_boxes: str =
     }
 
 
-def read_yolo_labels(path: str | os.PathLike, width: int, height: int, *, edge_boxes: str = "circle") -> pd.DataFrame:
+def read_yolo_labels(
+    path: str | os.PathLike, width: int | None = None, height: int | None = None, *, edge_boxes: str = "circle"
+) -> pd.DataFrame:
     """Read one YOLO label file into PixelCraters.
 
     Parameters
@@ -172,7 +175,8 @@ def read_yolo_labels(path: str | os.PathLike, width: int, height: int, *, edge_b
         The ``.txt`` file: one ``class cx cy w h`` line per crater, normalised to the image size.
         Blank lines are ignored; a missing file means no craters.
     width, height
-        Image size in pixels.
+        Image size in pixels.  Left out, they are read from the chip's image: the file of the
+        same name beside the labels, or in ``../images/`` (the layout of the THEMIS crops).
     edge_boxes
         ``"circle"`` (default): restore the circle of a crater whose box the image edge cut (see
         the module notes); ``"box"``: take each box as it is.
@@ -188,15 +192,44 @@ def read_yolo_labels(path: str | os.PathLike, width: int, height: int, *, edge_b
     CatalogFormatError
         Naming the file and line, when a line does not hold five numbers, a value is not finite,
         the class is not an integer, or a box has a width or height <= 0.
+    InvalidArgumentError
+        If only one of ``width`` and ``height`` is given, or neither is and no image of the same
+        name is found.
 
     Examples
     --------
-    >>> read_yolo_labels("labels/crater0.txt", 416, 416).head(1)  # doctest: +SKIP
+    >>> read_yolo_labels("labels/crater0.txt").head(1)  # size from images/crater0.jpg  # doctest: +SKIP
             x       y  diameter_px  width_px  height_px  class_id
     0  257.25  353.31         25.0      26.0       24.0         0
     """
     _check_edge_boxes(edge_boxes)
+    if (width is None) != (height is None):
+        raise InvalidArgumentError(f"give both width and height of the image of {path}, or neither (to read them "
+                                   "from the image of the same name)")
+    if width is None:
+        width, height = _label_image_size(Path(path))
     return pd.DataFrame(_boxes_to_pixels(_parse_yolo(Path(path)), width, height, edge_boxes))
+
+
+def _label_image_size(label: Path) -> tuple[int, int]:
+    """Width and height of the image a YOLO label file belongs to (same stem, beside it or in ../images/)."""
+    from PIL import Image, UnidentifiedImageError
+
+    folders = (label.parent, label.parent.parent / "images")
+    found = [p for f in folders if f.is_dir() for p in sorted(f.glob(glob.escape(label.stem) + ".*"))
+             if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()]
+    if not found:
+        raise InvalidArgumentError(
+            f"YOLO labels are fractions of the image size, and no image named {label.stem}"
+            f"{{{','.join(_IMAGE_SUFFIXES)}}} is beside {label} or in {folders[1]}; give the size "
+            "(read_yolo_labels(path, width, height); CLI --image-size WIDTH HEIGHT) or put the image there"
+        )
+    try:
+        with Image.open(found[0]) as im:  # reads the header only
+            return im.size
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise CorruptImageError(f"cannot read the size of {found[0]} ({exc}); give the size instead "
+                                "(CLI --image-size WIDTH HEIGHT)") from exc
 
 
 def _read_grey(path: Path) -> np.ndarray:

@@ -192,11 +192,18 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_scored(path: str) -> Any:
-    """A PixelCraters CSV (x, y, diameter_px) or any catalog read_catalog understands."""
+def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
+    """A PixelCraters CSV (x, y, diameter_px), a chip's YOLO ``.txt`` labels (the image's size
+    given or read from its image) or any catalog read_catalog understands."""
     import pandas as pd
 
     from .catalog import read_catalog
+
+    if str(path).lower().endswith(".txt") and Path(path).is_file():
+        from .chips import read_yolo_labels
+
+        width, height = (int(v) for v in image_size) if image_size else (None, None)
+        return read_yolo_labels(path, width, height)
 
     # a missing, empty or folder path falls through to read_catalog, whose errors name the fix
     if str(path).lower().endswith(".csv") and Path(path).is_file() and Path(path).stat().st_size:
@@ -220,7 +227,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.by) != bool(args.bootstrap):
         raise InvalidArgumentError("--bootstrap N and --by COLUMN go together: name the column that groups the "
                                    "craters (image, tile...) and the number of resamples")
-    pred, truth = _read_scored(args.pred), _read_scored(args.truth)
+    pred, truth = _read_scored(args.pred, args.image_size), _read_scored(args.truth, args.image_size)
     if args.footprint:
         from .catalog import filter_catalog
         from .mosaic import open_mosaic
@@ -403,7 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")
     s.add_argument("pred", help="detections: PixelCraters CSV or a catalog (GeoPackage, CSV...)")
-    s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV")
+    s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV, or a chip's YOLO labels (.txt)")
+    s.add_argument("--image-size", nargs=2, metavar=("WIDTH", "HEIGHT"),
+                   type=_number("--image-size", "a whole number of pixels > 0", lambda v: v > 0 and v.is_integer()),
+                   help="the image size of YOLO .txt labels (default: read from the image of the same name beside "
+                        "them or in ../images/)")
     s.add_argument("--rule", default="all", choices=["all", "deepmoon", "iou", "pycda"],
                    help="matching rule (default all three, side by side; evaluate() in Python defaults to deepmoon)")
     s.add_argument("--d-min", type=_number("--d-min", "a diameter > 0 (leave it out for no floor)", lambda v: v > 0),

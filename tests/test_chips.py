@@ -126,6 +126,28 @@ def test_boxes_cut_by_the_image_edge_get_their_circle_back(tmp_path):
         read_yolo_labels(folder / "labels" / "crater0.txt", 32, 32, edge_boxes="nope")
 
 
+def test_yolo_labels_read_the_size_from_their_image(tmp_path):
+    """Without a size, the labels take it from the image of the same name (../images/ or beside)."""
+    root = _chip_folder(tmp_path / "c", {7: "0 0.5 0.25 0.2 0.1\n"}, size=(20, 40), fmt="PNG")
+    label = root / "labels" / "crater7.txt"
+    given = read_yolo_labels(label, 40, 20)
+    found = read_yolo_labels(label)  # images/crater7.png is 40 wide, 20 high
+    pd.testing.assert_frame_equal(found, given)
+    assert found[["x", "y"]].iloc[0].tolist() == pytest.approx([19.5, 4.5])
+    beside = tmp_path / "flat"
+    beside.mkdir()
+    (beside / "crater7.txt").write_text(label.read_text())
+    (root / "images" / "crater7.png").rename(beside / "crater7.PNG")  # any case of the suffix
+    pd.testing.assert_frame_equal(read_yolo_labels(beside / "crater7.txt"), given)
+    with pytest.raises(InvalidArgumentError, match=r"no image named crater7.*--image-size"):
+        read_yolo_labels(label)  # its image moved away
+    with pytest.raises(InvalidArgumentError, match="both width and height"):
+        read_yolo_labels(label, 40)
+    (beside / "crater7.PNG").write_bytes(b"not a png")
+    with pytest.raises(CorruptImageError, match="crater7.PNG"):
+        read_yolo_labels(beside / "crater7.txt")
+
+
 def test_png_and_flat_folder(tmp_path):
     root = _chip_folder(tmp_path / "c", {1: "0 0.5 0.5 0.5 0.5\n"}, size=(20, 40), fmt="PNG")
     flat = tmp_path / "flat"

@@ -100,6 +100,36 @@ def test_evaluate_d_min_zero_says_how_to_have_no_floor(tmp_path, capsys):
     assert "--d-min must be a diameter > 0 (leave it out for no floor), got 0" in capsys.readouterr().err
 
 
+def test_evaluate_scores_against_a_chips_yolo_labels(tmp_path, capsys):
+    """A chip's YOLO .txt labels are a truth table: the size comes from its image or --image-size."""
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.fromarray(np.zeros((200, 400), np.uint8)).save(tmp_path / "images" / "crater1.png")
+    # two craters: 40 px at (100, 50) and 20 px at (300, 150), in fractions of 400 x 200
+    (tmp_path / "labels" / "crater1.txt").write_text("0 0.25125 0.2525 0.1 0.2\n0 0.75125 0.7525 0.05 0.1\n")
+    pred = tmp_path / "pred.csv"
+    pred.write_text("x,y,diameter_px,score\n100,50,40,0.9\n10,10,30,0.8\n")
+    out = tmp_path / "s.json"
+    assert cli.main(["evaluate", str(pred), str(tmp_path / "labels" / "crater1.txt"), "--rule", "deepmoon",
+                     "--json", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    assert (scores["n_truth"], scores["n_truth_matched"], scores["n_pred"], scores["n_pred_matched"]) == (2, 1, 2, 1)
+    assert scores["median_position_error"] == pytest.approx(0, abs=1e-6)  # the fractions were read at 400 x 200
+    # a wrong size puts the truths elsewhere: nothing matches
+    assert cli.main(["evaluate", str(pred), str(tmp_path / "labels" / "crater1.txt"), "--rule", "deepmoon",
+                     "--image-size", "800", "400", "--json", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["n_truth_matched"] == 0
+    capsys.readouterr()
+    (tmp_path / "images" / "crater1.png").unlink()
+    assert cli.main(["evaluate", str(pred), str(tmp_path / "labels" / "crater1.txt")]) == 2
+    assert "--image-size WIDTH HEIGHT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(pred), str(tmp_path / "labels" / "crater1.txt"), "--image-size", "400", "2.5"])
+    assert "--image-size must be a whole number of pixels > 0, got 2.5" in capsys.readouterr().err
+
+
 def test_unknown_catalog_columns_name_the_columns_to_use(tmp_path, capsys):
     odd = tmp_path / "odd.csv"
     odd.write_text("y,x,size\n0,10,1\n")
