@@ -33,7 +33,7 @@ import pandas as pd
 
 from .errors import CatalogFormatError, CatalogNotFoundError, CorruptImageError, ImageReadError, InvalidArgumentError
 
-__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels"]
+__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "is_yolo_labels"]
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -211,13 +211,31 @@ def read_yolo_labels(
     return pd.DataFrame(_boxes_to_pixels(_parse_yolo(Path(path)), width, height, edge_boxes))
 
 
+def is_yolo_labels(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a YOLO label file: a ``.txt`` whose first non-blank line is five numbers
+    (a text catalog has a header or other columns)."""
+    path = Path(path)
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            fields = line.split()
+            if fields:
+                try:
+                    return len(fields) == 5 and all(np.isfinite([float(v) for v in fields]))
+                except ValueError:
+                    return False
+    return True  # an empty label file: a chip without craters
+
+
 def _label_image_size(label: Path) -> tuple[int, int]:
     """Width and height of the image a YOLO label file belongs to (same stem, beside it or in ../images/)."""
     from PIL import Image, UnidentifiedImageError
 
     folders = (label.parent, label.parent.parent / "images")
+    # the stem must match exactly (as read_chips pairs them): crater7.mask.png is not crater7's image
     found = [p for f in folders if f.is_dir() for p in sorted(f.glob(glob.escape(label.stem) + ".*"))
-             if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()]
+             if p.stem == label.stem and p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()]
     if not found:
         raise InvalidArgumentError(
             f"YOLO labels are fractions of the image size, and no image named {label.stem}"

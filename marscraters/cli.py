@@ -199,9 +199,9 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
 
     from .catalog import read_catalog
 
-    if str(path).lower().endswith(".txt") and Path(path).is_file():
-        from .chips import read_yolo_labels
+    from .chips import is_yolo_labels, read_yolo_labels
 
+    if is_yolo_labels(path):
         width, height = (int(v) for v in image_size) if image_size else (None, None)
         return read_yolo_labels(path, width, height)
 
@@ -220,6 +220,7 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ._io import check_output
+    from .chips import is_yolo_labels
     from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
 
     if args.json:
@@ -227,6 +228,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.by) != bool(args.bootstrap):
         raise InvalidArgumentError("--bootstrap N and --by COLUMN go together: name the column that groups the "
                                    "craters (image, tile...) and the number of resamples")
+    if args.image_size and not any(map(is_yolo_labels, (args.pred, args.truth))):
+        raise InvalidArgumentError("--image-size is the image size of YOLO .txt labels (class cx cy w h); neither "
+                                   f"{args.pred} nor {args.truth} is one, so leave it out")
     pred, truth = _read_scored(args.pred, args.image_size), _read_scored(args.truth, args.image_size)
     if args.footprint:
         from .catalog import filter_catalog
@@ -409,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_detect)
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")
-    s.add_argument("pred", help="detections: PixelCraters CSV or a catalog (GeoPackage, CSV...)")
+    s.add_argument("pred", help="detections: PixelCraters CSV, YOLO .txt labels or a catalog (GeoPackage, CSV...)")
     s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV, or a chip's YOLO labels (.txt)")
     s.add_argument("--image-size", nargs=2, metavar=("WIDTH", "HEIGHT"),
                    type=_number("--image-size", "a whole number of pixels > 0", lambda v: v > 0 and v.is_integer()),

@@ -1240,7 +1240,9 @@ def save_model(
         ``"float32"`` (default) or ``"float16"``: store the weights rounded to half precision,
         for half the file size (how the shipped default stays small).  Keras loads them back
         into float32 variables, so the model still computes in float32; only the rounding of
-        the weights (relative error <= 2**-11) changes its map.  Recorded as ``weights_dtype``.
+        the weights (relative error <= 2**-11 for |w| >= 6e-5; smaller ones keep an absolute
+        error <= 3e-8) changes its map.  Weights beyond float16's range (|w| > 65504) are
+        refused.  Optimizer state is kept in float32.  Recorded as ``weights_dtype``.
 
     Returns
     -------
@@ -1296,11 +1298,12 @@ def save_model(
 
 
 def _halve_weights(path: Path) -> None:
-    """Rewrite the float32 variables of a freshly saved ``.keras`` archive as float16, in place.
+    """Rewrite the float32 layer variables of a freshly saved ``.keras`` archive as float16, in place.
 
     Keras' loader assigns each stored array to its (float32) variable, casting it, so the
-    archive stays a normal Keras file.  Groups, attributes and non-float32 arrays are copied
-    unchanged.
+    archive stays a normal Keras file.  Only the layers' weights are halved: optimizer state
+    (Adam's small moment estimates would flush to zero), other groups, attributes and
+    non-float32 arrays are copied unchanged.
     """
     import io
 
@@ -1308,19 +1311,27 @@ def _halve_weights(path: Path) -> None:
 
     with zipfile.ZipFile(path) as archive:
         entries = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    weights = dict((info.filename, data) for info, data in entries).get(_WEIGHTS_ENTRY)
+    if weights is None:
+        raise ModelError(f"{path} holds no {_WEIGHTS_ENTRY} to store in float16; save with weights_dtype='float32'")
     buf = io.BytesIO()
-    with h5py.File(io.BytesIO(dict((i.filename, d) for i, d in entries)[_WEIGHTS_ENTRY]), "r") as src, \
-            h5py.File(buf, "w") as dst:
+    with h5py.File(io.BytesIO(weights), "r") as src, h5py.File(buf, "w") as dst:
         dst.attrs.update(src.attrs)
 
         def copy(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Group):
                 dst.require_group(name).attrs.update(obj.attrs)
-                return
-            data = obj[()]
-            if getattr(data, "dtype", None) == np.float32:
-                data = data.astype(np.float16)
-            dst.create_dataset(name, data=data).attrs.update(obj.attrs)
+            elif obj.dtype != np.float32 or not name.startswith("layers/"):
+                src.copy(obj, dst, name=name)  # as it was, chunking and attributes included
+            else:
+                data = obj[()]
+                with np.errstate(over="ignore"):
+                    half = data.astype(np.float16)
+                if not np.isfinite(half[np.isfinite(data)]).all():
+                    raise InvalidArgumentError(
+                        f"weights in {name} exceed float16's range (|w| up to {np.abs(data).max():.3g} > 65504); "
+                        "save this model with weights_dtype='float32'")
+                dst.create_dataset(name, data=half).attrs.update(obj.attrs)
 
         src.visititems(copy)
     with zipfile.ZipFile(path, "w") as archive:

@@ -134,6 +134,8 @@ def test_yolo_labels_read_the_size_from_their_image(tmp_path):
     found = read_yolo_labels(label)  # images/crater7.png is 40 wide, 20 high
     pd.testing.assert_frame_equal(found, given)
     assert found[["x", "y"]].iloc[0].tolist() == pytest.approx([19.5, 4.5])
+    Image.fromarray(np.zeros((6, 5), np.uint8)).save(root / "images" / "crater7.mask.png")  # sorts first
+    pd.testing.assert_frame_equal(read_yolo_labels(label), given)  # only crater7.<suffix> is its image
     beside = tmp_path / "flat"
     beside.mkdir()
     (beside / "crater7.txt").write_text(label.read_text())

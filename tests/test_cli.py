@@ -128,6 +128,19 @@ def test_evaluate_scores_against_a_chips_yolo_labels(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", str(pred), str(tmp_path / "labels" / "crater1.txt"), "--image-size", "400", "2.5"])
     assert "--image-size must be a whole number of pixels > 0, got 2.5" in capsys.readouterr().err
+    # labels as the detections too (any case of the suffix), scored against themselves
+    upper = tmp_path / "labels" / "CRATER1.TXT"
+    upper.write_text((tmp_path / "labels" / "crater1.txt").read_text())
+    assert cli.main(["evaluate", str(upper), str(tmp_path / "labels" / "crater1.txt"), "--image-size", "400", "200",
+                     "--rule", "iou", "--json", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["f1"] == 1.0
+    # a text catalog with a .txt suffix is still a catalog, and --image-size is refused for it
+    cat = tmp_path / "robbins.txt"
+    cat.write_text("lat,lon,diameter_km\n0,10,2\n1,11,3\n")
+    assert cli.main(["evaluate", str(cat), str(cat), "--json", str(out), "--overwrite", "--rule", "deepmoon"]) == 0
+    assert json.loads(out.read_text())["n_truth_matched"] == 2
+    assert cli.main(["evaluate", str(cat), str(cat), "--image-size", "400", "200"]) == 2
+    assert "neither" in capsys.readouterr().err
 
 
 def test_unknown_catalog_columns_name_the_columns_to_use(tmp_path, capsys):

@@ -452,6 +452,29 @@ def test_half_precision_weights_halve_the_file_and_load_as_float32(tmp_path, fix
     assert not (tmp_path / "c.keras").exists()
 
 
+def test_half_precision_refuses_weights_beyond_its_range_and_keeps_optimizer_state(tmp_path):
+    import h5py
+
+    keras.utils.set_random_seed(3)
+    model = mm.symmetric_unet(filter_multiple=0.5)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    x = np.random.default_rng(0).random((2, 128, 128, 1), dtype=np.float32)
+    model.train_on_batch(x, (x > 0.5).astype(np.float32))  # Adam's moments now exist, some tiny
+    path = mm.save_model(model, tmp_path / "half.keras", weights_dtype="float16")
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        kinds: dict[str, set] = {}
+        h5.visititems(lambda name, obj: kinds.setdefault(name.split("/")[0], set()).add(obj.dtype)
+                      if isinstance(obj, h5py.Dataset) else None)
+    assert kinds["layers"] == {np.dtype("float16")} and np.dtype("float32") in kinds["optimizer"]
+    assert np.dtype("float16") not in set().union(*(v for k, v in kinds.items() if k != "layers"))
+    weights = model.get_weights()
+    weights[0] = weights[0] * 0 + 1e5  # beyond float16's 65504
+    model.set_weights(weights)
+    with pytest.raises(InvalidArgumentError, match="float16's range.*weights_dtype='float32'"):
+        mm.save_model(model, tmp_path / "big.keras", weights_dtype="float16")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half.keras"]  # nothing half-written
+
+
 def test_save_model_argument_errors(tmp_path, fixed_model):
     with pytest.raises(InvalidArgumentError, match=".keras"):
         mm.save_model(fixed_model, tmp_path / "unet.h5")
