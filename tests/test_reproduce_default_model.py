@@ -30,13 +30,14 @@ def test_smoke_run_chains_every_stage_into_a_shippable_model(shared_data, tmp_pa
                        capture_output=True, text=True, env={**os.environ, "SMOKE": "1", "PYTHON": sys.executable},
                        cwd=tmp_path, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
-    # v2 resumed v1's run (one epoch more), v8 widened v7's network, v9 went on from v8's
+    # v2 resumed v1's run (one epoch more), v8 widened v7's network, v9 went on from v8's, v10 widened v9's
     assert len((work / "v2" / "history.csv").read_text().strip().splitlines()) == 3
     assert describe_model(load_model(work / "v7" / "last.keras"))["filter_multiple"] == 1.0
+    assert describe_model(load_model(work / "v9" / "last.keras"))["filter_multiple"] == 1.5
     shipped = work / "shipped" / "symmetric_unet.keras"
     model = load_model(shipped)
-    assert describe_model(model)["filter_multiple"] == 1.5 and model.count_params() == 1_644_985
+    assert describe_model(model)["filter_multiple"] == 2.0 and model.count_params() == 2_923_681
     meta = read_model_metadata(shipped)
-    assert meta["name"] == "marscraters-themis-outline-v9-reproduced"
-    assert meta["training"]["seed"] == 1 and meta["data"]["init"] == str(work / "v8" / "last.keras")
+    assert meta["name"] == "marscraters-themis-outline-v10-reproduced" and meta["weights_dtype"] == "float16"
+    assert meta["training"]["seed"] == 2 and meta["data"]["init"] == str(work / "v9" / "last.keras")
     assert (work / "shipped" / meta["verifier"]).exists() and meta["extract"]["method"] == "template"
