@@ -158,6 +158,13 @@ def detect(
         ``x``, ``y`` (pixel column and row of the centre, origin at the centre of the top-left
         pixel), ``diameter_px``, ``diameter_m`` and ``score``, sorted by score.
 
+    Warns
+    -----
+    UserWarning
+        When the image is narrower than the smallest crater the model finds (16 px at its
+        native scale): it is padded and searched, but cannot hold a crater.  Also when a fine
+        pixel size shrinks the image so far that small craters cannot be found.
+
     Examples
     --------
     >>> craters = detect(read_grey_image("chip.png"), pixel_size_m=100)  # doctest: +SKIP
@@ -186,6 +193,11 @@ def detect(
     resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
     if resampled:  # before the model loads: a wrong unit fails fast
         _check_resampling(arr.shape, factor, pixel_size_m, native)
+    elif min(arr.shape[:2]) < _MIN_CRATER_PX:
+        # padded and searched all the same (the issue asks for small images to be padded), but say why it is empty
+        warnings.warn(f"the image is {arr.shape[1]} x {arr.shape[0]} px, narrower than the smallest crater the "
+                      f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
+                      "it; detect on a larger image around it", UserWarning, stacklevel=2)
     keras_model = model if loaded else load_model(model)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it

@@ -73,6 +73,14 @@ def test_detect_rgb_and_small_images(model_path):
     _check(found, [(25.0, 30.0, 20.0)])
 
 
+def test_detect_warns_that_an_image_narrower_than_a_crater_holds_none(model_path):
+    img = _disks((12, 40), [])
+    img[3:8, 10:15] = 200  # not empty, just too small for the 16-px craters the model is scored on
+    with pytest.warns(UserWarning, match="12 px, narrower than the smallest crater"):
+        found = detect(img, pixel_size_m=100.0, model=model_path)  # padded, searched, not an error
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+
+
 def test_detect_reads_a_float_image_scaled_to_0_1_as_the_8_bit_image(model_path):
     img = _disks((256, 400), TRUTH)
     assert img.max() > 1  # grey levels of 0..255
