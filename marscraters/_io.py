@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputExistsError, OutputWriteError
 
-__all__ = ["atomic_path", "check_output"]
+__all__ = ["atomic_path", "check_output", "json_ready"]
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` made JSON-friendly: NaN becomes None (JSON has no NaN), NumPy numbers become
+    Python ones, tables lists of records; dicts, lists and tuples are converted all the way down."""
+    import numpy as np
+    import pandas as pd  # both imported on first use: this module is imported at start-up
+
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return json_ready(value.to_dict(orient="records"))
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return value
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | None = None) -> Path:

@@ -198,7 +198,6 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
     import pandas as pd
 
     from .catalog import read_catalog
-
     from .chips import is_yolo_labels, read_yolo_labels
 
     if is_yolo_labels(path):

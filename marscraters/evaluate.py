@@ -485,24 +485,12 @@ class EvaluationResult:
 
     def to_dict(self, *, include_matches: bool = False) -> dict[str, Any]:
         """A JSON-friendly dict (NaN becomes None); tables become lists of records."""
-
-        def clean(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [clean(v) for v in value]
-            if isinstance(value, pd.DataFrame):
-                return clean(value.to_dict(orient="records"))
-            if isinstance(value, (np.integer,)):
-                return int(value)
-            if isinstance(value, (float, np.floating)):
-                return None if math.isnan(value) else float(value)
-            return value
+        from ._io import json_ready
 
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "matches"}
         if include_matches:
             out["matches"] = self.matches
-        return clean(out)
+        return json_ready(out)
 
     def summary(self) -> str:
         """One line: rule, precision, recall, F1 and counts."""

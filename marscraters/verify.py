@@ -437,23 +437,13 @@ class Verifier:
 
 def save_verifier(verifier: Verifier, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Save a :class:`Verifier` as a ``.keras`` file with its threshold and candidate options."""
+    from ._io import json_ready
     from .model import save_model
 
     meta = {**verifier.metadata, "verifier_format": _VERIFIER_FORMAT, "threshold": verifier.threshold,
             "candidates": verifier.candidates}
     # a validation score is NaN when nothing was detected (an early or tiny run); JSON has no NaN
-    return save_model(verifier.model, path, metadata=_nan_to_none(meta), overwrite=overwrite)
-
-
-def _nan_to_none(obj: Any) -> Any:
-    """``obj`` with every non-finite float (in nested dicts, lists and tuples) replaced by None."""
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
-        return None
-    return obj
+    return save_model(verifier.model, path, metadata=json_ready(meta), overwrite=overwrite)
 
 
 def load_verifier(path: str | os.PathLike) -> Verifier:
