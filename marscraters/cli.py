@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -181,15 +182,32 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                                    "*.csv. For a GeoPackage catalog in lon/lat, ingest georeferenced tiles and run "
                                    "`marscraters segment` and `marscraters catalog`.")
     check_output(args.out, args.overwrite, folder=False)
+    value_range = _value_range(args.value_range)
     image = read_grey_image(args.image)
     craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
-                     verify=False if args.no_verify else None)
+                     verify=False if args.no_verify else None, value_range=value_range)
     if args.min_score:
         craters = craters[craters["score"] >= args.min_score]
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         craters.to_csv(tmp, index=False, float_format="%.3f")
     print(f"{len(craters)} craters found in {args.image} ({image.shape[1]}x{image.shape[0]} px) -> {args.out}")
     return 0
+
+
+def _value_range(words: Sequence[str] | None) -> tuple[float, float] | str | None:
+    """``--value-range``: None, ``auto``, or two numbers LOW < HIGH."""
+    if words is None:
+        return None
+    if len(words) == 1 and words[0].lower() == "auto":
+        return "auto"
+    try:
+        low, high = (float(w) for w in words)
+    except ValueError:
+        low = high = float("nan")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InvalidArgumentError(f"--value-range {' '.join(words)}: give two numbers LOW HIGH with LOW < HIGH "
+                                   "(e.g. 0 255 for 8-bit images, 0 1 for reflectance), or 'auto'")
+    return low, high
 
 
 def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
@@ -409,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations of the image (N times the work; "
                         "default 1)")
+    s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
+                   help="the grey levels that map to black and white, e.g. 0 255 or 0 1, or 'auto' for a per-image "
+                        "stretch (default: 0..255 for 8-bit images, 0..1 for floats within 0..1, else auto; also "
+                        "auto, with a warning, for images of very low contrast)")
     s.set_defaults(func=_cmd_detect)
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")
@@ -458,6 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--window", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
                    help="with --tile: the part to run on, in the image's x/y coordinates (default: 2x2 deg at its centre)")
     s.set_defaults(func=_cmd_demo)
+    # -q/-v after the command too (`marscraters detect img.png ... -q`); SUPPRESS keeps a flag given
+    # before the command from being reset by the command's own default
+    for command in sub.choices.values():
+        for dest, flags, text in (("quiet", ("-q", "--quiet"), "no progress bars"),
+                                  ("verbose", ("-v", "--verbose"), "log debug messages")):
+            own = command._option_string_actions  # `catalog` has its own --quiet (for its standalone parser)
+            for action in {own[f] for f in flags if f in own}:
+                action.default = argparse.SUPPRESS
+            free = [f for f in flags if f not in own]
+            if free:
+                command.add_argument(*free, dest=dest, action="store_true", default=argparse.SUPPRESS,
+                                     help=text if len(free) == len(flags) else argparse.SUPPRESS)
     return p
 
 

@@ -25,6 +25,12 @@ __all__ = ["read_grey_image", "detect", "model_info"]
 # 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
 _SCALE_TOLERANCE = 1.3
 DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
+# The training chips' grey levels (0.5-99.5th percentile) span at least 22 % of the 8-bit range
+# and average 42-60 % of it (training varied gain by e^+-0.2 and level by +-0.05).  An image far
+# outside that -- span below 15 % of the range guessed for it, or mean outside 20-80 % -- would
+# look flat or black to the network, so it is stretched on its own instead.
+_MIN_CONTRAST = 0.15
+_MEAN_LEVEL = (0.2, 0.8)
 
 
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
@@ -86,6 +92,36 @@ def model_info(model: Any = None) -> dict[str, Any]:
 _MIN_CRATER_PX = 16.0
 
 
+def _guess_value_range(arr: np.ndarray, finite: np.ndarray) -> tuple[float, float] | str:
+    """The grey-level range of a plain image whose scale the caller did not give.
+
+    0..1 for float images within 0..1 (an 8-bit image divided by 255), 0..255 for other images
+    within 0..255, and a per-image stretch (``"auto"``) otherwise, or, with a warning, when the
+    levels are so far from the training chips' (:data:`_MIN_CONTRAST`, :data:`_MEAN_LEVEL`) that
+    the network would see a flat or black image (for example reflectance of 0.05-0.25).
+    """
+    lo, hi = float(finite.min()), float(finite.max())
+    if arr.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        guess = (0.0, 1.0)
+    elif lo >= 0 and hi <= 255:
+        guess = (0.0, 255.0)
+    else:
+        return "auto"
+    sample = finite[:: max(finite.size // 1_000_000, 1)].astype(np.float64)  # a large image: a strided sample will do
+    p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
+    width = guess[1] - guess[0]
+    mean = (float(sample.mean()) - guess[0]) / width
+    if p_hi - p_lo < _MIN_CONTRAST * width or not _MEAN_LEVEL[0] <= mean <= _MEAN_LEVEL[1]:
+        warnings.warn(
+            f"the image's grey levels ({p_lo:.4g}..{p_hi:.4g}, mean {mean:.0%} of the {guess[0]:g}..{guess[1]:g} range "
+            "assumed for it) are far darker, brighter or flatter than the THEMIS chips the model learnt from "
+            "(mean 42-60 %, spread at least 22 % of the range), so this image is stretched on its own "
+            "(value_range='auto'). Pass value_range=(low, high) (CLI: --value-range LOW HIGH) to set the scale "
+            "yourself", UserWarning, stacklevel=3)
+        return "auto"
+    return guess
+
+
 def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float, native: float) -> None:
     """Refuse pixel sizes that resample the image to nothing or to more than memory holds, and
     warn when the resampling hides the small craters (usually a pixel size in the wrong unit)."""
@@ -137,11 +173,18 @@ def detect(
     value_range
         Grey-level range for :func:`marscraters.model.normalise_image`; default 0..1 for float
         images within 0..1 (an 8-bit image divided by 255), 0..255 for other images within
-        0..255, and a percentile stretch (``"auto"``) for anything else.
+        0..255, and a percentile stretch (``"auto"``) for anything else.  Also ``"auto"``,
+        with a warning, for an image far darker, brighter or flatter than the training chips
+        (levels spanning under 15 % of the guessed range, or a mean outside 20-80 % of it;
+        the chips span at least 22 % and average 42-60 %), such as reflectance of 0.05-0.25.
     batch_size, extract_options, progress
         Passed to prediction and to :func:`marscraters.extract.extract_craters`.  The options
         default to those stored in the model file (chosen on its validation chips); a
-        ``min_score`` option drops detections scored below it.
+        ``min_score`` option drops detections scored below it.  With the verifier on, the
+        finder's thresholds (``method``, ``threshold``, ``template_threshold``...) are the
+        ones the verifier was trained on, and a warning names any of yours it replaced; sizes,
+        NMS and scales stay yours, and ``min_score`` replaces the verifier's threshold.  Pass
+        ``verify=False`` to run the finder with your own thresholds.
     tta
         Test-time augmentation: average the network's output over 1, 2, 4 or 8 orientations of
         the image (:func:`marscraters.model.predict_image`), for ``tta`` times the work.  For
@@ -162,7 +205,8 @@ def detect(
     -----
     UserWarning
         When the image is narrower than the smallest crater the model finds (16 px at its
-        native scale): it is padded and searched, but cannot hold a crater.  Also when a fine
+        native scale): it is padded and searched, but cannot hold a crater.  When the grey
+        levels are far from the training chips' and the image is stretched on its own.  Also when a fine
         pixel size shrinks the image so far that small craters cannot be found.
 
     Examples
@@ -171,7 +215,7 @@ def detect(
     """
     from skimage.transform import rescale
 
-    from .model import _as_image, load_model, normalise_image, predict_image
+    from .model import _as_image, _grey_levels, load_model, normalise_image, predict_image
     from .verify import find_craters, merge_options, resolve_verifier
 
     if pixel_size_m is None:
@@ -198,6 +242,7 @@ def detect(
         warnings.warn(f"the image is {arr.shape[1]} x {arr.shape[0]} px, narrower than the smallest crater the "
                       f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
                       "it; detect on a larger image around it", UserWarning, stacklevel=2)
+    levels = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
     keras_model = model if loaded else load_model(model)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
@@ -212,13 +257,7 @@ def detect(
     else:
         verifier = resolve_verifier(verify, model)
     if value_range is None:
-        finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-        if arr.dtype.kind == "f" and finite.size and finite.min() >= 0 and finite.max() <= 1:
-            value_range = (0.0, 1.0)  # an 8-bit image scaled to 0..1 (image / 255): the same contrast
-        elif finite.size and finite.min() >= 0 and finite.max() <= 255:
-            value_range = (0.0, 255.0)
-        else:
-            value_range = "auto"
+        value_range = _guess_value_range(arr, levels)
 
     work = arr.astype(np.float32)
     if resampled:

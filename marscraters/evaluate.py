@@ -148,6 +148,10 @@ class _Craters:
         return self.diameter.size
 
 
+_EMPTY_REFERENCE = ("the reference catalog is empty, so there is nothing to score against; check the area and "
+                    "the filters used to select it (marscraters.filter_catalog)")
+
+
 def _craters(frame: Any, what: str, empty_kind: str | None = None) -> _Craters:
     if isinstance(frame, pd.DataFrame) and len(frame) == 0 and empty_kind is not None:
         # an empty result without columns (e.g. pd.DataFrame()) is simply "no craters"
@@ -583,14 +587,15 @@ def evaluate(
             for name in RULES
         }
     _check_rule(rule)
+    # before the columns are checked: an empty table, with or without columns, is "empty"
+    if isinstance(truth, pd.DataFrame) and len(truth) == 0:
+        raise CatalogError(_EMPTY_REFERENCE)
     t = _craters(truth, "reference")
     p = _craters(pred, "predicted", empty_kind=t.kind)
     if len(t) == 0:
-        raise CatalogError(
-            "the reference catalog is empty, so there is nothing to score against; check the area and "
-            "the filters used to select it (marscraters.filter_catalog)"
-        )
-    if d_min is not None and not (isinstance(d_min, (int, float, np.number)) and d_min > 0):
+        raise CatalogError(_EMPTY_REFERENCE)
+    if d_min is not None and (isinstance(d_min, (bool, np.bool_))
+                              or not (isinstance(d_min, (int, float, np.number)) and d_min > 0)):
         raise InvalidArgumentError(f"d_min must be a positive number or None, got {d_min!r}")
     m = _match(p, t, rule, threshold, assignment)
     assignment = _DEFAULT_ASSIGNMENT[rule] if assignment is None else assignment

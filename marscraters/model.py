@@ -621,6 +621,31 @@ def fixed_value_range(value_range: Any, *, hint: str = "") -> tuple[float, float
     return lo, hi
 
 
+def _grey_levels(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """The finite grey levels of a 2-D image, refusing an image with none or with one value only.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If no pixel is finite (all NaN or infinite) or every finite pixel has the same value.
+    """
+    valid = np.isfinite(image) if valid is None else valid
+    if not valid.any():
+        raise InvalidArgumentError(
+            "the image has no valid pixel (all NaN or infinite): there is nothing to predict. "
+            "Crop it to an area with data, or check that the right file/band was read."
+        )
+    finite = image[valid]
+    vmin, vmax = finite.min(), finite.max()
+    if vmin == vmax:
+        raise InvalidArgumentError(
+            f"the image is constant (every valid pixel is {float(vmin):g}): there are no features to detect. "
+            "Check that the right file/band was read and that no-data was not filled with a constant; "
+            "skip such tiles instead of predicting them."
+        )
+    return finite
+
+
 def normalise_image(
     image: Any, *, value_range: tuple[float, float] | str = (0.0, 255.0)
 ) -> np.ndarray:
@@ -664,19 +689,8 @@ def normalise_image(
     arr = _as_image(image)
     values = arr.astype(np.float64, copy=False)
     valid = np.isfinite(values)
-    if not valid.any():
-        raise InvalidArgumentError(
-            "the image has no valid pixel (all NaN or infinite): there is nothing to predict. "
-            "Crop it to an area with data, or check that the right file/band was read."
-        )
-    finite = values[valid]
+    finite = _grey_levels(values, valid)
     vmin, vmax = float(finite.min()), float(finite.max())
-    if vmin == vmax:
-        raise InvalidArgumentError(
-            f"the image is constant (every valid pixel is {vmin:g}): there are no features to detect. "
-            "Check that the right file/band was read and that no-data was not filled with a constant; "
-            "skip such tiles instead of predicting them."
-        )
     if isinstance(value_range, str):
         if value_range != "auto":
             raise InvalidArgumentError(f"value_range must be (low, high) or 'auto', got {value_range!r}")
@@ -1422,4 +1436,7 @@ def load_model(path: str | os.PathLike | None = None, *, compile: bool = False) 
             f"model file {path} maps {in_shape} -> {out_shape}, but marscraters needs a one-band image to "
             "one-band probability model (N, H, W, 1) -> (N, H, W, 1); build one with symmetric_unet()"
         )
+    # every new image size traces the predict function once; TF calls that "retracing" and warns
+    # when a loop over images of several sizes (detect on a folder) does it, which is not a fault
+    _quiet_retracing_warning()
     return model

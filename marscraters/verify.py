@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -689,7 +690,17 @@ def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, 
     if verifier is None:
         return {**base, **dict(user_options or {})}
     base.pop("min_score", None)
-    merged = {k: v for k, v in {**base, **dict(user_options or {})}.items() if k not in _FINDER_THRESHOLDS}
+    user = dict(user_options or {})
+    # the caller's own thresholds would be silently replaced: say so (an already-merged set of
+    # options passed back in holds the verifier's values and says nothing)
+    ignored = {k: v for k, v in user.items() if k in _FINDER_THRESHOLDS and v != verifier.candidates.get(k)}
+    if ignored:
+        warnings.warn(
+            f"circle-finder options {ignored} are ignored: with the verifier on, the candidates come from the "
+            f"thresholds it was trained on ({ {k: verifier.candidates.get(k) for k in ignored} }). Pass "
+            "min_score=... to change the verifier's threshold, or verify=False (CLI: --no-verify) to run the "
+            "finder with your own", UserWarning, stacklevel=3)
+    merged = {k: v for k, v in {**base, **user}.items() if k not in _FINDER_THRESHOLDS}
     return {**merged, **{k: v for k, v in verifier.candidates.items() if k != "min_score"}}
 
 

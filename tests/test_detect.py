@@ -90,6 +90,47 @@ def test_detect_reads_a_float_image_scaled_to_0_1_as_the_8_bit_image(model_path)
     np.testing.assert_allclose(b[["x", "y", "diameter_px"]], a[["x", "y", "diameter_px"]], atol=1e-3)
 
 
+@pytest.mark.parametrize("background, rim", [(20.0, 60.0), (0.05, 0.25)])
+def test_detect_stretches_an_image_far_darker_than_the_training_chips(model_path, background, rim):
+    # a dark 8-bit image, and reflectance-like floats: read on the fixed scale the stand-in model
+    # (bright = above half the range) sees nothing; stretched on their own, the disks appear
+    img = np.where(_disks((256, 400), TRUTH) > 100, rim, background).astype(np.float32)
+    with pytest.warns(UserWarning, match="stretched on its own"):
+        found = detect(img, pixel_size_m=100.0, model=model_path)
+    _check(found, TRUTH)
+    fixed = (0.0, 255.0) if rim > 1 else (0.0, 1.0)
+    assert len(detect(img, pixel_size_m=100.0, model=model_path, value_range=fixed)) == 0
+
+
+def test_detect_keeps_the_fixed_scale_for_chip_like_levels(model_path, recwarn):
+    img = _disks((256, 400), TRUTH) * 0.5 + 60  # levels 90..170, mean ~100 of 255: within the chips' range
+    detect(img, pixel_size_m=100.0, model=model_path)
+    assert not [w for w in recwarn if "stretched" in str(w.message)]
+
+
+def test_detect_says_when_the_verifier_replaces_the_callers_finder_thresholds(model_path):
+    from marscraters.verify import resolve_verifier
+
+    verifier = resolve_verifier(None, None)  # the shipped one
+    img = _disks((256, 400), TRUTH)
+    with pytest.warns(UserWarning, match=r"circle-finder options \{'threshold': 0.95\} are ignored"):
+        detect(img, pixel_size_m=100.0, model=model_path, verify=verifier, extract_options={"threshold": 0.95})
+    # without the verifier the caller's threshold is used, silently
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        strict = detect(img, pixel_size_m=100.0, model=model_path, verify=False,
+                        extract_options={"threshold": 0.999999})
+    assert len(strict) <= len(detect(img, pixel_size_m=100.0, model=model_path, verify=False))
+
+
+def test_detect_refuses_an_all_nan_image_before_resampling_it(model_path, recwarn):
+    with pytest.raises(InvalidArgumentError, match="no valid pixel"):
+        detect(np.full((300, 300), np.nan), pixel_size_m=231.0, model=model_path)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no "All-NaN slice" noise first
+
+
 def test_detect_refuses_pixel_sizes_that_resample_to_nothing_or_too_much(model_path):
     img = _disks((256, 400), TRUTH)
     # kilometres typed for metres, or a HiRISE-like pixel: the image would shrink below a crater
@@ -192,3 +233,25 @@ def test_detect_and_evaluate_commands(model_path, tmp_path, capsys):
     assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--model",
                      str(tmp_path / "no-such-model.keras"), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_detect_command_value_range_and_quiet_after_the_command(model_path, tmp_path, capsys):
+    dark = np.where(_disks((256, 400), TRUTH) > 100, 60, 20).astype(np.uint8)
+    Image.fromarray(dark).save(tmp_path / "dark.png")
+    out = tmp_path / "c.csv"
+    base = ["detect", str(tmp_path / "dark.png"), "--pixel-size", "100", "--model", str(model_path), "--out", str(out)]
+    # the fixed 8-bit scale, given on the command line: the dark disks stay below the stand-in's threshold
+    assert cli.main([*base, "--value-range", "0", "255", "-q"]) == 0
+    assert len(pd.read_csv(out)) == 0
+    assert cli.main([*base, "--value-range", "auto", "--overwrite", "--quiet"]) == 0
+    _check(pd.read_csv(out), TRUTH)
+    for bad in (["255", "0"], ["0"], ["low", "high"], ["0", "1", "2"]):
+        assert cli.main([*base, "--overwrite", "--value-range", *bad]) == 2
+        assert "--value-range" in capsys.readouterr().err
+    # -q / -v work before and after the command, and default to off
+    parse = cli.build_parser().parse_args
+    assert parse(["-q", *base]).quiet and parse([*base, "-q"]).quiet and not parse(base).quiet
+    assert parse([*base, "-v"]).verbose and not parse(["-q", *base]).verbose
+    # `catalog` has its own --quiet: -q before it is no longer reset by that option's default
+    cat = ["catalog", "pred.zarr", "--out", "c.gpkg"]
+    assert parse(["-q", *cat]).quiet and parse([*cat, "-q"]).quiet and not parse(cat).quiet

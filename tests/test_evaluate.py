@@ -317,6 +317,15 @@ def test_default_bins_are_powers_of_two_covering_counted_craters():
 def test_empty_truth_is_an_error():
     with pytest.raises(CatalogError, match="reference catalog is empty"):
         evaluate(px([[0, 0, 10]]), px([]))
+    # an empty table without columns is empty too, not a table with the wrong columns
+    with pytest.raises(CatalogError, match="reference catalog is empty"):
+        evaluate(px([[0, 0, 10]]), pd.DataFrame())
+
+
+@pytest.mark.parametrize("d_min", [True, 0, -3.0, "16"])
+def test_d_min_must_be_a_positive_number(d_min):
+    with pytest.raises(InvalidArgumentError, match="d_min must be a positive number"):
+        evaluate(px([[0, 0, 10]]), px([[0, 0, 10]]), d_min=d_min)
 
 
 @pytest.mark.parametrize("empty", [px([]), pd.DataFrame()])

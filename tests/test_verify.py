@@ -20,6 +20,7 @@ from marscraters.verify import (
     fit_classifier,
     load_verifier,
     match_candidates,
+    merge_options,
     n_features,
     resolve_verifier,
     save_verifier,
@@ -331,7 +332,7 @@ def test_shipped_verifier_raises_f1_on_the_validation_chips(shared_data):
     scores = {}
     for name, verifier in (("plain", None), ("verified", v)):
         pred = pd.concat([find_craters(p, data.images[i], target=info["kind"], verifier=verifier,
-                                       options=info["extract"]).assign(x=lambda f, i=i: f["x"] + 1e4 * i)
+                                       options=merge_options(info["extract"], None, verifier)).assign(x=lambda f, i=i: f["x"] + 1e4 * i)
                           for i, p in enumerate(probs)], ignore_index=True)
         truth = pd.concat([data.craters_of(i).assign(x=lambda f, i=i: f["x"] + 1e4 * i) for i in range(len(data))])
         scores[name] = evaluate(pred, truth, rule="deepmoon", d_min=16)
