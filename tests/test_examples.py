@@ -21,6 +21,7 @@ OUTPUTS = {
     "segment.py": ["pred.zarr/zarr.json", "pred.zarr/crater_probability/zarr.json"],
     "catalogs.py": ["craters.gpkg", "craters.csv", "craters.diam", "truth.gpkg"],
     "evaluate.py": ["scores.json"],
+    "detect.py": ["craters.csv", "detections.png"],
     "browse.py": ["map.html"],
 }
 
