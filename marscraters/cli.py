@@ -184,8 +184,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     check_output(args.out, args.overwrite, folder=False)
     value_range = _value_range(args.value_range)
     image = read_grey_image(args.image)
+    # --min-score replaces the verifier's threshold (as min_score does in Python), so a lower one keeps more
     craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
-                     verify=False if args.no_verify else None, value_range=value_range)
+                     verify=False if args.no_verify else None, value_range=value_range,
+                     extract_options={"min_score": args.min_score} if args.min_score else None)
     if args.min_score:
         craters = craters[craters["score"] >= args.min_score]
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
@@ -419,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231)")
     s.add_argument("--model", help="model file (default: the shipped model)")
     s.add_argument("--min-score", type=_number("--min-score", "a number from 0 to 1", lambda v: 0 <= v <= 1),
-                   default=0.0, help="drop craters scored below this, 0..1 (default 0: keep all the model keeps)")
+                   default=0.0, help="keep craters scored at least this, 0..1; with the verifier it replaces the verifier's "
+                        "threshold, so a lower one keeps more (default: the verifier's 0.5, or all without it)")
     s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-verify", action="store_true",

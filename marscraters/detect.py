@@ -25,10 +25,10 @@ __all__ = ["read_grey_image", "detect", "model_info"]
 # 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
 _SCALE_TOLERANCE = 1.3
 DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
-# The training chips' grey levels (0.5-99.5th percentile) span at least 22 % of the 8-bit range
-# and average 42-60 % of it (training varied gain by e^+-0.2 and level by +-0.05).  An image far
-# outside that -- span below 15 % of the range guessed for it, or mean outside 20-80 % -- would
-# look flat or black to the network, so it is stretched on its own instead.
+# The THEMIS chips' grey levels (0.5-99.5th percentile) span at least 22 % of the 8-bit range
+# (the training chips 0-439: 31 %) and average 40-60 % of it (training varied gain by e^+-0.2 and
+# level by +-0.05).  An image far outside that -- span below 15 % of the range guessed for it, or
+# mean outside 20-80 % -- would look flat or black to the network, so it is stretched on its own.
 _MIN_CONTRAST = 0.15
 _MEAN_LEVEL = (0.2, 0.8)
 
@@ -92,32 +92,41 @@ def model_info(model: Any = None) -> dict[str, Any]:
 _MIN_CRATER_PX = 16.0
 
 
-def _guess_value_range(arr: np.ndarray, finite: np.ndarray) -> tuple[float, float] | str:
+def _guess_value_range(arr: np.ndarray, lo: float, hi: float) -> tuple[float, float] | str:
     """The grey-level range of a plain image whose scale the caller did not give.
 
-    0..1 for float images within 0..1 (an 8-bit image divided by 255), 0..255 for other images
-    within 0..255, and a per-image stretch (``"auto"``) otherwise, or, with a warning, when the
-    levels are so far from the training chips' (:data:`_MIN_CONTRAST`, :data:`_MEAN_LEVEL`) that
-    the network would see a flat or black image (for example reflectance of 0.05-0.25).
+    ``lo`` and ``hi`` are the image's smallest and largest finite values.  0..1 for float images
+    within 0..1 (an 8-bit image divided by 255), 0..255 for other images within 0..255, and a
+    per-image stretch (``"auto"``) otherwise, or, with a warning, when the levels are so far from
+    the training chips' (:data:`_MIN_CONTRAST`, :data:`_MEAN_LEVEL`) that the network would see a
+    flat or black image (for example reflectance of 0.05-0.25).
     """
-    lo, hi = float(finite.min()), float(finite.max())
     if arr.dtype.kind == "f" and lo >= 0 and hi <= 1:
         guess = (0.0, 1.0)
     elif lo >= 0 and hi <= 255:
         guess = (0.0, 255.0)
     else:
         return "auto"
-    sample = finite[:: max(finite.size // 1_000_000, 1)].astype(np.float64)  # a large image: a strided sample will do
+    # a large image: a 2-D strided sample of about a million pixels (a 1-D stride could fall on
+    # every n-th column of a striped image)
+    step = max(int(np.ceil(np.sqrt(arr.size / 1e6))), 1)
+    sample = arr[::step, ::step].astype(np.float64)
+    sample = sample[np.isfinite(sample)]
+    if not sample.size:
+        return guess
     p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
     width = guess[1] - guess[0]
     mean = (float(sample.mean()) - guess[0]) / width
     if p_hi - p_lo < _MIN_CONTRAST * width or not _MEAN_LEVEL[0] <= mean <= _MEAN_LEVEL[1]:
+        hint = ""
+        if guess == (0.0, 255.0) and arr.dtype.kind == "f" and float(np.mean(sample <= 1.0)) > 0.99:
+            hint = " Most of its pixels are within 0..1: if it is a 0..1 image with a few outliers, pass value_range=(0, 1)."
         warnings.warn(
             f"the image's grey levels ({p_lo:.4g}..{p_hi:.4g}, mean {mean:.0%} of the {guess[0]:g}..{guess[1]:g} range "
             "assumed for it) are far darker, brighter or flatter than the THEMIS chips the model learnt from "
-            "(mean 42-60 %, spread at least 22 % of the range), so this image is stretched on its own "
+            "(mean 40-60 %, spread at least 22 % of the range), so this image is stretched on its own "
             "(value_range='auto'). Pass value_range=(low, high) (CLI: --value-range LOW HIGH) to set the scale "
-            "yourself", UserWarning, stacklevel=3)
+            f"yourself.{hint}", UserWarning, stacklevel=3)
         return "auto"
     return guess
 
@@ -176,7 +185,7 @@ def detect(
         0..255, and a percentile stretch (``"auto"``) for anything else.  Also ``"auto"``,
         with a warning, for an image far darker, brighter or flatter than the training chips
         (levels spanning under 15 % of the guessed range, or a mean outside 20-80 % of it;
-        the chips span at least 22 % and average 42-60 %), such as reflectance of 0.05-0.25.
+        the chips span at least 22 % and average 40-60 %), such as reflectance of 0.05-0.25.
     batch_size, extract_options, progress
         Passed to prediction and to :func:`marscraters.extract.extract_craters`.  The options
         default to those stored in the model file (chosen on its validation chips); a
@@ -243,6 +252,8 @@ def detect(
                       f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
                       "it; detect on a larger image around it", UserWarning, stacklevel=2)
     levels = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
+    lo, hi = float(levels.min()), float(levels.max())
+    del levels  # a copy of the whole image: not kept through prediction
     keras_model = model if loaded else load_model(model)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
@@ -257,7 +268,7 @@ def detect(
     else:
         verifier = resolve_verifier(verify, model)
     if value_range is None:
-        value_range = _guess_value_range(arr, levels)
+        value_range = _guess_value_range(arr, lo, hi)
 
     work = arr.astype(np.float32)
     if resampled:

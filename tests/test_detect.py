@@ -102,6 +102,41 @@ def test_detect_stretches_an_image_far_darker_than_the_training_chips(model_path
     assert len(detect(img, pixel_size_m=100.0, model=model_path, value_range=fixed)) == 0
 
 
+def test_guess_value_range_fixed_scale_for_chip_like_levels_stretch_for_others(recwarn):
+    import warnings
+
+    from marscraters.detect import _guess_value_range
+
+    rng = np.random.default_rng(0)
+    chip = rng.normal(128, 30, (300, 300)).clip(0, 255)  # THEMIS-like: mean 50 %, wide spread
+
+    def guess(a):
+        return _guess_value_range(a, float(np.nanmin(a)), float(np.nanmax(a)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert guess(chip.astype(np.uint8)) == (0.0, 255.0)
+        assert guess((chip / 255).astype(np.float32)) == (0.0, 1.0)
+        assert guess(np.where(rng.random((300, 300)) < 0.5, chip, np.nan)) == (0.0, 255.0)  # NaN = no data
+        assert guess(chip * 4 - 100) == "auto"  # beyond 0..255: always stretched, nothing to warn about
+    for dark in (chip.astype(np.uint8) // 5, (chip / 255 * 0.2 + 0.05).astype(np.float32),
+                 (chip / 10 + 240).astype(np.uint8)):  # dark, reflectance-like, bright and flat
+        with pytest.warns(UserWarning, match="stretched on its own") as caught:
+            assert guess(dark) == "auto"
+        assert len(caught) == 1
+    # a 0..1 image with one outlier is guessed as 0..255; the warning names the way out
+    spiky = (chip / 255).astype(np.float32)
+    spiky[0, 0] = 1.5
+    with pytest.warns(UserWarning, match=r"pass value_range=\(0, 1\)"):
+        assert guess(spiky) == "auto"
+    # a large striped image: every other column black, the sample must see both kinds
+    striped = np.zeros((2000, 3000), np.uint8)
+    striped[:, ::2] = 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert guess(striped) == (0.0, 255.0)
+
+
 def test_detect_keeps_the_fixed_scale_for_chip_like_levels(model_path, recwarn):
     img = _disks((256, 400), TRUTH) * 0.5 + 60  # levels 90..170, mean ~100 of 255: within the chips' range
     detect(img, pixel_size_m=100.0, model=model_path)
@@ -255,3 +290,18 @@ def test_detect_command_value_range_and_quiet_after_the_command(model_path, tmp_
     # `catalog` has its own --quiet: -q before it is no longer reset by that option's default
     cat = ["catalog", "pred.zarr", "--out", "c.gpkg"]
     assert parse(["-q", *cat]).quiet and parse([*cat, "-q"]).quiet and not parse(cat).quiet
+
+
+def test_detect_command_min_score_replaces_the_verifiers_threshold(shared_data, tmp_path):
+    chip = shared_data / "themis-dayir-crops" / "images" / "crater441.jpg"
+    counts = {}
+    for flag in ("0.1", "0.5", "0.9"):
+        out = tmp_path / f"c{flag}.csv"
+        assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(out), "--min-score", flag]) == 0
+        found = pd.read_csv(out)
+        assert (found["score"] >= float(flag) - 1e-3).all()  # written with 3 decimals
+        counts[flag] = len(found)
+    default = tmp_path / "default.csv"
+    assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(default)]) == 0
+    # below the shipped verifier's 0.5 a lower threshold keeps more, not merely the same craters
+    assert counts["0.1"] > counts["0.5"] == len(pd.read_csv(default)) >= counts["0.9"]

@@ -271,7 +271,8 @@ def test_find_craters_without_and_with_a_verifier(trained):
     plain = find_craters(prob, None, target="outline", options={"method": "template"})
     pd.testing.assert_frame_equal(plain, extract_craters(prob, target="outline", method="template"))
     v = load_verifier(trained)
-    checked = find_craters(prob, img, target="outline", verifier=v, options={"threshold": 0.9, "min_score": 0.0})
+    with pytest.warns(UserWarning, match=r"options \{'threshold': 0.9\} are ignored"):
+        checked = find_craters(prob, img, target="outline", verifier=v, options={"threshold": 0.9, "min_score": 0.0})
     # the verifier's own candidate thresholds win over the model's; every kept crater passed it
     cands = extract_craters(prob, target="outline", **CANDIDATE_OPTIONS)
     assert len(checked) <= len(cands) and (checked["score"] >= v.threshold).all()
