@@ -147,7 +147,7 @@ def check_backend() -> str:
                 "KERAS_BACKEND to use TensorFlow."
             )
     try:
-        import keras
+        keras = _import_keras_quietly()
     except (ImportError, ValueError) as exc:  # keras raises ValueError for a bad backend name
         raise ModelError(
             f"Keras cannot start its backend ({exc}). Check KERAS_BACKEND (now {requested!r}) and "
@@ -155,6 +155,55 @@ def check_backend() -> str:
             f"{', '.join(SUPPORTED_BACKENDS)} must be installed."
         ) from exc
     return str(keras.backend.backend())
+
+
+# TensorFlow's C++ start-up writes these notices straight to file descriptor 2, before
+# TF_CPP_MIN_LOG_LEVEL can act on them; they say nothing a user can act on
+_STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "cpu_feature_guard.cc",
+    "To enable the following instructions",
+)
+
+
+def _drop_startup_noise(text: str) -> str:
+    """``text`` without the lines of TensorFlow's start-up notices (:data:`_STARTUP_NOISE`)."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if line.strip() and not any(noise in line for noise in _STARTUP_NOISE))
+
+
+def _import_keras_quietly() -> Any:
+    """``import keras``, with TensorFlow's start-up notices on stderr dropped and anything else
+    written there during the import passed on."""
+    import sys
+    import tempfile
+
+    if "keras" in sys.modules:
+        import keras
+
+        return keras
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (some notebooks, services)
+        import keras
+
+        return keras
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import keras
+        finally:
+            sys.stderr.flush()  # Python-level warnings of the import are in the file too
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = _drop_startup_noise(caught.read().decode("utf-8", "replace"))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+    return keras
 
 
 def _keras() -> Any:

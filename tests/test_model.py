@@ -677,3 +677,23 @@ def test_widen_unet_refuses_narrowing_bad_noise_and_other_models():
     other = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
     with pytest.raises(ModelError, match="symmetric_unet"):
         mm.widen_unet(other, 1.0)
+
+
+def test_tensorflow_start_up_notices_are_dropped_and_other_stderr_kept():
+    import subprocess
+    import sys
+
+    from marscraters.model import _drop_startup_noise
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+            "I0000 00:00:1.0 1 cpu_feature_guard.cc:227] This TensorFlow binary is optimized ...\n"
+            "To enable the following instructions: AVX2 AVX512F, in other operations, rebuild ...\n"
+            "UserWarning: something a user should read\n")
+    assert _drop_startup_noise(text) == "UserWarning: something a user should read\n"
+    # a fresh interpreter: the first import of keras (through check_backend) leaves stderr clean
+    code = "import sys; from marscraters.model import check_backend; check_backend(); print('ok', file=sys.stderr)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "ok"
+    assert not [line for line in run.stderr.splitlines() if "oneDNN" in line or "InitializeLog" in line], run.stderr
