@@ -188,8 +188,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None, value_range=value_range,
                      extract_options={"min_score": args.min_score} if args.min_score else None)
-    if args.min_score:
-        craters = craters[craters["score"] >= args.min_score]
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         craters.to_csv(tmp, index=False, float_format="%.3f")
     print(f"{len(craters)} craters found in {args.image} ({image.shape[1]}x{image.shape[0]} px) -> {args.out}")
@@ -420,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    lambda v: 0 < v < float("inf")), required=True,
                    help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231)")
     s.add_argument("--model", help="model file (default: the shipped model)")
-    s.add_argument("--min-score", type=_number("--min-score", "a number from 0 to 1", lambda v: 0 <= v <= 1),
+    # below 1: the verifier keeps scores >= its threshold, and refuses a threshold of 1
+    s.add_argument("--min-score", type=_number("--min-score", "a number from 0 up to (not including) 1",
+                                                 lambda v: 0 <= v < 1),
                    default=0.0, help="keep craters scored at least this, 0..1; with the verifier it replaces the verifier's "
                         "threshold, so a lower one keeps more (default: the verifier's 0.5, or all without it)")
     s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")

@@ -251,9 +251,7 @@ def detect(
         warnings.warn(f"the image is {arr.shape[1]} x {arr.shape[0]} px, narrower than the smallest crater the "
                       f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
                       "it; detect on a larger image around it", UserWarning, stacklevel=2)
-    levels = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
-    lo, hi = float(levels.min()), float(levels.max())
-    del levels  # a copy of the whole image: not kept through prediction
+    _, lo, hi = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
     keras_model = model if loaded else load_model(model)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it

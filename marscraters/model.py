@@ -670,8 +670,9 @@ def fixed_value_range(value_range: Any, *, hint: str = "") -> tuple[float, float
     return lo, hi
 
 
-def _grey_levels(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """The finite grey levels of a 2-D image, refusing an image with none or with one value only.
+def _grey_levels(image: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """The finite grey levels of a 2-D image and their minimum and maximum, refusing an image with
+    none or with one value only.
 
     Raises
     ------
@@ -685,14 +686,14 @@ def _grey_levels(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarr
             "Crop it to an area with data, or check that the right file/band was read."
         )
     finite = image[valid]
-    vmin, vmax = finite.min(), finite.max()
+    vmin, vmax = float(finite.min()), float(finite.max())
     if vmin == vmax:
         raise InvalidArgumentError(
-            f"the image is constant (every valid pixel is {float(vmin):g}): there are no features to detect. "
+            f"the image is constant (every valid pixel is {vmin:g}): there are no features to detect. "
             "Check that the right file/band was read and that no-data was not filled with a constant; "
             "skip such tiles instead of predicting them."
         )
-    return finite
+    return finite, vmin, vmax
 
 
 def normalise_image(
@@ -738,8 +739,7 @@ def normalise_image(
     arr = _as_image(image)
     values = arr.astype(np.float64, copy=False)
     valid = np.isfinite(values)
-    finite = _grey_levels(values, valid)
-    vmin, vmax = float(finite.min()), float(finite.max())
+    finite, vmin, vmax = _grey_levels(values, valid)
     if isinstance(value_range, str):
         if value_range != "auto":
             raise InvalidArgumentError(f"value_range must be (low, high) or 'auto', got {value_range!r}")
