@@ -304,6 +304,8 @@ class Grid:
     @classmethod
     def from_dataset(cls, obj: Any) -> "Grid":
         """Build the grid of a rioxarray-georeferenced Dataset or DataArray."""
+        import rioxarray  # noqa: F401  (registers .rio; a store opened with plain xarray has not imported it)
+
         from .errors import MosaicError
 
         crs = obj.rio.crs

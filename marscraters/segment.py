@@ -698,6 +698,8 @@ def _segment(
     }
     coords = {name: c for name, c in ir.coords.items() if set(c.dims) <= {"y", "x"}}
     out = xr.DataArray(prob, dims=("y", "x"), coords=coords, name=VARIABLE, attrs=attrs)
+    import rioxarray  # noqa: F401  (registers .rio; imported here, not at start-up: it loads GDAL)
+
     out = out.rio.write_crs(grid.crs)
     return out.rio.write_transform(grid.transform)
 

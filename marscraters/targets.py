@@ -220,6 +220,8 @@ def render_targets(
     da_out = xr.DataArray(darr, dims=("y", "x"), coords=coords, name="target", attrs=attrs)
     for dim in ("y", "x"):
         da_out[dim].attrs.update(mosaic[dim].attrs)
+    import rioxarray  # noqa: F401  (registers .rio)
+
     da_out = da_out.rio.write_crs(mosaic.rio.crs)
     # the mosaic's own transform (its stored GeoTransform when it has one), not a recomputed one
     return da_out.rio.write_transform(mosaic.rio.transform())

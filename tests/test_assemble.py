@@ -169,3 +169,25 @@ def test_high_latitude_on_a_geographic_grid(lat0):
         # without the correction the finder splits 2:1 ellipses into pairs of smaller circles
         plain = found[False]
         assert len(plain) != 3 or not np.allclose(plain.diameter_km.to_numpy(), diam, rtol=0.06)
+
+
+def test_catalog_in_a_fresh_interpreter(prob_map, tmp_path):
+    """Nothing imports rioxarray before ``catalog`` or ``catalog_from_probability`` needs ``.rio``:
+    both must work in a new process (the test process has imported it long ago)."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "pred.zarr"
+    prob_map[0].to_dataset(name="crater_probability").to_zarr(store, zarr_format=3, consolidated=False)
+    out = tmp_path / "x.gpkg"
+    cli = subprocess.run([sys.executable, "-m", "marscraters", "catalog", str(store), "--out", str(out),
+                          "--max-diameter-px", "100", "--no-verify", "-q"], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert "wrote 7 craters" in cli.stdout
+    code = ("import sys, xarray as xr, marscraters as mc\n"
+            "cat = mc.catalog_from_probability(xr.open_zarr(sys.argv[1]), verify=False, progress=False,\n"
+            "                                  extract_options={'max_diameter_px': 100})\n"
+            "print(len(cat))\n")
+    py = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True)
+    assert py.returncode == 0, py.stderr
+    assert py.stdout.split()[-1] == "7"
