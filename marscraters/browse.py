@@ -22,9 +22,12 @@ Layers and colours
 ``craters`` (cyan)
     the catalog, when no truth catalog is given.
 ``matched`` (green), ``false`` (red), ``missed`` (yellow)
-    with a truth catalog: detections matched one-to-one to a true crater
-    (:func:`marscraters.evaluate.match_craters`), detections with no match, and true craters
-    that were not found.  ``truth`` (orange) when only a truth catalog is given.
+    with a truth catalog: detections matched one-to-one to a true crater, detections with no
+    match, and true craters that were not found, exactly as :func:`marscraters.evaluate.evaluate`
+    counts them (its matching, and its diameter floor ``d_min``: with it, the layers hold the
+    detections of at least ``0.8 * d_min`` and the true craters of at least ``d_min``, so their
+    counts are the scores' true positives, false positives and misses).  ``truth`` (orange)
+    when only a truth catalog is given.
 
 Every catalog layer carries a hover tool (lat, lon, diameter_km, score) on the crater centres.
 A linked plot shows the cumulative size-frequency distribution N(>=D) of the craters inside the
@@ -247,17 +250,45 @@ def _crater_frame(catalog: Any, west: float, what: str) -> pd.DataFrame:
     return frame[np.isfinite(frame["lon"]) & np.isfinite(frame["lat"]) & (frame["diameter_km"] > 0)]
 
 
-def _classify(catalog: pd.DataFrame, truth: pd.DataFrame, rule: str) -> dict[str, pd.DataFrame]:
-    """Split detections and truths into matched / false / missed with the project's one matcher."""
-    from .evaluate import match_craters
+def _floors(d_min: float | None) -> tuple[float, float]:
+    """The smallest detection and true crater that :func:`marscraters.evaluate.evaluate` counts."""
+    from .evaluate import PRED_FLOOR_FACTOR
 
-    if len(catalog) == 0 or len(truth) == 0:
-        return {"matched": catalog.iloc[:0], "false": catalog, "missed": truth}
-    # match in the catalog's own lon convention: the matcher works on great circles
-    m = match_craters(catalog[["lat", "lon", "diameter_km"]], truth[["lat", "lon", "diameter_km"]], rule)
-    pred_hit = catalog.index.isin(m["pred_index"])
-    truth_hit = truth.index.isin(m["truth_index"])
-    return {"matched": catalog[pred_hit], "false": catalog[~pred_hit], "missed": truth[~truth_hit]}
+    return (0.0, 0.0) if d_min is None else (PRED_FLOOR_FACTOR * d_min, d_min)
+
+
+def _classify(catalog: pd.DataFrame, truth: pd.DataFrame, rule: str,
+              d_min: float | None) -> tuple[dict[str, pd.DataFrame], Any]:
+    """Split detections and truths into matched / false / missed as ``evaluate`` counts them.
+
+    Returns the layers and the :class:`~marscraters.evaluate.EvaluationResult` (None for an
+    empty truth): the layers' sizes are its ``n_pred_matched``, ``n_pred - n_pred_matched`` and
+    ``n_truth - n_truth_matched``.
+    """
+    from .evaluate import evaluate
+
+    pred_floor, truth_floor = _floors(d_min)
+    pred_counted = catalog["diameter_km"].to_numpy() >= pred_floor
+    truth_counted = truth["diameter_km"].to_numpy() >= truth_floor
+    if len(truth) == 0:
+        return {"matched": catalog.iloc[:0], "false": catalog[pred_counted], "missed": truth}, None
+    # matched on all craters, counted above the floors: the scores' own rule, by the one matcher
+    # (in the catalog's own lon convention: it works on great circles)
+    scores = evaluate(catalog[["lat", "lon", "diameter_km"]], truth[["lat", "lon", "diameter_km"]], rule=rule,
+                      d_min=d_min)
+    pred_hit = catalog.index.isin(scores.matches["pred_index"])
+    truth_hit = truth.index.isin(scores.matches["truth_index"])
+    layers = {"matched": catalog[pred_counted & pred_hit], "false": catalog[pred_counted & ~pred_hit],
+              "missed": truth[truth_counted & ~truth_hit]}
+    return layers, scores
+
+
+def _scores_html(scores: Any) -> str:
+    """The legend's line of scores, in evaluate's own terms."""
+    floor = "" if scores.d_min is None else f", craters ≥ {scores.d_min:g} km"
+    return (f"{scores.rule} rule{floor}: precision {scores.precision:.2f} "
+            f"({scores.n_pred_matched}/{scores.n_pred} detections), recall {scores.recall:.2f} "
+            f"({scores.n_truth_matched}/{scores.n_truth} reference craters), F1 {scores.f1:.2f}")
 
 
 def _rims(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -319,6 +350,7 @@ class CraterBrowser:
         *,
         title: str | None = None,
         rule: str = "deepmoon",
+        d_min: float | None = None,
         frame_width: int = 700,
         frame_height: int | None = None,
         xlim: tuple[float, float] | None = None,
@@ -337,12 +369,17 @@ class CraterBrowser:
         hv, pn = _viz_imports()
         self.ds = validate_mosaic(ds)
         self.options = {
-            "catalog": catalog, "truth": truth, "prob": prob, "title": title, "rule": rule, "frame_width": frame_width,
+            "catalog": catalog, "truth": truth, "prob": prob, "title": title, "rule": rule, "d_min": d_min,
+            "frame_width": frame_width,
             "frame_height": frame_height, "xlim": xlim, "ylim": ylim, "cmap": cmap, "clim": clim, "prob_cmap": prob_cmap,
             "prob_floor": prob_floor, "prob_alpha": prob_alpha, "max_craters": max_craters,
         }
         if max_craters < 1:
             raise InvalidArgumentError(f"max_craters must be >= 1, got {max_craters}")
+        if d_min is not None and (isinstance(d_min, bool) or not (isinstance(d_min, (int, float, np.number))
+                                                                   and 0 < d_min < np.inf)):
+            raise InvalidArgumentError(f"d_min must be a diameter in km > 0, or None for no floor; got {d_min!r}")
+        self.d_min = None if d_min is None else float(d_min)
         if resolution < 16:
             raise InvalidArgumentError(f"resolution must be at least 16 pixels, got {resolution}")
         self.static = static
@@ -372,12 +409,15 @@ class CraterBrowser:
 
         cat = _crater_frame(catalog, west, "detected")
         tru = _crater_frame(truth, west, "truth")
+        #: the scores the layers show (an EvaluationResult), with both catalogs
+        self.scores: Any = None
+        pred_floor, truth_floor = _floors(self.d_min)
         if catalog is not None and truth is not None:
-            self.craters = _classify(cat, tru, rule)
+            self.craters, self.scores = _classify(cat, tru, rule, self.d_min)
         elif catalog is not None:
-            self.craters = {"craters": cat}
+            self.craters = {"craters": cat[cat["diameter_km"] >= pred_floor]}
         elif truth is not None:
-            self.craters = {"truth": tru}
+            self.craters = {"truth": tru[tru["diameter_km"] >= truth_floor]}
         else:
             self.craters = {}
 
@@ -541,6 +581,13 @@ class CraterBrowser:
             f"({len(f)})<br>"
             for n, f in self.craters.items()
         )
+        if self.craters and self.d_min is not None:
+            pred_floor, truth_floor = _floors(self.d_min)
+            shown = {"craters": f"craters ≥ {pred_floor:g} km", "truth": f"truth craters ≥ {truth_floor:g} km"}
+            both = f"detections ≥ {pred_floor:g} km, reference craters ≥ {truth_floor:g} km"
+            legend += f"<small>shown: {shown.get(next(iter(self.craters)), both)}</small><br>"
+        if self.scores is not None:
+            legend += f"<small>{_scores_html(self.scores)}</small><br>"
         note = ("Static page: the mosaic was rasterized once at "
                 f"{self.resolution} px; zooming magnifies it." if self.static else
                 "Zoom and pan: the mosaic is re-aggregated for every view.")
@@ -591,6 +638,7 @@ def browse(
     *,
     title: str | None = None,
     rule: str = "deepmoon",
+    d_min: float | None = None,
     frame_width: int = 700,
     frame_height: int | None = None,
     xlim: tuple[float, float] | None = None,
@@ -616,7 +664,8 @@ def browse(
         Detected craters (a Catalog or a path :func:`marscraters.read_catalog` reads).
     truth
         Reference craters.  With both ``catalog`` and ``truth``, circles are coloured matched /
-        false / missed by :func:`marscraters.evaluate.match_craters` with ``rule``.
+        false / missed as :func:`marscraters.evaluate.evaluate` counts them with ``rule`` and
+        ``d_min``, and the legend gives its precision, recall and F1 (``.scores``).
     prob
         A crater probability or target layer on the mosaic's grid: a DataArray, a Dataset with
         one 2-D variable, or the path of a ``pred.zarr`` store.
@@ -624,6 +673,10 @@ def browse(
         Map title (default: the mosaic's ``source`` attribute).
     rule
         Matching rule for ``truth``: ``"deepmoon"``, ``"iou"`` or ``"pycda"``.
+    d_min
+        Diameter floor in km, as in :func:`marscraters.evaluate.evaluate`: only detections of at
+        least ``0.8 * d_min`` and reference craters of at least ``d_min`` are drawn and counted
+        (matching still uses all craters).  Default: no floor.
     frame_width, frame_height
         Size of the map's plot area in screen pixels; the height defaults to equal degrees on
         both axes.
@@ -660,7 +713,8 @@ def browse(
     >>> app.servable()  # in a script run by `panel serve`  # doctest: +SKIP
     """
     return CraterBrowser(
-        ds, catalog, truth, prob, title=title, rule=rule, frame_width=frame_width, frame_height=frame_height,
+        ds, catalog, truth, prob, title=title, rule=rule, d_min=d_min, frame_width=frame_width,
+        frame_height=frame_height,
         xlim=xlim, ylim=ylim, cmap=cmap, clim=clim, prob_cmap=prob_cmap, prob_floor=prob_floor,
         prob_alpha=prob_alpha, max_craters=max_craters,
     )
@@ -806,6 +860,8 @@ def _panel_config(**settings: Any) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 def add_browse_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``browse`` subcommand to the ``marscraters`` command's subparsers."""
+    from .cli import _number
+
     b = subparsers.add_parser(
         "browse",
         help="browse a mosaic cube with its craters in a web browser (HoloViews/Panel)",
@@ -818,6 +874,10 @@ def add_browse_parser(subparsers: Any) -> argparse.ArgumentParser:
     b.add_argument("--prob", help="crater probability pred.zarr (from `marscraters segment`)")
     b.add_argument("--title", help="map title (default: the cube's source)")
     b.add_argument("--rule", default="deepmoon", choices=["deepmoon", "iou", "pycda"], help="matching rule for --truth")
+    b.add_argument("--d-min", type=_number("--d-min", "a diameter in km > 0", lambda v: 0 < v < float("inf")),
+                   metavar="KM",
+                   help="diameter floor, as `marscraters evaluate --d-min` uses it: draw and count reference craters "
+                        "of at least KM and detections of at least 0.8 KM (default: all)")
     b.add_argument("--html", help="write a static HTML page to this file instead of serving")
     b.add_argument("--resolution", type=int, default=1200, help="raster size of the static page, px (default 1200)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --html file")
@@ -834,7 +894,7 @@ def run_browse_cli(args: argparse.Namespace) -> int:
 
     ds = open_mosaic(args.cube)
     kwargs: dict[str, Any] = {"catalog": args.catalog, "truth": args.truth, "prob": args.prob,
-                                  "title": args.title, "rule": args.rule}
+                                  "title": args.title, "rule": args.rule, "d_min": args.d_min}
     if args.html:
         out = save_html(ds, args.html, overwrite=args.overwrite, resolution=args.resolution, **kwargs)
         print(f"wrote {out}")

@@ -254,8 +254,9 @@ def run_demo(
     try:
         from .browse import save_html
 
+        # the map counts craters as the scores do: matched / false / missed above the same floor
         map_path = save_html(ds, out / "map.html", catalog=detected, truth=in_view, prob=prob,
-                             overwrite=overwrite, resolution=1000,
+                             overwrite=overwrite, resolution=1000, d_min=range_km[0],
                              title="marscraters demo: detected craters" + (" vs truth" if in_view is not None else ""))
     except ImportError as exc:  # the [viz] extra is optional
         print(f"skipping the HTML map: {exc}")

@@ -35,7 +35,7 @@ from marscraters.browse import (
 )
 from marscraters.catalog import make_catalog
 from marscraters.crs import MARS_EQUIRECTANGULAR, km_to_deg_lat, km_to_deg_lon
-from marscraters.errors import MosaicError, OutputExistsError
+from marscraters.errors import InvalidArgumentError, MosaicError, OutputExistsError
 from marscraters.mosaic import mosaic_from_array
 
 from .conftest import raise_if_dask_computes
@@ -142,6 +142,44 @@ def test_csfd_counts_craters_in_view(catalogs, mosaic):
     assert "km²" in east.opts.get().kwargs["title"]
 
 
+@pytest.mark.parametrize("d_min", [None, 10.0])
+def test_layer_counts_are_the_scores(mosaic, d_min):
+    """The map's matched / false / missed counts (layers and legend) are evaluate()'s TP, FP and FN
+    for the same d_min: craters below the floor are neither drawn nor counted."""
+    import holoviews as hv
+
+    from marscraters.evaluate import evaluate
+
+    # above a 10 km floor: one match, one false detection, one miss; below it: a match of 5 km, a
+    # missed 4 km crater, a false 3 km detection, and a 9 km detection (counted: >= 0.8 d_min)
+    # matched to a 9.5 km crater (not counted: < d_min)
+    det = make_catalog([-1.0, -1.5, -0.5, -1.7, -1.3], [31.4, 32.5, 31.0, 32.8, 30.6], [24.0, 16.0, 5.0, 3.0, 9.0])
+    truth = make_catalog([-1.0, -0.4, -0.5, -1.6, -1.3], [31.4, 32.4, 31.0, 30.3, 30.6], [24.5, 20.0, 5.0, 4.0, 9.5])
+    scores = evaluate(det, truth, d_min=d_min)
+    app = browse(mosaic, det, truth, d_min=d_min)
+    counts = {k: len(v) for k, v in app.craters.items()}
+    assert counts == {"matched": scores.n_pred_matched, "false": scores.n_pred - scores.n_pred_matched,
+                      "missed": scores.n_truth - scores.n_truth_matched}
+    assert counts == ({"matched": 2, "false": 1, "missed": 1} if d_min else {"matched": 3, "false": 2, "missed": 2})
+    assert app.scores.recall == scores.recall and app.scores.precision == scores.precision
+    legend = "".join(str(o.object) for o in app.panel[0] if hasattr(o, "object") and isinstance(o.object, str))
+    for name, n in counts.items():
+        assert f"({n})" in legend
+    assert f"({scores.n_truth_matched}/{scores.n_truth} reference craters)" in legend
+    if d_min:
+        assert "≥ 10 km" in legend and "≥ 8 km" in legend
+    curves = {c.label for c in app._csfd(hv) if isinstance(c, hv.Curve)}  # the CSFD plot counts the same
+    assert curves == {f"{k} ({n})" for k, n in counts.items()}
+
+
+def test_d_min_alone_floors_one_catalog(mosaic):
+    det = make_catalog([-1.0, -1.5], [31.4, 32.5], [24.0, 5.0])
+    assert len(browse(mosaic, det, d_min=10).craters["craters"]) == 1  # detections: >= 0.8 d_min
+    assert len(browse(mosaic, truth=det, d_min=20).craters["truth"]) == 1
+    with pytest.raises(InvalidArgumentError, match="d_min"):
+        browse(mosaic, det, d_min=0)
+
+
 def test_equirectangular_metres_become_degrees():
     # the same 3 x 2 degree area in IAU_2015:49910 metres
     m_per_deg = np.pi / 180 * 3_396_190.0
@@ -198,6 +236,11 @@ def test_cli_writes_a_static_page(tmp_path, mosaic, catalogs):
     with pytest.raises(OutputExistsError):
         args.func(args)
     assert not list(tmp_path.glob(".map.html*"))  # no temporary leftovers
+    # --d-min: the 16 km false detection (< 0.8 x 25 km) and the 20 km miss are left out
+    args = parser.parse_args([*argv, "--d-min", "25", "--overwrite"])
+    assert args.func(args) == 0
+    html = out.read_text()
+    assert "false detections (0)" in html and "missed truth craters (0)" in html and "reference craters \\u2265 25 km" in html
 
 
 # ---------------------------------------------------------------------------------------------
