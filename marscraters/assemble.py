@@ -314,7 +314,11 @@ def catalog_from_probability(
         A Catalog: ``crater_id`` (``"1"``, ``"2"``, ... from north to south, then west to east),
         ``lat``, ``lon`` (-180..180), ``diameter_km``, ``score``, ``x``, ``y``, ``diameter_px``
         (pixel index coordinates on the grid), ``source_mosaic``, ``model_name``,
-        ``model_version``; ``attrs`` record the model, the extraction parameters and the halo.
+        ``model_version``; ``attrs`` record the model, the extraction parameters and the halo,
+        and the count area: the grid's ``footprint`` (a lon/lat polygon, see
+        :func:`~marscraters.mosaic.mosaic_footprint`), its ``area_km2`` on the Mars sphere and
+        ``area_source``.  :func:`~marscraters.catalog.write_catalog` stores them and
+        :func:`~marscraters.chronology.model_age` dates the catalog on that area by default.
 
     Raises
     ------
@@ -422,7 +426,8 @@ def catalog_from_probability(
         params["verifier"] = str(verifier.metadata.get("name") or "verifier")
         params["verifier_threshold"] = min_score if min_score > 0 else verifier.threshold
     attrs = {"source": "marscraters.assemble", "model": model_name, "model_version": model_version,
-             "input_mosaic": source, "parameters": params, "software": f"marscraters {__version__}"}
+             "input_mosaic": source, "parameters": params, "software": f"marscraters {__version__}",
+             **_count_area(ref, source)}
     cat = to_catalog(pixels.reset_index(drop=True), ref, attrs=attrs)
     cat["x"] = pixels["x"].to_numpy(dtype=float)
     cat["y"] = pixels["y"].to_numpy(dtype=float)
@@ -436,6 +441,19 @@ def catalog_from_probability(
     cat["model_version"] = pd.Series([model_version] * len(cat), dtype="str")
     cat.attrs = attrs
     return cat
+
+
+def _count_area(ref: Any, source: str) -> dict[str, Any]:
+    """The count area of a catalog found on ``ref``'s grid: its footprint, km² and where from.
+
+    The whole grid, no-data pixels included (a mosaic with gaps is dated on a count polygon).
+    """
+    from .chronology import _checked_geographic, count_area_km2
+    from .mosaic import mosaic_footprint
+
+    footprint = _checked_geographic(mosaic_footprint(ref))
+    return {"area_km2": count_area_km2(footprint), "footprint": footprint,
+            "area_source": f"the footprint of {source or 'the probability map'}"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ A **catalog** is a :class:`geopandas.GeoDataFrame` of points in
 ``crater_id`` (str), ``lat`` (degrees north), ``lon`` (degrees east, -180..180), ``diameter_km``
 
 plus, for detections, ``score``, and any other columns of the source.  Provenance lives in
-``catalog.attrs`` (``source``, ``format``, ``area_km2`` for count areas, ...).  The schema and the
+``catalog.attrs`` (``source``, ``format``, ``area_km2`` and ``footprint`` for count areas, ...).  The schema and the
 on-disk formats are described in ``catalogs/README.md``.
 
 Readers: the Robbins & Hynek (2012) TSV/CSV, the Robbins (2020) release, plain CSV with
@@ -115,6 +115,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 CRATERS_LAYER = "craters"
 RIMS_LAYER = "crater_rims"
 METADATA_LAYER = "metadata"
+FOOTPRINT_LAYER = "footprint"
 
 Errors = Literal["raise", "drop"]
 
@@ -648,6 +649,63 @@ def _read_metadata(path: Path, layers: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _read_footprint(path: Path, layers: Sequence[str]) -> Any:
+    """The count area's polygon stored in the ``footprint`` layer, in MARS_GEOGRAPHIC, or None."""
+    import pyogrio
+
+    if FOOTPRINT_LAYER not in layers:
+        return None
+    gdf = pyogrio.read_dataframe(path, layer=FOOTPRINT_LAYER)
+    geom = gdf.geometry.values[~(shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values))]
+    if len(geom) == 0:
+        return None
+    if gdf.crs is not None and not gdf.crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
+        from .crs import to_mars_crs
+
+        to_mars_crs(gdf.crs, what=f"layer {FOOTPRINT_LAYER!r} of {path}")
+        geom = gpd.GeoSeries(geom, crs=gdf.crs).to_crs(MARS_GEOGRAPHIC).values
+    return shapely.union_all(np.asarray(geom))
+
+
+def _footprint(attrs: Mapping[str, Any]) -> Any:
+    """``attrs["footprint"]`` when it is a non-empty shapely polygon, else None."""
+    fp = attrs.get("footprint")
+    return fp if isinstance(fp, shapely.Geometry) and not fp.is_empty else None
+
+
+_AREA_KEYS = ("area_km2", "area_source", "footprint")
+
+
+def _clip_count_area(attrs: Mapping[str, Any], region: Any) -> dict[str, Any]:
+    """``attrs`` for the craters of a catalog kept inside ``region`` (lon/lat polygon).
+
+    A recorded footprint is cut to the region and its area measured again.  An area recorded
+    without its footprint cannot be cut, so it is dropped (a stale area would date the subset
+    wrong); a catalog without a count area gets none.
+    """
+    from shapely.affinity import translate
+
+    from .chronology import count_area_km2
+
+    out = dict(attrs)
+    old = _footprint(out)
+    if old is None:
+        for k in _AREA_KEYS:
+            out.pop(k, None)
+        return out
+    # the region may use the other longitude convention than the footprint
+    cut = shapely.union_all([old.intersection(translate(region, xoff=dx))
+                             for dx in (0.0, 360.0, -360.0)])
+    cut = shapely.union_all([g for g in getattr(cut, "geoms", [cut]) if g.geom_type in ("Polygon", "MultiPolygon")])
+    if cut.is_empty or cut.area <= 0:
+        for k in _AREA_KEYS:
+            out.pop(k, None)
+        return out
+    out["footprint"] = cut
+    out["area_km2"] = count_area_km2(cut)
+    return out
+
+
 def _read_gpkg(path: Path, errors: Errors, layer: str | None) -> gpd.GeoDataFrame:
     import pyogrio
 
@@ -707,6 +765,9 @@ def _read_gpkg(path: Path, errors: Errors, layer: str | None) -> gpd.GeoDataFram
     attrs = {k: v for k, v in meta.items() if k not in ("source", "format")}
     if layer != CRATERS_LAYER:
         attrs["layer"] = layer
+    footprint = _read_footprint(path, names) if "area_km2" in attrs else None
+    if footprint is not None:
+        attrs["footprint"] = footprint
     return _frame_to_catalog(df, mapping, path=path, fmt="gpkg", errors=errors, attrs=attrs)
 
 
@@ -743,7 +804,8 @@ def read_catalog(
     -------
     geopandas.GeoDataFrame
         The catalog; ``attrs`` holds ``source`` (the path) and ``format``, ``area_km2`` for
-        craterstats counts, and a GeoPackage's metadata table.  Files without a crater id get
+        craterstats counts, and a GeoPackage's metadata table (``area_km2`` for catalogs made
+        from a mosaic) with its ``footprint`` layer as ``attrs["footprint"]`` (a lon/lat polygon).  Files without a crater id get
         ``crater_id = "<file stem>:<row>"``.  A file with a header but no rows gives an empty
         catalog.
 
@@ -827,7 +889,10 @@ def filter_catalog(
     Returns
     -------
     geopandas.GeoDataFrame
-        The kept craters with a fresh ``RangeIndex`` and the same ``attrs``.
+        The kept craters with a fresh ``RangeIndex`` and the same ``attrs``, except the count
+        area: with ``bbox`` or ``footprint``, a recorded ``attrs["footprint"]`` is cut to the box
+        or grid and ``area_km2`` measured again; an ``area_km2`` recorded without a footprint is
+        dropped, since the subset's area is unknown.
 
     Examples
     --------
@@ -875,6 +940,15 @@ def filter_catalog(
             keep &= (col >= -0.5) & (col < nx - 0.5) & (row >= -0.5) & (row < ny - 0.5)
     out = catalog.loc[keep].reset_index(drop=True)
     out.attrs = dict(catalog.attrs)
+    if bbox is not None:
+        east = west + span if span < 360.0 else west + 360.0
+        out.attrs = _clip_count_area(out.attrs, shapely.box(west, south, east, north))
+    if footprint is not None:
+        from .chronology import _checked_geographic
+
+        (x0, y0), (x1, y1) = grid.transform * (0, 0), grid.transform * (nx, ny)
+        edges = shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        out.attrs = _clip_count_area(out.attrs, _checked_geographic(edges, grid.crs))
     return out
 
 
@@ -1051,6 +1125,11 @@ def write_catalog(
         The catalog's points in ``IAU_2015:49900`` with all its columns.
     ``crater_rims``
         Each crater's rim as a polygon in ``IAU_2015:49910`` (see :func:`crater_rims`).
+    ``footprint``
+        When the catalog records where it was counted (``attrs["footprint"]``, a lon/lat
+        polygon, as :func:`~marscraters.assemble.catalog_from_probability` records its mosaic's):
+        that polygon in ``IAU_2015:49900``, with ``area_km2``.  Its area in km² is also stored
+        in the metadata as ``area_km2``, which ``marscraters age`` uses by default.
     ``metadata``
         A non-spatial ``key``/``value``/``type`` table: ``crs`` (``IAU_2015:49900``),
         ``rims_crs``, ``software``, ``date`` (UTC, ISO 8601), ``n_craters``, the catalog's
@@ -1073,6 +1152,8 @@ def write_catalog(
     append
         Add the craters to an existing file's layers (its columns must match) and merge the
         metadata; the file is created when missing.  Appending never happens unless asked for.
+        The count area becomes the union of both footprints; if either has none, the file
+        keeps no count area (a partial one would date the count wrong).
     metadata
         Extra provenance to record; values that are not strings are stored as JSON.
     rims
@@ -1109,6 +1190,8 @@ def write_catalog(
     appending = append and path.exists()
     old_meta: dict[str, Any] = {}
     n_before = 0
+    layers: list[str] = []
+    footprint = _footprint(cat.attrs)
     if appending:
         layers = [n for n, _ in _list_layers(path)]
         if CRATERS_LAYER not in layers:
@@ -1123,11 +1206,22 @@ def write_catalog(
         old_meta = _read_metadata(path, layers)
         n_before = int(info["features"])
         rims = rims and RIMS_LAYER in layers
+        old_footprint = _read_footprint(path, layers) if "area_km2" in old_meta else None
+        # the union of two counted areas, or none: an area that covers one part only is wrong
+        footprint = None if footprint is None or old_footprint is None else old_footprint.union(footprint)
+        for k in _AREA_KEYS:
+            old_meta.pop(k, None)
+    area: dict[str, Any] = {}
+    if footprint is not None:
+        from .chronology import count_area_km2
+
+        area["area_km2"] = count_area_km2(footprint)
 
     meta: dict[str, Any] = {
         **old_meta,
-        **_provenance(cat.attrs),
+        **_provenance({k: v for k, v in cat.attrs.items() if not (appending and k in _AREA_KEYS)}),
         **_provenance(metadata or {}),
+        **area,
         "crs": "IAU_2015:49900",
         "rims_crs": "IAU_2015:49910",
         "software": f"marscraters {_package_version()}",
@@ -1147,6 +1241,13 @@ def write_catalog(
                 pyogrio.write_dataframe(
                     rim_gdf, tmp, layer=RIMS_LAYER, driver="GPKG", append=appending, geometry_type="Polygon"
                 )
+            if footprint is not None or FOOTPRINT_LAYER in layers:
+                # an empty layer replaces an appended file's footprint when the union is unknown
+                shapes = [] if footprint is None else [footprint]
+                fp = gpd.GeoDataFrame({"area_km2": [area["area_km2"]] if shapes else []},
+                                      geometry=gpd.array.from_shapely(shapes, crs=MARS_GEOGRAPHIC))
+                pyogrio.write_dataframe(fp, tmp, layer=FOOTPRINT_LAYER, driver="GPKG", promote_to_multi=True,
+                                        geometry_type="MultiPolygon")
             # a layer of the same name is replaced, so the merged metadata is written whole
             pyogrio.write_dataframe(_metadata_table(meta), tmp, layer=METADATA_LAYER, driver="GPKG")
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:

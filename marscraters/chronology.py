@@ -35,7 +35,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from .errors import ChronologyError, InvalidArgumentError
+from .errors import ChronologyError, InvalidArgumentError, MarsCratersError
 
 __all__ = [
     "ChronologySystem",
@@ -440,23 +440,54 @@ def sample_diameters(
 # --------------------------------------------------------------------------------------------
 
 
+def _is_zarr_store(path: Path) -> bool:
+    return path.suffix.lower() == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists()
+
+
 def _area_geometry(area: Any, crs: Any = None) -> tuple[Any, Any]:
-    """``(shapely geometry, CRS)`` of a count area given as a geometry, GeoSeries, GeoDataFrame or file."""
+    """``(shapely geometry, CRS)`` of a count area given as a geometry, GeoSeries, GeoDataFrame,
+    vector file, mosaic (Dataset, DataArray or Zarr cube) or catalog GeoPackage with a footprint."""
     import os
 
     import geopandas as gpd
     import shapely
+    import xarray as xr
 
     from .crs import MARS_GEOGRAPHIC
 
     if isinstance(area, (str, os.PathLike)):
-        try:
-            area = gpd.read_file(area)
-        except Exception as exc:  # pyogrio raises its own DataSourceError family
+        path = Path(area)
+        if not path.exists():
             raise ChronologyError(
-                f"cannot read the count area {area}: {exc}. Give a GeoPackage/Shapefile/GeoJSON of the "
-                "count polygon(s), or the area in km² (area_km2= / --area-km2)."
-            ) from exc
+                f"the count area {path} does not exist: give a polygon file (GeoPackage, GeoJSON, Shapefile), "
+                "the mosaic cube (.zarr) the craters were found on, or the area in km² (area_km2= / --area-km2)."
+            )
+        if path.is_dir() and _is_zarr_store(path):
+            from .mosaic import open_mosaic
+
+            area = open_mosaic(path)  # its footprint, below
+        else:
+            from .catalog import FOOTPRINT_LAYER, _list_layers
+
+            # a catalog GeoPackage: its recorded footprint, not its crater points
+            layer = None
+            if path.suffix.lower() == ".gpkg":
+                try:
+                    layer = FOOTPRINT_LAYER if FOOTPRINT_LAYER in [n for n, _ in _list_layers(path)] else None
+                except MarsCratersError:
+                    layer = None  # not a readable GeoPackage: read_file below says why
+            try:
+                area = gpd.read_file(path, layer=layer)
+            except Exception as exc:  # pyogrio raises its own DataSourceError family
+                raise ChronologyError(
+                    f"cannot read the count area {path} ({type(exc).__name__}: {exc}). Give a polygon file "
+                    "(GeoPackage, GeoJSON, Shapefile), the mosaic cube (.zarr) the craters were found on, or "
+                    "the area in km² (area_km2= / --area-km2)."
+                ) from exc
+    if isinstance(area, (xr.Dataset, xr.DataArray)):
+        from .mosaic import mosaic_footprint
+
+        area = mosaic_footprint(area)
     if isinstance(area, (gpd.GeoDataFrame, gpd.GeoSeries)):
         if len(area) == 0:
             raise ChronologyError("the count area has no polygons: give at least one polygon.")
@@ -533,8 +564,10 @@ def count_area_km2(area: Any, *, crs: Any = None) -> float:
     Parameters
     ----------
     area
-        A shapely (Multi)Polygon, a GeoSeries or GeoDataFrame of polygons, or a vector file
-        (GeoPackage, GeoJSON, Shapefile).
+        A shapely (Multi)Polygon, a GeoSeries or GeoDataFrame of polygons, a vector file
+        (GeoPackage, GeoJSON, Shapefile; a catalog GeoPackage's ``footprint`` layer when it has
+        one), or a mosaic (Dataset, DataArray or Zarr cube path), whose footprint
+        (:func:`~marscraters.mosaic.mosaic_footprint`) is measured.
     crs
         CRS of a bare shapely geometry; default ``IAU_2015:49900`` (degrees).  GeoSeries and
         GeoDataFrames use their own CRS.
@@ -1538,11 +1571,14 @@ def model_age(
     diameter_range
         ``(dmin, dmax)`` in km: the range where the count is complete and unaffected by resurfacing.
     area_km2
-        Count area, km².  Default: from ``area`` or the catalog's ``attrs["area_km2"]``.
+        Count area, km².  Default: from ``area``, else the catalog's ``attrs["area_km2"]`` (what
+        :func:`~marscraters.assemble.catalog_from_probability` records: its mosaic's footprint;
+        a GeoPackage from ``marscraters catalog`` carries it).
     area
-        Count polygon(s) in any Mars CRS (shapely geometry, GeoSeries/GeoDataFrame or vector file).
-        Its area is measured on the Mars sphere and, if the catalog has positions, only craters
-        whose centre lies inside are counted.
+        Count polygon(s) in any Mars CRS (shapely geometry, GeoSeries/GeoDataFrame, vector file,
+        or a mosaic or Zarr cube, meaning its footprint; see :func:`count_area_km2`).  Its area
+        is measured on the Mars sphere and, if the catalog has positions, only craters whose
+        centre lies inside are counted.
     system
         Chronology system: ``"neukum-ivanov"`` (default), ``"ivanov"``, ``"hartmann"`` or a
         craterstats name (see :data:`SYSTEMS`).
@@ -1818,7 +1854,7 @@ def plot_csfd(
 def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``age`` subcommand to the ``marscraters`` command's subparsers.
 
-    ``marscraters age CATALOG [--area AREA.gpkg | --area-km2 X] --range DMIN DMAX
+    ``marscraters age CATALOG [--area AREA.gpkg|cube.zarr | --area-km2 X] --range DMIN DMAX
     [--system SYSTEM] [--method poisson|cumulative] [--response shipped|R.json] [--plot out.png]
     [--overwrite]``
     """
@@ -1826,13 +1862,16 @@ def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
         "age",
         help="crater-count model age of a surface (Poisson or cumulative fit, Mars chronology systems)",
         description="Date a counted surface from its craters in a diameter range: the Poisson likelihood "
-        "method of Michael et al. (2016) or a cumulative fit, as in craterstats.",
+        "method of Michael et al. (2016) or a cumulative fit, as in craterstats. The count area is the one "
+        "the catalog records (a GeoPackage from `marscraters catalog`: its mosaic's footprint; a "
+        "craterstats .diam/.scc file: its area), unless --area or --area-km2 gives another.",
     )
-    s.add_argument("catalog", help="crater catalog: craterstats .diam/.scc (carry their area), GeoPackage, CSV...")
+    s.add_argument("catalog", help="crater catalog: a GeoPackage from `marscraters catalog` or a craterstats "
+                   ".diam/.scc (these carry their count area), or any catalog with --area/--area-km2")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--area", help="count polygon(s): GeoPackage/GeoJSON/Shapefile in a Mars CRS; "
-                   "only craters inside it are counted")
-    g.add_argument("--area-km2", type=float, help="count area in km² (default: from the .diam/.scc file)")
+    g.add_argument("--area", help="count polygon(s): GeoPackage/GeoJSON/Shapefile in a Mars CRS, or a mosaic "
+                   "cube.zarr (its footprint); only craters inside it are counted")
+    g.add_argument("--area-km2", type=float, help="count area in km² (default: the one the catalog records)")
     s.add_argument("--range", nargs=2, type=float, required=True, metavar=("DMIN", "DMAX"), dest="diameter_range",
                    help="diameter range in km, e.g. 0.2 0.7")
     s.add_argument("--system", default="neukum-ivanov",
@@ -1858,10 +1897,23 @@ def run_age_cli(args: argparse.Namespace) -> int:
     if args.plot:
         check_output(args.plot, args.overwrite)  # fail before the work, not after
     cat = read_catalog(args.catalog, errors=args.errors)
+    if args.area_km2 is not None:
+        where = "given by --area-km2"
+    elif args.area is not None:
+        where = f"measured on --area {args.area}"
+    elif cat.attrs.get("area_km2") is not None:
+        origin = cat.attrs.get("area_source")
+        where = f"recorded in {args.catalog}" + (f" ({origin})" if origin else "")
+    else:
+        raise ChronologyError(
+            f"{args.catalog} records no count area: pass --area-km2 KM2, or --area with the count polygon "
+            "(GeoPackage/GeoJSON/Shapefile) or the mosaic cube.zarr the craters were found on. Catalogs "
+            "written by `marscraters catalog` record their mosaic's area."
+        )
     result = model_age(cat, diameter_range=tuple(args.diameter_range), area_km2=args.area_km2, area=args.area,
                        system=args.system, method=args.method, bins=args.bins, snap=args.snap,
                        response=args.response)
-    print(f"{args.catalog}:")
+    print(f"{args.catalog}: count area {_fmt_area(result.area_km2)} km², {where}")
     print(result)
     if args.plot:
         result.plot(out=args.plot, overwrite=args.overwrite, bins=args.bins, title=str(args.catalog))

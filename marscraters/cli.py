@@ -285,8 +285,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
         # a catalog, or the pixel craters `detect` writes (read by the same helper as `evaluate`)
         cat = _read_scored(str(path))
         print(cat.describe().to_string())
-        print(f"{len(cat)} craters; attrs: {cat.attrs}" if cat.attrs else f"{len(cat)} craters (pixel coordinates)")
+        if not cat.attrs:
+            print(f"{len(cat)} craters (pixel coordinates)")
+            return 0
+        # the footprint polygon is hundreds of vertices: its bounds say where it is
+        attrs = {k: v for k, v in cat.attrs.items() if k != "footprint"}
+        print(f"{len(cat)} craters; attrs: {attrs}")
+        print(_count_area_text(cat.attrs))
     return 0
+
+
+def _count_area_text(attrs: Any) -> str:
+    """One line saying the count area a catalog records, and where from, or that it has none."""
+    area = attrs.get("area_km2")
+    if area is None:
+        return "count area: none recorded (`marscraters age` needs --area-km2 or --area)"
+    text = f"count area: {float(area):,.1f} km²"
+    if attrs.get("area_source"):
+        text += f", {attrs['area_source']}"
+    footprint = attrs.get("footprint")
+    if footprint is not None:
+        w, s, e, n = footprint.bounds
+        text += f" (lon {w:g}..{e:g}, lat {s:g}..{n:g})"
+    return text
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
