@@ -542,7 +542,10 @@ def _quiet_pooch() -> Iterator[None]:
 def _locked(target: Path) -> Iterator[None]:
     """Serialise downloads of one file across processes (e.g. dask workers on one machine).
 
-    ``flock`` is released by the OS when a process dies, so no stale lock survives a crash.
+    ``flock`` is released by the OS when a process dies, so no stale lock survives a crash.  The
+    lock file is removed when the download ends, whether it succeeded or not (no ``.lock`` files
+    are left in the cache).  It is removed while still locked, so a process that was waiting on
+    it finds it gone once it gets the lock, and locks the new file that the next one creates.
     """
     try:
         import fcntl
@@ -551,12 +554,22 @@ def _locked(target: Path) -> Iterator[None]:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.with_name(f".{target.name}.lock")
-    with open(lock, "a") as fh:
+    while True:
+        fh = open(lock, "a")
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            current = os.path.samestat(os.fstat(fh.fileno()), os.stat(lock))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        fh.close()  # the holder removed this file as it finished: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        fh.close()  # releases the lock
 
 
 def _retrieve(

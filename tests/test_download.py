@@ -82,8 +82,8 @@ def _no_env(monkeypatch):
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Files in ``folder`` other than the lock files (partials, temporaries)."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+    """Files in ``folder``: partials, temporaries and lock files are all leftovers."""
+    return sorted(p.name for p in folder.iterdir())
 
 
 # ------------------------------------------------------------------------------------------
@@ -397,6 +397,7 @@ def test_concurrent_downloads_of_one_file_fetch_it_once(server, tmp_path):
     assert results == [tmp_path / TILE] * 4
     assert len(server.gets(TILE)) == 1
     assert (tmp_path / TILE).read_bytes() == server.files[TILE]
+    assert _leftovers(tmp_path) == [TILE]  # the lock file went with the last download
 
 
 def test_registry_lists_all_known_files():
