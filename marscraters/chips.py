@@ -25,6 +25,7 @@ import glob
 import os
 import re
 from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,8 @@ import pandas as pd
 
 from .errors import CatalogFormatError, CatalogNotFoundError, CorruptImageError, ImageReadError, InvalidArgumentError
 
-__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "is_yolo_labels"]
+__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "is_yolo_labels", "read_crop_index", "crop_mosaic",
+           "stitch_crops"]
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -377,3 +379,226 @@ def chip_craters(chips: Chips, i: int) -> pd.DataFrame:
     i = i % n
     sel = chips.craters[chips.craters["chip"] == i]
     return sel.drop(columns="chip").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# georeferenced crops: images placed on the Mars grid by an index of their bounds
+# --------------------------------------------------------------------------------------------
+#: Columns an index of georeferenced crops must have (degrees; east longitude in either convention).
+CROP_INDEX_COLUMNS = ("file", "lon_min", "lon_max", "lat_min", "lat_max")
+# how far (in pixels) a crop's bounds may stray from its size, or from its neighbours' pixel lattice
+_CROP_TOLERANCE_PX = 0.05
+
+
+def read_crop_index(path: str | os.PathLike) -> pd.DataFrame:
+    """Read the index of a folder of georeferenced crops.
+
+    The index is a CSV with one row per image: ``file`` (the image's file name) and its outer
+    bounds ``lon_min``, ``lon_max``, ``lat_min``, ``lat_max`` in degrees on the Mars sphere
+    (equirectangular, so pixel ``(row i, column j)`` has its centre at
+    ``lon = lon_min + (j + 0.5) * (lon_max - lon_min) / width`` and
+    ``lat = lat_max - (i + 0.5) * (lat_max - lat_min) / height``).  Other columns (a
+    ``quadrangle`` to group crops by, ``col``/``row``...) are kept.
+
+    Raises
+    ------
+    CatalogNotFoundError
+        If the file does not exist.
+    CatalogFormatError
+        If a column is missing, a bound is not a number, a box is empty, or a file is listed twice.
+
+    Examples
+    --------
+    >>> index = read_crop_index("../shared/data/themis-quadrangle-crops/index.csv")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogNotFoundError(f"crop index {path} does not exist; it is a CSV with columns "
+                                   f"{', '.join(CROP_INDEX_COLUMNS)}, one row per image.")
+    index = pd.read_csv(path)
+    missing = [c for c in CROP_INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise CatalogFormatError(f"crop index {path} lacks the column(s) {missing} (it has {list(index.columns)}); "
+                                 f"it needs {', '.join(CROP_INDEX_COLUMNS)}, bounds in degrees.")
+    bounds = index[list(CROP_INDEX_COLUMNS[1:])].apply(pd.to_numeric, errors="coerce")
+    bad = ~np.isfinite(bounds.to_numpy(dtype=float)).all(axis=1)
+    bad |= ~((bounds["lon_max"] > bounds["lon_min"]) & (bounds["lat_max"] > bounds["lat_min"])).to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise CatalogFormatError(f"crop index {path}: {int(bad.sum())} row(s) have missing, non-numeric or empty "
+                                 f"bounds (first: line {first + 2}, {index['file'].iloc[first]}); give each "
+                                 "lon_min < lon_max and lat_min < lat_max in degrees.")
+    dup = index["file"].duplicated()
+    if dup.any():
+        raise CatalogFormatError(f"crop index {path} lists {index['file'][dup].iloc[0]} twice; keep one row per image.")
+    index[list(CROP_INDEX_COLUMNS[1:])] = bounds
+    index.attrs["path"] = str(path)
+    return index
+
+
+def _index_row(index: pd.DataFrame, name: str) -> pd.Series:
+    rows = index[index["file"] == name]
+    if rows.empty:
+        where = index.attrs.get("path", "the crop index")
+        raise CatalogFormatError(f"{name} has no row in {where}; add one ({', '.join(CROP_INDEX_COLUMNS)}) "
+                                 "or leave the image out.")
+    return rows.iloc[0]
+
+
+def _crop_resolution(row: pd.Series, width: int, height: int) -> float:
+    """Pixels per degree of a crop, checked to be the same along both axes."""
+    ppd_x = width / (row["lon_max"] - row["lon_min"])
+    ppd_y = height / (row["lat_max"] - row["lat_min"])
+    if abs(ppd_x - ppd_y) * max(width, height) / ppd_x > _CROP_TOLERANCE_PX:
+        raise CatalogFormatError(
+            f"{row['file']}: its bounds give {ppd_x:.4f} px/deg across and {ppd_y:.4f} px/deg down for its "
+            f"{width} x {height} px, but an equirectangular crop has square pixels in degrees; correct its "
+            "row in the index (lon_max - lon_min = width / px_per_deg, the same for latitude) or the image.")
+    return float((ppd_x + ppd_y) / 2)
+
+
+def crop_mosaic(path: str | os.PathLike, index: pd.DataFrame | str | os.PathLike, *, crs: object = None) -> "Any":
+    """One georeferenced crop as a Mosaic, placed on the Mars grid by its row in ``index``.
+
+    Parameters
+    ----------
+    path
+        The image (PNG, JPEG or TIFF, grey or RGB; read on its 0..255 scale).
+    index
+        The crops' index (:func:`read_crop_index`), or its path.
+    crs
+        The index's CRS (default ``IAU_2015:49900``, degrees on the Mars sphere).
+
+    Returns
+    -------
+    xarray.Dataset
+        A Mosaic (:func:`marscraters.mosaic.mosaic_from_array`) whose ``source`` is the file name.
+
+    Raises
+    ------
+    CatalogFormatError
+        If the image has no row in the index, or its bounds disagree with its size.
+    CorruptImageError
+        If the image cannot be read.
+    """
+    from .crs import MARS_GEOGRAPHIC
+    from .mosaic import mosaic_from_array
+
+    index = index if isinstance(index, pd.DataFrame) else read_crop_index(index)
+    path = Path(path)
+    row = _index_row(index, path.name)
+    if not path.is_file():
+        raise ImageReadError(f"crop image {path} does not exist (the index lists it); check the folder.")
+    img = _read_grey(path)
+    _crop_resolution(row, img.shape[1], img.shape[0])
+    bounds = (row["lon_min"], row["lat_min"], row["lon_max"], row["lat_max"])
+    return mosaic_from_array(img, bounds, crs if crs is not None else MARS_GEOGRAPHIC, name=path.name)
+
+
+def _touching_groups(cols: np.ndarray, rows: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> list[list[int]]:
+    """Groups of rectangles (pixel offsets and sizes) that share an edge or overlap, transitively."""
+    n = len(cols)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            gap_x = max(cols[i], cols[j]) - min(cols[i] + widths[i], cols[j] + widths[j])
+            gap_y = max(rows[i], rows[j]) - min(rows[i] + heights[i], rows[j] + heights[j])
+            # touching along an edge (one gap 0, the other negative) or overlapping; corners don't join
+            if gap_x <= 0 and gap_y <= 0 and (gap_x < 0 or gap_y < 0):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+
+
+def stitch_crops(
+    folder: str | os.PathLike,
+    index: pd.DataFrame | str | os.PathLike | None = None,
+    *,
+    by: str | None = "quadrangle",
+    files: Iterable[str] | None = None,
+    crs: object = None,
+) -> list["Any"]:
+    """Stitch every run of adjacent georeferenced crops into one Mosaic each.
+
+    Crops are grouped by the index column ``by`` (the mosaic they were cut from; None: one group),
+    placed on their group's common pixel lattice, and joined where they share an edge; the rest of
+    each mosaic's bounding box is NaN (no data).  A lone crop is a mosaic of its own.
+
+    Parameters
+    ----------
+    folder
+        The folder of images (or its ``images/`` sub-folder is used when present).
+    index
+        The crops' index or its path (default ``index.csv`` in ``folder``).
+    by
+        Index column naming each crop's source mosaic, when it has one.
+    files
+        Only these file names (default every row of the index).
+    crs
+        The index's CRS (default ``IAU_2015:49900``).
+
+    Returns
+    -------
+    list of xarray.Dataset
+        Lazy Mosaics, largest first (then by file name); ``attrs["crops"]`` lists each one's file names.
+
+    Raises
+    ------
+    CatalogFormatError
+        If a crop's bounds disagree with its size or with its group's pixel lattice.
+
+    Examples
+    --------
+    >>> mosaics = stitch_crops("../shared/data/themis-quadrangle-crops")  # doctest: +SKIP
+    """
+    from .mosaic import combine_tiles, mosaic_from_array
+    from .crs import MARS_GEOGRAPHIC
+
+    folder = Path(folder)
+    index = index if index is not None else folder / "index.csv"
+    index = index if isinstance(index, pd.DataFrame) else read_crop_index(index)
+    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    if files is not None:
+        wanted = [str(f) for f in files]
+        for name in wanted:
+            _index_row(index, name)
+        index = index[index["file"].isin(wanted)]
+    crs = crs if crs is not None else MARS_GEOGRAPHIC
+    keys = index[by] if by is not None and by in index.columns else pd.Series("", index=index.index)
+    out = []
+    for _, group in index.groupby(keys, sort=True):
+        images = [_read_grey(image_dir / name) if (image_dir / name).is_file() else None for name in group["file"]]
+        for name, img in zip(group["file"], images):
+            if img is None:
+                raise ImageReadError(f"crop image {image_dir / name} does not exist (the index lists it); check the folder.")
+        ppds = [_crop_resolution(r, im.shape[1], im.shape[0]) for (_, r), im in zip(group.iterrows(), images)]
+        ppd = float(np.median(ppds))
+        west, north = group["lon_min"].min(), group["lat_max"].max()
+        cols = (group["lon_min"].to_numpy() - west) * ppd
+        rows = (north - group["lat_max"].to_numpy()) * ppd
+        off = np.maximum(np.abs(cols - np.round(cols)), np.abs(rows - np.round(rows)))
+        if (off > _CROP_TOLERANCE_PX).any():
+            bad = group["file"].iloc[int(np.argmax(off))]
+            raise CatalogFormatError(f"{bad} is {off.max():.2f} px off its group's pixel lattice ({ppd:.4f} px/deg); "
+                                     "correct its bounds in the index, or give it its own group.")
+        cols, rows = np.round(cols).astype(int), np.round(rows).astype(int)
+        widths = np.array([im.shape[1] for im in images])
+        heights = np.array([im.shape[0] for im in images])
+        for members in _touching_groups(cols, rows, widths, heights):
+            # snapped onto the lattice, so that the crops combine exactly (the index rounds its degrees)
+            pieces = [mosaic_from_array(images[k], (west + cols[k] / ppd, north - (rows[k] + heights[k]) / ppd,
+                                                    west + (cols[k] + widths[k]) / ppd, north - rows[k] / ppd),
+                                        crs, name=group["file"].iloc[k]) for k in members]
+            ds = pieces[0] if len(pieces) == 1 else combine_tiles(pieces)
+            ds.attrs["crops"] = [group["file"].iloc[k] for k in members]
+            out.append(ds)
+    return sorted(out, key=lambda d: (-len(d.attrs["crops"]), min(d.attrs["crops"])))

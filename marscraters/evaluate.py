@@ -60,6 +60,7 @@ __all__ = [
     "PRED_FLOOR_FACTOR",
     "circle_iou",
     "match_craters",
+    "registration_offset",
     "evaluate",
     "EvaluationResult",
     "group_counts",
@@ -334,7 +335,7 @@ def _match(pred: _Craters, truth: _Craters, rule: str, threshold: Any, assignmen
         raise CatalogError(
             f"cannot compare {pred.kind} predictions with a {truth.kind} catalog: georeference the "
             "pixel craters first (marscraters.extract), or put the catalog on the image's pixels "
-            "with marscraters.crs.Grid.lonlat_to_pixel and km_to_pixels"
+            "with marscraters.targets.catalog_pixels(mosaic, catalog)"
         )
     cand = _candidates(pred, truth, rule, thr)
     if len(cand):
@@ -398,6 +399,52 @@ def match_craters(
     out.insert(0, "truth_index", t.index[m["truth_pos"].to_numpy()])
     out.insert(0, "pred_index", p.index[m["pred_pos"].to_numpy()])
     return out
+
+
+def registration_offset(pred: pd.DataFrame, truth: pd.DataFrame, *, rule: str = "deepmoon",
+                        d_min: float | None = None) -> dict[str, float]:
+    """How far detected craters sit from catalog craters on the same image: a georeferencing check.
+
+    Detections and catalog craters are matched one-to-one (:func:`match_craters`); the medians
+    of the matched pairs' signed offsets say whether the catalog is placed on the image right.
+    Each pair is off by the detector's own noise, but the noise averages out of the median, so
+    a grid shifted by half a pixel moves the median by half a pixel.
+
+    Parameters
+    ----------
+    pred, truth
+        PixelCraters on one image (or many, through :func:`side_by_side`).
+    rule
+        The matching rule.
+    d_min
+        Use only catalog craters at least this wide (pixels): small ones are placed less surely.
+
+    Returns
+    -------
+    dict
+        ``dx`` and ``dy``: median of detection minus catalog position, in pixels (east and
+        south positive); ``distance``: median separation; ``n``: matched pairs.
+
+    Examples
+    --------
+    >>> pred = pd.DataFrame({"x": [10.5, 40.5], "y": [10.0, 40.0], "diameter_px": [20.0, 20.0]})
+    >>> truth = pd.DataFrame({"x": [10.0, 40.0], "y": [10.0, 40.0], "diameter_px": [20.0, 20.0]})
+    >>> registration_offset(pred, truth)["dx"]
+    0.5
+    """
+    t = _craters(truth, "reference")
+    if t.kind != "pixel":
+        raise CatalogError("registration_offset compares positions on an image: give PixelCraters (x, y, "
+                           "diameter_px); put a catalog on the image with marscraters.targets.catalog_pixels")
+    m = match_craters(pred, truth, rule)
+    if d_min is not None:
+        m = m[truth.loc[m["truth_index"], "diameter_px"].to_numpy(dtype=float) >= float(d_min)]
+    if not len(m):
+        return {"dx": float("nan"), "dy": float("nan"), "distance": float("nan"), "n": 0}
+    dx = pred.loc[m["pred_index"], "x"].to_numpy(dtype=float) - truth.loc[m["truth_index"], "x"].to_numpy(dtype=float)
+    dy = pred.loc[m["pred_index"], "y"].to_numpy(dtype=float) - truth.loc[m["truth_index"], "y"].to_numpy(dtype=float)
+    return {"dx": float(np.median(dx)), "dy": float(np.median(dy)), "distance": float(np.median(np.hypot(dx, dy))),
+            "n": int(len(m))}
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ import xarray as xr
 from .crs import Grid
 from .errors import CatalogError, CatalogValidationError, InvalidArgumentError, MosaicError
 
-__all__ = ["TARGET_KINDS", "DEFAULT_HYBRID_THRESHOLD_KM", "render_targets", "draw_targets", "crater_weights"]
+__all__ = ["TARGET_KINDS", "DEFAULT_HYBRID_THRESHOLD_KM", "render_targets", "draw_targets", "crater_weights",
+           "catalog_pixels"]
 
 #: The target kinds :func:`render_targets` can draw.
 TARGET_KINDS: tuple[str, ...] = ("filled", "outline", "ring", "hybrid")
@@ -195,6 +196,8 @@ def render_targets(
     a_out, b_out, a_in, b_in = _semi_axes(kind, a, b, diam, inner_ratio, ring_width_px, threshold)
     segments = _segments(cx, cy, a_out, b_out, a_in, b_in, ny, nx, period)
     n_drawn = int(np.unique(segments[1]).size)
+    if lat.size and not n_drawn:
+        _warn_uncovered(grid, lat.size, lon, lat)
     table = segments[0]
 
     darr = _build_dask_array(table, out_chunks, out_dtype, period)
@@ -678,3 +681,86 @@ def crater_weights(
         block = out[r0:r1, c0:c1]
         np.maximum(block, np.where(inside, np.float32(reference_diameter_px / dd), np.float32(1.0)), out=block)
     return out
+
+
+def _warn_uncovered(grid: Grid, n: int, lon: np.ndarray, lat: np.ndarray) -> None:
+    """Empty labels from a non-empty catalog are almost always the wrong catalog (tile, convention)."""
+    import warnings
+
+    ny, nx = grid.shape
+    (w, e), (n_, s) = (np.asarray(v, dtype=float) for v in grid.pixel_to_lonlat([-0.5, nx - 0.5], [-0.5, ny - 0.5]))
+    warnings.warn(
+        f"none of the catalog's {n} craters lies on the mosaic (lon {float(w):.3f}..{float(e):.3f}, lat "
+        f"{float(s):.3f}..{float(n_):.3f}); the catalog spans lon {np.nanmin(lon):.3f}..{np.nanmax(lon):.3f}, lat "
+        f"{np.nanmin(lat):.3f}..{np.nanmax(lat):.3f}. Give a catalog that covers the mosaic (the right tile of a "
+        "tiled catalog), or check its longitude convention; the targets are empty.", UserWarning, stacklevel=3)
+
+
+def catalog_pixels(
+    mosaic: xr.Dataset | xr.DataArray,
+    catalog: pd.DataFrame,
+    *,
+    diameter_range: tuple[float | None, float | None] | None = None,
+    inside: str = "centre",
+) -> pd.DataFrame:
+    """A catalog's craters on a mosaic's grid, as PixelCraters (the labels of a georeferenced image).
+
+    Centres go through :meth:`marscraters.crs.Grid.lonlat_to_pixel` and sizes through
+    :meth:`~marscraters.crs.Grid.km_to_pixels`, the same mapping :func:`render_targets` draws with,
+    so these craters are the target layer's craters.  On an equirectangular grid a crater is an
+    ellipse ``width_px`` wide and ``height_px`` tall; ``diameter_px`` is the mean of the two, the
+    convention of the chips' YOLO boxes (:mod:`marscraters.chips`).
+
+    Parameters
+    ----------
+    mosaic
+        A Mosaic, or any georeferenced DataArray on ``(y, x)``; only its grid is used.
+    catalog
+        A Catalog, or a DataFrame with ``lat``, ``lon`` and ``diameter_km``.
+    diameter_range
+        ``(min_km, max_km)``, the rule of :func:`marscraters.catalog.filter_catalog`.
+    inside
+        ``"centre"`` (default): craters whose centre lies on the grid, as scores count them;
+        ``"overlap"``: also craters centred off the grid whose rim reaches into it (what the
+        targets of an image's edge show).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``x``, ``y``, ``diameter_px``, ``width_px``, ``height_px`` and the catalog's
+        ``diameter_km`` (and ``crater_id`` when it has one), in the catalog's order.  Without
+        ``lat``/``lon`` it is plain PixelCraters, so :func:`marscraters.evaluate` compares it with
+        detections on the image.
+
+    Examples
+    --------
+    >>> from marscraters import make_catalog, mosaic_from_array
+    >>> ds = mosaic_from_array(np.zeros((100, 100)), bounds=(0, 0, 1, 1))
+    >>> catalog_pixels(ds, make_catalog([0.5], [0.5], [10.0]))[["x", "y"]].round(2).values.tolist()
+    [[49.5, 49.5]]
+    """
+    if inside not in ("centre", "overlap"):
+        raise InvalidArgumentError(f"inside must be 'centre' or 'overlap', got {inside!r}")
+    grid = _grid_of(mosaic)
+    lat, lon, diam = _catalog_arrays(catalog)
+    keep = np.ones(lat.size, dtype=bool)
+    if diameter_range is not None:
+        lo, hi = diameter_range
+        if lo is not None:
+            keep &= diam >= float(lo)
+        if hi is not None:
+            keep &= diam < float(hi)
+    cx, cy = (np.asarray(v, dtype=float) for v in grid.lonlat_to_pixel(lon, lat))
+    w, h = (np.asarray(v, dtype=float) for v in grid.km_to_pixels(diam, lat))
+    ny, nx = grid.shape
+    reach_x, reach_y = (w / 2, h / 2) if inside == "overlap" else (0.0, 0.0)
+    with np.errstate(invalid="ignore"):
+        near = (cx >= -0.5 - w / 2) & (cx < nx - 0.5 + w / 2) & (cy >= -0.5 - h / 2) & (cy < ny - 0.5 + h / 2)
+        keep &= (cx >= -0.5 - reach_x) & (cx < nx - 0.5 + reach_x) & (cy >= -0.5 - reach_y) & (cy < ny - 0.5 + reach_y)
+    if lat.size and not near.any():
+        _warn_uncovered(grid, lat.size, lon, lat)
+    out = pd.DataFrame({"x": cx, "y": cy, "diameter_px": (w + h) / 2.0, "width_px": w, "height_px": h,
+                        "diameter_km": diam})
+    if "crater_id" in catalog.columns:
+        out["crater_id"] = catalog["crater_id"].to_numpy()
+    return out[keep].reset_index(drop=True)

@@ -1,0 +1,412 @@
+"""The detector on ground it has never seen: leave-quadrangles-out scores on real THEMIS Day IR crops.
+
+The 724 crops of ``shared/data/themis-quadrangle-crops`` come from 11 Mars Chart quadrangles that
+hold none of the 600 training chips.  Each crop becomes a georeferenced Mosaic through the
+package (:func:`marscraters.chips.crop_mosaic`, its bounds from ``index.csv``), and its labels are
+the Robbins & Hynek (2012) craters placed on its grid by :func:`marscraters.targets.catalog_pixels`,
+the mapping the lazy target layers draw with.
+
+The folds and the roles of each run are data: ``benchmarks/splits/quadrangles.json``.  Run ``k``
+tests fold ``k``, chooses everything (variant, threshold) on fold ``validation_of[k]``, and trains
+on the other two folds.  Scores: DeepMoon rule with floor scoring at 16 px first (as
+``evaluate(..., d_min=16)``), the IoU and PyCDA rules beside it; per quadrangle, fold and diameter
+bin, with 95 % intervals from resampling crops.
+
+Stages (each caches under ``--runs``, default ``runs/quadrangles``)::
+
+    python benchmarks/quadrangles.py prepare [--model PATH]   # maps, candidates and their labels
+    python benchmarks/quadrangles.py score [--verifier PATH|none] [--threshold T] --json out.json
+    python benchmarks/quadrangles.py cv --variants shipped rethreshold retrain ...   # validation only
+    python benchmarks/quadrangles.py cv --variants retrain --test   # the test folds, once per version
+    python benchmarks/quadrangles.py ship --variant retrain --out PATH
+
+``cv`` refuses to print test-fold scores unless ``--test`` is given: choose on validation first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+SPLIT = REPO / "benchmarks" / "splits" / "quadrangles.json"
+RULES = ("deepmoon", "iou", "pycda")
+D_MIN = 16.0
+BINS = (16, 24, 32, 48, 64, 128, 1e9)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+def read_split(path: Path = SPLIT) -> dict[str, Any]:
+    """The folds (quadrangle lists), each run's validation fold and the chips' spans."""
+    split = json.loads(Path(path).read_text())
+    folds = split["folds"]
+    seen = [q for qs in folds.values() for q in qs]
+    if len(seen) != len(set(seen)):
+        raise SystemExit(f"{path}: a quadrangle is in two folds")
+    for k, v in split["validation_of"].items():
+        if k not in folds or v not in folds or k == v:
+            raise SystemExit(f"{path}: run {k} must validate on another fold, got {v}")
+    return split
+
+
+def fold_of(split: dict[str, Any]) -> dict[str, str]:
+    return {q: f for f, qs in split["folds"].items() for q in qs}
+
+
+def read_robbins(folder: Path = DATA / "robbins2012-equatorial-tiles") -> Any:
+    """The Robbins & Hynek (2012) catalog of latitudes -30..30, from its 24 tiles."""
+    from marscraters.catalog import read_catalog
+
+    tiles = sorted(glob.glob(str(folder / "CSV_Tile_*.csv")))
+    if not tiles:
+        raise SystemExit(f"no Robbins tiles in {folder}")
+    return pd.concat([read_catalog(t, errors="drop") for t in tiles], ignore_index=True)
+
+
+def load_crops(folder: Path = DATA / "themis-quadrangle-crops") -> tuple[np.ndarray, list[pd.DataFrame], pd.DataFrame]:
+    """Every crop (0..255 grey), its Robbins craters in its pixels, and the index rows, in index order."""
+    from marscraters.chips import crop_mosaic, read_crop_index
+    from marscraters.targets import catalog_pixels
+
+    index = read_crop_index(folder / "index.csv").sort_values("file").reset_index(drop=True)
+    catalog = read_robbins()
+    images, truths = [], []
+    for name in index["file"]:
+        ds = crop_mosaic(folder / "images" / name, index)
+        images.append(ds["ir"].values)
+        truths.append(catalog_pixels(ds, catalog)[["x", "y", "diameter_px", "width_px", "height_px", "diameter_km"]])
+    return np.stack(images).astype(np.float32), truths, index
+
+
+def load_chips(spec: str) -> tuple[np.ndarray, list[pd.DataFrame], list[str]]:
+    from marscraters.chips import chip_craters, read_chips
+
+    lo, hi = (int(v) for v in spec.split(":"))
+    chips = read_chips(DATA / "themis-dayir-crops", indices=range(lo, hi))
+    return chips.images, [chip_craters(chips, i)[["x", "y", "diameter_px"]] for i in range(len(chips))], chips.names
+
+
+# --------------------------------------------------------------------------------------------
+# stage 1: maps and candidates, cached
+# --------------------------------------------------------------------------------------------
+def _tag(model: str | None) -> str:
+    from marscraters.detect import model_info
+
+    return str(model_info(model).get("name") or Path(model or "model").stem)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Network maps, candidates (at the verifier's low thresholds), their patches, features and labels."""
+    from marscraters.detect import model_info
+    from marscraters.model import load_model, normalise_image
+    from marscraters.training import predict_stack
+    from marscraters.verify import CANDIDATE_OPTIONS, candidate_sets, match_candidates  # noqa: F401
+
+    out = Path(args.runs) / _tag(args.model)
+    out.mkdir(parents=True, exist_ok=True)
+    model, kind = load_model(args.model), model_info(args.model)["kind"]
+    sets = {"crops": None, "chips": None}
+    t0 = time.perf_counter()
+    images, truths, index = load_crops()
+    sets["crops"] = (images, truths, list(index["file"]))
+    split = read_split()
+    sets["chips"] = load_chips(f"0:{split['chips']['test'].split(':')[1]}")
+    print(f"read {len(images)} crops and {len(sets['chips'][0])} chips in {time.perf_counter() - t0:.0f} s", flush=True)
+    for name, (imgs, trs, names) in sets.items():
+        t0 = time.perf_counter()
+        # the fixed 8-bit scale detect() uses for chip-like images (checked against detect below)
+        norm = np.stack([normalise_image(im, value_range=(0, 255)) for im in imgs]).astype(np.float32)
+        probs = np.concatenate([predict_stack(model, norm[i:i + 32]) for i in range(0, len(norm), 32)])
+        t1 = time.perf_counter()
+        cands, patches, feats, labels = candidate_sets(norm, probs, target=kind, candidates=CANDIDATE_OPTIONS,
+                                                       truths=trs, progress=True)
+        n = np.array([len(c) for c in cands])
+        cand = pd.concat([c.assign(image=i) for i, c in enumerate(cands)], ignore_index=True)
+        np.savez(out / f"{name}.npz", probs=probs.astype(np.float16), patches=patches.astype(np.float16),
+                 features=feats.astype(np.float32), labels=labels.astype(np.int8), n_candidates=n)
+        cand.to_parquet(out / f"{name}_candidates.parquet")
+        pd.concat([t.assign(image=i) for i, t in enumerate(trs)], ignore_index=True).to_parquet(out / f"{name}_truth.parquet")
+        pd.Series(names, name="name").to_frame().to_parquet(out / f"{name}_names.parquet")
+        print(f"{name}: maps {t1 - t0:.0f} s, candidates {time.perf_counter() - t1:.0f} s; {len(cand)} candidates, "
+              f"{int(labels.sum())} match a crater", flush=True)
+    index.to_parquet(out / "crops_index.parquet")
+
+
+class Cache:
+    """What ``prepare`` wrote for one image set."""
+
+    def __init__(self, folder: Path, name: str):
+        z = np.load(folder / f"{name}.npz")
+        self.probs, self.patches, self.features = z["probs"], z["patches"], z["features"]
+        self.labels, self.n = z["labels"].astype(np.float32), z["n_candidates"]
+        self.candidates = pd.read_parquet(folder / f"{name}_candidates.parquet")
+        truth = pd.read_parquet(folder / f"{name}_truth.parquet")
+        self.names = pd.read_parquet(folder / f"{name}_names.parquet")["name"].tolist()
+        self.truths = [truth[truth["image"] == i].drop(columns="image").reset_index(drop=True)
+                       for i in range(len(self.names))]
+        self.starts = np.concatenate([[0], np.cumsum(self.n)])
+
+    def rows(self, images: np.ndarray) -> np.ndarray:
+        """Candidate rows of these images."""
+        return np.concatenate([np.arange(self.starts[i], self.starts[i + 1]) for i in images]) if len(images) else \
+            np.zeros(0, int)
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------
+def detections(cache: Cache, images: np.ndarray, scores: np.ndarray | None, threshold: float,
+               finder: dict | None = None) -> list[pd.DataFrame]:
+    """Per image, the candidates kept at ``threshold`` (verifier ``scores`` over all candidates), or
+    the one-stage finder's craters (``finder`` options) when ``scores`` is None."""
+    from marscraters.extract import extract_craters
+
+    out = []
+    for i in images:
+        if scores is None:
+            out.append(extract_craters(cache.probs[i].astype(np.float32), target="outline", **finder)[
+                ["x", "y", "diameter_px", "score"]])
+            continue
+        rows = np.arange(cache.starts[i], cache.starts[i + 1])
+        c = cache.candidates.iloc[rows][["x", "y", "diameter_px"]].assign(score=scores[rows])
+        out.append(c[c["score"] >= threshold].reset_index(drop=True))
+    return out
+
+
+def score_sets(preds: list[pd.DataFrame], truths: list[pd.DataFrame], labels: list[str], *, rules=RULES,
+               n_boot: int = 0) -> dict[str, Any]:
+    """Pooled P, R, F1 (floor scoring at 16 px) per rule, by diameter bin, with bootstrap intervals over images."""
+    from marscraters.evaluate import bootstrap_scores, evaluate, group_counts, side_by_side
+
+    pred = side_by_side(preds, images=labels)
+    truth = side_by_side([t[["x", "y", "diameter_px"]] for t in truths], images=labels)
+    out = {}
+    for rule in rules:
+        r = evaluate(pred, truth, rule=rule, d_min=D_MIN, bins=list(BINS))
+        row = {"precision": r.precision, "recall": r.recall, "f1": r.f1, "n_pred": int(r.n_pred),
+               "n_truth": int(r.n_truth), "tp": int(r.n_truth_matched)}
+        if n_boot:
+            ci = bootstrap_scores(group_counts(r, pred, truth, "image", groups=labels), n_boot=n_boot, seed=0)
+            row["ci95"] = {k: [float(ci.loc[k, "low"]), float(ci.loc[k, "high"])] for k in ("precision", "recall", "f1")}
+        if rule == "deepmoon":
+            row["by_diameter"] = r.by_diameter.replace({np.nan: None}).to_dict(orient="records")
+        out[rule] = row
+    return out
+
+
+def _best_threshold(cache: Cache, images: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    from marscraters.evaluate import evaluate, side_by_side
+
+    truth = side_by_side([cache.truths[i][["x", "y", "diameter_px"]] for i in images])
+    best = (0.5, -1.0)
+    for thr in np.round(np.arange(0.05, 0.91, 0.05), 2):
+        pred = side_by_side(detections(cache, images, scores, thr))
+        f1 = evaluate(pred, truth, rule="deepmoon", d_min=D_MIN).f1
+        if f1 > best[1] + 1e-12:
+            best = (float(thr), float(f1))
+    return best
+
+
+def _verifier_scores(verifier: Any, cache: Cache, rows: np.ndarray | None = None) -> np.ndarray:
+    rows = np.arange(len(cache.labels)) if rows is None else rows
+    scores = np.full(len(cache.labels), np.nan)
+    if len(rows):
+        scores[rows] = verifier.predict(cache.patches[rows].astype(np.float32), cache.features[rows], tta=8)
+    return scores
+
+
+def _groups(cache: Cache, index: pd.DataFrame, split: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Crop positions per fold and per quadrangle."""
+    folds = fold_of(split)
+    quad = index.set_index("file").loc[cache.names, "quadrangle"].to_numpy()
+    out = {f"fold {f}": np.flatnonzero(np.isin(quad, qs)) for f, qs in split["folds"].items()}
+    out.update({q: np.flatnonzero(quad == q) for q in sorted(folds)})
+    return out
+
+
+def score(args: argparse.Namespace) -> dict[str, Any]:
+    """One detector (the model's maps, a verifier or none) on every crop and on chips 500-599."""
+    from marscraters.detect import model_info
+    from marscraters.verify import load_verifier, merge_options, resolve_verifier
+
+    folder = Path(args.runs) / _tag(args.model)
+    crops, index = Cache(folder, "crops"), pd.read_parquet(folder / "crops_index.parquet")
+    split = read_split()
+    if args.verifier == "none":
+        verifier, finder = None, merge_options(model_info(args.model)["extract"], None, None)
+    else:
+        verifier = load_verifier(args.verifier) if args.verifier else resolve_verifier(None, args.model)
+        finder = None
+    thr = args.threshold if args.threshold is not None else (verifier.threshold if verifier else None)
+    report: dict[str, Any] = {"model": _tag(args.model), "verifier": args.verifier or "the model's own",
+                              "threshold": thr, "d_min": D_MIN, "date": time.strftime("%Y-%m-%d"), "sets": {}}
+    scores = _verifier_scores(verifier, crops) if verifier else None
+    groups = {"all crops": np.arange(len(crops.names)), **_groups(crops, index, split)}
+    for name, imgs in groups.items():
+        preds = detections(crops, imgs, scores, thr, finder)
+        report["sets"][name] = score_sets(preds, [crops.truths[i] for i in imgs], [crops.names[i] for i in imgs],
+                                          n_boot=args.bootstrap if name == "all crops" or name.startswith("fold") else 0)
+        r = report["sets"][name]["deepmoon"]
+        print(f"{name:>20}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} ({r['tp']}/{r['n_truth']})",
+              flush=True)
+    if args.chips_test:
+        chips = Cache(folder, "chips")
+        lo, hi = (int(v) for v in split["chips"]["test"].split(":"))
+        imgs = np.arange(lo, hi)
+        cs = _verifier_scores(verifier, chips, chips.rows(imgs)) if verifier else None
+        preds = detections(chips, imgs, cs, thr, finder)
+        report["sets"]["chips 500-599"] = score_sets(preds, [chips.truths[i] for i in imgs],
+                                                     [chips.names[i] for i in imgs], n_boot=args.bootstrap)
+        r = report["sets"]["chips 500-599"]["deepmoon"]
+        print(f"{'chips 500-599':>20}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# cross-validated variants of the second stage
+# --------------------------------------------------------------------------------------------
+VARIANTS = {
+    "shipped": "the model's own verifier at its own threshold",
+    "rethreshold": "the model's own verifier, threshold chosen on the validation fold",
+    "one-stage": "no verifier: the model's one-stage finder, its probability threshold chosen on the validation fold",
+    "retrain": "a verifier trained on the training folds' candidates (maps the network never trained on) plus "
+               "chips 0-439's, threshold chosen on the validation fold",
+    "retrain-crops": "as retrain, without the chips",
+}
+
+
+def _fit(cache_parts: list[tuple[Cache, np.ndarray]], epochs: int, seed: int) -> Any:
+    from marscraters.verify import fit_classifier
+
+    patches = np.concatenate([c.patches[r] for c, r in cache_parts]).astype(np.float32)
+    feats = np.concatenate([c.features[r] for c, r in cache_parts])
+    labels = np.concatenate([c.labels[r] for c, r in cache_parts])
+    return fit_classifier(patches, feats, labels, epochs=epochs, seed=seed, progress=False)
+
+
+def _one_stage_best(cache: Cache, images: np.ndarray, base: dict) -> tuple[dict, float]:
+    from marscraters.evaluate import evaluate, side_by_side
+
+    truth = side_by_side([cache.truths[i][["x", "y", "diameter_px"]] for i in images])
+    best = (base, -1.0)
+    for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
+        opts = {**base, "threshold": thr}
+        f1 = evaluate(side_by_side(detections(cache, images, None, 0, opts)), truth, rule="deepmoon", d_min=D_MIN).f1
+        if f1 > best[1]:
+            best = (opts, f1)
+    return best
+
+
+def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, split: dict, args) -> dict:
+    """Run ``k`` of one variant: its detections on the validation fold and on the test fold."""
+    from marscraters.detect import model_info
+    from marscraters.verify import Verifier, merge_options, resolve_verifier
+
+    v = split["validation_of"][k]
+    train_folds = [f for f in split["folds"] if f not in (k, v)]
+    train = np.concatenate([groups[f"fold {f}"] for f in train_folds])
+    val, test = groups[f"fold {v}"], groups[f"fold {k}"]
+    out: dict[str, Any] = {"run": k, "validation_fold": v, "train_folds": train_folds}
+    if variant == "one-stage":
+        opts, f1 = _one_stage_best(crops, val, merge_options(model_info(args.model)["extract"], None, None))
+        out.update(finder=opts, validation_f1=f1)
+        out["preds"] = {"validation": detections(crops, val, None, 0, opts), "test": detections(crops, test, None, 0, opts)}
+        return out
+    shipped = resolve_verifier(None, args.model)
+    if variant in ("shipped", "rethreshold"):
+        verifier = shipped
+    else:
+        parts = [(crops, crops.rows(train))]
+        if variant == "retrain":
+            lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
+            parts.append((chips, chips.rows(np.arange(lo, hi))))
+        t0 = time.perf_counter()
+        verifier = Verifier(_fit(parts, args.epochs, args.seed), 0.5, shipped.candidates)
+        out["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    scores = _verifier_scores(verifier, crops, crops.rows(np.concatenate([val, test])))
+    thr, f1 = (verifier.threshold, float("nan")) if variant == "shipped" else _best_threshold(crops, val, scores)
+    out.update(threshold=thr, validation_f1=f1)
+    out["preds"] = {"validation": detections(crops, val, scores, thr), "test": detections(crops, test, scores, thr)}
+    return out
+
+
+def cv(args: argparse.Namespace) -> dict[str, Any]:
+    folder = Path(args.runs) / _tag(args.model)
+    crops, chips = Cache(folder, "crops"), Cache(folder, "chips")
+    index = pd.read_parquet(folder / "crops_index.parquet")
+    split = read_split()
+    groups = _groups(crops, index, split)
+    report: dict[str, Any] = {"model": _tag(args.model), "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
+                              "epochs": args.epochs, "seed": args.seed, "variants": {}}
+    for variant in args.variants:
+        runs = []
+        for k in split["folds"]:
+            t0 = time.perf_counter()
+            runs.append(run_variant(variant, k, crops, chips, groups, split, args))
+            print(f"{variant} run {k}: threshold {runs[-1].get('threshold', runs[-1].get('finder'))}, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+        entry: dict[str, Any] = {"description": VARIANTS[variant],
+                                 "runs": [{k: v for k, v in r.items() if k != "preds"} for r in runs]}
+        for role in ("validation", "test") if args.test else ("validation",):
+            imgs = np.concatenate([groups[f"fold {r['validation_fold' if role == 'validation' else 'run']}"]
+                                   for r in runs])
+            preds = [p for r in runs for p in r["preds"][role]]
+            entry[role] = score_sets(preds, [crops.truths[i] for i in imgs], [crops.names[i] for i in imgs],
+                                     n_boot=args.bootstrap)
+            if role == "test":
+                # per quadrangle, from the run that held it out
+                per_q = {}
+                for q in sorted(fold_of(split)):
+                    sel = [(i, p) for r in runs for i, p in zip(groups[f"fold {r['run']}"], r["preds"]["test"])
+                           if i in set(groups[q])]
+                    per_q[q] = score_sets([p for _, p in sel], [crops.truths[i] for i, _ in sel],
+                                          [crops.names[i] for i, _ in sel], rules=("deepmoon",))["deepmoon"]
+                entry["test_by_quadrangle"] = per_q
+            r = entry[role]["deepmoon"]
+            print(f"{variant:>14} {role:>10}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
+                  f"({r['tp']}/{r['n_truth']})", flush=True)
+        report["variants"][variant] = entry
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+def main(argv: list[str] | None = None) -> Any:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("stage", choices=["prepare", "score", "cv"])
+    p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
+    p.add_argument("--runs", default=str(REPO / "runs" / "quadrangles"), help="cache folder")
+    p.add_argument("--verifier", default=None, help="score: a verifier file, or 'none' for the one-stage finder")
+    p.add_argument("--threshold", type=float, default=None, help="score: the verifier's threshold")
+    p.add_argument("--chips-test", action="store_true", help="score: also chips 500-599 (the old held-out set)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--test", action="store_true", help="cv: also score the test folds (once per shipped version)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--json", help="write the report here")
+    args = p.parse_args(argv)
+    if not (DATA / "themis-quadrangle-crops").is_dir():
+        raise SystemExit(f"needs {DATA / 'themis-quadrangle-crops'}")
+    warnings.filterwarnings("ignore", message=".*intervals are too narrow.*")
+    return {"prepare": prepare, "score": score, "cv": cv}[args.stage](args)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 0)
