@@ -933,10 +933,12 @@ class ModelAge:
         d0, d1 = self.diameter_range
         n = f"{self.n:g}" if abs(self.n - round(self.n)) < 1e-9 else f"{self.n:.1f}"
         how = "Poisson likelihood (Michael et al. 2016)" if self.method == "poisson" else "cumulative fit"
+        # the 1σ bounds in Ga with the age's digits (as many as the interval needs)
+        sigma = _age_digits(self.age, self.lower, self.upper) + round(math.log10(_age_unit(self.age)[1]))
         if self.response:
             how += f", corrected for the detector response of {self.response} ({self.expected_false:.1f} false expected)"
         return (
-            f"Model age {self.age_text()} (1σ {self.lower:.3g}-{self.upper:.3g} Ga), {self.epoch}\n"
+            f"Model age {self.age_text()} (1σ {self.lower:.{sigma}f}-{self.upper:.{sigma}f} Ga), {self.epoch}\n"
             f"  {n} craters of {_fmt_d(d0)}-{_fmt_d(d1)} km on {_fmt_area(self.area_km2)} km², "
             f"N(1) = {self.n1:.3g} per km²\n"
             f"  {s.name} chronology system, {how}"
@@ -981,14 +983,38 @@ def format_age(age: float, lower: float | None = None, upper: float | None = Non
     '630 +37/-35 Ma'
     >>> format_age(3.61, 2.62, 3.72)
     '3.61 +0.11/-0.99 Ga'
+
+    Errors that would round to zero (a large count) get two significant digits:
+
+    >>> format_age(3.8012, 3.7985, 3.8041)
+    '3.8012 +0.0029/-0.0027 Ga'
     """
-    unit, f = ("Ga", 1.0) if age >= 1.0 else (("Ma", 1e3) if age >= 1e-3 else ("ka", 1e6))
-    v = age * f
-    digits = 2 if v < 10 else (1 if v < 100 else 0)
-    text = f"{v:.{digits}f}"
+    unit, f = _age_unit(age)
+    digits = _age_digits(age, lower, upper)
+    text = f"{age * f:.{digits}f}"
     if lower is None or upper is None:
         return f"{text} {unit}"
     return f"{text} +{(upper - age) * f:.{digits}f}/-{(age - lower) * f:.{digits}f} {unit}"
+
+
+def _age_unit(age: float) -> tuple[str, float]:
+    """The unit of an age in Ga (Ga, Ma below 1 Ga, ka below 1 Ma) and its factor from Ga."""
+    return ("Ga", 1.0) if age >= 1.0 else (("Ma", 1e3) if age >= 1e-3 else ("ka", 1e6))
+
+
+def _age_digits(age: float, lower: float | None = None, upper: float | None = None) -> int:
+    """Decimals for an age in its unit: about three significant digits, or, when the smaller of its
+    errors would round to zero with those (a large count), enough to give it two significant digits,
+    so that ``+0.00/-0.00`` never hides an interval."""
+    f = _age_unit(age)[1]
+    v = age * f
+    digits = 2 if v < 10 else (1 if v < 100 else 0)
+    errors = [e * f for e in ((upper - age) if upper is not None else math.nan,
+                              (age - lower) if lower is not None else math.nan) if math.isfinite(e) and e > 0]
+    if errors and round(min(errors), digits) == 0:
+        # at most 6 decimals: a narrower interval is a degenerate fit, not a measurement
+        digits = min(6, 1 - math.floor(math.log10(min(errors))))
+    return digits
 
 
 # --------------------------------------------------------------------------------------------

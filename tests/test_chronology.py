@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import types
 from pathlib import Path
 
@@ -391,6 +392,23 @@ def test_model_age_result_reads_well():
     assert result.to_dict()["age_ga"] == result.age
     assert result.error[0] > 0 and result.error[1] > 0
     assert chron.format_age(3.61, 2.62, 3.72) == "3.61 +0.11/-0.99 Ga"
+
+
+def test_a_large_count_prints_its_interval():
+    # ~30,000 craters: a 1σ interval of about a Myr, which two decimals of Ga print as +0.00/-0.00
+    area = 3e6
+    d = chron.sample_diameters(3.8, area, (1.0, 16.0), rng=np.random.default_rng(0))
+    result = model_age(d, area_km2=area, diameter_range=(1, 16))
+    assert 0 < result.error[0] < 0.005 and 0 < result.error[1] < 0.005
+    text = str(result)
+    assert "+0.00/" not in text and "/-0.00 " not in text
+    age, plus, minus, lo, hi = (float(v) for v in re.search(
+        r"Model age ([\d.]+) \+([\d.]+)/-([\d.]+) Ga \(1σ ([\d.]+)-([\d.]+) Ga\)", text).groups())
+    # two significant digits of each error, and 1σ bounds that differ
+    assert plus == pytest.approx(result.error[1], rel=0.05) and minus == pytest.approx(result.error[0], rel=0.05)
+    assert age == pytest.approx(result.age, abs=1e-4) and lo < age < hi
+    assert chron.format_age(3.8012, 3.7985, 3.8041) == "3.8012 +0.0029/-0.0027 Ga"
+    assert chron.format_age(3.6, 3.55, 3.65) == "3.60 +0.05/-0.05 Ga"  # the usual digits when they show it
 
 
 def test_plots(tmp_path):
