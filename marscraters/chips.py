@@ -35,7 +35,7 @@ import pandas as pd
 from .errors import CatalogFormatError, CatalogNotFoundError, CorruptImageError, ImageReadError, InvalidArgumentError
 
 __all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "is_yolo_labels", "read_crop_index", "crop_mosaic",
-           "stitch_crops"]
+           "stitch_crops", "write_chips"]
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -602,3 +602,120 @@ def stitch_crops(
             ds.attrs["crops"] = [group["file"].iloc[k] for k in members]
             out.append(ds)
     return sorted(out, key=lambda d: (-len(d.attrs["crops"]), min(d.attrs["crops"])))
+
+
+def write_chips(
+    mosaic: Any,
+    catalog: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    size: int = 416,
+    diameter_range: tuple[float | None, float | None] | None = None,
+    min_valid_fraction: float = 0.5,
+    prefix: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Cut a georeferenced mosaic into labelled training chips: the folder ``read_chips`` reads.
+
+    Each ``size`` x ``size`` window becomes ``images/<prefix>_<col>_<row>.png`` (8-bit grey) with
+    its catalog craters as YOLO boxes in ``labels/`` (:func:`marscraters.targets.catalog_pixels`,
+    the target layers' mapping; boxes clipped to the chip, as the THEMIS crops' labels are, so
+    :func:`read_chips` restores the circles the edge cuts), and ``index.csv`` gives each chip's
+    bounds, so the chips are georeferenced crops again (:func:`crop_mosaic`).
+
+    Parameters
+    ----------
+    mosaic
+        A Mosaic (or a Zarr cube path) on a geographic grid, grey levels within 0..255 (8-bit
+        imagery); no-data pixels are written as the window's mean.
+    catalog
+        The craters (a Catalog, e.g. the Robbins catalog).
+    out
+        The folder to create.
+    size
+        Chip side in pixels.
+    diameter_range
+        ``(min_km, max_km)`` of the craters labelled.
+    min_valid_fraction
+        Windows with less valid data than this are skipped.
+    prefix
+        File-name prefix (default the mosaic's ``source`` stem, else ``chip``).
+    overwrite
+        Replace ``out``.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``size`` is not a whole number of at least 32 pixels, or the grey levels are not 8-bit.
+    OutputExistsError
+        If ``out`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> write_chips(open_mosaic("cube.zarr"), read_catalog("robbins.gpkg"), "chips")  # doctest: +SKIP
+    >>> chips = read_chips("chips")  # doctest: +SKIP
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from ._io import atomic_path, check_output
+    from .crs import Grid
+    from .mosaic import open_mosaic
+    from .targets import catalog_pixels
+
+    if not (isinstance(size, (int, np.integer)) and size >= 32):
+        raise InvalidArgumentError(f"size must be a whole number of pixels >= 32, got {size!r}")
+    out = Path(out)
+    check_output(out, overwrite)
+    ds = mosaic if hasattr(mosaic, "data_vars") else open_mosaic(mosaic)
+    grid = Grid.from_dataset(ds)
+    if not grid.is_geographic:
+        raise InvalidArgumentError("write_chips needs a mosaic on a geographic grid (degrees), so that its chips' "
+                                   "bounds are lon/lat; reproject it to IAU_2015:49900 first")
+    name = prefix or Path(str(ds.attrs.get("source", "chip")).split(",")[0]).stem or "chip"
+    ny, nx = grid.shape
+    windows = [(r0, c0) for r0 in range(0, ny - size + 1, size) for c0 in range(0, nx - size + 1, size)]
+    # once for the whole mosaic (it warns if the catalog misses it), then shifted into each window
+    every = catalog_pixels(ds, catalog, diameter_range=diameter_range, inside="overlap")
+    rows = []
+    with atomic_path(out, overwrite) as tmp:
+        (tmp / "images").mkdir(parents=True)
+        (tmp / "labels").mkdir()
+        for r0, c0 in tqdm(windows, desc=f"chips of {name}", disable=not progress):
+            window = ds["ir"].isel(y=slice(r0, r0 + size), x=slice(c0, c0 + size))
+            values = np.asarray(window.values, dtype=np.float32)
+            valid = np.isfinite(values)
+            if valid.mean() < min_valid_fraction:
+                continue
+            lo, hi = float(values[valid].min()), float(values[valid].max())
+            if lo < 0 or hi > 255:
+                raise InvalidArgumentError(f"write_chips writes 8-bit chips, but the mosaic's grey levels reach "
+                                           f"{lo:g}..{hi:g}; rescale its ir to 0..255 first")
+            values = np.where(valid, values, values[valid].mean())
+            stem = f"{name}_{c0 // size}_{r0 // size}"
+            Image.fromarray(np.round(values).astype(np.uint8)).save(tmp / "images" / f"{stem}.png")
+            px = every.assign(x=every["x"] - c0, y=every["y"] - r0)
+            x0 = np.clip(px["x"] + 0.5 - px["width_px"] / 2, 0, size)
+            x1 = np.clip(px["x"] + 0.5 + px["width_px"] / 2, 0, size)
+            y0 = np.clip(px["y"] + 0.5 - px["height_px"] / 2, 0, size)
+            y1 = np.clip(px["y"] + 0.5 + px["height_px"] / 2, 0, size)
+            keep = (x1 > x0) & (y1 > y0)
+            lines = [f"0 {(a + b) / 2 / size:.6f} {(c + d) / 2 / size:.6f} {(b - a) / size:.6f} {(d - c) / size:.6f}"
+                     for a, b, c, d in zip(x0[keep], x1[keep], y0[keep], y1[keep])]
+            (tmp / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
+            (w, e), (n, s) = grid.pixel_to_xy(np.array([c0 - 0.5, c0 + size - 0.5]), np.array([r0 - 0.5, r0 + size - 0.5]))
+            rows.append({"file": f"{stem}.png", "col": c0 // size, "row": r0 // size, "lon_min": float(w),
+                         "lon_max": float(e), "lat_min": float(s), "lat_max": float(n), "n_craters": int(keep.sum())})
+        if not rows:
+            raise InvalidArgumentError(f"the mosaic ({nx} x {ny} px) holds no {size} x {size} window with at least "
+                                       f"{min_valid_fraction:.0%} valid data; use a smaller size")
+        pd.DataFrame(rows).to_csv(tmp / "index.csv", index=False, float_format="%.9f")
+    return out
