@@ -88,6 +88,20 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chips(args: argparse.Namespace) -> int:
+    from .catalog import read_catalog
+    from .chips import write_chips
+    from .mosaic import open_mosaic
+
+    cat = read_catalog(args.catalog, errors=args.errors)
+    out = write_chips(open_mosaic(args.cube), cat, args.out, size=args.size, diameter_range=args.diameter_range,
+                      overwrite=args.overwrite, progress=not args.quiet)
+    n = sum(1 for _ in (Path(out) / "images").iterdir())
+    print(f"wrote {n} labelled chips of {args.size} px to {out} (images/, labels/, index.csv); train on them with "
+          f"`marscraters train --chips {out}`")
+    return 0
+
+
 def _parse_range(text: str, what: str) -> range:
     try:
         lo, hi = (int(v) for v in text.split(":"))
@@ -384,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output targets.zarr")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out store")
     s.set_defaults(func=_cmd_targets)
+
+    s = sub.add_parser("chips", help="cut a mosaic into labelled training chips (PNG + YOLO boxes from a catalog)",
+                       description="Cut a georeferenced mosaic cube into square chips with their catalog craters as "
+                                   "YOLO boxes (images/, labels/, and index.csv of each chip's bounds): the folder "
+                                   "`marscraters train --chips` reads. The mosaic must hold 8-bit grey levels.")
+    s.add_argument("cube", help="mosaic cube.zarr (from `marscraters ingest`)")
+    s.add_argument("--catalog", required=True, help="crater catalog to label with (any format `marscraters convert` reads)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--size", type=int, default=416, help="chip side in pixels (default 416, the THEMIS crops')")
+    s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 1 100")
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise",
+                   help="impossible catalog rows: fail (default) or drop them")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    s.set_defaults(func=_cmd_chips)
 
     s = sub.add_parser("train", help="train a Symmetric UNet (chips, cubes + catalog, or the synthetic dots)")
     src = s.add_mutually_exclusive_group(required=True)

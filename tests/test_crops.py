@@ -244,3 +244,25 @@ def test_write_chips_round_trips_through_read_chips_and_crop_mosaic(tmp_path):
     np.testing.assert_allclose(back.y.values, ds.y.values[48:96], atol=1e-6 / PPD * 1e3)
     with pytest.raises(Exception, match="exists"):
         write_chips(ds, cat, out, size=48)
+
+
+def test_chips_command_writes_a_training_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from marscraters.catalog import write_catalog
+    from marscraters.chips import read_chips
+    from marscraters.mosaic import ingest
+
+    img = np.random.default_rng(2).integers(0, 255, (96, 96)).astype(np.float32)
+    ds = mosaic_from_array(img, bounds=(10.0, 0.0, 10.0 + 96 / PPD, 96 / PPD), name="scene.png")
+    cube = ingest(ds, tmp_path / "cube.zarr", progress=False)
+    grid = Grid.from_dataset(ds)
+    lon, lat = grid.pixel_to_lonlat(np.array([20.0, 70.0]), np.array([20.0, 70.0]))
+    write_catalog(make_catalog(lat, lon, [1.5, 2.0]), tmp_path / "cat.gpkg")
+    run = subprocess.run([sys.executable, "-m", "marscraters", "chips", str(cube), "--catalog", str(tmp_path / "cat.gpkg"),
+                          "--size", "48", "--out", str(tmp_path / "chips"), "-q"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "wrote 4 labelled chips" in run.stdout
+    chips = read_chips(tmp_path / "chips")
+    assert len(chips) == 4 and len(chips.craters) == 2
