@@ -160,6 +160,8 @@ def test_demo_runs_end_to_end(tmp_path):
     detected = read_catalog(tmp_path / "demo" / "craters.gpkg")
     assert len(detected) == summary["craters_detected"] > 0
     assert {"crater_id", "lat", "lon", "diameter_km", "score", "model_name"} <= set(detected.columns)
+    # the catalog records the area it was dated on, so `marscraters age craters.gpkg` needs none
+    assert detected.attrs["area_km2"] == pytest.approx(summary["area_km2"], abs=0.1)
     assert 0.0 <= summary["f1_deepmoon"] <= 1.0 and summary["recall_deepmoon"] > 0
     # the surface was dated from both catalogs, against its true age
     assert summary["true_age_ga"] == 3.7
