@@ -6,22 +6,34 @@ Every subcommand calls the public function of its stage; see ``marscraters <comm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import sys
+import warnings
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import CatalogFormatError, InvalidArgumentError, MarsCratersError
+from .errors import CatalogFormatError, InvalidArgumentError, MarsCratersError, cli_message
 
 log = logging.getLogger("marscraters")
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from .mosaic import ingest, open_mosaic
+    from .mosaic import ingest, open_mosaic, read_image
 
-    out = ingest(args.tiles, args.out, overwrite=args.overwrite, chunk=args.chunk, progress=not args.quiet)
+    sources: Any = args.tiles
+    if args.bounds is not None:
+        if len(args.tiles) != 1:
+            raise InvalidArgumentError(f"--bounds places one image, and {len(args.tiles)} were given: ingest each "
+                                       "plain image on its own (with its own --bounds)")
+        sources = read_image(args.tiles[0], bounds=args.bounds, crs=args.crs)
+    elif args.crs is not None:
+        raise InvalidArgumentError("--crs is the CRS of --bounds: give --bounds WEST SOUTH EAST NORTH too (georeferenced "
+                                   "images, GeoTIFFs and THEMIS tiles, bring their own CRS)")
+    out = ingest(sources, args.out, overwrite=args.overwrite, chunk=args.chunk, progress=not args.quiet)
     ds = open_mosaic(out)
     print(f"wrote {out}: ir {dict(ds.sizes)} chunks {ds['ir'].encoding.get('chunks')} crs {ds.rio.crs}")
     return 0
@@ -290,11 +302,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.suffix == ".zarr" or (path / "zarr.json").exists():
+        from .crs import Grid
+        from .errors import MosaicError
         from .mosaic import open_mosaic
 
-        ds = open_mosaic(path)
+        try:
+            ds, kind = open_mosaic(path), "mosaic cube"
+        except MosaicError:
+            # the package's other stores: segment's probability map, targets' target layer
+            import xarray as xr
+
+            ds = xr.open_zarr(path, decode_coords="all", consolidated=False)
+            kinds = {"crater_probability": "crater probability store (from `marscraters segment`)",
+                     "target": "target layer (from `marscraters targets`)"}
+            kind = next((kinds[v] for v in ds.data_vars if v in kinds), "Zarr store (not a mosaic cube)")
+        print(f"{path}: {kind}")
         print(ds)
-        print("grid:", ds.craters.grid)
+        try:
+            print("grid:", Grid.from_dataset(ds))
+        except MarsCratersError as exc:
+            print(f"grid: none ({exc})")
     else:
         # a catalog, or the pixel craters `detect` writes (read by the same helper as `evaluate`)
         cat = _read_scored(str(path))
@@ -360,8 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("ingest", help="THEMIS tiles / GeoTIFFs -> chunked Zarr v3 mosaic cube")
-    s.add_argument("tiles", nargs="+", help="thm_dir_N{lat}_{lon}.png tiles or Mars GeoTIFFs")
+    s = sub.add_parser("ingest", help="THEMIS tiles / GeoTIFFs -> chunked Zarr v3 mosaic cube",
+                       description="Read georeferenced images (ASU THEMIS Day IR tiles thm_dir_N{lat}_{lon}.png, "
+                                   "Mars GeoTIFFs and other GDAL rasters with a Mars CRS) and write them as one "
+                                   "chunked Zarr v3 mosaic cube (float32 'ir', NaN for no data, with its CRS), the "
+                                   "input of `segment`, `targets` and `browse`. Adjacent images are combined "
+                                   "into one mosaic. A plain image without georeferencing (PNG, JPEG...) is "
+                                   "placed with --bounds (and --crs).")
+    s.add_argument("tiles", nargs="+", help="thm_dir_N{lat}_{lon}.png tiles or Mars GeoTIFFs (or, with --bounds, "
+                                             "one plain image: PNG, JPEG...)")
+    s.add_argument("--bounds", nargs=4, type=float, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
+                   help="place an image that has no georeferencing (a plain PNG or JPEG): the outer edges of its "
+                        "pixels, in degrees east/north on the Mars sphere (or in --crs units)")
+    s.add_argument("--crs", help="with --bounds: their Mars CRS (default IAU_2015:49900, lon/lat degrees on the Mars "
+                                 "sphere; e.g. IAU_2015:49910 for equirectangular metres)")
     s.add_argument("--out", required=True, help="output cube.zarr")
     s.add_argument("--chunk", type=int, default=512, help="storage chunk size in pixels (default 512)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -517,8 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_age_parser(sub)
     add_browse_parser(sub)
 
-    s = sub.add_parser("info", help="describe a mosaic cube or a catalog")
-    s.add_argument("path")
+    s = sub.add_parser("info", help="describe a mosaic cube, a probability or target store, or a catalog",
+                       description="Describe a file that marscraters reads or writes: a mosaic cube "
+                                   "(from `ingest`), a crater probability store (from `segment`) or a target "
+                                   "layer (from `targets`): its variables, size, chunks and grid; or a crater "
+                                   "catalog (GeoPackage, CSV, Robbins TSV, craterstats .diam/.scc) or the pixel "
+                                   "craters `detect` writes: summary statistics of its columns and its metadata.")
+    s.add_argument("path", help="a .zarr store or a catalog file")
     s.set_defaults(func=_cmd_info)
 
     s = sub.add_parser(
@@ -538,18 +582,41 @@ def build_parser() -> argparse.ArgumentParser:
         for dest, flags, text in (("quiet", ("-q", "--quiet"), "no progress bars"),
                                   ("verbose", ("-v", "--verbose"), "log debug messages")):
             own = command._option_string_actions  # `catalog` has its own --quiet (for its standalone parser)
-            for action in {own[f] for f in flags if f in own}:
+            mine = [own[f] for f in flags if f in own]
+            if mine:
+                # the command's own flag also answers to the other spelling (`catalog -q`), shown in its help
+                action = mine[0]
                 action.default = argparse.SUPPRESS
-            free = [f for f in flags if f not in own]
-            if free:
-                command.add_argument(*free, dest=dest, action="store_true", default=argparse.SUPPRESS,
-                                     help=text if len(free) == len(flags) else argparse.SUPPRESS)
+                action.option_strings[:] = [f for f in flags if f in action.option_strings or f not in own]
+                own.update({f: action for f in action.option_strings})
+            else:
+                command.add_argument(*flags, dest=dest, action="store_true", default=argparse.SUPPRESS, help=text)
     return p
+
+
+def _command_flags(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The option strings of one subcommand (``--errors``, ``-q``...)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices[command]._option_string_actions)
+
+
+@contextlib.contextmanager
+def _cli_warnings(flags: Collection[str]) -> Iterator[None]:
+    """Warnings printed as ``warning: message`` (no Python file and source line), in the CLI's terms."""
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        print(f"warning: {cli_message(str(message), flags)}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``marscraters`` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    flags = _command_flags(parser, args.command)
     # our own messages at INFO; third-party chatter (pyogrio, distributed) only at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -557,9 +624,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        return int(args.func(args) or 0)
+        with _cli_warnings(flags):
+            return int(args.func(args) or 0)
     except MarsCratersError as exc:
-        print(f"marscraters {args.command}: error: {exc}", file=sys.stderr)
+        # messages name Python's fixes (errors='drop'); the command line names its own flags
+        print(f"marscraters {args.command}: error: {cli_message(str(exc), flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)

@@ -7,7 +7,11 @@ Subclasses also derive from the matching built-in exception (``ValueError``,
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
+
 __all__ = [
+    "cli_message",
     "MarsCratersError",
     "InvalidArgumentError",
     "CRSError",
@@ -104,3 +108,62 @@ class ChronologyError(MarsCratersError, ValueError):
 
 class OutputWriteError(MarsCratersError, OSError):
     """An output cannot be written: its folder cannot be made, no permission, or no space."""
+
+
+# --------------------------------------------------------------------------------------------
+# the same messages, for command-line users
+# --------------------------------------------------------------------------------------------
+#: ``(pattern, CLI text, flag, CLI text without that flag)``: the Python spelling of a fix in a
+#: message, and how the command line spells it.  The first text is used when the command has
+#: ``flag`` (or ``flag`` is None), else the second.
+_CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
+    # "pass overwrite=True (--overwrite on the command line)", "resume=False (--no-resume)",
+    # "value_range=(low, high) (CLI: --value-range LOW HIGH)": a message that names both keeps the flag
+    (r"\b[a-z_]+=[^\s()]*(?:\([^()]*\))? \((?:CLI: )?(--[a-z][\w-]*(?: [A-Z0-9_.]+)*)(?: on the command line)?\)",
+     r"\1", None, ""),
+    (r"pass errors='drop' to drop them with a warning", "pass --errors drop to drop them with a warning", "--errors",
+     "drop them with `marscraters convert CATALOG --errors drop --out clean.gpkg` and use clean.gpkg"),
+    (r"\(or pass base_url=\)", "(or pass --base-url URL)", None, ""),
+    (r", or pass the new hash \(or known_hash=None to skip the check\) if you trust it", "", None, ""),
+    (r"marscraters\.ingest\(images, (['\"])(.*?)\1\)", r"`marscraters ingest IMAGES --out \2`", None, ""),
+    (r"marscraters\.ingest\b", "`marscraters ingest`", None, ""),
+    (r"marscraters\.download_themis\b", "`marscraters download themis --tile ID`", None, ""),
+    (r"read the pixels yourself and call mosaic_from_array\(array, bounds, crs=[^)]*\)",
+     "give its bounds: `marscraters ingest FILE --bounds WEST SOUTH EAST NORTH --out cube.zarr` (--crs for another "
+     "Mars CRS than IAU_2015:49900)", None, ""),
+    (r"georeference the pixel craters first \(marscraters\.extract\), or put the catalog on the image's pixels "
+     r"with marscraters\.[\w.]+(?:\([^()]*\))?(?: and \w+)?",
+     "compare pixel craters (a CSV of x, y, diameter_px, or YOLO labels) with pixel craters, or catalogs with "
+     "catalogs; for craters in lon/lat, ingest the georeferenced image and run `marscraters segment` and "
+     "`marscraters catalog`", None, ""),
+    (r"mosaic=<[^>]*>", "--mosaic CUBE.zarr", None, ""),
+    (r"\bverify=False\b", "--no-verify", None, ""),
+    (r"\bvalue_range=\(([^,()]+), ([^,()]+)\)", r"--value-range \1 \2", None, ""),
+    (r"\bvalue_range='auto'", "--value-range auto", None, ""),
+]
+
+
+def cli_message(message: str, flags: Collection[str] = ()) -> str:
+    """A message rewritten for command-line users: the fixes it names become flags and commands.
+
+    Messages are written for Python users (``errors='drop'``, ``marscraters.ingest(...)``);
+    the command line prints them through this function, so that they name its own flags.
+
+    Parameters
+    ----------
+    message
+        An error or warning message.
+    flags
+        The option strings of the command being run (``--errors``, ...): a fix whose flag the
+        command lacks is spelled another way (e.g. through ``marscraters convert``).
+
+    Examples
+    --------
+    >>> cli_message("x.zarr already exists; pass overwrite=True (--overwrite on the command line).")
+    'x.zarr already exists; pass --overwrite.'
+    >>> cli_message("bad rows; pass errors='drop' to drop them with a warning", {"--errors"})
+    'bad rows; pass --errors drop to drop them with a warning'
+    """
+    for pattern, text, flag, fallback in _CLI_SPELLINGS:
+        message = re.sub(pattern, text if flag is None or flag in flags else fallback, message)
+    return message

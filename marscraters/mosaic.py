@@ -59,6 +59,7 @@ __all__ = [
     "read_themis_tile",
     "read_geotiff",
     "read_image",
+    "read_plain_image",
     "mosaic_from_array",
     "validate_mosaic",
     "combine_tiles",
@@ -713,27 +714,67 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
     return _build_mosaic(data, transform, crs, {"source": spath})
 
 
-def read_image(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Dataset:
+def read_image(
+    path: str | os.PathLike[str],
+    chunks: Chunks = None,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    crs: Any = None,
+) -> xr.Dataset:
     """Open any supported image as a lazy Mosaic, choosing the reader from the file name.
 
     * ``thm_dir_N{lat}_{lon:03d}.png`` -> :func:`read_themis_tile`
     * ``.tif``, ``.tiff``, ``.vrt``, ``.img``, ``.cub``, ``.jp2`` -> :func:`read_geotiff`
     * ``.zarr`` -> :func:`open_mosaic`
+    * with ``bounds``: any image without georeferencing (PNG, JPEG, plain TIFF...) ->
+      :func:`read_plain_image`
+
+    Parameters
+    ----------
+    path
+        The image file (or Zarr cube).
+    chunks
+        Dask chunks, as the reader takes them.
+    bounds
+        ``(west, south, east, north)`` of an image that carries no georeferencing (a plain PNG or
+        JPEG crop): the outer edges of its pixels, in ``crs`` units.
+    crs
+        With ``bounds``: their CRS (default ``IAU_2015:49900``, degrees on the Mars sphere).
 
     Raises
     ------
-    TileNameError
-        For a PNG whose name is not a THEMIS tile name (a plain PNG has no georeferencing).
     ImageReadError
-        For any other suffix.
+        If the file does not exist, or its suffix names no reader.
+    TileNameError
+        For a PNG whose name is not a THEMIS tile name, without ``bounds``.
+    InvalidArgumentError
+        If ``crs`` is given without ``bounds``, or ``bounds`` for a georeferenced file.
 
     Examples
     --------
     >>> ds = read_image("thm_dir_N-30_030.png")  # doctest: +SKIP
+    >>> crop = read_image("crop.jpg", bounds=(30.0, -0.7, 30.7, 0.0))  # doctest: +SKIP
     """
     p = Path(path)
     suffix = p.suffix.lower()
+    if not p.exists():
+        raise ImageReadError(f"{p} does not exist; check the path.")
+    if bounds is not None:
+        return read_plain_image(p, bounds, MARS_GEOGRAPHIC if crs is None else crs, chunks=chunks)
+    if crs is not None:
+        raise InvalidArgumentError(
+            f"crs= is the CRS of bounds= (CLI: --crs goes with --bounds); {p.name} gets its georeferencing "
+            "from its own file, so leave crs out, or give bounds=(west, south, east, north) too "
+            "(CLI: --bounds WEST SOUTH EAST NORTH)."
+        )
+    place = ("give its bounds: bounds=(west, south, east, north) (CLI: --bounds WEST SOUTH EAST NORTH), in "
+             "degrees on the Mars sphere unless crs=... (CLI: --crs CRS) says otherwise")
     if suffix in _PNG_SUFFIXES:
+        if not _TILE_RE.match(p.name):
+            raise TileNameError(
+                f"{p.name!r} is not a THEMIS tile name, and a plain PNG carries no georeferencing: {place}. "
+                f"{_TILE_HELP}."
+            )
         return read_themis_tile(p, chunks=chunks)
     if suffix in _GDAL_SUFFIXES:
         return read_geotiff(p, chunks=chunks)
@@ -742,9 +783,89 @@ def read_image(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Datase
     raise ImageReadError(
         f"cannot tell how to read {p} from its suffix {suffix!r}. Supported: THEMIS tiles "
         f"({_TILE_PATTERN}), rasters with a Mars CRS ({', '.join(sorted(_GDAL_SUFFIXES))}) and "
-        "Zarr cubes (.zarr). For other images, call read_geotiff directly or build the mosaic "
-        "with mosaic_from_array(array, bounds)."
+        f"Zarr cubes (.zarr). For an image without georeferencing (PNG, JPEG...), {place}."
     )
+
+
+def read_plain_image(
+    path: str | os.PathLike[str],
+    bounds: tuple[float, float, float, float],
+    crs: Any = MARS_GEOGRAPHIC,
+    chunks: Chunks = None,
+) -> xr.Dataset:
+    """Open an image that carries no georeferencing (PNG, JPEG, PGM, plain TIFF...) as a lazy Mosaic.
+
+    The pixels are read in windows inside dask tasks, as the other readers do, and placed on
+    ``bounds`` by :func:`mosaic_from_array`.  Colour images contribute their first band (palette
+    images their palette's red channel); a nodata value the file declares becomes NaN.
+
+    Parameters
+    ----------
+    path
+        The image file (anything GDAL reads).
+    bounds
+        ``(west, south, east, north)`` of the image's outer pixel edges, in ``crs`` units; row 0
+        is the north edge.
+    crs
+        A Mars CRS (default ``IAU_2015:49900``, longitude/latitude on the Mars sphere).
+    chunks
+        Dask chunks; default full-width strips of 512 rows (PNG and JPEG decode row by row).
+
+    Returns
+    -------
+    xarray.Dataset
+        A Mosaic with float32 ``ir`` and attrs ``source`` (the file) and, for geographic and
+        equirectangular grids, ``px_per_deg``.
+
+    Raises
+    ------
+    ImageReadError
+        If the file does not exist.
+    CorruptImageError
+        If GDAL cannot read it.
+    InvalidArgumentError
+        If the file is georeferenced (it then has its own bounds: use :func:`read_image` without
+        ``bounds``), or ``bounds`` are empty or inverted.
+    MissingCRSError, NotMarsCRSError
+        If ``crs`` is None or not a Mars CRS.
+
+    Examples
+    --------
+    >>> ds = read_plain_image("crop.jpg", (30.0, -0.7018, 30.7018, 0.0))  # doctest: +SKIP
+    >>> ds.attrs["px_per_deg"]  # 416 px over 0.7018 degrees  # doctest: +SKIP
+    592.75...
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path} does not exist; check the path.")
+    spath = str(path.resolve())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(spath) as src:
+                shape, file_crs, count = (src.height, src.width), src.crs, src.count
+                nodata = None if src.nodata is None else float(src.nodata)
+                try:
+                    colormap = src.colormap(1)
+                except ValueError:
+                    colormap = None
+    except RasterioError as exc:
+        raise CorruptImageError(f"{path} is not an image GDAL can read ({exc}).") from exc
+    if file_crs is not None:
+        raise InvalidArgumentError(
+            f"{path} is georeferenced (CRS {file_crs.to_string()!r}), so it has its own bounds: leave out "
+            "bounds= (CLI: --bounds) and read it as it is."
+        )
+    if count < 1:
+        raise CorruptImageError(f"{path} has no image band.")
+    lut = None
+    if colormap:
+        lut = np.zeros(max(256, max(colormap) + 1), dtype=np.float32)
+        for index, rgba in colormap.items():
+            lut[index] = rgba[0]
+    row_chunks, col_chunks = _normalize_chunks(chunks, shape, (_DEFAULT_PNG_STRIP_ROWS, -1))
+    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=nodata)
+    return mosaic_from_array(data, bounds, crs, name=spath)
 
 
 # --------------------------------------------------------------------------------------------

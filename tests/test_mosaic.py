@@ -355,9 +355,13 @@ def test_read_image_dispatches_on_suffix(tmp_path, tile):  # noqa: ANN001
 
 
 def test_read_image_rejects_unknown(tmp_path):  # noqa: ANN001
-    with pytest.raises(ImageReadError, match=r"'\.jpg'.*mosaic_from_array"):
+    with pytest.raises(ImageReadError, match="does not exist"):
         read_image(tmp_path / "crater0.jpg")
-    with pytest.raises(TileNameError):
+    for name in ("crater0.jpg", "crater0.png"):
+        Image.fromarray(np.ones((8, 8), np.uint8)).save(tmp_path / name)
+    with pytest.raises(ImageReadError, match=r"'\.jpg'.*bounds="):
+        read_image(tmp_path / "crater0.jpg")
+    with pytest.raises(TileNameError, match="bounds="):
         read_image(tmp_path / "crater0.png")
 
 
