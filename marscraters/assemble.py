@@ -103,7 +103,7 @@ def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any,
     """(what the workers load, the Verifier, the image as a dask array, its no-data fill) -- or Nones."""
     import dask.array as da
 
-    from .model import read_model_metadata
+    from .model import mosaic_value_range, read_model_metadata
     from .verify import Verifier, resolve_verifier, verifier_of
 
     if verify is False:
@@ -139,10 +139,10 @@ def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any,
     verifier = resolve_verifier(vref, None)
     data = ir.data if isinstance(ir.data, da.Array) else da.from_array(np.asarray(ir.data), chunks=-1)
     data = data.astype(np.float32)
-    if value_range is not None:
-        # the grey scale segmentation gave the network, which the verifier learned on
-        lo, hi = (float(v) for v in value_range)
-        data = da.clip((data - lo) / (hi - lo), 0.0, 1.0)
+    # the grey scale segmentation gave the network, which the verifier learned on: the one the
+    # store records, else (a store of a lazy segment()) the same rule on the same mosaic
+    lo, hi = mosaic_value_range(data, value_range, stacklevel=4)
+    data = da.clip((data - lo) / (hi - lo), 0.0, 1.0)
     # one no-data fill for the whole mosaic (a lazy scalar, computed once), so windows agree
     return vref, verifier, data, da.nanmean(data)
 

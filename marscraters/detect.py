@@ -25,14 +25,6 @@ __all__ = ["read_grey_image", "detect", "model_info"]
 # 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
 _SCALE_TOLERANCE = 1.3
 DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
-# The THEMIS chips' grey levels (0.5-99.5th percentile) span at least 22 % of the 8-bit range
-# (the training chips 0-439: 31 %) and average 40-60 % of it (training varied gain by e^+-0.2 and
-# level by +-0.05).  An image far outside that -- span below 15 % of the range guessed for it, or
-# mean outside 20-80 % -- would look flat or black to the network, so it is stretched on its own.
-_MIN_CONTRAST = 0.15
-_MEAN_LEVEL = (0.2, 0.8)
-
-
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG, JPEG, PGM or TIFF image as a 2-D float32 grey array (RGB -> luminance).
 
@@ -92,45 +84,6 @@ def model_info(model: Any = None) -> dict[str, Any]:
 _MIN_CRATER_PX = 16.0
 
 
-def _guess_value_range(arr: np.ndarray, lo: float, hi: float) -> tuple[float, float] | str:
-    """The grey-level range of a plain image whose scale the caller did not give.
-
-    ``lo`` and ``hi`` are the image's smallest and largest finite values.  0..1 for float images
-    within 0..1 (an 8-bit image divided by 255), 0..255 for other images within 0..255, and a
-    per-image stretch (``"auto"``) otherwise, or, with a warning, when the levels are so far from
-    the training chips' (:data:`_MIN_CONTRAST`, :data:`_MEAN_LEVEL`) that the network would see a
-    flat or black image (for example reflectance of 0.05-0.25).
-    """
-    if arr.dtype.kind == "f" and lo >= 0 and hi <= 1:
-        guess = (0.0, 1.0)
-    elif lo >= 0 and hi <= 255:
-        guess = (0.0, 255.0)
-    else:
-        return "auto"
-    # a large image: a 2-D strided sample of about a million pixels (a 1-D stride could fall on
-    # every n-th column of a striped image)
-    step = max(int(np.ceil(np.sqrt(arr.size / 1e6))), 1)
-    sample = arr[::step, ::step].astype(np.float64)
-    sample = sample[np.isfinite(sample)]
-    if not sample.size:
-        return guess
-    p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
-    width = guess[1] - guess[0]
-    mean = (float(sample.mean()) - guess[0]) / width
-    if p_hi - p_lo < _MIN_CONTRAST * width or not _MEAN_LEVEL[0] <= mean <= _MEAN_LEVEL[1]:
-        hint = ""
-        if guess == (0.0, 255.0) and arr.dtype.kind == "f" and float(np.mean(sample <= 1.0)) > 0.99:
-            hint = " Most of its pixels are within 0..1: if it is a 0..1 image with a few outliers, pass value_range=(0, 1)."
-        warnings.warn(
-            f"the image's grey levels ({p_lo:.4g}..{p_hi:.4g}, mean {mean:.0%} of the {guess[0]:g}..{guess[1]:g} range "
-            "assumed for it) are far darker, brighter or flatter than the THEMIS chips the model learnt from "
-            "(mean 40-60 %, spread at least 22 % of the range), so this image is stretched on its own "
-            "(value_range='auto'). Pass value_range=(low, high) (CLI: --value-range LOW HIGH) to set the scale "
-            f"yourself.{hint}", UserWarning, stacklevel=3)
-        return "auto"
-    return guess
-
-
 def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float, native: float) -> None:
     """Refuse pixel sizes that resample the image to nothing or to more than memory holds, and
     warn when the resampling hides the small craters (usually a pixel size in the wrong unit)."""
@@ -180,12 +133,14 @@ def detect(
         Pixel size the model was trained at; read from the model file when None (100 m for the
         shipped THEMIS model).
     value_range
-        Grey-level range for :func:`marscraters.model.normalise_image`; default 0..1 for float
-        images within 0..1 (an 8-bit image divided by 255), 0..255 for other images within
-        0..255, and a percentile stretch (``"auto"``) for anything else.  Also ``"auto"``,
-        with a warning, for an image far darker, brighter or flatter than the training chips
-        (levels spanning under 15 % of the guessed range, or a mean outside 20-80 % of it;
-        the chips span at least 22 % and average 40-60 %), such as reflectance of 0.05-0.25.
+        Grey-level range for :func:`marscraters.model.normalise_image`; default
+        (:func:`marscraters.model.guess_value_range`, the rule ``segment`` applies to mosaics
+        too) 0..1 for float images within 0..1 (an 8-bit image divided by 255), 0..255 for
+        other images within 0..255, and a percentile stretch (``"auto"``), with a warning, for
+        anything else (a 16-bit image) and for an image far darker, brighter or flatter than the
+        training chips (levels spanning under 15 % of the guessed range, or a mean outside
+        20-80 % of it; the chips span at least 22 % and average 40-60 %), such as reflectance
+        of 0.05-0.25.
     batch_size, extract_options, progress
         Passed to prediction and to :func:`marscraters.extract.extract_craters`.  The options
         default to those stored in the model file (chosen on its validation chips); a
@@ -224,7 +179,8 @@ def detect(
     """
     from skimage.transform import rescale
 
-    from .model import _as_image, _grey_levels, load_model, normalise_image, predict_image
+    from .model import (_as_image, _grey_levels, grey_sample, guess_value_range, load_model, normalise_image,
+                        predict_image)
     from .verify import find_craters, merge_options, resolve_verifier
 
     if pixel_size_m is None:
@@ -266,7 +222,7 @@ def detect(
     else:
         verifier = resolve_verifier(verify, model)
     if value_range is None:
-        value_range = _guess_value_range(arr, lo, hi)
+        value_range = guess_value_range(grey_sample(arr), floating=arr.dtype.kind == "f", lo=lo, hi=hi)
 
     work = arr.astype(np.float32)
     if resampled:

@@ -62,6 +62,10 @@ __all__ = [
     "pad_to_multiple",
     "crop",
     "normalise_image",
+    "guess_value_range",
+    "grey_sample",
+    "stretch_range",
+    "mosaic_value_range",
     "predict_image",
     "predict_windows",
     "TTA_ORDERS",
@@ -670,6 +674,159 @@ def fixed_value_range(value_range: Any, *, hint: str = "") -> tuple[float, float
     return lo, hi
 
 
+# The THEMIS chips' grey levels (0.5-99.5th percentile) span at least 22 % of the 8-bit range
+# (the training chips 0-439: 31 %) and average 40-60 % of it (training varied gain by e^+-0.2 and
+# level by +-0.05).  An image far outside that -- span below 15 % of the range guessed for it, or
+# mean outside 20-80 % -- would look flat or black to the network, so it is stretched on its own.
+_MIN_CONTRAST = 0.15
+_MEAN_LEVEL = (0.2, 0.8)
+#: Pixels in the grey-level sample of an image or a mosaic (:func:`grey_sample`).
+GREY_SAMPLE_PX = 1_000_000
+# Arrays larger than this many samples are sampled in windows (a strided read of a chunked mosaic
+# would read every chunk); windows per axis, and their side
+_STRIDED_MAX = 16
+_SAMPLE_WINDOWS = 16
+_SAMPLE_WINDOW_PX = 64
+
+
+def grey_sample(data: Any) -> Any:
+    """About :data:`GREY_SAMPLE_PX` pixels of a 2-D numpy or dask array, flattened, to judge its
+    grey levels by.
+
+    The positions depend on the array's shape only, never on its chunks, so a mosaic gets the
+    same sample (and the same grey scale) however it is chunked.  Up to 16 Mpx: a 2-D strided
+    lattice (a 1-D stride could fall on every n-th column of a striped image).  Larger: 16 x 16
+    windows of 64 x 64 px spread evenly, so a lazy mosaic reads a few hundred storage chunks, not
+    all of them.  A dask array stays lazy.
+    """
+    ny, nx = (int(n) for n in data.shape)
+    if ny * nx <= _STRIDED_MAX * GREY_SAMPLE_PX:
+        step = max(int(math.ceil(math.sqrt(ny * nx / GREY_SAMPLE_PX))), 1)
+        return data[::step, ::step].ravel()
+    w = _SAMPLE_WINDOW_PX
+    ys = [min(max(int((i + 0.5) * ny / _SAMPLE_WINDOWS) - w // 2, 0), max(ny - w, 0)) for i in range(_SAMPLE_WINDOWS)]
+    xs = [min(max(int((j + 0.5) * nx / _SAMPLE_WINDOWS) - w // 2, 0), max(nx - w, 0)) for j in range(_SAMPLE_WINDOWS)]
+    pieces = [data[y:y + w, x:x + w].ravel() for y in ys for x in xs]
+    if type(data).__module__.startswith("dask"):
+        import dask.array as da
+
+        return da.concatenate(pieces)
+    return np.concatenate(pieces)
+
+
+def stretch_range(values: Any) -> tuple[float, float]:
+    """The per-image stretch (``value_range="auto"``): the 0.5th to 99.5th percentile of the finite
+    ``values``, or their minimum and maximum when those two coincide; (0, 255) when none is finite."""
+    finite = np.asarray(values, dtype=np.float64).ravel()
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return 0.0, 255.0
+    lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+    if hi <= lo:  # almost constant with a few outliers: fall back to the full range
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:  # constant: any scale shows it as flat
+        hi = lo + 1.0
+    return lo, hi
+
+
+def guess_value_range(
+    sample: Any, *, floating: bool = True, lo: float | None = None, hi: float | None = None,
+    what: str = "image", stacklevel: int = 3,
+) -> tuple[float, float] | str:
+    """The grey scale of an image or mosaic whose scale the caller did not give: the one rule of
+    :func:`marscraters.detect.detect` and :func:`marscraters.segment.segment`.
+
+    0..1 for float levels within 0..1 (an 8-bit image divided by 255), 0..255 for other levels
+    within 0..255 (the THEMIS chips' fixed 8-bit scale), and a stretch on the image's own levels
+    (``"auto"``), with a warning, otherwise: levels beyond 0..255 (a 16-bit or calibrated image),
+    or levels so far from the training chips' (:data:`_MIN_CONTRAST`, :data:`_MEAN_LEVEL`) that
+    the network would see a flat or black image (for example reflectance of 0.05-0.25).
+
+    Parameters
+    ----------
+    sample
+        Grey levels to judge, e.g. :func:`grey_sample` of the image (computed); NaN is ignored.
+    floating
+        Whether the levels are floats (only then can 0..1 be their scale).
+    lo, hi
+        The smallest and largest finite level of the whole image, when known (default: the sample's).
+    what
+        ``"image"`` or ``"mosaic"``, for the warning.
+    """
+    values = np.asarray(sample, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if lo is None or hi is None:
+        if not values.size:
+            return (0.0, 255.0)  # nothing to judge: the training scale
+        lo, hi = float(values.min()), float(values.max())
+    how = ("stretched on its own (value_range='auto'). Pass value_range=(low, high) (CLI: --value-range LOW "
+           "HIGH) to set the scale yourself.")
+    if floating and lo >= 0 and hi <= 1:
+        guess = (0.0, 1.0)
+    elif lo >= 0 and hi <= 255:
+        guess = (0.0, 255.0)
+    else:
+        warnings.warn(
+            f"the {what}'s grey levels ({lo:.6g}..{hi:.6g}) go beyond the 8-bit 0..255 scale of the THEMIS chips "
+            f"the model learnt from (a 16-bit or calibrated {what}?), so the {what} is {how}", UserWarning,
+            stacklevel=stacklevel)
+        return "auto"
+    if not values.size:
+        return guess
+    p_lo, p_hi = np.percentile(values, [0.5, 99.5])
+    width = guess[1] - guess[0]
+    mean = (float(values.mean()) - guess[0]) / width
+    if p_hi - p_lo < _MIN_CONTRAST * width or not _MEAN_LEVEL[0] <= mean <= _MEAN_LEVEL[1]:
+        hint = ""
+        if guess == (0.0, 255.0) and floating and float(np.mean(values <= 1.0)) > 0.99:
+            hint = (f" Most of its pixels are within 0..1: if it is a 0..1 {what} with a few outliers, pass "
+                    "value_range=(0, 1).")
+        warnings.warn(
+            f"the {what}'s grey levels ({p_lo:.4g}..{p_hi:.4g}, mean {mean:.0%} of the {guess[0]:g}..{guess[1]:g} "
+            "range assumed for it) are far darker, brighter or flatter than the THEMIS chips the model learnt from "
+            f"(mean 40-60 %, spread at least 22 % of the range), so the {what} is {how}{hint}", UserWarning,
+            stacklevel=stacklevel)
+        return "auto"
+    return guess
+
+
+def mosaic_value_range(data: Any, value_range: Any = None, *, client: Any = None,
+                       stacklevel: int = 2) -> tuple[float, float]:
+    """The one fixed grey scale ``(low, high)`` of a whole mosaic (a 2-D numpy or dask array).
+
+    ``value_range`` given as ``(low, high)`` is checked and returned, with nothing read.
+    Otherwise the mosaic's :func:`grey_sample` is read (through ``client`` when given): ``"auto"``
+    is its stretch (:func:`stretch_range`); None applies :func:`guess_value_range` (a mosaic's
+    ``ir`` is float32 whatever it was stored as), whose ``"auto"`` is the same stretch.  One scale
+    for every block, so even a stretched mosaic has no seams, whatever its chunking.
+
+    Examples
+    --------
+    >>> levels = np.random.default_rng(0).uniform(0, 255, (64, 64))
+    >>> mosaic_value_range(levels)  # 8-bit-like: the training chips' fixed scale
+    (0.0, 255.0)
+    >>> mosaic_value_range(levels, (0, 1023))
+    (0.0, 1023.0)
+    """
+    if not (value_range is None or isinstance(value_range, str)):
+        return fixed_value_range(value_range, hint=", 'auto' or None")
+    sample = grey_sample(data)
+    if hasattr(sample, "dask"):
+        sample = client.compute(sample).result() if client is not None else sample.compute()
+    return _sample_value_range(np.asarray(sample), value_range, stacklevel=stacklevel + 1)
+
+
+def _sample_value_range(sample: np.ndarray, value_range: str | None, stacklevel: int = 2) -> tuple[float, float]:
+    """:func:`mosaic_value_range` of an already-read sample (also a task of ``segment``'s lazy graph)."""
+    if value_range is None:
+        value_range = guess_value_range(sample, floating=True, what="mosaic", stacklevel=stacklevel + 1)
+    if value_range != "auto":
+        if isinstance(value_range, str):
+            raise InvalidArgumentError(f"value_range must be (low, high), 'auto' or None, got {value_range!r}")
+        return fixed_value_range(value_range)
+    return stretch_range(sample)
+
+
 def _grey_levels(image: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """The finite grey levels of a 2-D image and their minimum and maximum, refusing an image with
     none or with one value only.
@@ -743,9 +900,7 @@ def normalise_image(
     if isinstance(value_range, str):
         if value_range != "auto":
             raise InvalidArgumentError(f"value_range must be (low, high) or 'auto', got {value_range!r}")
-        lo, hi = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
-        if hi <= lo:  # almost constant with a few outliers: fall back to the full range
-            lo, hi = vmin, vmax
+        lo, hi = stretch_range(finite)
     else:
         lo, hi = fixed_value_range(value_range, hint=" or 'auto'")
         if (lo, hi) == (0.0, 255.0) and (vmin < 0.0 or vmax > 255.0):

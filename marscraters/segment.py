@@ -13,7 +13,9 @@ every output pixel sees all the input it depends on.  Inside the block function 
 block is:
 
 1. normalised with the same fixed linear scale as :func:`~marscraters.model.normalise_image`
-   (``value_range``, default 0..255, clipped); no-data pixels are filled with *one constant for
+   (``value_range``, clipped): *one scale for the whole mosaic*, given, or found once from a
+   sample of the whole mosaic by the grey-level rule :func:`~marscraters.model.guess_value_range`
+   (0..255 for 8-bit levels like THEMIS'); no-data pixels are filled with *one constant for
    the whole mosaic* (``nodata_fill``), never a per-block mean, which would differ between
    blocks and leave seams near gaps;
 2. padded by reflection so that it starts and ends on the 128-pixel pooling grid **of the whole
@@ -76,7 +78,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 from ._io import _remove, check_output
 from .crs import Grid
 from .errors import InvalidArgumentError, ModelError, MosaicError, OutputExistsError
-from .model import MULTIPLE, _check_tta, read_model_metadata, receptive_margin
+from .model import MULTIPLE, _check_tta, mosaic_value_range, read_model_metadata, receptive_margin
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
@@ -379,15 +381,34 @@ def _predict_windows(
 # --------------------------------------------------------------------------------------------
 # segment
 # --------------------------------------------------------------------------------------------
-def _check_value_range(value_range: Any) -> tuple[float, float]:
+def _check_value_range(value_range: Any) -> tuple[float, float] | str | None:
+    """``value_range`` checked: None (the grey-level rule), ``"auto"`` or a fixed ``(low, high)``."""
+    if value_range is None or (isinstance(value_range, str) and value_range == "auto"):
+        return value_range
     if isinstance(value_range, str):
         raise InvalidArgumentError(
-            f"value_range={value_range!r}: a per-image stretch would map each block differently and leave "
-            "seams; pass the mosaic's fixed (low, high) scale, e.g. (0, 255) for 8-bit THEMIS mosaics"
+            f"value_range must be (low, high), 'auto' (one stretch for the whole mosaic, from its levels) or "
+            f"None (the grey-level rule), got {value_range!r}"
         )
     from .model import fixed_value_range
 
-    return fixed_value_range(value_range)
+    return fixed_value_range(value_range, hint=", 'auto' or None")
+
+
+def _levels(sample: np.ndarray, value_range: str | None) -> np.ndarray:
+    from .model import _sample_value_range
+
+    return np.array(_sample_value_range(sample, value_range, stacklevel=3), dtype=np.float64)
+
+
+def _lazy_value_range(data: da.Array, value_range: str | None) -> tuple[da.Array, da.Array]:
+    """:func:`~marscraters.model.mosaic_value_range` as two lazy scalars of one task: computed once
+    per compute and passed to every block (so :func:`segment` stays lazy)."""
+    from .model import grey_sample
+
+    task = dask.delayed(_levels, pure=True)(grey_sample(data), value_range)
+    levels = da.from_delayed(task, shape=(2,), dtype=np.float64)
+    return levels[0], levels[1]
 
 
 def _positive_int(value: Any, what: str, allow_zero: bool = False) -> int:
@@ -506,8 +527,9 @@ def _scaled_nanmean(data: Any, lo: float, hi: float) -> Any:
     return xp.nanmean(scaled)
 
 
-def _fill_value(nodata_fill: Any, data: Any, lo: float, hi: float) -> Any:
-    """The one no-data fill of the whole mosaic, in 0..1 (a float, or a lazy 0-d dask array)."""
+def _fill_value(nodata_fill: Any, data: Any, lo: Any, hi: Any) -> Any:
+    """The one no-data fill of the whole mosaic, in 0..1 (a float, or a lazy 0-d dask array when it
+    is the mean or when ``lo`` and ``hi`` are lazy)."""
     if nodata_fill is None:
         return 0.5
     if isinstance(nodata_fill, str):
@@ -524,6 +546,8 @@ def _fill_value(nodata_fill: Any, data: Any, lo: float, hi: float) -> Any:
         raise InvalidArgumentError(f"nodata_fill must be None, 'mean' or a number, got {nodata_fill!r}") from exc
     if not math.isfinite(value):
         raise InvalidArgumentError(f"nodata_fill must be finite, got {nodata_fill!r}")
+    if isinstance(lo, da.Array):
+        return da.clip((value - lo) / (hi - lo), 0.0, 1.0)
     return float(np.clip((value - lo) / (hi - lo), 0.0, 1.0))
 
 
@@ -535,7 +559,7 @@ def segment(
     batch_size: int = 4,
     chunks: Any = None,
     tile: int | None = None,
-    value_range: tuple[float, float] = (0.0, 255.0),
+    value_range: tuple[float, float] | str | None = None,
     nodata_fill: float | Literal["mean"] | None = None,
     tta: int = 1,
 ) -> xr.DataArray:
@@ -573,8 +597,15 @@ def segment(
         Core size (a multiple of 128) of the windows a block is cut into.  None: the whole block
         is one window unless that exceeds about 4224 x 4224 px, then 3072-px cores.
     value_range
-        The mosaic's fixed grey scale, mapped linearly to the network's 0..1 and clipped
-        (as :func:`~marscraters.model.normalise_image` does).
+        The mosaic's grey scale ``(low, high)``, mapped linearly to the network's 0..1 and
+        clipped (as :func:`~marscraters.model.normalise_image` does); one scale for every block.
+        None (default): the grey-level rule of :func:`marscraters.detect.detect`
+        (:func:`~marscraters.model.guess_value_range`), judged on about a million pixels of the
+        whole mosaic (:func:`~marscraters.model.grey_sample`, the same pixels for every
+        chunking): 0..255 for 8-bit levels like THEMIS', else, with a warning, a stretch from
+        the sample's 0.5th to 99.5th percentile (a 16-bit mosaic).  ``"auto"``: that stretch,
+        always.  The sample is a task of the graph, read once when the result is computed;
+        :func:`segment_to_zarr` reads it first and records the scale.
     nodata_fill
         What no-data (NaN) pixels look like to the network, in the mosaic's units: None
         (default) for the middle of ``value_range``; ``"mean"`` for the mean of the mosaic's
@@ -604,6 +635,12 @@ def segment(
         For bad ``depth``, ``batch_size``, ``chunks``, ``tile``, ``value_range`` or
         ``nodata_fill``.
 
+    Warns
+    -----
+    UserWarning
+        When ``value_range`` is None and the mosaic's levels are not 8-bit-like (beyond
+        0..255, or far darker, brighter or flatter than the training chips): it is stretched.
+
     Examples
     --------
     >>> prob = segment(open_mosaic("cube.zarr"), "unet.keras")  # doctest: +SKIP
@@ -623,7 +660,7 @@ def _segment(
     batch_size: int,
     chunks: Any,
     tile: int | None,
-    value_range: tuple[float, float],
+    value_range: tuple[float, float] | str | None,
     nodata_fill: Any,
     fill_scaled: float | None = None,
     tta: int = 1,
@@ -636,7 +673,7 @@ def _segment(
     batch_size = _positive_int(batch_size, "batch_size")
     if tile is not None:
         tile = _round_up(_positive_int(tile, "tile"), MULTIPLE)
-    lo, hi = _check_value_range(value_range)
+    value_range = _check_value_range(value_range)
     tta = _check_tta(tta)
     ir = ds["ir"]
     ny, nx = ir.shape
@@ -651,6 +688,8 @@ def _segment(
         data = da.from_array(np.asarray(data), chunks=block_chunks)
     elif data.chunks != block_chunks:
         data = data.rechunk(block_chunks)
+    # the grey scale of the whole mosaic, never of a block: chunk-invariant and seamless
+    lo, hi = value_range if isinstance(value_range, tuple) else _lazy_value_range(data, value_range)
     fill = fill_scaled if fill_scaled is not None else _fill_value(nodata_fill, data, lo, hi)
     # no overlap along an axis that is one block (map_overlap refuses a depth beyond the array)
     axis_depth = tuple(depth if len(c) > 1 else 0 for c in block_chunks)
@@ -663,8 +702,6 @@ def _segment(
         halo=_round_up(depth, MULTIPLE),
         tile=tile,
         batch_size=batch_size,
-        lo=lo,
-        hi=hi,
         anchor=anchor,
         shape=(int(ny), int(nx)),
         tta=tta,
@@ -679,6 +716,8 @@ def _segment(
         dtype=np.float32,
         meta=np.empty((0, 0), dtype=np.float32),  # never call the network on an empty array
         fill=fill,
+        lo=lo,  # keywords of map_overlap, not of the partial: they may be lazy scalars
+        hi=hi,
         name=f"crater-probability-{dask.base.tokenize(data, spec.path, _model_key(spec.path), depth, tile, batch_size, lo, hi, fill, tta)}",
     )
     from . import __version__
@@ -691,11 +730,14 @@ def _segment(
         "model_saved_at": str(spec.metadata.get("saved_at", "")),
         "depth": depth,
         "tta": tta,
-        "value_range": [lo, hi],
         "nodata_fill": "mean" if isinstance(fill, da.Array) else float(fill),
         "nodata": "probability 0 where ir has no data",
         "marscraters_version": __version__,
     }
+    if isinstance(value_range, tuple):
+        attrs["value_range"] = [lo, hi]
+    elif value_range == "auto":  # lazy: the catalog's verifier finds the same scale from the mosaic
+        attrs["value_range"] = "auto"
     coords = {name: c for name, c in ir.coords.items() if set(c.dims) <= {"y", "x"}}
     out = xr.DataArray(prob, dims=("y", "x"), coords=coords, name=VARIABLE, attrs=attrs)
     import rioxarray  # noqa: F401  (registers .rio; imported here, not at start-up: it loads GDAL)
@@ -796,7 +838,7 @@ def segment_to_zarr(
     batch_size: int = 4,
     chunks: Any = None,
     tile: int | None = None,
-    value_range: tuple[float, float] = (0.0, 255.0),
+    value_range: tuple[float, float] | str | None = None,
     nodata_fill: float | Literal["mean"] | None = None,
     tta: int = 1,
 ) -> Path:
@@ -817,8 +859,9 @@ def segment_to_zarr(
     out
         The Zarr store to create (``*.zarr``).
     model, depth, batch_size, chunks, tile, value_range, nodata_fill, tta
-        As in :func:`segment`.  ``nodata_fill="mean"`` is computed once before the blocks (and
-        recorded, so a resumed run uses the same value).
+        As in :func:`segment`.  The grey scale (``value_range`` None or ``"auto"``) is found
+        before the blocks, with its warning, and recorded; ``nodata_fill="mean"`` is computed
+        once before the blocks (and recorded, so a resumed run uses the same value).
     overwrite
         Replace an existing ``out``, and start an unfinished run over.
     resume
@@ -860,7 +903,10 @@ def segment_to_zarr(
     check_output(out, overwrite)
     ds = _validate_mosaic(ds)
     spec = _resolve_model(model)
-    lo, hi = _check_value_range(value_range)
+    if client is None:
+        client = _default_client()
+    # the grey scale, found (with its warning) before any block runs, and recorded
+    lo, hi = mosaic_value_range(ds["ir"].data, _check_value_range(value_range), client=client, stacklevel=3)
     partial_path = partial_store_path(out)
     record = _read_record(partial_path) if partial_path.exists() else None
     start_over = overwrite or not resume
@@ -945,8 +991,6 @@ def segment_to_zarr(
             dask.delayed(_write_block, pure=False)(blocks[i, j], store, region, marker, dask_key_name=f"marscraters-write-{i}-{j}")
         )
     n_total = len(ychunks) * len(xchunks)
-    if client is None:
-        client = _default_client()
     if tasks:
         # load the model before the clock starts, so the summary measures segmentation
         if client is not None:
@@ -1045,7 +1089,10 @@ def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--depth", type=int, help="overlap in pixels (default: the receptive field, 512 for 3x3)")
     s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations (flips, quarter turns); N times the work")
-    s.add_argument("--value-range", nargs=2, type=float, default=[0.0, 255.0], metavar=("LOW", "HIGH"))
+    s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
+                   help="the grey levels that map to black and white, one scale for the whole mosaic, e.g. 0 255 or "
+                        "0 65535, or 'auto' for a stretch from the mosaic's own levels (default: 0..255 for 8-bit "
+                        "levels like THEMIS', else auto, with a warning; the same rule as `detect`)")
     s.add_argument("--nodata-fill", default=None, help="'mean' or a grey value for no-data pixels (default: mid-grey)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.add_argument("--no-resume", dest="resume", action="store_false", help="start an unfinished run over")
@@ -1065,6 +1112,9 @@ def run_segment_cli(args: argparse.Namespace) -> int:
             fill = float(fill)
         except ValueError:
             raise InvalidArgumentError(f"--nodata-fill must be 'mean' or a number, got {fill!r}") from None
+    from .cli import _value_range
+
+    value_range = _value_range(args.value_range)
     ds = open_mosaic(args.cube)
     client = None
     if args.gpus is not None or args.scheduler is not None:
@@ -1081,7 +1131,7 @@ def run_segment_cli(args: argparse.Namespace) -> int:
         out = segment_to_zarr(
             ds, args.out, model=args.model, overwrite=args.overwrite, resume=args.resume,
             progress=not getattr(args, "quiet", False), client=client, batch_size=args.batch_size,
-            chunks=args.chunk, tile=args.tile, depth=args.depth, value_range=tuple(args.value_range), tta=args.tta,
+            chunks=args.chunk, tile=args.tile, depth=args.depth, value_range=value_range, tta=args.tta,
             nodata_fill=fill,
         )
     finally:

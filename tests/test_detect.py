@@ -105,20 +105,23 @@ def test_detect_stretches_an_image_far_darker_than_the_training_chips(model_path
 def test_guess_value_range_fixed_scale_for_chip_like_levels_stretch_for_others(recwarn):
     import warnings
 
-    from marscraters.detect import _guess_value_range
+    from marscraters.model import grey_sample, guess_value_range
 
     rng = np.random.default_rng(0)
     chip = rng.normal(128, 30, (300, 300)).clip(0, 255)  # THEMIS-like: mean 50 %, wide spread
 
     def guess(a):
-        return _guess_value_range(a, float(np.nanmin(a)), float(np.nanmax(a)))
+        return guess_value_range(grey_sample(a), floating=a.dtype.kind == "f", lo=float(np.nanmin(a)),
+                                 hi=float(np.nanmax(a)))
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert guess(chip.astype(np.uint8)) == (0.0, 255.0)
         assert guess((chip / 255).astype(np.float32)) == (0.0, 1.0)
         assert guess(np.where(rng.random((300, 300)) < 0.5, chip, np.nan)) == (0.0, 255.0)  # NaN = no data
-        assert guess(chip * 4 - 100) == "auto"  # beyond 0..255: always stretched, nothing to warn about
+    # beyond 0..255 (a 16-bit image): stretched on its own, and said, as segment says it for a mosaic
+    with pytest.warns(UserWarning, match="beyond the 8-bit 0..255 scale.*stretched on its own"):
+        assert guess((chip * 100 + 5000).astype(np.uint16)) == "auto"
     for dark in (chip.astype(np.uint8) // 5, (chip / 255 * 0.2 + 0.05).astype(np.float32),
                  (chip / 10 + 240).astype(np.uint8)):  # dark, reflectance-like, bright and flat
         with pytest.warns(UserWarning, match="stretched on its own") as caught:

@@ -154,6 +154,30 @@ def test_test_time_augmentation_is_seamless_too(ds, tiny_model, image):
         sg.segment(ds, tiny_model[1], tta=3)
 
 
+@pytest.mark.parametrize("chunks", [None, 512, (600, 700)], ids=["auto-one-block", "512-merged-edges", "600x700"])
+def test_a_16_bit_mosaic_gets_one_stretch_whatever_the_chunking(image, tiny_model, chunks):
+    # read on 0..255 a 16-bit mosaic is all white; the grey-level rule stretches it, once for the
+    # whole mosaic (from a sample that depends on its shape only), never per block
+    img16 = image * 200 + 3000
+    ds16 = mosaic_from_array(da.from_array(img16, chunks=(256, 350)), BOUNDS)
+    with pytest.warns(UserWarning, match="beyond the 8-bit 0..255 scale"):
+        values = sg.segment(ds16, tiny_model[1], chunks=chunks).compute(scheduler="threads").values
+    scale = mm.stretch_range(mm.grey_sample(img16))
+    assert 3000 <= scale[0] < scale[1] <= 54000
+    reference = mm.predict_image(tiny_model[0], img16, tile=None, value_range=scale)
+    assert np.abs(values - reference).max() <= 1e-3
+
+
+def test_the_grey_sample_depends_on_the_shape_only():
+    rng = np.random.default_rng(1)
+    for shape in ((1200, 1400), (4200, 4100)):  # a strided lattice; windows beyond 16 Mpx
+        img = rng.integers(0, 65535, shape, dtype=np.uint16)
+        whole = mm.grey_sample(img)
+        assert 0.4e6 < whole.size <= 1.1e6
+        for chunks in (256, (700, 1000)):
+            np.testing.assert_array_equal(mm.grey_sample(da.from_array(img, chunks=chunks)).compute(), whole)
+
+
 def test_the_seam_test_can_fail_without_overlap(ds, tiny_model, reference):
     """Negative control: with no overlap the block borders do show (so the test above means something)."""
     values = sg.segment(ds, tiny_model[1], chunks=(600, 700), depth=0).compute(scheduler="threads").values
@@ -264,8 +288,10 @@ def test_bad_inputs_raise_clear_errors(ds, tiny_model, tmp_path):
         sg.segment(ds, three)
     with pytest.raises(ModelError, match="does not exist"):
         sg.segment(ds, tmp_path / "missing.keras")
-    with pytest.raises(InvalidArgumentError, match="seams"):
-        sg.segment(ds, path, value_range="auto")
+    with pytest.raises(InvalidArgumentError, match="'auto' .*one stretch for the whole mosaic"):
+        sg.segment(ds, path, value_range="median")
+    with pytest.raises(InvalidArgumentError, match="high > low"):
+        sg.segment(ds, path, value_range=(255, 0))
     with pytest.raises(InvalidArgumentError, match="depth"):
         sg.segment(ds, path, depth=-1)
     with pytest.raises(InvalidArgumentError, match="nodata_fill"):
@@ -303,7 +329,8 @@ def test_a_failed_run_with_mean_fill_resumes_to_the_same_result(image, tiny_mode
     def flaky(block, block_info=None):
         if block_info[0]["chunk-location"] == (1, 1):
             reads.append(1)
-            if len(reads) == 2:  # the first read is for the mosaic mean, the second for the network
+            # the first read is for the grey-level sample, the second for the mosaic mean, the third for the network
+            if len(reads) == 3:
                 raise RuntimeError("simulated crash")
         return block
 
