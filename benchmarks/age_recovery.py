@@ -22,7 +22,7 @@ circle finder); then ``marscraters.chronology.model_age`` (Poisson, Neukum-Ivano
 with the summed tile area.  Writes ``<out>/results/age_recovery.md`` (table) and
 ``<out>/figures/age_recovery_<age>.png`` (CSFDs of truth and detections with their fits).
 The default ``--out`` is ``runs/age_recovery`` (git-ignored): ``docs/results/age_recovery.md`` is a
-curated record of every version's run, so a run never writes over it; copy the table in by hand.
+curated record of the shipped model's run, so a run never writes over it; copy the table in by hand.
 An existing table in ``--out`` is kept unless ``--overwrite`` is given.
 ``--fast`` is a smoke run (two ages, one 512-px tile each) that writes to a temporary folder
 unless ``--out`` is given.  Targets (issue): truth within 5 %, detections within 15 %.
@@ -139,7 +139,7 @@ def plot(res: dict, ages: dict, path: Path) -> None:
     plt.close(fig)
 
 
-# Not docs/: docs/results/age_recovery.md is a curated record of every version's run.
+# Not docs/: docs/results/age_recovery.md is a curated record of the shipped model's run.
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "runs" / "age_recovery"
 
 

@@ -6,8 +6,8 @@
 #
 # CHIPS: the labelled THEMIS crops (../shared/data/themis-dayir-crops, or a copy of chips 0-499);
 # WORK: an empty folder for the runs.  Each stage starts from the network of the stage before it,
-# read from WORK (never from the shipped weights), with the settings recorded in
-# docs/results/default_model_config*.json and the commands of docs/model_card.md:
+# read from WORK (never from the shipped weights), with the settings of each version (CHANGELOG.md;
+# v10's stage as run in docs/model_card.md, its configuration in docs/results/default_model_config.json):
 #
 #   v1  60 epochs from scratch (256-px patches, Adam 1e-3 cosine)
 #   v2  the same run resumed to 140 epochs at 3e-4 (a warm restart); best.keras
@@ -22,7 +22,7 @@
 #   are chosen on the validation chips 440-499, and the model is packaged into WORK/shipped/.
 #
 # v3 and v4 changed no weights (circle finder, verifier).  Every stage trains on the labels with
-# edge-cut boxes restored to circles (read_chips' default since session 9); v1-v6 were trained on the
+# edge-cut boxes restored to circles (read_chips' default since v7); v1-v6 were trained on the
 # boxes as labelled, so those stages differ slightly from the shipped history.  The held-out chips
 # 500-599 are not touched: score the result with
 #   python benchmarks/evaluate_model.py --model WORK/shipped/symmetric_unet.keras --test 500:600 --methods tuned,unverified
