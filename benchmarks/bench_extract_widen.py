@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_extract_widen.py [--chips 30] [--repeat 3] [--seeds 3 4 5]
 
-Since session 10 each scale's band of radii is searched one radius further where the next scale
+Since 2026-11-26 (v7) each scale's band of radii is searched one radius further where the next scale
 continues it (``extract._widen``), so that a circle at a band's edge gets a refined radius
 instead of the edge radius itself (craters of 15-19 px used to come out as exactly 20 px).  This
 script runs ``extract_craters(method="template")`` as it is and as it was before (``widen`` and
@@ -38,7 +38,7 @@ from marscraters.verify import CANDIDATE_OPTIONS  # noqa: E402
 
 @contextlib.contextmanager
 def unwidened() -> Iterator[None]:
-    """The finder as before session 10: bands searched over their own radii only, end circles
+    """The finder as before 2026-11-26: bands searched over their own radii only, end circles
     dropped only at the range's two ends, and radii refined without the rising-to-the-end rule."""
     saved = ex._multiscale, ex._refine
     ex._multiscale = lambda *args, **kwargs: saved[0](*args, **{**kwargs, "widen": False})
@@ -55,7 +55,7 @@ def on_boundary(found: list, boundaries: list[float]) -> int:
 
 
 def run(name: str, maps: list[np.ndarray], options: dict, repeat: int) -> None:
-    times: dict[str, list[float]] = {"widened": [], "not widened": []}  # now / before session 10
+    times: dict[str, list[float]] = {"widened": [], "not widened": []}  # now / before the widening
     found: dict[str, list] = {}
     for _ in range(repeat):
         for mode in times:

@@ -1,4 +1,4 @@
-"""Two detector variants around the shipped network, scored on real THEMIS chips (session 15).
+"""Two detector variants around the shipped network, scored on real THEMIS chips (2026-11-27, v10).
 
 Usage::
 

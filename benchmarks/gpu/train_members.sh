@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Train three ensemble-member candidates side by side on one GPU (session 7): THEMIS chips 0-439,
+# Train three ensemble-member candidates side by side on one GPU (2026-11-26): THEMIS chips 0-439,
 # validation 440-499, crater F1 every 5 epochs, checkpoint = best validation F1, 384-px patches.
-#   A "ft2": v5's network (fine-tuned in session 6) trained on, learning rate 2e-4 (cosine)
-#   B "sc2": session 6's from-scratch run trained on, 5e-4
+#   A "ft2": v5's network (fine-tuned on a GPU) trained on, learning rate 2e-4 (cosine)
+#   B "sc2": the from-scratch GPU run made beside v5 trained on, 5e-4
 #   C "v4b": v4's network fine-tuned again with another seed, 5e-4
 # The starting models sit in INIT (ft.keras, scratch.keras, v4.keras).
 #   bash benchmarks/gpu/train_members.sh CHIPS INIT EPOCHS SECONDS   # -> $OUT/{ft2,sc2,v4b}_{best.keras,history.csv}
