@@ -1748,6 +1748,9 @@ def model_age(
 # --------------------------------------------------------------------------------------------
 
 _DEFAULT_ISOCHRONS = (0.01, 0.1, 1.0, 3.0, 4.0)
+#: Pale fills of the Michael (2013) epochs, youngest first: one hue per period (Amazonian orange,
+#: Hesperian green, Noachian blue), alternating in lightness within it.
+_EPOCH_COLOURS = ("#fdf3e4", "#f8dfb8", "#fcebd2", "#e1f0da", "#f0f8ec", "#dde9f6", "#eef4fb", "#d3e2f3")
 
 
 def _isochron(kind: str, d: np.ndarray, n1: float, s: ChronologySystem) -> np.ndarray:
@@ -1755,6 +1758,20 @@ def _isochron(kind: str, d: np.ndarray, n1: float, s: ChronologySystem) -> np.nd
         return n1 * 10 ** s.log_shape(np.log10(d))
     f = n1 * 10 ** s.log_shape_differential(np.log10(d))
     return f if kind == "differential" else f * d**3
+
+
+def _plot_response(fit: ModelAge, response: Any) -> DetectorResponse | None:
+    """The detector response ``fit`` was dated through, to draw it (None for a plain fit, or when
+    it cannot be found: the fit is then drawn as an isochron)."""
+    if not fit.response:
+        return None
+    if response is not None:
+        return load_response(response)
+    try:
+        shipped = load_response("shipped")
+    except (MarsCratersError, OSError):
+        return None
+    return shipped if shipped.name == fit.response else None
 
 
 def plot_csfd(
@@ -1773,12 +1790,20 @@ def plot_csfd(
     out: Any = None,
     overwrite: bool = False,
     dpi: int = 150,
+    response: Any = None,
 ) -> Any:
     """Plot a crater size-frequency distribution with isochrons and model-age fits.
 
     Log-log axes of diameter (km) against density, Poisson error bars, thin grey isochrons with
-    their ages, the Michael (2013) Mars epochs as grey bands (as craterstats draws them), and, for
-    each fit, its isochron over the fitted range with the age.
+    their ages, the Michael (2013) Mars epochs as pale bands (one hue per period, named in a key;
+    craterstats draws them grey), and, for each fit, its isochron over the fitted range with the
+    age.  The counts and fits are keyed below the axes.
+
+    A fit made through a detector response (``model_age(..., response=...)``) dates the
+    detections against the detections *expected* at each age, which are fewer than the craters
+    the surface carries (the detector misses some).  On a cumulative plot it is drawn as that
+    expected curve, which runs through the points it was fitted to, with the isochron of the
+    same age (the surface's full crater population) as a thin line above it.
 
     Parameters
     ----------
@@ -1800,6 +1825,9 @@ def plot_csfd(
         Replace an existing ``out``.
     dpi
         Resolution of ``out``.
+    response
+        The :class:`DetectorResponse` (or ``"shipped"``, or a JSON path) of the fits made through
+        one; by default the shipped model's when a fit names it.
 
     Returns
     -------
@@ -1825,14 +1853,22 @@ def plot_csfd(
     lo_d, hi_d = s.production_range
     dx = (max(x.min() / 3.0, lo_d), min(x.max() * 3.0, hi_d))
     dd = np.geomspace(dx[0], dx[1], 300)
+    epoch_patches = []
     if epochs:
-        bounds = [t for _, t, _ in epoch_boundaries(s)][1:]
-        for i, (t0, t1) in enumerate(pairwise(bounds)):
-            ax.fill_between(dd, _isochron(kind, dd, s.n1(t0), s), _isochron(kind, dd, s.n1(t1), s),
-                            color="0.95" if i % 2 == 0 else "0.89", lw=0, zorder=0)
+        from matplotlib.patches import Patch
+
+        # each epoch between its two bounding isochrons, one pale hue per period (the first and
+        # last epochs are open-ended: to the bottom and the top of the plot)
+        for (name, young, old), colour in zip(epoch_boundaries(s), _EPOCH_COLOURS):
+            lo = _isochron(kind, dd, s.n1(young), s) if young > 0 else np.full(dd.shape, 1e-30)
+            hi = _isochron(kind, dd, s.n1(old), s) if math.isfinite(old) else np.full(dd.shape, 1e30)
+            ax.fill_between(dd, lo, hi, color=colour, lw=0, zorder=0)
+            epoch_patches.append(Patch(facecolor=colour, edgecolor="0.8", lw=0.3, label=name))
     iso_lines = [(t, _isochron(kind, dd, float(s.n1(t)), s)) for t in isochrons]
-    for _, iso in iso_lines:
-        ax.plot(dd, iso, color="0.55", lw=0.6, zorder=1)
+    for k, (_, iso) in enumerate(iso_lines):
+        ax.plot(dd, iso, color="0.55", lw=0.6, zorder=1,
+                label=None if k else f"isochrons ({s.name.removeprefix('Mars, ')}): the crater density of a "
+                "surface of the labelled age")
     ax.errorbar(x, y, yerr=[y - table["lower"].to_numpy(), table["upper"].to_numpy() - y], fmt="s", ms=3.5,
                 mfc="none", mec="k", ecolor="0.3", elinewidth=0.7, lw=0, zorder=3,
                 label=f"{int(table['n_event'].sum())} craters, {_fmt_area(table.attrs['area_km2'])} km²")
@@ -1841,13 +1877,30 @@ def plot_csfd(
         fs = get_system(fit.system)
         r = np.geomspace(fit.diameter_range[0] * 0.99, fit.diameter_range[1] * 1.01, 100)
         col = colours[i % len(colours)]
-        ax.plot(dd, _isochron(kind, dd, fit.n1, fs), color=col, lw=0.6, ls="--", zorder=2)
-        ax.plot(r, _isochron(kind, r, fit.n1, fs), color=col, lw=2.0, zorder=4,
-                label=f"{fit.age_text()} ({fit.method}{' + detector response' if fit.response else ''}, "
-                f"{fit.n:g} craters, {_fmt_d(fit.diameter_range[0])}-"
-                f"{_fmt_d(fit.diameter_range[1])} km)")
+        what = (f"{fit.n:g} craters of {_fmt_d(fit.diameter_range[0])}-{_fmt_d(fit.diameter_range[1])} km, "
+                f"{fit.method}")
+        resp = _plot_response(fit, response) if kind == "cumulative" else None
+        if resp is None:
+            ax.plot(dd, _isochron(kind, dd, fit.n1, fs), color=col, lw=0.6, ls="--", zorder=2)
+            ax.plot(r, _isochron(kind, r, fit.n1, fs), color=col, lw=2.0, zorder=4,
+                    label=f"{fit.age_text()}: isochron fitted to the count ({what})")
+            continue
+        # dated against the detections expected at each age: that curve goes through the points;
+        # the surface's full crater population at that age (its isochron) lies above it
+        ax.plot(dd, _isochron(kind, dd, fit.n1, fs), color=col, lw=0.8, ls=":", zorder=2,
+                label=f"all the craters a {format_age(fit.age)} surface carries (its isochron)")
+        # expected detections in [D, d1) (what the fit compares), plus the isochron's craters >= d1,
+        # as the points' cumulative counts hold every crater above D
+        d0, d1 = fit.diameter_range
+        rr = np.geomspace(d0, d1, 24)[:-1]
+        above = float(_isochron(kind, np.array([d1]), fit.n1, fs)[0])
+        found = [sum(resp.expected((d, d1), fit.n1, 1.0, system=fs)).item() + above for d in rr]
+        ax.plot(rr, found, color=col, lw=2.0, zorder=4,
+                label=f"{fit.age_text()} through the detector response ({what}):\nthe detections expected "
+                "at that age (the detector misses some craters)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # room on the right for the epochs' names
     ax.set_xlim(dd[0], dd[-1] * 1.8)
     ymin = max(min(y.min(), *(t - e for t, e in zip(y, table["error"]) if t - e > 0)) / 10, 1e-12)
     ax.set_ylim(ymin, y.max() * 10)
@@ -1865,9 +1918,16 @@ def plot_csfd(
                    "R": "Relative crater density, R"}[kind])
     ax.set_title(title if title is not None else table.attrs.get("source", ""), fontsize=9)
     ax.grid(True, which="major", lw=0.3, color="0.8")
-    ax.legend(fontsize=7, loc="lower left", frameon=False)
-    ax.text(0.99, 0.99, f"{s.name}\nisochrons: grey; epochs: {MARS_EPOCHS['name'].removeprefix('Mars, ')}",
-            transform=ax.transAxes, ha="right", va="top", fontsize=6.5, color="0.35")
+    if epoch_patches:
+        # the epochs' key in the bottom left corner: below the young isochrons, where counts
+        # (dense at small diameters) have no points
+        epochs_key = ax.legend(handles=epoch_patches, loc="lower left", ncols=2, fontsize=6,
+                               title=f"Mars epochs ({MARS_EPOCHS['name'].removeprefix('Mars, ')})",
+                               title_fontsize=6.5, frameon=True, framealpha=0.85, edgecolor="0.8",
+                               handlelength=1.2, columnspacing=0.8, labelspacing=0.25)
+        ax.add_artist(epochs_key)
+    # the counts and fits below the axes: inside, they would cover the smallest craters' points
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.09), frameon=False)
     if out is not None:
         with atomic_path(out, overwrite=overwrite) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi)
@@ -1924,7 +1984,7 @@ def run_age_cli(args: argparse.Namespace) -> int:
     from .catalog import read_catalog
 
     if args.plot:
-        check_output(args.plot, args.overwrite)  # fail before the work, not after
+        check_output(args.plot, args.overwrite, inputs=(args.catalog, args.area))  # before the work, not after
     cat = read_catalog(args.catalog, errors=args.errors)
     if args.area_km2 is not None:
         where = "given by --area-km2"

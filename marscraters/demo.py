@@ -234,18 +234,29 @@ def run_demo(
     steps.set_postfix_str("map and figures")
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    fig_path = _overview_figure(ds, prob, detected, in_view, figures / "demo_overview.png", overwrite, plt)
+    what = (f"a synthetic THEMIS-like surface of known age ({true_age:g} Ga)" if tile is None
+            else f"{Path(tile).name}")
+    fig = _overview_figure(ds, prob, detected, in_view, plt,
+                           title=f"marscraters demo: {what}, {area_km2:,.0f} km² at ~{native_m:g} m per pixel")
+    fig_path = figures / "demo_overview.png"
+    with atomic_path(fig_path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
     csfd_path = None
     fitted = {k: v for k, v in ages.items() if not isinstance(v, Exception)}
     corrected = fitted.pop("corrected", None)  # drawn on the detected panel, beside the plain fit
     if fitted:
-        fig, axes = plt.subplots(1, len(fitted), figsize=(6.5 * len(fitted), 6), constrained_layout=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(fitted), figsize=(6.5 * len(fitted), 7.2), constrained_layout=True,
+                                 squeeze=False)
+        titles = {"detected": "the craters the model found", "truth": "the reference (true) craters"}
         for ax, (name, age) in zip(axes[0], fitted.items()):
-            title = f"{name} craters" + (f" (true age {true_age:g} Ga)" if true_age is not None else "")
             if name == "detected" and corrected is not None:
-                plot_csfd(age.diameters, age.area_km2, fits=[age, corrected], ax=ax, title=title)
+                plot_csfd(age.diameters, age.area_km2, fits=[age, corrected], ax=ax, title=titles[name],
+                          response=response)
             else:
-                age.plot(ax=ax, title=title)
+                age.plot(ax=ax, title=titles[name])
+        fig.suptitle("Crater size-frequency distributions and model ages" + (
+            f" (the surface's true age: {true_age:g} Ga)" if true_age is not None else ""))
         csfd_path = figures / "demo_csfd.png"
         with atomic_path(csfd_path, overwrite=overwrite) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
@@ -314,34 +325,49 @@ def run_demo(
     return summary
 
 
-def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, path: Path, overwrite: bool, plt: Any) -> Path:
-    """Image with the truth, and probability with the detections, side by side (lon/lat axes)."""
-    from matplotlib.patches import Ellipse
+def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, plt: Any, title: str = "") -> Any:
+    """Image with the truth, and probability with the detections, side by side (lon/lat axes),
+    each with its colour bar and a key to its circles."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Ellipse, Patch
 
-    from ._io import atomic_path
     from .browse import lonlat_coords
     from .crs import km_to_deg_lat, km_to_deg_lon, wrap_lon
 
     lon, lat = lonlat_coords(ds)
     ext = [lon[0], lon[-1], lat[-1], lat[0]]
     west = float(min(lon[0], lon[-1])) - 0.5 * abs(float(lon[1] - lon[0]))
-    fig, axes = plt.subplots(1, 2, figsize=(14, 7), constrained_layout=True)
-    axes[0].imshow(ds["ir"].values, cmap="gray", extent=ext)
-    axes[1].imshow(np.asarray(prob), cmap="viridis", vmin=0, vmax=1, extent=ext)
-    for ax, cat, colour, title in ((axes[0], truth, "tab:orange", "image with the reference craters"),
-                                   (axes[1], detected, "cyan", "crater probability with the detected craters")):
+    no_data = "#e0457b"  # no-data pixels: a colour neither map uses
+    grey = plt.get_cmap("gray").with_extremes(bad=no_data)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 8.2), constrained_layout=True)
+    image = axes[0].imshow(ds["ir"].values, cmap=grey, extent=ext)
+    fig.colorbar(image, ax=axes[0], location="bottom", shrink=0.7, pad=0.02,
+                 label="image brightness: THEMIS Day IR grey level (pixels in pink: no data)")
+    pmap = axes[1].imshow(np.asarray(prob), cmap="viridis", vmin=0, vmax=1, extent=ext)
+    fig.colorbar(pmap, ax=axes[1], location="bottom", shrink=0.7, pad=0.02,
+                 label="crater probability: the network's output per pixel (0 = no crater rim, 1 = rim)")
+    panels = ((axes[0], truth, "tab:orange", "the image, with the reference craters",
+               "reference (true) craters, drawn at their size"),
+              (axes[1], detected, "cyan", "the network's crater probability, with the craters found",
+               "craters the model found (the catalog), drawn at their measured size"))
+    for ax, cat, colour, panel_title, what in panels:
+        key = []
         if cat is not None:
             # catalog longitudes onto the mosaic's own contiguous axis (as the browser does)
             for x, c in zip(wrap_lon(cat["lon"].to_numpy(), west), cat.itertuples()):
                 ax.add_patch(Ellipse((x, c.lat), km_to_deg_lon(c.diameter_km, c.lat), km_to_deg_lat(c.diameter_km),
                                      fill=False, ec=colour, lw=0.7))
-        ax.set_title(title)
+            key.append(Line2D([], [], ls="none", marker="o", ms=9, mfc="none", mec=colour, label=f"{what} ({len(cat)})"))
+        if ax is axes[0] and bool(ds["ir"].isnull().any()):
+            key.append(Patch(facecolor=no_data, label="no data"))
+        if key:
+            ax.legend(handles=key, loc="upper right", fontsize=9, framealpha=0.85)
+        ax.set_title(panel_title)
         ax.set_xlabel("longitude (°E)")
-    axes[0].set_ylabel("latitude (°N)")
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+        ax.set_ylabel("latitude (°N)")
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def _print_summary(summary: dict, ages: dict) -> None:
