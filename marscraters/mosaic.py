@@ -517,6 +517,16 @@ def _raster_dask_array(
     return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
 
 
+def _palette_lut(colormap: Mapping[int, Any] | None) -> np.ndarray | None:
+    """A palette image's grey levels: its palette's red channel per index (None without a palette)."""
+    if not colormap:
+        return None
+    lut = np.zeros(max(256, max(colormap) + 1), dtype=np.float32)
+    for index, rgba in colormap.items():
+        lut[index] = rgba[0]
+    return lut
+
+
 def _png_is_complete(path: Path) -> bool:
     """True when the file ends with a PNG IEND chunk (a cut-off download does not)."""
     with open(path, "rb") as fh:
@@ -625,11 +635,7 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
             f"{path} is {width} x {height} px, but a THEMIS tile is square (30 x 30 degrees); "
             "crop or resample it to a square, or use mosaic_from_array with explicit bounds."
         )
-    lut = None
-    if colormap:
-        lut = np.zeros(max(256, max(colormap) + 1), dtype=np.float32)
-        for index, rgba in colormap.items():
-            lut[index] = rgba[0]
+    lut = _palette_lut(colormap)
     row_chunks, col_chunks = _normalize_chunks(chunks, (height, width), (_DEFAULT_PNG_STRIP_ROWS, -1))
     data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks))
     ppd = width / TILE_SIZE_DEG
@@ -858,13 +864,8 @@ def read_plain_image(
         )
     if count < 1:
         raise CorruptImageError(f"{path} has no image band.")
-    lut = None
-    if colormap:
-        lut = np.zeros(max(256, max(colormap) + 1), dtype=np.float32)
-        for index, rgba in colormap.items():
-            lut[index] = rgba[0]
     row_chunks, col_chunks = _normalize_chunks(chunks, shape, (_DEFAULT_PNG_STRIP_ROWS, -1))
-    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=nodata)
+    data = _raster_dask_array(spath, 1, _palette_lut(colormap), (row_chunks, col_chunks), nodata=nodata)
     return mosaic_from_array(data, bounds, crs, name=spath)
 
 
