@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputExistsError, OutputWriteError
+from .errors import InvalidArgumentError, OutputExistsError, OutputWriteError
 
-__all__ = ["atomic_path", "check_output", "json_ready"]
+__all__ = ["atomic_path", "check_output", "check_not_input", "input_paths", "json_ready"]
 
 
 def json_ready(value: Any) -> Any:
@@ -35,14 +35,68 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | None = None) -> Path:
+def input_paths(*inputs: Any) -> list[Path]:
+    """The local paths among ``inputs``: paths themselves, xarray objects opened from a file or
+    store (their ``encoding["source"]``), and lists of either; None, URLs and in-memory objects
+    are skipped."""
+    found: list[Path] = []
+    for item in inputs:
+        if item is None:
+            continue
+        if isinstance(item, (list, tuple)):
+            found.extend(input_paths(*item))
+            continue
+        if not isinstance(item, (str, os.PathLike)):
+            item = (getattr(item, "encoding", None) or {}).get("source")
+            if not isinstance(item, (str, os.PathLike)):
+                continue
+        if "://" in os.fspath(item):  # a remote store: nothing on this disk to destroy
+            continue
+        found.append(Path(item))
+    return found
+
+
+def check_not_input(path: str | os.PathLike, *inputs: Any) -> Path:
+    """Refuse an output that would destroy one of its command's inputs, before anything is touched.
+
+    ``path`` may not be one of ``inputs`` (paths, or xarray objects opened from files; see
+    :func:`input_paths`), hold one (a folder above it, which ``overwrite`` would replace), or lie
+    inside one (a Zarr store or a folder of tiles).  Symbolic links are followed.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the input and the fix (another output path), even with ``overwrite``.
+    """
+    path = Path(path)
+    out = path.resolve()
+    for given in input_paths(*inputs):
+        inp = given.resolve()
+        same = out == inp or (out.exists() and inp.exists() and os.path.samefile(out, inp))
+        if same:
+            problem, fix = "is the input", "Choose another output path"
+        elif out in inp.parents:
+            problem, fix = "holds the input", f"Choose an output path outside the folders above {given}"
+        elif inp in out.parents:
+            problem, fix = "is inside the input", f"Choose an output path outside {given}"
+        else:
+            continue
+        raise InvalidArgumentError(f"the output {path} {problem} {given}: writing it would destroy the input "
+                                   f"(even with overwrite). {fix}.")
+    return path
+
+
+def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | None = None,
+                 inputs: Any = ()) -> Path:
     """Raise :class:`OutputExistsError` when ``path`` exists and ``overwrite`` is False.
 
     With ``folder`` (True: the output is a folder such as a Zarr store; False: a file), an
     existing path of the other kind is refused even with ``overwrite``: a file never replaces a
-    folder and what it holds, nor a folder a file.
+    folder and what it holds, nor a folder a file.  An output that is one of ``inputs``, holds
+    one or lies inside one is refused first (:func:`check_not_input`), with or without
+    ``overwrite``.
     """
-    path = Path(path)
+    path = check_not_input(path, inputs)
     if folder is not None and path.exists() and path.is_dir() != folder:
         raise OutputExistsError(_kind_clash(path))
     if path.exists() and not overwrite:
@@ -73,18 +127,19 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, inputs: Any = ()) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it onto ``path``.
 
     Works for files and for directories (Zarr stores).  If the body raises, the temporary path is
-    removed and ``path`` is untouched, so no half-written output is ever left behind.
+    removed and ``path`` is untouched, so no half-written output is ever left behind.  ``path``
+    is checked by :func:`check_output` (``inputs`` as there).
 
     Examples
     --------
     >>> with atomic_path(tmpdir / "cube.zarr") as tmp:  # doctest: +SKIP
     ...     ds.to_zarr(tmp)
     """
-    path = check_output(path, overwrite)
+    path = check_output(path, overwrite, inputs=inputs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -493,7 +493,7 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
 
     store = Path(args.store)
     out = Path(args.out)
-    check_output(out, args.overwrite)  # fail before the work, not after
+    check_output(out, args.overwrite, inputs=(store, args.mosaic, args.model))  # fail before the work, not after
     if not store.exists():
         raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
     try:

@@ -890,8 +890,12 @@ def add_browse_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_browse_cli(args: argparse.Namespace) -> int:
     """Run ``marscraters browse`` from parsed arguments: serve (blocking) or write ``--html``."""
+    from ._io import check_output
     from .mosaic import open_mosaic
 
+    if args.html:  # before the map is drawn; the page may not replace the cube or a catalog it shows
+        check_output(args.html, args.overwrite, folder=False,
+                     inputs=(args.cube, args.catalog, args.truth, args.prob))
     ds = open_mosaic(args.cube)
     kwargs: dict[str, Any] = {"catalog": args.catalog, "truth": args.truth, "prob": args.prob,
                                   "title": args.title, "rule": args.rule, "d_min": args.d_min}

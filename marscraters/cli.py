@@ -22,8 +22,10 @@ log = logging.getLogger("marscraters")
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from ._io import check_not_input
     from .mosaic import ingest, open_mosaic, read_image
 
+    check_not_input(args.out, args.tiles)  # --bounds reads the image first: refuse before that
     sources: Any = args.tiles
     if args.bounds is not None:
         if len(args.tiles) != 1:
@@ -54,8 +56,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from ._io import check_not_input
     from .catalog import filter_catalog, read_catalog, write_catalog, write_craterstats, write_csv
 
+    check_not_input(args.out, args.catalog, args.footprint)
     cat = read_catalog(args.catalog, errors=args.errors)
     footprint = None
     if args.footprint:
@@ -83,11 +87,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_targets(args: argparse.Namespace) -> int:
     from tqdm.dask import TqdmCallback
 
-    from ._io import atomic_path
+    from ._io import atomic_path, check_output
     from .catalog import read_catalog
     from .mosaic import open_mosaic
     from .targets import render_targets
 
+    check_output(args.out, args.overwrite, inputs=(args.cube, args.catalog))  # before the work, not after
     ds = open_mosaic(args.cube)
     cat = read_catalog(args.catalog, errors=args.errors)
     target = render_targets(ds, cat, kind=args.kind, diameter_range=args.diameter_range)
@@ -207,7 +212,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--out {args.out}: detect writes a CSV of craters in the image's pixels; name it "
                                    "*.csv. For a GeoPackage catalog in lon/lat, ingest georeferenced tiles and run "
                                    "`marscraters segment` and `marscraters catalog`.")
-    check_output(args.out, args.overwrite, folder=False)
+    check_output(args.out, args.overwrite, folder=False, inputs=(args.image, args.model))
     value_range = _value_range(args.value_range)
     image = read_grey_image(args.image)
     # --min-score replaces the verifier's threshold (as min_score does in Python), so a lower one keeps more
@@ -267,7 +272,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
 
     if args.json:
-        check_output(args.json, args.overwrite, folder=False)
+        check_output(args.json, args.overwrite, folder=False, inputs=(args.pred, args.truth, args.footprint))
     if bool(args.by) != bool(args.bootstrap):
         raise InvalidArgumentError("--bootstrap N and --by COLUMN go together: name the column that groups the "
                                    "craters (image, tile...) and the number of resamples")

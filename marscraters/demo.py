@@ -121,7 +121,7 @@ def run_demo(
     import xarray as xr
     from tqdm.auto import tqdm
 
-    from ._io import atomic_path
+    from ._io import atomic_path, check_not_input
     from .assemble import catalog_from_probability
     from .catalog import filter_catalog, read_catalog, write_catalog
     from .chronology import count_area_km2, load_response, model_age, plot_csfd
@@ -134,7 +134,8 @@ def run_demo(
 
     if truth is not None and tile is None:
         raise InvalidArgumentError("truth= is for a real tile (tile=...); the synthetic demo brings its own truth")
-    out = Path(out)
+    # the demo writes cube.zarr, pred.zarr... into out: a folder holding the tile or truth could lose them
+    out = check_not_input(out, tile, truth)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     info = model_info(None)

@@ -1212,6 +1212,8 @@ def ingest(
     ------
     OutputExistsError
         If ``out`` exists and ``overwrite`` is False.
+    InvalidArgumentError
+        If ``out`` is one of the inputs, holds one or lies inside one (even with ``overwrite``).
     ImageReadError, CorruptImageError, TileNameError, MissingCRSError, NotMarsCRSError
         From the readers.
 
@@ -1220,17 +1222,15 @@ def ingest(
     >>> ingest(["thm_dir_N-30_000.png", "thm_dir_N-30_030.png"], "cube.zarr")  # doctest: +SKIP
     PosixPath('cube.zarr')
     """
-    out = Path(out)
-    check_output(out, overwrite)
+    items = [paths] if isinstance(paths, (str, os.PathLike, xr.Dataset)) else list(paths)
+    # an input that is the output, inside it or holding it (a cube re-ingested onto itself) is
+    # refused before anything is read or written, even with overwrite
+    out = check_output(out, overwrite, inputs=items)
     if not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise InvalidArgumentError(f"chunk must be a positive int, got {chunk!r}")
-    items = [paths] if isinstance(paths, (str, os.PathLike, xr.Dataset)) else list(paths)
     if not items:
         raise InvalidArgumentError("ingest needs at least one input image")
     sources = [p if isinstance(p, xr.Dataset) else Path(p) for p in items]
-    for src in sources:
-        if isinstance(src, Path) and src.resolve() == out.resolve():
-            raise InvalidArgumentError(f"ingest would overwrite its own input {src}; choose another output.")
     # read in strips as tall as the dask blocks written (one Zarr chunk row by default), so that
     # no source block is read twice; PNG strips span the full width (it decodes whole rows)
     if dask_chunk is None:

@@ -889,7 +889,8 @@ def segment_to_zarr(
         If ``out`` exists and ``overwrite`` is False.
     InvalidArgumentError
         If an unfinished run with *other* inputs or settings is found and neither
-        ``overwrite`` nor ``resume=False`` was given.
+        ``overwrite`` nor ``resume=False`` was given; if ``out`` is the mosaic's store (or the
+        model file), holds it or lies inside it, even with ``overwrite``.
 
     Examples
     --------
@@ -899,8 +900,8 @@ def segment_to_zarr(
     import zarr
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    check_output(out, overwrite)
+    # the mosaic's own store (or the model file) as the output would be replaced by the result
+    out = check_output(out, overwrite, inputs=(ds, model if isinstance(model, (str, os.PathLike)) else None))
     ds = _validate_mosaic(ds)
     spec = _resolve_model(model)
     if client is None:
@@ -1115,6 +1116,7 @@ def run_segment_cli(args: argparse.Namespace) -> int:
     from .cli import _value_range
 
     value_range = _value_range(args.value_range)
+    check_output(args.out, args.overwrite, inputs=(args.cube, args.model))  # before a cluster starts
     ds = open_mosaic(args.cube)
     client = None
     if args.gpus is not None or args.scheduler is not None:
