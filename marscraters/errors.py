@@ -117,6 +117,9 @@ class OutputWriteError(MarsCratersError, OSError):
 #: message, and how the command line spells it.  The first text is used when the command has
 #: ``flag`` (or ``flag`` is None), else the second.
 _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
+    # placing a plain image: `ingest` has --bounds; other commands take the cube it writes
+    (r"bounds=\(west, south, east, north\) \(CLI: (--bounds WEST SOUTH EAST NORTH)\)", r"\1", "--bounds",
+     "`marscraters ingest FILE --bounds WEST SOUTH EAST NORTH --out cube.zarr`, then use cube.zarr"),
     # "pass overwrite=True (--overwrite on the command line)", "resume=False (--no-resume)",
     # "value_range=(low, high) (CLI: --value-range LOW HIGH)": a message that names both keeps the flag
     (r"\b[a-z_]+=[^\s()]*(?:\([^()]*\))? \((?:CLI: )?(--[a-z][\w-]*(?: [A-Z0-9_.]+)*)(?: on the command line)?\)",
@@ -128,6 +131,7 @@ _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
     (r"marscraters\.ingest\(images, (['\"])(.*?)\1\)", r"`marscraters ingest IMAGES --out \2`", None, ""),
     (r"marscraters\.ingest\b", "`marscraters ingest`", None, ""),
     (r"marscraters\.download_themis\b", "`marscraters download themis --tile ID`", None, ""),
+    (r"marscraters\.download_robbins\b", "`marscraters download robbins`", None, ""),
     (r"read the pixels yourself and call mosaic_from_array\(array, bounds, crs=[^)]*\)",
      "give its bounds: `marscraters ingest FILE --bounds WEST SOUTH EAST NORTH --out cube.zarr` (--crs for another "
      "Mars CRS than IAU_2015:49900)", None, ""),

@@ -773,8 +773,8 @@ def read_image(
             "from its own file, so leave crs out, or give bounds=(west, south, east, north) too "
             "(CLI: --bounds WEST SOUTH EAST NORTH)."
         )
-    place = ("give its bounds: bounds=(west, south, east, north) (CLI: --bounds WEST SOUTH EAST NORTH), in "
-             "degrees on the Mars sphere unless crs=... (CLI: --crs CRS) says otherwise")
+    place = ("give its bounds, in degrees on the Mars sphere unless crs=... (CLI: --crs CRS) says otherwise: "
+             "bounds=(west, south, east, north) (CLI: --bounds WEST SOUTH EAST NORTH)")
     if suffix in _PNG_SUFFIXES:
         if not _TILE_RE.match(p.name):
             raise TileNameError(

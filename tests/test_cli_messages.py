@@ -45,6 +45,8 @@ def test_errors_name_flags_not_python_keywords(tmp_path, capsys):
 
     err = _error(capsys, ["info", str(tmp_path / "nosuch.zarr")])
     assert "marscraters ingest IMAGES --out" in err and "marscraters.ingest(" not in err
+    err = _error(capsys, ["convert", str(tmp_path / "nosuch.csv"), "--out", str(tmp_path / "o.gpkg")])
+    assert "`marscraters download robbins`" in err and "download_robbins" not in err
 
     pix = tmp_path / "pix.csv"
     pix.write_text("x,y,diameter_px\n10,10,20\n")
@@ -107,6 +109,9 @@ def test_plain_image_is_ingested_with_bounds(tmp_path, capsys, suffix):
     # the same in Python
     same = read_image(path, bounds=(30, -0.75, 31, 0))
     np.testing.assert_array_equal(same["ir"].values, pixels)
+    # a command without --bounds names the one that has it
+    err = _error(capsys, ["-q", "demo", "--tile", str(path), "--out", str(tmp_path / "demo")])
+    assert "`marscraters ingest FILE --bounds WEST SOUTH EAST NORTH --out cube.zarr`" in err
 
 
 def test_bounds_with_another_crs_and_refusals(tmp_path, capsys):
