@@ -131,17 +131,17 @@ def prepare(args: argparse.Namespace) -> None:
         probs = np.concatenate([predict_stack(model, norm[i:i + 32]) for i in range(0, len(norm), 32)])
         t1 = time.perf_counter()
         cands, patches, feats, labels = candidate_sets(norm, probs, target=kind, candidates=CANDIDATE_OPTIONS,
-                                                       truths=trs, progress=True)
+                                                       truths=trs, progress=False)
         n = np.array([len(c) for c in cands])
         cand = pd.concat([c.assign(image=i) for i, c in enumerate(cands)], ignore_index=True)
         np.savez(out / f"{name}.npz", probs=probs.astype(np.float16), patches=patches.astype(np.float16),
                  features=feats.astype(np.float32), labels=labels.astype(np.int8), n_candidates=n)
-        cand.to_parquet(out / f"{name}_candidates.parquet")
-        pd.concat([t.assign(image=i) for i, t in enumerate(trs)], ignore_index=True).to_parquet(out / f"{name}_truth.parquet")
-        pd.Series(names, name="name").to_frame().to_parquet(out / f"{name}_names.parquet")
+        cand.to_pickle(out / f"{name}_candidates.pkl")
+        pd.concat([t.assign(image=i) for i, t in enumerate(trs)], ignore_index=True).to_pickle(out / f"{name}_truth.pkl")
+        pd.Series(names, name="name").to_frame().to_pickle(out / f"{name}_names.pkl")
         print(f"{name}: maps {t1 - t0:.0f} s, candidates {time.perf_counter() - t1:.0f} s; {len(cand)} candidates, "
               f"{int(labels.sum())} match a crater", flush=True)
-    index.to_parquet(out / "crops_index.parquet")
+    index.to_pickle(out / "crops_index.pkl")
 
 
 class Cache:
@@ -151,9 +151,9 @@ class Cache:
         z = np.load(folder / f"{name}.npz")
         self.probs, self.patches, self.features = z["probs"], z["patches"], z["features"]
         self.labels, self.n = z["labels"].astype(np.float32), z["n_candidates"]
-        self.candidates = pd.read_parquet(folder / f"{name}_candidates.parquet")
-        truth = pd.read_parquet(folder / f"{name}_truth.parquet")
-        self.names = pd.read_parquet(folder / f"{name}_names.parquet")["name"].tolist()
+        self.candidates = pd.read_pickle(folder / f"{name}_candidates.pkl")
+        truth = pd.read_pickle(folder / f"{name}_truth.pkl")
+        self.names = pd.read_pickle(folder / f"{name}_names.pkl")["name"].tolist()
         self.truths = [truth[truth["image"] == i].drop(columns="image").reset_index(drop=True)
                        for i in range(len(self.names))]
         self.starts = np.concatenate([[0], np.cumsum(self.n)])
@@ -242,7 +242,7 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
     from marscraters.verify import load_verifier, merge_options, resolve_verifier
 
     folder = Path(args.runs) / _tag(args.model)
-    crops, index = Cache(folder, "crops"), pd.read_parquet(folder / "crops_index.parquet")
+    crops, index = Cache(folder, "crops"), pd.read_pickle(folder / "crops_index.pkl")
     split = read_split()
     if args.verifier == "none":
         verifier, finder = None, merge_options(model_info(args.model)["extract"], None, None)
@@ -348,7 +348,7 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
 def cv(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(args.runs) / _tag(args.model)
     crops, chips = Cache(folder, "crops"), Cache(folder, "chips")
-    index = pd.read_parquet(folder / "crops_index.parquet")
+    index = pd.read_pickle(folder / "crops_index.pkl")
     split = read_split()
     groups = _groups(crops, index, split)
     report: dict[str, Any] = {"model": _tag(args.model), "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
@@ -387,9 +387,91 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+# --------------------------------------------------------------------------------------------
+# dating on real ground
+# --------------------------------------------------------------------------------------------
+AGE_RANGE_KM = (1.6, 20.0)  # from the 16 px scoring floor to half a crop: the widest range both counts allow
+
+
+def ages(args: argparse.Namespace) -> dict[str, Any]:
+    """Model ages of each fold's crops from one detector's craters and from the Robbins catalog."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from marscraters.catalog import filter_catalog
+    from marscraters.chips import crop_mosaic, read_crop_index
+    from marscraters.chronology import count_area_km2, csfd, format_age, model_age
+    from marscraters.detect import model_info
+    from marscraters.extract import to_catalog
+    from marscraters.verify import load_verifier, merge_options, resolve_verifier
+
+    folder = Path(args.runs) / _tag(args.model)
+    crops = Cache(folder, "crops")
+    index = read_crop_index(DATA / "themis-quadrangle-crops" / "index.csv")
+    split = read_split()
+    groups = _groups(crops, pd.read_pickle(folder / "crops_index.pkl"), split)
+    if args.verifier == "none":
+        verifier, finder = None, merge_options(model_info(args.model)["extract"], None, None)
+    else:
+        verifier, finder = (load_verifier(args.verifier) if args.verifier else resolve_verifier(None, args.model)), None
+    thr = args.threshold if args.threshold is not None else (verifier.threshold if verifier else None)
+    scores = _verifier_scores(verifier, crops) if verifier else None
+    robbins = read_robbins()
+    report: dict[str, Any] = {"model": _tag(args.model), "verifier": args.verifier or "the model's own",
+                              "threshold": thr, "diameter_range_km": AGE_RANGE_KM, "folds": {}}
+    fig = Figure(figsize=(13, 11.5), layout="constrained")
+    for ax, fold in zip(fig.subplots(2, 2).ravel(), split["folds"]):
+        imgs = groups[f"fold {fold}"]
+        preds = detections(crops, imgs, scores, thr, finder)
+        det, ref, area = [], [], 0.0
+        for i, p in zip(imgs, preds):
+            ds = crop_mosaic(DATA / "themis-quadrangle-crops" / "images" / crops.names[i], index)
+            det.append(to_catalog(p.assign(score=p["score"]), ds))
+            ref.append(filter_catalog(robbins, footprint=ds))
+            area += count_area_km2(ds)
+        det_cat, ref_cat = pd.concat(det, ignore_index=True), pd.concat(ref, ignore_index=True)
+        det_cat.attrs, ref_cat.attrs = {"source": "detections"}, {"source": "Robbins & Hynek 2012"}
+        fits = {"robbins": model_age(ref_cat, area_km2=area, diameter_range=AGE_RANGE_KM),
+                "detections": model_age(det_cat, area_km2=area, diameter_range=AGE_RANGE_KM),
+                "detections_response": model_age(det_cat, area_km2=area, diameter_range=AGE_RANGE_KM,
+                                                 response="shipped")}
+        row = {"quadrangles": split["folds"][fold], "crops": int(len(imgs)), "area_km2": area}
+        for name, fit in fits.items():
+            row[name] = {"age_ga": fit.age, "lower_ga": fit.lower, "upper_ga": fit.upper, "n": float(fit.n), "n1_per_km2": float(fit.n1)}
+        row["ratio"] = fits["detections"].age / fits["robbins"].age
+        row["ratio_response"] = fits["detections_response"].age / fits["robbins"].age
+        row["n1_ratio"] = fits["detections"].n1 / fits["robbins"].n1
+        report["folds"][fold] = row
+        print(f"fold {fold}: Robbins {fits['robbins']}; detections {fits['detections']} (ratio {row['ratio']:.2f}); "
+              f"through the response {fits['detections_response'].age:.2f} Ga (ratio {row['ratio_response']:.2f})",
+              flush=True)
+        for cat, fit, colour, label in ((ref_cat, fits["robbins"], "black", "Robbins & Hynek (2012)"),
+                                        (det_cat, fits["detections"], "tab:red", "detections")):
+            t = csfd(cat, area, kind="cumulative")
+            ax.errorbar(t["diameter"], t["density"], yerr=[t["density"] - t["lower"], t["upper"] - t["density"]],
+                        fmt="o", ms=3, color=colour, elinewidth=0.8,
+                        label=f"{label}: {fit.n:.0f} craters, {format_age(fit.age, fit.lower, fit.upper)}")
+        for lo_, hi_ in (AGE_RANGE_KM,):
+            ax.axvspan(lo_, hi_, color="0.92", zorder=0, label=f"diameters dated, {lo_:g}-{hi_:g} km")
+        ax.set(xscale="log", yscale="log", xlabel="crater diameter D (km)", ylabel="cumulative density N(≥D) (km⁻²)",
+               title=f"fold {fold}: {', '.join(split['folds'][fold])}\n{len(imgs)} crops, {area:,.0f} km²; "
+                     f"age ratio {row['ratio']:.2f}, N(1) ratio {row['n1_ratio']:.2f}")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"Crater counts on the held-out quadrangle crops: Robbins catalog vs detections of {_tag(args.model)}"
+                 "\n(Poisson model ages, Neukum-Ivanov 2001; error bars 1σ)", fontsize=11)
+    if args.plot:
+        fig.savefig(args.plot, dpi=110, bbox_inches="tight")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
 def main(argv: list[str] | None = None) -> Any:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=["prepare", "score", "cv"])
+    p.add_argument("stage", choices=["prepare", "score", "cv", "ages"])
     p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
     p.add_argument("--runs", default=str(REPO / "runs" / "quadrangles"), help="cache folder")
     p.add_argument("--verifier", default=None, help="score: a verifier file, or 'none' for the one-stage finder")
@@ -401,11 +483,12 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--json", help="write the report here")
+    p.add_argument("--plot", help="ages: write the CSFD figure here")
     args = p.parse_args(argv)
     if not (DATA / "themis-quadrangle-crops").is_dir():
         raise SystemExit(f"needs {DATA / 'themis-quadrangle-crops'}")
     warnings.filterwarnings("ignore", message=".*intervals are too narrow.*")
-    return {"prepare": prepare, "score": score, "cv": cv}[args.stage](args)
+    return {"prepare": prepare, "score": score, "cv": cv, "ages": ages}[args.stage](args)
 
 
 if __name__ == "__main__":
