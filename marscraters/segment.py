@@ -73,7 +73,6 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask.array.overlap import ensure_minimum_chunksize
 
 from ._io import _remove, check_output
 from .crs import Grid
@@ -104,6 +103,9 @@ _AUTO_BLOCK = 3072
 _MAX_WINDOW_PX = (4096 + MULTIPLE) ** 2
 # Largest Zarr chunk side of the output store.
 _MAX_STORE_CHUNK = 1024
+# Smallest Zarr chunk side of the output store unless the caller's own blocks need less: smaller
+# chunks mean thousands of files and a slow read for every later step.
+_MIN_STORE_CHUNK = 256
 # Files that segment_to_zarr keeps inside an unfinished store.
 _RECORD = "_marscraters_segment.json"
 _DONE_DIR = "_marscraters_done"
@@ -486,7 +488,9 @@ def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int, workers: int = 1) -
     """
     ny, nx = ir.shape
     if chunks is None:
-        storage = _storage_chunks(ir) or (MULTIPLE, MULTIPLE)
+        # block borders on the mosaic's storage grid, coarsened to at least _MIN_STORE_CHUNK: the
+        # output store's chunks divide the blocks, so small steps would make small output chunks
+        storage = tuple(s * -(-_MIN_STORE_CHUNK // s) for s in (_storage_chunks(ir) or (512, 512)))
         ky, kx = len(_auto_axis(ny, storage[0], depth)), len(_auto_axis(nx, storage[1], depth))
         most_y, most_x = (max(1, n // max(s, depth, 1)) for n, s in zip((ny, nx), storage))
         while ky * kx < workers and (ky < most_y or kx < most_x):
@@ -515,9 +519,30 @@ def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int, workers: int = 1) -
         elif n <= depth:
             out.append((n,))
         else:
-            # what map_overlap itself would do: merge blocks thinner than the overlap
-            out.append(tuple(int(v) for v in ensure_minimum_chunksize(depth, tuple(c))))
+            out.append(_merge_thin(tuple(int(v) for v in c), depth))
     return out[0], out[1]
+
+
+def _merge_thin(sizes: tuple[int, ...], depth: int) -> tuple[int, ...]:
+    """Blocks thinner than ``depth`` (which ``map_overlap`` refuses) merged into their neighbours.
+
+    Unlike dask's ``ensure_minimum_chunksize``, which moves borders ((1024, 1024, 64) becomes
+    (1024, 576, 512)), every border kept is one of ``sizes``' own, so the output store's chunks,
+    which must divide every block, stay as large as the blocks asked for.
+    """
+    out: list[int] = []
+    run = 0
+    for s in sizes:
+        run += s
+        if run >= depth:
+            out.append(run)
+            run = 0
+    if run:
+        if out:
+            out[-1] += run
+        else:
+            out.append(run)
+    return tuple(out)
 
 
 def _scaled_nanmean(data: Any, lo: float, hi: float) -> Any:
@@ -852,6 +877,11 @@ def segment_to_zarr(
     mosaic, model and settings are the same, and computes only the blocks without a marker; the
     result is identical to an uninterrupted run.
 
+    The store's Zarr chunks divide the blocks (each block writes whole chunks of its own): 256 to
+    1024 px on a side, or a whole axis shorter than 256 px.  Only blocks given in ``chunks`` whose
+    borders no 256-px grid divides (e.g. ``chunks=200, depth=0``) get smaller chunks, with a
+    warning.
+
     Parameters
     ----------
     ds
@@ -964,6 +994,20 @@ def segment_to_zarr(
     ychunks, xchunks = prob.chunks
     if not partial_path.exists():
         zy, zx = _store_chunk(ychunks), _store_chunk(xchunks)
+        small = [z for z, n in zip((zy, zx), prob.shape) if z < min(_MIN_STORE_CHUNK, n)]
+        if small:
+            # region writes must not share a Zarr chunk, so the chunks divide the blocks asked for
+            # (an axis shorter than _MIN_STORE_CHUNK is one chunk: nothing to warn about)
+            import warnings
+
+            warnings.warn(
+                f"writing {out.name} in {min(small)}-px Zarr chunks, because the blocks chunks=({ychunks[0]}, "
+                f"{xchunks[0]}) (--chunk {ychunks[0]}) put block borders every {min(small)} px and each block is "
+                "written into whole chunks of its own; small chunks make every later read of the store slow (many "
+                f"files): give blocks that are a multiple of {_MIN_STORE_CHUNK} px, or the automatic ones (chunks=None; "
+                "no --chunk on the command line)",
+                stacklevel=2,
+            )
         template = xr.Dataset(
             {VARIABLE: (("y", "x"), da.zeros(prob.shape, chunks=(zy, zx), dtype=np.float32), dict(prob.attrs))},
             coords={k: v for k, v in prob.coords.items()},
@@ -1085,7 +1129,8 @@ def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--gpus", help="start a local cluster: 'auto' (GPUs if any, else CPU) or a number of GPUs (0 = CPU)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://head:8786")
     s.add_argument("--batch-size", type=int, default=4, help="windows per predict call (default 4)")
-    s.add_argument("--chunk", type=int, help="inference block side in pixels (default: the fewest storage-aligned blocks whose 4096-px windows fit)")
+    s.add_argument("--chunk", type=int, help="inference block side in pixels (default: the fewest storage-aligned blocks whose 4096-px windows fit); "
+                   "the output's Zarr chunks divide the blocks, so give a multiple of 256")
     s.add_argument("--tile", type=int, help="window core side when blocks are cut into windows")
     s.add_argument("--depth", type=int, help="overlap in pixels (default: the receptive field, 512 for 3x3)")
     s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],

@@ -413,3 +413,58 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_run(image, tiny_model
     a = resumed["crater_probability"].values
     b = xr.open_zarr(whole, consolidated=False)["crater_probability"].values
     assert a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------------------------------------------- storage chunks
+@pytest.mark.parametrize("n,chunk", [(4160, 1024), (2100, 1024), (5000, 700), (3000, 300), (1400, 512)])
+def test_explicit_blocks_keep_their_borders_so_store_chunks_stay_large(n, chunk):
+    """``--chunk 1024`` on a 4160-px cube wrote 64-px storage chunks: dask's ensure_minimum_chunksize
+    turned the thin last block (64 px) into (..., 576, 512), whose borders only a 64-px grid divides.
+    Thin blocks are now merged into their neighbour, so every border stays on the asked-for grid."""
+    ir = xr.DataArray(da.zeros((n, n), chunks=512), dims=("y", "x"))
+    ys, xs = sg._block_chunks(ir, chunk, 512)
+    assert ys == xs and sum(ys) == n and min(ys) >= 512
+    assert all(b % chunk == 0 for b in np.cumsum(ys)[:-1])  # borders on the requested grid
+    store = sg._store_chunk(ys)
+    assert store >= sg._MIN_STORE_CHUNK and all(b % store == 0 for b in np.cumsum(ys)[:-1])
+    if n == 4160:
+        assert ys == (1024, 1024, 1024, 1088) and store == 1024
+
+
+@pytest.mark.parametrize("n", [8000, 20000])
+@pytest.mark.parametrize("storage", [None, 64, 100, 512])
+def test_automatic_blocks_give_store_chunks_of_256_px_or_more(n, storage):
+    # a numpy-backed mosaic (no storage chunks) or one stored in small chunks
+    ir = xr.DataArray(da.zeros((n, n), chunks=512), dims=("y", "x"))
+    if storage:
+        ir.encoding["chunks"] = (storage, storage)
+    ys, _ = sg._block_chunks(ir, None, 512)
+    assert sg._store_chunk(ys) >= sg._MIN_STORE_CHUNK
+    if storage:  # blocks still start on the mosaic's own storage chunks
+        assert all(b % storage == 0 for b in np.cumsum(ys)[:-1])
+
+
+def test_segment_to_zarr_with_a_thin_last_block_writes_large_chunks(image, tiny_model, tmp_path):
+    img = np.concatenate([image[:600], image[600:1200, :700]], axis=1)  # 600 x 2100: x blocks 1024, 1024, 52
+    ds = mosaic_from_array(img, (0.0, 0.0, 2100 / 256, 600 / 256))
+    out = sg.segment_to_zarr(ds, tmp_path / "pred.zarr", model=tiny_model[1], chunks=(600, 1024), progress=False)
+    got = xr.open_zarr(out, consolidated=False)["crater_probability"]
+    assert got.encoding["chunks"] == (600, 1024)
+    expected = sg.segment(ds, tiny_model[1], chunks=(600, 1024)).compute(scheduler="threads")
+    np.testing.assert_array_equal(got.values, expected.values)
+
+
+def test_small_store_chunks_only_when_asked_and_then_with_a_warning(image, tiny_model, tmp_path):
+    ds = mosaic_from_array(image[:400, :600], (0.0, 0.0, 600 / 256, 400 / 256))
+    with pytest.warns(UserWarning, match=r"200-px.*chunks=\(200, 200\) \(--chunk 200\).*multiple of 256"):
+        out = sg.segment_to_zarr(ds, tmp_path / "small.zarr", model=tiny_model[1], chunks=200, depth=0,
+                                 progress=False)
+    assert xr.open_zarr(out, consolidated=False)["crater_probability"].encoding["chunks"] == (200, 200)
+    # an image smaller than 256 px is one chunk: nothing to warn about
+    tiny = mosaic_from_array(image[:200, :240], (0.0, 0.0, 240 / 256, 200 / 256))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        out = sg.segment_to_zarr(tiny, tmp_path / "tiny.zarr", model=tiny_model[1], progress=False)
+    assert xr.open_zarr(out, consolidated=False)["crater_probability"].encoding["chunks"] == (200, 240)
