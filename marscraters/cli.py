@@ -619,13 +619,19 @@ def _cli_warnings(flags: Collection[str]) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``marscraters`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = _command_flags(parser, args.command)
     # our own messages at INFO; third-party chatter (pyogrio, distributed) only at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    # distributed installs its own INFO handlers; its cluster start/stop chatter hides our output
+    # distributed installs its own INFO handlers; its cluster start/stop chatter hides our output.
+    # Its import sets the levels below from dask's config, so say it there too (the worker
+    # processes of a local cluster get that config); dask came with the parser (segment)
+    import dask.config
+
+    dask.config.set({"logging.distributed": "debug" if args.verbose else "warning"})
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
@@ -636,8 +642,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"marscraters {args.command}: error: {cli_message(str(exc), flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
+        print(_interrupted(args, argv), file=sys.stderr)
         return 130
+
+
+def _interrupted(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """What Ctrl-C left behind: nothing (every output is written atomically), except the blocks of
+    an unfinished `segment`, kept to resume (the message shows the command that resumes)."""
+    if args.command == "segment":
+        from .segment import interrupted_message
+
+        return interrupted_message(args.out, ["marscraters", *argv])
+    return "interrupted; no partial output was kept"
 
 
 if __name__ == "__main__":

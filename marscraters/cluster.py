@@ -37,7 +37,7 @@ from .errors import ClusterError, InvalidArgumentError
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
 
-__all__ = ["cluster", "detect_gpus", "preload_model", "ModelPreload", "cpu_count"]
+__all__ = ["cluster", "close_quietly", "detect_gpus", "preload_model", "ModelPreload", "cpu_count"]
 
 log = logging.getLogger("marscraters.cluster")
 
@@ -100,6 +100,46 @@ def _connect(scheduler: str, timeout: float) -> "distributed.Client":
         ) from exc
 
 
+def close_quietly(client: Any) -> None:
+    """Close ``client`` and the local cluster it started, after Ctrl-C: without distributed's
+    log messages and tracebacks about the tasks and workers it stops (it stops them on purpose)."""
+    local = getattr(client, "cluster", None)
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        for thing in (client, local):
+            if thing is None:
+                continue
+            try:
+                thing.close(timeout=5) if thing is local else thing.close()
+            except BaseException:  # noqa: BLE001 - a half-started or already dying cluster: nothing to add
+                pass
+    finally:
+        logging.disable(previous)
+
+
+def _start_local(factory: Any) -> Any:
+    """``factory()``, a local cluster whose worker processes never see Ctrl-C.
+
+    A terminal's Ctrl-C reaches every process of the command, and a worker process interrupted
+    while it starts or computes prints its own traceback (and its cluster an AssertionError when
+    closed).  So SIGINT is ignored while the cluster starts: the worker processes started then
+    inherit that (an ignored signal stays ignored across ``exec``), and only this process answers
+    Ctrl-C, by closing the cluster (:func:`close_quietly`).  A Ctrl-C during the start itself (a
+    few seconds) is not seen; a worker restarted later by its nanny answers Ctrl-C again.
+    """
+    import signal
+    import threading
+
+    if not hasattr(signal, "SIGINT") or threading.current_thread() is not threading.main_thread():
+        return factory()  # signal handlers can only be set from the main thread
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return factory()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _gpu_cluster(n: int, threads_per_worker: int | None, **kwargs: Any) -> Any:
     """A LocalCUDACluster on the first ``n`` GPUs, or None (with the reason logged) if impossible."""
     try:
@@ -114,13 +154,13 @@ def _gpu_cluster(n: int, threads_per_worker: int | None, **kwargs: Any) -> Any:
     try:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(n)]
-        return LocalCUDACluster(
+        return _start_local(lambda: LocalCUDACluster(
             n_workers=n,
             CUDA_VISIBLE_DEVICES=",".join(ids[:n]),
             threads_per_worker=threads_per_worker or 2,
             dashboard_address=kwargs.pop("dashboard_address", _dashboard()),
             **kwargs,
-        )
+        ))
     except Exception as exc:  # noqa: BLE001 - e.g. pynvml.NVMLError_LibraryNotFound without a driver
         log.warning(
             "LocalCUDACluster could not start (%s: %s). Falling back to a CPU LocalCluster.", type(exc).__name__, exc
@@ -143,14 +183,9 @@ def _cpu_cluster(n_workers: int | None, threads_per_worker: int | None, **kwargs
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
         **kwargs.pop("env", {}),
     }
-    return LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        dashboard_address=kwargs.pop("dashboard_address", _dashboard()),
-        env=env,
-        **kwargs,
-    )
+    dashboard = kwargs.pop("dashboard_address", _dashboard())
+    return _start_local(lambda: LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                                             dashboard_address=dashboard, env=env, **kwargs))
 
 
 def cluster(

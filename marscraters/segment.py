@@ -57,13 +57,14 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -87,6 +88,7 @@ __all__ = [
     "segment",
     "segment_to_zarr",
     "partial_store_path",
+    "interrupted_message",
     "add_segment_parser",
     "run_segment_cli",
 ]
@@ -780,6 +782,36 @@ def partial_store_path(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def interrupted_message(out: str | os.PathLike, command: Sequence[str] | None = None) -> str:
+    """What an interrupted :func:`segment_to_zarr` run into ``out`` kept, and how to resume it.
+
+    ``command``: the command line that ran it (e.g. ``["marscraters", "segment", ...]``), to
+    show the command that resumes (the same, without ``--overwrite`` and ``--no-resume``, which
+    start over); without it, the message is for a Python caller.
+    """
+    out = Path(out)
+    partial = partial_store_path(out)
+    if not partial.is_dir():
+        return "interrupted; no partial output was kept"
+    blocks = ((_read_record(partial) or {}).get("fingerprint") or {}).get("blocks") or []
+    total = math.prod(len(c) for c in blocks) if len(blocks) == 2 else None
+    done = len(_done_blocks(partial))
+    kept = f"{done} of {total} blocks" if total else f"{done} finished blocks"
+    if out.exists():  # overwrite=True onto an existing store: resuming would need it to start over
+        start_over = "--overwrite" if command else "overwrite=True"
+        return (f"interrupted; {out} is unchanged, and the unfinished run ({kept}) is kept in {partial}. It cannot "
+                f"be resumed onto an existing output: run it again with {start_over} to start over, or move {out} "
+                "away and run it again without it to resume.")
+    if command:
+        again = [a for a in command if a not in ("--overwrite", "--no-resume")]
+        how = (f"run this to resume where it stopped (the same mosaic, model and settings):\n  {shlex.join(again)}\n"
+               "(--no-resume or --overwrite starts over)")
+    else:
+        how = ("call segment_to_zarr again with the same mosaic, model and settings (resume=True, overwrite=False) to "
+               "resume where it stopped (resume=False starts over)")
+    return f"interrupted; {kept} are done and kept in {partial}: {how}"
+
+
 def _store_chunk(block_chunks: tuple[int, ...]) -> int:
     """A Zarr chunk side that every block boundary is a multiple of, at most 1024 when possible."""
     sizes = block_chunks[:-1] if len(block_chunks) > 1 else block_chunks
@@ -1068,6 +1100,9 @@ def segment_to_zarr(
 
             with Callback(posttask=posttask):
                 pixels = int(sum(dask.compute(*tasks)))
+    except KeyboardInterrupt as exc:
+        exc.add_note(interrupted_message(out))  # what was kept, and how to resume (the CLI says it its way)
+        raise
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -1173,7 +1208,10 @@ def run_segment_cli(args: argparse.Namespace) -> int:
                 gpus = int(gpus)
             except ValueError:
                 raise InvalidArgumentError(f"--gpus must be 'auto' or a number of GPUs, got {args.gpus!r}") from None
-        client = cluster(gpus=gpus, scheduler=args.scheduler, model=args.model)
+        # a cluster of its own logs errors only (-v: everything): the cancelled tasks and stopped
+        # workers of a Ctrl-C are no news
+        quiet = {} if args.scheduler is not None or getattr(args, "verbose", False) else {"silence_logs": logging.ERROR}
+        client = cluster(gpus=gpus, scheduler=args.scheduler, model=args.model, **quiet)
     try:
         out = segment_to_zarr(
             ds, args.out, model=args.model, overwrite=args.overwrite, resume=args.resume,
@@ -1181,6 +1219,13 @@ def run_segment_cli(args: argparse.Namespace) -> int:
             chunks=args.chunk, tile=args.tile, depth=args.depth, value_range=value_range, tta=args.tta,
             nodata_fill=fill,
         )
+    except KeyboardInterrupt:
+        if client is not None:  # Ctrl-C: stop the cluster without distributed's tracebacks
+            from .cluster import close_quietly
+
+            close_quietly(client)
+            client = None
+        raise
     finally:
         if client is not None:
             cluster_obj = getattr(client, "cluster", None)
@@ -1213,6 +1258,10 @@ def _main(argv: list[str] | None = None) -> int:
     except MarsCratersError as exc:
         print(f"marscraters segment: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted_message(args.out, [Path(sys.executable).name, "-m", "marscraters.segment", *argv]),
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
