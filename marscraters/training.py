@@ -231,6 +231,58 @@ def cube_training_set(
     return TrainingSet(np.stack(images), pd.concat(rows, ignore_index=True), names)
 
 
+def mosaics_training_set(
+    mosaics: Sequence[Any],
+    catalog: Any,
+    *,
+    diameter_range: tuple[float | None, float | None] | None = None,
+    value_range: tuple[float, float] | None = (0.0, 255.0),
+) -> TrainingSet:
+    """Whole georeferenced images (crops) as training images, labelled from a catalog.
+
+    Each Mosaic (for example from :func:`marscraters.chips.crop_mosaic`) is one image; its
+    craters are the catalog's on its grid (:func:`marscraters.targets.catalog_pixels`, the target
+    layers' mapping), including craters centred off the image whose rims reach into it, which
+    the targets then draw cut by the edge, as the chips' restored circles are.
+
+    Parameters
+    ----------
+    mosaics
+        Mosaics of one size (or Zarr cube paths).
+    catalog
+        A Catalog covering them.
+    diameter_range
+        ``(min_km, max_km)`` of the craters labelled.
+    value_range
+        Grey levels mapped to 0..1 (default the 8-bit scale of the THEMIS crops); None judges
+        each image by :func:`marscraters.model.guess_value_range`'s rule.
+    """
+    from .mosaic import open_mosaic
+    from .targets import catalog_pixels
+
+    if not len(mosaics):
+        raise InvalidArgumentError("mosaics_training_set needs at least one mosaic")
+    images, rows, names = [], [], []
+    for i, m in enumerate(mosaics):
+        ds = open_mosaic(m) if not hasattr(m, "data_vars") else m
+        values = np.asarray(ds["ir"].values, dtype=np.float32)
+        if images and values.shape != images[0].shape:
+            raise InvalidArgumentError(f"the mosaics must share one size: {ds.attrs.get('source', i)} is "
+                                       f"{values.shape[1]} x {values.shape[0]} px, the first {images[0].shape[1]} x "
+                                       f"{images[0].shape[0]}; cut them to one size first (marscraters.chips.write_chips)")
+        if value_range is None:
+            from .model import guess_value_range
+
+            scale = guess_value_range(values, floating=False)
+        else:
+            scale = value_range
+        images.append(normalise_image(values, value_range=scale))  # no data becomes the mean
+        px = catalog_pixels(ds, catalog, diameter_range=diameter_range, inside="overlap")
+        rows.append(pd.DataFrame({"image": i, "x": px["x"], "y": px["y"], "diameter_px": px["diameter_px"]}))
+        names.append(str(ds.attrs.get("source", f"mosaic{i}")))
+    return TrainingSet(np.stack(images).astype(np.float32), pd.concat(rows, ignore_index=True), names)
+
+
 # --------------------------------------------------------------------------------------------
 # augmentation
 # --------------------------------------------------------------------------------------------

@@ -266,3 +266,20 @@ def test_chips_command_writes_a_training_folder(tmp_path):
     assert "wrote 4 labelled chips" in run.stdout
     chips = read_chips(tmp_path / "chips")
     assert len(chips) == 4 and len(chips.craters) == 2
+
+
+def test_mosaics_training_set_labels_whole_crops_from_the_catalog(tmp_path):
+    from marscraters.training import mosaics_training_set
+
+    _write_crops(tmp_path, [(0, 0), (1, 0)], size=64)
+    index = read_crop_index(tmp_path / "index.csv")
+    mosaics = [crop_mosaic(tmp_path / "images" / f, index) for f in index["file"]]
+    grid = Grid.from_dataset(mosaics[0])
+    # one crater inside the first crop, one centred just beyond its east edge (its rim reaches into both)
+    lon, lat = grid.pixel_to_lonlat(np.array([20.0, 66.0]), np.array([30.0, 30.0]))
+    data = mosaics_training_set(mosaics, make_catalog(lat, lon, [1.0, 1.5]))
+    assert data.images.shape == (2, 64, 64) and 0 <= data.images.min() and data.images.max() <= 1
+    assert data.names == list(index["file"])
+    first, second = data.craters_of(0), data.craters_of(1)
+    np.testing.assert_allclose(first[["x", "y"]].to_numpy(), [[20.0, 30.0], [66.0, 30.0]], atol=1e-3)
+    np.testing.assert_allclose(second[["x", "y"]].to_numpy(), [[2.0, 30.0]], atol=1e-3)
