@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 import time
 import warnings
@@ -38,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+# the real data (shared/data beside the clone); a GPU machine may hold it elsewhere
+DATA = Path(os.environ.get("MARSCRATERS_SHARED_DATA", REPO.parent / "shared" / "data"))
 SPLIT = REPO / "benchmarks" / "splits" / "quadrangles.json"
 RULES = ("deepmoon", "iou", "pycda")
 D_MIN = 16.0
@@ -122,8 +124,11 @@ def prepare(args: argparse.Namespace) -> None:
     images, truths, index = load_crops()
     sets["crops"] = (images, truths, list(index["file"]))
     split = read_split()
-    sets["chips"] = load_chips(f"0:{split['chips']['test'].split(':')[1]}")
-    print(f"read {len(images)} crops and {len(sets['chips'][0])} chips in {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.crops_only:
+        del sets["chips"]
+    else:
+        sets["chips"] = load_chips(f"0:{split['chips']['test'].split(':')[1]}")
+    print(f"read {len(images)} crops and {len(sets['chips'][0]) if 'chips' in sets else 0} chips in {time.perf_counter() - t0:.0f} s", flush=True)
     for name, (imgs, trs, names) in sets.items():
         t0 = time.perf_counter()
         # the fixed 8-bit scale detect() uses for chip-like images (checked against detect below)
@@ -312,8 +317,15 @@ def _one_stage_best(cache: Cache, images: np.ndarray, base: dict) -> tuple[dict,
     return best
 
 
-def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, split: dict, args) -> dict:
-    """Run ``k`` of one variant: its detections on the validation fold and on the test fold."""
+def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, split: dict, args,
+                evaluated: Cache | None = None) -> dict:
+    """Run ``k`` of one variant: its detections on the validation fold and on the test fold.
+
+    ``evaluated``: the maps and candidates of run ``k``'s own network (fine-tuned without folds
+    ``k`` and ``validation_of[k]``) on those folds; a retrained verifier still learns from the
+    shipped network's maps of the training folds, which it never trained on.
+    """
+    ev = crops if evaluated is None else evaluated
     from marscraters.detect import model_info
     from marscraters.verify import Verifier, merge_options, resolve_verifier
 
@@ -323,9 +335,9 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
     val, test = groups[f"fold {v}"], groups[f"fold {k}"]
     out: dict[str, Any] = {"run": k, "validation_fold": v, "train_folds": train_folds}
     if variant == "one-stage":
-        opts, f1 = _one_stage_best(crops, val, merge_options(model_info(args.model)["extract"], None, None))
+        opts, f1 = _one_stage_best(ev, val, merge_options(model_info(args.model)["extract"], None, None))
         out.update(finder=opts, validation_f1=f1)
-        out["preds"] = {"validation": detections(crops, val, None, 0, opts), "test": detections(crops, test, None, 0, opts)}
+        out["preds"] = {"validation": detections(ev, val, None, 0, opts), "test": detections(ev, test, None, 0, opts)}
         return out
     shipped = resolve_verifier(None, args.model)
     if variant in ("shipped", "rethreshold"):
@@ -338,10 +350,10 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
         t0 = time.perf_counter()
         verifier = Verifier(_fit(parts, args.epochs, args.seed), 0.5, shipped.candidates)
         out["fit_seconds"] = round(time.perf_counter() - t0, 1)
-    scores = _verifier_scores(verifier, crops, crops.rows(np.concatenate([val, test])))
-    thr, f1 = (verifier.threshold, float("nan")) if variant == "shipped" else _best_threshold(crops, val, scores)
+    scores = _verifier_scores(verifier, ev, ev.rows(np.concatenate([val, test])))
+    thr, f1 = (verifier.threshold, float("nan")) if variant == "shipped" else _best_threshold(ev, val, scores)
     out.update(threshold=thr, validation_f1=f1)
-    out["preds"] = {"validation": detections(crops, val, scores, thr), "test": detections(crops, test, scores, thr)}
+    out["preds"] = {"validation": detections(ev, val, scores, thr), "test": detections(ev, test, scores, thr)}
     return out
 
 
@@ -351,13 +363,20 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
     index = pd.read_pickle(folder / "crops_index.pkl")
     split = read_split()
     groups = _groups(crops, index, split)
-    report: dict[str, Any] = {"model": _tag(args.model), "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
+    own = {}
+    for item in args.run_models or []:
+        run, _, path = item.partition("=")
+        own[run] = Cache(Path(args.runs) / _tag(path), "crops")
+        if own[run].names != crops.names:
+            raise SystemExit(f"--run-models {item}: its cache holds other crops; run prepare --crops-only for it")
+    report: dict[str, Any] = {"model": _tag(args.model), "run_models": args.run_models or [],
+                              "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
                               "epochs": args.epochs, "seed": args.seed, "variants": {}}
     for variant in args.variants:
         runs = []
         for k in split["folds"]:
             t0 = time.perf_counter()
-            runs.append(run_variant(variant, k, crops, chips, groups, split, args))
+            runs.append(run_variant(variant, k, crops, chips, groups, split, args, own.get(k)))
             print(f"{variant} run {k}: threshold {runs[-1].get('threshold', runs[-1].get('finder'))}, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
         entry: dict[str, Any] = {"description": VARIANTS[variant],
@@ -479,6 +498,9 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--chips-test", action="store_true", help="score: also chips 500-599 (the old held-out set)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--test", action="store_true", help="cv: also score the test folds (once per shipped version)")
+    p.add_argument("--crops-only", action="store_true", help="prepare: the crops only (a run's own network)")
+    p.add_argument("--run-models", nargs="*", metavar="RUN=MODEL",
+                   help="cv: each run's own fine-tuned network (train_quadrangles.py), prepared with --crops-only")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=2000)
