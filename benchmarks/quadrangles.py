@@ -106,7 +106,10 @@ def load_chips(spec: str) -> tuple[np.ndarray, list[pd.DataFrame], list[str]]:
 def _tag(model: str | None) -> str:
     from marscraters.detect import model_info
 
-    return str(model_info(model).get("name") or Path(model or "model").stem)
+    if model is None:
+        return str(model_info(None).get("name") or "shipped")
+    # a run's folder names it (train() writes best.keras in every run's own folder)
+    return f"{Path(model).parent.name}-{Path(model).stem}"
 
 
 def prepare(args: argparse.Namespace) -> None:
