@@ -8,6 +8,11 @@ Every reader here is lazy: pixels are read in windows, inside dask tasks, so a 7
 tile (236 MB as float32) never has to sit in memory at once.  :func:`ingest` turns one or more
 images into a Zarr v3 cube, and :func:`open_mosaic` reopens it with its CRS.
 
+Integer imagery stays integer on disk.  The readers note the image's integer type and a free
+value for no data in ``ir.encoding`` (``dtype``, ``_FillValue``: 8-bit THEMIS tiles are stored
+as uint8 with 0 for no data, a quarter of float32's bytes); :func:`ingest` writes that, and
+:func:`open_mosaic` decodes it back to float32 with NaN, so the Mosaic contract never changes.
+
 The pipeline in one breath::
 
     ingest(["thm_dir_N-30_000.png", "thm_dir_N-30_030.png"], "cube.zarr")
@@ -16,6 +21,7 @@ The pipeline in one breath::
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -38,7 +44,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from ._io import atomic_path, check_output
+from ._io import _remove, atomic_path, check_output
 from .crs import MARS_GEOGRAPHIC, Grid, px_per_deg_for_scale, to_mars_crs
 from .errors import (
     CorruptImageError,
@@ -84,6 +90,8 @@ _TILE_HELP = (
     "(000, 030, ..., 330), for example 'thm_dir_N-30_030.png' (lat -30..0, lon 30..60)"
 )
 
+log = logging.getLogger("marscraters.mosaic")
+
 #: Default storage chunk (pixels) of Zarr cubes written by :func:`ingest`.
 DEFAULT_CHUNK = 512
 # PNG decodes row by row, so full-width strips are read in one pass; GeoTIFFs are tiled.
@@ -97,6 +105,48 @@ _GDAL_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".cub", ".jp2"}
 _ZARR_SUFFIXES = {".zarr"}
 
 Chunks = int | tuple[int, int] | Mapping[str, int] | Literal["auto"] | None
+
+# The encoding keys that store ``ir`` as integers (the rest of an encoding is the store's own),
+# and all the keys that depend on the stored type (a float32 write cannot use them).
+_STORAGE_KEYS = ("dtype", "_FillValue")
+_TYPED_KEYS = (*_STORAGE_KEYS, "fill_value", "serializer")
+
+
+def _integer_storage(dtype: Any, nodata: float | None) -> dict[str, Any]:
+    """How to store an image read from ``dtype`` pixels with ``nodata`` (already NaN in ``ir``).
+
+    8- and 16-bit integers keep their type, with ``nodata`` (a value no valid pixel has) as the
+    fill for NaN.  Without a nodata value every level may be valid, so 8-bit images go one type
+    wider (uint16 with 65535, int16 with -32768: half of float32) and 16-bit ones stay float32.
+    Wider or float images: ``{}`` (float32).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or dtype.itemsize > 2:
+        return {}
+    info = np.iinfo(dtype)
+    if nodata is not None and math.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max:
+        return {"dtype": dtype, "_FillValue": int(nodata)}
+    if dtype.itemsize == 1:
+        wide = np.dtype(np.uint16 if dtype.kind == "u" else np.int16)
+        return {"dtype": wide, "_FillValue": int(np.iinfo(wide).max if dtype.kind == "u" else np.iinfo(wide).min)}
+    return {}
+
+
+def _with_storage(ds: xr.Dataset, storage: Mapping[str, Any]) -> xr.Dataset:
+    """``ds`` with ``storage`` (:func:`_integer_storage`) in its ``ir`` encoding."""
+    ds["ir"].encoding.update(storage)
+    return ds
+
+
+def _storage_fits(values: np.ndarray, storage: Mapping[str, Any]) -> bool:
+    """Whether every finite value of ``values`` is stored exactly by ``storage``: whole numbers in
+    the type's range, none equal to the fill (it would come back as NaN)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return True
+    info = np.iinfo(storage["dtype"])
+    return bool(info.min <= finite.min() and finite.max() <= info.max and np.array_equal(np.rint(finite), finite)
+                and not (finite == storage["_FillValue"]).any())
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +351,7 @@ def mosaic_from_array(
             data = np.where(data == np.float32(nodata), np.float32(np.nan), data)
     transform = Affine((east - west) / nx, 0.0, west, 0.0, -(north - south) / ny, north)
     attrs = {"source": name} if name is not None else {}
-    return _build_mosaic(data, transform, crs, attrs)
+    return _with_storage(_build_mosaic(data, transform, crs, attrs), _integer_storage(array.dtype, nodata))
 
 
 def validate_mosaic(ds: Any) -> xr.Dataset:
@@ -640,7 +690,9 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
     data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks))
     ppd = width / TILE_SIZE_DEG
     transform = Affine(1.0 / ppd, 0.0, float(west), 0.0, -1.0 / ppd, float(south + TILE_SIZE_DEG))
-    return _build_mosaic(data, transform, MARS_GEOGRAPHIC, {"source": spath, "px_per_deg": float(ppd)})
+    ds = _build_mosaic(data, transform, MARS_GEOGRAPHIC, {"source": spath, "px_per_deg": float(ppd)})
+    # a palette maps indices to its 8-bit red channel
+    return _with_storage(ds, _integer_storage(np.uint8 if lut is not None else dtype, 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,6 +745,7 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
             file_crs = src.crs
             transform = src.transform
             nodata = None if src.nodata is None else float(src.nodata)
+            dtype = np.dtype(src.dtypes[0])
     except RasterioError as exc:
         raise CorruptImageError(f"{path} is not a raster GDAL can read ({exc}).") from exc
     if file_crs is None:
@@ -717,7 +770,7 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
         data = data[::-1]
         top = transform.f + transform.e * shape[0]
         transform = Affine(transform.a, 0.0, transform.c, 0.0, -transform.e, top)
-    return _build_mosaic(data, transform, crs, {"source": spath})
+    return _with_storage(_build_mosaic(data, transform, crs, {"source": spath}), _integer_storage(dtype, nodata))
 
 
 def read_image(
@@ -851,6 +904,7 @@ def read_plain_image(
             with rasterio.open(spath) as src:
                 shape, file_crs, count = (src.height, src.width), src.crs, src.count
                 nodata = None if src.nodata is None else float(src.nodata)
+                dtype = np.dtype(src.dtypes[0])
                 try:
                     colormap = src.colormap(1)
                 except ValueError:
@@ -865,8 +919,10 @@ def read_plain_image(
     if count < 1:
         raise CorruptImageError(f"{path} has no image band.")
     row_chunks, col_chunks = _normalize_chunks(chunks, shape, (_DEFAULT_PNG_STRIP_ROWS, -1))
-    data = _raster_dask_array(spath, 1, _palette_lut(colormap), (row_chunks, col_chunks), nodata=nodata)
-    return mosaic_from_array(data, bounds, crs, name=spath)
+    lut = _palette_lut(colormap)
+    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=nodata)
+    ds = mosaic_from_array(data, bounds, crs, name=spath)
+    return _with_storage(ds, _integer_storage(np.uint8 if lut is not None else dtype, nodata))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1047,7 +1103,11 @@ def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr
     data = da.block(blocks).astype(np.float32)
     transform = Affine(res_x, 0.0, west, 0.0, res_y, north)
     sources = [str(ds.attrs["source"]) for ds in dss if "source" in ds.attrs]
-    return _build_mosaic(data, transform, crs, {"source": ", ".join(sources)} if sources else {})
+    out = _build_mosaic(data, transform, crs, {"source": ", ".join(sources)} if sources else {})
+    # tiles stored alike are combined alike (the gaps between them are NaN, the fill's job)
+    storages = [{k: ds["ir"].encoding[k] for k in _STORAGE_KEYS if k in ds["ir"].encoding} for ds in dss]
+    same = all(s == storages[0] for s in storages) and len(storages[0]) == len(_STORAGE_KEYS)
+    return _with_storage(out, storages[0] if same else {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -1130,6 +1190,8 @@ def fill_missing(ds: xr.Dataset, value: Literal["mean"] | float = "mean") -> xr.
         missing = missing | ds["missing"].data.astype(bool)
     out = ds.copy()
     out["ir"] = ir.copy(data=filled)
+    for key in _TYPED_KEYS:  # the filled levels are no longer the reader's integers, nor is NaN left
+        out["ir"].encoding.pop(key, None)
     out["missing"] = xr.Variable(
         ("y", "x"), missing, {"long_name": "pixel had no data and was filled by fill_missing"}
     )
@@ -1250,6 +1312,11 @@ def ingest(
     keep = [name for name, var in ds.data_vars.items() if var.dims == ("y", "x")]
     grid = Grid.from_dataset(ds)
     ds = ds[keep].chunk({"y": rows, "x": cols}).copy()
+    # integer imagery is stored as integers (the readers' dtype and fill); float32 otherwise
+    enc = ds["ir"].encoding
+    storage = {k: enc[k] for k in _STORAGE_KEYS} if all(k in enc for k in _STORAGE_KEYS) else {}
+    if storage and np.dtype(storage["dtype"]).kind not in "iu":
+        storage = {}
     # encodings inherited from a source cube (its chunks, codecs) must not leak into the new one;
     # a _FillValue attribute (rioxarray's reproject sets one) would clash with xarray's encoder
     for var in ds.variables.values():
@@ -1273,16 +1340,37 @@ def ingest(
         var.encoding = {}
     try:
         with atomic_path(out, overwrite) as tmp:
-            # metadata and coordinates first, then the pixels one row strip at a time, top to
-            # bottom: the order PNG decodes in, with one strip in memory (dask's own order would
-            # restart decoding again and again, and could hold many strips at once)
-            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
-            for r0, r1 in tqdm(strips, desc=f"ingest {out.name}", unit="strip", disable=not progress):
-                region = {"y": slice(r0, r1), "x": slice(0, ds.sizes["x"])}
-                pixels.isel(y=slice(r0, r1)).to_zarr(tmp, region=region, zarr_format=3, consolidated=False)
+            if not _write_cube(ds, pixels, tmp, strips, storage, f"ingest {out.name}", progress):
+                # a value the integer type cannot hold (the pixels were changed after reading,
+                # keeping the reader's encoding): store float32 instead, never a wrong value
+                log.info("%s: the pixels are not all %s levels; storing float32", out, np.dtype(storage["dtype"]))
+                _remove(tmp)
+                _write_cube(ds, pixels, tmp, strips, {}, f"ingest {out.name}", progress)
     finally:
         _close_handles(png_paths)
     return out
+
+
+def _write_cube(ds: xr.Dataset, pixels: xr.Dataset, tmp: Path, strips: list[tuple[int, int]],
+                storage: Mapping[str, Any], desc: str, progress: bool) -> bool:
+    """Write ``ds``'s metadata and then ``pixels`` strip by strip into ``tmp``, ``ir`` stored as
+    ``storage`` says; False (and stop) at the first strip it would not store exactly."""
+    ds = ds.copy()
+    if storage:  # Zarr's own fill (of chunks never written) too, so that it also reads as NaN
+        ds["ir"].encoding.update({**storage, "fill_value": storage["_FillValue"]})
+    # metadata and coordinates first, then the pixels one row strip at a time, top to bottom: the
+    # order PNG decodes in, with one strip in memory (dask's own order would restart decoding
+    # again and again, and could hold many strips at once)
+    ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
+    for r0, r1 in tqdm(strips, desc=desc, unit="strip", disable=not progress):
+        region = {"y": slice(r0, r1), "x": slice(0, ds.sizes["x"])}
+        strip = pixels.isel(y=slice(r0, r1))
+        if storage:
+            strip = strip.compute()
+            if not _storage_fits(strip["ir"].values, storage):
+                return False
+        strip.to_zarr(tmp, region=region, zarr_format=3, consolidated=False)
+    return True
 
 
 def open_mosaic(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Dataset:
@@ -1355,6 +1443,12 @@ def open_mosaic(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Datas
             f"{path} could not be opened as a mosaic cube ({type(exc).__name__}: {exc}); it may be "
             "corrupt -- ingest the source images again."
         ) from exc
+    if ds["ir"].dtype != np.float32:
+        # uint8 and 16-bit integers with a fill value decode to float32 already; keep the
+        # encoding, so that a cube ingested again is stored as this one is
+        encoding = ds["ir"].encoding
+        ds["ir"] = ds["ir"].astype(np.float32)
+        ds["ir"].encoding = encoding
     return validate_mosaic(ds)
 
 
