@@ -205,23 +205,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from ._io import atomic_path, check_output
-    from .detect import detect, read_grey_image
+    from .detect import detect, image_files
 
     # before the model runs, not after: a large image takes minutes
     if Path(args.out).suffix.lower() != ".csv":
         raise InvalidArgumentError(f"--out {args.out}: detect writes a CSV of craters in the image's pixels; name it "
                                    "*.csv. For a GeoPackage catalog in lon/lat, ingest georeferenced tiles and run "
                                    "`marscraters segment` and `marscraters catalog`.")
-    check_output(args.out, args.overwrite, folder=False, inputs=(args.image, args.model))
+    # a folder is every image in it; with more than one image the CSV gets an `image` column (the file)
+    files = [f for name in args.image for f in (image_files(name) if Path(name).is_dir() else [Path(name)])]
+    many = len(files) > 1 or any(Path(name).is_dir() for name in args.image)
+    # the images are the inputs, not their folder: craters.csv may go beside them
+    check_output(args.out, args.overwrite, folder=False, inputs=(*files, args.model))
     value_range = _value_range(args.value_range)
-    image = read_grey_image(args.image)
     # --min-score replaces the verifier's threshold (as min_score does in Python), so a lower one keeps more
-    craters = detect(image, pixel_size_m=args.pixel_size, model=args.model, progress=not args.quiet, tta=args.tta,
+    craters = detect({str(f): f for f in files} if many else files[0], pixel_size_m=args.pixel_size,
+                     model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None, value_range=value_range,
                      extract_options={"min_score": args.min_score} if args.min_score else None)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         craters.to_csv(tmp, index=False, float_format="%.3f")
-    print(f"{len(craters)} craters found in {args.image} ({image.shape[1]}x{image.shape[0]} px) -> {args.out}")
+    sizes = craters.attrs["pixel_size_m"]
+    if many:
+        print(f"{len(craters)} craters found in {len(files)} images -> {args.out}")
+    else:
+        source = "" if args.pixel_size else ", from its georeferencing"
+        print(f"{len(craters)} craters found in {files[0]} ({sizes:.4g} m per pixel{source}) -> {args.out}")
     return 0
 
 
@@ -500,23 +509,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, plots)")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("detect", help="find craters on any grey image (PNG, JPEG, PGM, TIFF)",
-                       description="Find craters on one grey image (PNG, JPEG, PGM or TIFF; RGB is made grey) of "
-                                   "any size with the shipped model (or --model), and write them as a CSV in the "
-                                   "image's pixels. Images whose pixels are not ~100 m are resampled for the model "
-                                   "and the craters mapped back. For georeferenced mosaics use ingest + segment + "
-                                   "catalog instead.")
-    s.add_argument("image", help="the image file")
-    s.add_argument("--pixel-size", type=_number("--pixel-size", "a finite number of metres per pixel > 0",
-                                                   lambda v: 0 < v < float("inf")), required=True,
-                   help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231)")
+    s = sub.add_parser("detect", help="find craters on images (GeoTIFF, PNG, JPEG, PGM, TIFF) or folders of them",
+                       description="Find craters on grey images (a GeoTIFF, whose georeferencing gives the pixel "
+                                   "size, or PNG, JPEG, PGM or TIFF with --pixel-size; RGB is made grey) of any size "
+                                   "with the shipped model (or --model), and write them as a CSV in the images' "
+                                   "pixels. Images whose pixels are not ~100 m are resampled for the model and the "
+                                   "craters mapped back. Several images, or a folder of them, are detected in one "
+                                   "run into one CSV with an `image` column. For georeferenced mosaics in lon/lat "
+                                   "use ingest + segment + catalog instead.")
+    s.add_argument("image", nargs="+", help="image files, or folders: every image file in them")
+    s.add_argument("--pixel-size", type=_number("--pixel-size", "a number of metres per pixel from 1 to 1000",
+                                                   lambda v: 1 <= v <= 1000),
+                   help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231; HRSC: 12.5; CTX: 6); "
+                        "default: a GeoTIFF's own, required for images without georeferencing")
     s.add_argument("--model", help="model file (default: the shipped model)")
     # below 1: the verifier keeps scores >= its threshold, and refuses a threshold of 1
     s.add_argument("--min-score", type=_number("--min-score", "a number from 0 up to (not including) 1",
                                                  lambda v: 0 <= v < 1),
                    default=0.0, help="keep craters scored at least this, 0..1; with the verifier it replaces the verifier's "
                         "threshold, so a lower one keeps more (default: the verifier's 0.5, or all without it)")
-    s.add_argument("--out", required=True, help="output CSV: x, y, diameter_px, diameter_m, score")
+    s.add_argument("--out", required=True,
+                   help="output CSV: x, y, diameter_px, diameter_m, score (and image first, for several images)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the second-stage crater verifier the model names (more craters, more false ones)")

@@ -1,30 +1,66 @@
-"""Detect craters on any plain image: the model plus the circle finder, no georeferencing.
+"""Detect craters on any image: the model, the circle finder and the verifier, in the image's pixels.
 
-:func:`detect` takes a grey (or RGB) image of any size and its pixel size in metres and returns
+:func:`detect` takes a grey (or RGB) image of any size and its pixel size in metres, or a
+GeoTIFF (or a georeferenced xarray object) whose georeferencing gives that size, and returns
 PixelCraters with ``diameter_m``.  The image is resampled to the model's native pixel scale when
 it is far from it (the shipped model learnt from ~100 m/px THEMIS chips with zoom augmentation),
-predicted in exact overlapping tiles (:func:`marscraters.model.predict_image`), and turned into
-circles by :func:`marscraters.extract.extract_craters`.
+predicted in exact overlapping tiles (:func:`marscraters.model.predict_image`), turned into
+candidate circles by :func:`marscraters.extract.extract_craters` and kept by the verifier
+(:mod:`marscraters.verify`).  Given many images (a list, a stack or a mapping of names to
+images), it predicts same-sized images in batches and verifies all their candidates together,
+and returns one table with an ``image`` column.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .errors import CorruptImageError, ImageReadError, InvalidArgumentError, ModelError
+from .errors import CorruptImageError, CRSError, ImageReadError, InvalidArgumentError, MarsCratersError, ModelError
 
-__all__ = ["read_grey_image", "detect", "model_info"]
+__all__ = ["read_grey_image", "image_files", "detect", "model_info", "PIXEL_SIZE_RANGE_M", "IMAGE_SUFFIXES"]
 
 # Within this factor of the native scale the image is used as it is (the model saw zooms of
 # 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
 _SCALE_TOLERANCE = 1.3
 DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
+#: Pixel sizes (metres) that :func:`detect` accepts: Mars orbital images from HiRISE resampled
+#: to 1 m up to global maps at 1 km.  Anything else is almost always a wrong unit.
+PIXEL_SIZE_RANGE_M: tuple[float, float] = (1.0, 1000.0)
+# a pixel size given beside a georeferenced image's own may differ from it this much (relative) unsaid
+_PIXEL_SIZE_AGREEMENT = 0.05
+# the two sides of a georeferenced pixel may differ this much (relative) and still count as square
+_SQUARE_TOLERANCE = 0.01
+# share of an image's pixels at its darkest or brightest level beyond which it is nearly all
+# shadow or saturated (the THEMIS chips: at most 12 %, usually under 1 %)
+_EXTREME_SHARE = 0.4
+# images of a many-image call prepared, predicted and verified together: about this many pixels
+# (64 MB per float32 copy), and at most this many images
+_GROUP_PIXELS = 2**24
+_GROUP_IMAGES = 64
+#: Suffixes of the image files :func:`image_files` lists in a folder.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff")
+# rasters that may carry georeferencing (read through GDAL, as marscraters.mosaic.read_geotiff does)
+_GEO_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".cub", ".jp2")
+
+
+def _check_image_file(path: Path) -> None:
+    if path.is_dir():
+        raise ImageReadError(f"image {path} is a folder; give the path of one image file (PNG, JPEG, PGM or TIFF) "
+                             "in it, or the list of its images (marscraters.detect.image_files(folder))")
+    if not path.is_file():
+        raise ImageReadError(f"image {path} does not exist; check the path")
+
+
+_PIL_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError)
+
+
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG, JPEG, PGM or TIFF image as a 2-D float32 grey array (RGB -> luminance).
 
@@ -36,21 +72,53 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if path.is_dir():
-        raise ImageReadError(f"image {path} is a folder; give the path of one image file (PNG, JPEG, PGM or TIFF) in it")
-    if not path.is_file():
-        raise ImageReadError(f"image {path} does not exist; check the path")
+    _check_image_file(path)
     try:
         with Image.open(path) as im:
             im.load()
             if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
                 im = im.convert("L")
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, *_PIL_ERRORS) as exc:
         raise CorruptImageError(f"{path} is not a readable image ({exc}); re-download or re-export it") from exc
     if arr.ndim != 2:
         raise ImageReadError(f"{path} decoded to shape {arr.shape}; expected a single-band image")
     return arr.astype(np.float32)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(rows, cols)`` of an image file, from its header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    _check_image_file(path)
+    try:
+        with Image.open(path) as im:
+            cols, rows = im.size
+    except (UnidentifiedImageError, *_PIL_ERRORS) as exc:
+        raise CorruptImageError(f"{path} is not a readable image ({exc}); re-download or re-export it") from exc
+    return int(rows), int(cols)
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a folder (``IMAGE_SUFFIXES``, not hidden, not in sub-folders), sorted by name.
+
+    Raises
+    ------
+    ImageReadError
+        If ``folder`` is not a folder, or holds no image file.
+
+    Examples
+    --------
+    >>> craters = detect({p.name: p for p in image_files("chips")}, pixel_size_m=100)  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"{folder} is not a folder; check the path")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise ImageReadError(f"folder {folder} holds no image file ({', '.join(IMAGE_SUFFIXES)}); check the path")
+    return files
 
 
 def _as_grey(image: Any) -> np.ndarray:
@@ -102,10 +170,322 @@ def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float
                       "THEMIS at ~100 m per pixel; finer imagery needs a model trained on it.", UserWarning, stacklevel=3)
 
 
+# --------------------------------------------------------------------------------------------
+# pixel sizes: given, or read from the image's georeferencing
+# --------------------------------------------------------------------------------------------
+_SIZE_HINT = "(THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231; HRSC: 12.5; CTX: 6)"
+
+
+def _given_pixel_size(value: Any) -> float | None:
+    """A caller's ``pixel_size_m``: None, or a finite number of metres > 0."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidArgumentError(f"pixel_size_m must be a number of metres (e.g. 100), got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"pixel_size_m must be a number of metres, got {value!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise InvalidArgumentError(f"pixel_size_m must be a finite number of metres > 0 (e.g. 100), got {value}")
+    return value
+
+
+def _linear_unit(crs: Any) -> float | None:
+    """Metres per unit of a projected CRS's axes, or None when they name no length unit."""
+    axes = crs.axis_info[:2]
+    names = {(a.unit_name or "").strip().lower() for a in axes}
+    factors = {float(a.unit_conversion_factor or 0.0) for a in axes}
+    if len(names) != 1 or len(factors) != 1 or names & {"", "unknown", "none"}:
+        return None
+    if any(word in next(iter(names)) for word in ("degree", "radian", "grad", "arc")):
+        return None
+    factor = next(iter(factors))
+    return factor if np.isfinite(factor) and factor > 0 else None
+
+
+def georeferenced_pixel_size(obj: Any, *, what: str = "the image", need_metres: bool = True) -> float | None:
+    """Metres per pixel of a georeferenced image (a Mosaic, or a DataArray with a rioxarray CRS).
+
+    A geographic grid (degrees) gives the metres along y (a meridian) at its centre, which on
+    the Mars sphere are the same everywhere; a projected grid gives its pixel height in its
+    linear unit, converted to metres.
+
+    Parameters
+    ----------
+    obj
+        A georeferenced xarray object (e.g. :func:`marscraters.mosaic.read_geotiff`'s Mosaic).
+    what
+        The image's name in messages.
+    need_metres
+        With False, a projected grid whose unit is unknown returns None instead of failing
+        (the caller knows the pixel size).
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the pixels are not square (their sides differ by more than 1 %).
+    CRSError
+        If a projected CRS names no linear unit (and ``need_metres``).
+    """
+    from .crs import Grid, pixel_scale_m
+
+    grid = Grid.from_dataset(obj)
+    side_x, side_y = abs(float(grid.transform.a)), abs(float(grid.transform.e))
+    units = "degrees" if grid.is_geographic else "CRS units"
+    if abs(side_x - side_y) > _SQUARE_TOLERANCE * max(side_x, side_y):
+        raise InvalidArgumentError(
+            f"{what} has non-square pixels ({side_x:.6g} x {side_y:.6g} {units}), so craters would look like "
+            "ellipses to the model: resample it to square pixels first, e.g. `gdalwarp -tr RES RES in.tif out.tif` "
+            f"with RES = {min(side_x, side_y):.6g}")
+    if grid.is_geographic:
+        return pixel_scale_m(grid.px_per_deg()[1])
+    factor = _linear_unit(grid.crs)
+    if factor is None:
+        if not need_metres:
+            return None
+        unit = grid.crs.axis_info[0].unit_name if grid.crs.axis_info else "none"
+        raise CRSError(
+            f"{what} is in a projected CRS ({grid.crs.name!r}) whose axes name no length unit ({unit!r}), so its "
+            "pixel size in metres is unknown. Give its CRS with units, e.g. `gdal_edit.py -a_srs "
+            "'+proj=eqc +R=3396190 +units=m' FILE`, or pass pixel_size_m=<metres> (CLI: --pixel-size METRES)")
+    return side_y * factor
+
+
+def _pixel_size(given: float | None, georef: float | None, what: str) -> float:
+    """The pixel size of one image: the caller's (checked against the georeferencing's), else its own."""
+    lo, hi = PIXEL_SIZE_RANGE_M
+    if given is None:
+        if georef is None:
+            raise InvalidArgumentError(
+                f"{what} carries no georeferencing, so its pixel size is unknown: pass pixel_size_m=<metres> "
+                f"(CLI: --pixel-size METRES), the ground size of one pixel {_SIZE_HINT}, or give a GeoTIFF")
+        if not lo <= georef <= hi:
+            raise InvalidArgumentError(
+                f"{what}'s georeferencing gives {georef:.6g} m per pixel, outside the {lo:g}-{hi:g} m that detect "
+                f"works at: resample it (e.g. `gdalwarp -tr 100 100 in.tif out.tif`), or, if its georeferencing is "
+                f"wrong, pass pixel_size_m=<metres> (CLI: --pixel-size METRES)")
+        return georef
+    if not lo <= given <= hi:
+        raise InvalidArgumentError(
+            f"pixel_size_m={given:g} is outside {lo:g}-{hi:g} m per pixel: is it in metres? Pass the ground size of "
+            f"one pixel in metres, pixel_size_m=<metres> (CLI: --pixel-size METRES) {_SIZE_HINT}; resample finer "
+            "imagery to 1 m or coarser first")
+    if georef is not None and abs(given - georef) > _PIXEL_SIZE_AGREEMENT * georef:
+        warnings.warn(
+            f"pixel_size_m={given:g} m differs by {abs(given - georef) / georef:.0%} from the {georef:.4g} m per pixel "
+            f"of {what}'s georeferencing; using {given:g}. Leave out pixel_size_m=<metres> (CLI: --pixel-size "
+            "METRES) to use the georeferencing's", UserWarning, stacklevel=2)
+    return given
+
+
+# --------------------------------------------------------------------------------------------
+# the images of a call
+# --------------------------------------------------------------------------------------------
+class _Source(NamedTuple):
+    key: Any  # the image column's value
+    what: str  # the image's name in messages
+    read: Callable[[], np.ndarray]  # its grey levels, 2-D
+    shape: tuple[int, int]
+    pixel_size_m: float
+
+
+def _is_many(image: Any) -> bool:
+    if hasattr(image, "dims"):  # an xarray object (a Dataset is a Mapping of its variables): one image
+        return False
+    if isinstance(image, (Mapping, list, tuple)):
+        return True
+    if isinstance(image, np.ndarray):
+        # (n, rows, cols) or (n, rows, cols, 3|4); (rows, cols, 3|4) is one RGB(A) image
+        return image.ndim == 4 or (image.ndim == 3 and image.shape[-1] not in (3, 4))
+    return False
+
+
+def _named(exc: MarsCratersError, what: str) -> MarsCratersError:
+    """``exc`` with the image named first (many images, or a file)."""
+    text = str(exc)
+    return exc if text.startswith(what) else type(exc)(f"{what}: {text}")
+
+
+def _relay(caught: list[warnings.WarningMessage], what: str | None) -> None:
+    """Warnings recorded while an image was read and prepared, raised again from :func:`detect`
+    (so they point at its caller), naming the image when there are many."""
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            text = str(w.message)
+            warnings.warn(text if what is None or text.startswith(what) else f"{what}: {text}", w.category,
+                          stacklevel=3)
+        else:  # library deprecations and the like: as they came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
+    """An image's source: how to read it, its shape and its pixel size, without reading its pixels
+    when it is a file."""
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if path.suffix.lower() in _GEO_SUFFIXES and path.is_file():
+            from rasterio.errors import NotGeoreferencedWarning
+
+            from .errors import MissingCRSError
+            from .mosaic import read_geotiff
+
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    ds = read_geotiff(path)
+            except MissingCRSError:
+                ds = None  # a plain TIFF: read as any image, with the caller's pixel size
+            if ds is not None:
+                georef = georeferenced_pixel_size(ds, what=what, need_metres=given is None)
+                band = ds["ir"]
+                return _Source(key, what, lambda: np.asarray(band.values), (int(ds.sizes["y"]), int(ds.sizes["x"])),
+                               _pixel_size(given, georef, what))
+        shape = _image_size(path)
+        return _Source(key, what, lambda: read_grey_image(path), shape, _pixel_size(given, None, what))
+    from .model import _as_image
+
+    georef = None
+    if hasattr(item, "data_vars"):  # an xarray Dataset: a Mosaic's grey levels are its "ir"
+        if "ir" not in item.data_vars:
+            raise InvalidArgumentError(f"{what} is a Dataset without an 'ir' variable; pass the DataArray of its "
+                                       "grey levels, e.g. ds['band_name']")
+        item = item["ir"]
+    if hasattr(item, "dims"):  # a DataArray: georeferenced when it carries a CRS (rioxarray)
+        try:
+            import rioxarray  # noqa: F401  (registers .rio)
+
+            crs = item.rio.crs
+        except Exception:  # noqa: BLE001 - no spatial dims or coordinates: a plain array
+            crs = None
+        if crs is not None:
+            georef = georeferenced_pixel_size(item, what=what, need_metres=given is None)
+    arr = _as_image(_as_grey(item), what)
+    return _Source(key, what, lambda: arr, (int(arr.shape[0]), int(arr.shape[1])), _pixel_size(given, georef, what))
+
+
+def _warn_extremes(finite: np.ndarray, lo: float, hi: float) -> None:
+    share = (np.count_nonzero(finite == lo) + np.count_nonzero(finite == hi)) / finite.size
+    # a two-level image (a mask, a drawing, a test pattern) has nothing between: not a photograph
+    if _EXTREME_SHARE < share < 1.0:
+        warnings.warn(
+            f"{share:.0%} of the image's pixels are at its darkest ({lo:g}) or brightest ({hi:g}) grey level: it is "
+            "nearly all shadow or saturated, and craters there cannot be seen. Use a better-exposed image, or set "
+            "those pixels to NaN (no data) so that they count as featureless ground", UserWarning, stacklevel=2)
+
+
+def _prepare(arr: np.ndarray, factor: float, resampled: bool, value_range: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input of one image (normalised, resampled) and where it has no data."""
+    from skimage.transform import rescale
+
+    from .model import _grey_levels, grey_sample, guess_value_range, normalise_image
+
+    finite, lo, hi = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
+    _warn_extremes(finite, lo, hi)
+    if value_range is None:
+        value_range = guess_value_range(grey_sample(arr), floating=arr.dtype.kind == "f", lo=lo, hi=hi)
+    work = arr.astype(np.float32)
+    if resampled:
+        work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
+                       preserve_range=True).astype(np.float32)
+    return normalise_image(work, value_range=value_range), ~np.isfinite(work)
+
+
+def _probabilities(model: Any, xs: list[np.ndarray], *, batch_size: int, tta: int, progress: bool) -> list[np.ndarray]:
+    """The network's map of each normalised image: same-sized images in batches of ``batch_size``
+    (as :func:`marscraters.training.predict_stack` does), the others -- larger than one batch, or
+    with test-time augmentation -- in exact tiles by :func:`marscraters.model.predict_image`."""
+    from .model import _MAX_BATCH_PIXELS, MULTIPLE, pad_to_multiple, predict_image
+
+    out: list[Any] = [None] * len(xs)
+    groups: dict[tuple[int, int], list[tuple[int, np.ndarray, tuple[slice, slice]]]] = {}
+    for i, x in enumerate(xs):
+        padded, slices = pad_to_multiple(x, MULTIPLE, mode="reflect")
+        if tta > 1 or padded.size > _MAX_BATCH_PIXELS:
+            out[i] = predict_image(model, x, normalise=False, batch_size=batch_size, progress=progress, tta=tta)
+        else:
+            groups.setdefault(padded.shape, []).append((i, padded, slices))
+    for (ny, nx), members in groups.items():
+        per = max(1, min(batch_size, _MAX_BATCH_PIXELS // (ny * nx)))
+        for a in range(0, len(members), per):
+            chunk = members[a:a + per]
+            stack = np.stack([padded for _, padded, _ in chunk])[..., None]
+            if len(chunk) < per < len(members):
+                # one batch shape per image size: the compiled predict function is reused, not retraced
+                stack = np.concatenate([stack, np.zeros((per - len(chunk),) + stack.shape[1:], stack.dtype)])
+            pred = np.asarray(model.predict_on_batch(stack), dtype=np.float32)
+            if pred.shape[:3] != stack.shape[:3]:
+                raise ModelError(f"model {getattr(model, 'name', '?')!r} returned shape {pred.shape} for input "
+                                 f"{stack.shape}; the model must map (N, H, W, 1) to (N, H, W, 1)")
+            for k, (i, _, (rows, cols)) in enumerate(chunk):
+                out[i] = pred[k, rows, cols, 0].copy()
+    return out
+
+
+def _load_model(model: Any) -> Any:
+    """The Keras model of a path (None: the shipped one), loaded once per process and file version."""
+    from .model import default_weights_path, load_model
+    from .segment import _cached_model
+
+    path = Path(default_weights_path() if model is None else model)
+    # a missing file: load_model's own message says how to get the weights
+    return _cached_model(path) if path.is_file() else load_model(model)
+
+
+class _Plan(NamedTuple):
+    factor: float  # resampling factor to the model's native pixel size (> 1: enlarge)
+    resampled: bool
+    label: str | None  # the image's name in messages, when they need one (many images, or a file)
+
+
+def _plan(src: _Source, native: float, label: str | None) -> _Plan:
+    factor = src.pixel_size_m / native  # > 1: coarser than native, so enlarge
+    resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
+    if resampled:  # before the model loads: a wrong unit fails fast
+        _check_resampling(src.shape, factor, src.pixel_size_m, native)
+    elif min(src.shape) < _MIN_CRATER_PX:
+        # padded and searched all the same (the issue asks for small images to be padded), but say why it is empty
+        warnings.warn(f"the image is {src.shape[1]} x {src.shape[0]} px, narrower than the smallest crater the "
+                      f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
+                      "it; detect on a larger image around it", UserWarning, stacklevel=2)
+    return _Plan(factor, resampled, label)
+
+
+def _groups(work: list[tuple[_Source, _Plan]]) -> list[list[tuple[_Source, _Plan]]]:
+    """Consecutive images taken together: about :data:`_GROUP_PIXELS` pixels, at most
+    :data:`_GROUP_IMAGES` images (memory stays bounded however many images a call holds)."""
+    groups: list[list[tuple[_Source, _Plan]]] = []
+    size = 0
+    for src, plan in work:
+        if not groups or size >= _GROUP_PIXELS or len(groups[-1]) >= _GROUP_IMAGES:
+            groups.append([])
+            size = 0
+        groups[-1].append((src, plan))
+        size += int(src.shape[0] * src.shape[1] * max(plan.factor, 1.0) ** 2)
+    return groups
+
+
+def _in_image_pixels(craters: pd.DataFrame, plan: _Plan, pixel_size_m: float) -> pd.DataFrame:
+    """Craters of the model's (resampled) image, in the input image's pixels and metres."""
+    if plan.resampled and len(craters):
+        # back to the input's pixel index coordinates
+        f = plan.factor
+        craters = craters.assign(x=(craters["x"] + 0.5) / f - 0.5, y=(craters["y"] + 0.5) / f - 0.5,
+                                 diameter_px=craters["diameter_px"] / f)
+    craters = craters.assign(diameter_m=craters["diameter_px"] * pixel_size_m)
+    return craters[["x", "y", "diameter_px", "diameter_m", "score"]].sort_values("score", ascending=False).reset_index(drop=True)
+
+
+def _reraise(exc: MarsCratersError, label: str | None) -> None:
+    if label is None:
+        raise exc
+    raise _named(exc, label) from exc
+
+
 def detect(
     image: Any,
     *,
-    pixel_size_m: float | None,
+    pixel_size_m: float | Any | None = None,
     model: Any = None,
     kind: str | None = None,
     native_pixel_size_m: float | None = None,
@@ -116,16 +496,35 @@ def detect(
     tta: int = 1,
     verify: Any = None,
 ) -> pd.DataFrame:
-    """Find craters on a plain image.
+    """Find craters on an image, or on many.
 
     Parameters
     ----------
     image
-        2-D grey array (or an RGB ``(H, W, 3)`` array, converted to grey), any size; NaN = no data.
+        One image: a 2-D grey array (or an RGB ``(H, W, 3)`` array, converted to grey) of any
+        size, NaN = no data; an xarray DataArray or Mosaic Dataset (its ``ir``); or the path of
+        an image file -- a GeoTIFF (any raster with a Mars CRS, read by
+        :func:`marscraters.mosaic.read_geotiff`: its first band) or a PNG, JPEG, PGM or plain
+        TIFF (:func:`read_grey_image`).
+
+        Many images: a list or tuple of them, a stack ``(n, H, W)`` (or ``(n, H, W, 3)``), or a
+        mapping of names to images.  The result is then one table with an ``image`` column:
+        the image's position in the list or stack, or its name in the mapping.  Same-sized
+        images go through the network together (``batch_size`` per call) and the verifier scores
+        all their candidates in full batches; each image's rows are those :func:`detect` gives
+        for it alone (on CPU the network's batched arithmetic may move the probabilities by
+        ~1e-6, which left every crater of the 100 benchmark chips unchanged; ``batch_size=1``
+        makes them bit-identical).
     pixel_size_m
-        Size of one pixel on the ground, in metres (> 0).
+        Size of one pixel on the ground, in metres (1-1000).  Default: read from the image's
+        georeferencing (a GeoTIFF, or an xarray object with a rioxarray CRS): for a geographic
+        grid the metres along y (a meridian), for a projected grid its pixel height in metres.
+        Given beside georeferencing, it wins, with a warning when the two differ by more than
+        5 %.  Required for images without georeferencing.  With many images: one number for
+        all, or a list with one per image.
     model
-        Path of a model file, a loaded Keras model, or None for the shipped default.
+        Path of a model file, a loaded Keras model, or None for the shipped default.  A model
+        file is loaded once per process (and again when the file changes).
     kind
         Target kind the model predicts (``filled``/``outline``/``ring``); read from the model file
         when None.
@@ -140,9 +539,11 @@ def detect(
         anything else (a 16-bit image) and for an image far darker, brighter or flatter than the
         training chips (levels spanning under 15 % of the guessed range, or a mean outside
         20-80 % of it; the chips span at least 22 % and average 40-60 %), such as reflectance
-        of 0.05-0.25.
+        of 0.05-0.25.  Judged per image.
     batch_size, extract_options, progress
-        Passed to prediction and to :func:`marscraters.extract.extract_craters`.  The options
+        Images (or windows of a large image) per network call; options of
+        :func:`marscraters.extract.extract_craters`; a progress bar (over images when there
+        are many).  The options
         default to those stored in the model file (chosen on its validation chips); a
         ``min_score`` option drops detections scored below it.  With the verifier on, the
         finder's thresholds (``method``, ``threshold``, ``template_threshold``...) are the
@@ -163,52 +564,83 @@ def detect(
     -------
     pandas.DataFrame
         ``x``, ``y`` (pixel column and row of the centre, origin at the centre of the top-left
-        pixel), ``diameter_px``, ``diameter_m`` and ``score``, sorted by score.
+        pixel), ``diameter_px``, ``diameter_m`` and ``score``, sorted by score; with many
+        images, ``image`` first and the rows in the images' order.  ``attrs["pixel_size_m"]``
+        is the pixel size used (per image name, with many).
+
+    Raises
+    ------
+    InvalidArgumentError
+        No pixel size for an image without georeferencing; a pixel size outside 1-1000 m;
+        georeferenced pixels that are not square (beyond 1 %); a bad array.  With many images
+        (or a file), the message names the image.
+    CRSError
+        A GeoTIFF in a projected CRS with no length unit, when no pixel size is given.
 
     Warns
     -----
     UserWarning
         When the image is narrower than the smallest crater the model finds (16 px at its
         native scale): it is padded and searched, but cannot hold a crater.  When the grey
-        levels are far from the training chips' and the image is stretched on its own.  Also when a fine
-        pixel size shrinks the image so far that small craters cannot be found.
+        levels are far from the training chips' and the image is stretched on its own.  When
+        over 40 % of its pixels sit at its darkest or brightest level (nearly all shadow or
+        saturated).  When a fine pixel size shrinks the image so far that small craters cannot
+        be found.  When a given pixel size disagrees with the georeferencing's.
 
     Examples
     --------
     >>> craters = detect(read_grey_image("chip.png"), pixel_size_m=100)  # doctest: +SKIP
+    >>> craters = detect("hrsc_tile.tif")  # the pixel size from the GeoTIFF  # doctest: +SKIP
+    >>> craters = detect({p.name: p for p in image_files("chips")}, pixel_size_m=100)  # doctest: +SKIP
+    >>> craters.groupby("image").size()  # doctest: +SKIP
     """
-    from skimage.transform import rescale
+    from tqdm.auto import tqdm
 
-    from .model import (_as_image, _grey_levels, grey_sample, guess_value_range, load_model, normalise_image,
-                        predict_image)
-    from .verify import find_craters, merge_options, resolve_verifier
+    from .model import _check_tta
+    from .verify import find_craters_many, merge_options, resolve_verifier
 
-    if pixel_size_m is None:
-        raise InvalidArgumentError("pixel_size_m is required: the ground size of one pixel in metres (e.g. 100)")
-    if isinstance(pixel_size_m, (bool, np.bool_)):
-        raise InvalidArgumentError(f"pixel_size_m must be a number of metres (e.g. 100), got {pixel_size_m!r}")
-    try:
-        pixel_size_m = float(pixel_size_m)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"pixel_size_m must be a number of metres, got {pixel_size_m!r}") from None
-    if not (np.isfinite(pixel_size_m) and pixel_size_m > 0):
-        raise InvalidArgumentError(f"pixel_size_m must be a finite number of metres > 0 (e.g. 100), got {pixel_size_m}")
-    arr = _as_image(_as_grey(image))
+    many = _is_many(image)
+    if many and isinstance(image, Mapping):
+        keys, items = list(image.keys()), list(image.values())
+    elif many:
+        items = list(image)
+        keys = list(range(len(items)))
+    else:
+        keys, items = [None], [image]
+    if not items:
+        raise InvalidArgumentError("no image given: pass an image, a list or stack of images, or a mapping of names "
+                                   "to images")
+    if many and isinstance(pixel_size_m, (list, tuple, np.ndarray)) and np.ndim(pixel_size_m) == 1:
+        if len(pixel_size_m) != len(items):
+            raise InvalidArgumentError(f"pixel_size_m has {len(pixel_size_m)} values for {len(items)} images; give "
+                                       "one number for all of them or one per image")
+        givens = [_given_pixel_size(v) for v in pixel_size_m]
+    else:
+        givens = [_given_pixel_size(pixel_size_m)] * len(items)
+    tta = _check_tta(tta)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
     loaded = hasattr(model, "predict")  # a Keras model object, not a file
     info = model_info(None if loaded else model)
     kind = kind or info["kind"]
     native = float(native_pixel_size_m or info["native_pixel_size_m"])
-    factor = pixel_size_m / native  # > 1: coarser than native, so enlarge
-    resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
-    if resampled:  # before the model loads: a wrong unit fails fast
-        _check_resampling(arr.shape, factor, pixel_size_m, native)
-    elif min(arr.shape[:2]) < _MIN_CRATER_PX:
-        # padded and searched all the same (the issue asks for small images to be padded), but say why it is empty
-        warnings.warn(f"the image is {arr.shape[1]} x {arr.shape[0]} px, narrower than the smallest crater the "
-                      f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
-                      "it; detect on a larger image around it", UserWarning, stacklevel=2)
-    _, lo, hi = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
-    keras_model = model if loaded else load_model(model)
+
+    # every image's pixel size and shape first (files: their headers only), so that a missing
+    # pixel size or a wrong unit fails before any work
+    work: list[tuple[_Source, _Plan]] = []
+    for key, item, given in zip(keys, items, givens):
+        is_file = isinstance(item, (str, os.PathLike))
+        what = str(item) if is_file else f"image {key!r}" if many else "the image"
+        label = what if many or is_file else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                src = _open(item, key, what, given)
+                work.append((src, _plan(src, native, label)))
+            except MarsCratersError as exc:
+                _reraise(exc, label)
+        _relay(caught, label)
+
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
         if verify is True:
@@ -221,23 +653,40 @@ def detect(
         verifier = resolve_verifier(False if verify is None else verify, None)
     else:
         verifier = resolve_verifier(verify, model)
-    if value_range is None:
-        value_range = guess_value_range(grey_sample(arr), floating=arr.dtype.kind == "f", lo=lo, hi=hi)
+    options = merge_options(info["extract"], extract_options, verifier)
 
-    work = arr.astype(np.float32)
-    if resampled:
-        work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
-                       preserve_range=True).astype(np.float32)
-    prob = predict_image(keras_model, work, batch_size=batch_size, value_range=value_range, progress=progress, tta=tta)
-    # the verifier learned on the network's normalised input: give it the same image
-    image = normalise_image(work, value_range=value_range) if verifier is not None else None
-    craters = find_craters(prob, image, target=kind, verifier=verifier,
-                           options=merge_options(info["extract"], extract_options, verifier))
-    if resampled and len(craters):
-        # back to the input's pixel index coordinates
-        craters = craters.assign(
-            x=(craters["x"] + 0.5) / factor - 0.5, y=(craters["y"] + 0.5) / factor - 0.5,
-            diameter_px=craters["diameter_px"] / factor,
-        )
-    craters = craters.assign(diameter_m=craters["diameter_px"] * pixel_size_m)
-    return craters[["x", "y", "diameter_px", "diameter_m", "score"]].sort_values("score", ascending=False).reset_index(drop=True)
+    keras_model = model if loaded else None
+    tables: list[pd.DataFrame] = []
+    with tqdm(total=len(work), unit="image", desc="detect", disable=not (progress and many)) as bar:
+        for group in _groups(work):
+            xs, nodata = [], []
+            for src, plan in group:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        x, missing = _prepare(src.read(), plan.factor, plan.resampled, value_range)
+                    except MarsCratersError as exc:
+                        _reraise(exc, plan.label)
+                _relay(caught, plan.label)
+                xs.append(x)
+                nodata.append(missing)
+            if keras_model is None:  # after the first images are read: a bad one fails before the model loads
+                keras_model = _load_model(model)
+            probs = _probabilities(keras_model, xs, batch_size=int(batch_size), tta=tta, progress=progress and not many)
+            for prob, missing in zip(probs, nodata):
+                prob[missing] = np.nan
+            # the verifier learned on the network's normalised input: it sees the same images
+            found = find_craters_many(probs, xs if verifier is not None else None, target=kind, verifier=verifier,
+                                      options=options)
+            tables += [_in_image_pixels(craters, plan, src.pixel_size_m) for (src, plan), craters in zip(group, found)]
+            bar.update(len(group))
+    if not many:
+        out = tables[0]
+        out.attrs["pixel_size_m"] = work[0][0].pixel_size_m
+        return out
+    parts = [t.assign(image=[src.key] * len(t)) for t, (src, _) in zip(tables, work) if len(t)]
+    # (empty tables left out of the concatenation: they would make an integer column object)
+    out = pd.concat(parts, ignore_index=True) if parts else tables[0].assign(image=np.asarray(keys)[:0])
+    out = out[["image", "x", "y", "diameter_px", "diameter_m", "score"]]
+    out.attrs["pixel_size_m"] = {src.key: src.pixel_size_m for src, _ in work}
+    return out

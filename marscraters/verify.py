@@ -54,6 +54,7 @@ __all__ = [
     "crater_patches",
     "edge_cut_copies",
     "find_craters",
+    "find_craters_many",
     "fit_classifier",
     "load_verifier",
     "match_candidates",
@@ -536,19 +537,47 @@ def verify_craters(
         The kept rows, ``score`` replaced by the verifier's crater probability and the finder's
         score kept as ``finder_score``, sorted by decreasing score.
     """
+    return _verify_many([craters], [image], [prob], verifier, threshold=threshold, tta=tta, fill=fill)[0]
+
+
+#: Candidates scored per classifier call in :func:`_verify_many`: 8192 patches with the 8
+#: orientations, 16 full batches of 512 (about 100 MB of patches).
+_VERIFY_CHUNK = 1024
+
+
+def _verify_many(
+    craters: Sequence[pd.DataFrame], images: Sequence[Any], probs: Sequence[Any], verifier: Verifier | str | os.PathLike,
+    *, threshold: float | None = None, tta: int = 8, fill: float | None = None,
+) -> list[pd.DataFrame]:
+    """:func:`verify_craters` of many maps, their candidates scored together in full classifier
+    batches.  Each table is the one :func:`verify_craters` gives for its map alone (the
+    classifier's score of a patch does not depend on the other patches of its batch)."""
     v = _as_verifier(verifier)
     thr = v.threshold if threshold is None else float(threshold)
     if not (0.0 <= thr < 1.0):
         raise InvalidArgumentError(f"threshold must be in [0, 1), got {threshold!r}")
-    if not len(craters):
-        out = craters.assign(finder_score=pd.Series(dtype=float)).reset_index(drop=True)
-        out.attrs.update({**craters.attrs, "verifier_threshold": thr})
-        return out
-    p = v.predict(v.patches(image, prob, craters, fill=fill), crater_features(image, prob, craters, fill=fill),
-                  tta=tta)
-    out = craters.assign(finder_score=craters["score"].to_numpy(dtype=float), score=p.astype(float))
-    out = out[out["score"] >= thr].sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-    out.attrs.update({**craters.attrs, "verifier_threshold": thr})
+    todo = [i for i, c in enumerate(craters) if len(c)]
+    scores: dict[int, np.ndarray] = {}
+    k = 0
+    while k < len(todo):
+        group, n = [], 0
+        while k < len(todo) and (not group or n + len(craters[todo[k]]) <= _VERIFY_CHUNK):
+            group.append(todo[k])
+            n, k = n + len(craters[todo[k]]), k + 1
+        patches = np.concatenate([v.patches(images[i], probs[i], craters[i], fill=fill) for i in group])
+        feats = np.concatenate([crater_features(images[i], probs[i], craters[i], fill=fill) for i in group])
+        p = v.predict(patches, feats, tta=tta)
+        for i, part in zip(group, np.split(p, np.cumsum([len(craters[i]) for i in group])[:-1])):
+            scores[i] = part
+    out = []
+    for i, c in enumerate(craters):
+        if i in scores:
+            kept = c.assign(finder_score=c["score"].to_numpy(dtype=float), score=scores[i].astype(float))
+            kept = kept[kept["score"] >= thr].sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+        else:
+            kept = c.assign(finder_score=pd.Series(dtype=float)).reset_index(drop=True)
+        kept.attrs.update({**c.attrs, "verifier_threshold": thr})
+        out.append(kept)
     return out
 
 
@@ -664,18 +693,38 @@ def find_craters(
     and :func:`verify_craters` keeps those scored at least the verifier's threshold
     (``options["min_score"]``, when larger than 0, replaces that threshold).
     """
+    if verifier is not None and image is None:
+        raise InvalidArgumentError("verification needs the image as well as the probability map; pass image=")
+    return find_craters_many([prob], [image], target=target, verifier=verifier, options=options, tta=tta,
+                             fill=fill)[0]
+
+
+def find_craters_many(
+    probs: Sequence[Any],
+    images: Sequence[Any] | None = None,
+    *,
+    target: str,
+    verifier: Verifier | None = None,
+    options: dict[str, Any] | None = None,
+    tta: int = 8,
+    fill: float | None = None,
+) -> list[pd.DataFrame]:
+    """:func:`find_craters` on many maps (and their images), the verifier scoring all their
+    candidates in full batches: one table per map, each the one :func:`find_craters` gives for
+    that map alone (:func:`marscraters.detect.detect` on many images)."""
     from .extract import extract_craters
 
     options = dict(options or {})
     if verifier is None:
-        return extract_craters(prob, target=target, **options)
-    if image is None:
-        raise InvalidArgumentError("verification needs the image as well as the probability map; pass image=")
+        return [extract_craters(prob, target=target, **options) for prob in probs]
+    if images is None or len(images) != len(probs) or any(image is None for image in images):
+        raise InvalidArgumentError("verification needs the image as well as the probability map; pass one image "
+                                   "per map")
     options = merge_options(None, options, verifier)
     min_score = float(options.pop("min_score", 0.0) or 0.0)
-    cands = extract_craters(prob, target=target, **options, min_score=0.0)
-    return verify_craters(cands, image, prob, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
-                          fill=fill)
+    cands = [extract_craters(prob, target=target, **options, min_score=0.0) for prob in probs]
+    return _verify_many(cands, images, probs, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
+                        fill=fill)
 
 def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, Any] | None = None,
                   verifier: Verifier | None = None) -> dict[str, Any]:

@@ -175,8 +175,10 @@ def test_detect_refuses_pixel_sizes_that_resample_to_nothing_or_too_much(model_p
     for size in (0.1, 5.0):
         with pytest.raises(InvalidArgumentError, match="in metres"):
             detect(img, pixel_size_m=size, model=model_path)
-    with pytest.raises(InvalidArgumentError, match="more than memory holds"):
+    with pytest.raises(InvalidArgumentError, match="outside 1-1000 m per pixel: is it in metres"):
         detect(img, pixel_size_m=1e6, model=model_path)
+    with pytest.raises(InvalidArgumentError, match="more than memory holds"):  # 1 km pixels, enlarged 10x
+        detect(np.zeros((2100, 2000), np.float32), pixel_size_m=1000.0, model=model_path)
     # a 4x finer pixel works, with a warning that small craters cannot be found
     with pytest.warns(UserWarning, match="cannot be found"):
         found = detect(img, pixel_size_m=20.0, model=model_path)
@@ -309,3 +311,22 @@ def test_detect_command_min_score_replaces_the_verifiers_threshold(shared_data, 
     assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(default)]) == 0
     # below the shipped verifier's 0.5 a lower threshold keeps more, not merely the same craters
     assert counts["0.1"] > counts["0.5"] == len(pd.read_csv(default)) >= counts["0.9"]
+
+
+@pytest.mark.parametrize("size", [0.5, 1500.0])
+def test_detect_refuses_a_pixel_size_outside_1_to_1000_m(model_path, size):
+    with pytest.raises(InvalidArgumentError, match=r"outside 1-1000 m per pixel: is it in metres\?.*pixel_size_m="):
+        detect(_disks((256, 400), TRUTH), pixel_size_m=size, model=model_path)
+
+
+def test_detect_warns_on_an_image_nearly_all_shadow_or_saturated(model_path, recwarn):
+    rng = np.random.default_rng(0)
+    chip = rng.normal(128, 30, (256, 400)).clip(1, 254)  # THEMIS-like levels: nothing to say
+    detect(chip, pixel_size_m=100.0, model=model_path)
+    assert not [w for w in recwarn if "shadow" in str(w.message)]
+    # a visible-light image with half of it in black shadow, and one blown out to white
+    for level, fill in ((0.0, 0.5), (255.0, 0.45)):
+        harsh = np.where(rng.random(chip.shape) < fill, level, chip)
+        with pytest.warns(UserWarning, match=r"% of the image's pixels are at its darkest .* nearly all shadow or "
+                                             r"saturated.*NaN \(no data\)"):
+            detect(harsh, pixel_size_m=100.0, model=model_path)
