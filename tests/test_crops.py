@@ -283,3 +283,16 @@ def test_mosaics_training_set_labels_whole_crops_from_the_catalog(tmp_path):
     first, second = data.craters_of(0), data.craters_of(1)
     np.testing.assert_allclose(first[["x", "y"]].to_numpy(), [[20.0, 30.0], [66.0, 30.0]], atol=1e-3)
     np.testing.assert_allclose(second[["x", "y"]].to_numpy(), [[2.0, 30.0]], atol=1e-3)
+
+
+def test_write_chips_never_writes_over_its_mosaic(tmp_path):
+    from marscraters.chips import write_chips
+    from marscraters.errors import InvalidArgumentError
+    from marscraters.mosaic import ingest, open_mosaic
+
+    ds = mosaic_from_array(np.full((64, 64), 100.0, np.float32), bounds=(10.0, 0.0, 10.0 + 64 / PPD, 64 / PPD))
+    cube = ingest(ds, tmp_path / "cube.zarr", progress=False)
+    before = sorted(p.name for p in cube.rglob("*"))
+    with pytest.raises(InvalidArgumentError):
+        write_chips(open_mosaic(cube), make_catalog([0.01], [10.01], [1.0]), cube, size=32, overwrite=True)
+    assert sorted(p.name for p in cube.rglob("*")) == before
