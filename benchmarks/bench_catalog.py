@@ -42,6 +42,19 @@ def use_skimage_helpers(on: bool = True) -> None:
     ex._ncc_bank, ex._peak_local_max = ex._reference_ncc_bank, ex._reference_peak_local_max
 
 
+def synthetic_cube(size: int, folder: Path) -> tuple[Path, xr.Dataset, int]:
+    """The benchmark's surface of ``size``² px ingested into ``folder/cube.zarr``: (path, filled mosaic, true craters)."""
+    from marscraters.mosaic import fill_missing, ingest, open_mosaic
+    from marscraters.synthetic import synthetic_surface
+
+    side_deg = size / PX_PER_DEG
+    surface = synthetic_surface((30.0, -side_deg, 30.0 + side_deg, 0.0), PX_PER_DEG, seed=11,
+                                n_per_km2_above_1km=8e-3, dmax_km=32.0)
+    cube = folder / "cube.zarr"
+    ingest(surface.mosaic, cube, progress=False)
+    return cube, fill_missing(open_mosaic(cube)), len(surface.catalog)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=3072, help="mosaic side in pixels")
@@ -53,19 +66,13 @@ def main() -> None:
     from marscraters.assemble import catalog_from_probability
     from marscraters.cluster import cluster
     from marscraters.model import DEFAULT_WEIGHTS
-    from marscraters.mosaic import fill_missing, ingest, open_mosaic
     from marscraters.segment import segment_to_zarr
-    from marscraters.synthetic import synthetic_surface
 
-    side_deg = args.size / PX_PER_DEG
-    surface = synthetic_surface((30.0, -side_deg, 30.0 + side_deg, 0.0), PX_PER_DEG, seed=11,
-                                n_per_km2_above_1km=8e-3, dmax_km=32.0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ingest(surface.mosaic, tmp / "cube.zarr", progress=False)
-        ds = fill_missing(open_mosaic(tmp / "cube.zarr"))
+        _, ds, n_true = synthetic_cube(args.size, tmp)
         n = ds.sizes["y"] * ds.sizes["x"]
-        print(f"mosaic {ds.sizes['y']}x{ds.sizes['x']} ({n / 1e6:.1f} Mpx), {len(surface.catalog)} true craters, "
+        print(f"mosaic {ds.sizes['y']}x{ds.sizes['x']} ({n / 1e6:.1f} Mpx), {n_true} true craters, "
               f"{os.cpu_count()} CPUs")
         client = cluster(gpus=0, model=str(DEFAULT_WEIGHTS))
         try:

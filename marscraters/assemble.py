@@ -1,13 +1,18 @@
 """From a crater probability map to one seamless, georeferenced catalog.
 
-:func:`catalog_from_probability` runs the circle finder (:func:`marscraters.extract.extract_craters`)
-on every chunk of a (possibly lazy, possibly huge) ``crater_probability`` DataArray, each chunk
-read with a *halo* of neighbouring pixels, keeps the craters whose centre lies in the chunk's own
-*core*, removes the duplicates found by two neighbouring chunks with
-:func:`~marscraters.extract.nms_circles`, and georeferences the result with
-:func:`~marscraters.extract.to_catalog`.
+:func:`catalog_from_probability` cuts a (possibly lazy, possibly huge) ``crater_probability``
+DataArray into blocks of about :data:`WORK_BLOCK_PX` pixels (:func:`work_blocks`), runs the circle
+finder (:func:`marscraters.extract.extract_craters`) on every block read with a *halo* of
+neighbouring pixels, keeps the craters whose centre lies in the block's own *core*, removes the
+duplicates found by two neighbouring blocks with :func:`~marscraters.extract.nms_circles`, and
+georeferences the result with :func:`~marscraters.extract.to_catalog`.
 
-Why the result does not depend on the chunking:
+The blocks depend on the map's shape and grid only, never on its dask or Zarr chunks: a store
+written in 64-px chunks is read as one in 1024-px chunks is, in the same few windows, and gives
+the same catalog (each window has a halo of ~176 px, so taking 64-px storage chunks as the units
+of work did ~30 times the work).
+
+Why the result does not depend on the blocks either:
 
 * the halo is wider than half the largest crater searched plus the finder's own reach, so a
   crater centred in a core is seen whole, with the same surroundings, whatever the chunking;
@@ -41,9 +46,11 @@ from .errors import InvalidArgumentError, MosaicError
 __all__ = [
     "DEFAULT_MAX_DIAMETER_PX",
     "CORE_MARGIN_PX",
+    "WORK_BLOCK_PX",
     "catalog_from_probability",
     "default_halo",
     "window_aspect",
+    "work_blocks",
     "add_catalog_parser",
     "run_catalog_cli",
 ]
@@ -56,6 +63,12 @@ CORE_MARGIN_PX: float = 2.0
 #: Craters less than this much wider than tall (in pixels) are left to the circle finder as
 #: they are (1.02: within about 11 deg of a geographic grid's equator).
 ASPECT_TOLERANCE: float = 0.02
+#: Side of the blocks the circle finder works on (pixels, before the halo): a 2048-px core with
+#: the default 176-px halo is a 2400-px window, ~6 Mpx, for which the finder needs a few hundred
+#: MB (one window per dask thread), and the halo adds 37 % to the work (1024 px: 80 %).
+WORK_BLOCK_PX: int = 2048
+# Block borders fall on multiples of this many pixels.
+_WORK_STEP = 16
 # What the finder reads beyond a crater's rim: smoothing, the 4-px relative-threshold window,
 # template padding.
 _FINDER_REACH_PX: int = 16
@@ -185,6 +198,11 @@ def _squeeze_x(block: np.ndarray, aspect: float) -> np.ndarray:
     return block[:, i0] * (1 - w) + block[:, i1] * w
 
 
+def _cut(parts: list[list[np.ndarray]], cut: tuple[slice, slice]) -> np.ndarray:
+    """The window ``cut`` of the blocks ``parts`` (rows of neighbouring blocks) put together."""
+    return np.block(parts)[cut] if len(parts) > 1 or len(parts[0]) > 1 else parts[0][0][cut]
+
+
 def _extract_window(
     block: np.ndarray,
     y0: int,
@@ -231,6 +249,66 @@ def _extract_window(
     return out
 
 
+def _aspects(grid: Any, y: Any, x: Any) -> np.ndarray:
+    """How many times wider than tall a crater is, in pixels, at pixels ``(y, x)`` (arrays)."""
+    _, lat = grid.pixel_to_lonlat(np.atleast_1d(np.asarray(x, dtype=float)), np.atleast_1d(np.asarray(y, dtype=float)))
+    px_x, px_y = grid.km_to_pixels(np.ones(np.shape(lat)), np.clip(np.asarray(lat, dtype=float), -89.0, 89.0))
+    return np.abs(np.asarray(px_x, dtype=float) / np.asarray(px_y, dtype=float))
+
+
+def _even_split(n: int, size: int) -> tuple[int, ...]:
+    """The fewest near-equal parts of ``n`` pixels no longer than ``size`` (borders on ``_WORK_STEP``)."""
+    k = max(1, math.ceil(n / max(int(size), 1)))
+    borders = sorted({int(round(j * n / k / _WORK_STEP)) * _WORK_STEP for j in range(1, k)} - {0, n})
+    edges = [0, *(b for b in borders if 0 < b < n), n]
+    return tuple(int(b - a) for a, b in zip(edges[:-1], edges[1:]))
+
+
+def work_blocks(shape: tuple[int, int], grid: Any = None, block_px: int = WORK_BLOCK_PX,
+                correct_aspect: bool = True) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The blocks (row heights, column widths) :func:`catalog_from_probability` cuts a map into.
+
+    The fewest near-equal blocks no larger than ``block_px`` along each axis.  With
+    ``correct_aspect`` on a ``grid`` where craters are wider than tall (an equirectangular grid
+    away from its true-scale latitude), rows of blocks are cut further until the aspect varies
+    by at most ``2 * ASPECT_TOLERANCE`` within a row: every block is resampled by the aspect at
+    its centre, and this keeps the rest of the block as round as :data:`ASPECT_TOLERANCE` allows.
+
+    The blocks depend on the shape and grid only, never on how the map is chunked or stored.
+
+    Examples
+    --------
+    >>> work_blocks((4160, 4160))
+    ((1392, 1376, 1392), (1392, 1376, 1392))
+    """
+    ny, nx = (int(v) for v in shape)
+    if isinstance(block_px, bool) or not isinstance(block_px, (int, np.integer)) or block_px < 1:
+        raise InvalidArgumentError(f"block_px must be a positive whole number of pixels, got {block_px!r}")
+    rows, cols = _even_split(ny, block_px), _even_split(nx, block_px)
+    if not correct_aspect or grid is None:
+        return rows, cols
+    def spread(start: int, h: int) -> float:
+        ys = np.linspace(start, start + h - 1, 9)
+        log_a = np.log(_aspects(grid, ys, np.full(ys.shape, 0.5 * (nx - 1))))
+        return float(log_a.max() - log_a.min())
+
+    out: list[int] = []
+    start = 0
+    for h in rows:
+        parts: tuple[int, ...] = (h,)
+        k = max(1, math.ceil(spread(start, h) / (2 * ASPECT_TOLERANCE)))
+        while k > 1:  # the fewest near-equal rows within which the aspect varies little enough
+            parts = _even_split(h, math.ceil(h / k))
+            edges = np.cumsum((start, *parts))
+            if max(parts) <= _WORK_STEP or all(spread(int(a), int(b - a)) <= 2 * ASPECT_TOLERANCE
+                                               for a, b in zip(edges[:-1], edges[1:])):
+                break
+            k += 1
+        out.extend(parts)
+        start += h
+    return tuple(out), cols
+
+
 def window_aspect(grid: Any, y_centre: float, x_centre: float, tolerance: float = ASPECT_TOLERANCE) -> float:
     """How many times wider than tall a crater is, in pixels, at a window's centre.
 
@@ -246,9 +324,7 @@ def window_aspect(grid: Any, y_centre: float, x_centre: float, tolerance: float 
     >>> round(window_aspect(grid, 127.5, 127.5), 3)
     2.0
     """
-    _, lat = grid.pixel_to_lonlat(np.array([x_centre]), np.array([y_centre]))
-    px_x, px_y = grid.km_to_pixels(np.ones(1), np.clip(np.asarray(lat, dtype=float), -89.0, 89.0))
-    aspect = float(abs(px_x[0] / px_y[0]))
+    aspect = float(_aspects(grid, y_centre, x_centre)[0])
     return aspect if abs(aspect - 1.0) > tolerance else 1.0
 
 
@@ -264,8 +340,9 @@ def catalog_from_probability(
     correct_aspect: bool = True,
     progress: bool = True,
     verify: Any = None,
+    block_px: int = WORK_BLOCK_PX,
 ) -> Any:
-    """Find the craters of a whole probability map, chunk by chunk, as one seamless Catalog.
+    """Find the craters of a whole probability map, block by block, as one seamless Catalog.
 
     Parameters
     ----------
@@ -273,7 +350,9 @@ def catalog_from_probability(
         The crater probability on a mosaic's grid: a georeferenced DataArray on ``(y, x)`` (as
         :func:`marscraters.segment.segment` returns, lazy or not), or a Dataset holding
         ``crater_probability`` (e.g. ``xr.open_zarr("pred.zarr", decode_coords="all")``).  Its
-        dask chunks are the units of work; a numpy-backed map is one chunk.
+        chunks do not matter: the work is cut into :func:`work_blocks` of ``block_px``.  A store
+        opened without dask (``chunks=None``) is read one block at a time, which is fastest
+        for a store in small chunks.
     mosaic
         The Mosaic (or any georeferenced object on the same grid) whose CRS and transform
         georeference the craters; default: ``prob``'s own.
@@ -284,8 +363,8 @@ def catalog_from_probability(
         used; default: the model file recorded in ``prob.attrs["model_file"]`` when it still
         exists, else the shipped model.
     halo
-        Pixels read around each chunk; default :func:`default_halo` of ``max_diameter_px``.  A
-        smaller halo is faster but can miss or split big craters at chunk borders.
+        Pixels read around each block; default :func:`default_halo` of ``max_diameter_px``.  A
+        smaller halo is faster but can miss or split big craters at block borders.
     extract_options
         Options of :func:`~marscraters.extract.extract_craters` overriding the model's (e.g.
         ``{"max_diameter_px": 128, "min_score": 0.5}``).  ``max_diameter_px`` defaults to
@@ -296,10 +375,11 @@ def catalog_from_probability(
     correct_aspect
         On an equirectangular grid away from its true-scale latitude craters are ellipses,
         wider than tall by 1/cos(lat) on a geographic grid (2x at 60 deg).  With ``True`` each
-        chunk whose :func:`window_aspect` exceeds 1 is resampled along x to round craters
-        before the circle finder runs, and the circles are mapped back.
+        block whose :func:`window_aspect` exceeds 1 is resampled along x to round craters
+        before the circle finder runs, and the circles are mapped back (blocks are lower there,
+        see :func:`work_blocks`).
     progress
-        Show a tqdm progress bar over the chunks.
+        Show a tqdm progress bar over the blocks.
     verify
         Second-stage verification of the candidates against the image
         (:mod:`marscraters.verify`): ``None`` uses the verifier the model file names when
@@ -307,6 +387,11 @@ def catalog_from_probability(
         unverified), ``False`` turns it off, and a :class:`~marscraters.verify.Verifier` or a
         path uses that one.  Verification looks further around each crater (its neighbours
         too), so the default halo grows from half the largest crater to one and a half.
+    block_px
+        Largest side of the blocks the finder works on, before the halo (default
+        :data:`WORK_BLOCK_PX`).  The result does not depend on it (beyond float round-off and
+        the aspect resampling above); the memory does: each dask thread holds one block and
+        its halo, with the finder's work arrays (~35-100 bytes per pixel).
 
     Returns
     -------
@@ -329,7 +414,7 @@ def catalog_from_probability(
 
     Examples
     --------
-    >>> prob = xr.open_zarr("pred.zarr", decode_coords="all")  # doctest: +SKIP
+    >>> prob = xr.open_zarr("pred.zarr", decode_coords="all", chunks=None)  # doctest: +SKIP
     >>> cat = catalog_from_probability(prob)  # doctest: +SKIP
     >>> write_catalog(cat, "craters.gpkg")  # doctest: +SKIP
     """
@@ -375,12 +460,23 @@ def catalog_from_probability(
         raise InvalidArgumentError(f"halo must be a whole number of pixels >= 0, got {halo!r}")
     halo = int(halo)
 
+    ny, nx = prob.shape
+    # units of work chosen for the work, not the storage: a store's 64-px chunks as windows with
+    # a 176-px halo each would read and search every pixel ~30 times
+    rows, cols = work_blocks((ny, nx), grid, block_px, correct_aspect)
     data = prob.data
     if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=-1)
-    ny, nx = data.shape
-    ystarts = np.concatenate([[0], np.cumsum(data.chunks[0])])
-    xstarts = np.concatenate([[0], np.cumsum(data.chunks[1])])
+        # numpy, or a store opened lazily without dask (chunks=None): one read per block
+        data = prob.chunk({"y": rows, "x": cols}).data
+    # each stored chunk is read once, into its block; a window is cut from the few blocks it
+    # overlaps.  One graph for all windows (slicing the array once per window would build and
+    # optimise the whole read graph once per window, and read the chunks again for each)
+    blocks = data.rechunk((rows, cols)).to_delayed(optimize_graph=True)
+    img_blocks = None if image is None else image.rechunk((rows, cols)).to_delayed(optimize_graph=True)
+    if isinstance(fill, da.Array):
+        fill = fill.to_delayed(optimize_graph=True).item()
+    ystarts = np.concatenate([[0], np.cumsum(rows)])
+    xstarts = np.concatenate([[0], np.cumsum(cols)])
     cores = [(int(cy0), int(cy1), int(cx0), int(cx1))
              for cy0, cy1 in zip(ystarts[:-1], ystarts[1:]) for cx0, cx1 in zip(xstarts[:-1], xstarts[1:])]
     aspects = [window_aspect(grid, 0.5 * (c[0] + c[1] - 1), 0.5 * (c[2] + c[3] - 1)) if correct_aspect else 1.0
@@ -394,8 +490,12 @@ def catalog_from_probability(
         wy0 = max(0, (cy0 - halo) // factor * factor)
         wx0 = max(0, (cx0 - halo_x) // factor * factor)
         wy1, wx1 = min(ny, cy1 + halo), min(nx, cx1 + halo_x)
-        block = data[wy0:wy1, wx0:wx1]
-        img = None if image is None else image[wy0:wy1, wx0:wx1]
+        # the blocks under the window, and where the first of them starts
+        i0, i1 = np.searchsorted(ystarts, wy0, "right") - 1, np.searchsorted(ystarts, wy1, "left")
+        j0, j1 = np.searchsorted(xstarts, wx0, "right") - 1, np.searchsorted(xstarts, wx1, "left")
+        cut = (slice(wy0 - int(ystarts[i0]), wy1 - int(ystarts[i0])), slice(wx0 - int(xstarts[j0]), wx1 - int(xstarts[j0])))
+        block = dask.delayed(_cut)(blocks[i0:i1, j0:j1].tolist(), cut)
+        img = None if img_blocks is None else dask.delayed(_cut)(img_blocks[i0:i1, j0:j1].tolist(), cut)
         tasks.append(dask.delayed(_extract_window)(block, wy0, wx0, (cy0, cy1, cx0, cx1), opts, aspect, img, vref,
                                                    fill))
     if progress:
@@ -409,7 +509,7 @@ def catalog_from_probability(
     pixels = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {c: np.array([], dtype=float) for c in ("x", "y", "diameter_px", "score")})
     if len(pixels):
-        # a crater near a border is found by both chunks: keep one, by the finder's own rule
+        # a crater near a border is found by both blocks: keep one, by the finder's own rule
         pixels = nms_circles(pixels, rule=options.get("nms", "deepmoon"), threshold=options.get("nms_threshold"),
                              contained=target == "filled")
         # inside the map, as one whole-map extraction would report them
@@ -421,7 +521,7 @@ def catalog_from_probability(
         source = str(prob.attrs.get("source") or getattr(ref, "attrs", {}).get("source") or "")
     from . import __version__
 
-    params = {"kind": target, "halo": halo, "min_score": min_score, **options}
+    params = {"kind": target, "halo": halo, "block_px": int(block_px), "min_score": min_score, **options}
     if verifier is not None:
         params["verifier"] = str(verifier.metadata.get("name") or "verifier")
         params["verifier_threshold"] = min_score if min_score > 0 else verifier.threshold
@@ -497,7 +597,9 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
     if not store.exists():
         raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
     try:
-        ds = xr.open_zarr(store, decode_coords="all", consolidated=False)  # segment_to_zarr does not consolidate
+        # segment_to_zarr does not consolidate; no dask chunks: catalog_from_probability reads the
+        # store in its own blocks, one read of many storage chunks each, whatever the storage
+        ds = xr.open_zarr(store, decode_coords="all", consolidated=False, chunks=None)
     except Exception as exc:  # noqa: BLE001 -- zarr raises many kinds
         raise MosaicError(f"{store} is not a readable Zarr store ({exc}); rerun 'marscraters segment'.") from exc
     options: dict[str, Any] = {}

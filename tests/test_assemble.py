@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from pyproj import CRS
 
-from marscraters.assemble import add_catalog_parser, catalog_from_probability, run_catalog_cli
+from marscraters.assemble import (
+    add_catalog_parser,
+    catalog_from_probability,
+    run_catalog_cli,
+    work_blocks,
+)
 from marscraters.catalog import make_catalog, read_catalog
 from marscraters.crs import Grid
 from marscraters.errors import InvalidArgumentError, OutputExistsError
@@ -39,7 +45,26 @@ def _pairs(cat):
     return cat.sort_values(["y", "x"])[["x", "y", "diameter_px"]].to_numpy()
 
 
-def test_same_catalog_whatever_the_chunking(prob_map):
+def _windows(key, dsk, state, found):
+    if isinstance(key, str) and key.startswith("_extract_window"):
+        found.append(key)
+
+
+def _count_windows(prob, **kwargs):
+    """``catalog_from_probability(prob, **kwargs)``, and how many finder windows it ran (dask
+    tasks of ``_extract_window``)."""
+    from dask.callbacks import Callback
+
+    found: list = []
+    with Callback(pretask=lambda key, dsk, state: _windows(key, dsk, state, found)):
+        result = catalog_from_probability(prob, **kwargs)
+    return result, len(found)
+
+
+@pytest.mark.parametrize("block_px", [128, 200, 96])
+def test_same_catalog_whatever_the_blocks(prob_map, block_px):
+    """The halo makes the finder's blocks invisible in the result (blocks of 96-200 px on a 400 x
+    450 map, craters straddling their borders)."""
     prob, xs, ys, dpx = prob_map
     ref = catalog_from_probability(prob, extract_options=OPTS, progress=False)
     assert len(ref) == len(xs)
@@ -49,11 +74,62 @@ def test_same_catalog_whatever_the_chunking(prob_map):
         i = int(dist.argmin())
         assert dist[i] < 1.0 and abs(ref.diameter_px[i] - d) < 0.1 * d + 1
     for chunks in ({"y": 128, "x": 128}, {"y": 200, "x": 150}, {"y": 100, "x": 225}):
-        cat = catalog_from_probability(prob.chunk(chunks), extract_options=OPTS, progress=False)
+        cat, n = _count_windows(prob.chunk(chunks), extract_options=OPTS, progress=False, block_px=block_px)
+        rows, cols = work_blocks(prob.shape, block_px=block_px)
+        assert n == len(rows) * len(cols) > 1
         assert len(cat) == len(ref), chunks
         np.testing.assert_allclose(_pairs(cat), _pairs(ref), atol=0.5)
         assert list(cat.crater_id) == list(ref.crater_id)
         np.testing.assert_allclose(cat.lat, ref.lat, atol=0.5 / 256)
+        assert cat.attrs["parameters"]["block_px"] == block_px
+
+
+def test_work_units_are_not_the_storage_chunks(prob_map, tmp_path):
+    """A store written in tiny chunks is searched in the same few windows as one in large chunks,
+    and gives the same catalog: its chunks (each would get a 100-px halo) are not the work units."""
+    prob = prob_map[0]
+    columns = ["crater_id", "x", "y", "diameter_px", "score", "lat", "lon", "diameter_km"]
+    cats = {}
+    for chunk in (400, 16):
+        store = tmp_path / f"pred{chunk}.zarr"
+        prob.chunk(chunk).to_dataset(name="crater_probability").to_zarr(store, zarr_format=3, consolidated=False)
+        ds = xr.open_zarr(store, decode_coords="all", consolidated=False)
+        assert ds["crater_probability"].data.chunks[0][0] == chunk
+        cats[chunk], n = _count_windows(ds, extract_options=OPTS, progress=False)
+        assert n == 1  # a 400 x 450 map is one block, not 25 x 29 of them
+    assert len(cats[16]) == 7
+    pd.testing.assert_frame_equal(pd.DataFrame(cats[16][columns]), pd.DataFrame(cats[400][columns]))
+    # `marscraters catalog` reads the store without dask, one read per block: the same craters
+    parser = argparse.ArgumentParser()
+    add_catalog_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "craters.gpkg"
+    args = parser.parse_args(["catalog", str(tmp_path / "pred16.zarr"), "--out", str(out), "--max-diameter-px", "100",
+                              "--quiet", "--no-verify"])
+    assert args.func(args) == 0
+    back = read_catalog(out)
+    np.testing.assert_allclose(back.diameter_km, cats[400].diameter_km, rtol=1e-9)
+    np.testing.assert_allclose(back.lat, cats[400].lat, rtol=0, atol=1e-9)
+
+
+def test_work_blocks_are_near_equal_and_lower_where_the_aspect_changes():
+    assert work_blocks((4160, 4160)) == ((1392, 1376, 1392), (1392, 1376, 1392))
+    assert work_blocks((1000, 5000), block_px=1024) == ((1000,), (992, 1008, 1008, 992, 1000))
+    # a geographic grid at 64 px/deg over 56..64 N: 1/cos(lat) grows by 28 %, so rows are cut
+    # until it varies by 4 % at most within one
+    grid = Grid.from_dataset(mosaic_from_array(np.zeros((512, 512)), bounds=(10.0, 56.0, 18.0, 64.0)))
+    rows, cols = work_blocks((512, 512), grid)
+    assert cols == (512,) and sum(rows) == 512 and len(rows) >= 6
+    start = 0
+    for h in rows:
+        lat = grid.pixel_to_lonlat(np.array([0.0, 0.0]), np.array([start, start + h - 1.0]))[1]
+        assert np.log(np.cos(np.deg2rad(lat[1])) / np.cos(np.deg2rad(lat[0]))) <= 0.04 + 1e-9
+        start += h
+    assert work_blocks((512, 512), grid, correct_aspect=False) == ((512,), (512,))
+    # near the equator nothing changes
+    equator = Grid.from_dataset(mosaic_from_array(np.zeros((512, 512)), bounds=(10.0, -4.0, 18.0, 4.0)))
+    assert work_blocks((512, 512), equator) == ((512,), (512,))
+    with pytest.raises(InvalidArgumentError, match="block_px"):
+        work_blocks((512, 512), block_px=0)
 
 
 def test_columns_and_provenance(prob_map):
@@ -81,7 +157,8 @@ def test_across_the_antimeridian():
     ds = mosaic_from_array(np.zeros((256, 640)), bounds=(170, -2, 190, 6))
     truth = make_catalog([0.0, 2.0, 4.0], [180.0, 185.0, 175.0], [30.0, 40.0, 25.0])
     prob = (render_targets(ds, truth, kind="outline", dtype="float32") * 0.9).compute()
-    cat = catalog_from_probability(prob.chunk({"y": 128, "x": 160}), extract_options=OPTS, progress=False)
+    cat = catalog_from_probability(prob.chunk({"y": 128, "x": 160}), extract_options=OPTS, progress=False,
+                                   block_px=160)
     assert len(cat) == 3
     got = cat.sort_values("lat")
     np.testing.assert_allclose(got.lat, [0.0, 2.0, 4.0], atol=0.05)
@@ -99,7 +176,8 @@ def test_high_latitude_diameters():
     ds = mosaic_from_array(np.zeros((160, 200)), bounds=(x0, y0, x0 + 200 * px, y0 + 160 * px), crs=crs)
     truth = make_catalog([56.0, 57.0, 57.5], [22.0, 23.0, 25.0], [40.0, 60.0, 100.0])
     prob = (render_targets(ds, truth, kind="outline", dtype="float32") * 0.9).compute()
-    cat = catalog_from_probability(prob.chunk({"y": 80, "x": 100}), extract_options=OPTS, progress=False)
+    cat = catalog_from_probability(prob.chunk({"y": 80, "x": 100}), extract_options=OPTS, progress=False,
+                                   block_px=100)
     got = cat.sort_values("lat")
     assert len(got) == 3
     np.testing.assert_allclose(got.lat, [56.0, 57.0, 57.5], atol=0.02)
