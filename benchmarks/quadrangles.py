@@ -427,6 +427,34 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def ship(args: argparse.Namespace) -> Any:
+    """Rule 5: the chosen variant's verifier trained on every fold, at the median of the runs' thresholds."""
+    from marscraters.verify import Verifier, resolve_verifier, save_verifier
+
+    folder = _folder(args)
+    crops, chips = Cache(folder, "crops"), Cache(folder, "chips")
+    split = read_split()
+    runs = json.loads(Path(args.cv_json).read_text())["variants"][args.variant]["runs"]
+    threshold = float(np.median([r["threshold"] for r in runs]))
+    parts = [(crops, np.arange(len(crops.labels)))]
+    if args.variant.startswith("retrain") and args.variant != "retrain-crops":
+        lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
+        parts.append((chips, chips.rows(np.arange(lo, hi))))
+    t0 = time.perf_counter()
+    model = _fit(parts, args.epochs, args.seed, args.negatives)
+    report = {"variant": args.variant, "description": VARIANTS.get(args.variant, args.variant),
+              "threshold": threshold, "run_thresholds": [r["threshold"] for r in runs],
+              "candidates": crops.options or resolve_verifier(None, args.model).candidates,
+              "n_train_candidates": int(sum(len(r) for _, r in parts)), "epochs": args.epochs, "seed": args.seed,
+              "negatives": args.negatives, "fit_seconds": round(time.perf_counter() - t0, 1),
+              "network": _tag(args.model), "date": time.strftime("%Y-%m-%d"), "split": SPLIT.name}
+    verifier = Verifier(model, threshold, report["candidates"], {"name": "marscraters-themis-verifier",
+                                                                 "training": report})
+    out = save_verifier(verifier, args.out, overwrite=True)
+    print(f"saved {out} (threshold {threshold:.2f})")
+    return report
+
+
 # --------------------------------------------------------------------------------------------
 # dating on real ground
 # --------------------------------------------------------------------------------------------
@@ -511,7 +539,7 @@ def ages(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> Any:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=["prepare", "score", "cv", "ages"])
+    p.add_argument("stage", choices=["prepare", "score", "cv", "ages", "ship"])
     p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
     p.add_argument("--runs", default=str(REPO / "runs" / "quadrangles"), help="cache folder")
     p.add_argument("--verifier", default=None, help="score: a verifier file, or 'none' for the one-stage finder")
@@ -531,11 +559,14 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="ages: write the CSFD figure here")
+    p.add_argument("--variant", default="retrain", help="ship: the chosen variant")
+    p.add_argument("--cv-json", help="ship: the cv report whose runs' thresholds it takes")
+    p.add_argument("--out", help="ship: where to save the verifier")
     args = p.parse_args(argv)
     if not (DATA / "themis-quadrangle-crops").is_dir():
         raise SystemExit(f"needs {DATA / 'themis-quadrangle-crops'}")
     warnings.filterwarnings("ignore", message=".*intervals are too narrow.*")
-    return {"prepare": prepare, "score": score, "cv": cv, "ages": ages}[args.stage](args)
+    return {"prepare": prepare, "score": score, "cv": cv, "ages": ages, "ship": ship}[args.stage](args)
 
 
 if __name__ == "__main__":
