@@ -394,12 +394,20 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
                               "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
                               "epochs": args.epochs, "seed": args.seed, "variants": {}}
     for variant in args.variants:
-        runs = []
-        for k in split["folds"]:
-            t0 = time.perf_counter()
-            runs.append(run_variant(variant, k, crops, chips, groups, split, args, own.get(k)))
-            print(f"{variant} run {k}: threshold {runs[-1].get('threshold', runs[-1].get('finder'))}, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+        # each run's detections are kept (unprinted), so the test folds are scored from the very runs
+        # that were chosen on validation, without training them again
+        kept = folder / f"cv_{variant}_{args.negatives:g}_{args.epochs}_{args.seed}{'_own' if own else ''}.pkl"
+        if kept.exists():
+            runs = pd.read_pickle(kept)
+            print(f"{variant}: the runs kept in {kept}", flush=True)
+        else:
+            runs = []
+            for k in split["folds"]:
+                t0 = time.perf_counter()
+                runs.append(run_variant(variant, k, crops, chips, groups, split, args, own.get(k)))
+                print(f"{variant} run {k}: threshold {runs[-1].get('threshold', runs[-1].get('finder'))}, "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+            pd.to_pickle(runs, kept)
         entry: dict[str, Any] = {"description": VARIANTS[variant],
                                  "runs": [{k: v for k, v in r.items() if k != "preds"} for r in runs]}
         for role in ("validation", "test") if args.test else ("validation",):
