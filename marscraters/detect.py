@@ -24,7 +24,8 @@ import pandas as pd
 
 from .errors import CorruptImageError, CRSError, ImageReadError, InvalidArgumentError, MarsCratersError, ModelError
 
-__all__ = ["read_grey_image", "image_files", "detect", "model_info", "PIXEL_SIZE_RANGE_M", "IMAGE_SUFFIXES"]
+__all__ = ["read_grey_image", "image_files", "detect", "georeferenced_pixel_size", "model_info", "PIXEL_SIZE_RANGE_M",
+           "IMAGE_SUFFIXES"]
 
 # Within this factor of the native scale the image is used as it is (the model saw zooms of
 # 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
@@ -477,9 +478,10 @@ def _in_image_pixels(craters: pd.DataFrame, plan: _Plan, pixel_size_m: float) ->
 
 
 def _reraise(exc: MarsCratersError, label: str | None) -> None:
-    if label is None:
+    named = exc if label is None else _named(exc, label)
+    if named is exc:  # already names the image (or needs no name)
         raise exc
-    raise _named(exc, label) from exc
+    raise named from exc
 
 
 def detect(
