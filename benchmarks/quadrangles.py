@@ -488,19 +488,28 @@ def ages(args: argparse.Namespace) -> dict[str, Any]:
     index = read_crop_index(DATA / "themis-quadrangle-crops" / "index.csv")
     split = read_split()
     groups = _groups(crops, pd.read_pickle(folder / "crops_index.pkl"), split)
-    if args.verifier == "none":
-        verifier, finder = None, merge_options(model_info(args.model)["extract"], None, None)
+    held_out: dict[str, list] = {}
+    if args.from_cv:
+        # each fold's detections from the cross-validated run that held it out
+        for run in pd.read_pickle(args.from_cv):
+            held_out[run["run"]] = run["preds"]["test"]
+        verifier = finder = thr = scores = None
+        label = f"cross-validated runs ({Path(args.from_cv).name})"
+    elif args.verifier == "none":
+        verifier, finder, label = None, merge_options(model_info(args.model)["extract"], None, None), "one-stage"
     else:
         verifier, finder = (load_verifier(args.verifier) if args.verifier else resolve_verifier(None, args.model)), None
-    thr = args.threshold if args.threshold is not None else (verifier.threshold if verifier else None)
-    scores = _verifier_scores(verifier, crops) if verifier else None
+        label = args.verifier or "the model's own"
+    if not args.from_cv:
+        thr = args.threshold if args.threshold is not None else (verifier.threshold if verifier else None)
+        scores = _verifier_scores(verifier, crops) if verifier else None
     robbins = read_robbins()
-    report: dict[str, Any] = {"model": _tag(args.model), "verifier": args.verifier or "the model's own",
+    report: dict[str, Any] = {"model": _tag(args.model), "verifier": label,
                               "threshold": thr, "diameter_range_km": AGE_RANGE_KM, "folds": {}}
     fig = Figure(figsize=(13, 11.5), layout="constrained")
     for ax, fold in zip(fig.subplots(2, 2).ravel(), split["folds"]):
         imgs = groups[f"fold {fold}"]
-        preds = detections(crops, imgs, scores, thr, finder)
+        preds = held_out[fold] if args.from_cv else detections(crops, imgs, scores, thr, finder)
         det, ref, area = [], [], 0.0
         for i, p in zip(imgs, preds):
             ds = crop_mosaic(DATA / "themis-quadrangle-crops" / "images" / crops.names[i], index)
@@ -567,6 +576,7 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="ages: write the CSFD figure here")
+    p.add_argument("--from-cv", help="ages: the kept runs of a cv variant (cv_*.pkl): each fold as held out")
     p.add_argument("--variant", default="retrain", help="ship: the chosen variant")
     p.add_argument("--cv-json", help="ship: the cv report whose runs' thresholds it takes")
     p.add_argument("--out", help="ship: where to save the verifier")
