@@ -273,8 +273,8 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
     thr = args.threshold if args.threshold is not None else (verifier.threshold if verifier else None)
     report: dict[str, Any] = {"model": _tag(args.model), "verifier": args.verifier or "the model's own",
                               "threshold": thr, "d_min": D_MIN, "date": time.strftime("%Y-%m-%d"), "sets": {}}
-    scores = _verifier_scores(verifier, crops) if verifier else None
-    groups = {"all crops": np.arange(len(crops.names)), **_groups(crops, index, split)}
+    scores = _verifier_scores(verifier, crops) if verifier and not args.no_crops else None
+    groups = {} if args.no_crops else {"all crops": np.arange(len(crops.names)), **_groups(crops, index, split)}
     for name, imgs in groups.items():
         preds = detections(crops, imgs, scores, thr, finder)
         report["sets"][name] = score_sets(preds, [crops.truths[i] for i in imgs], [crops.names[i] for i in imgs],
@@ -282,16 +282,19 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
         r = report["sets"][name]["deepmoon"]
         print(f"{name:>20}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} ({r['tp']}/{r['n_truth']})",
               flush=True)
-    if args.chips_test:
+    for role in ("validation", "test") if args.chips_test else ():
+        if role not in args.chips_sets:
+            continue
         chips = Cache(folder, "chips")
-        lo, hi = (int(v) for v in split["chips"]["test"].split(":"))
+        lo, hi = (int(v) for v in split["chips"][role].split(":"))
         imgs = np.arange(lo, hi)
         cs = _verifier_scores(verifier, chips, chips.rows(imgs)) if verifier else None
         preds = detections(chips, imgs, cs, thr, finder)
-        report["sets"]["chips 500-599"] = score_sets(preds, [chips.truths[i] for i in imgs],
-                                                     [chips.names[i] for i in imgs], n_boot=args.bootstrap)
-        r = report["sets"]["chips 500-599"]["deepmoon"]
-        print(f"{'chips 500-599':>20}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}")
+        name = f"chips {lo}-{hi - 1}"
+        report["sets"][name] = score_sets(preds, [chips.truths[i] for i in imgs], [chips.names[i] for i in imgs],
+                                          n_boot=args.bootstrap)
+        r = report["sets"][name]["deepmoon"]
+        print(f"{name:>20}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))
@@ -561,7 +564,10 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--runs", default=str(REPO / "runs" / "quadrangles"), help="cache folder")
     p.add_argument("--verifier", default=None, help="score: a verifier file, or 'none' for the one-stage finder")
     p.add_argument("--threshold", type=float, default=None, help="score: the verifier's threshold")
-    p.add_argument("--chips-test", action="store_true", help="score: also chips 500-599 (the old held-out set)")
+    p.add_argument("--chips-test", action="store_true", help="score: also the chips (--chips-sets)")
+    p.add_argument("--chips-sets", nargs="+", default=["test"], choices=["validation", "test"],
+                   help="score: which chips with --chips-test (test = 500-599, the old held-out set)")
+    p.add_argument("--no-crops", action="store_true", help="score: the chips only")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--test", action="store_true", help="cv: also score the test folds (once per shipped version)")
     p.add_argument("--candidates", choices=list(CANDIDATES), default="default",
