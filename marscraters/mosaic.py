@@ -567,6 +567,23 @@ def _raster_dask_array(
     return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
 
 
+def _plain_header(path: str) -> dict[str, Any]:
+    """Shape, band count, dtype, nodata, CRS and palette of a PNG/JPEG (one read of its header).
+
+    Raises :class:`rasterio.errors.RasterioError` for the caller to word for its own input.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            try:
+                colormap = src.colormap(1)
+            except ValueError:
+                colormap = None
+            return {"shape": (src.height, src.width), "count": src.count, "dtype": np.dtype(src.dtypes[0]),
+                    "nodata": None if src.nodata is None else float(src.nodata), "crs": src.crs,
+                    "colormap": colormap}
+
+
 def _palette_lut(colormap: Mapping[int, Any] | None) -> np.ndarray | None:
     """A palette image's grey levels: its palette's red channel per index (None without a palette)."""
     if not colormap:
@@ -665,15 +682,9 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
             "(marscraters.download_themis)."
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(spath) as src:
-                height, width, count = src.height, src.width, src.count
-                dtype = np.dtype(src.dtypes[0])
-                try:
-                    colormap = src.colormap(1)
-                except ValueError:
-                    colormap = None
+        header = _plain_header(spath)
+        height, width = header["shape"]
+        count, dtype, colormap = header["count"], header["dtype"], header["colormap"]
     except RasterioError as exc:
         raise CorruptImageError(
             f"{path} is not a readable PNG image ({exc}); delete it and download it again."
@@ -899,16 +910,9 @@ def read_plain_image(
         raise ImageReadError(f"{path} does not exist; check the path.")
     spath = str(path.resolve())
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(spath) as src:
-                shape, file_crs, count = (src.height, src.width), src.crs, src.count
-                nodata = None if src.nodata is None else float(src.nodata)
-                dtype = np.dtype(src.dtypes[0])
-                try:
-                    colormap = src.colormap(1)
-                except ValueError:
-                    colormap = None
+        header = _plain_header(spath)
+        shape, file_crs, count = header["shape"], header["crs"], header["count"]
+        nodata, dtype, colormap = header["nodata"], header["dtype"], header["colormap"]
     except RasterioError as exc:
         raise CorruptImageError(f"{path} is not an image GDAL can read ({exc}).") from exc
     if file_crs is not None:
