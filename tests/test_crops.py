@@ -177,20 +177,13 @@ def test_real_crop_labels_sit_on_the_craters_the_detector_finds():
     Robbins & Hynek (2012) measured their craters on an earlier THEMIS mosaic than the controlled
     mosaics these crops come from, so the labels carry that registration offset.
     """
-    import sys
-
     from marscraters.evaluate import side_by_side
     from marscraters.extract import extract_craters
     from marscraters.model import load_model, normalise_image
     from marscraters.training import predict_stack
+    from tests.benchmark_scripts import load_benchmark
 
-    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    sys.path.insert(0, bench)
-    try:
-        from quadrangles import read_robbins
-    finally:
-        sys.path.remove(bench)
-    catalog = read_robbins(SHARED / "robbins2012-equatorial-tiles")
+    catalog = load_benchmark("quadrangles").read_robbins(SHARED / "robbins2012-equatorial-tiles")
     index = read_crop_index(QUADS / "index.csv")
     files = index.groupby("quadrangle").head(12)["file"].tolist()  # every quadrangle
     mosaics = [crop_mosaic(QUADS / "images" / f, index) for f in files]
