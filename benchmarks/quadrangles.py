@@ -126,7 +126,7 @@ def prepare(args: argparse.Namespace) -> None:
     from marscraters.detect import model_info
     from marscraters.model import load_model, normalise_image
     from marscraters.training import predict_stack
-    from marscraters.verify import CANDIDATE_OPTIONS, candidate_sets, match_candidates  # noqa: F401
+    from marscraters.verify import CANDIDATE_OPTIONS, candidate_sets
 
     out = _folder(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -541,8 +541,8 @@ def ages(args: argparse.Namespace) -> dict[str, Any]:
             ax.errorbar(t["diameter"], t["density"], yerr=[t["density"] - t["lower"], t["upper"] - t["density"]],
                         fmt="o", ms=3, color=colour, elinewidth=0.8,
                         label=f"{label}: {fit.n:.0f} craters, {format_age(fit.age, fit.lower, fit.upper)}")
-        for lo_, hi_ in (AGE_RANGE_KM,):
-            ax.axvspan(lo_, hi_, color="0.92", zorder=0, label=f"diameters dated, {lo_:g}-{hi_:g} km")
+        ax.axvspan(*AGE_RANGE_KM, color="0.92", zorder=0,
+                   label=f"diameters dated, {AGE_RANGE_KM[0]:g}-{AGE_RANGE_KM[1]:g} km")
         ax.set(xscale="log", yscale="log", xlabel="crater diameter D (km)", ylabel="cumulative density N(≥D) (km⁻²)",
                title=f"fold {fold}: {', '.join(split['folds'][fold])}\n{len(imgs)} crops, {area:,.0f} km²; "
                      f"age ratio {row['ratio']:.2f}, N(1) ratio {row['n1_ratio']:.2f}")
