@@ -34,8 +34,8 @@ import pandas as pd
 
 from .errors import CatalogFormatError, CatalogNotFoundError, CorruptImageError, ImageReadError, InvalidArgumentError
 
-__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "is_yolo_labels", "read_crop_index", "crop_mosaic",
-           "stitch_crops", "write_chips"]
+__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "read_voc_labels", "is_yolo_labels",
+           "read_crop_index", "crop_mosaic", "stitch_crops", "write_chips"]
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -211,6 +211,64 @@ def read_yolo_labels(
     if width is None:
         width, height = _label_image_size(Path(path))
     return pd.DataFrame(_boxes_to_pixels(_parse_yolo(Path(path)), width, height, edge_boxes))
+
+
+def read_voc_labels(path: str | os.PathLike, *, min_confidence: int = 0) -> pd.DataFrame:
+    """Read one Pascal VOC annotation file (``<object><bndbox>`` boxes) into PixelCraters.
+
+    Parameters
+    ----------
+    path
+        The ``.xml`` file, as the Mars Crater Catalogue's CTX labels (``ctx-mc11e``) ship.  Box
+        corners are pixel indices, both inclusive: a box ``xmin..xmax`` spans
+        ``xmax - xmin + 1`` pixels and is centred on ``(xmin + xmax) / 2``.
+    min_confidence
+        Keep the boxes whose ``<confidence>`` (how many annotators marked the crater) is at
+        least this; a box without one counts as confidence 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``x``, ``y``, ``diameter_px`` (the mean of the box's sides), ``width_px``,
+        ``height_px`` and ``confidence``; ``attrs["width"]``, ``attrs["height"]``: the image
+        size the file states (0 when it states none).
+
+    Raises
+    ------
+    CatalogFormatError
+        Naming the file, when it is not XML, or an object's box lacks a corner, holds a value
+        that is not a number, or has ``xmax < xmin`` or ``ymax < ymin``.
+    """
+    import xml.etree.ElementTree as ET
+
+    path = Path(path)
+    fix = "give a Pascal VOC .xml annotation file (objects with bndbox xmin, ymin, xmax, ymax in pixels)"
+    try:
+        root = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise
+    except (ET.ParseError, OSError) as exc:
+        raise CatalogFormatError(f"{path} cannot be read as XML ({exc}); {fix}") from None
+    rows = []
+    for n, obj in enumerate(root.iter("object")):
+        box = obj.find("bndbox")
+        try:
+            x0, y0, x1, y1 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr, arg-type]
+            conf = int(float(obj.findtext("confidence") or 1))
+        except (AttributeError, TypeError, ValueError):
+            raise CatalogFormatError(f"{path}: object {n + 1} has no complete numeric bndbox; {fix}") from None
+        if not np.all(np.isfinite([x0, y0, x1, y1])) or x1 < x0 or y1 < y0:
+            raise CatalogFormatError(f"{path}: object {n + 1} has the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}), with a "
+                                     "corner that is not finite or xmax < xmin or ymax < ymin; fix or remove it")
+        if conf >= min_confidence:
+            w, h = x1 - x0 + 1, y1 - y0 + 1
+            rows.append(((x0 + x1) / 2, (y0 + y1) / 2, (w + h) / 2, w, h, conf))
+    out = pd.DataFrame(rows, columns=["x", "y", "diameter_px", "width_px", "height_px", "confidence"])
+    out = out.astype({c: float for c in out.columns[:5]} | {"confidence": np.int64})
+    size = root.find("size")
+    out.attrs["width"] = int(float(size.findtext("width") or 0)) if size is not None else 0
+    out.attrs["height"] = int(float(size.findtext("height") or 0)) if size is not None else 0
+    return out
 
 
 def is_yolo_labels(path: str | os.PathLike) -> bool:

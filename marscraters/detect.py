@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -23,13 +23,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import CorruptImageError, CRSError, ImageReadError, InvalidArgumentError, MarsCratersError, ModelError
+from .pyramid import Level, level_options, level_pixels, merge_levels, pyramid_levels
 
 __all__ = ["read_grey_image", "image_files", "detect", "georeferenced_pixel_size", "model_info", "PIXEL_SIZE_RANGE_M",
            "IMAGE_SUFFIXES"]
 
-# Within this factor of the native scale the image is used as it is (the model saw zooms of
-# 0.7-1.3 in training); beyond it, the image is resampled to the native scale.
-_SCALE_TOLERANCE = 1.3
 DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
 #: Pixel sizes (metres) that :func:`detect` accepts: Mars orbital images from HiRISE resampled
 #: to 1 m up to global maps at 1 km.  Anything else is almost always a wrong unit.
@@ -154,8 +152,8 @@ _MIN_CRATER_PX = 16.0
 
 
 def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float, native: float) -> None:
-    """Refuse pixel sizes that resample the image to nothing or to more than memory holds, and
-    warn when the resampling hides the small craters (usually a pixel size in the wrong unit)."""
+    """Refuse pixel sizes that enlarge the image to nothing useful or to more than memory holds
+    (usually a pixel size in the wrong unit)."""
     new = tuple(max(int(round(n * factor)), 0) for n in shape[:2])
     hint = (f"pixel_size_m={pixel_size_m:g} m, and the model works at {native:g} m per pixel, so the image is "
             f"resampled by {factor:.3g} to {new[1]} x {new[0]} px")
@@ -165,10 +163,6 @@ def _check_resampling(shape: tuple[int, ...], factor: float, pixel_size_m: float
     if factor > 1 and new[0] * new[1] > max(4e8, float(np.prod(shape[:2]))):
         raise InvalidArgumentError(f"{hint}, more than memory holds. Is the pixel size in metres? For a large "
                                    "mosaic, ingest it and use segment() / ds.craters.catalog(), which work in chunks.")
-    if factor < 0.25:
-        warnings.warn(f"{hint}: craters smaller than about {_MIN_CRATER_PX * native:g} m "
-                      f"({_MIN_CRATER_PX / factor:.0f} px of this image) cannot be found. The model was trained on "
-                      "THEMIS at ~100 m per pixel; finer imagery needs a model trained on it.", UserWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,8 +369,9 @@ def _warn_extremes(finite: np.ndarray, lo: float, hi: float) -> None:
             "those pixels to NaN (no data) so that they count as featureless ground", UserWarning, stacklevel=2)
 
 
-def _prepare(arr: np.ndarray, factor: float, resampled: bool, value_range: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The network's input of one image (normalised, resampled) and where it has no data."""
+def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The network's input of one image at each level of its pyramid (normalised, resampled),
+    and where each has no data."""
     from skimage.transform import rescale
 
     from .model import _grey_levels, grey_sample, guess_value_range, normalise_image
@@ -384,12 +379,23 @@ def _prepare(arr: np.ndarray, factor: float, resampled: bool, value_range: Any) 
     finite, lo, hi = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
     _warn_extremes(finite, lo, hi)
     if value_range is None:
+        # one grey-level rule for the whole pyramid: the levels are the same ground
         value_range = guess_value_range(grey_sample(arr), floating=arr.dtype.kind == "f", lo=lo, hi=hi)
     work = arr.astype(np.float32)
-    if resampled:
-        work = rescale(np.nan_to_num(work, nan=np.nanmean(work)), factor, order=1, anti_aliasing=factor < 1,
-                       preserve_range=True).astype(np.float32)
-    return normalise_image(work, value_range=value_range), ~np.isfinite(work)
+    missing = ~np.isfinite(work)
+    filled = np.nan_to_num(work, nan=np.nanmean(work)) if missing.any() else work
+    out = []
+    for level in levels:
+        if not level.resampled:
+            out.append((normalise_image(work, value_range=value_range), missing))
+            continue
+        f = level.factor
+        x = rescale(filled, f, order=1, anti_aliasing=f < 1, preserve_range=True).astype(np.float32)
+        # a level pixel is no data when most of the ground it covers is
+        gone = (rescale(missing.astype(np.float32), f, order=1, anti_aliasing=f < 1) > 0.5 if missing.any()
+                else np.zeros(x.shape, bool))
+        out.append((normalise_image(x, value_range=value_range), gone))
+    return out
 
 
 def _probabilities(model: Any, xs: list[np.ndarray], *, batch_size: int, tta: int, progress: bool) -> list[np.ndarray]:
@@ -434,22 +440,20 @@ def _load_model(model: Any) -> Any:
 
 
 class _Plan(NamedTuple):
-    factor: float  # resampling factor to the model's native pixel size (> 1: enlarge)
-    resampled: bool
+    levels: list[Level]  # the image's pyramid, finest first
     label: str | None  # the image's name in messages, when they need one (many images, or a file)
 
 
-def _plan(src: _Source, native: float, label: str | None) -> _Plan:
-    factor = src.pixel_size_m / native  # > 1: coarser than native, so enlarge
-    resampled = not (1 / _SCALE_TOLERANCE <= factor <= _SCALE_TOLERANCE)
-    if resampled:  # before the model loads: a wrong unit fails fast
-        _check_resampling(src.shape, factor, src.pixel_size_m, native)
+def _plan(src: _Source, native: float, label: str | None, levels: Any) -> _Plan:
+    pyramid = pyramid_levels(src.shape, src.pixel_size_m, native, levels=levels)
+    if pyramid[0].resampled:  # coarser than native, so enlarged: before the model loads, a wrong unit fails fast
+        _check_resampling(src.shape, pyramid[0].factor, src.pixel_size_m, native)
     elif min(src.shape) < _MIN_CRATER_PX:
         # padded and searched all the same (the issue asks for small images to be padded), but say why it is empty
         warnings.warn(f"the image is {src.shape[1]} x {src.shape[0]} px, narrower than the smallest crater the "
                       f"model finds ({_MIN_CRATER_PX:g} px at {native:g} m per pixel), so no crater can be found in "
                       "it; detect on a larger image around it", UserWarning, stacklevel=2)
-    return _Plan(factor, resampled, label)
+    return _Plan(pyramid, label)
 
 
 def _groups(work: list[tuple[_Source, _Plan]]) -> list[list[tuple[_Source, _Plan]]]:
@@ -462,19 +466,20 @@ def _groups(work: list[tuple[_Source, _Plan]]) -> list[list[tuple[_Source, _Plan
             groups.append([])
             size = 0
         groups[-1].append((src, plan))
-        size += int(src.shape[0] * src.shape[1] * max(plan.factor, 1.0) ** 2)
+        size += level_pixels(src.shape, plan.levels)
     return groups
 
 
-def _in_image_pixels(craters: pd.DataFrame, plan: _Plan, pixel_size_m: float) -> pd.DataFrame:
-    """Craters of the model's (resampled) image, in the input image's pixels and metres."""
-    if plan.resampled and len(craters):
-        # back to the input's pixel index coordinates
-        f = plan.factor
-        craters = craters.assign(x=(craters["x"] + 0.5) / f - 0.5, y=(craters["y"] + 0.5) / f - 0.5,
-                                 diameter_px=craters["diameter_px"] / f)
+def _in_image_pixels(tables: list[pd.DataFrame], plan: _Plan, pixel_size_m: float, options: dict,
+                     target: str) -> pd.DataFrame:
+    """Craters of the image's pyramid levels, merged by the finder's duplicate rule, in the input
+    image's pixels and metres."""
+    craters = merge_levels(tables, plan.levels, nms=options.get("nms", "deepmoon"),
+                           nms_threshold=options.get("nms_threshold"), contained=target == "filled")
     craters = craters.assign(diameter_m=craters["diameter_px"] * pixel_size_m)
-    return craters[["x", "y", "diameter_px", "diameter_m", "score"]].sort_values("score", ascending=False).reset_index(drop=True)
+    craters = craters.assign(level=craters["level"].astype(np.int64))
+    cols = ["x", "y", "diameter_px", "diameter_m", "score", "level"]
+    return craters[cols].sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _reraise(exc: MarsCratersError, label: str | None) -> None:
@@ -497,8 +502,16 @@ def detect(
     progress: bool = False,
     tta: int = 1,
     verify: Any = None,
+    levels: int | str = "auto",
 ) -> pd.DataFrame:
-    """Find craters on an image, or on many.
+    """Find craters on an image, or on many, at any pixel size.
+
+    The network runs on an image pyramid (:mod:`marscraters.pyramid`): the image's own pixels,
+    then 1/2, 1/4, ... of them until the biggest crater the image can hold is within reach, each
+    level keeping its own band of diameters and duplicates across levels merged by the finder's
+    rule.  An image coarser than the network's native pixel size is enlarged to it first.  So
+    the pixel size sets the diameters in metres and which levels run; the image's detail is
+    never thrown away.
 
     Parameters
     ----------
@@ -561,12 +574,17 @@ def detect(
         model file names (the shipped model names one), ``False`` turns it off, and a
         :class:`~marscraters.verify.Verifier` or a path uses that one.  With a verifier,
         ``score`` is its crater probability.
+    levels
+        The image pyramid: ``"auto"`` (as deep as the image's size needs) or the most levels
+        to run; ``1`` runs the network once, at the image's own pixels (or the native pixel
+        size, for coarser images).  :func:`marscraters.pyramid.pyramid_levels` lists them.
 
     Returns
     -------
     pandas.DataFrame
         ``x``, ``y`` (pixel column and row of the centre, origin at the centre of the top-left
-        pixel), ``diameter_px``, ``diameter_m`` and ``score``, sorted by score; with many
+        pixel), ``diameter_px``, ``diameter_m``, ``score`` and ``level`` (the pyramid level it
+        was found at, 0 the finest), sorted by score; with many
         images, ``image`` first and the rows in the images' order.  ``attrs["pixel_size_m"]``
         is the pixel size used (per image name, with many).
 
@@ -582,12 +600,11 @@ def detect(
     Warns
     -----
     UserWarning
-        When the image is narrower than the smallest crater the model finds (16 px at its
-        native scale): it is padded and searched, but cannot hold a crater.  When the grey
+        When the image is narrower than the smallest crater the model finds (16 px): it is
+        padded and searched, but cannot hold a crater.  When the grey
         levels are far from the training chips' and the image is stretched on its own.  When
         over 40 % of its pixels sit at its darkest or brightest level (nearly all shadow or
-        saturated).  When a fine pixel size shrinks the image so far that small craters cannot
-        be found.  When a given pixel size disagrees with the georeferencing's.
+        saturated).  When a given pixel size disagrees with the georeferencing's.
 
     Examples
     --------
@@ -638,7 +655,7 @@ def detect(
             warnings.simplefilter("always")
             try:
                 src = _open(item, key, what, given)
-                work.append((src, _plan(src, native, label)))
+                work.append((src, _plan(src, native, label, levels)))
             except MarsCratersError as exc:
                 _reraise(exc, label)
         _relay(caught, label)
@@ -661,17 +678,23 @@ def detect(
     tables: list[pd.DataFrame] = []
     with tqdm(total=len(work), unit="image", desc="detect", disable=not (progress and many)) as bar:
         for group in _groups(work):
-            xs, nodata = [], []
-            for src, plan in group:
+            xs, nodata, level_opts, owners = [], [], [], []
+            for n, (src, plan) in enumerate(group):
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     try:
-                        x, missing = _prepare(src.read(), plan.factor, plan.resampled, value_range)
+                        prepared = _prepare(src.read(), plan.levels, value_range)
                     except MarsCratersError as exc:
                         _reraise(exc, plan.label)
                 _relay(caught, plan.label)
-                xs.append(x)
-                nodata.append(missing)
+                for level, (x, missing) in zip(plan.levels, prepared):
+                    opts = level_options(level, options)
+                    if opts is None:  # the caller's diameter limits miss this level's band
+                        continue
+                    xs.append(x)
+                    nodata.append(missing)
+                    level_opts.append(opts)
+                    owners.append(n)
             if keras_model is None:  # after the first images are read: a bad one fails before the model loads
                 keras_model = _load_model(model)
             probs = _probabilities(keras_model, xs, batch_size=int(batch_size), tta=tta, progress=progress and not many)
@@ -679,8 +702,12 @@ def detect(
                 prob[missing] = np.nan
             # the verifier learned on the network's normalised input: it sees the same images
             found = find_craters_many(probs, xs if verifier is not None else None, target=kind, verifier=verifier,
-                                      options=options)
-            tables += [_in_image_pixels(craters, plan, src.pixel_size_m) for (src, plan), craters in zip(group, found)]
+                                      options=level_opts)
+            for n, (src, plan) in enumerate(group):
+                mine = [i for i, o in enumerate(owners) if o == n]
+                kept = [lv for lv in plan.levels if level_options(lv, options) is not None]
+                tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=kept),
+                                               src.pixel_size_m, options, kind))
             bar.update(len(group))
     if not many:
         out = tables[0]
@@ -689,6 +716,6 @@ def detect(
     parts = [t.assign(image=[src.key] * len(t)) for t, (src, _) in zip(tables, work) if len(t)]
     # (empty tables left out of the concatenation: they would make an integer column object)
     out = pd.concat(parts, ignore_index=True) if parts else tables[0].assign(image=np.asarray(keys)[:0])
-    out = out[["image", "x", "y", "diameter_px", "diameter_m", "score"]]
+    out = out[["image", "x", "y", "diameter_px", "diameter_m", "score", "level"]]
     out.attrs["pixel_size_m"] = {src.key: src.pixel_size_m for src, _ in work}
     return out

@@ -705,24 +705,34 @@ def find_craters_many(
     *,
     target: str,
     verifier: Verifier | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     tta: int = 8,
     fill: float | None = None,
 ) -> list[pd.DataFrame]:
     """:func:`find_craters` on many maps (and their images), the verifier scoring all their
     candidates in full batches: one table per map, each the one :func:`find_craters` gives for
-    that map alone (:func:`marscraters.detect.detect` on many images)."""
+    that map alone (:func:`marscraters.detect.detect` on many images).  ``options``: one set for
+    every map, or a list with one set per map (the levels of an image pyramid)."""
     from .extract import extract_craters
 
-    options = dict(options or {})
+    if isinstance(options, Sequence):
+        # one set per map (the levels of an image pyramid search different diameters)
+        if len(options) != len(probs):
+            raise InvalidArgumentError(f"{len(options)} sets of options for {len(probs)} maps: give one per map")
+        per_map = [dict(o or {}) for o in options]
+    else:
+        per_map = [dict(options or {})] * len(probs)
     if verifier is None:
-        return [extract_craters(prob, target=target, **options) for prob in probs]
+        return [extract_craters(prob, target=target, **opts) for prob, opts in zip(probs, per_map)]
     if images is None or len(images) != len(probs) or any(image is None for image in images):
         raise InvalidArgumentError("verification needs the image as well as the probability map; pass one image "
                                    "per map")
-    options = merge_options(None, options, verifier)
-    min_score = float(options.pop("min_score", 0.0) or 0.0)
-    cands = [extract_craters(prob, target=target, **options, min_score=0.0) for prob in probs]
+    per_map = [merge_options(None, opts, verifier) for opts in per_map]
+    scores = {float(opts.pop("min_score", 0.0) or 0.0) for opts in per_map}
+    if len(scores) > 1:
+        raise InvalidArgumentError(f"min_score differs between the maps' options ({sorted(scores)}); give one")
+    min_score = scores.pop() if scores else 0.0
+    cands = [extract_craters(prob, target=target, **opts, min_score=0.0) for prob, opts in zip(probs, per_map)]
     return _verify_many(cands, images, probs, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
                         fill=fill)
 

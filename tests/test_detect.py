@@ -53,7 +53,7 @@ def _check(found, truth, tol_px=2.0):
 def test_detect_finds_disks_and_reports_metres(model_path):
     img = _disks((256, 400), TRUTH)
     found = detect(img, pixel_size_m=100.0, model=model_path)
-    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score", "level"]
     _check(found, TRUTH)
     np.testing.assert_allclose(found["diameter_m"], found["diameter_px"] * 100.0)
 
@@ -78,7 +78,7 @@ def test_detect_warns_that_an_image_narrower_than_a_crater_holds_none(model_path
     img[3:8, 10:15] = 200  # not empty, just too small for the 16-px craters the model is scored on
     with pytest.warns(UserWarning, match="12 px, narrower than the smallest crater"):
         found = detect(img, pixel_size_m=100.0, model=model_path)  # padded, searched, not an error
-    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score", "level"]
 
 
 def test_detect_reads_a_float_image_scaled_to_0_1_as_the_8_bit_image(model_path):
@@ -171,18 +171,23 @@ def test_detect_refuses_an_all_nan_image_before_resampling_it(model_path, recwar
 
 def test_detect_refuses_pixel_sizes_that_resample_to_nothing_or_too_much(model_path):
     img = _disks((256, 400), TRUTH)
-    # kilometres typed for metres, or a HiRISE-like pixel: the image would shrink below a crater
-    for size in (0.1, 5.0):
-        with pytest.raises(InvalidArgumentError, match="in metres"):
-            detect(img, pixel_size_m=size, model=model_path)
+    # kilometres typed for metres: below the range
+    with pytest.raises(InvalidArgumentError, match="in metres"):
+        detect(img, pixel_size_m=0.1, model=model_path)
     with pytest.raises(InvalidArgumentError, match="outside 1-1000 m per pixel: is it in metres"):
         detect(img, pixel_size_m=1e6, model=model_path)
     with pytest.raises(InvalidArgumentError, match="more than memory holds"):  # 1 km pixels, enlarged 10x
         detect(np.zeros((2100, 2000), np.float32), pixel_size_m=1000.0, model=model_path)
-    # a 4x finer pixel works, with a warning that small craters cannot be found
-    with pytest.warns(UserWarning, match="cannot be found"):
-        found = detect(img, pixel_size_m=20.0, model=model_path)
-    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+
+
+def test_detect_keeps_the_detail_of_finer_pixels(model_path):
+    """A 5x finer pixel size no longer shrinks the image: the pyramid starts at its own pixels,
+    so the same disks are found at the same pixels, their metres from the true pixel size."""
+    img = _disks((256, 400), TRUTH)
+    found = detect(img, pixel_size_m=20.0, model=model_path)
+    _check(found, TRUTH)
+    np.testing.assert_allclose(found["diameter_m"], found["diameter_px"] * 20.0)
+    assert found.attrs["pixel_size_m"] == 20.0
 
 
 @pytest.mark.parametrize(

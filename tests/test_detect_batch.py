@@ -16,7 +16,7 @@ from marscraters.errors import ImageReadError, InvalidArgumentError
 from .conftest import shared_data_dir
 from .test_detect import TRUTH, _check, _disks, _threshold_model
 
-COLUMNS = ["x", "y", "diameter_px", "diameter_m", "score"]
+COLUMNS = ["x", "y", "diameter_px", "diameter_m", "score", "level"]
 
 
 @pytest.fixture(scope="module")

@@ -435,7 +435,7 @@ def test_detect_with_a_loaded_model_uses_no_verifier_unless_given(trained):
         detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=True)
     # an explicit verifier works with any network; its scores are probabilities above its threshold
     found = detect(img, pixel_size_m=100.0, model=net, kind="outline", verify=trained)
-    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score"]
+    assert list(found.columns) == ["x", "y", "diameter_px", "diameter_m", "score", "level"]
     assert (found["score"] >= 0.5).all()
     # none given: one-stage detections, said so (silent with verify=False)
     with pytest.warns(UserWarning, match="one-stage detections"):

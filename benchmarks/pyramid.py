@@ -1,0 +1,118 @@
+"""The image pyramid's settings side by side, on THEMIS and CTX validation images.
+
+Run: ``python benchmarks/pyramid.py [--tops 48 64 96 128] [--json docs/results/pyramid_validation.json]``
+
+For ``levels=1`` and for the pyramid at each ``LEVEL_TOP_PX`` in ``--tops``, :func:`marscraters.detect`
+runs (the shipped model and verifier) on
+
+* THEMIS Day IR chips ``--themis`` (default 440-499, validation) at 100 m/px;
+* CTX MC11-E images ``--ctx`` (default G and H, validation) at 6 m/px, truth = the clustered boxes
+  marked by at least ``--min-confidence`` of the six annotators (every box: reported beside);
+* for the record, the CTX images as the single-scale detector saw them before the pyramid: shrunk
+  to the network's 100 m/px.
+
+Scores: DeepMoon rule, floor scoring at ``--d-min`` px (``evaluate(..., d_min=16)``), craters
+pooled; time per setting (the model load excluded: a warm-up call runs first).  The rule that
+chooses the default from these numbers is ``benchmarks/splits/pyramid_rule.md``; this script
+only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def _score(preds, truths, d_min):
+    from marscraters.evaluate import evaluate, side_by_side
+
+    r = evaluate(side_by_side(preds), side_by_side(truths), rule="deepmoon", d_min=d_min)
+    return {"precision": r.precision, "recall": r.recall, "f1": r.f1, "tp": r.n_truth_matched, "n_truth": r.n_truth,
+            "n_pred": r.n_pred}
+
+
+def _per_image(det, n):
+    cols = ["x", "y", "diameter_px", "score"]
+    return [det[det["image"] == i][cols].reset_index(drop=True) for i in range(n)]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import marscraters.pyramid as pyramid
+    from marscraters.chips import chip_craters, read_chips, read_voc_labels
+    from marscraters.detect import detect, read_grey_image
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--themis", default="440:500")
+    p.add_argument("--ctx", nargs="+", default=["G", "H"])
+    p.add_argument("--tops", type=float, nargs="+", default=[48, 64, 96, 128])
+    p.add_argument("--min-confidence", type=int, default=3)
+    p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    data = Path(args.data)
+
+    lo, hi = (int(v) for v in args.themis.split(":"))
+    chips = read_chips(data / "themis-dayir-crops", indices=range(lo, hi))
+    themis_truth = [chip_craters(chips, i) for i in range(len(chips))]
+    ctx_dir = data / "ctx-mc11e"
+    ctx_images = [read_grey_image(ctx_dir / "images" / f"MC11E-{k}.png") for k in args.ctx]
+    labels = [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml") for k in args.ctx]
+    ctx_truth = [t[t["confidence"] >= args.min_confidence] for t in labels]
+
+    detect(chips.images[:1], pixel_size_m=100)  # warm-up: the model and verifier load, the functions compile
+    settings = [("levels=1", 1, pyramid.LEVEL_TOP_PX)] + [(f"pyramid top {t:g}", "auto", t) for t in args.tops]
+    default_top = pyramid.LEVEL_TOP_PX
+    rows = []
+    for name, levels, top in settings:
+        pyramid.LEVEL_TOP_PX = top
+        row = {"setting": name, "levels": levels, "top_px": top}
+        t0 = time.perf_counter()
+        det = detect(list(chips.images), pixel_size_m=100, levels=levels)
+        row["themis_seconds"] = round(time.perf_counter() - t0, 1)
+        row["themis"] = _score(_per_image(det, len(chips)), themis_truth, args.d_min)
+        t0 = time.perf_counter()
+        det = detect(ctx_images, pixel_size_m=6.0, levels=levels)
+        row["ctx_seconds"] = round(time.perf_counter() - t0, 1)
+        preds = _per_image(det, len(ctx_images))
+        row["ctx"] = _score(preds, ctx_truth, args.d_min)
+        row["ctx_every_box"] = _score(preds, labels, args.d_min)
+        row["ctx_by_level"] = det.groupby("level").size().to_dict()
+        row["mean_f1"] = (row["themis"]["f1"] + row["ctx"]["f1"]) / 2
+        rows.append(row)
+        print(f"{name:>16}: THEMIS F1 {row['themis']['f1']:.3f} ({row['themis_seconds']} s)  CTX F1 "
+              f"{row['ctx']['f1']:.3f} P {row['ctx']['precision']:.3f} R {row['ctx']['recall']:.3f} "
+              f"({row['ctx_seconds']} s)  mean {row['mean_f1']:.3f}", flush=True)
+    pyramid.LEVEL_TOP_PX = default_top
+
+    # before the pyramid: the image shrunk to the network's scale (what detect did with 6 m/px)
+    from skimage.transform import rescale
+
+    s = 6.0 / 100.0
+    t0 = time.perf_counter()
+    small = [rescale(im, s, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32) for im in ctx_images]
+    det = detect(small, pixel_size_m=100, levels=1)
+    det = det.assign(x=(det["x"] + 0.5) / s - 0.5, y=(det["y"] + 0.5) / s - 0.5, diameter_px=det["diameter_px"] / s)
+    before = {"ctx_seconds": round(time.perf_counter() - t0, 1),
+              "ctx": _score(_per_image(det, len(ctx_images)), ctx_truth, args.d_min)}
+    print(f"shrunk to 100 m/px: CTX F1 {before['ctx']['f1']:.3f}", flush=True)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU",
+              "themis_chips": args.themis, "ctx_images": args.ctx, "min_confidence": args.min_confidence,
+              "d_min": args.d_min, "settings": rows, "ctx_shrunk_to_native": before,
+              "rule": "benchmarks/splits/pyramid_rule.md"}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+if __name__ == "__main__":
+    main()
