@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "write_catalog": "catalog",
     "read_chips": "chips",
     "read_yolo_labels": "chips",
+    "read_voc_labels": "chips",
+    "pyramid_levels": "pyramid",
     # targets
     "render_targets": "targets",
     "draw_targets": "targets",

@@ -203,6 +203,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _levels_arg(text: str) -> int | str:
+    """``--levels``: 'auto' or a whole number >= 1."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--levels {text}: give 'auto' or a whole number of levels >= 1 "
+                                         "(1: a single scale)")
+    return value
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     from ._io import atomic_path, check_output
     from .detect import detect, image_files
@@ -222,7 +236,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     craters = detect({str(f): f for f in files} if many else files[0], pixel_size_m=args.pixel_size,
                      model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None, value_range=value_range,
-                     extract_options={"min_score": args.min_score} if args.min_score else None)
+                     extract_options={"min_score": args.min_score} if args.min_score else None,
+                     levels=args.levels)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         craters.to_csv(tmp, index=False, float_format="%.3f")
     sizes = craters.attrs["pixel_size_m"]
@@ -513,8 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Find craters on grey images (a GeoTIFF, whose georeferencing gives the pixel "
                                    "size, or PNG, JPEG, PGM or TIFF with --pixel-size; RGB is made grey) of any size "
                                    "with the shipped model (or --model), and write them as a CSV in the images' "
-                                   "pixels. Images whose pixels are not ~100 m are resampled for the model and the "
-                                   "craters mapped back. Several images, or a folder of them, are detected in one "
+                                   "pixels. The network runs on an image pyramid: the image's own pixels, then halves "
+                                   "of them until its biggest crater is in reach (images coarser than the model's "
+                                   "~100 m are enlarged to it first). Several images, or a folder of them, are detected in one "
                                    "run into one CSV with an `image` column. For georeferenced mosaics in lon/lat "
                                    "use ingest + segment + catalog instead.")
     s.add_argument("image", nargs="+", help="image files, or folders: every image file in them")
@@ -529,7 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
                    default=0.0, help="keep craters scored at least this, 0..1; with the verifier it replaces the verifier's "
                         "threshold, so a lower one keeps more (default: the verifier's 0.5, or all without it)")
     s.add_argument("--out", required=True,
-                   help="output CSV: x, y, diameter_px, diameter_m, score (and image first, for several images)")
+                   help="output CSV: x, y, diameter_px, diameter_m, score, level (and image first, for several "
+                        "images)")
+    s.add_argument("--levels", type=_levels_arg, default="auto",
+                   help="image pyramid: 'auto' (as deep as the image's size needs; default) or the most levels to "
+                        "run, 1 for a single scale")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the second-stage crater verifier the model names (more craters, more false ones)")

@@ -249,7 +249,8 @@ def test_detect_and_evaluate_commands(model_path, tmp_path, capsys):
     assert "deepmoon" in text and "F1=1.000" in text
     assert (tmp_path / "s.json").exists()
     for bad in (["--pixel-size", "-1"], ["--pixel-size", "abc"], ["--pixel-size", "100", "--min-score", "2"],
-                ["--pixel-size", "100", "--min-score", "1"]):  # the verifier's threshold is below 1
+                ["--pixel-size", "100", "--min-score", "1"],  # the verifier's threshold is below 1
+                ["--pixel-size", "100", "--levels", "0"], ["--pixel-size", "100", "--levels", "many"]):
         with pytest.raises(SystemExit) as exit_:  # refused by the parser, naming the flag
             cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--out", str(tmp_path / "x.csv"), "--model",
                       str(model_path), *bad])

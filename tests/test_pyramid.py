@@ -88,3 +88,18 @@ def test_detect_finds_small_and_big_craters_on_a_fine_image(model_path):
     single = detect(img, pixel_size_m=6.0, model=model_path, levels=1)
     assert set(single["level"]) == {0}
     _check(single, truth[:2])
+
+
+def test_detect_command_runs_one_scale_when_asked(model_path, tmp_path):
+    from PIL import Image
+
+    from marscraters import cli
+
+    truth = [(150.0, 150.0, 20.0), (700.0, 650.0, 460.0)]
+    Image.fromarray(_disks((1100, 1200), truth).astype(np.uint8)).save(tmp_path / "ctx.png")
+    for levels, expected in (("auto", 2), ("1", 1)):
+        out = tmp_path / f"{levels}.csv"
+        assert cli.main(["-q", "detect", str(tmp_path / "ctx.png"), "--pixel-size", "6", "--levels", levels,
+                         "--model", str(model_path), "--out", str(out)]) == 0
+        found = pd.read_csv(out)
+        assert found["level"].nunique() == expected

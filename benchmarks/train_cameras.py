@@ -1,0 +1,123 @@
+"""Fine-tune the segmentation network across cameras: THEMIS Day IR chips plus CTX MC11-E.
+
+The network sees CTX at the pyramid's scales (6, 12 and 24 m per pixel: the image and its
+anti-aliased halves), so that every level :func:`marscraters.detect` runs on a CTX image is one it
+trained on, beside the THEMIS chips 0-439 it already knew (100 m).  The quadrangle crops stay out:
+they remain new ground for the THEMIS scores.
+
+* training: chips 0-439 and CTX images ``--train`` (default A-F), cut into 416 px tiles;
+* validation (the best epoch by crater F1): chips 440-499 and CTX ``--validation`` (G, H).
+
+CTX labels: the clustered boxes marked by at least ``--min-confidence`` of the six annotators.
+
+Usage (resumable: the same command continues from the last epoch)::
+
+    python benchmarks/train_cameras.py --out runs/cameras/net [--epochs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_quadrangles import _join  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+TILE = 416
+LEVELS = (1.0, 0.5, 0.25)
+
+
+def _starts(n: int, tile: int) -> list[int]:
+    """Tile origins covering ``n`` pixels with the fewest overlapping tiles."""
+    if n <= tile:
+        return [0]
+    k = int(np.ceil(n / tile))
+    return [int(round(i * (n - tile) / (k - 1))) for i in range(k)]
+
+
+def ctx_set(keys: list[str], data: Path, *, min_confidence: int, levels=LEVELS, tile: int = TILE):
+    """CTX images as 416 px tiles at each pyramid level, with the craters whose rims reach in."""
+    from skimage.transform import rescale
+
+    from marscraters.chips import read_voc_labels
+    from marscraters.detect import read_grey_image
+    from marscraters.model import normalise_image
+    from marscraters.training import TrainingSet
+
+    images, rows, names = [], [], []
+    for key in keys:
+        img = read_grey_image(data / "ctx-mc11e" / "images" / f"MC11E-{key}.png").astype(np.float32)
+        lab = read_voc_labels(data / "ctx-mc11e" / "annotations" / "clustered" / f"MC11E-{key}.xml",
+                              min_confidence=min_confidence)
+        for f in levels:
+            lv = img if f == 1 else rescale(img, f, order=1, anti_aliasing=True, preserve_range=True)
+            x, y, d = (lab["x"] + 0.5) * f - 0.5, (lab["y"] + 0.5) * f - 0.5, lab["diameter_px"] * f
+            for r0 in _starts(lv.shape[0], tile):
+                for c0 in _starts(lv.shape[1], tile):
+                    inside = ((x + d / 2 >= c0) & (x - d / 2 < c0 + tile) & (y + d / 2 >= r0) & (y - d / 2 < r0 + tile))
+                    rows.append(pd.DataFrame({"image": len(images), "x": x[inside] - c0, "y": y[inside] - r0,
+                                              "diameter_px": d[inside]}))
+                    images.append(normalise_image(lv[r0:r0 + tile, c0:c0 + tile], value_range=(0.0, 255.0)))
+                    names.append(f"MC11E-{key} x{f:g} r{r0} c{c0}")
+    return TrainingSet(np.stack(images).astype(np.float32), pd.concat(rows, ignore_index=True), names)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--train", nargs="+", default=list("ABCDEF"))
+    p.add_argument("--validation", nargs="+", default=["G", "H"])
+    p.add_argument("--min-confidence", type=int, default=2)
+    p.add_argument("--init", default=None, help="model to start from (default: the shipped model)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--learning-rate", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--contrast", type=float, default=0.3)
+    p.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.4])
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    data = Path(args.data)
+
+    from marscraters.chips import read_chips
+    from marscraters.detect import model_info
+    from marscraters.model import describe_model, load_model
+    from marscraters.training import TrainConfig, can_resume, chips_training_set, train
+
+    chips = read_chips(data / "themis-dayir-crops", indices=range(0, 500))
+    train_set = _join(chips_training_set(chips, range(0, 440)), ctx_set(args.train, data,
+                                                                         min_confidence=args.min_confidence))
+    val_set = _join(chips_training_set(chips, range(440, 500)), ctx_set(args.validation, data,
+                                                                        min_confidence=args.min_confidence))
+    info = model_info(args.init)
+    if can_resume(args.out):
+        model, arch = None, json.loads((Path(args.out) / "config.json").read_text())
+    else:
+        model = load_model(args.init)
+        arch = describe_model(model)
+    config = TrainConfig(
+        kind=info["kind"], kernel_size=int(arch["kernel_size"]), filter_multiple=float(arch["filter_multiple"]),
+        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate,
+        scale=tuple(args.scale), contrast=args.contrast, seed=args.seed, extract_options=dict(info["extract"]),
+    )
+    print(f"{len(train_set)} training images ({len(train_set.craters)} craters), {len(val_set)} validation",
+          flush=True)
+    result = train(train_set, val_set, args.out, config, model=model, resume=True, verbose=2,
+                   metadata={"data": {"themis": "chips 0-439", "ctx": args.train, "validation":
+                                      ["chips 440-499", *args.validation], "ctx_min_confidence": args.min_confidence,
+                                      "ctx_levels": list(LEVELS), "init": str(args.init or info.get("name"))}})
+    best = max(result["history"], key=lambda r: r.get("val_crater_f1") or -1)
+    print(json.dumps({"out": args.out, "best_epoch": best}, default=str))
+    return result
+
+
+if __name__ == "__main__":
+    main()
