@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def _per_image(det, n):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    import marscraters.pyramid as pyramid
+    from marscraters import pyramid
     from marscraters.chips import chip_craters, read_chips, read_voc_labels
     from marscraters.detect import detect, read_grey_image
 
@@ -53,7 +54,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--themis", default="440:500")
     p.add_argument("--ctx", nargs="+", default=["G", "H"])
-    p.add_argument("--tops", type=float, nargs="+", default=[48, 64, 96, 128])
+    p.add_argument("--tops", type=float, nargs="*", default=[48, 64, 96, 128],
+                   help="pyramid tops to compare (none: the shipped LEVEL_TOP_PX only)")
+    p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
+    p.add_argument("--verify", default=None, help="a verifier file, or 'none' (default: the one the model names)")
+    p.add_argument("--no-single", action="store_true", help="leave out levels=1")
+    p.add_argument("--no-before", action="store_true", help="leave out the CTX images shrunk to 100 m/px")
     p.add_argument("--min-confidence", type=int, default=3)
     p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--json")
@@ -68,19 +74,23 @@ def main(argv: list[str] | None = None) -> dict:
     labels = [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml") for k in args.ctx]
     ctx_truth = [t[t["confidence"] >= args.min_confidence] for t in labels]
 
-    detect(chips.images[:1], pixel_size_m=100)  # warm-up: the model and verifier load, the functions compile
-    settings = [("levels=1", 1, pyramid.LEVEL_TOP_PX)] + [(f"pyramid top {t:g}", "auto", t) for t in args.tops]
+    verify = False if args.verify == "none" else args.verify
+    run = {"model": args.model, "verify": verify}
+    detect(chips.images[:1], pixel_size_m=100, **run)  # warm-up: the model and verifier load, the functions compile
+    tops = args.tops or [pyramid.LEVEL_TOP_PX]
+    settings = ([] if args.no_single else [("levels=1", 1, pyramid.LEVEL_TOP_PX)]) + [
+        (f"pyramid top {t:g}", "auto", t) for t in tops]
     default_top = pyramid.LEVEL_TOP_PX
     rows = []
     for name, levels, top in settings:
         pyramid.LEVEL_TOP_PX = top
         row = {"setting": name, "levels": levels, "top_px": top}
         t0 = time.perf_counter()
-        det = detect(list(chips.images), pixel_size_m=100, levels=levels)
+        det = detect(list(chips.images), pixel_size_m=100, levels=levels, **run)
         row["themis_seconds"] = round(time.perf_counter() - t0, 1)
         row["themis"] = _score(_per_image(det, len(chips)), themis_truth, args.d_min)
         t0 = time.perf_counter()
-        det = detect(ctx_images, pixel_size_m=6.0, levels=levels)
+        det = detect(ctx_images, pixel_size_m=6.0, levels=levels, **run)
         row["ctx_seconds"] = round(time.perf_counter() - t0, 1)
         preds = _per_image(det, len(ctx_images))
         row["ctx"] = _score(preds, ctx_truth, args.d_min)
@@ -93,25 +103,33 @@ def main(argv: list[str] | None = None) -> dict:
               f"({row['ctx_seconds']} s)  mean {row['mean_f1']:.3f}", flush=True)
     pyramid.LEVEL_TOP_PX = default_top
 
-    # before the pyramid: the image shrunk to the network's scale (what detect did with 6 m/px)
-    from skimage.transform import rescale
-
-    s = 6.0 / 100.0
-    t0 = time.perf_counter()
-    small = [rescale(im, s, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32) for im in ctx_images]
-    det = detect(small, pixel_size_m=100, levels=1)
-    det = det.assign(x=(det["x"] + 0.5) / s - 0.5, y=(det["y"] + 0.5) / s - 0.5, diameter_px=det["diameter_px"] / s)
-    before = {"ctx_seconds": round(time.perf_counter() - t0, 1),
-              "ctx": _score(_per_image(det, len(ctx_images)), ctx_truth, args.d_min)}
-    print(f"shrunk to 100 m/px: CTX F1 {before['ctx']['f1']:.3f}", flush=True)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU",
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU",
+              "model": args.model or "shipped", "verify": args.verify or "the model's",
               "themis_chips": args.themis, "ctx_images": args.ctx, "min_confidence": args.min_confidence,
-              "d_min": args.d_min, "settings": rows, "ctx_shrunk_to_native": before,
-              "rule": "benchmarks/splits/pyramid_rule.md"}
+              "d_min": args.d_min, "settings": rows, "rule": "benchmarks/splits/pyramid_rule.md"}
+    if not args.no_before:
+        report["ctx_shrunk_to_native"] = _before(ctx_images, ctx_truth, run, args.d_min)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))
     return report
+
+
+def _before(ctx_images, ctx_truth, run, d_min):
+    """The CTX images as the single-scale detector saw them before the pyramid: shrunk to 100 m/px."""
+    from skimage.transform import rescale
+
+    from marscraters.detect import detect
+
+    s = 6.0 / 100.0
+    t0 = time.perf_counter()
+    small = [rescale(im, s, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32) for im in ctx_images]
+    det = detect(small, pixel_size_m=100, levels=1, **run)
+    det = det.assign(x=(det["x"] + 0.5) / s - 0.5, y=(det["y"] + 0.5) / s - 0.5, diameter_px=det["diameter_px"] / s)
+    before = {"ctx_seconds": round(time.perf_counter() - t0, 1),
+              "ctx": _score(_per_image(det, len(ctx_images)), ctx_truth, d_min)}
+    print(f"shrunk to 100 m/px: CTX F1 {before['ctx']['f1']:.3f}", flush=True)
+    return before
 
 
 if __name__ == "__main__":
