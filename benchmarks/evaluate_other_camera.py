@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--pixel-sizes", type=float, nargs="+", default=[12.5, 100.0, 200.0],
                    help="pixel sizes (m) to tell detect(); 12.5 is the truth")
     p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--model", help="segmentation model file (default: the one detect chooses)")
     p.add_argument("--no-verify", action="store_true",
                    help="one-stage detections (the shipped verifier off)")
     p.add_argument("--stretch", action="store_true",
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for pixel_size in args.pixel_sizes:
         t0 = time.perf_counter()
         det = detect(image, pixel_size_m=pixel_size, verify=False if args.no_verify else None,
-                     value_range="auto" if args.stretch else None)
+                     value_range="auto" if args.stretch else None, model=args.model)
         seconds = time.perf_counter() - t0
         # detect() reports pixels of the image it was given, whatever it resampled internally
         row = {"pixel_size_m": pixel_size, "verify": not args.no_verify, "stretch": args.stretch,

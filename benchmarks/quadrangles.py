@@ -142,6 +142,11 @@ def prepare(args: argparse.Namespace) -> None:
         del sets["chips"]
     else:
         sets["chips"] = load_chips(f"0:{split['chips']['test'].split(':')[1]}")
+    if args.ctx:
+        # CTX tiles at the pyramid's levels (benchmarks/train_cameras.py), for verifiers across cameras
+        from train_cameras import ctx_tiles
+
+        sets["ctx"] = ctx_tiles(args.ctx, DATA, min_confidence=2)
     print(f"read {len(images)} crops and {len(sets['chips'][0]) if 'chips' in sets else 0} chips in {time.perf_counter() - t0:.0f} s", flush=True)
     for name, (imgs, trs, names) in sets.items():
         t0 = time.perf_counter()
@@ -370,6 +375,7 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
         if variant == "retrain":
             lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
             parts.append((chips, chips.rows(np.arange(lo, hi))))
+        parts += _ctx_parts(args)
         t0 = time.perf_counter()
         verifier = Verifier(_fit(parts, args.epochs, args.seed, args.negatives), 0.5, crops.options or shipped.candidates)
         out["fit_seconds"] = round(time.perf_counter() - t0, 1)
@@ -378,6 +384,14 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
     out.update(threshold=thr, validation_f1=f1)
     out["preds"] = {"validation": detections(ev, val, scores, thr), "test": detections(ev, test, scores, thr)}
     return out
+
+
+def _ctx_parts(args: argparse.Namespace) -> list[tuple[Cache, np.ndarray]]:
+    """``--with-ctx``: every candidate of the CTX tiles ``prepare --ctx`` cached, for the verifier."""
+    if not args.with_ctx:
+        return []
+    ctx = Cache(_folder(args), "ctx")
+    return [(ctx, np.arange(len(ctx.labels)))]
 
 
 def cv(args: argparse.Namespace) -> dict[str, Any]:
@@ -393,13 +407,14 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
         if own[run].names != crops.names:
             raise SystemExit(f"--run-models {item}: its cache holds other crops; run prepare --crops-only for it")
     report: dict[str, Any] = {"model": _tag(args.model), "run_models": args.run_models or [],
-                              "candidates": crops.options, "negatives": args.negatives,
+                              "candidates": crops.options, "negatives": args.negatives, "with_ctx": args.with_ctx,
                               "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
                               "epochs": args.epochs, "seed": args.seed, "variants": {}}
     for variant in args.variants:
         # each run's detections are kept (unprinted), so the test folds are scored from the very runs
         # that were chosen on validation, without training them again
-        kept = folder / f"cv_{variant}_{args.negatives:g}_{args.epochs}_{args.seed}{'_own' if own else ''}.pkl"
+        kept = folder / (f"cv_{variant}_{args.negatives:g}_{args.epochs}_{args.seed}{'_own' if own else ''}"
+                         f"{'_ctx' if args.with_ctx else ''}.pkl")
         if kept.exists():
             runs = pd.read_pickle(kept)
             print(f"{variant}: the runs kept in {kept}", flush=True)
@@ -451,13 +466,14 @@ def ship(args: argparse.Namespace) -> Any:
     if args.variant.startswith("retrain") and args.variant != "retrain-crops":
         lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
         parts.append((chips, chips.rows(np.arange(lo, hi))))
+    parts += _ctx_parts(args)
     t0 = time.perf_counter()
     model = _fit(parts, args.epochs, args.seed, args.negatives)
     report = {"variant": args.variant, "description": VARIANTS.get(args.variant, args.variant),
               "threshold": threshold, "run_thresholds": [r["threshold"] for r in runs],
               "candidates": crops.options or resolve_verifier(None, args.model).candidates,
               "n_train_candidates": int(sum(len(r) for _, r in parts)), "epochs": args.epochs, "seed": args.seed,
-              "negatives": args.negatives, "fit_seconds": round(time.perf_counter() - t0, 1),
+              "negatives": args.negatives, "with_ctx": args.with_ctx, "fit_seconds": round(time.perf_counter() - t0, 1),
               "network": _tag(args.model), "date": time.strftime("%Y-%m-%d"), "split": SPLIT.name}
     verifier = Verifier(model, threshold, report["candidates"], {"name": "marscraters-themis-verifier",
                                                                  "training": report})
@@ -575,6 +591,9 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--negatives", type=float, default=1.0,
                    help="cv: share of the false candidates a retrained verifier learns from (default all)")
     p.add_argument("--crops-only", action="store_true", help="prepare: the crops only (a run's own network)")
+    p.add_argument("--ctx", nargs="*", default=[], help="prepare: also these CTX MC11-E images (e.g. A B C D E F)")
+    p.add_argument("--with-ctx", action="store_true",
+                   help="cv, ship: the verifier also learns from the CTX candidates prepare --ctx cached")
     p.add_argument("--run-models", nargs="*", metavar="RUN=MODEL",
                    help="cv: each run's own fine-tuned network (train_quadrangles.py), prepared with --crops-only")
     p.add_argument("--epochs", type=int, default=12)

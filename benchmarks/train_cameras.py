@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_quadrangles import _join  # noqa: E402
+from train_quadrangles import _join
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -42,16 +42,15 @@ def _starts(n: int, tile: int) -> list[int]:
     return [int(round(i * (n - tile) / (k - 1))) for i in range(k)]
 
 
-def ctx_set(keys: list[str], data: Path, *, min_confidence: int, levels=LEVELS, tile: int = TILE):
-    """CTX images as 416 px tiles at each pyramid level, with the craters whose rims reach in."""
+def ctx_tiles(keys: list[str], data: Path, *, min_confidence: int, levels=LEVELS, tile: int = TILE):
+    """CTX images as 416 px tiles at each pyramid level (grey levels 0..255), each with the craters
+    whose rims reach into it, and the tiles' names."""
     from skimage.transform import rescale
 
     from marscraters.chips import read_voc_labels
     from marscraters.detect import read_grey_image
-    from marscraters.model import normalise_image
-    from marscraters.training import TrainingSet
 
-    images, rows, names = [], [], []
+    images, truths, names = [], [], []
     for key in keys:
         img = read_grey_image(data / "ctx-mc11e" / "images" / f"MC11E-{key}.png").astype(np.float32)
         lab = read_voc_labels(data / "ctx-mc11e" / "annotations" / "clustered" / f"MC11E-{key}.xml",
@@ -62,11 +61,22 @@ def ctx_set(keys: list[str], data: Path, *, min_confidence: int, levels=LEVELS, 
             for r0 in _starts(lv.shape[0], tile):
                 for c0 in _starts(lv.shape[1], tile):
                     inside = ((x + d / 2 >= c0) & (x - d / 2 < c0 + tile) & (y + d / 2 >= r0) & (y - d / 2 < r0 + tile))
-                    rows.append(pd.DataFrame({"image": len(images), "x": x[inside] - c0, "y": y[inside] - r0,
-                                              "diameter_px": d[inside]}))
-                    images.append(normalise_image(lv[r0:r0 + tile, c0:c0 + tile], value_range=(0.0, 255.0)))
+                    truths.append(pd.DataFrame({"x": x[inside] - c0, "y": y[inside] - r0, "diameter_px": d[inside]})
+                                  .reset_index(drop=True))
+                    images.append(lv[r0:r0 + tile, c0:c0 + tile].astype(np.float32))
                     names.append(f"MC11E-{key} x{f:g} r{r0} c{c0}")
-    return TrainingSet(np.stack(images).astype(np.float32), pd.concat(rows, ignore_index=True), names)
+    return np.stack(images), truths, names
+
+
+def ctx_set(keys: list[str], data: Path, *, min_confidence: int, levels=LEVELS, tile: int = TILE):
+    """:func:`ctx_tiles` as a TrainingSet (network inputs in 0..1)."""
+    from marscraters.model import normalise_image
+    from marscraters.training import TrainingSet
+
+    images, truths, names = ctx_tiles(keys, data, min_confidence=min_confidence, levels=levels, tile=tile)
+    craters = pd.concat([t.assign(image=i) for i, t in enumerate(truths)], ignore_index=True)
+    norm = np.stack([normalise_image(im, value_range=(0.0, 255.0)) for im in images]).astype(np.float32)
+    return TrainingSet(norm, craters[["image", "x", "y", "diameter_px"]], names)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -92,8 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     from marscraters.model import describe_model, load_model
     from marscraters.training import TrainConfig, can_resume, chips_training_set, train
 
-    chips = read_chips(data / "themis-dayir-crops", indices=range(0, 500))
-    train_set = _join(chips_training_set(chips, range(0, 440)), ctx_set(args.train, data,
+    chips = read_chips(data / "themis-dayir-crops", indices=range(500))
+    train_set = _join(chips_training_set(chips, range(440)), ctx_set(args.train, data,
                                                                          min_confidence=args.min_confidence))
     val_set = _join(chips_training_set(chips, range(440, 500)), ctx_set(args.validation, data,
                                                                         min_confidence=args.min_confidence))

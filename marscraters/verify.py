@@ -78,6 +78,10 @@ CANDIDATE_OPTIONS: dict[str, Any] = {"method": "template", "threshold": 0.2, "te
                                      "relative_threshold": 0.0, "min_score": 0.0}
 _VERIFIER_FORMAT = "marscraters-verifier"
 _PREDICT_LOCK = threading.Lock()
+#: Orientations the verifier averages in detection and catalogs: 4 decide as 8 do at half the
+#: cost (``benchmarks/verifier_orientations.py``: the same F1 on validation chips 440-499, one
+#: decision in 20,000 crop candidates changed; ``docs/results/verifier_orientations.json``).
+VERIFY_TTA = 4
 
 
 def _circles(craters: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -507,7 +511,7 @@ def verify_craters(
     verifier: Verifier | str | os.PathLike,
     *,
     threshold: float | None = None,
-    tta: int = 8,
+    tta: int = VERIFY_TTA,
     fill: float | None = None,
 ) -> pd.DataFrame:
     """Re-score candidate craters with a verifier and keep those it believes.
@@ -526,7 +530,7 @@ def verify_craters(
     threshold
         Keep candidates scored at least this; default the verifier's own (0 keeps them all).
     tta
-        Orientations averaged by the classifier (1, 2, 4 or 8).
+        Orientations averaged by the classifier (1, 2, 4 or 8; default :data:`VERIFY_TTA`).
     fill
         Value for no-data image pixels (default the image's mean; pass one value for a whole
         mosaic so that its windows agree).
@@ -547,7 +551,7 @@ _VERIFY_CHUNK = 1024
 
 def _verify_many(
     craters: Sequence[pd.DataFrame], images: Sequence[Any], probs: Sequence[Any], verifier: Verifier | str | os.PathLike,
-    *, threshold: float | None = None, tta: int = 8, fill: float | None = None,
+    *, threshold: float | None = None, tta: int = VERIFY_TTA, fill: float | None = None,
 ) -> list[pd.DataFrame]:
     """:func:`verify_craters` of many maps, their candidates scored together in full classifier
     batches.  Each table is the one :func:`verify_craters` gives for its map alone (the
@@ -682,7 +686,7 @@ def find_craters(
     target: str,
     verifier: Verifier | None = None,
     options: dict[str, Any] | None = None,
-    tta: int = 8,
+    tta: int = VERIFY_TTA,
     fill: float | None = None,
 ) -> pd.DataFrame:
     """The circle finder, followed by verification when a verifier (and the image) is given.
@@ -706,7 +710,7 @@ def find_craters_many(
     target: str,
     verifier: Verifier | None = None,
     options: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-    tta: int = 8,
+    tta: int = VERIFY_TTA,
     fill: float | None = None,
 ) -> list[pd.DataFrame]:
     """:func:`find_craters` on many maps (and their images), the verifier scoring all their
