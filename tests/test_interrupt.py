@@ -112,7 +112,7 @@ def test_ctrl_c_keeps_the_blocks_and_the_printed_command_resumes(cube, tiny_mode
 def test_ctrl_c_with_a_local_cluster_ends_cleanly(cube, tiny_model, tmp_path):
     out = tmp_path / "pred.zarr"
     cmd = [sys.executable, "-m", "marscraters", "segment", str(cube), "--out", str(out), "--model", tiny_model,
-           "--chunk", "512", "--gpus", "0", "-q"]
+           "--chunk", "256", "--gpus", "0", "-q"]
     rc, err = _interrupt_after_first_block(cmd, out, tmp_path / "run.log")
     assert rc == 130, err
     # the worker processes ignore the terminal's Ctrl-C and the cluster closes quietly: no
