@@ -29,11 +29,14 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
     p.add_argument("--tuning", help="JSON from benchmarks/tune_extraction.py (default: keep the model's settings)")
+    p.add_argument("--extract-from", help="a model file whose circle-finder settings to keep (instead of --tuning)")
     p.add_argument("--scores", help="JSON from benchmarks/evaluate_model.py on the held-out chips")
     p.add_argument("--native-pixel-size", type=float, default=100.0)
     p.add_argument("--name", default="marscraters-themis-outline-v1")
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--verifier", help="crater verifier .keras (benchmarks/train_verifier.py), copied beside --out")
+    p.add_argument("--verifier-name", default="crater_classifier.keras",
+                   help="file name of the verifier's copy beside --out (each shipped model names its own)")
     p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
                    help="store the weights in half precision (half the file; the model still computes in float32)")
     args = p.parse_args(argv)
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> Path:
 
     if args.tuning:
         extract, tuned = best_of(args.tuning)
+    elif args.extract_from:
+        other = read_model_metadata(args.extract_from)
+        extract, tuned = other.get("extract", {}), other.get("validation_tuning")
     else:
         extract, tuned = meta.get("extract", {}), meta.get("validation_tuning")
     extra = {
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> Path:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     if args.verifier:
-        target = Path(args.out).parent / "crater_classifier.keras"
+        target = Path(args.out).parent / args.verifier_name
         if Path(args.verifier).resolve() != target.resolve():
             tmp = target.with_name(target.name + ".tmp")
             shutil.copyfile(args.verifier, tmp)

@@ -15,18 +15,32 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .errors import CorruptImageError, CRSError, ImageReadError, InvalidArgumentError, MarsCratersError, ModelError
+from .errors import (
+    CorruptImageError,
+    CRSError,
+    ImageReadError,
+    InvalidArgumentError,
+    MarsCratersError,
+    ModelError,
+)
 from .pyramid import Level, level_options, level_pixels, merge_levels, pyramid_levels
 
-__all__ = ["read_grey_image", "image_files", "detect", "georeferenced_pixel_size", "model_info", "PIXEL_SIZE_RANGE_M",
-           "IMAGE_SUFFIXES"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "PIXEL_SIZE_RANGE_M",
+    "detect",
+    "georeferenced_pixel_size",
+    "image_files",
+    "model_info",
+    "read_grey_image",
+]
 
 DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
 #: Pixel sizes (metres) that :func:`detect` accepts: Mars orbital images from HiRISE resampled
@@ -489,6 +503,81 @@ def _reraise(exc: MarsCratersError, label: str | None) -> None:
     raise named from exc
 
 
+class _Run(NamedTuple):
+    """One model's share of a detect() call: its settings and its images' plans."""
+
+    kind: str
+    native: float
+    verifier: Any
+    options: dict[str, Any]
+    work: list[tuple[_Source, _Plan]]
+
+
+def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, verify: Any,
+           extract_options: dict | None) -> _Run:
+    """A model's target kind, native pixel size, verifier and finder options (files: read from
+    its metadata; nothing is loaded but the verifier)."""
+    from .verify import merge_options, resolve_verifier
+
+    info = model_info(None if loaded else model)
+    if loaded:
+        # a loaded Keras model names no verifier: only an explicit one is used with it
+        if verify is True:
+            raise ModelError("a loaded Keras model names no verifier; pass verify=<path of a verifier .keras> "
+                             "or the model's file path instead of the loaded model")
+        if verify is None:
+            warnings.warn("a loaded Keras model names no verifier, so these are one-stage detections (more false "
+                          "craters); pass the model's file path to use the verifier it names, verify=<verifier "
+                          ".keras>, or verify=False to silence this", UserWarning, stacklevel=4)
+        verifier = resolve_verifier(False if verify is None else verify, None)
+    else:
+        verifier = resolve_verifier(verify, model)
+    return _Run(kind or info["kind"], float(native or info["native_pixel_size_m"]), verifier,
+                merge_options(info["extract"], extract_options, verifier), [])
+
+
+def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_size: int, tta: int,
+                progress: bool, bar: Any) -> list[pd.DataFrame]:
+    """One model's images through the pyramid, the network, the finder and the verifier."""
+    from .verify import find_craters_many
+
+    keras_model = model if loaded else None
+    tables: list[pd.DataFrame] = []
+    for group in _groups(run.work):
+        xs, nodata, level_opts, owners = [], [], [], []
+        for n, (src, plan) in enumerate(group):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    prepared = _prepare(src.read(), plan.levels, value_range)
+                except MarsCratersError as exc:
+                    _reraise(exc, plan.label)
+            _relay(caught, plan.label)
+            for level, (x, missing) in zip(plan.levels, prepared):
+                opts = level_options(level, run.options)
+                if opts is None:  # the caller's diameter limits miss this level's band
+                    continue
+                xs.append(x)
+                nodata.append(missing)
+                level_opts.append(opts)
+                owners.append(n)
+        if keras_model is None:  # after the first images are read: a bad one fails before the model loads
+            keras_model = _load_model(model)
+        probs = _probabilities(keras_model, xs, batch_size=batch_size, tta=tta, progress=progress)
+        for prob, missing in zip(probs, nodata):
+            prob[missing] = np.nan
+        # the verifier learned on the network's normalised input: it sees the same images
+        found = find_craters_many(probs, xs if run.verifier is not None else None, target=run.kind,
+                                  verifier=run.verifier, options=level_opts)
+        for n, (src, plan) in enumerate(group):
+            mine = [i for i, o in enumerate(owners) if o == n]
+            kept = [lv for lv in plan.levels if level_options(lv, run.options) is not None]
+            tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=kept),
+                                           src.pixel_size_m, run.options, run.kind))
+        bar.update(len(group))
+    return tables
+
+
 def detect(
     image: Any,
     *,
@@ -538,8 +627,10 @@ def detect(
         5 %.  Required for images without georeferencing.  With many images: one number for
         all, or a list with one per image.
     model
-        Path of a model file, a loaded Keras model, or None for the shipped default.  A model
-        file is loaded once per process (and again when the file changes).
+        Path of a model file, a loaded Keras model, or None: the shipped model for each
+        image's pixel size (:func:`marscraters.model.default_model_for`: the THEMIS default,
+        or below 50 m per pixel the model for fine imagery, trained on THEMIS and CTX).  A
+        model file is loaded once per process (and again when the file changes).
     kind
         Target kind the model predicts (``filled``/``outline``/``ring``); read from the model file
         when None.
@@ -615,8 +706,7 @@ def detect(
     """
     from tqdm.auto import tqdm
 
-    from .model import _check_tta
-    from .verify import find_craters_many, merge_options, resolve_verifier
+    from .model import _check_tta, default_model_for
 
     many = _is_many(image)
     if many and isinstance(image, Mapping):
@@ -640,13 +730,10 @@ def detect(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
     loaded = hasattr(model, "predict")  # a Keras model object, not a file
-    info = model_info(None if loaded else model)
-    kind = kind or info["kind"]
-    native = float(native_pixel_size_m or info["native_pixel_size_m"])
 
     # every image's pixel size and shape first (files: their headers only), so that a missing
     # pixel size or a wrong unit fails before any work
-    work: list[tuple[_Source, _Plan]] = []
+    sources: list[tuple[_Source, str | None]] = []
     for key, item, given in zip(keys, items, givens):
         is_file = isinstance(item, (str, os.PathLike))
         what = str(item) if is_file else f"image {key!r}" if many else "the image"
@@ -654,61 +741,40 @@ def detect(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                src = _open(item, key, what, given)
-                work.append((src, _plan(src, native, label, levels)))
+                sources.append((_open(item, key, what, given), label))
             except MarsCratersError as exc:
                 _reraise(exc, label)
         _relay(caught, label)
+    # no model named: each image gets the shipped model for its pixel size (THEMIS, or fine imagery)
+    chosen = [model if model is not None else default_model_for(src.pixel_size_m) for src, _ in sources]
+    runs: list[tuple[Any, list[int], _Run]] = []
+    for m in dict.fromkeys(id(c) if loaded else c for c in chosen):
+        which = [i for i, c in enumerate(chosen) if (id(c) if loaded else c) == m]
+        run = _setup(chosen[which[0]], loaded, kind=kind, native=native_pixel_size_m, verify=verify,
+                     extract_options=extract_options)
+        plans = []
+        for i in which:
+            src, label = sources[i]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    plans.append((src, _plan(src, run.native, label, levels)))
+                except MarsCratersError as exc:
+                    _reraise(exc, label)
+            _relay(caught, label)
+        runs.append((chosen[which[0]], which, run._replace(work=plans)))
+    work = [None] * len(sources)
+    for _, which, run in runs:
+        for i, item in zip(which, run.work):
+            work[i] = item
 
-    if loaded:
-        # a loaded Keras model names no verifier: only an explicit one is used with it
-        if verify is True:
-            raise ModelError("a loaded Keras model names no verifier; pass verify=<path of a verifier .keras> "
-                             "or the model's file path instead of the loaded model")
-        if verify is None:
-            warnings.warn("a loaded Keras model names no verifier, so these are one-stage detections (more false "
-                          "craters); pass the model's file path to use the verifier it names, verify=<verifier "
-                          ".keras>, or verify=False to silence this", UserWarning, stacklevel=2)
-        verifier = resolve_verifier(False if verify is None else verify, None)
-    else:
-        verifier = resolve_verifier(verify, model)
-    options = merge_options(info["extract"], extract_options, verifier)
-
-    keras_model = model if loaded else None
-    tables: list[pd.DataFrame] = []
-    with tqdm(total=len(work), unit="image", desc="detect", disable=not (progress and many)) as bar:
-        for group in _groups(work):
-            xs, nodata, level_opts, owners = [], [], [], []
-            for n, (src, plan) in enumerate(group):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        prepared = _prepare(src.read(), plan.levels, value_range)
-                    except MarsCratersError as exc:
-                        _reraise(exc, plan.label)
-                _relay(caught, plan.label)
-                for level, (x, missing) in zip(plan.levels, prepared):
-                    opts = level_options(level, options)
-                    if opts is None:  # the caller's diameter limits miss this level's band
-                        continue
-                    xs.append(x)
-                    nodata.append(missing)
-                    level_opts.append(opts)
-                    owners.append(n)
-            if keras_model is None:  # after the first images are read: a bad one fails before the model loads
-                keras_model = _load_model(model)
-            probs = _probabilities(keras_model, xs, batch_size=int(batch_size), tta=tta, progress=progress and not many)
-            for prob, missing in zip(probs, nodata):
-                prob[missing] = np.nan
-            # the verifier learned on the network's normalised input: it sees the same images
-            found = find_craters_many(probs, xs if verifier is not None else None, target=kind, verifier=verifier,
-                                      options=level_opts)
-            for n, (src, plan) in enumerate(group):
-                mine = [i for i, o in enumerate(owners) if o == n]
-                kept = [lv for lv in plan.levels if level_options(lv, options) is not None]
-                tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=kept),
-                                               src.pixel_size_m, options, kind))
-            bar.update(len(group))
+    tables: list[Any] = [None] * len(sources)
+    with tqdm(total=len(sources), unit="image", desc="detect", disable=not (progress and many)) as bar:
+        for m, which, run in runs:
+            found = _detect_run(m, loaded, run, value_range=value_range, batch_size=int(batch_size), tta=tta,
+                                progress=progress and not many, bar=bar)
+            for i, table in zip(which, found):
+                tables[i] = table
     if not many:
         out = tables[0]
         out.attrs["pixel_size_m"] = work[0][0].pixel_size_m

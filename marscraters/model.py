@@ -49,6 +49,9 @@ __all__ = [
     "DEFAULT_KERNEL_SIZE",
     "DEFAULT_DROPOUT",
     "DEFAULT_WEIGHTS",
+    "FINE_WEIGHTS",
+    "FINE_PIXEL_SIZE_M",
+    "default_model_for",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "SUPPORTED_BACKENDS",
@@ -90,6 +93,12 @@ DEFAULT_KERNEL_SIZE: int = 3
 DEFAULT_DROPOUT: tuple[float, float] = (0.2, 0.5)
 #: Where :func:`load_model` looks for the shipped weights when no path is given.
 DEFAULT_WEIGHTS: Path = Path(__file__).resolve().parent / "weights" / "symmetric_unet.keras"
+#: The shipped model for fine imagery (CTX, HRSC: trained on THEMIS and CTX), which
+#: :func:`default_model_for` picks for pixels finer than :data:`FINE_PIXEL_SIZE_M`.
+FINE_WEIGHTS: Path = DEFAULT_WEIGHTS.parent / "fine_unet.keras"
+#: Pixel sizes (metres) under this go to :data:`FINE_WEIGHTS` when no model is named: between
+#: CTX/HRSC (5-25 m) and THEMIS (100 m); chosen by ``benchmarks/splits/cameras_rule.md``.
+FINE_PIXEL_SIZE_M = 50.0
 #: Identifies a model file written by :func:`save_model`.
 MODEL_FORMAT: str = "marscraters-symmetric-unet"
 #: Version of the model-file metadata layout; files with a newer version are refused.
@@ -1409,6 +1418,25 @@ def flops_per_pixel(model: "keras.Model") -> float:
 # --------------------------------------------------------------------------------------------
 def default_weights_path() -> Path:
     """Path of the shipped default weights (may not exist)."""
+    return DEFAULT_WEIGHTS
+
+
+def default_model_for(pixel_size_m: float) -> Path:
+    """The shipped model for imagery of this pixel size (metres).
+
+    Pixels finer than :data:`FINE_PIXEL_SIZE_M` get the model for fine imagery (trained on
+    THEMIS and CTX) when it is installed; everything else the THEMIS default.  Name a model
+    (``model=``, CLI ``--model``) to override.
+
+    Examples
+    --------
+    >>> default_model_for(100.0).name
+    'symmetric_unet.keras'
+    >>> default_model_for(6.0).name  # doctest: +SKIP
+    'fine_unet.keras'
+    """
+    if pixel_size_m < FINE_PIXEL_SIZE_M and FINE_WEIGHTS.is_file():
+        return FINE_WEIGHTS
     return DEFAULT_WEIGHTS
 
 
