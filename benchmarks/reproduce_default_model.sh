@@ -109,4 +109,20 @@ stage "package"
 mkdir -p "$WORK/shipped"
 "$PY" "$HERE/ship_model.py" "$NET" --tuning "$WORK/tune.json" --name "$NAME" \
     --verifier "$VERIFIER" --weights-dtype float16 --out "$WORK/shipped/symmetric_unet.keras"
+if [ "${SMOKE:-0}" != 1 ]; then
+  # the model for fine imagery (marscraters-fine-outline-v1): the THEMIS network fine-tuned on chips 0-439
+  # plus CTX MC11-E A-F at 6/12/24 m, 10 epochs (4, then resumed to 10); its verifier by the
+  # leave-quadrangles-out rule with the CTX candidates added (benchmarks/splits/cameras_rule.md)
+  stage "fine imagery: THEMIS + CTX"
+  "$PY" "$HERE/train_cameras.py" --out "$WORK/cameras" --epochs 4 --init "$WORK/shipped/symmetric_unet.keras"
+  "$PY" "$HERE/train_cameras.py" --out "$WORK/cameras" --epochs 10
+  C=("$PY" "$HERE/quadrangles.py" --model "$WORK/cameras/best.keras" --runs "$WORK/quadrangles")
+  "${C[@]:0:2}" prepare "${C[@]:2}" --ctx A B C D E F > "$WORK/cameras_prepare.log"
+  "${C[@]:0:2}" cv "${C[@]:2}" --variants retrain --with-ctx --json "$WORK/cameras_cv.json"
+  "${C[@]:0:2}" ship "${C[@]:2}" --variant retrain --with-ctx --cv-json "$WORK/cameras_cv.json" \
+      --out "$WORK/fine_classifier.keras"
+  "$PY" "$HERE/ship_model.py" "$WORK/cameras/best.keras" --name marscraters-fine-outline-v1-reproduced \
+      --extract-from "$WORK/shipped/symmetric_unet.keras" --verifier "$WORK/fine_classifier.keras" \
+      --verifier-name fine_classifier.keras --weights-dtype float16 --out "$WORK/shipped/fine_unet.keras"
+fi
 stage "done: $WORK/shipped/symmetric_unet.keras (use it with detect(..., model=...) or --model)"

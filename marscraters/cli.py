@@ -11,12 +11,17 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
-from .errors import CatalogFormatError, InvalidArgumentError, MarsCratersError, cli_message
+from .errors import (
+    CatalogFormatError,
+    InvalidArgumentError,
+    MarsCratersError,
+    cli_message,
+)
 
 log = logging.getLogger("marscraters")
 
@@ -57,7 +62,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from ._io import check_not_input
-    from .catalog import filter_catalog, read_catalog, write_catalog, write_craterstats, write_csv
+    from .catalog import (
+        filter_catalog,
+        read_catalog,
+        write_catalog,
+        write_craterstats,
+        write_csv,
+    )
 
     check_not_input(args.out, args.catalog, args.footprint)
     cat = read_catalog(args.catalog, errors=args.errors)
@@ -528,9 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Find craters on grey images (a GeoTIFF, whose georeferencing gives the pixel "
                                    "size, or PNG, JPEG, PGM or TIFF with --pixel-size; RGB is made grey) of any size "
                                    "with the shipped model (or --model), and write them as a CSV in the images' "
-                                   "pixels. The network runs on an image pyramid: the image's own pixels, then halves "
-                                   "of them until its biggest crater is in reach (images coarser than the model's "
-                                   "~100 m are enlarged to it first). Several images, or a folder of them, are detected in one "
+                                   "pixels. Images finer than 50 m per pixel (CTX, HRSC) get the shipped model for fine "
+                                   "imagery, the others the THEMIS model, unless --model names one. The network runs "
+                                   "on an image pyramid: the image's own pixels, then halves of them until its "
+                                   "biggest crater is in reach (images coarser than ~100 m are enlarged to it "
+                                   "first). Several images, or a folder of them, are detected in one "
                                    "run into one CSV with an `image` column. For georeferenced mosaics in lon/lat "
                                    "use ingest + segment + catalog instead.")
     s.add_argument("image", nargs="+", help="image files, or folders: every image file in them")
@@ -538,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    lambda v: 1 <= v <= 1000),
                    help="metres per pixel (THEMIS Day IR: 100; the 256 px/deg ASU tiles: 231; HRSC: 12.5; CTX: 6); "
                         "default: a GeoTIFF's own, required for images without georeferencing")
-    s.add_argument("--model", help="model file (default: the shipped model)")
+    s.add_argument("--model", help="model file (default: the shipped model for the image's pixel size)")
     # below 1: the verifier keeps scores >= its threshold, and refuses a threshold of 1
     s.add_argument("--min-score", type=_number("--min-score", "a number from 0 up to (not including) 1",
                                                  lambda v: 0 <= v < 1),
