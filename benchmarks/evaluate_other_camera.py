@@ -99,7 +99,8 @@ def read_tile(sdist: Path) -> tuple[np.ndarray, pd.DataFrame]:
     return image, truth
 
 
-def _figure(image: np.ndarray, truth: pd.DataFrame, found: dict, d_min: float, path: Path) -> None:
+def _figure(image: np.ndarray, truth: pd.DataFrame, found: dict, d_min: float, path: Path,
+            names: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,11 +114,13 @@ def _figure(image: np.ndarray, truth: pd.DataFrame, found: dict, d_min: float, p
             ax.add_patch(Circle((t.x, t.y), t.diameter_px / 2, fill=False, ec="cyan", lw=0.6))
         for t in det.itertuples():
             ax.add_patch(Circle((t.x, t.y), t.diameter_px / 2, fill=False, ec="red", lw=1.0))
-        ax.set_title(f"told {pixel_size:g} m/px: {len(det)} detections (red)\nlabels >= {d_min:g} px (cyan)")
+        model = f"{names[pixel_size]}, " if names else ""
+        ax.set_title(f"{model}told {pixel_size:g} m/px:\n{len(det)} detections (red), labels >= {d_min:g} px (cyan)",
+                     fontsize=10)
         ax.set_axis_off()
-    fig.suptitle("Shipped THEMIS model on an HRSC tile (12.5 m/px, PyCDA's hold-out tile)")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
-    fig.savefig(path, dpi=60)
+    fig.suptitle("marscraters detect on PyCDA's HRSC hold-out tile (12.5 m/px)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
@@ -170,7 +173,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"| {row['pixel_size_m']:g} m | {d['precision']:.3f} | {d['recall']:.3f} | **{d['f1']:.3f}** | "
               f"{row['iou']['f1']:.3f} | {row['pycda']['f1']:.3f} |")
     if args.figure:
-        _figure(image, truth, found, args.d_min, Path(args.figure))
+        from marscraters.detect import model_info
+        from marscraters.model import default_model_for
+
+        names = {ps: model_info(args.model or default_model_for(ps))["name"] for ps in found}
+        _figure(image, truth, found, args.d_min, Path(args.figure), names)
     if args.json:
         Path(args.json).write_text(json.dumps({"tile": "pycda 0.1.16 holdout_tile.pgm (HRSC, 12.5 m/px)",
                                                "d_min": args.d_min, "n_truth_counted": n_counted,
