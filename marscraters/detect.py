@@ -508,6 +508,7 @@ class _Run(NamedTuple):
 
     kind: str
     native: float
+    name: str  # the model's name (its metadata), for the result's attrs
     verifier: Any
     options: dict[str, Any]
     work: list[tuple[_Source, _Plan]]
@@ -532,7 +533,8 @@ def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, 
         verifier = resolve_verifier(False if verify is None else verify, None)
     else:
         verifier = resolve_verifier(verify, model)
-    return _Run(kind or info["kind"], float(native or info["native_pixel_size_m"]), verifier,
+    name = getattr(model, "name", "keras model") if loaded else str(info.get("name") or Path(model).stem)
+    return _Run(kind or info["kind"], float(native or info["native_pixel_size_m"]), name, verifier,
                 merge_options(info["extract"], extract_options, verifier), [])
 
 
@@ -677,7 +679,7 @@ def detect(
         pixel), ``diameter_px``, ``diameter_m``, ``score`` and ``level`` (the pyramid level it
         was found at, 0 the finest), sorted by score; with many
         images, ``image`` first and the rows in the images' order.  ``attrs["pixel_size_m"]``
-        is the pixel size used (per image name, with many).
+        is the pixel size used and ``attrs["model"]`` the model's name (per image, with many).
 
     Raises
     ------
@@ -768,6 +770,10 @@ def detect(
         for i, item in zip(which, run.work):
             work[i] = item
 
+    names = [None] * len(sources)
+    for _, which, run in runs:
+        for i in which:
+            names[i] = run.name
     tables: list[Any] = [None] * len(sources)
     with tqdm(total=len(sources), unit="image", desc="detect", disable=not (progress and many)) as bar:
         for m, which, run in runs:
@@ -778,10 +784,12 @@ def detect(
     if not many:
         out = tables[0]
         out.attrs["pixel_size_m"] = work[0][0].pixel_size_m
+        out.attrs["model"] = names[0]
         return out
     parts = [t.assign(image=[src.key] * len(t)) for t, (src, _) in zip(tables, work) if len(t)]
     # (empty tables left out of the concatenation: they would make an integer column object)
     out = pd.concat(parts, ignore_index=True) if parts else tables[0].assign(image=np.asarray(keys)[:0])
     out = out[["image", "x", "y", "diameter_px", "diameter_m", "score", "level"]]
     out.attrs["pixel_size_m"] = {src.key: src.pixel_size_m for src, _ in work}
+    out.attrs["model"] = {src.key: name for (src, _), name in zip(work, names)}
     return out

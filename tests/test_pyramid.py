@@ -8,7 +8,13 @@ import pytest
 
 from marscraters.detect import detect
 from marscraters.errors import InvalidArgumentError
-from marscraters.pyramid import Level, level_options, level_pixels, merge_levels, pyramid_levels
+from marscraters.pyramid import (
+    Level,
+    level_options,
+    level_pixels,
+    merge_levels,
+    pyramid_levels,
+)
 
 from .test_detect import _check, _disks, _threshold_model
 
@@ -103,3 +109,25 @@ def test_detect_command_runs_one_scale_when_asked(model_path, tmp_path):
                          "--model", str(model_path), "--out", str(out)]) == 0
         found = pd.read_csv(out)
         assert found["level"].nunique() == expected
+
+
+def test_the_shipped_model_follows_the_pixel_size():
+    from marscraters.model import DEFAULT_WEIGHTS, FINE_PIXEL_SIZE_M, FINE_WEIGHTS, default_model_for
+
+    if not FINE_WEIGHTS.is_file():
+        pytest.skip("the model for fine imagery is not installed")
+    assert default_model_for(6.0) == FINE_WEIGHTS and default_model_for(12.5) == FINE_WEIGHTS
+    assert default_model_for(FINE_PIXEL_SIZE_M) == DEFAULT_WEIGHTS and default_model_for(100.0) == DEFAULT_WEIGHTS
+
+
+def test_detect_names_the_model_each_image_got(model_path):
+    """No model named: a 6 m image and a 100 m image go to different shipped models, in one call;
+    a named model is used for every image."""
+    from marscraters.model import FINE_WEIGHTS
+
+    if not FINE_WEIGHTS.is_file():
+        pytest.skip("the model for fine imagery is not installed")
+    img = _disks((256, 300), [(100.0, 100.0, 40.0)])
+    found = detect([img, img], pixel_size_m=[6.0, 100.0])
+    assert found.attrs["model"] == {0: "marscraters-fine-outline-v1", 1: "marscraters-themis-outline-v11"}
+    assert detect(img, pixel_size_m=6.0, model=model_path).attrs["model"] == "threshold"
