@@ -38,14 +38,57 @@ def _join(a, b):
                        a.names + b.names)
 
 
-def crops_set(quadrangles: list[str], catalog):
+REGISTRATION = Path(__file__).resolve().parents[1] / "docs" / "results" / "quadrangle_registration.json"
+
+
+def registration(cache: Path, kept: str = "cv_retrain_1_12_0.pkl", out: Path = REGISTRATION) -> dict:
+    """Per quadrangle, how far the Robbins craters sit from the shipped detector's craters (pixels).
+
+    The detections are the leave-quadrangles-out runs' on their test folds (``quadrangles.py cv``,
+    kept in ``cache``): each crop's from a verifier that never saw its quadrangle.  Written to
+    ``out`` for the record.
+    """
+    from quadrangles import Cache, read_split
+
+    from marscraters.evaluate import registration_offset, side_by_side
+
+    crops = Cache(cache, "crops")
+    index = pd.read_pickle(cache / "crops_index.pkl").set_index("file")
+    runs = pd.read_pickle(cache / kept)
+    split = read_split()
+    quad = index.loc[crops.names, "quadrangle"].to_numpy()
+    preds: dict[int, pd.DataFrame] = {}
+    for r in runs:
+        for i, p in zip(np.flatnonzero(np.isin(quad, split["folds"][r["run"]])), r["preds"]["test"]):
+            preds[int(i)] = p
+    table = {}
+    for q in sorted(set(quad)):
+        mine = [i for i in np.flatnonzero(quad == q)]
+        off = registration_offset(side_by_side([preds[i][["x", "y", "diameter_px"]] for i in mine]),
+                                  side_by_side([crops.truths[i][["x", "y", "diameter_px"]] for i in mine]), d_min=16)
+        table[q] = {k: round(float(v), 3) for k, v in off.items()}
+    out.write_text(json.dumps({"what": "median detection minus Robbins position, pixels (east, south positive), "
+                                       "craters >= 16 px, v11's leave-quadrangles-out test-fold detections",
+                               "quadrangles": table}, indent=1))
+    return table
+
+
+def crops_set(quadrangles: list[str], catalog, offsets: dict | None = None):
+    """The crops of these quadrangles, labelled with ``catalog``; with ``offsets``
+    (:func:`registration`) each quadrangle's craters are moved onto its image."""
     from marscraters.chips import crop_mosaic, read_crop_index
     from marscraters.training import mosaics_training_set
 
     folder = DATA / "themis-quadrangle-crops"
     index = read_crop_index(folder / "index.csv").sort_values("file")
-    files = index[index["quadrangle"].isin(quadrangles)]["file"]
-    return mosaics_training_set([crop_mosaic(folder / "images" / f, index) for f in files], catalog)
+    rows = index[index["quadrangle"].isin(quadrangles)]
+    out = mosaics_training_set([crop_mosaic(folder / "images" / f, index) for f in rows["file"]], catalog)
+    if offsets:
+        q = rows["quadrangle"].to_numpy()[out.craters["image"].to_numpy()]
+        dx = np.array([offsets[v]["dx"] for v in q])
+        dy = np.array([offsets[v]["dy"] for v in q])
+        out.craters = out.craters.assign(x=out.craters["x"] + np.nan_to_num(dx), y=out.craters["y"] + np.nan_to_num(dy))
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -61,6 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.4])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--register", action="store_true",
+                   help="move each training quadrangle's Robbins craters onto its image first (docs/results/"
+                        "quadrangle_registration.json, measured if missing); the validation labels stay as they are")
     args = p.parse_args(argv)
 
     from marscraters.chips import read_chips
@@ -70,15 +116,21 @@ def main(argv: list[str] | None = None) -> dict:
 
     split = read_split()
     catalog = read_robbins()
+    offsets = None
+    if args.register:
+        from marscraters.detect import model_info
+
+        offsets = (json.loads(REGISTRATION.read_text())["quadrangles"] if REGISTRATION.exists() else
+                   registration(Path(__file__).resolve().parents[1] / "runs" / "quadrangles" / model_info(None)["name"]))
     chips = read_chips(DATA / "themis-dayir-crops", indices=range(0, 500))
     train_set = chips_training_set(chips, range(0, 440))
     if args.run == "all":
-        train_set = _join(train_set, crops_set(sorted(fold_of(split)), catalog))
+        train_set = _join(train_set, crops_set(sorted(fold_of(split)), catalog, offsets))
         val_set, val_name = chips_training_set(chips, range(440, 500)), "chips 440-499"
     else:
         v = split["validation_of"][args.run]
         train_folds = [f for f in split["folds"] if f not in (args.run, v)]
-        train_set = _join(train_set, crops_set([q for f in train_folds for q in split["folds"][f]], catalog))
+        train_set = _join(train_set, crops_set([q for f in train_folds for q in split["folds"][f]], catalog, offsets))
         val_set, val_name = crops_set(split["folds"][v], catalog), f"fold {v}"
     info = model_info(args.init)
     if can_resume(args.out):  # the run's own network (train() refuses another)
