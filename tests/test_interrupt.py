@@ -34,10 +34,10 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cube(tmp_path_factory):
-    """3 x 3 blocks of 512 px."""
+    """6 x 6 blocks of 512 px: the first is done long before the last, even on a busy machine."""
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("cube") / "cube.zarr"
-    ingest(mosaic_from_array((rng.random((1536, 1536)) * 255).astype("float32"), (0, 0, 6, 6)), path, chunk=256,
+    ingest(mosaic_from_array((rng.random((3072, 3072)) * 255).astype("float32"), (0, 0, 12, 12)), path, chunk=256,
            progress=False)
     return path
 
@@ -95,9 +95,8 @@ def test_the_message_names_what_was_kept_and_the_command_that_resumes(cube, tiny
 
 def test_ctrl_c_keeps_the_blocks_and_the_printed_command_resumes(cube, tiny_model, tmp_path):
     out = tmp_path / "pred.zarr"
-    # 36 blocks of 256 px: the first is done long before the last, even on a busy machine
     cmd = [sys.executable, "-m", "marscraters", "segment", str(cube), "--out", str(out), "--model", tiny_model,
-           "--chunk", "256", "-q"]
+           "--chunk", "512", "-q"]
     rc, err = _interrupt_after_first_block(cmd, out, tmp_path / "run.log")
     assert rc == 130, err
     assert "no partial output was kept" not in err and "Traceback" not in err
@@ -112,7 +111,7 @@ def test_ctrl_c_keeps_the_blocks_and_the_printed_command_resumes(cube, tiny_mode
 def test_ctrl_c_with_a_local_cluster_ends_cleanly(cube, tiny_model, tmp_path):
     out = tmp_path / "pred.zarr"
     cmd = [sys.executable, "-m", "marscraters", "segment", str(cube), "--out", str(out), "--model", tiny_model,
-           "--chunk", "256", "--gpus", "0", "-q"]
+           "--chunk", "512", "--gpus", "0", "-q"]
     rc, err = _interrupt_after_first_block(cmd, out, tmp_path / "run.log")
     assert rc == 130, err
     # the worker processes ignore the terminal's Ctrl-C and the cluster closes quietly: no
