@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_quadrangles import _join
+from train_quadrangles import _join, add_fine_tune_flags, fine_tune_start
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MARSCRATERS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -87,38 +87,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train", nargs="+", default=list("ABCDEF"))
     p.add_argument("--validation", nargs="+", default=["G", "H"])
     p.add_argument("--min-confidence", type=int, default=2)
-    p.add_argument("--init", default=None, help="model to start from (default: the shipped model)")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--learning-rate", type=float, default=2e-4)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--contrast", type=float, default=0.3)
-    p.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.4])
-    p.add_argument("--seed", type=int, default=0)
+    add_fine_tune_flags(p, epochs=4)
     args = p.parse_args(argv)
     data = Path(args.data)
 
     from marscraters.chips import read_chips
-    from marscraters.detect import model_info
-    from marscraters.model import describe_model, load_model
-    from marscraters.training import TrainConfig, can_resume, chips_training_set, train
+    from marscraters.training import chips_training_set, train
 
     chips = read_chips(data / "themis-dayir-crops", indices=range(500))
     train_set = _join(chips_training_set(chips, range(440)), ctx_set(args.train, data,
                                                                          min_confidence=args.min_confidence))
     val_set = _join(chips_training_set(chips, range(440, 500)), ctx_set(args.validation, data,
                                                                         min_confidence=args.min_confidence))
-    info = model_info(args.init)
-    if can_resume(args.out):
-        model, arch = None, json.loads((Path(args.out) / "config.json").read_text())
-    else:
-        model = load_model(args.init)
-        arch = describe_model(model)
-    config = TrainConfig(
-        kind=info["kind"], kernel_size=int(arch["kernel_size"]), filter_multiple=float(arch["filter_multiple"]),
-        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate,
-        scale=tuple(args.scale), contrast=args.contrast, seed=args.seed, extract_options=dict(info["extract"]),
-    )
+    model, config, info = fine_tune_start(args)
     print(f"{len(train_set)} training images ({len(train_set.craters)} craters), {len(val_set)} validation",
           flush=True)
     result = train(train_set, val_set, args.out, config, model=model, resume=True, verbose=2,

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,12 +92,10 @@ def crops_set(quadrangles: list[str], catalog, offsets: dict | None = None):
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, choices=["A", "B", "C", "D", "all"])
-    p.add_argument("--out", required=True)
+def add_fine_tune_flags(p: argparse.ArgumentParser, *, epochs: int) -> None:
+    """The flags of a fine-tuning run from the shipped network (shared with train_cameras.py)."""
     p.add_argument("--init", default=None, help="model to start from (default: the shipped model)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--learning-rate", type=float, default=2e-4)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)
@@ -104,6 +103,35 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.4])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+
+
+def fine_tune_start(args: argparse.Namespace) -> tuple[Any, Any, dict]:
+    """The network to start from (None when ``args.out`` holds a run to resume: train() goes on
+    with its own), the run's TrainConfig, and the starting model's info."""
+    from marscraters.detect import model_info
+    from marscraters.model import describe_model, load_model
+    from marscraters.training import TrainConfig, can_resume
+
+    info = model_info(args.init)
+    if can_resume(args.out):
+        model, arch = None, json.loads((Path(args.out) / "config.json").read_text())
+    else:
+        model = load_model(args.init)
+        arch = describe_model(model)
+    config = TrainConfig(
+        kind=info["kind"], kernel_size=int(arch["kernel_size"]), filter_multiple=float(arch["filter_multiple"]),
+        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate,
+        scale=tuple(args.scale), contrast=args.contrast, seed=args.seed, workers=args.workers,
+        extract_options=dict(info["extract"]),
+    )
+    return model, config, info
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, choices=["A", "B", "C", "D", "all"])
+    p.add_argument("--out", required=True)
+    add_fine_tune_flags(p, epochs=20)
     p.add_argument("--register", action="store_true",
                    help="move each training quadrangle's Robbins craters onto its image first (docs/results/"
                         "quadrangle_registration.json, measured if missing); the validation labels stay as they are")
@@ -111,15 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     from marscraters.chips import read_chips
     from marscraters.detect import model_info
-    from marscraters.model import describe_model, load_model
-    from marscraters.training import TrainConfig, can_resume, chips_training_set, train
+    from marscraters.training import chips_training_set, train
 
     split = read_split()
     catalog = read_robbins()
     offsets = None
     if args.register:
-        from marscraters.detect import model_info
-
         offsets = (json.loads(REGISTRATION.read_text())["quadrangles"] if REGISTRATION.exists() else
                    registration(Path(__file__).resolve().parents[1] / "runs" / "quadrangles" / model_info(None)["name"]))
     chips = read_chips(DATA / "themis-dayir-crops", indices=range(0, 500))
@@ -132,18 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_folds = [f for f in split["folds"] if f not in (args.run, v)]
         train_set = _join(train_set, crops_set([q for f in train_folds for q in split["folds"][f]], catalog, offsets))
         val_set, val_name = crops_set(split["folds"][v], catalog), f"fold {v}"
-    info = model_info(args.init)
-    if can_resume(args.out):  # the run's own network (train() refuses another)
-        model, arch = None, json.loads((Path(args.out) / "config.json").read_text())
-    else:
-        model = load_model(args.init)
-        arch = describe_model(model)
-    config = TrainConfig(
-        kind=info["kind"], kernel_size=int(arch["kernel_size"]), filter_multiple=float(arch["filter_multiple"]),
-        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, learning_rate=args.learning_rate,
-        scale=tuple(args.scale), contrast=args.contrast, seed=args.seed, workers=args.workers,
-        extract_options=dict(info["extract"]),
-    )
+    model, config, info = fine_tune_start(args)
     print(f"run {args.run}: {len(train_set)} training images ({len(train_set.craters)} craters), validation "
           f"{val_name} ({len(val_set)} images)", flush=True)
     result = train(train_set, val_set, args.out, config, model=model, resume=True,
