@@ -25,17 +25,33 @@ import glob
 import os
 import re
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import CatalogFormatError, CatalogNotFoundError, CorruptImageError, ImageReadError, InvalidArgumentError
+from .errors import (
+    CatalogFormatError,
+    CatalogNotFoundError,
+    CorruptImageError,
+    ImageReadError,
+    InvalidArgumentError,
+)
 
-__all__ = ["Chips", "read_chips", "chip_craters", "read_yolo_labels", "read_voc_labels", "is_yolo_labels",
-           "read_crop_index", "crop_mosaic", "stitch_crops", "write_chips"]
+__all__ = [
+    "Chips",
+    "chip_craters",
+    "crop_mosaic",
+    "is_yolo_labels",
+    "read_chips",
+    "read_crop_index",
+    "read_voc_labels",
+    "read_yolo_labels",
+    "stitch_crops",
+    "write_chips",
+]
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -515,7 +531,7 @@ def _crop_resolution(row: pd.Series, width: int, height: int) -> float:
     return float((ppd_x + ppd_y) / 2)
 
 
-def crop_mosaic(path: str | os.PathLike, index: pd.DataFrame | str | os.PathLike, *, crs: object = None) -> "Any":
+def crop_mosaic(path: str | os.PathLike, index: pd.DataFrame | str | os.PathLike, *, crs: object = None) -> Any:
     """One georeferenced crop as a Mosaic, placed on the Mars grid by its row in ``index``.
 
     Parameters
@@ -584,7 +600,7 @@ def stitch_crops(
     by: str | None = "quadrangle",
     files: Iterable[str] | None = None,
     crs: object = None,
-) -> list["Any"]:
+) -> list[Any]:
     """Stitch every run of adjacent georeferenced crops into one Mosaic each.
 
     Crops are grouped by the index column ``by`` (the mosaic they were cut from; None: one group),
@@ -618,8 +634,8 @@ def stitch_crops(
     --------
     >>> mosaics = stitch_crops("../shared/data/themis-quadrangle-crops")  # doctest: +SKIP
     """
-    from .mosaic import combine_tiles, mosaic_from_array
     from .crs import MARS_GEOGRAPHIC
+    from .mosaic import combine_tiles, mosaic_from_array
 
     folder = Path(folder)
     index = index if index is not None else folder / "index.csv"

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import InvalidArgumentError
 
-__all__ = ["Level", "pyramid_levels", "level_options", "merge_levels", "level_pixels", "LEVEL_TOP_PX", "SCALE_TOLERANCE"]
+__all__ = ["LEVEL_TOP_PX", "SCALE_TOLERANCE", "Level", "level_options", "level_pixels", "merge_levels", "pyramid_levels"]
 
 #: Within this factor of the network's native pixel size an image is used as it is (the model
 #: saw zooms of 0.7-1.3 in training).
