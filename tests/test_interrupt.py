@@ -34,7 +34,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cube(tmp_path_factory):
-    """6 x 6 blocks of 512 px: the first is done long before the last, even on a busy machine."""
+    """6 x 6 blocks of 512 px: the first is done long before the last."""
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("cube") / "cube.zarr"
     ingest(mosaic_from_array((rng.random((3072, 3072)) * 255).astype("float32"), (0, 0, 12, 12)), path, chunk=256,
@@ -47,7 +47,10 @@ def _interrupt_after_first_block(cmd, out, log, env=None):
     is done; return the exit status and stderr."""
     done_dir = sg.partial_store_path(out) / sg._DONE_DIR
     env = {**os.environ, "DASK_NUM_WORKERS": "1", "PYTHONPATH": str(REPO), **(env or {})}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
+    # a terminal starts commands with Ctrl-C live; a test run started in the background (`pytest &`)
+    # has SIGINT ignored, which the child would inherit, so reset it as a shell would
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
