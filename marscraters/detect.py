@@ -547,6 +547,7 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
     tables: list[pd.DataFrame] = []
     for group in _groups(run.work):
         xs, nodata, level_opts, owners = [], [], [], []
+        kept: list[list[Level]] = [[] for _ in group]  # each image's levels whose band the caller's limits meet
         for n, (src, plan) in enumerate(group):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -563,6 +564,7 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
                 nodata.append(missing)
                 level_opts.append(opts)
                 owners.append(n)
+                kept[n].append(level)
         if keras_model is None:  # after the first images are read: a bad one fails before the model loads
             keras_model = _load_model(model)
         probs = _probabilities(keras_model, xs, batch_size=batch_size, tta=tta, progress=progress)
@@ -573,8 +575,7 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
                                   verifier=run.verifier, options=level_opts)
         for n, (src, plan) in enumerate(group):
             mine = [i for i, o in enumerate(owners) if o == n]
-            kept = [lv for lv in plan.levels if level_options(lv, run.options) is not None]
-            tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=kept),
+            tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=kept[n]),
                                            src.pixel_size_m, run.options, run.kind))
         bar.update(len(group))
     return tables
