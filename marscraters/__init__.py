@@ -61,6 +61,7 @@ _LAZY: dict[str, str] = {
     # whole mosaics on Dask
     "segment_to_zarr": "segment",
     "catalog_from_probability": "assemble",
+    "catalog_from_mosaic": "assemble",
     # crater-count model ages
     "model_age": "chronology",
     "csfd": "chronology",

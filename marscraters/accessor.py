@@ -52,18 +52,22 @@ class CratersAccessor:
 
         return segment_to_zarr(self._ds, out, **kwargs)
 
-    def catalog(self, prob: Any = None, **kwargs: Any) -> Any:
-        """Seamless crater catalog of this mosaic; see :func:`marscraters.assemble.catalog_from_probability`.
+    def catalog(self, prob: Any = None, levels: int | str = "auto", **kwargs: Any) -> Any:
+        """Seamless crater catalog of this mosaic on an image pyramid; see
+        :func:`marscraters.assemble.catalog_from_mosaic`.
 
-        Without ``prob`` the mosaic is segmented first (:meth:`segment`, with ``model`` and the
-        segmentation options taken from ``kwargs``).
+        ``prob`` is the probability at the mosaic's own pixels when already computed; without it
+        the mosaic is segmented first (with ``model`` and the segmentation options ``depth``,
+        ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta`` taken
+        from ``kwargs``).  ``levels=1`` searches the mosaic's own pixels only, as
+        :func:`~marscraters.assemble.catalog_from_probability` does.
         """
-        from .assemble import catalog_from_probability
+        from .assemble import catalog_from_mosaic
 
-        if prob is None:
-            seg = {k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile") if k in kwargs}
-            prob = self.segment(kwargs.get("model"), **seg)
-        return catalog_from_probability(prob, mosaic=self._ds, source=self._ds.attrs.get("source"), **kwargs)
+        seg = {k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile", "value_range", "nodata_fill", "tta")
+               if k in kwargs}
+        kwargs.setdefault("source", self._ds.attrs.get("source"))
+        return catalog_from_mosaic(self._ds, prob, levels=levels, segment_options=seg, **kwargs)
 
     def footprint(self) -> Any:
         """The area this mosaic covers, as a GeoDataFrame; see :func:`marscraters.mosaic.mosaic_footprint`."""

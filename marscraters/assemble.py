@@ -35,7 +35,7 @@ import datetime as _dt
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,7 @@ __all__ = [
     "CORE_MARGIN_PX",
     "WORK_BLOCK_PX",
     "catalog_from_probability",
+    "catalog_from_mosaic",
     "default_halo",
     "window_aspect",
     "work_blocks",
@@ -134,7 +135,7 @@ def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any,
 
                 warnings.warn("the model's crater verifier needs the image: pass mosaic=<the mosaic Dataset with "
                               "'ir'> to verify the craters; this catalog is unverified (more false craters).",
-                              stacklevel=3)
+                              stacklevel=4)
             return None, None, None, None
         raise InvalidArgumentError("verify needs the image: pass mosaic=<the mosaic Dataset with 'ir' on the "
                                    "probability's grid>, or verify=False")
@@ -154,7 +155,7 @@ def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any,
     data = data.astype(np.float32)
     # the grey scale segmentation gave the network, which the verifier learned on: the one the
     # store records, else (a store of a lazy segment()) the same rule on the same mosaic
-    lo, hi = mosaic_value_range(data, value_range, stacklevel=4)
+    lo, hi = mosaic_value_range(data, value_range, stacklevel=5)
     data = da.clip((data - lo) / (hi - lo), 0.0, 1.0)
     # one no-data fill for the whole mosaic (a lazy scalar, computed once), so windows agree
     return vref, verifier, data, da.nanmean(data)
@@ -418,6 +419,153 @@ def catalog_from_probability(
     >>> cat = catalog_from_probability(prob)  # doctest: +SKIP
     >>> write_catalog(cat, "craters.gpkg")  # doctest: +SKIP
     """
+    pixels, found = _find_craters(prob, mosaic=mosaic, kind=kind, model=model, halo=halo,
+                                  extract_options=extract_options, correct_aspect=correct_aspect,
+                                  progress=progress, verify=verify, block_px=block_px)
+    return _catalog_of(pixels, found, source)
+
+
+def catalog_from_mosaic(
+    ds: xr.Dataset,
+    prob: Any = None,
+    *,
+    model: Any = None,
+    levels: int | str = "auto",
+    segment_options: Mapping[str, Any] | None = None,
+    extract_options: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """Seamless crater catalog of a mosaic on an image pyramid: its own pixels, then 1/2, 1/4, ...
+
+    The mosaic is segmented (:func:`marscraters.segment.segment`) and searched
+    (:func:`catalog_from_probability`) at its own pixels and at coarser levels
+    (:func:`marscraters.mosaic.coarsen_mosaic`, each pixel the mean of a 2x2, 4x4, ... cell) until
+    the largest crater it can hold is within reach, as :func:`marscraters.detect.detect` does for
+    images (:func:`marscraters.pyramid.pyramid_levels`).  Each level keeps the diameters of its own
+    band, and a crater found at two levels is kept once, by the finder's duplicate rule
+    (:func:`marscraters.pyramid.merge_levels`).  Every level is as chunk-invariant as one map, so
+    the catalog is too.  A mosaic coarser than the model's pixel size is searched at its own
+    pixels (no level is enlarged).
+
+    Parameters
+    ----------
+    ds
+        The Mosaic (with its image ``ir``, which the verifier also reads at every level).
+    prob
+        Its crater probability at its own pixels, when already computed (e.g. a store from
+        ``marscraters segment``, opened with ``xr.open_zarr``); the coarser levels are segmented
+        with the model that made it.  None: level 0 is segmented too.
+    model
+        Model file; default: the one recorded in ``prob``, else the shipped model for the
+        mosaic's pixel size (:func:`marscraters.segment.model_for_mosaic`).
+    levels
+        ``"auto"`` (default) or the most levels to run (1: the mosaic's own pixels only, which is
+        :func:`catalog_from_probability`).
+    segment_options
+        Options of :func:`marscraters.segment.segment` for every level it segments (``depth``,
+        ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta``).  The
+        grey scale of level 0 (``value_range``) is used at every level: the levels are the same ground.
+    extract_options
+        As for :func:`catalog_from_probability`; ``min_diameter_px`` and ``max_diameter_px`` are
+        in the mosaic's own pixels and bound every level's band.
+    progress
+        Progress bars.
+    **kwargs
+        Further options of :func:`catalog_from_probability` (``kind``, ``halo``, ``verify``,
+        ``source``, ``correct_aspect``, ``block_px``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A Catalog as :func:`catalog_from_probability` returns, on the mosaic's own grid (``x``,
+        ``y``, ``diameter_px`` in its pixels), with a ``level`` column (0: the mosaic's own
+        pixels, 1: half of them, ...); ``attrs["levels"]`` lists each level's scale factor and
+        ``attrs["parameters"]`` are level 0's.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a bad ``levels`` or option.
+
+    Examples
+    --------
+    >>> ds = open_mosaic("ctx_cube.zarr")  # doctest: +SKIP
+    >>> craters = catalog_from_mosaic(ds)  # doctest: +SKIP
+    >>> craters.groupby("level").size()  # doctest: +SKIP
+    """
+    from .detect import georeferenced_pixel_size, model_info
+    from .model import mosaic_value_range
+    from .mosaic import coarsen_mosaic, validate_mosaic
+    from .pyramid import level_options, merge_levels, pyramid_levels
+    from .segment import model_for_mosaic, segment
+
+    validate_mosaic(ds)
+    unknown = sorted(set(kwargs) - {"kind", "halo", "verify", "source", "correct_aspect", "block_px"})
+    if unknown:
+        raise InvalidArgumentError(f"unknown option(s) {unknown} of catalog_from_mosaic: it takes "
+                                   "kind, halo, verify, source, correct_aspect and block_px besides its own")
+    seg = dict(segment_options or {})
+    if prob is not None:
+        prob = _as_probability(prob)
+        model = _resolve_model(model, prob)
+        if seg.get("value_range") is None and prob.attrs.get("value_range") is not None:
+            seg["value_range"] = tuple(float(v) for v in prob.attrs["value_range"])
+    model = model_for_mosaic(ds, model)
+    native = float(model_info(model)["native_pixel_size_m"])
+    try:
+        size = georeferenced_pixel_size(ds, what="the mosaic", need_metres=False)
+    except InvalidArgumentError:
+        size = None
+    # a mosaic coarser than the network's pixels is searched as it is (a global 256 px/deg
+    # mosaic keeps its size), so its levels are planned as if it were at the native size
+    size = native if size is None else min(size, native)
+    plan = pyramid_levels((ds.sizes["y"], ds.sizes["x"]), size, native, levels=levels)
+    if len(plan) > 1 or prob is None:
+        # one grey scale, level 0's, for every level: they are the same ground
+        seg["value_range"] = mosaic_value_range(ds["ir"].data, seg.get("value_range"), stacklevel=3)
+    base = dict(extract_options or {})
+    tables, kept, found0 = [], [], None
+    for i, level in enumerate(plan):
+        opts = level_options(level, base)
+        if opts is None:
+            continue
+        level_ds = coarsen_mosaic(ds, int(round(1 / level.factor)))
+        level_prob = prob if (i == 0 and prob is not None) else segment(level_ds, model, **seg)
+        pixels, found = _find_craters(
+            level_prob, mosaic=level_ds, kind=kwargs.get("kind"), model=model, halo=kwargs.get("halo"),
+            extract_options=opts, correct_aspect=kwargs.get("correct_aspect", True), progress=progress,
+            verify=kwargs.get("verify"), block_px=kwargs.get("block_px", WORK_BLOCK_PX))
+        if found0 is None:  # the catalog's attrs: the finest level's settings, on the mosaic's grid
+            found0 = found._replace(ref=ds)
+        tables.append(pixels)
+        kept.append(level)
+    if found0 is None:
+        raise InvalidArgumentError(
+            f"no level of the pyramid searches diameters within extract_options {base}: widen min_diameter_px / "
+            "max_diameter_px (in the mosaic's pixels)")
+    merged = merge_levels(tables, kept, nms=found0.params.get("nms", "deepmoon"),
+                          nms_threshold=found0.params.get("nms_threshold"), contained=found0.params["kind"] == "filled")
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    merged = merged[(merged.x >= -0.5) & (merged.x < nx - 0.5) & (merged.y >= -0.5) & (merged.y < ny - 0.5)]
+    cat = _catalog_of(merged.reset_index(drop=True), found0, kwargs.get("source"))
+    cat.attrs["levels"] = [round(lv.factor, 6) for lv in kept]
+    return cat
+
+
+class _Found(NamedTuple):
+    """What :func:`_find_craters` learnt besides the craters: for their catalog's attrs."""
+
+    prob: xr.DataArray
+    ref: Any  # the georeferenced object of the craters' grid
+    info: dict[str, Any]  # the model's
+    params: dict[str, Any]  # the finder's and verifier's settings
+
+
+def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo: int | None,
+                  extract_options: Mapping[str, Any] | None, correct_aspect: bool, progress: bool, verify: Any,
+                  block_px: int) -> tuple[pd.DataFrame, _Found]:
+    """The craters of a probability map in its pixels (:func:`catalog_from_probability`'s work)."""
     import dask
     import dask.array as da
 
@@ -515,23 +663,33 @@ def catalog_from_probability(
         # inside the map, as one whole-map extraction would report them
         pixels = pixels[(pixels.x >= -0.5) & (pixels.x < nx - 0.5) & (pixels.y >= -0.5) & (pixels.y < ny - 0.5)]
 
+    params = {"kind": target, "halo": halo, "block_px": int(block_px), "min_score": min_score, **options}
+    if verifier is not None:
+        params["verifier"] = str(verifier.metadata.get("name") or "verifier")
+        params["verifier_threshold"] = min_score if min_score > 0 else verifier.threshold
+    return pixels, _Found(prob, ref, info, params)
+
+
+def _catalog_of(pixels: pd.DataFrame, found: _Found, source: str | None) -> Any:
+    """The georeferenced Catalog of craters found on ``found.ref``'s grid (pixel index coordinates)."""
+    from .extract import to_catalog
+
+    prob, ref, info = found.prob, found.ref, found.info
     model_name = str(info.get("name") or prob.attrs.get("model_name") or "unknown")
     model_version = str(info.get("version") or prob.attrs.get("marscraters_version") or "")
     if source is None:
         source = str(prob.attrs.get("source") or getattr(ref, "attrs", {}).get("source") or "")
     from . import __version__
 
-    params = {"kind": target, "halo": halo, "block_px": int(block_px), "min_score": min_score, **options}
-    if verifier is not None:
-        params["verifier"] = str(verifier.metadata.get("name") or "verifier")
-        params["verifier_threshold"] = min_score if min_score > 0 else verifier.threshold
     attrs = {"source": "marscraters.assemble", "model": model_name, "model_version": model_version,
-             "input_mosaic": source, "parameters": params, "software": f"marscraters {__version__}",
+             "input_mosaic": source, "parameters": found.params, "software": f"marscraters {__version__}",
              **_count_area(ref, source)}
     cat = to_catalog(pixels.reset_index(drop=True), ref, attrs=attrs)
     cat["x"] = pixels["x"].to_numpy(dtype=float)
     cat["y"] = pixels["y"].to_numpy(dtype=float)
     cat["diameter_px"] = pixels["diameter_px"].to_numpy(dtype=float)
+    if "level" in pixels.columns:  # the pyramid level that found it
+        cat["level"] = pixels["level"].to_numpy(dtype=int)
     # stable ids: north to south, then west to east (rounded so sub-pixel noise cannot reorder)
     order = np.lexsort((np.round(cat["x"].to_numpy(), 1), np.round(cat["y"].to_numpy(), 1)))
     cat = cat.iloc[order].reset_index(drop=True)
@@ -562,6 +720,8 @@ def _count_area(ref: Any, source: str) -> dict[str, Any]:
 
 def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``marscraters catalog pred.zarr --out craters.gpkg`` to a CLI's subparsers."""
+    from .pyramid import levels_arg
+
     p = subparsers.add_parser(
         "catalog",
         help="crater probability store (pred.zarr) -> seamless georeferenced crater catalog (GeoPackage)",
@@ -580,6 +740,10 @@ def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--mosaic", default=None, help="the mosaic cube (Zarr) the store was segmented from: its image "
                    "lets the model's crater verifier check every candidate (without it the catalog is unverified)")
     p.add_argument("--no-verify", action="store_true", help="skip the crater verifier even with --mosaic")
+    p.add_argument("--levels", type=levels_arg, default="auto",
+                   help="image pyramid, with --mosaic: 'auto' (default) also searches the mosaic at 1/2, 1/4, ... of "
+                        "its pixels (segmented on the fly) until its largest craters are in reach; a number: the most "
+                        "levels, 1 for the store's own pixels only. Without --mosaic: one level")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_catalog_cli)
@@ -607,14 +771,21 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
         options["min_score"] = args.min_score
     if args.max_diameter_px is not None:
         options["max_diameter_px"] = args.max_diameter_px
+    levels = getattr(args, "levels", "auto")
+    if args.mosaic is None and levels not in ("auto", 1):
+        raise InvalidArgumentError(f"--levels {levels} segments the coarser levels from the image: give the mosaic "
+                                   "the store was segmented from with --mosaic cube.zarr, or leave --levels out")
     mosaic = None
-    if args.mosaic is not None and not args.no_verify:
+    if args.mosaic is not None and (not args.no_verify or levels != 1):
         from .mosaic import open_mosaic
 
         mosaic = open_mosaic(args.mosaic)
-    cat = catalog_from_probability(ds, mosaic=mosaic, kind=args.kind, model=args.model, extract_options=options,
-                                   source=str(ds.attrs.get("source") or store), progress=not args.quiet,
-                                   verify=False if args.no_verify else None)
+    common = {"kind": args.kind, "model": args.model, "extract_options": options, "progress": not args.quiet,
+              "source": str(ds.attrs.get("source") or store), "verify": False if args.no_verify else None}
+    if mosaic is not None and levels != 1:
+        cat = catalog_from_mosaic(mosaic, ds, levels=levels, **common)
+    else:
+        cat = catalog_from_probability(ds, mosaic=mosaic, **common)
     from . import __version__
 
     metadata = {

@@ -214,20 +214,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _levels_arg(text: str) -> int | str:
-    """``--levels``: 'auto' or a whole number >= 1."""
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--levels {text}: give 'auto' or a whole number of levels >= 1 "
-                                         "(1: a single scale)")
-    return value
-
-
 def _cmd_detect(args: argparse.Namespace) -> int:
     from ._io import atomic_path, check_output
     from .detect import detect, image_files
@@ -417,6 +403,8 @@ def _number(flag: str, rule: str, ok: Any) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``marscraters`` command."""
+    from .pyramid import levels_arg
+
     p = argparse.ArgumentParser(
         prog="marscraters",
         description="Find impact craters on Mars in THEMIS Day IR imagery, make crater catalogs, score them "
@@ -560,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True,
                    help="output CSV: x, y, diameter_px, diameter_m, score, level (and image first, for several "
                         "images)")
-    s.add_argument("--levels", type=_levels_arg, default="auto",
+    s.add_argument("--levels", type=levels_arg, default="auto",
                    help="image pyramid: 'auto' (as deep as the image's size needs; default) or the most levels to "
                         "run, 1 for a single scale")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -70,6 +70,7 @@ __all__ = [
     "validate_mosaic",
     "combine_tiles",
     "fill_missing",
+    "coarsen_mosaic",
     "ingest",
     "open_mosaic",
     "mosaic_footprint",
@@ -1202,6 +1203,89 @@ def fill_missing(ds: xr.Dataset, value: Literal["mean"] | float = "mean") -> xr.
     out.attrs["filled_with"] = value if isinstance(value, str) else float(value)
     grid = Grid.from_dataset(ds)
     return _georeference(out, grid.crs, grid.transform)
+
+
+def _block_nanmean(block: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of every ``factor`` x ``factor`` cell, ignoring NaN (NaN where a cell is mostly no data)."""
+    ny, nx = block.shape[0] // factor, block.shape[1] // factor
+    cells = block[: ny * factor, : nx * factor].reshape(ny, factor, nx, factor)
+    valid = np.isfinite(cells)
+    total = np.where(valid, cells, 0).sum(axis=(1, 3), dtype=np.float64)
+    count = valid.sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (total / count).astype(np.float32)
+    # a coarse pixel is no data when most of the ground it covers is
+    out[count * 2 <= factor * factor] = np.nan
+    return out
+
+
+def coarsen_mosaic(ds: xr.Dataset, factor: int) -> xr.Dataset:
+    """The Mosaic at ``factor`` times coarser pixels: each pixel the mean of a ``factor`` x ``factor`` cell.
+
+    One level of an image pyramid (:mod:`marscraters.pyramid`) for a mosaic.  The result stays
+    lazy for a dask-backed mosaic and does not depend on its chunks.  Rows and columns beyond the
+    last whole cell are dropped (at most ``factor - 1`` on the south and east edges); the grid's
+    north-west corner is kept, so pixel ``(i, j)`` covers input pixels ``factor*i ...
+    factor*i + factor - 1`` (and likewise for ``j``).  A coarse pixel is no data (NaN) when most
+    of its cell is.
+
+    Parameters
+    ----------
+    ds
+        A Mosaic.
+    factor
+        Whole number of input pixels per output pixel along each axis (>= 1; 1 returns ``ds``).
+
+    Returns
+    -------
+    xarray.Dataset
+        A Mosaic with ``ir`` only, on the coarser grid, with the same CRS and attributes
+        (``px_per_deg`` updated) and ``attrs["coarsened_by"] = factor``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``factor`` is not a whole number >= 1, or leaves less than one pixel.
+
+    Examples
+    --------
+    >>> ds = mosaic_from_array(np.arange(16.0).reshape(4, 4), (0, 0, 4, 4))
+    >>> coarse = coarsen_mosaic(ds, 2)
+    >>> coarse.ir.values.tolist(), coarse.attrs["px_per_deg"]
+    ([[2.5, 4.5], [10.5, 12.5]], 0.5)
+    """
+    validate_mosaic(ds)
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise InvalidArgumentError(f"factor must be a whole number of pixels >= 1, got {factor!r}")
+    factor = int(factor)
+    if factor == 1:
+        return ds
+    ny, nx = ds.sizes["y"] // factor, ds.sizes["x"] // factor
+    if ny == 0 or nx == 0:
+        raise InvalidArgumentError(
+            f"factor={factor} leaves no pixel of a {ds.sizes['y']} x {ds.sizes['x']} mosaic; use a factor <= "
+            f"{min(ds.sizes['y'], ds.sizes['x'])}")
+    data = ds["ir"].transpose("y", "x").data
+    if isinstance(data, da.Array):
+        # blocks on whole cells (a multiple of factor rows and columns), so every cell is one task's
+        data = data[: ny * factor, : nx * factor]
+        data = data.rechunk((_cell_chunks(data.chunks[0], factor), _cell_chunks(data.chunks[1], factor)))
+        coarse = data.map_blocks(_block_nanmean, factor, dtype=np.float32,
+                                 chunks=tuple(tuple(c // factor for c in cs) for cs in data.chunks))
+    else:
+        coarse = _block_nanmean(np.asarray(data, dtype=np.float32), factor)
+    grid = Grid.from_dataset(ds)
+    attrs = {k: v for k, v in ds.attrs.items() if k != "px_per_deg"}
+    attrs["coarsened_by"] = factor * int(ds.attrs.get("coarsened_by", 1))
+    return _build_mosaic(coarse, grid.transform * Affine.scale(factor), grid.crs, attrs)
+
+
+def _cell_chunks(chunks: tuple[int, ...], factor: int) -> tuple[int, ...]:
+    """Chunk sizes of an axis of whole cells (its length a multiple of ``factor``): the input's
+    chunk borders, moved to the nearest cell border."""
+    n = sum(chunks)
+    edges = sorted({0, n} | {int(round(e / factor)) * factor for e in np.cumsum(chunks)[:-1]})
+    return tuple(b - a for a, b in zip(edges[:-1], edges[1:]) if b > a)
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,6 +78,22 @@ def _check_levels(levels: Any) -> int | None:
     return int(levels)
 
 
+def levels_arg(text: str) -> int | str:
+    """A command line's ``--levels``: ``'auto'`` or a whole number >= 1 (an argparse ``type``)."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--levels {text}: give 'auto' or a whole number of levels >= 1 "
+                                         "(1: a single scale)")
+    return value
+
+
 def pyramid_levels(
     shape: tuple[int, int],
     pixel_size_m: float,

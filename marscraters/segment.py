@@ -85,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
 
 __all__ = [
+    "model_for_mosaic",
     "segment",
     "segment_to_zarr",
     "partial_store_path",
@@ -217,6 +218,32 @@ def _check_io_shapes(model: Any, what: str) -> None:
             f"{what} maps {in_shape} -> {out_shape}, but mosaics have one band: segment needs an "
             "(N, H, W, 1) -> (N, H, W, 1) model; build one with marscraters.symmetric_unet()"
         )
+
+
+def model_for_mosaic(ds: Any, model: Any = None) -> Any:
+    """``model``, or when it is None the shipped model for the mosaic's pixel size.
+
+    Mosaics finer than :data:`marscraters.model.FINE_PIXEL_SIZE_M` (CTX, HRSC) get the model for
+    fine imagery (:func:`marscraters.model.default_model_for`); the rest, and mosaics whose pixel
+    size in metres is unknown, the THEMIS default (returned as None).
+
+    Examples
+    --------
+    >>> from marscraters.mosaic import mosaic_from_array
+    >>> model_for_mosaic(mosaic_from_array(np.zeros((8, 8)), (0, 0, 8 / 592.747, 8 / 592.747))) is None
+    True
+    """
+    if model is not None:
+        return model
+    from .detect import georeferenced_pixel_size
+    from .model import DEFAULT_WEIGHTS, default_model_for
+
+    try:
+        size = georeferenced_pixel_size(ds, what="the mosaic", need_metres=False)
+    except InvalidArgumentError:  # non-square pixels: segment works on them as they are
+        size = None
+    chosen = None if size is None else default_model_for(size)
+    return None if chosen is None or chosen == DEFAULT_WEIGHTS else chosen
 
 
 def _resolve_model(model: Any) -> _ModelSpec:
@@ -603,7 +630,9 @@ def segment(
         A Mosaic (``ir`` on ``(y, x)`` with a Mars CRS), numpy- or dask-backed.
     model
         Path of a ``.keras`` model file, an in-memory Keras model (saved to a temporary file
-        first), or None for the shipped weights.  Tasks carry only the path.
+        first), or None for the shipped model for the mosaic's pixel size
+        (:func:`model_for_mosaic`: the THEMIS model, or the model for fine imagery below 50 m per
+        pixel).  Tasks carry only the path.
     depth
         Overlap between blocks in pixels.  Default: the network's receptive margin rounded up to
         128 (512 for 3x3 kernels), which makes the result exact; smaller is faster but differs
@@ -674,7 +703,7 @@ def segment(
     >>> prob.sel(x=slice(30, 31), y=slice(-10, -11)).compute()  # doctest: +SKIP
     """
     return _segment(
-        _validate_mosaic(ds), _resolve_model(model), depth=depth, batch_size=batch_size, chunks=chunks,
+        _validate_mosaic(ds), _resolve_model(model_for_mosaic(ds, model)), depth=depth, batch_size=batch_size, chunks=chunks,
         tile=tile, value_range=value_range, nodata_fill=nodata_fill, tta=tta,
     )
 
@@ -965,7 +994,7 @@ def segment_to_zarr(
     # the mosaic's own store (or the model file) as the output would be replaced by the result
     out = check_output(out, overwrite, inputs=(ds, model if isinstance(model, (str, os.PathLike)) else None))
     ds = _validate_mosaic(ds)
-    spec = _resolve_model(model)
+    spec = _resolve_model(model_for_mosaic(ds, model))
     if client is None:
         client = _default_client()
     # the grey scale, found (with its warning) before any block runs, and recorded
