@@ -118,6 +118,8 @@ def _tag(model: str | None) -> str:
 def _folder(args: argparse.Namespace, model: str | None = None) -> Path:
     """The cache of a model (default ``--model``) and ``--candidates`` set."""
     tag = _tag(args.model if model is None else model)
+    if getattr(args, "tta", 1) > 1:  # maps averaged over orientations (addendum 3)
+        tag = f"{tag}-tta{args.tta}"
     return Path(args.runs) / (tag if args.candidates == "default" else f"{tag}-{args.candidates}")
 
 
@@ -152,7 +154,7 @@ def prepare(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         # the fixed 8-bit scale detect() uses for chip-like images (checked against detect below)
         norm = np.stack([normalise_image(im, value_range=(0, 255)) for im in imgs]).astype(np.float32)
-        probs = np.concatenate([predict_stack(model, norm[i:i + 32]) for i in range(0, len(norm), 32)])
+        probs = np.concatenate([predict_stack(model, norm[i:i + 32], tta=args.tta) for i in range(0, len(norm), 32)])
         t1 = time.perf_counter()
         cands, patches, feats, labels = candidate_sets(norm, probs, target=kind, candidates=options,
                                                        truths=trs, progress=False)
@@ -590,6 +592,8 @@ def main(argv: list[str] | None = None) -> Any:
                    help="the candidate set (prepare makes it; the other stages read its cache)")
     p.add_argument("--negatives", type=float, default=1.0,
                    help="cv: share of the false candidates a retrained verifier learns from (default all)")
+    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="prepare/cv: maps averaged over this many orientations (a cache of their own)")
     p.add_argument("--crops-only", action="store_true", help="prepare: the crops only (a run's own network)")
     p.add_argument("--ctx", nargs="*", default=[], help="prepare: also these CTX MC11-E images (e.g. A B C D E F)")
     p.add_argument("--with-ctx", action="store_true",
