@@ -72,7 +72,7 @@ def collect(age: float, tiles: int, seed: int) -> pd.DataFrame:
         west = k * side - 180.0
         bounds = (west, -side / 2, west + side, side / 2)
         s = synthetic_surface(bounds, PPD, age_ga=age, seed=seed + k)
-        det = pd.DataFrame(s.mosaic.craters.catalog(progress=False).drop(columns="geometry", errors="ignore"))
+        det = pd.DataFrame(s.mosaic.craters.catalog(progress=False, levels=1).drop(columns="geometry", errors="ignore"))
         truth = pd.DataFrame(s.catalog.drop(columns="geometry", errors="ignore"))
         m = match_craters(det, truth)
         det["matched"] = False

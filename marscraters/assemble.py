@@ -571,7 +571,7 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
 
     from .crs import Grid
     from .detect import model_info
-    from .extract import _check_choice, TARGETS, nms_circles, to_catalog
+    from .extract import _check_choice, TARGETS, nms_circles
     from .verify import merge_options
 
     prob = _as_probability(prob)

@@ -73,7 +73,7 @@ def test_coarsen_mosaic_refuses_bad_factors(factor, message):
 
 
 def test_the_pyramid_finds_a_crater_too_big_for_one_scale(big_crater):
-    image, craters = big_crater
+    image, _ = big_crater
     ds = _mosaic(image)
     one = ds.craters.catalog(levels=1, progress=False)
     pyramid = ds.craters.catalog(progress=False)
