@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> dict:
     labels = [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml") for k in args.ctx]
     ctx_truth = [t[t["confidence"] >= args.min_confidence] for t in labels]
 
+    from marscraters.detect import model_info
+
+    own = model_info(args.model).get("pyramid_top_px")
+    if own is not None:  # a model's own band wins over LEVEL_TOP_PX: a sweep would score it every time
+        print(f"the model has its own pyramid band ({own:g} px): every pyramid setting below runs with it", flush=True)
     verify = False if args.verify == "none" else args.verify
     run = {"model": args.model, "verify": verify}
     detect(chips.images[:1], pixel_size_m=100, **run)  # warm-up: the model and verifier load, the functions compile

@@ -8,8 +8,9 @@ Usage::
 Copies the model with its metadata, adding: the native pixel size of its training data (the
 THEMIS chips are ~100 m/px), the circle-finder settings with the best validation F1 (the top row
 of ``benchmarks/tune_extraction.py --json``; without ``--tuning`` the model's own are kept), the
-held-out scores when given, and the name of its crater verifier (``benchmarks/train_verifier.py``),
-copied beside the output.  ``--weights-dtype float16`` stores the weights rounded to half precision
+held-out scores when given, the name of its crater verifier (``benchmarks/train_verifier.py``),
+copied beside the output, and its own image-pyramid band (``--pyramid-top-px``) when one was chosen
+for it.  ``--weights-dtype float16`` stores the weights rounded to half precision
 (how a network wider than x1.5 stays under the 10 MB the package allows).
 """
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--verifier", help="crater verifier .keras (benchmarks/train_verifier.py), copied beside --out")
     p.add_argument("--verifier-name", default="crater_classifier.keras",
                    help="file name of the verifier's copy beside --out (each shipped model names its own)")
+    p.add_argument("--pyramid-top-px", type=float, default=None,
+                   help="the model's own pyramid band (LEVEL_TOP_PX for it; default: keep the model's, if any)")
     p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
                    help="store the weights in half precision (half the file; the model still computes in float32)")
     args = p.parse_args(argv)
@@ -66,6 +69,9 @@ def main(argv: list[str] | None = None) -> Path:
         "training": meta.get("training"),
         "epoch": meta.get("epoch"),
     }
+    top = args.pyramid_top_px if args.pyramid_top_px is not None else meta.get("pyramid_top_px")
+    if top is not None:  # chosen for this model on validation images (benchmarks/splits/pyramid_rule.md)
+        extra["pyramid_top_px"] = float(top)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     if args.verifier:
         target = Path(args.out).parent / args.verifier_name

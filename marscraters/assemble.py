@@ -512,7 +512,8 @@ def catalog_from_mosaic(
         if seg.get("value_range") is None and prob.attrs.get("value_range") is not None:
             seg["value_range"] = tuple(float(v) for v in prob.attrs["value_range"])
     model = model_for_mosaic(ds, model)
-    native = float(model_info(model)["native_pixel_size_m"])
+    info = model_info(model)
+    native = float(info["native_pixel_size_m"])
     try:
         size = georeferenced_pixel_size(ds, what="the mosaic", need_metres=False)
     except InvalidArgumentError:
@@ -520,7 +521,7 @@ def catalog_from_mosaic(
     # a mosaic coarser than the network's pixels is searched as it is (a global 256 px/deg
     # mosaic keeps its size), so its levels are planned as if it were at the native size
     size = native if size is None else min(size, native)
-    plan = pyramid_levels((ds.sizes["y"], ds.sizes["x"]), size, native, levels=levels)
+    plan = pyramid_levels((ds.sizes["y"], ds.sizes["x"]), size, native, levels=levels, top_px=info["pyramid_top_px"])
     if len(plan) > 1 or prob is None:
         # one grey scale, level 0's, for every level: they are the same ground
         seg["value_range"] = mosaic_value_range(ds["ir"].data, seg.get("value_range"), stacklevel=3)

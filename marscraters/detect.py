@@ -147,7 +147,7 @@ def model_info(model: Any = None) -> dict[str, Any]:
     from .model import default_weights_path, read_model_metadata
 
     info: dict[str, Any] = {"kind": "outline", "native_pixel_size_m": DEFAULT_NATIVE_PIXEL_SIZE_M, "name": "unknown",
-                            "extract": {}}
+                            "extract": {}, "pyramid_top_px": None}
     path = default_weights_path() if model is None else model if isinstance(model, (str, os.PathLike)) else None
     if path is not None:
         meta = read_model_metadata(path)
@@ -158,6 +158,8 @@ def model_info(model: Any = None) -> dict[str, Any]:
         # circle-finder settings chosen on the model's validation chips (benchmarks/tune_extraction.py)
         info["extract"] = dict(meta.get("extract", {}))
         info["version"] = meta.get("marscraters_version")
+        # the model's own pyramid band, when it was chosen for it (benchmarks/splits/pyramid_rule.md)
+        info["pyramid_top_px"] = meta.get("pyramid_top_px")
     return info
 
 
@@ -458,8 +460,8 @@ class _Plan(NamedTuple):
     label: str | None  # the image's name in messages, when they need one (many images, or a file)
 
 
-def _plan(src: _Source, native: float, label: str | None, levels: Any) -> _Plan:
-    pyramid = pyramid_levels(src.shape, src.pixel_size_m, native, levels=levels)
+def _plan(src: _Source, native: float, label: str | None, levels: Any, top_px: float | None = None) -> _Plan:
+    pyramid = pyramid_levels(src.shape, src.pixel_size_m, native, levels=levels, top_px=top_px)
     if pyramid[0].resampled:  # coarser than native, so enlarged: before the model loads, a wrong unit fails fast
         _check_resampling(src.shape, pyramid[0].factor, src.pixel_size_m, native)
     elif min(src.shape) < _MIN_CRATER_PX:
@@ -512,6 +514,7 @@ class _Run(NamedTuple):
     verifier: Any
     options: dict[str, Any]
     work: list[tuple[_Source, _Plan]]
+    top_px: float | None = None  # the model's pyramid band (None: LEVEL_TOP_PX)
 
 
 def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, verify: Any,
@@ -535,7 +538,7 @@ def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, 
         verifier = resolve_verifier(verify, model)
     name = getattr(model, "name", "keras model") if loaded else str(info.get("name") or Path(model).stem)
     return _Run(kind or info["kind"], float(native or info["native_pixel_size_m"]), name, verifier,
-                merge_options(info["extract"], extract_options, verifier), [])
+                merge_options(info["extract"], extract_options, verifier), [], info.get("pyramid_top_px"))
 
 
 def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_size: int, tta: int,
@@ -761,7 +764,7 @@ def detect(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    plans.append((src, _plan(src, run.native, label, levels)))
+                    plans.append((src, _plan(src, run.native, label, levels, run.top_px)))
                 except MarsCratersError as exc:
                     _reraise(exc, label)
             _relay(caught, label)
