@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--verifier", help="crater verifier .keras (benchmarks/train_verifier.py), copied beside --out")
     p.add_argument("--verifier-name", default="crater_classifier.keras",
                    help="file name of the verifier's copy beside --out (each shipped model names its own)")
+    p.add_argument("--verifier-threshold", type=float, default=None,
+                   help="the copied verifier's decision threshold (default: the one it was saved with)")
     p.add_argument("--pyramid-top-px", type=float, default=None,
                    help="the model's own pyramid band (LEVEL_TOP_PX for it; default: keep the model's, if any)")
     p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
@@ -79,6 +81,14 @@ def main(argv: list[str] | None = None) -> Path:
             tmp = target.with_name(target.name + ".tmp")
             shutil.copyfile(args.verifier, tmp)
             tmp.replace(target)  # never a half-copied verifier beside the model
+        if args.verifier_threshold is not None:
+            from marscraters.verify import load_verifier, save_verifier
+
+            verifier = load_verifier(target)
+            if verifier.threshold != args.verifier_threshold:
+                verifier.metadata["threshold_before"] = verifier.threshold
+                verifier.threshold = float(args.verifier_threshold)
+                save_verifier(verifier, target, overwrite=True)
         extra["verifier"] = target.name
     if args.scores:
         extra["test_scores"] = json.loads(Path(args.scores).read_text())
