@@ -82,6 +82,11 @@ _PREDICT_LOCK = threading.Lock()
 #: cost (``benchmarks/verifier_orientations.py``: the same F1 on validation chips 440-499, one
 #: decision in 20,000 crop candidates changed; ``docs/results/verifier_orientations.json``).
 VERIFY_TTA = 4
+#: In detection and catalogs the verifier first looks at every candidate in one orientation and
+#: averages the :data:`VERIFY_TTA` orientations only for those within this margin of its threshold
+#: (None: all of them, always).  Farther ones never changed side on validation data
+#: (``benchmarks/splits/verifier_cascade_rule.md``); they keep their one-orientation probability.
+VERIFY_MARGIN: float | None = 0.3
 
 
 def _circles(craters: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -414,12 +419,28 @@ class Verifier:
         return crater_patches(image, prob, craters, size=int(self.model.inputs[0].shape[1]), fill=fill,
                               mask=self.mask)
 
-    def predict(self, patches: np.ndarray, features: np.ndarray, *, tta: int = 8, batch_size: int = 512) -> np.ndarray:
-        """Crater probability of each candidate, averaged over ``tta`` (1, 2, 4 or 8) orientations."""
+    def predict(self, patches: np.ndarray, features: np.ndarray, *, tta: int = 8, batch_size: int = 512,
+                margin: float | None = None, threshold: float | None = None) -> np.ndarray:
+        """Crater probability of each candidate, averaged over ``tta`` (1, 2, 4 or 8) orientations.
+
+        With ``margin``, a cascade: every candidate is scored in one orientation first, and only
+        those within ``margin`` of ``threshold`` (default: the verifier's) get the ``tta``
+        average; the others keep their one-orientation probability.
+        """
         if tta not in (1, 2, 4, 8):
             raise InvalidArgumentError(f"tta must be 1, 2, 4 or 8 orientations, got {tta!r}")
         if not len(patches):
             return np.zeros(0, np.float32)
+        if margin is not None and tta > 1:
+            if not (isinstance(margin, (int, float)) and 0 <= margin <= 1):
+                raise InvalidArgumentError(f"margin must be a probability difference in [0, 1], got {margin!r}")
+            first = self.predict(patches, features, tta=1, batch_size=batch_size)
+            thr = self.threshold if threshold is None else float(threshold)
+            unsure = np.flatnonzero(np.abs(first - thr) < margin)
+            if len(unsure):
+                first[unsure] = self.predict(patches[unsure], np.asarray(features)[unsure], tta=tta,
+                                             batch_size=batch_size)
+            return first
         turns = {1: [0], 2: [0, 4], 4: [0, 1, 2, 3], 8: list(range(8))}[tta]
         # every orientation in one stack: one call per batch, not per orientation (small tables
         # of candidates are dominated by the per-call cost)
@@ -551,11 +572,13 @@ _VERIFY_CHUNK = 1024
 
 def _verify_many(
     craters: Sequence[pd.DataFrame], images: Sequence[Any], probs: Sequence[Any], verifier: Verifier | str | os.PathLike,
-    *, threshold: float | None = None, tta: int = VERIFY_TTA, fill: float | None = None,
+    *, threshold: float | None = None, tta: int = VERIFY_TTA, fill: float | None = None, margin: Any = "default",
 ) -> list[pd.DataFrame]:
     """:func:`verify_craters` of many maps, their candidates scored together in full classifier
     batches.  Each table is the one :func:`verify_craters` gives for its map alone (the
-    classifier's score of a patch does not depend on the other patches of its batch)."""
+    classifier's score of a patch does not depend on the other patches of its batch).
+    ``margin``: the cascade's (default :data:`VERIFY_MARGIN`, read at call time)."""
+    margin = VERIFY_MARGIN if margin == "default" else margin
     v = _as_verifier(verifier)
     thr = v.threshold if threshold is None else float(threshold)
     if not (0.0 <= thr < 1.0):
@@ -570,7 +593,7 @@ def _verify_many(
             n, k = n + len(craters[todo[k]]), k + 1
         patches = np.concatenate([v.patches(images[i], probs[i], craters[i], fill=fill) for i in group])
         feats = np.concatenate([crater_features(images[i], probs[i], craters[i], fill=fill) for i in group])
-        p = v.predict(patches, feats, tta=tta)
+        p = v.predict(patches, feats, tta=tta, margin=margin, threshold=thr)
         for i, part in zip(group, np.split(p, np.cumsum([len(craters[i]) for i in group])[:-1])):
             scores[i] = part
     out = []
