@@ -554,9 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the second-stage crater verifier the model names (more craters, more false ones)")
-    s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+    s.add_argument("--tta", type=int, default=None, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations of the image (N times the work; "
-                        "default 1)")
+                        "default: the model's own setting)")
     s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
                    help="the grey levels that map to black and white, e.g. 0 255 or 0 1, or 'auto' for a per-image "
                         "stretch (default: 0..255 for 8-bit images, 0..1 for floats within 0..1, else auto; also "

@@ -147,7 +147,7 @@ def model_info(model: Any = None) -> dict[str, Any]:
     from .model import default_weights_path, read_model_metadata
 
     info: dict[str, Any] = {"kind": "outline", "native_pixel_size_m": DEFAULT_NATIVE_PIXEL_SIZE_M, "name": "unknown",
-                            "extract": {}, "pyramid_top_px": None}
+                            "extract": {}, "pyramid_top_px": None, "tta": 1}
     path = default_weights_path() if model is None else model if isinstance(model, (str, os.PathLike)) else None
     if path is not None:
         meta = read_model_metadata(path)
@@ -160,6 +160,8 @@ def model_info(model: Any = None) -> dict[str, Any]:
         info["version"] = meta.get("marscraters_version")
         # the model's own pyramid band, when it was chosen for it (benchmarks/splits/pyramid_rule.md)
         info["pyramid_top_px"] = meta.get("pyramid_top_px")
+        # the orientations its maps are averaged over by default (its verifier learnt from such maps)
+        info["tta"] = int(meta.get("tta", 1))
     return info
 
 
@@ -515,6 +517,7 @@ class _Run(NamedTuple):
     options: dict[str, Any]
     work: list[tuple[_Source, _Plan]]
     top_px: float | None = None  # the model's pyramid band (None: LEVEL_TOP_PX)
+    tta: int = 1  # the model's default orientations
 
 
 def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, verify: Any,
@@ -538,7 +541,8 @@ def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, 
         verifier = resolve_verifier(verify, model)
     name = getattr(model, "name", "keras model") if loaded else str(info.get("name") or Path(model).stem)
     return _Run(kind or info["kind"], float(native or info["native_pixel_size_m"]), name, verifier,
-                merge_options(info["extract"], extract_options, verifier), [], info.get("pyramid_top_px"))
+                merge_options(info["extract"], extract_options, verifier), [], info.get("pyramid_top_px"),
+                int(info.get("tta", 1)))
 
 
 def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_size: int, tta: int,
@@ -595,7 +599,7 @@ def detect(
     batch_size: int = 4,
     extract_options: dict | None = None,
     progress: bool = False,
-    tta: int = 1,
+    tta: int | None = None,
     verify: Any = None,
     levels: int | str = "auto",
 ) -> pd.DataFrame:
@@ -664,8 +668,9 @@ def detect(
         ``verify=False`` to run the finder with your own thresholds.
     tta
         Test-time augmentation: average the network's output over 1, 2, 4 or 8 orientations of
-        the image (:func:`marscraters.model.predict_image`), for ``tta`` times the work.  For
-        the shipped model it did not raise the validation F1 (``docs/model_card.md``).
+        the image (:func:`marscraters.model.predict_image`), for ``tta`` times the work.  None
+        (default): the model's own setting (its file's ``tta``; 1 when it has none), which its
+        verifier learnt from.
     verify
         Second-stage verification (:mod:`marscraters.verify`): ``None`` uses the verifier the
         model file names (the shipped model names one), ``False`` turns it off, and a
@@ -732,7 +737,7 @@ def detect(
         givens = [_given_pixel_size(v) for v in pixel_size_m]
     else:
         givens = [_given_pixel_size(pixel_size_m)] * len(items)
-    tta = _check_tta(tta)
+    tta = None if tta is None else _check_tta(tta)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
     loaded = hasattr(model, "predict")  # a Keras model object, not a file
@@ -781,7 +786,8 @@ def detect(
     tables: list[Any] = [None] * len(sources)
     with tqdm(total=len(sources), unit="image", desc="detect", disable=not (progress and many)) as bar:
         for m, which, run in runs:
-            found = _detect_run(m, loaded, run, value_range=value_range, batch_size=int(batch_size), tta=tta,
+            found = _detect_run(m, loaded, run, value_range=value_range, batch_size=int(batch_size),
+                                tta=run.tta if tta is None else tta,
                                 progress=progress and not many, bar=bar)
             for i, table in zip(which, found):
                 tables[i] = table

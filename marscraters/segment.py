@@ -615,7 +615,7 @@ def segment(
     tile: int | None = None,
     value_range: tuple[float, float] | str | None = None,
     nodata_fill: float | Literal["mean"] | None = None,
-    tta: int = 1,
+    tta: int | None = None,
 ) -> xr.DataArray:
     """Crater probability of a whole mosaic, lazily, through ``dask.array.map_overlap``.
 
@@ -672,7 +672,8 @@ def segment(
     tta
         Test-time augmentation: average 1, 2, 4 or 8 orientations of every block (flips and
         quarter turns, :func:`~marscraters.model.predict_windows`); exact and seamless as
-        without it, for ``tta`` times the work.
+        without it, for ``tta`` times the work.  None (default): the model's own setting (its
+        file's ``tta``, 1 when it has none), which its verifier learnt from.
 
     Returns
     -------
@@ -719,7 +720,7 @@ def _segment(
     value_range: tuple[float, float] | str | None,
     nodata_fill: Any,
     fill_scaled: float | None = None,
-    tta: int = 1,
+    tta: int | None = None,
     workers: int | None = None,
 ) -> xr.DataArray:
     """:func:`segment` of a validated mosaic with a resolved model; ``fill_scaled`` (0..1) overrides ``nodata_fill``."""
@@ -730,7 +731,8 @@ def _segment(
     if tile is not None:
         tile = _round_up(_positive_int(tile, "tile"), MULTIPLE)
     value_range = _check_value_range(value_range)
-    tta = _check_tta(tta)
+    # None: the model's own orientations (its file's tta), which its verifier learnt from
+    tta = _check_tta(int((spec.metadata or {}).get("tta", 1)) if tta is None else tta)
     ir = ds["ir"]
     ny, nx = ir.shape
     if ny == 0 or nx == 0:
@@ -926,7 +928,7 @@ def segment_to_zarr(
     tile: int | None = None,
     value_range: tuple[float, float] | str | None = None,
     nodata_fill: float | Literal["mean"] | None = None,
-    tta: int = 1,
+    tta: int | None = None,
 ) -> Path:
     """Segment a mosaic into a Zarr v3 store, block by block, resuming an interrupted run.
 
@@ -1197,8 +1199,9 @@ def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "the output's Zarr chunks divide the blocks, so give a multiple of 256")
     s.add_argument("--tile", type=int, help="window core side when blocks are cut into windows")
     s.add_argument("--depth", type=int, help="overlap in pixels (default: the receptive field, 512 for 3x3)")
-    s.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
-                   help="test-time augmentation: average this many orientations (flips, quarter turns); N times the work")
+    s.add_argument("--tta", type=int, default=None, choices=[1, 2, 4, 8],
+                   help="test-time augmentation: average this many orientations (flips, quarter turns); N times the "
+                        "work (default: the model's own setting)")
     s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
                    help="the grey levels that map to black and white, one scale for the whole mosaic, e.g. 0 255 or "
                         "0 65535, or 'auto' for a stretch from the mosaic's own levels (default: 0..255 for 8-bit "
