@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> Path:
                    help="file name of the verifier's copy beside --out (each shipped model names its own)")
     p.add_argument("--verifier-threshold", type=float, default=None,
                    help="the copied verifier's decision threshold (default: the one it was saved with)")
+    p.add_argument("--tta", type=int, choices=[1, 2, 4, 8], default=None,
+                   help="the orientations detect/segment average the model's maps over by default, as its verifier "
+                        "learnt them (default: keep the model's, if any)")
     p.add_argument("--pyramid-top-px", type=float, default=None,
                    help="the model's own pyramid band (LEVEL_TOP_PX for it; default: keep the model's, if any)")
     p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
@@ -71,6 +74,9 @@ def main(argv: list[str] | None = None) -> Path:
         "training": meta.get("training"),
         "epoch": meta.get("epoch"),
     }
+    tta = args.tta if args.tta is not None else meta.get("tta")
+    if tta is not None and int(tta) > 1:  # its verifier learnt from maps averaged over tta orientations
+        extra["tta"] = int(tta)
     top = args.pyramid_top_px if args.pyramid_top_px is not None else meta.get("pyramid_top_px")
     if top is not None:  # chosen for this model on validation images (benchmarks/splits/pyramid_rule.md)
         extra["pyramid_top_px"] = float(top)
