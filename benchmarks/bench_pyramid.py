@@ -9,7 +9,7 @@ issue's target is at most 1.4x (the extra levels hold 1/4 + 1/16 + ... of the pi
 
 ``--mosaics`` does the same for mosaic catalogs, ``ds.craters.catalog(levels=1)`` against
 ``levels="auto"`` (segmentation, circle finder and verifier of every level, on the local threads):
-the largest stitched run of THEMIS quadrangle crops (100 m/px) and CTX G and H as 6 m mosaics.
+a synthetic THEMIS-like surface of 4096 px (100 m/px) and CTX G and H as 6 m mosaics.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pycda, a sibling script
 DATA = Path(os.environ.get("MARSCRATERS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -81,10 +83,12 @@ def _ctx_mosaic(key: str) -> object:
 
 def mosaics(args: argparse.Namespace) -> dict:
     """Mosaic catalogs with one scale and with the pyramid, side by side."""
-    from marscraters.chips import stitch_crops
+    from bench_pycda import _mosaic as synthetic_mosaic
 
-    themis = max(stitch_crops(DATA / "themis-quadrangle-crops"), key=lambda m: int(m.ir.notnull().sum()))
-    sets = {f"THEMIS stitched crops {themis.sizes['y']}x{themis.sizes['x']} px, 100 m/px": [themis],
+    # the stitched quadrangle crops are mostly no data around their runs: a synthetic THEMIS-like
+    # surface of 4096 px (the one bench_pycda.py times) stands for a whole-mosaic job
+    _, themis = synthetic_mosaic(4096, REPO / "runs" / "pycda")
+    sets = {"synthetic THEMIS-like surface 4096x4096 px, 100 m/px": [themis],
             "CTX MC11-E G, H as 6 m mosaics": [_ctx_mosaic("G"), _ctx_mosaic("H")]}
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU, no GPU",
               "repeats": args.repeats, "what": "ds.craters.catalog(levels=1) vs levels='auto'", "sets": []}
