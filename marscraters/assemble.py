@@ -34,6 +34,7 @@ import argparse
 import datetime as _dt
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
@@ -525,6 +526,7 @@ def catalog_from_mosaic(
     if len(plan) > 1 or prob is None:
         # one grey scale, level 0's, for every level: they are the same ground
         seg["value_range"] = mosaic_value_range(ds["ir"].data, seg.get("value_range"), stacklevel=3)
+        _warn_extremes(ds["ir"].data)
     base = dict(extract_options or {})
     tables, kept, found0 = [], [], None
     for i, level in enumerate(plan):
@@ -552,6 +554,24 @@ def catalog_from_mosaic(
     cat = _catalog_of(merged.reset_index(drop=True), found0, kwargs.get("source"))
     cat.attrs["levels"] = [round(lv.factor, 6) for lv in kept]
     return cat
+
+
+def _warn_extremes(data: Any) -> None:
+    """Warn when a mosaic is nearly all shadow or saturated (judged on its grey sample)."""
+    from .detect import _warn_extremes as warn
+    from .model import grey_sample
+
+    sample = grey_sample(data)
+    sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=float)
+    finite = sample[np.isfinite(sample)]
+    if finite.size:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn(finite, float(finite.min()), float(finite.max()))
+        for w in caught:  # said of the mosaic, at the caller's line
+            warnings.warn(str(w.message).replace("the image's pixels", "the mosaic's pixels (a sample)")
+                          .replace("Use a better-exposed image", "Use a better-exposed mosaic"), UserWarning,
+                          stacklevel=4)
 
 
 class _Found(NamedTuple):

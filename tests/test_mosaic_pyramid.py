@@ -116,6 +116,13 @@ def test_one_level_is_catalog_from_probability_and_a_given_map_is_level_0(big_cr
         catalog_from_mosaic(ds, prob, max_diameter_px=100)
 
 
+def test_a_mosaic_nearly_all_saturated_warns():
+    image = np.full((160, 160), 255.0, np.float32)
+    image[:40] = np.random.default_rng(0).uniform(60, 200, (40, 160))  # a quarter of real ground
+    with pytest.warns(UserWarning, match="mosaic's pixels .* nearly all shadow or saturated"):
+        _mosaic(image).craters.catalog(progress=False)
+
+
 def test_a_fine_mosaic_gets_the_model_for_fine_imagery():
     from marscraters.model import DEFAULT_WEIGHTS, FINE_WEIGHTS
 
