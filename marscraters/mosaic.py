@@ -1233,7 +1233,8 @@ def _halve_antialiased(data: da.Array, fill: float) -> da.Array:
     The same for every chunking: each chunk is blurred with a halo wider than the kernel."""
     ny, nx = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
     data = data[:ny, :nx]
-    data = data.rechunk((_cell_chunks(data.chunks[0], 2), _cell_chunks(data.chunks[1], 2)))
+    # whole cells per chunk, and no chunk thinner than the blur's halo (map_overlap needs that)
+    data = data.rechunk(tuple(_merge_thin(_cell_chunks(c, 2), 8) for c in data.chunks))
     missing = da.isnan(data)
     out = []
     for part in (da.where(missing, np.float32(fill), data).astype(np.float32), missing.astype(np.float32)):
@@ -1324,6 +1325,28 @@ def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False) -> x
     attrs = {k: v for k, v in ds.attrs.items() if k != "px_per_deg"}
     attrs["coarsened_by"] = factor * int(ds.attrs.get("coarsened_by", 1))
     return _build_mosaic(coarse, grid.transform * Affine.scale(factor), grid.crs, attrs)
+
+
+def _merge_thin(sizes: tuple[int, ...], depth: int) -> tuple[int, ...]:
+    """Blocks thinner than ``depth`` (which ``map_overlap`` refuses) merged into their neighbours.
+
+    Unlike dask's ``ensure_minimum_chunksize``, which moves borders ((1024, 1024, 64) becomes
+    (1024, 576, 512)), every border kept is one of ``sizes``' own, so the output store's chunks,
+    which must divide every block, stay as large as the blocks asked for.
+    """
+    out: list[int] = []
+    run = 0
+    for s in sizes:
+        run += s
+        if run >= depth:
+            out.append(run)
+            run = 0
+    if run:
+        if out:
+            out[-1] += run
+        else:
+            out.append(run)
+    return tuple(out)
 
 
 def _cell_chunks(chunks: tuple[int, ...], factor: int) -> tuple[int, ...]:

@@ -548,30 +548,10 @@ def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int, workers: int = 1) -
         elif n <= depth:
             out.append((n,))
         else:
+            from .mosaic import _merge_thin
+
             out.append(_merge_thin(tuple(int(v) for v in c), depth))
     return out[0], out[1]
-
-
-def _merge_thin(sizes: tuple[int, ...], depth: int) -> tuple[int, ...]:
-    """Blocks thinner than ``depth`` (which ``map_overlap`` refuses) merged into their neighbours.
-
-    Unlike dask's ``ensure_minimum_chunksize``, which moves borders ((1024, 1024, 64) becomes
-    (1024, 576, 512)), every border kept is one of ``sizes``' own, so the output store's chunks,
-    which must divide every block, stay as large as the blocks asked for.
-    """
-    out: list[int] = []
-    run = 0
-    for s in sizes:
-        run += s
-        if run >= depth:
-            out.append(run)
-            run = 0
-    if run:
-        if out:
-            out[-1] += run
-        else:
-            out.append(run)
-    return tuple(out)
 
 
 def _scaled_nanmean(data: Any, lo: float, hi: float) -> Any:

@@ -65,6 +65,26 @@ def test_coarsen_mosaic_averages_whole_cells_on_the_same_corner():
     assert coarsen_mosaic(ds, 1) is ds
 
 
+def test_antialiased_halvings_are_skimage_rescale_and_chunk_invariant():
+    from skimage.transform import rescale
+
+    image = np.random.default_rng(1).uniform(0, 255, (201, 150)).astype(np.float32)
+    half = coarsen_mosaic(_mosaic(image), 2, antialias=True).ir.values
+    # what detect makes of an image's half, edges included (the odd last row has no whole cell)
+    expected = rescale(image[:200], 0.5, order=1, anti_aliasing=True, preserve_range=True)
+    np.testing.assert_allclose(half, expected, atol=1e-3)
+    quarter = coarsen_mosaic(_mosaic(image), 4, antialias=True).ir.values
+    for chunks in (23, (64, 37)):
+        lazy = coarsen_mosaic(_mosaic(image, chunks=chunks), 4, antialias=True)
+        assert isinstance(lazy.ir.data, da.Array)
+        np.testing.assert_array_equal(lazy.ir.values, quarter)
+    gappy = image.copy()
+    gappy[:6, :6] = np.nan  # 3x3 coarse pixels mostly no data
+    assert np.isnan(coarsen_mosaic(_mosaic(gappy), 2, antialias=True).ir.values[:3, :3]).all()
+    with pytest.raises(InvalidArgumentError, match="power of 2"):
+        coarsen_mosaic(_mosaic(image), 3, antialias=True)
+
+
 @pytest.mark.parametrize("factor, message", [(0, ">= 1"), (1.5, "whole number"), (True, "whole number"),
                                              (200, "leaves no pixel")])
 def test_coarsen_mosaic_refuses_bad_factors(factor, message):
@@ -160,8 +180,8 @@ def test_catalog_command_runs_the_pyramid_with_the_mosaic(big_crater, tmp_path, 
 @pytest.mark.realdata
 def test_a_ctx_mosaic_finds_what_detect_finds(shared_data):
     """A CTX image as a 6 m georeferenced mosaic gets what detect() gets for the image (validation
-    image G): the same model and levels, and nearly the same craters.  The coarser levels differ a
-    little: a mosaic's are block means (chunk-invariant), an image's are anti-aliased resamplings."""
+    image G): the same model, levels and craters.  Both make their levels by anti-aliased
+    resampling; the mosaic's are chunk-invariant halvings of halvings."""
     from marscraters.chips import read_voc_labels
     from marscraters.detect import detect, read_grey_image
     from marscraters.evaluate import evaluate
@@ -178,11 +198,12 @@ def test_a_ctx_mosaic_finds_what_detect_finds(shared_data):
     assert found.attrs["levels"] == [1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125]
     cols = ["x", "y", "diameter_px"]
     same = evaluate(found[cols + ["score"]], direct[cols], rule="deepmoon")
-    assert same.n_pred >= 10 and same.precision >= 0.85 and same.recall >= 0.85, same.summary()
+    # the same craters (measured: all 18); the levels below 1/2 are halved twice here, resampled once there
+    assert same.n_pred >= 10 and same.precision >= 0.9 and same.recall >= 0.9, same.summary()
     # every crater found at the mosaic's own pixels is detect's, to the pixel
     level0 = found[found["level"] == 0]
     at0 = evaluate(level0[cols + ["score"]], direct[direct["level"] == 0][cols], rule="deepmoon")
     assert len(level0) >= 5 and at0.precision == 1.0 and at0.recall == 1.0
     truth = read_voc_labels(folder / "annotations" / "clustered" / "MC11E-G.xml", min_confidence=3)[cols]
     f1 = [evaluate(c[cols + ["score"]], truth, rule="deepmoon", d_min=16).f1 for c in (found, direct)]
-    assert abs(f1[0] - f1[1]) <= 0.1, f1
+    assert abs(f1[0] - f1[1]) <= 0.02, f1
