@@ -537,11 +537,14 @@ def catalog_from_mosaic(
         _warn_extremes(ds["ir"].data)
     base = dict(extract_options or {})
     tables, kept, found0 = [], [], None
+    prev, prev_cell = ds, 1  # each level is made from the one before: a halving of a halving
     for i, level in enumerate(plan):
         opts = level_options(level, base)
         if opts is None:
             continue
-        level_ds = coarsen_mosaic(ds, int(round(1 / level.factor)), antialias=resampling == "antialias")
+        cell = int(round(1 / level.factor))
+        level_ds = coarsen_mosaic(prev, cell // prev_cell, antialias=resampling == "antialias")
+        prev, prev_cell = level_ds, cell
         level_prob = prob if (i == 0 and prob is not None) else segment(level_ds, model, **seg)
         pixels, found = _find_craters(
             level_prob, mosaic=level_ds, kind=kwargs.get("kind"), model=model, halo=kwargs.get("halo"),

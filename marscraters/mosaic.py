@@ -1226,21 +1226,36 @@ def _gaussian_half(block: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(block, 0.5, mode="mirror").astype(np.float32)
 
 
-def _halve_antialiased(data: da.Array, fill: float) -> da.Array:
-    """One anti-aliased halving of a 2-D dask array: no-data filled with ``fill``, a Gaussian of
-    sigma 0.5 px, then 2x2 means (``skimage.transform.rescale(x, 0.5, anti_aliasing=True)`` inside
-    the array, and at its edges too); a pixel is no data where most of its blurred cell was.
-    The same for every chunking: each chunk is blurred with a halo wider than the kernel."""
+def _mean2(block: np.ndarray) -> np.ndarray:
+    """Means of the 2x2 cells of an array of even sides."""
+    ny, nx = block.shape
+    return block.reshape(ny // 2, 2, nx // 2, 2).mean(axis=(1, 3), dtype=np.float32)
+
+
+def _halve_antialiased(data: Any, fill: float) -> Any:
+    """One anti-aliased halving of a 2-D array (numpy, or dask, lazily): no-data filled with
+    ``fill``, a Gaussian of sigma 0.5 px, then 2x2 means (``skimage.transform.rescale(x, 0.5,
+    anti_aliasing=True)``, edges included); a pixel is no data where most of its blurred cell was.
+    A dask array gives the same values for every chunking: each chunk is blurred with a halo wider
+    than the kernel."""
     ny, nx = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
     data = data[:ny, :nx]
+    if not isinstance(data, da.Array):
+        data = np.asarray(data, dtype=np.float32)
+        missing = np.isnan(data)
+        gaps = bool(missing.any())
+        values = _mean2(_gaussian_half(np.where(missing, np.float32(fill), data) if gaps else data))
+        if gaps:
+            values[_mean2(_gaussian_half(missing.astype(np.float32))) > 0.5] = np.nan
+        return values
     # whole cells per chunk, and no chunk thinner than the blur's halo (map_overlap needs that)
     data = data.rechunk(tuple(_merge_thin(_cell_chunks(c, 2), 8) for c in data.chunks))
+    halves = tuple(tuple(c // 2 for c in cs) for cs in data.chunks)
     missing = da.isnan(data)
     out = []
     for part in (da.where(missing, np.float32(fill), data).astype(np.float32), missing.astype(np.float32)):
         blurred = part.map_overlap(_gaussian_half, depth=3, boundary="none", dtype=np.float32)
-        out.append(blurred.map_blocks(_block_nanmean, 2, dtype=np.float32,
-                                      chunks=tuple(tuple(c // 2 for c in cs) for cs in part.chunks)))
+        out.append(blurred.map_blocks(_mean2, dtype=np.float32, chunks=halves))
     values, gone = out
     return da.where(gone > 0.5, np.float32(np.nan), values)
 
@@ -1307,11 +1322,9 @@ def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False) -> x
         sample = grey_sample(data)
         sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=np.float64)
         fill = float(np.nanmean(sample)) if np.isfinite(sample).any() else 0.0
-        lazy = isinstance(data, da.Array)
-        coarse = data.astype(np.float32) if lazy else da.from_array(np.asarray(data, dtype=np.float32))
+        coarse = data.astype(np.float32) if isinstance(data, da.Array) else np.asarray(data, dtype=np.float32)
         for _ in range(int(factor).bit_length() - 1):
             coarse = _halve_antialiased(coarse, fill)
-        coarse = coarse if lazy else coarse.compute()
         ny, nx = coarse.shape
     elif isinstance(data, da.Array):
         # blocks on whole cells (a multiple of factor rows and columns), so every cell is one task's
