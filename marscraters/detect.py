@@ -393,6 +393,7 @@ def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list
     from skimage.transform import rescale
 
     from .model import _grey_levels, grey_sample, guess_value_range, normalise_image
+    from .mosaic import _halve_antialiased
 
     finite, lo, hi = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
     _warn_extremes(finite, lo, hi)
@@ -403,11 +404,23 @@ def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list
     missing = ~np.isfinite(work)
     filled = np.nan_to_num(work, nan=np.nanmean(work)) if missing.any() else work
     out = []
+    halved, cell = work, 1  # the last halving made, and its cell in input pixels
     for level in levels:
         if not level.resampled:
             out.append((normalise_image(work, value_range=value_range), missing))
             continue
         f = level.factor
+        k = int(round(1 / f))
+        if f < 1 and k * f == 1.0 and k & (k - 1) == 0:
+            # halvings of halvings, anti-aliased, as a mosaic's levels (coarsen_mosaic): the first
+            # equals rescale(0.5) exactly, and each costs a quarter of the one before
+            fill = float(np.nanmean(work)) if missing.any() else 0.0
+            while cell < k:
+                halved, cell = _halve_antialiased(halved, fill), cell * 2
+            gone = ~np.isfinite(halved)
+            x = np.where(gone, np.float32(fill), halved) if gone.any() else halved
+            out.append((normalise_image(x, value_range=value_range), gone))
+            continue
         x = rescale(filled, f, order=1, anti_aliasing=f < 1, preserve_range=True).astype(np.float32)
         # a level pixel is no data when most of the ground it covers is
         gone = (rescale(missing.astype(np.float32), f, order=1, anti_aliasing=f < 1) > 0.5 if missing.any()
