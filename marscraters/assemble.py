@@ -34,7 +34,6 @@ import argparse
 import datetime as _dt
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
@@ -501,8 +500,8 @@ def catalog_from_mosaic(
     >>> craters = catalog_from_mosaic(ds)  # doctest: +SKIP
     >>> craters.groupby("level").size()  # doctest: +SKIP
     """
-    from .detect import georeferenced_pixel_size, model_info
-    from .model import mosaic_value_range
+    from .detect import _warn_extremes, georeferenced_pixel_size, model_info
+    from .model import grey_sample, mosaic_value_range
     from .mosaic import coarsen_mosaic, validate_mosaic
     from .pyramid import level_options, merge_levels, pyramid_levels
     from .segment import model_for_mosaic, segment
@@ -531,10 +530,17 @@ def catalog_from_mosaic(
     # mosaic keeps its size), so its levels are planned as if it were at the native size
     size = native if size is None else min(size, native)
     plan = pyramid_levels((ds.sizes["y"], ds.sizes["x"]), size, native, levels=levels, top_px=info["pyramid_top_px"])
+    fill = None
     if len(plan) > 1 or prob is None:
-        # one grey scale, level 0's, for every level: they are the same ground
-        seg["value_range"] = mosaic_value_range(ds["ir"].data, seg.get("value_range"), stacklevel=3)
-        _warn_extremes(ds["ir"].data)
+        # one read of the mosaic's grey sample: its grey scale (level 0's, for every level: they are
+        # the same ground), its exposure, and the no-data fill of the coarser levels
+        sample = grey_sample(ds["ir"].data)
+        sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=float)
+        seg["value_range"] = mosaic_value_range(ds["ir"].data, seg.get("value_range"), sample=sample, stacklevel=3)
+        finite = sample[np.isfinite(sample)]
+        if finite.size:
+            _warn_extremes(finite, float(finite.min()), float(finite.max()), what="mosaic", stacklevel=4)
+            fill = float(finite.mean())
     base = dict(extract_options or {})
     tables, kept, found0 = [], [], None
     prev, prev_cell = ds, 1  # each level is made from the one before: a halving of a halving
@@ -543,7 +549,7 @@ def catalog_from_mosaic(
         if opts is None:
             continue
         cell = int(round(1 / level.factor))
-        level_ds = coarsen_mosaic(prev, cell // prev_cell, antialias=resampling == "antialias")
+        level_ds = coarsen_mosaic(prev, cell // prev_cell, antialias=resampling == "antialias", fill=fill)
         prev, prev_cell = level_ds, cell
         level_prob = prob if (i == 0 and prob is not None) else segment(level_ds, model, **seg)
         pixels, found = _find_craters(
@@ -560,29 +566,17 @@ def catalog_from_mosaic(
             "max_diameter_px (in the mosaic's pixels)")
     merged = merge_levels(tables, kept, nms=found0.params.get("nms", "deepmoon"),
                           nms_threshold=found0.params.get("nms_threshold"), contained=found0.params["kind"] == "filled")
-    ny, nx = ds.sizes["y"], ds.sizes["x"]
-    merged = merged[(merged.x >= -0.5) & (merged.x < nx - 0.5) & (merged.y >= -0.5) & (merged.y < ny - 0.5)]
-    cat = _catalog_of(merged.reset_index(drop=True), found0, kwargs.get("source"))
+    cat = _catalog_of(_inside(merged, (ds.sizes["y"], ds.sizes["x"])).reset_index(drop=True), found0,
+                      kwargs.get("source"))
     cat.attrs["levels"] = [round(lv.factor, 6) for lv in kept]
     return cat
 
 
-def _warn_extremes(data: Any) -> None:
-    """Warn when a mosaic is nearly all shadow or saturated (judged on its grey sample)."""
-    from .detect import _warn_extremes as warn
-    from .model import grey_sample
-
-    sample = grey_sample(data)
-    sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=float)
-    finite = sample[np.isfinite(sample)]
-    if finite.size:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warn(finite, float(finite.min()), float(finite.max()))
-        for w in caught:  # said of the mosaic, at the caller's line
-            warnings.warn(str(w.message).replace("the image's pixels", "the mosaic's pixels (a sample)")
-                          .replace("Use a better-exposed image", "Use a better-exposed mosaic"), UserWarning,
-                          stacklevel=4)
+def _inside(pixels: pd.DataFrame, shape: tuple[int, int]) -> pd.DataFrame:
+    """The craters centred inside a map of ``shape`` (pixel index coordinates), as one whole-map
+    extraction reports them."""
+    ny, nx = shape
+    return pixels[(pixels.x >= -0.5) & (pixels.x < nx - 0.5) & (pixels.y >= -0.5) & (pixels.y < ny - 0.5)]
 
 
 class _Found(NamedTuple):
@@ -693,7 +687,7 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
         pixels = nms_circles(pixels, rule=options.get("nms", "deepmoon"), threshold=options.get("nms_threshold"),
                              contained=target == "filled")
         # inside the map, as one whole-map extraction would report them
-        pixels = pixels[(pixels.x >= -0.5) & (pixels.x < nx - 0.5) & (pixels.y >= -0.5) & (pixels.y < ny - 0.5)]
+        pixels = _inside(pixels, (ny, nx))
 
     params = {"kind": target, "halo": halo, "block_px": int(block_px), "min_score": min_score, **options}
     if verifier is not None:

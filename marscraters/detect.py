@@ -377,14 +377,14 @@ def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
     return _Source(key, what, lambda: arr, (int(arr.shape[0]), int(arr.shape[1])), _pixel_size(given, georef, what))
 
 
-def _warn_extremes(finite: np.ndarray, lo: float, hi: float) -> None:
+def _warn_extremes(finite: np.ndarray, lo: float, hi: float, *, what: str = "image", stacklevel: int = 2) -> None:
     share = (np.count_nonzero(finite == lo) + np.count_nonzero(finite == hi)) / finite.size
     # a two-level image (a mask, a drawing, a test pattern) has nothing between: not a photograph
     if _EXTREME_SHARE < share < 1.0:
         warnings.warn(
-            f"{share:.0%} of the image's pixels are at its darkest ({lo:g}) or brightest ({hi:g}) grey level: it is "
-            "nearly all shadow or saturated, and craters there cannot be seen. Use a better-exposed image, or set "
-            "those pixels to NaN (no data) so that they count as featureless ground", UserWarning, stacklevel=2)
+            f"{share:.0%} of the {what}'s pixels are at its darkest ({lo:g}) or brightest ({hi:g}) grey level: it is "
+            f"nearly all shadow or saturated, and craters there cannot be seen. Use a better-exposed {what}, or set "
+            "those pixels to NaN (no data) so that they count as featureless ground", UserWarning, stacklevel=stacklevel)
 
 
 def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list[tuple[np.ndarray, np.ndarray]]:

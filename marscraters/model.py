@@ -799,7 +799,7 @@ def guess_value_range(
     return guess
 
 
-def mosaic_value_range(data: Any, value_range: Any = None, *, client: Any = None,
+def mosaic_value_range(data: Any, value_range: Any = None, *, client: Any = None, sample: Any = None,
                        stacklevel: int = 2) -> tuple[float, float]:
     """The one fixed grey scale ``(low, high)`` of a whole mosaic (a 2-D numpy or dask array).
 
@@ -807,7 +807,8 @@ def mosaic_value_range(data: Any, value_range: Any = None, *, client: Any = None
     Otherwise the mosaic's :func:`grey_sample` is read (through ``client`` when given): ``"auto"``
     is its stretch (:func:`stretch_range`); None applies :func:`guess_value_range` (a mosaic's
     ``ir`` is float32 whatever it was stored as), whose ``"auto"`` is the same stretch.  One scale
-    for every block, so even a stretched mosaic has no seams, whatever its chunking.
+    for every block, so even a stretched mosaic has no seams, whatever its chunking.  ``sample``:
+    that grey sample, when the caller has already read it (nothing is read then).
 
     Examples
     --------
@@ -819,9 +820,10 @@ def mosaic_value_range(data: Any, value_range: Any = None, *, client: Any = None
     """
     if not (value_range is None or isinstance(value_range, str)):
         return fixed_value_range(value_range, hint=", 'auto' or None")
-    sample = grey_sample(data)
-    if hasattr(sample, "dask"):
-        sample = client.compute(sample).result() if client is not None else sample.compute()
+    if sample is None:
+        sample = grey_sample(data)
+        if hasattr(sample, "dask"):
+            sample = client.compute(sample).result() if client is not None else sample.compute()
     return _sample_value_range(np.asarray(sample), value_range, stacklevel=stacklevel + 1)
 
 

@@ -1260,7 +1260,7 @@ def _halve_antialiased(data: Any, fill: float) -> Any:
     return da.where(gone > 0.5, np.float32(np.nan), values)
 
 
-def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False) -> xr.Dataset:
+def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False, fill: float | None = None) -> xr.Dataset:
     """The Mosaic at ``factor`` times coarser pixels: each pixel the mean of a ``factor`` x ``factor`` cell.
 
     One level of an image pyramid (:mod:`marscraters.pyramid`) for a mosaic.  The result stays
@@ -1283,6 +1283,9 @@ def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False) -> x
         pixels are filled with the mean of the mosaic's grey sample first, and a coarse pixel is no
         data where most of its blurred cell was.  The image pyramid of mosaic catalogs uses it: the
         networks saw such levels in training.
+    fill
+        With ``antialias``, the value no-data pixels take before the blur (default: the mean of
+        the mosaic's grey sample, which costs a read of it).
 
     Returns
     -------
@@ -1317,11 +1320,12 @@ def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False) -> x
     if antialias:
         if factor & (factor - 1):
             raise InvalidArgumentError(f"antialias=True halves the mosaic: factor must be a power of 2, got {factor}")
-        from .model import grey_sample
+        if fill is None:
+            from .model import grey_sample
 
-        sample = grey_sample(data)
-        sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=np.float64)
-        fill = float(np.nanmean(sample)) if np.isfinite(sample).any() else 0.0
+            sample = grey_sample(data)
+            sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=np.float64)
+            fill = float(np.nanmean(sample)) if np.isfinite(sample).any() else 0.0
         coarse = data.astype(np.float32) if isinstance(data, da.Array) else np.asarray(data, dtype=np.float32)
         for _ in range(int(factor).bit_length() - 1):
             coarse = _halve_antialiased(coarse, fill)
