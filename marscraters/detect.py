@@ -402,8 +402,10 @@ def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list
         value_range = guess_value_range(grey_sample(arr), floating=arr.dtype.kind == "f", lo=lo, hi=hi)
     work = arr.astype(np.float32)
     missing = ~np.isfinite(work)
-    filled = np.nan_to_num(work, nan=np.nanmean(work)) if missing.any() else work
+    gaps = bool(missing.any())
+    fill = float(np.nanmean(work)) if gaps else 0.0  # what no-data pixels look like to the resampling
     out = []
+    filled = None  # the image with its no-data filled, for rescale (made once, when needed)
     halved, cell = work, 1  # the last halving made, and its cell in input pixels
     for level in levels:
         if not level.resampled:
@@ -414,16 +416,17 @@ def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list
         if f < 1 and k * f == 1.0 and k & (k - 1) == 0:
             # halvings of halvings, anti-aliased, as a mosaic's levels (coarsen_mosaic): the first
             # equals rescale(0.5) exactly, and each costs a quarter of the one before
-            fill = float(np.nanmean(work)) if missing.any() else 0.0
             while cell < k:
                 halved, cell = _halve_antialiased(halved, fill), cell * 2
             gone = ~np.isfinite(halved)
             x = np.where(gone, np.float32(fill), halved) if gone.any() else halved
             out.append((normalise_image(x, value_range=value_range), gone))
             continue
+        if filled is None:
+            filled = np.nan_to_num(work, nan=fill) if gaps else work
         x = rescale(filled, f, order=1, anti_aliasing=f < 1, preserve_range=True).astype(np.float32)
         # a level pixel is no data when most of the ground it covers is
-        gone = (rescale(missing.astype(np.float32), f, order=1, anti_aliasing=f < 1) > 0.5 if missing.any()
+        gone = (rescale(missing.astype(np.float32), f, order=1, anti_aliasing=f < 1) > 0.5 if gaps
                 else np.zeros(x.shape, bool))
         out.append((normalise_image(x, value_range=value_range), gone))
     return out
@@ -787,15 +790,10 @@ def detect(
                     _reraise(exc, label)
             _relay(caught, label)
         runs.append((chosen[which[0]], which, run._replace(work=plans)))
-    work = [None] * len(sources)
+    work, names = [None] * len(sources), [None] * len(sources)  # per image, in the call's order
     for _, which, run in runs:
         for i, item in zip(which, run.work):
-            work[i] = item
-
-    names = [None] * len(sources)
-    for _, which, run in runs:
-        for i in which:
-            names[i] = run.name
+            work[i], names[i] = item, run.name
     tables: list[Any] = [None] * len(sources)
     with tqdm(total=len(sources), unit="image", desc="detect", disable=not (progress and many)) as bar:
         for m, which, run in runs:
