@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -1104,6 +1106,37 @@ def _correlation_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
     return np.conjugate(spec, out=spec)
 
 
+# Template spectra reused between calls: a detect run or a mosaic's blocks search the same radii on
+# maps of the same few sizes, and a spectrum costs as much as the inverse transform it feeds.
+_SPECTRA: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_SPECTRA_LOCK = threading.Lock()
+#: Bytes of template spectra kept between calls (least recently used dropped first).
+SPECTRUM_CACHE_BYTES = 64 * 2**20
+
+
+def _cached_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
+    """:func:`_correlation_spectrum`, kept for the next map of the same transform size.
+
+    The key is the template's exact bytes, so a hit returns the very array a fresh computation
+    would; the arrays are read-only, since threads of one process share them.
+    """
+    key = (tpl.shape, tpl.dtype.str, ly, lx, tpl.tobytes())
+    with _SPECTRA_LOCK:
+        spec = _SPECTRA.get(key)
+        if spec is not None:
+            _SPECTRA.move_to_end(key)
+            return spec
+    spec = _correlation_spectrum(tpl, ly, lx)
+    spec.flags.writeable = False
+    if spec.nbytes <= SPECTRUM_CACHE_BYTES:
+        with _SPECTRA_LOCK:
+            _SPECTRA[key] = spec
+            total = sum(v.nbytes for v in _SPECTRA.values())
+            while total > SPECTRUM_CACHE_BYTES:
+                total -= _SPECTRA.popitem(last=False)[1].nbytes
+    return spec
+
+
 def _reference_ncc_bank(img: np.ndarray, templates: Sequence[np.ndarray]) -> list[np.ndarray]:
     """What :func:`_ncc_bank` computes, the slow way: ``match_template`` per template.
 
@@ -1198,7 +1231,7 @@ def _ncc_bank(img: np.ndarray, templates: Sequence[np.ndarray]) -> list[np.ndarr
     out = []
     for tpl in tpls:
         m, n = tpl.shape
-        kspec = spectrum * _correlation_spectrum(tpl, ly, lx)
+        kspec = spectrum * _cached_spectrum(tpl, ly, lx)
         # irfft2, with the transform along x only for the rows kept
         kspec = sfft.ifft(kspec, axis=0, overwrite_x=True, workers=-1)
         xcorr = sfft.irfft(kspec[:ny], n=lx, axis=1, workers=-1)[:, :nx]
