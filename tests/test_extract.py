@@ -695,3 +695,26 @@ def test_refine_leaves_a_circle_rising_to_the_band_end_to_the_next_scale():
     np.testing.assert_allclose(ex._widen(np.array([5.0, 5.5]), 1.1, below=True, above=True),
                                [5 / 1.1, 5.0, 5.5, 5.5 * 1.1])
     np.testing.assert_allclose(ex._widen(np.array([5.0, 5.5]), 1.1, below=False, above=True), [5.0, 5.5, 5.5 * 1.1])
+
+
+def test_template_spectra_cache_gives_the_fresh_results_and_stays_bounded(monkeypatch):
+    """A cached spectrum is the one a fresh computation gives (bit for bit), it is read-only, and
+    the cache drops the least recently used spectra past its byte budget."""
+    monkeypatch.setattr(ex, "_SPECTRA", type(ex._SPECTRA)())
+    rng = np.random.default_rng(11)
+    img = (rng.random((70, 90)) > 0.7).astype(np.float32)
+    templates = finder_templates()
+    fresh = ex._ncc_bank(img, templates)  # fills the cache
+    assert len(ex._SPECTRA) == len({t.tobytes() for t in templates})
+    again = ex._ncc_bank(img, templates)  # every spectrum from the cache
+    for a, b in zip(fresh, again):
+        assert np.array_equal(a, b)
+    spec = next(iter(ex._SPECTRA.values()))
+    assert not spec.flags.writeable
+    key = next(iter(ex._SPECTRA))
+    assert np.array_equal(spec, ex._correlation_spectrum(np.frombuffer(key[4], key[1]).reshape(key[0]), key[2], key[3]))
+    # a budget of two spectra keeps the two used last
+    monkeypatch.setattr(ex, "SPECTRUM_CACHE_BYTES", 2 * spec.nbytes)
+    ex._ncc_bank(img, templates[:3])
+    assert len(ex._SPECTRA) == 2 and sum(v.nbytes for v in ex._SPECTRA.values()) <= 2 * spec.nbytes
+    assert [k[4] for k in ex._SPECTRA] == [t.tobytes() for t in templates[1:3]]

@@ -1,0 +1,91 @@
+"""The verifier's candidates searched with radii spaced by different factors, side by side.
+
+Run: ``python benchmarks/finder_step.py [--steps 1.1 1.15 1.2 1.25] [--json docs/results/finder_step.json]``
+
+For each radius step (``detect(..., extract_options={"radius_step": s})``), :func:`marscraters.detect`
+runs with the shipped models and verifiers on
+
+* THEMIS Day IR chips ``--themis`` (default 440-499, validation) at 100 m/px;
+* CTX MC11-E images ``--ctx`` (default G and H, validation) at 6 m/px, truth = the clustered boxes
+  marked by at least ``--min-confidence`` of the six annotators.
+
+Scores: DeepMoon rule, floor scoring at ``--d-min`` px, craters pooled.  Time: the THEMIS chips'
+``detect``, the steps alternated over ``--repeats`` rounds (median; the model load excluded).  The
+rule that decides from these numbers is ``benchmarks/splits/finder_step_rule.md``; this script only
+reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from pyramid import DATA, _per_image, _score
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from marscraters.chips import chip_craters, read_chips, read_voc_labels
+    from marscraters.detect import detect, read_grey_image
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--themis", default="440:500")
+    p.add_argument("--ctx", nargs="+", default=["G", "H"])
+    p.add_argument("--steps", type=float, nargs="+", default=[1.1, 1.15, 1.2, 1.25])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--min-confidence", type=int, default=3)
+    p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    data = Path(args.data)
+    lo, hi = (int(v) for v in args.themis.split(":"))
+    chips = read_chips(data / "themis-dayir-crops", indices=range(lo, hi))
+    themis = list(chips.images)
+    themis_truth = [chip_craters(chips, i) for i in range(len(chips))]
+    ctx_dir = data / "ctx-mc11e"
+    ctx_images = [read_grey_image(ctx_dir / "images" / f"MC11E-{k}.png") for k in args.ctx]
+    ctx_truth = [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml",
+                                 min_confidence=args.min_confidence) for k in args.ctx]
+
+    def run(images, metres, step):
+        return detect(images, pixel_size_m=metres, extract_options={"radius_step": step})
+
+    run(themis[:2], 100.0, args.steps[0])  # warm-up: the model and verifier load, the functions compile
+    rows = {s: {"radius_step": s, "themis_seconds": []} for s in args.steps}
+    for r in range(args.repeats):
+        for s in args.steps:
+            t0 = time.perf_counter()
+            det = run(themis, 100.0, s)
+            rows[s]["themis_seconds"].append(round(time.perf_counter() - t0, 2))
+            if r == 0:
+                rows[s]["themis"] = _score(_per_image(det, len(themis)), themis_truth, args.d_min)
+    for s in args.steps:
+        row = rows[s]
+        row["themis_median_s"] = float(np.median(row["themis_seconds"]))
+        t0 = time.perf_counter()
+        det = run(ctx_images, 6.0, s)
+        row["ctx_seconds"] = round(time.perf_counter() - t0, 1)
+        row["ctx"] = _score(_per_image(det, len(ctx_images)), ctx_truth, args.d_min)
+        print(f"step {s:g}: THEMIS F1 {row['themis']['f1']:.3f} (P {row['themis']['precision']:.3f} R "
+              f"{row['themis']['recall']:.3f}; {row['themis_median_s']:.2f} s)  CTX F1 {row['ctx']['f1']:.3f} "
+              f"(P {row['ctx']['precision']:.3f} R {row['ctx']['recall']:.3f}; {row['ctx_seconds']} s)", flush=True)
+    base = rows[args.steps[0]]["themis_median_s"]
+    for s in args.steps:
+        rows[s]["speedup_vs_first"] = round(base / rows[s]["themis_median_s"], 3)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU, no GPU",
+              "themis_chips": args.themis, "ctx_images": args.ctx, "min_confidence": args.min_confidence,
+              "d_min": args.d_min, "repeats": args.repeats, "steps": list(rows.values()),
+              "rule": "benchmarks/splits/finder_step_rule.md"}
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    return report
+
+
+if __name__ == "__main__":
+    main()
