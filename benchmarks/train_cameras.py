@@ -8,6 +8,9 @@ they remain new ground for the THEMIS scores.
 * training: chips 0-439 and CTX images ``--train`` (default A-F), cut into 416 px tiles;
 * validation (the best epoch by crater F1): chips 440-499 and CTX ``--validation`` (G, H).
 
+With ``--ctx-only`` the THEMIS chips stay out of both: a network for fine imagery only, trained
+and monitored on CTX alone (``benchmarks/splits/cameras_rule.md``, addendum 2).
+
 CTX labels: the clustered boxes marked by at least ``--min-confidence`` of the six annotators.
 
 Usage (resumable: the same command continues from the last epoch)::
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--train", nargs="+", default=list("ABCDEF"))
     p.add_argument("--validation", nargs="+", default=["G", "H"])
     p.add_argument("--min-confidence", type=int, default=2)
+    p.add_argument("--ctx-only", action="store_true", help="train and validate on the CTX images alone")
     add_fine_tune_flags(p, epochs=4)
     args = p.parse_args(argv)
     data = Path(args.data)
@@ -94,17 +98,19 @@ def main(argv: list[str] | None = None) -> dict:
     from marscraters.chips import read_chips
     from marscraters.training import chips_training_set, train
 
-    chips = read_chips(data / "themis-dayir-crops", indices=range(500))
-    train_set = _join(chips_training_set(chips, range(440)), ctx_set(args.train, data,
-                                                                         min_confidence=args.min_confidence))
-    val_set = _join(chips_training_set(chips, range(440, 500)), ctx_set(args.validation, data,
-                                                                        min_confidence=args.min_confidence))
+    train_set = ctx_set(args.train, data, min_confidence=args.min_confidence)
+    val_set = ctx_set(args.validation, data, min_confidence=args.min_confidence)
+    themis = {"themis": None, "validation": list(args.validation)}
+    if not args.ctx_only:
+        chips = read_chips(data / "themis-dayir-crops", indices=range(500))
+        train_set = _join(chips_training_set(chips, range(440)), train_set)
+        val_set = _join(chips_training_set(chips, range(440, 500)), val_set)
+        themis = {"themis": "chips 0-439", "validation": ["chips 440-499", *args.validation]}
     model, config, info = fine_tune_start(args)
     print(f"{len(train_set)} training images ({len(train_set.craters)} craters), {len(val_set)} validation",
           flush=True)
     result = train(train_set, val_set, args.out, config, model=model, resume=True, verbose=2,
-                   metadata={"data": {"themis": "chips 0-439", "ctx": args.train, "validation":
-                                      ["chips 440-499", *args.validation], "ctx_min_confidence": args.min_confidence,
+                   metadata={"data": {**themis, "ctx": args.train, "ctx_min_confidence": args.min_confidence,
                                       "ctx_levels": list(LEVELS), "init": str(args.init or info.get("name"))}})
     best = max(result["history"], key=lambda r: r.get("val_crater_f1") or -1)
     print(json.dumps({"out": args.out, "best_epoch": best}, default=str))

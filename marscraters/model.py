@@ -24,6 +24,7 @@ Because of the 7 poolings, the spatial size of an input must be a multiple of :d
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -76,6 +77,9 @@ __all__ = [
     "staged_margin",
     "save_model",
     "load_model",
+    "PRECISIONS",
+    "resolve_precision",
+    "with_precision",
     "read_model_metadata",
     "describe_model",
     "flops_per_pixel",
@@ -1674,3 +1678,100 @@ def load_model(path: str | os.PathLike | None = None, *, compile: bool = False) 
     # when a loop over images of several sizes (detect on a folder) does it, which is not a fault
     _quiet_retracing_warning()
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# arithmetic precision of inference
+# --------------------------------------------------------------------------------------------
+#: What ``precision=`` accepts in :func:`marscraters.detect.detect` and :func:`marscraters.segment.segment`.
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+# CPU flags of native bfloat16 dot products (x86: AVX-512 BF16, AMX); without them TensorFlow
+# emulates bfloat16, which is slower than float32
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    """Whether this machine's CPU computes bfloat16 dot products natively (Linux flags; False elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return any(f in flags for f in _BF16_FLAGS)
+
+
+def _on_accelerator() -> bool:
+    """Whether Keras' backend computes on a GPU (or another accelerator) rather than the CPU."""
+    keras = _keras()
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_logical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return jax.default_backend() != "cpu"
+        if backend == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken device stack means the CPU computes
+        return False
+    return False
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The arithmetic the network will run in: ``"float32"`` or ``"bfloat16"``.
+
+    ``"auto"`` is bfloat16 where it is both native and measured faster: the TensorFlow backend on a
+    CPU with bfloat16 dot products (``avx512_bf16`` or ``amx_bf16``), which halves the network's
+    time there (``benchmarks/bench_precision.py``, rule ``benchmarks/splits/precision_rule.md``);
+    float32 everywhere else, accelerators included.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise InvalidArgumentError(
+            f"precision={precision!r} must be one of {', '.join(PRECISIONS)} (CLI: --precision "
+            f"{'|'.join(PRECISIONS)}); 'float32' gives the same numbers on every machine"
+        )
+    if precision != "auto":
+        return precision
+    keras = _keras()
+    native = keras.backend.backend() == "tensorflow" and _cpu_has_bf16() and not _on_accelerator()
+    return "bfloat16" if native else "float32"
+
+
+def with_precision(model: "keras.Model", precision: str) -> "keras.Model":
+    """``model`` computing in ``precision`` (``"float32"`` or ``"bfloat16"``), for inference.
+
+    bfloat16: a copy whose layers compute in bfloat16 (Keras' ``mixed_bfloat16`` policy: the
+    weights stay float32 and are cast on use), except the output layer, which stays float32 so
+    that the probabilities keep float32's resolution near the finder's thresholds.  float32: the
+    model itself.  Not for training: the copy shares no variables with ``model``.
+    """
+    precision = resolve_precision(precision)
+    if precision == "float32":
+        return model
+    keras = _keras()
+    outputs = {id(t._keras_history[0]) for t in model.outputs}
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if id(layer) not in outputs:
+            config["dtype"] = "mixed_bfloat16"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -118,7 +118,7 @@ _RECORD_VERSION = 1
 # --------------------------------------------------------------------------------------------
 # the model: a path, loaded once per process
 # --------------------------------------------------------------------------------------------
-_MODELS: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+_MODELS: OrderedDict[tuple[str, int, int, str], Any] = OrderedDict()  # path, mtime, size, precision
 _MODEL_LOCK = threading.Lock()
 # One predict at a time per process: Keras models are not documented as thread-safe, and the
 # backend's own intra-op threads already use every core; the other dask threads meanwhile read,
@@ -150,19 +150,20 @@ def _model_key(path: str | os.PathLike) -> tuple[str, int, int]:
     return (str(p), st.st_mtime_ns, st.st_size)
 
 
-def _cached_model(path: str | os.PathLike) -> "keras.Model":
-    """The model of ``path``, loaded at most once per process (per file version).
+def _cached_model(path: str | os.PathLike, precision: str = "float32") -> "keras.Model":
+    """The model of ``path``, loaded at most once per process (per file version and precision).
 
-    Keyed by ``(resolved path, mtime, size)``, so a file replaced on disk is loaded again.  A
-    lock makes concurrent threads of one worker share one load.
+    Keyed by ``(resolved path, mtime, size, precision)``, so a file replaced on disk is loaded
+    again.  A lock makes concurrent threads of one worker share one load.  ``precision``: the
+    arithmetic (:func:`marscraters.model.resolve_precision`).
     """
-    from .model import load_model
+    from .model import load_model, resolve_precision, with_precision
 
-    key = _model_key(path)
+    key = (*_model_key(path), resolve_precision(precision))
     with _MODEL_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = load_model(key[0])
+            model = with_precision(load_model(key[0]), key[3])
             _MODELS[key] = model
             _LOADS[key[0]] += 1
             while len(_MODELS) > _MODEL_CACHE_SIZE:
@@ -282,7 +283,7 @@ def _resolve_model(model: Any) -> _ModelSpec:
         path = save_model(model, Path(tmpdir) / "model.keras")
         key = _model_key(path)
         with _MODEL_LOCK:  # this process already has the model: no need to load it back
-            _MODELS[key] = model
+            _MODELS[(*key, "float32")] = model
         spec = _resolve_model(path)
         return spec
     raise InvalidArgumentError(
