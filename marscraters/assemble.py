@@ -470,8 +470,9 @@ def catalog_from_mosaic(
         validation images the plain means cost recall (``benchmarks/splits/pyramid_rule.md``).
     segment_options
         Options of :func:`marscraters.segment.segment` for every level it segments (``depth``,
-        ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta``).  The
-        grey scale of level 0 (``value_range``) is used at every level: the levels are the same ground.
+        ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta``,
+        ``precision``).  The grey scale of level 0 (``value_range``) is used at every level: the
+        levels are the same ground; a given ``prob`` also lends them its ``precision``.
     extract_options
         As for :func:`catalog_from_probability`; ``min_diameter_px`` and ``max_diameter_px`` are
         in the mosaic's own pixels and bound every level's band.
@@ -519,6 +520,9 @@ def catalog_from_mosaic(
         model = _resolve_model(model, prob)
         if seg.get("value_range") is None and prob.attrs.get("value_range") is not None:
             seg["value_range"] = tuple(float(v) for v in prob.attrs["value_range"])
+        # the coarser levels in the arithmetic of the map given for level 0
+        if seg.get("precision") is None and prob.attrs.get("precision") is not None:
+            seg["precision"] = str(prob.attrs["precision"])
     model = model_for_mosaic(ds, model)
     info = model_info(model)
     native = float(info["native_pixel_size_m"])

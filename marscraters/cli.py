@@ -557,10 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", type=int, default=None, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations of the image (N times the work; "
                         "default: the model's own setting)")
-    s.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="float32",
-                   help="the network's arithmetic: 'auto' is bfloat16 on CPUs that compute it natively (about twice "
-                        "as fast there) and float32 elsewhere; float32 gives the same numbers on every machine "
-                        "(default: float32)")
+    from .model import add_precision_argument
+
+    add_precision_argument(s)
     s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
                    help="the grey levels that map to black and white, e.g. 0 255 or 0 1, or 'auto' for a per-image "
                         "stretch (default: 0..255 for 8-bit images, 0..1 for floats within 0..1, else auto; also "

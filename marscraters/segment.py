@@ -78,7 +78,8 @@ import xarray as xr
 from ._io import _remove, check_output
 from .crs import Grid
 from .errors import InvalidArgumentError, ModelError, MosaicError, OutputExistsError
-from .model import MULTIPLE, _check_tta, mosaic_value_range, read_model_metadata, receptive_margin
+from .model import (MULTIPLE, _check_tta, add_precision_argument, mosaic_value_range, read_model_metadata,
+                    receptive_margin, resolve_precision)
 
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
@@ -347,6 +348,7 @@ def _predict_block(
     anchor: tuple[int, int],
     shape: tuple[int, int],
     tta: int = 1,
+    precision: str = "float32",
     block_info: dict | None = None,
 ) -> np.ndarray:
     """Predict the core of one overlapped block (see the module docstring)."""
@@ -386,7 +388,8 @@ def _predict_block(
     tile_x = tile_px if tile_px + 2 * halo < x.shape[1] else x.shape[1]
     rows = _axis_windows(x.shape[0], ly0, ly1, tile_y, halo)
     cols = _axis_windows(x.shape[1], lx0, lx1, tile_x, halo)
-    pred = _predict_windows(_cached_model(model_path), x, rows, cols, batch_size, tta)
+    # "auto" is resolved here, on the worker: its CPU decides, not the client's
+    pred = _predict_windows(_cached_model(model_path, precision), x, rows, cols, batch_size, tta)
     out[...] = pred[ly0:ly1, lx0:lx1]
     out[~valid[core]] = 0.0
     return out
@@ -597,6 +600,7 @@ def segment(
     value_range: tuple[float, float] | str | None = None,
     nodata_fill: float | Literal["mean"] | None = None,
     tta: int | None = None,
+    precision: str = "float32",
 ) -> xr.DataArray:
     """Crater probability of a whole mosaic, lazily, through ``dask.array.map_overlap``.
 
@@ -655,6 +659,10 @@ def segment(
         quarter turns, :func:`~marscraters.model.predict_windows`); exact and seamless as
         without it, for ``tta`` times the work.  None (default): the model's own setting (its
         file's ``tta``, 1 when it has none), which its verifier learnt from.
+    precision
+        The network's arithmetic (:func:`marscraters.model.resolve_precision`), decided on each
+        worker: ``"auto"`` computes in bfloat16 on CPUs with native bfloat16 and in float32
+        elsewhere; ``"float32"`` gives the same numbers on every machine.
 
     Returns
     -------
@@ -686,7 +694,7 @@ def segment(
     """
     return _segment(
         _validate_mosaic(ds), _resolve_model(model_for_mosaic(ds, model)), depth=depth, batch_size=batch_size, chunks=chunks,
-        tile=tile, value_range=value_range, nodata_fill=nodata_fill, tta=tta,
+        tile=tile, value_range=value_range, nodata_fill=nodata_fill, tta=tta, precision=precision,
     )
 
 
@@ -703,6 +711,7 @@ def _segment(
     fill_scaled: float | None = None,
     tta: int | None = None,
     workers: int | None = None,
+    precision: str = "float32",
 ) -> xr.DataArray:
     """:func:`segment` of a validated mosaic with a resolved model; ``fill_scaled`` (0..1) overrides ``nodata_fill``."""
     if depth is None:
@@ -714,6 +723,7 @@ def _segment(
     value_range = _check_value_range(value_range)
     # None: the model's own orientations (its file's tta), which its verifier learnt from
     tta = _check_tta(int((spec.metadata or {}).get("tta", 1)) if tta is None else tta)
+    resolve_precision(precision)  # a bad value fails here, not in a task
     ir = ds["ir"]
     ny, nx = ir.shape
     if ny == 0 or nx == 0:
@@ -744,6 +754,7 @@ def _segment(
         anchor=anchor,
         shape=(int(ny), int(nx)),
         tta=tta,
+        precision=precision,
     )
     prob = da.map_overlap(
         func,
@@ -757,7 +768,7 @@ def _segment(
         fill=fill,
         lo=lo,  # keywords of map_overlap, not of the partial: they may be lazy scalars
         hi=hi,
-        name=f"crater-probability-{dask.base.tokenize(data, spec.path, _model_key(spec.path), depth, tile, batch_size, lo, hi, fill, tta)}",
+        name=f"crater-probability-{dask.base.tokenize(data, spec.path, _model_key(spec.path), depth, tile, batch_size, lo, hi, fill, tta, precision)}",
     )
     from . import __version__
 
@@ -769,6 +780,7 @@ def _segment(
         "model_saved_at": str(spec.metadata.get("saved_at", "")),
         "depth": depth,
         "tta": tta,
+        "precision": precision,
         "nodata_fill": "mean" if isinstance(fill, da.Array) else float(fill),
         "nodata": "probability 0 where ir has no data",
         "marscraters_version": __version__,
@@ -910,6 +922,7 @@ def segment_to_zarr(
     value_range: tuple[float, float] | str | None = None,
     nodata_fill: float | Literal["mean"] | None = None,
     tta: int | None = None,
+    precision: str = "float32",
 ) -> Path:
     """Segment a mosaic into a Zarr v3 store, block by block, resuming an interrupted run.
 
@@ -932,7 +945,7 @@ def segment_to_zarr(
         A Mosaic, typically from :func:`marscraters.mosaic.open_mosaic`.
     out
         The Zarr store to create (``*.zarr``).
-    model, depth, batch_size, chunks, tile, value_range, nodata_fill, tta
+    model, depth, batch_size, chunks, tile, value_range, nodata_fill, tta, precision
         As in :func:`segment`.  The grey scale (``value_range`` None or ``"auto"``) is found
         before the blocks, with its warning, and recorded; ``nodata_fill="mean"`` is computed
         once before the blocks (and recorded, so a resumed run uses the same value).
@@ -1007,13 +1020,14 @@ def segment_to_zarr(
     prob = _segment(
         ds, spec, depth=depth, batch_size=batch_size, chunks=chunks, tile=tile,
         value_range=(lo, hi), nodata_fill=nodata_fill, fill_scaled=fill_scaled, tta=tta,
-        workers=_cluster_workers(client) if chunks is None else None,
+        workers=_cluster_workers(client) if chunks is None else None, precision=precision,
     )
     settings = {
         "depth": int(prob.attrs["depth"]),
         "tile": tile,
         "batch_size": int(batch_size),
         "tta": int(prob.attrs["tta"]),
+        "precision": precision,
         "value_range": [lo, hi],
         "nodata_fill": nodata_fill if isinstance(nodata_fill, str) else (None if nodata_fill is None else float(nodata_fill)),
         "nodata_fill_value": float(prob.attrs["nodata_fill"]),
@@ -1188,6 +1202,7 @@ def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "0 65535, or 'auto' for a stretch from the mosaic's own levels (default: 0..255 for 8-bit "
                         "levels like THEMIS', else auto, with a warning; the same rule as `detect`)")
     s.add_argument("--nodata-fill", default=None, help="'mean' or a grey value for no-data pixels (default: mid-grey)")
+    add_precision_argument(s)
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s.add_argument("--no-resume", dest="resume", action="store_false", help="start an unfinished run over")
     s.set_defaults(func=run_segment_cli)
@@ -1230,7 +1245,7 @@ def run_segment_cli(args: argparse.Namespace) -> int:
             ds, args.out, model=args.model, overwrite=args.overwrite, resume=args.resume,
             progress=not getattr(args, "quiet", False), client=client, batch_size=args.batch_size,
             chunks=args.chunk, tile=args.tile, depth=args.depth, value_range=value_range, tta=args.tta,
-            nodata_fill=fill,
+            nodata_fill=fill, precision=args.precision,
         )
     except KeyboardInterrupt:
         if client is not None:  # Ctrl-C: stop the cluster without distributed's tracebacks
