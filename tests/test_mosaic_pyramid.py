@@ -193,7 +193,7 @@ def test_a_ctx_mosaic_finds_what_detect_finds(shared_data):
     image = read_grey_image(folder / "images" / "MC11E-G.png")
     found = _mosaic(image, metres=6.0).craters.catalog(progress=False)
     direct = detect(image, pixel_size_m=6.0, progress=False)
-    assert found["model_name"].iloc[0] == direct.attrs["model"] == "marscraters-fine-outline-v3"
+    assert found["model_name"].iloc[0] == direct.attrs["model"] == "marscraters-fine-outline-v4"
     # the fine model's own band (48 px): halved down to 1/32, where a 2000 px image's largest crater is in reach
     assert found.attrs["levels"] == [1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125]
     cols = ["x", "y", "diameter_px"]

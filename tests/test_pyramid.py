@@ -129,7 +129,7 @@ def test_detect_names_the_model_each_image_got(model_path):
         pytest.skip("the model for fine imagery is not installed")
     img = _disks((256, 300), [(100.0, 100.0, 40.0)])
     found = detect([img, img], pixel_size_m=[6.0, 100.0])
-    assert found.attrs["model"] == {0: "marscraters-fine-outline-v3", 1: "marscraters-themis-outline-v11"}
+    assert found.attrs["model"] == {0: "marscraters-fine-outline-v4", 1: "marscraters-themis-outline-v11"}
     assert detect(img, pixel_size_m=6.0, model=model_path).attrs["model"] == "threshold"
 
 
@@ -146,7 +146,7 @@ def test_ctx_craters_are_found_at_their_own_pixels(shared_data):
         pytest.skip("the model for fine imagery is not installed")
     folder = shared_data / "ctx-mc11e"
     found = detect(folder / "images" / "MC11E-H.png", pixel_size_m=6.0)
-    assert found.attrs["model"] == "marscraters-fine-outline-v3" and found["level"].max() >= 1
+    assert found.attrs["model"] == "marscraters-fine-outline-v4" and found["level"].max() >= 1
     truth = read_voc_labels(folder / "annotations" / "clustered" / "MC11E-H.xml", min_confidence=3)
     r = evaluate(found[["x", "y", "diameter_px", "score"]], truth[["x", "y", "diameter_px"]], rule="deepmoon", d_min=16)
     assert r.n_truth_matched >= 3 and r.precision >= 0.7
