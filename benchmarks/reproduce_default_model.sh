@@ -110,9 +110,10 @@ mkdir -p "$WORK/shipped"
 "$PY" "$HERE/ship_model.py" "$NET" --tuning "$WORK/tune.json" --name "$NAME" \
     --verifier "$VERIFIER" --weights-dtype float16 --out "$WORK/shipped/symmetric_unet.keras"
 if [ "${SMOKE:-0}" != 1 ]; then
-  # the model for fine imagery (marscraters-fine-outline-v3): the THEMIS network fine-tuned on chips 0-439
+  # the model for fine imagery (marscraters-fine-outline-v4): the THEMIS network fine-tuned on chips 0-439
   # plus CTX MC11-E A-F at 6/12/24 m, 10 epochs (4, then resumed to 10); its verifier by the
-  # leave-quadrangles-out rule with the CTX candidates added (benchmarks/splits/cameras_rule.md)
+  # leave-quadrangles-out rule with the CTX candidates added (benchmarks/splits/cameras_rule.md);
+  # then trained on for 30 epochs on the CTX tiles alone (addendum 2 there)
   stage "fine imagery: THEMIS + CTX"
   "$PY" "$HERE/train_cameras.py" --out "$WORK/cameras" --epochs 4 --init "$WORK/shipped/symmetric_unet.keras"
   "$PY" "$HERE/train_cameras.py" --out "$WORK/cameras" --epochs 10
@@ -121,9 +122,11 @@ if [ "${SMOKE:-0}" != 1 ]; then
   "${C[@]:0:2}" cv "${C[@]:2}" --variants retrain --with-ctx --json "$WORK/cameras_cv.json"
   "${C[@]:0:2}" ship "${C[@]:2}" --variant retrain --with-ctx --cv-json "$WORK/cameras_cv.json" \
       --out "$WORK/fine_classifier.keras"
+  stage "fine imagery: CTX alone"
+  "$PY" "$HERE/train_cameras.py" --ctx-only --out "$WORK/cameras_ctx" --epochs 30 --init "$WORK/cameras/best.keras"
   # its pyramid band, 48 px, and its verifier's threshold, 0.60, chosen on CTX G-H (the addenda of
   # benchmarks/splits/pyramid_rule.md and cameras_rule.md)
-  "$PY" "$HERE/ship_model.py" "$WORK/cameras/best.keras" --name marscraters-fine-outline-v3-reproduced \
+  "$PY" "$HERE/ship_model.py" "$WORK/cameras_ctx/best.keras" --name marscraters-fine-outline-v4-reproduced \
       --extract-from "$WORK/shipped/symmetric_unet.keras" --verifier "$WORK/fine_classifier.keras" --pyramid-top-px 48 \
       --verifier-threshold 0.60 \
       --verifier-name fine_classifier.keras --weights-dtype float16 --out "$WORK/shipped/fine_unet.keras"
