@@ -19,39 +19,33 @@ decides from these numbers is ``benchmarks/splits/precision_rule.md``; this scri
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
-from pyramid import DATA, _per_image, _score
+from pyramid import (
+    _per_image,
+    _score,
+    add_validation_args,
+    validation_sets,
+    write_report,
+)
 
 PRECISIONS = ("float32", "bfloat16")
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from marscraters.chips import chip_craters, read_chips, read_voc_labels
-    from marscraters.detect import detect, read_grey_image
+    from marscraters.detect import detect
     from marscraters.model import _cpu_has_bf16, normalise_image
     from marscraters.segment import _cached_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(DATA))
-    p.add_argument("--themis", default="440:500")
-    p.add_argument("--ctx", nargs="+", default=["G", "H"])
+    add_validation_args(p)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--min-confidence", type=int, default=3)
-    p.add_argument("--d-min", type=float, default=16.0)
     p.add_argument("--no-ctx", action="store_true", help="time and score the THEMIS chips only")
-    p.add_argument("--json")
     args = p.parse_args(argv)
-    data = Path(args.data)
-    lo, hi = (int(v) for v in args.themis.split(":"))
-    chips = read_chips(data / "themis-dayir-crops", indices=range(lo, hi))
-    themis = list(chips.images)
-    themis_truth = [chip_craters(chips, i) for i in range(len(chips))]
+    themis, themis_truth, ctx_images, ctx_truth = validation_sets(args)
 
     # the raw network's input: the chips normalised and padded to 512 px, in batches of 4
     x = np.stack([normalise_image(c, value_range=(0.0, 255.0)) for c in themis])[..., None].astype(np.float32)
@@ -81,10 +75,6 @@ def main(argv: list[str] | None = None) -> dict:
             if r == 0:
                 rows[pr]["themis"] = _score(_per_image(det, len(themis)), themis_truth, args.d_min)
     if not args.no_ctx:
-        ctx_dir = data / "ctx-mc11e"
-        ctx_images = [read_grey_image(ctx_dir / "images" / f"MC11E-{k}.png") for k in args.ctx]
-        ctx_truth = [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml",
-                                     min_confidence=args.min_confidence) for k in args.ctx]
         for pr in PRECISIONS:
             det = detect(ctx_images, pixel_size_m=6.0, precision=pr)
             rows[pr]["ctx"] = _score(_per_image(det, len(ctx_images)), ctx_truth, args.d_min)
@@ -113,9 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rule": "benchmarks/splits/precision_rule.md",
     }
     print(f"bfloat16 speed-up: detect {report['detect_speedup']}x, network {report['network_speedup']}x")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    write_report(args.json, report)
     return report
 
 

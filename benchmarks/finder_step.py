@@ -18,39 +18,29 @@ reports.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
-from pyramid import DATA, _per_image, _score
+from pyramid import (
+    _per_image,
+    _score,
+    add_validation_args,
+    validation_sets,
+    write_report,
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from marscraters.chips import chip_craters, read_chips, read_voc_labels
-    from marscraters.detect import detect, read_grey_image
+    from marscraters.detect import detect
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(DATA))
-    p.add_argument("--themis", default="440:500")
-    p.add_argument("--ctx", nargs="+", default=["G", "H"])
+    add_validation_args(p)
     p.add_argument("--steps", type=float, nargs="+", default=[1.1, 1.15, 1.2, 1.25])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--min-confidence", type=int, default=3)
-    p.add_argument("--d-min", type=float, default=16.0)
-    p.add_argument("--json")
     args = p.parse_args(argv)
-    data = Path(args.data)
-    lo, hi = (int(v) for v in args.themis.split(":"))
-    chips = read_chips(data / "themis-dayir-crops", indices=range(lo, hi))
-    themis = list(chips.images)
-    themis_truth = [chip_craters(chips, i) for i in range(len(chips))]
-    ctx_dir = data / "ctx-mc11e"
-    ctx_images = [read_grey_image(ctx_dir / "images" / f"MC11E-{k}.png") for k in args.ctx]
-    ctx_truth = [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml",
-                                 min_confidence=args.min_confidence) for k in args.ctx]
+    themis, themis_truth, ctx_images, ctx_truth = validation_sets(args)
 
     def run(images, metres, step):
         return detect(images, pixel_size_m=metres, extract_options={"radius_step": step})
@@ -81,9 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
               "themis_chips": args.themis, "ctx_images": args.ctx, "min_confidence": args.min_confidence,
               "d_min": args.d_min, "repeats": args.repeats, "steps": list(rows.values()),
               "rule": "benchmarks/splits/finder_step_rule.md"}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    write_report(args.json, report)
     return report
 
 

@@ -30,7 +30,13 @@ def main(argv: list[str] | None = None) -> dict:
     from marscraters.detect import model_info
     from marscraters.model import load_model, normalise_image
     from marscraters.training import predict_stack
-    from marscraters.verify import CANDIDATE_OPTIONS, Verifier, candidate_sets, fit_classifier, save_verifier
+    from marscraters.verify import (
+        CANDIDATE_OPTIONS,
+        Verifier,
+        candidate_sets,
+        fit_classifier,
+        save_verifier,
+    )
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="the segmentation network whose candidates the verifier learns")
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, kind = load_model(args.model), model_info(args.model)["kind"]
     probs = np.concatenate([predict_stack(model, norm[i:i + 16]) for i in range(0, len(norm), 16)])
     options = dict(CANDIDATE_OPTIONS)
-    cands, patches, feats, labels = candidate_sets(norm, probs, target=kind, candidates=options, truths=truths,
+    _, patches, feats, labels = candidate_sets(norm, probs, target=kind, candidates=options, truths=truths,
                                                    progress=False)
     t1 = time.perf_counter()
     print(f"{len(images)} tiles: {len(labels)} candidates, {int(labels.sum())} match a crater "
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 seed=args.seed, progress=False)
     report = {"what": "verifier for fine imagery, learnt from CTX candidates alone (cameras_rule.md, addendum 3)",
               "network": str(args.model), "ctx_images": args.train, "ctx_levels_m": [6, 12, 24],
-              "min_confidence": args.min_confidence, "candidates": options, "n_train_candidates": int(len(labels)),
+              "min_confidence": args.min_confidence, "candidates": options, "n_train_candidates": len(labels),
               "n_craters": int(labels.sum()), "epochs": args.epochs, "seed": args.seed,
               "fit_seconds": round(time.perf_counter() - t1, 1), "date": time.strftime("%Y-%m-%d")}
     verifier = Verifier(classifier, 0.5, options, {"name": "marscraters-fine-verifier", "training": report})

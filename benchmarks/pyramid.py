@@ -40,6 +40,39 @@ def _score(preds, truths, d_min):
             "n_pred": r.n_pred}
 
 
+def add_validation_args(p):
+    """The flags of the validation images the detect benchmarks share."""
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--themis", default="440:500")
+    p.add_argument("--ctx", nargs="+", default=["G", "H"])
+    p.add_argument("--min-confidence", type=int, default=3)
+    p.add_argument("--d-min", type=float, default=16.0)
+    p.add_argument("--json")
+
+
+def validation_sets(args):
+    """THEMIS chips ``--themis`` and CTX images ``--ctx`` with their truths (CTX: boxes of at least
+    ``--min-confidence`` of six), as ``(chips, chip truths, CTX images, CTX truths)``."""
+    from marscraters.chips import chip_craters, read_chips, read_voc_labels
+    from marscraters.detect import read_grey_image
+
+    data = Path(args.data)
+    lo, hi = (int(v) for v in args.themis.split(":"))
+    chips = read_chips(data / "themis-dayir-crops", indices=range(lo, hi))
+    ctx_dir = data / "ctx-mc11e"
+    return (list(chips.images), [chip_craters(chips, i) for i in range(len(chips))],
+            [read_grey_image(ctx_dir / "images" / f"MC11E-{k}.png") for k in args.ctx],
+            [read_voc_labels(ctx_dir / "annotations" / "clustered" / f"MC11E-{k}.xml",
+                             min_confidence=args.min_confidence) for k in args.ctx])
+
+
+def write_report(path, report):
+    """Write a benchmark's report as JSON (its folder made), when a path is given."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1, default=float))
+
+
 def _per_image(det, n):
     cols = ["x", "y", "diameter_px", "score"]
     return [det[det["image"] == i][cols].reset_index(drop=True) for i in range(n)]
@@ -119,9 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
               "d_min": args.d_min, "settings": rows, "rule": "benchmarks/splits/pyramid_rule.md"}
     if not args.no_before:
         report["ctx_shrunk_to_native"] = _before(ctx_images, ctx_truth, run, args.d_min)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    write_report(args.json, report)
     return report
 
 
@@ -163,9 +194,7 @@ def mosaics(args, data: Path) -> dict:
         print(f"{resampling:>9}: THEMIS F1 {row['themis']['f1']:.3f} ({row['themis_seconds']} s)  CTX F1 "
               f"{row['ctx']['f1']:.3f} P {row['ctx']['precision']:.3f} R {row['ctx']['recall']:.3f} "
               f"({row['ctx_seconds']} s)", flush=True)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=float))
+    write_report(args.json, report)
     return report
 
 
