@@ -18,6 +18,7 @@ reports.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -39,8 +40,13 @@ def main(argv: list[str] | None = None) -> dict:
     add_validation_args(p)
     p.add_argument("--steps", type=float, nargs="+", default=[1.1, 1.15, 1.2, 1.25])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--fft-threads", action="store_true",
+                   help="instead: detect on the chips with every FFT on all cores (as before 2026-12-07) and with "
+                        "a chip's transforms on one thread (extract.SMALL_FFT_PX), alternated; the same craters")
     args = p.parse_args(argv)
     themis, themis_truth, ctx_images, ctx_truth = validation_sets(args)
+    if args.fft_threads:
+        return fft_threads(themis, args)
 
     def run(images, metres, step):
         return detect(images, pixel_size_m=metres, extract_options={"radius_step": step})
@@ -71,6 +77,33 @@ def main(argv: list[str] | None = None) -> dict:
               "themis_chips": args.themis, "ctx_images": args.ctx, "min_confidence": args.min_confidence,
               "d_min": args.d_min, "repeats": args.repeats, "steps": list(rows.values()),
               "rule": "benchmarks/splits/finder_step_rule.md"}
+    write_report(args.json, report)
+    return report
+
+
+def fft_threads(themis, args) -> dict:
+    """``detect`` on the chips with the finder's FFTs on all cores and on one thread, alternated."""
+    from marscraters import extract
+    from marscraters.detect import detect
+
+    settings = {"all cores": 0, "one thread per chip": extract.SMALL_FFT_PX}
+    detect(themis[:2], pixel_size_m=100.0)  # warm-up
+    seconds = {k: [] for k in settings}
+    found = {}
+    for _ in range(args.repeats):
+        for name, small in settings.items():
+            extract.SMALL_FFT_PX = small
+            t0 = time.perf_counter()
+            found[name] = detect(themis, pixel_size_m=100.0)
+            seconds[name].append(round(time.perf_counter() - t0, 2))
+    extract.SMALL_FFT_PX = settings["one thread per chip"]
+    a, b = (found[k].reset_index(drop=True) for k in settings)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU, no GPU",
+              "themis_chips": args.themis, "repeats": args.repeats,
+              "seconds": seconds, "median_s": {k: float(np.median(v)) for k, v in seconds.items()},
+              "same_craters": bool(a.equals(b))}
+    report["speedup"] = round(report["median_s"]["all cores"] / report["median_s"]["one thread per chip"], 3)
+    print(json.dumps(report))
     write_report(args.json, report)
     return report
 

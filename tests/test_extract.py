@@ -718,3 +718,16 @@ def test_template_spectra_cache_gives_the_fresh_results_and_stays_bounded(monkey
     ex._ncc_bank(img, templates[:3])
     assert len(ex._SPECTRA) == 2 and sum(v.nbytes for v in ex._SPECTRA.values()) <= 2 * spec.nbytes
     assert [k[4] for k in ex._SPECTRA] == [t.tobytes() for t in templates[1:3]]
+
+
+def test_fft_threads_do_not_change_the_correlation(monkeypatch):
+    """Small transforms run on one thread, large ones on every core: the same numbers either way."""
+    assert ex._fft_workers(416, 416) == 1 and ex._fft_workers(4096, 4096) == -1
+    rng = np.random.default_rng(3)
+    img = (rng.random((90, 120)) > 0.7).astype(np.float32)
+    templates = finder_templates()
+    one = ex._ncc_bank(img, templates)
+    monkeypatch.setattr(ex, "SMALL_FFT_PX", 0)  # every transform on all cores
+    monkeypatch.setattr(ex, "_SPECTRA", type(ex._SPECTRA)())  # and the spectra computed afresh
+    for a, b in zip(one, ex._ncc_bank(img, templates)):
+        assert np.array_equal(a, b)
