@@ -1716,23 +1716,12 @@ def _cpu_has_bf16() -> bool:
 def _on_accelerator() -> bool:
     """Whether Keras' backend computes on a GPU (or another accelerator) rather than the CPU."""
     keras = _keras()
-    backend = keras.backend.backend()
     try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_logical_devices("GPU"))
-        if backend == "jax":
-            import jax
-
-            return jax.default_backend() != "cpu"
-        if backend == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 - a broken device stack means the CPU computes
+        # the backend's own devices: a GPU or TPU when it has one, else the CPU
+        devices = keras.distribution.list_devices()
+    except Exception:  # noqa: BLE001 - a backend without the call, or a broken device stack: the CPU computes
         return False
-    return False
+    return any(not str(d).lower().startswith("cpu") for d in devices)
 
 
 def resolve_precision(precision: str = "auto") -> str:
