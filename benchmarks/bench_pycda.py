@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--env", default=str(REPO / "runs" / "pycda" / "env"))
     p.add_argument("--pycda-detector", default="tiny", choices=["tiny", "unet"])
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
+                   help="marscraters' network arithmetic (detect's and segment's precision=)")
     p.add_argument("--json")
     args = p.parse_args(argv)
     cache = Path(args.env).parent
@@ -174,14 +176,15 @@ def main(argv: list[str] | None = None) -> dict:
     def ours(key: str, n: int | None = None) -> tuple[float, int]:
         t0 = time.perf_counter()
         if key == "chips":
-            found = len(mc.detect(list(chips[:n] if n else chips), pixel_size_m=100.0, progress=False))
+            found = len(mc.detect(list(chips[:n] if n else chips), pixel_size_m=100.0, progress=False,
+                                  precision=args.precision))
         else:
-            found = len(mosaic.craters.catalog(progress=False))
+            found = len(mosaic.craters.catalog(progress=False, precision=args.precision))
         return time.perf_counter() - t0, found
 
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU, no GPU",
               "pycda": f"{PYCDA}, CDA(detector={args.pycda_detector!r}) defaults otherwise", "repeats": args.repeats,
-              "sets": []}
+              "precision": args.precision, "sets": []}
     try:
         for key in inputs:
             # warm-up of both: the first batch shapes compiled

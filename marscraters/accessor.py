@@ -58,13 +58,14 @@ class CratersAccessor:
 
         ``prob`` is the probability at the mosaic's own pixels when already computed; without it
         the mosaic is segmented first (with ``model`` and the segmentation options ``depth``,
-        ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta`` taken
-        from ``kwargs``).  ``levels=1`` searches the mosaic's own pixels only, as
+        ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta``,
+        ``precision`` taken from ``kwargs``).  ``levels=1`` searches the mosaic's own pixels only, as
         :func:`~marscraters.assemble.catalog_from_probability` does.
         """
         from .assemble import catalog_from_mosaic
 
-        seg = {k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile", "value_range", "nodata_fill", "tta")
+        seg = {k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile", "value_range", "nodata_fill", "tta",
+                                          "precision")
                if k in kwargs}
         kwargs.setdefault("source", self._ds.attrs.get("source"))
         return catalog_from_mosaic(self._ds, prob, levels=levels, segment_options=seg, **kwargs)
