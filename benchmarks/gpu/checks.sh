@@ -26,3 +26,7 @@ timeout 120 "$PY" -m marscraters -q train --chips "$chips" --train 0:40 --val 40
   --init marscraters/weights/symmetric_unet.keras --crop 384 --batch-size 16 --epochs 2 --workers 6 \
   --score-every 1 --learning-rate 3e-4 --restart --out /tmp/smoke 2>&1 | tail -20
 cat /tmp/smoke/history.csv
+echo "== detect end to end against the raw network, in float32 and bfloat16 (THEMIS validation chips 440-499)"
+# needs the real chips: MARSCRATERS_SHARED_DATA=shared/data; the ratio detect / network is the issue's
+# "end to end against the raw network" (detect also runs the pyramid's second level: 1.25x the pixels)
+timeout 300 "$PY" benchmarks/bench_precision.py --no-ctx --json "$OUT/bench_precision_gpu.json" 2>&1 | tail -4
