@@ -1761,7 +1761,11 @@ def with_precision(model: "keras.Model", precision: str) -> "keras.Model":
     if precision == "float32":
         return model
     keras = _keras()
-    outputs = {id(t._keras_history[0]) for t in model.outputs}
+    # the layers that make the outputs stay float32 (a model without a layer graph has none)
+    try:
+        outputs = {id(t._keras_history[0]) for t in model.outputs}
+    except AttributeError:
+        outputs = set()
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
@@ -1769,6 +1773,12 @@ def with_precision(model: "keras.Model", precision: str) -> "keras.Model":
             config["dtype"] = "mixed_bfloat16"
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone)
+        copy.set_weights(model.get_weights())
+    except Exception as exc:  # noqa: BLE001 - subclassed models cannot be cloned layer by layer
+        raise ModelError(
+            f"cannot run model {getattr(model, 'name', '?')!r} in bfloat16 ({type(exc).__name__}: {exc}); "
+            "pass precision='float32' (CLI: --precision float32)"
+        ) from exc
     return copy

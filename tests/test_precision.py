@@ -89,3 +89,23 @@ def test_detect_in_bfloat16_finds_the_craters_float32_finds(shared_data, tmp_pat
         cli.main(["-q", "detect", str(tmp_path / "chip.png"), "--pixel-size", "100", "--precision", "half",
                   "--out", str(tmp_path / "d.csv")])
     assert exit_.value.code == 2 and "--precision" in capsys.readouterr().err
+
+
+def test_a_model_that_cannot_be_cloned_names_the_float32_fix():
+    import keras
+
+    from marscraters.errors import ModelError
+
+    class Custom(keras.Model):  # subclassed: no layer graph to clone
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(1, 1, activation="sigmoid")
+
+        def call(self, x):
+            return self.conv(x)
+
+    net = Custom()
+    net(np.zeros((1, 8, 8, 1), np.float32))
+    assert mdl.with_precision(net, "float32") is net
+    with pytest.raises(ModelError, match="precision='float32'.*--precision float32"):
+        mdl.with_precision(net, "bfloat16")
