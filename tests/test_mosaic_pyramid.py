@@ -136,6 +136,20 @@ def test_one_level_is_catalog_from_probability_and_a_given_map_is_level_0(big_cr
         catalog_from_mosaic(ds, prob, max_diameter_px=100)
 
 
+def test_the_coarser_levels_take_the_given_maps_precision(big_crater):
+    """A map segmented in bfloat16 has its coarser levels segmented in bfloat16 too: the shipped
+    network is then held in the process in that arithmetic."""
+    from marscraters import segment as sg
+
+    image, _ = big_crater
+    ds = _mosaic(image[:400, :400])
+    prob = segment(ds, precision="bfloat16")
+    assert prob.attrs["precision"] == "bfloat16"
+    sg._MODELS.clear()
+    cat = catalog_from_mosaic(ds, prob, progress=False)
+    assert cat.attrs["levels"][1:] and [k[3] for k in sg._MODELS] == ["bfloat16"]
+
+
 def test_a_mosaic_nearly_all_saturated_warns():
     image = np.full((160, 160), 255.0, np.float32)
     image[:40] = np.random.default_rng(0).uniform(60, 200, (40, 160))  # a quarter of real ground
