@@ -1691,7 +1691,7 @@ _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def add_precision_argument(parser: Any) -> None:
-    """The ``--precision`` flag of the commands that run the network (``detect``, ``segment``, ``catalog``)."""
+    """Add the ``--precision`` flag of the commands that run the network (``detect``, ``segment``)."""
     parser.add_argument("--precision", choices=list(PRECISIONS), default="float32",
                         help="the network's arithmetic: 'auto' is bfloat16 on CPUs that compute it natively (about "
                              "twice as fast there) and float32 elsewhere; float32 gives the same numbers on every "
@@ -1732,6 +1732,16 @@ def resolve_precision(precision: str = "auto") -> str:
     time there (``benchmarks/bench_precision.py``, rule ``benchmarks/splits/precision_rule.md``);
     float32 everywhere else, accelerators included.
 
+    Parameters
+    ----------
+    precision
+        ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+
+    Returns
+    -------
+    str
+        ``"float32"`` or ``"bfloat16"``.
+
     Raises
     ------
     InvalidArgumentError
@@ -1756,6 +1766,22 @@ def with_precision(model: "keras.Model", precision: str) -> "keras.Model":
     weights stay float32 and are cast on use), except the output layer, which stays float32 so
     that the probabilities keep float32's resolution near the finder's thresholds.  float32: the
     model itself.  Not for training: the copy shares no variables with ``model``.
+
+    Parameters
+    ----------
+    model
+        A Keras model with a layer graph (functional or sequential), e.g. :func:`load_model`'s.
+    precision
+        As for :func:`resolve_precision` (``"auto"`` is resolved here).
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    ModelError
+        If the model cannot be copied layer by layer (a subclassed model); float32 still runs it.
     """
     precision = resolve_precision(precision)
     if precision == "float32":
