@@ -318,7 +318,10 @@ VARIANTS = {
     "retrain": "a verifier trained on the training folds' candidates (maps the network never trained on) plus "
                "chips 0-439's, threshold chosen on the validation fold",
     "retrain-crops": "as retrain, without the chips",
+    "retrain-context": "retrain with two more patch channels: the image and the map over 4 radii (addendum 4)",
 }
+#: Half-width, in crater radii, of retrain-context's extra patches (addendum 4).
+CONTEXT_EXTENT = 4.0
 
 
 def _fit(cache_parts: list[tuple[Cache, np.ndarray]], epochs: int, seed: int, negatives: float = 1.0) -> Any:
@@ -388,6 +391,32 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
     return out
 
 
+def with_context(cache: Cache, folder: Path, name: str, images: np.ndarray) -> Cache:
+    """``cache`` whose patches carry two more channels, the image and the map over
+    :data:`CONTEXT_EXTENT` radii (computed once, kept beside the cache)."""
+    import copy
+
+    from marscraters.model import normalise_image
+    from marscraters.verify import crater_patches
+
+    path = folder / f"{name}_context.npy"
+    if path.exists():
+        extra = np.load(path)
+    else:
+        parts = []
+        for i, image in enumerate(images):
+            rows = slice(cache.starts[i], cache.starts[i + 1])
+            cand = cache.candidates.iloc[rows]
+            norm = normalise_image(image, value_range=(0, 255)).astype(np.float32)
+            parts.append(crater_patches(norm, cache.probs[i].astype(np.float32), cand, extent=CONTEXT_EXTENT)
+                         .astype(np.float16))
+        extra = np.concatenate(parts)
+        np.save(path, extra)
+    out = copy.copy(cache)
+    out.patches = np.concatenate([cache.patches, extra], axis=-1)
+    return out
+
+
 def _ctx_parts(args: argparse.Namespace) -> list[tuple[Cache, np.ndarray]]:
     """``--with-ctx``: every candidate of the CTX tiles ``prepare --ctx`` cached, for the verifier."""
     if not args.with_ctx:
@@ -412,6 +441,9 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
                               "candidates": crops.options, "negatives": args.negatives, "with_ctx": args.with_ctx,
                               "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
                               "epochs": args.epochs, "seed": args.seed, "variants": {}}
+    if "retrain-context" in args.variants:
+        crops_c = with_context(crops, folder, "crops", load_crops()[0])
+        chips_c = with_context(chips, folder, "chips", load_chips(f"0:{len(chips.names)}")[0])
     for variant in args.variants:
         # each run's detections are kept (unprinted), so the test folds are scored from the very runs
         # that were chosen on validation, without training them again
@@ -424,7 +456,10 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
             runs = []
             for k in split["folds"]:
                 t0 = time.perf_counter()
-                runs.append(run_variant(variant, k, crops, chips, groups, split, args, own.get(k)))
+                if variant == "retrain-context":  # retrain, on the patches with context
+                    runs.append(run_variant("retrain", k, crops_c, chips_c, groups, split, args, None))
+                else:
+                    runs.append(run_variant(variant, k, crops, chips, groups, split, args, own.get(k)))
                 print(f"{variant} run {k}: threshold {runs[-1].get('threshold', runs[-1].get('finder'))}, "
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
             pd.to_pickle(runs, kept)

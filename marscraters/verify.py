@@ -249,7 +249,8 @@ def crater_classifier(n_feature: int | None = None, *, size: int = PATCH_SIZE, c
     filters) and global average pooling on the patches; the features are standardised (a
     ``Normalization`` layer adapted by :func:`fit_classifier`) and pass one dense layer; the
     two meet in a dense layer of 64 with dropout 0.3 and a sigmoid output.  ``channels`` is 2
-    (image, map) or 3 (with the inside mask of ``crater_patches(..., mask=True)``).
+    (image, map), 3 (with the inside mask of ``crater_patches(..., mask=True)``), or more for
+    further patch channels stacked by the caller (e.g. the image and map over a wider extent).
     """
     from .model import _keras
 
@@ -257,8 +258,8 @@ def crater_classifier(n_feature: int | None = None, *, size: int = PATCH_SIZE, c
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     n_feature = n_features() if n_feature is None else int(n_feature)
-    if int(channels) not in (2, 3):
-        raise InvalidArgumentError(f"channels must be 2 (image, map) or 3 (image, map, mask), got {channels!r}")
+    if int(channels) < 2:
+        raise InvalidArgumentError(f"channels must be 2 (image, map), 3 (image, map, mask) or more, got {channels!r}")
     patch = keras.Input((size, size, int(channels)), name="patch")
     feats = keras.Input((n_feature,), name="features")
     h = patch
@@ -416,6 +417,11 @@ class Verifier:
 
     def patches(self, image: Any, prob: Any, craters: pd.DataFrame, *, fill: float | None = None) -> np.ndarray:
         """:func:`crater_patches` in the form this verifier's classifier takes."""
+        channels = int(self.model.inputs[0].shape[-1])
+        if channels not in (2, 3):
+            raise InvalidArgumentError(
+                f"this verifier's classifier takes {channels} patch channels, but crater_patches makes 2 (image, "
+                "map) or 3 (with mask=True); stack its other channels yourself and call predict(patches, features)")
         return crater_patches(image, prob, craters, size=int(self.model.inputs[0].shape[1]), fill=fill,
                               mask=self.mask)
 

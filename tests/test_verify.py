@@ -141,7 +141,11 @@ def test_a_mask_channel_verifier_is_trained_saved_and_used(tmp_path):
     # older, two-channel verifiers are still read as such
     assert not Verifier(crater_classifier(n_features()), 0.5).mask
     with pytest.raises(InvalidArgumentError, match="channels"):
-        crater_classifier(n_features(), channels=4)
+        crater_classifier(n_features(), channels=1)
+    # more channels (e.g. a wider context stacked by the caller) build, but crater_patches cannot make them
+    wide = Verifier(crater_classifier(n_features(), channels=4), 0.5)
+    with pytest.raises(InvalidArgumentError, match="4 patch channels"):
+        wide.patches(*scenes[0][:2], scenes[0][2])
     with pytest.raises(InvalidArgumentError, match="channels"):
         fit_classifier(patches[..., 0], feats, labels, epochs=1, progress=False)
 
