@@ -502,7 +502,7 @@ def catalog_from_mosaic(
     >>> craters.groupby("level").size()  # doctest: +SKIP
     """
     from .detect import _warn_extremes, georeferenced_pixel_size, model_info
-    from .model import grey_sample, mosaic_value_range
+    from .model import mosaic_value_range, read_grey_sample
     from .mosaic import coarsen_mosaic, validate_mosaic
     from .pyramid import level_options, merge_levels, pyramid_levels
     from .segment import model_for_mosaic, segment
@@ -538,8 +538,7 @@ def catalog_from_mosaic(
     if len(plan) > 1 or prob is None:
         # one read of the mosaic's grey sample: its grey scale (level 0's, for every level: they are
         # the same ground), its exposure, and the no-data fill of the coarser levels
-        sample = grey_sample(ds["ir"].data)
-        sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=float)
+        sample = read_grey_sample(ds["ir"].data)
         seg["value_range"] = mosaic_value_range(ds["ir"].data, seg.get("value_range"), sample=sample, stacklevel=3)
         finite = sample[np.isfinite(sample)]
         if finite.size:

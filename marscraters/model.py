@@ -68,6 +68,7 @@ __all__ = [
     "normalise_image",
     "guess_value_range",
     "grey_sample",
+    "read_grey_sample",
     "stretch_range",
     "mosaic_value_range",
     "predict_image",
@@ -727,6 +728,14 @@ def grey_sample(data: Any) -> Any:
     return np.concatenate(pieces)
 
 
+def read_grey_sample(data: Any, client: Any = None) -> np.ndarray:
+    """:func:`grey_sample` of a 2-D numpy or dask array, read (through ``client`` when given), as float64."""
+    sample = grey_sample(data)
+    if hasattr(sample, "dask"):
+        sample = client.compute(sample).result() if client is not None else sample.compute()
+    return np.asarray(sample, dtype=np.float64)
+
+
 def stretch_range(values: Any) -> tuple[float, float]:
     """The per-image stretch (``value_range="auto"``): the 0.5th to 99.5th percentile of the finite
     ``values``, or their minimum and maximum when those two coincide; (0, 255) when none is finite."""
@@ -825,9 +834,7 @@ def mosaic_value_range(data: Any, value_range: Any = None, *, client: Any = None
     if not (value_range is None or isinstance(value_range, str)):
         return fixed_value_range(value_range, hint=", 'auto' or None")
     if sample is None:
-        sample = grey_sample(data)
-        if hasattr(sample, "dask"):
-            sample = client.compute(sample).result() if client is not None else sample.compute()
+        sample = read_grey_sample(data, client)
     return _sample_value_range(np.asarray(sample), value_range, stacklevel=stacklevel + 1)
 
 

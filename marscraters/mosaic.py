@@ -1321,10 +1321,9 @@ def coarsen_mosaic(ds: xr.Dataset, factor: int, *, antialias: bool = False, fill
         if factor & (factor - 1):
             raise InvalidArgumentError(f"antialias=True halves the mosaic: factor must be a power of 2, got {factor}")
         if fill is None:
-            from .model import grey_sample
+            from .model import read_grey_sample
 
-            sample = grey_sample(data)
-            sample = np.asarray(sample.compute() if hasattr(sample, "dask") else sample, dtype=np.float64)
+            sample = read_grey_sample(data)
             fill = float(np.nanmean(sample)) if np.isfinite(sample).any() else 0.0
         coarse = data.astype(np.float32) if isinstance(data, da.Array) else np.asarray(data, dtype=np.float32)
         for _ in range(int(factor).bit_length() - 1):
