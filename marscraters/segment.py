@@ -156,7 +156,8 @@ def _cached_model(path: str | os.PathLike, precision: str = "float32") -> "keras
 
     Keyed by ``(resolved path, mtime, size, precision)``, so a file replaced on disk is loaded
     again.  A lock makes concurrent threads of one worker share one load.  ``precision``: the
-    arithmetic (:func:`marscraters.model.resolve_precision`).
+    arithmetic (:func:`marscraters.model.resolve_precision`); a bfloat16 copy is made from the
+    float32 model when that is already held, else from the file.
     """
     from .model import load_model, resolve_precision, with_precision
 
@@ -164,9 +165,12 @@ def _cached_model(path: str | os.PathLike, precision: str = "float32") -> "keras
     with _MODEL_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = with_precision(load_model(key[0]), key[3])
+            base = _MODELS.get((*key[:3], "float32"))
+            if base is None:
+                base = load_model(key[0])
+                _LOADS[key[0]] += 1
+            model = with_precision(base, key[3])
             _MODELS[key] = model
-            _LOADS[key[0]] += 1
             while len(_MODELS) > _MODEL_CACHE_SIZE:
                 _MODELS.popitem(last=False)
         else:
