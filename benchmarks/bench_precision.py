@@ -37,7 +37,7 @@ PRECISIONS = ("float32", "bfloat16")
 
 def main(argv: list[str] | None = None) -> dict:
     from marscraters.detect import detect
-    from marscraters.model import _cpu_has_bf16, normalise_image
+    from marscraters.model import DEFAULT_WEIGHTS, _cpu_has_bf16, normalise_image
     from marscraters.segment import _cached_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> dict:
     x = np.stack([normalise_image(c, value_range=(0.0, 255.0)) for c in themis])[..., None].astype(np.float32)
     pad = (512 - x.shape[1]) // 2
     x = np.pad(x, ((0, 0), (pad, 512 - x.shape[1] - pad), (pad, 512 - x.shape[2] - pad), (0, 0)), mode="reflect")
-    from marscraters.model import DEFAULT_WEIGHTS
-
     nets = {pr: _cached_model(DEFAULT_WEIGHTS, pr) for pr in PRECISIONS}
 
     def network(pr):

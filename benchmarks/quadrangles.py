@@ -32,6 +32,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -391,9 +392,10 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
     return out
 
 
-def with_context(cache: Cache, folder: Path, name: str, images: np.ndarray) -> Cache:
+def with_context(cache: Cache, folder: Path, name: str, images: Callable[[], np.ndarray]) -> Cache:
     """``cache`` whose patches carry two more channels, the image and the map over
-    :data:`CONTEXT_EXTENT` radii (computed once, kept beside the cache)."""
+    :data:`CONTEXT_EXTENT` radii (computed once, kept beside the cache; ``images`` reads the
+    images only then)."""
     import copy
 
     from marscraters.model import normalise_image
@@ -404,7 +406,7 @@ def with_context(cache: Cache, folder: Path, name: str, images: np.ndarray) -> C
         extra = np.load(path)
     else:
         parts = []
-        for i, image in enumerate(images):
+        for i, image in enumerate(images()):
             rows = slice(cache.starts[i], cache.starts[i + 1])
             cand = cache.candidates.iloc[rows]
             norm = normalise_image(image, value_range=(0, 255)).astype(np.float32)
@@ -442,8 +444,8 @@ def cv(args: argparse.Namespace) -> dict[str, Any]:
                               "date": time.strftime("%Y-%m-%d"), "split": str(SPLIT.name),
                               "epochs": args.epochs, "seed": args.seed, "variants": {}}
     if "retrain-context" in args.variants:
-        crops_c = with_context(crops, folder, "crops", load_crops()[0])
-        chips_c = with_context(chips, folder, "chips", load_chips(f"0:{len(chips.names)}")[0])
+        crops_c = with_context(crops, folder, "crops", lambda: load_crops()[0])
+        chips_c = with_context(chips, folder, "chips", lambda: load_chips(f"0:{len(chips.names)}")[0])
     for variant in args.variants:
         # each run's detections are kept (unprinted), so the test folds are scored from the very runs
         # that were chosen on validation, without training them again
