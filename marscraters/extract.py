@@ -817,28 +817,55 @@ def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks
     Parabolas through the peak and its neighbours along x, y and the map axis (``coords``, e.g.
     radii) locate each maximum between the samples.  With ``to_ends``, a peak whose value keeps
     rising along the map axis all the way to its first or last sample takes that sample's coord.
+    The maps are read here; :func:`_refine_samples` computes from what is read.
     """
     m = maps[k]
     ny, nx = m.shape
     r, c = peaks[:, 0], peaks[:, 1]
+    cs, rs = _neighbour_indices(r, c, ny, nx)
+    available = np.array([mp is not None for mp in maps])
+    # the values along the map axis at each peak: all maps for to_ends, else k - 1 .. k + 1
+    wanted = range(len(maps)) if to_ends else range(max(k - 1, 0), min(k + 2, len(maps)))
+    prof = np.full((len(peaks), len(maps)), np.nan, dtype=m.dtype)  # the maps' own float type, as before
+    for j in wanted:
+        if available[j]:
+            prof[:, j] = maps[j][r, c]
+    return _refine_samples(coords, k, cs, m[r[:, None], cs], rs, m[rs, c[:, None]], prof, available,
+                           to_ends=to_ends)
+
+
+def _neighbour_indices(r: np.ndarray, c: np.ndarray, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns ``c - 1, c, c + 1`` and rows ``r - 1, r, r + 1`` of peaks, clipped to the map."""
     cs = np.column_stack([np.maximum(c - 1, 0), c, np.minimum(c + 1, nx - 1)])
     rs = np.column_stack([np.maximum(r - 1, 0), r, np.minimum(r + 1, ny - 1)])
-    x = _vertex(cs.astype(float), m[r[:, None], cs])
-    y = _vertex(rs.astype(float), m[rs, c[:, None]])
-    rad = np.full(len(peaks), float(coords[k]))
-    if 0 < k < len(maps) - 1 and maps[k - 1] is not None and maps[k + 1] is not None:
-        v = np.column_stack([maps[k - 1][r, c], m[r, c], maps[k + 1][r, c]])
+    return cs, rs
+
+
+def _refine_samples(coords: np.ndarray, k: int, cs: np.ndarray, xv: np.ndarray, rs: np.ndarray, yv: np.ndarray,
+                    prof: np.ndarray, available: np.ndarray, *, to_ends: bool = False) -> np.ndarray:
+    """:func:`_refine` from the values read around each peak (shared with the accelerator's search).
+
+    ``cs``/``xv`` and ``rs``/``yv``: the ``(n, 3)`` columns and rows of :func:`_neighbour_indices`
+    and the map's values there; ``prof``: ``(n, len(coords))`` values at the peaks along the map
+    axis (at least ``k - 1 .. k + 1``, all of them for ``to_ends``); ``available``: which maps exist.
+    """
+    n = len(cs)
+    x = _vertex(cs.astype(float), xv)
+    y = _vertex(rs.astype(float), yv)
+    rad = np.full(n, float(coords[k]))
+    last = len(coords) - 1
+    if 0 < k < last and available[k - 1] and available[k + 1]:
+        v = prof[:, k - 1 : k + 2]
         logs = np.log(np.asarray(coords[k - 1 : k + 2], dtype=float))
         rad = np.exp(_vertex(np.broadcast_to(logs, v.shape), v))
-    if to_ends and len(peaks) and all(mp is not None for mp in maps):
+    if to_ends and n and available.all():
         # a circle whose correlation keeps rising, radius after radius, to the first or last
         # radius searched takes that radius, so that the caller leaves it to the neighbouring
         # scale (or drops it at the range's ends) instead of keeping a size that is only the
         # sample's (such circles piled up at the scales' boundary, 20 px)
-        prof = np.stack([mp[r, c] for mp in maps], axis=1)
         rising = np.diff(prof, axis=1)  # rising[:, j] = prof[j + 1] - prof[j]
-        to_first = (rising[:, :k] < 0).all(axis=1) if k > 0 else np.zeros(len(peaks), bool)
-        to_last = (rising[:, k:] > 0).all(axis=1) if k < len(maps) - 1 else np.zeros(len(peaks), bool)
+        to_first = (rising[:, :k] < 0).all(axis=1) if k > 0 else np.zeros(n, bool)
+        to_last = (rising[:, k:] > 0).all(axis=1) if k < last else np.zeros(n, bool)
         rad = np.where(to_first, float(coords[0]), np.where(to_last, float(coords[-1]), rad))
     return np.column_stack([x, y, rad])
 
@@ -1309,12 +1336,18 @@ def _peak_local_max(img: np.ndarray, min_distance: int, threshold: float) -> np.
         keep = values == wmax
     else:
         keep = values == ndimage.maximum_filter(img, size=side, mode="nearest").ravel()[flat]
-    rows, cols, values = rows[keep], cols[keep], values[keep]
+    return _thin_peaks(rows[keep], cols[keep], values[keep], md)
+
+
+def _thin_peaks(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, min_distance: int) -> np.ndarray:
+    """Local maxima (given in raster order) sorted by decreasing value, ties in raster order, then
+    greedily thinned so that no two are closer than ``min_distance`` (the highest first): the last
+    step of :func:`_peak_local_max`, shared with the accelerator's search."""
     order = np.argsort(-values, kind="stable")
     coords = np.column_stack([rows[order], cols[order]]).astype(np.intp, copy=False)
-    if md > 1 and len(coords) > 1:
+    if min_distance > 1 and len(coords) > 1:
         # closer than min_distance: Chebyshev distance <= md - 1 between integer coordinates
-        neighbours = cKDTree(coords).query_ball_point(coords, r=md - 0.5, p=np.inf)
+        neighbours = cKDTree(coords).query_ball_point(coords, r=min_distance - 0.5, p=np.inf)
         alive = np.ones(len(coords), dtype=bool)
         for i, near in enumerate(neighbours):
             if alive[i]:
