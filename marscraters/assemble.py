@@ -749,6 +749,7 @@ def _count_area(ref: Any, source: str) -> dict[str, Any]:
 
 def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``marscraters catalog pred.zarr --out craters.gpkg`` to a CLI's subparsers."""
+    from .extract_ops import add_finder_engine_argument
     from .pyramid import levels_arg
 
     p = subparsers.add_parser(
@@ -773,6 +774,7 @@ def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="image pyramid, with --mosaic: 'auto' (default) also searches the mosaic at 1/2, 1/4, ... of "
                         "its pixels (segmented on the fly) until its largest craters are in reach; a number: the most "
                         "levels, 1 for the store's own pixels only. Without --mosaic: one level")
+    add_finder_engine_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_catalog_cli)
@@ -783,6 +785,7 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
     """Run the ``catalog`` subcommand; returns the exit status."""
     from ._io import check_output
     from .catalog import write_catalog
+    from .extract_ops import engine_options
 
     store = Path(args.store)
     out = Path(args.out)
@@ -800,6 +803,7 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
         options["min_score"] = args.min_score
     if args.max_diameter_px is not None:
         options["max_diameter_px"] = args.max_diameter_px
+    options.update(engine_options(getattr(args, "finder_engine", "auto")))
     levels = getattr(args, "levels", "auto")
     if args.mosaic is None and levels not in ("auto", 1):
         raise InvalidArgumentError(f"--levels {levels} segments the coarser levels from the image: give the mosaic "

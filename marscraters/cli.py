@@ -217,6 +217,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_detect(args: argparse.Namespace) -> int:
     from ._io import atomic_path, check_output
     from .detect import detect, image_files
+    from .extract_ops import engine_options
 
     # before the model runs, not after: a large image takes minutes
     if Path(args.out).suffix.lower() != ".csv":
@@ -233,7 +234,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     craters = detect({str(f): f for f in files} if many else files[0], pixel_size_m=args.pixel_size,
                      model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None, value_range=value_range,
-                     extract_options={"min_score": args.min_score} if args.min_score else None,
+                     extract_options={**({"min_score": args.min_score} if args.min_score else {}),
+                                      **engine_options(args.finder_engine)} or None,
                      levels=args.levels, precision=args.precision)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         craters.to_csv(tmp, index=False, float_format="%.3f")
@@ -557,9 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", type=int, default=None, choices=[1, 2, 4, 8],
                    help="test-time augmentation: average this many orientations of the image (N times the work; "
                         "default: the model's own setting)")
+    from .extract_ops import add_finder_engine_argument
     from .model import add_precision_argument
 
     add_precision_argument(s)
+    add_finder_engine_argument(s)
     s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
                    help="the grey levels that map to black and white, e.g. 0 255 or 0 1, or 'auto' for a per-image "
                         "stretch (default: 0..255 for 8-bit images, 0..1 for floats within 0..1, else auto; also "

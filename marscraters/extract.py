@@ -1368,6 +1368,7 @@ def find_circles_template(
     plan: Sequence[tuple[int, float, float]] | None = None,
     template_threshold: float = 0.5,
     radius_step: float = 1.1,
+    engine: str = "auto",
     progress: bool = False,
 ) -> pd.DataFrame:
     """Candidate circles by template matching (DeepMoon's circle finder), at several scales.
@@ -1397,13 +1398,21 @@ def find_circles_template(
         Minimum correlation, in (0, 1].
     radius_step
         Ratio between successive radii (> 1).
+    engine
+        Where each scale is searched: ``"numpy"`` (on the host), ``"keras"`` (Keras ops on the
+        backend's device, :mod:`marscraters.extract_ops`: beside the network on a GPU), or
+        ``"auto"`` (``"keras"`` where Keras is loaded and computes on an accelerator).  The two
+        find the same circles up to the FFTs' rounding (~1e-6 in the scores).
 
     Returns
     -------
     pandas.DataFrame
         Candidate PixelCraters (duplicates not yet removed).
     """
+    from .extract_ops import resolve_engine, template_search
+
     template_threshold = _check_fraction("template_threshold", template_threshold, open_left=True)
+    on_device = resolve_engine(engine) == "keras"
     plan = scale_plan(5, 300) if plan is None else plan
     binary = _binarize(np.asarray(prob, dtype=np.float32), threshold, relative_threshold).astype(np.float32)
 
@@ -1414,8 +1423,13 @@ def find_circles_template(
         if not img.any():
             return np.empty((0, 4))
         width = max(ring_width_px / f, 1.0)
+        templates = [_template(target, float(r), inner_ratio, width) for r in radii]
+        # (the device's float32 window sums are exact for binary maps and their block means, which
+        # is what reaches here; anything else stays on the host, where float64 sums take over)
+        if on_device and _float32_sums_exact(img):
+            return template_search(img, templates, radii, template_threshold)
         # one FFT of the image and one pair of summed-area tables serve all the radii
-        maps = _ncc_bank(img, [_template(target, float(r), inner_ratio, width) for r in radii])
+        maps = _ncc_bank(img, templates)
         out = []
         for k, (r, ncc) in enumerate(zip(radii, maps)):
             peaks = _peak_local_max(ncc, max(1, int(r // 2)), template_threshold)

@@ -30,3 +30,5 @@ echo "== detect end to end against the raw network, in float32 and bfloat16 (THE
 # needs the real chips: MARSCRATERS_SHARED_DATA=shared/data; the ratio detect / network is the issue's
 # "end to end against the raw network" (detect also runs the pyramid's second level: 1.25x the pixels)
 timeout 300 "$PY" benchmarks/bench_precision.py --no-ctx --json "$OUT/bench_precision_gpu.json" 2>&1 | tail -4
+echo "== the circle finder on the device (Keras ops) against the host's numpy, and detect with each (THEMIS chips 440-499)"
+timeout 300 "$PY" benchmarks/bench_finder_engine.py --json "$OUT/bench_finder_engine_gpu.json" 2>&1 | tail -3
