@@ -219,6 +219,13 @@ def test_catalog_cli(prob_map, tmp_path):
     args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "100", "--quiet",
                               "--overwrite"])
     assert run_catalog_cli(args) == 0
+    # the finder's search in Keras ops (an accelerator's engine, here on the CPU): the same craters
+    args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "100", "--quiet",
+                              "--overwrite", "--finder-engine", "keras"])
+    assert run_catalog_cli(args) == 0
+    on_device = read_catalog(out)
+    assert len(on_device) == len(direct)
+    np.testing.assert_allclose(np.sort(on_device.diameter_km), np.sort(direct.diameter_km), rtol=1e-3)
 
 
 @pytest.mark.parametrize("lat0", [45.0, 60.0])

@@ -336,3 +336,23 @@ def test_detect_warns_on_an_image_nearly_all_shadow_or_saturated(model_path, rec
         with pytest.warns(UserWarning, match=r"% of the image's pixels are at its darkest .* nearly all shadow or "
                                              r"saturated.*NaN \(no data\)"):
             detect(harsh, pixel_size_m=100.0, model=model_path)
+
+
+def test_detect_command_finder_engines_find_the_same_craters(model_path, tmp_path, capsys):
+    img = _disks((256, 400), TRUTH).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "scene.png")
+    found = {}
+    for engine in ("numpy", "keras"):
+        out = tmp_path / f"{engine}.csv"
+        assert cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--model",
+                         str(model_path), "--out", str(out), "--finder-engine", engine]) == 0
+        found[engine] = pd.read_csv(out)
+    _check(found["keras"], TRUTH)
+    cols = ["x", "y", "diameter_px"]
+    np.testing.assert_allclose(found["keras"][cols].to_numpy(), found["numpy"][cols].to_numpy(), atol=0.01)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["-q", "detect", str(tmp_path / "scene.png"), "--pixel-size", "100", "--out", str(tmp_path / "x.csv"),
+                  "--finder-engine", "cuda"])
+    assert exit_.value.code == 2 and "--finder-engine" in capsys.readouterr().err
+    args = cli.build_parser().parse_args(["catalog", "pred.zarr", "--out", "c.gpkg", "--finder-engine", "keras"])
+    assert args.finder_engine == "keras"
