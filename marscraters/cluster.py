@@ -37,7 +37,8 @@ from .errors import ClusterError, InvalidArgumentError
 if TYPE_CHECKING:  # pragma: no cover
     import distributed
 
-__all__ = ["cluster", "close_quietly", "detect_gpus", "preload_model", "ModelPreload", "cpu_count"]
+__all__ = ["cluster", "close_quietly", "detect_gpus", "preload_model", "ModelPreload", "MallocTuning", "cpu_count",
+           "tune_malloc", "WORKER_MALLOPT"]
 
 log = logging.getLogger("marscraters.cluster")
 
@@ -138,6 +139,37 @@ def _start_local(factory: Any) -> Any:
         return factory()
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+#: glibc malloc parameters (``mallopt``) set in every worker process of the clusters :func:`cluster`
+#: starts.  Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` for its workers: every free of a large
+#: array at the top of the heap then hands its pages back, and the next array of that size faults them in
+#: again; and any explicit malloc setting freezes glibc's mmap threshold at 128 KiB, so larger arrays are
+#: fresh mappings each time.  The circle finder and the verifier make many 1-20 MB temporaries:
+#: elementwise arithmetic on a 1 Mpx map ran 6x slower in a worker than in a plain process
+#: (``benchmarks/bench_catalog.py --compare-malloc``).  These are glibc's own dynamic values at their
+#: ceiling (an mmap threshold of 32 MiB, trimming beyond twice that), fixed: freed memory beyond 64 MiB
+#: still goes back to the system.  Set in the worker by :class:`MallocTuning` rather than through the
+#: environment, which the nanny applies only after the process has started (too late for glibc).
+WORKER_MALLOPT: dict[str, int] = {"M_MMAP_THRESHOLD": 32 * 2**20, "M_TRIM_THRESHOLD": 64 * 2**20}
+# glibc's mallopt parameter numbers (malloc.h)
+_MALLOPT_PARAMS = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3}
+
+
+def tune_malloc(params: dict[str, int] | None = None) -> bool:
+    """Set glibc's malloc ``params`` (default :data:`WORKER_MALLOPT`) in this process; False where the C
+    library has no ``mallopt`` (not glibc) or refuses a value."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return all(mallopt(_MALLOPT_PARAMS[name], int(value)) == 1
+               for name, value in (WORKER_MALLOPT if params is None else params).items())
 
 
 def _gpu_cluster(n: int, threads_per_worker: int | None, **kwargs: Any) -> Any:
@@ -274,6 +306,8 @@ def cluster(
                 workers, threads_per_worker or 2, cpu_count(),
             )
         client = Client(local)
+        # the workers' malloc as a plain process's (WORKER_MALLOPT); on workers that restart too
+        client.register_plugin(MallocTuning(), name="marscraters-malloc")
     if model is not None:
         preload_model(client, model)
     return client
@@ -283,6 +317,18 @@ try:  # the plugin base class lives in distributed, a core dependency; keep impo
     from distributed import WorkerPlugin as _WorkerPlugin
 except ImportError:  # pragma: no cover
     _WorkerPlugin = object  # type: ignore[assignment,misc]
+
+
+class MallocTuning(_WorkerPlugin):  # type: ignore[misc,valid-type]
+    """Worker plugin that sets :data:`WORKER_MALLOPT` in each worker process (:func:`tune_malloc`)."""
+
+    def setup(self, worker: Any) -> None:
+        global _MALLOC_TUNED
+        _MALLOC_TUNED = tune_malloc()
+
+
+# whether this process's malloc was tuned by MallocTuning (None: it never ran here)
+_MALLOC_TUNED: bool | None = None
 
 
 class ModelPreload(_WorkerPlugin):  # type: ignore[misc,valid-type]

@@ -14,7 +14,7 @@ import xarray as xr
 
 from marscraters import model as mm
 from marscraters import segment as sg
-from marscraters.cluster import ModelPreload, _gpu_cluster, cluster, detect_gpus
+from marscraters.cluster import ModelPreload, _gpu_cluster, cluster, detect_gpus, tune_malloc
 from marscraters.errors import ClusterError, InvalidArgumentError
 from marscraters.mosaic import ingest, mosaic_from_array, open_mosaic
 
@@ -85,6 +85,16 @@ def test_no_gpu_falls_back_to_a_logged_cpu_cluster(client_and_log):
     # each worker's backend gets its share of the 2+ cores, not all of them
     shares = client.run(lambda: os.environ.get("TF_NUM_INTRAOP_THREADS"))
     assert set(shares.values()) == {str(max(1, (len(os.sched_getaffinity(0))) // 2))}
+    # glibc's malloc thresholds, which dask's own setting would make return and re-fault every large
+    # temporary array, are set in every worker (by the MallocTuning plugin)
+    assert set(client.run(lambda: __import__("marscraters.cluster").cluster._MALLOC_TUNED).values()) == {True}
+
+
+def test_tune_malloc_sets_known_parameters_and_refuses_nothing_here():
+    assert tune_malloc() is True  # glibc (Linux CI); the values are glibc's own ceilings
+    assert tune_malloc({}) is True
+    with pytest.raises(KeyError):
+        tune_malloc({"M_NO_SUCH_PARAMETER": 1})
 
 
 def test_missing_dask_cuda_is_logged_not_raised():
