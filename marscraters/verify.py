@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from .errors import InvalidArgumentError, ModelError
 
@@ -158,13 +159,29 @@ def crater_features(image: Any, prob: Any, craters: pd.DataFrame, *, fill: float
         cols += [*v.mean(-1).T, *v.std(-1).T]
         cols += [c for h in harmonics for c in np.abs((v * h).mean(-1)).T]
     # crowding: candidates whose circles overlap this one
-    if len(x):
-        dist = np.hypot(x[:, None] - x[None], y[:, None] - y[None])
-        cols.append((dist < r[:, None] + r[None]).sum(1) - 1)
-    else:
-        cols.append(np.zeros(0))
+    cols.append(_overlapping(x, y, r))
     cols.append((vp[:, 4:6].max(axis=1) > 0.5).mean(-1))  # rim coverage of the map
     return np.column_stack(cols).astype(np.float32) if len(x) else np.zeros((0, n_features()), np.float32)
+
+
+def _overlapping(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """How many other circles overlap each one (centres closer than the sum of the radii).
+
+    The pairs near enough are found with a k-d tree (a block of a mosaic has thousands of
+    candidates, and all pairs cost n² distances); each is then tested with the same arithmetic as
+    the all-pairs count, so the counts are exactly those.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    tree = cKDTree(np.column_stack([x, y]))
+    # a radius a hair beyond r_i + max(r): every pair the exact test below can keep is among these
+    near = tree.query_ball_point(np.column_stack([x, y]), r=(r + r.max()) * (1 + 1e-9) + 1e-9)
+    counts = np.empty(n, dtype=np.int64)
+    for i, js in enumerate(near):
+        js = np.asarray(js, dtype=np.intp)
+        counts[i] = int((np.hypot(x[i] - x[js], y[i] - y[js]) < r[i] + r[js]).sum()) - 1
+    return counts
 
 
 def n_features() -> int:

@@ -507,3 +507,15 @@ def test_catalog_cli_verifies_with_the_mosaic(tmp_path):
     assert params["verified"]["verifier"] == "marscraters-themis-verifier"
     assert params["verified"]["threshold"] == CANDIDATE_OPTIONS["threshold"]  # the verifier's candidates
     assert "verifier" not in params["plain"]
+
+
+def test_crowding_counts_equal_the_all_pairs_count():
+    from marscraters.verify import _overlapping
+
+    rng = np.random.default_rng(3)
+    x, y, r = rng.uniform(0, 300, 400), rng.uniform(0, 300, 400), rng.uniform(1, 40, 400)
+    # a duplicate, a concentric pair and two circles that exactly touch (not overlapping)
+    x[:4], y[:4], r[:4] = [10.0, 10.0, 50.0, 56.0], [10.0, 10.0, 200.0, 200.0], [3.0, 5.0, 2.0, 4.0]
+    every = (np.hypot(x[:, None] - x[None], y[:, None] - y[None]) < r[:, None] + r[None]).sum(1) - 1
+    np.testing.assert_array_equal(_overlapping(x, y, r), every)
+    assert _overlapping(x[:0], y[:0], r[:0]).shape == (0,)
