@@ -43,10 +43,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--fft-threads", action="store_true",
                    help="instead: detect on the chips with every FFT on all cores (as before 2026-12-07) and with "
                         "a chip's transforms on one thread (extract.SMALL_FFT_PX), alternated; the same craters")
+    p.add_argument("--finder-threads", action="store_true",
+                   help="instead: detect on the chips and the CTX images with the maps searched one after another "
+                        "(verify.FINDER_THREADS = 1) and side by side on every core (the default), alternated; the "
+                        "same craters")
     args = p.parse_args(argv)
     themis, themis_truth, ctx_images, ctx_truth = validation_sets(args)
     if args.fft_threads:
         return fft_threads(themis, args)
+    if args.finder_threads:
+        return finder_threads(themis, ctx_images, args)
 
     def run(images, metres, step):
         return detect(images, pixel_size_m=metres, extract_options={"radius_step": step})
@@ -103,6 +109,37 @@ def fft_threads(themis, args) -> dict:
               "seconds": seconds, "median_s": {k: float(np.median(v)) for k, v in seconds.items()},
               "same_craters": bool(a.equals(b))}
     report["speedup"] = round(report["median_s"]["all cores"] / report["median_s"]["one thread per chip"], 3)
+    print(json.dumps(report))
+    write_report(args.json, report)
+    return report
+
+
+def finder_threads(themis, ctx_images, args) -> dict:
+    """``detect`` with the maps searched one after another and side by side, alternated."""
+    from marscraters import verify
+    from marscraters.detect import detect
+
+    settings = {"one after another": 1, "side by side": None}
+    sets = {"themis": (themis, 100.0), "ctx": (ctx_images, 6.0)}
+    for images, metres in sets.values():
+        detect(images[:2], pixel_size_m=metres)  # warm-up: both models and verifiers load
+    seconds = {s: {k: [] for k in settings} for s in sets}
+    found: dict = {s: {} for s in sets}
+    for _ in range(args.repeats):
+        for name, threads in settings.items():
+            verify.FINDER_THREADS = threads
+            for s, (images, metres) in sets.items():
+                t0 = time.perf_counter()
+                found[s][name] = detect(images, pixel_size_m=metres)
+                seconds[s][name].append(round(time.perf_counter() - t0, 2))
+    verify.FINDER_THREADS = None
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU, no GPU",
+              "themis_chips": args.themis, "ctx_images": args.ctx, "repeats": args.repeats, "sets": {}}
+    for s in sets:
+        a, b = (found[s][k].reset_index(drop=True) for k in settings)
+        med = {k: float(np.median(v)) for k, v in seconds[s].items()}
+        report["sets"][s] = {"seconds": seconds[s], "median_s": med, "same_craters": bool(a.equals(b)),
+                             "speedup": round(med["one after another"] / med["side by side"], 3)}
     print(json.dumps(report))
     write_report(args.json, report)
     return report

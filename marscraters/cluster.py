@@ -149,8 +149,10 @@ def _start_local(factory: Any) -> Any:
 #: elementwise arithmetic on a 1 Mpx map ran 6x slower in a worker than in a plain process
 #: (``benchmarks/bench_catalog.py --compare-malloc``).  These are glibc's own dynamic values at their
 #: ceiling (an mmap threshold of 32 MiB, trimming beyond twice that), fixed: freed memory beyond 64 MiB
-#: still goes back to the system.  Set in the worker by :class:`MallocTuning` rather than through the
-#: environment, which the nanny applies only after the process has started (too late for glibc).
+#: still goes back to the system.  Set in the worker by :class:`MallocTuning` (``mallopt``) rather than
+#: through the environment: ``env=`` reaches the worker after it has started (too late for glibc), and
+#: dask's ``pre-spawn-environ`` yields to any value the parent process's environment holds -- dask's own
+#: 65536, once any nanny has started in it.
 WORKER_MALLOPT: dict[str, int] = {"M_MMAP_THRESHOLD": 32 * 2**20, "M_TRIM_THRESHOLD": 64 * 2**20}
 # glibc's mallopt parameter numbers (malloc.h)
 _MALLOPT_PARAMS = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3}
@@ -160,16 +162,16 @@ def tune_malloc(params: dict[str, int] | None = None) -> bool:
     """Set glibc's malloc ``params`` (default :data:`WORKER_MALLOPT`) in this process; False where the C
     library has no ``mallopt`` (not glibc) or refuses a value."""
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(_MALLOPT_PARAMS[name], int(value)) == 1
-               for name, value in (WORKER_MALLOPT if params is None else params).items())
+    # every parameter is tried, even after one is refused
+    done = [mallopt(_MALLOPT_PARAMS[name], int(value)) == 1
+            for name, value in (WORKER_MALLOPT if params is None else params).items()]
+    return all(done)
 
 
 def _gpu_cluster(n: int, threads_per_worker: int | None, **kwargs: Any) -> Any:

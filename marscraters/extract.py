@@ -47,11 +47,12 @@ measured on simulated network outputs; the numbers are in ``docs/extraction.md``
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -826,7 +827,9 @@ def _refine(maps: Sequence[np.ndarray | None], coords: np.ndarray, k: int, peaks
     available = np.array([mp is not None for mp in maps])
     # the values along the map axis at each peak: all maps for to_ends, else k - 1 .. k + 1
     wanted = range(len(maps)) if to_ends else range(max(k - 1, 0), min(k + 2, len(maps)))
-    prof = np.full((len(peaks), len(maps)), np.nan, dtype=m.dtype)  # the maps' own float type, as before
+    # the maps' own float type, as the values stacked from them before
+    prof = np.full((len(peaks), len(maps)), np.nan, dtype=np.result_type(np.float16, *(mp.dtype for mp in maps
+                                                                                    if mp is not None)))
     for j in wanted:
         if available[j]:
             prof[:, j] = maps[j][r, c]
@@ -1149,7 +1152,22 @@ SMALL_FFT_PX = 2**20
 
 def _fft_workers(ly: int, lx: int) -> int:
     """The ``workers`` of scipy's FFTs for a transform of ``ly`` x ``lx``."""
-    return 1 if ly * lx <= SMALL_FFT_PX else -1
+    return 1 if ly * lx <= SMALL_FFT_PX or getattr(_FFT_LOCAL, "single", False) else -1
+
+
+_FFT_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def single_threaded_fft() -> Iterator[None]:
+    """Within the block, this thread's finder FFTs run on one thread whatever their size (for
+    callers that already run maps side by side on every core).  The numbers are the same."""
+    before = getattr(_FFT_LOCAL, "single", False)
+    _FFT_LOCAL.single = True
+    try:
+        yield
+    finally:
+        _FFT_LOCAL.single = before
 
 
 def _cached_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
@@ -1401,15 +1419,16 @@ def find_circles_template(
     engine
         Where each scale is searched: ``"numpy"`` (on the host), ``"keras"`` (Keras ops on the
         backend's device, :mod:`marscraters.extract_ops`: beside the network on a GPU), or
-        ``"auto"`` (``"keras"`` where Keras is loaded and computes on an accelerator).  The two
-        find the same circles up to the FFTs' rounding (~1e-6 in the scores).
+        ``"auto"`` (``"keras"`` where Keras computes on a visible GPU).  The two find the same
+        circles up to the FFTs' rounding (~1e-6 in the scores).  Maps whose float32 sums would
+        round (coarse scales) are searched on the host whatever the engine.
 
     Returns
     -------
     pandas.DataFrame
         Candidate PixelCraters (duplicates not yet removed).
     """
-    from .extract_ops import resolve_engine, template_search
+    from .extract_ops import exact_sums, resolve_engine, template_search
 
     template_threshold = _check_fraction("template_threshold", template_threshold, open_left=True)
     on_device = resolve_engine(engine) == "keras"
@@ -1424,9 +1443,10 @@ def find_circles_template(
             return np.empty((0, 4))
         width = max(ring_width_px / f, 1.0)
         templates = [_template(target, float(r), inner_ratio, width) for r in radii]
-        # (the device's float32 window sums are exact for binary maps and their block means, which
-        # is what reaches here; anything else stays on the host, where float64 sums take over)
-        if on_device and _float32_sums_exact(img):
+        # (the device's float32 window sums must be exact, as the host's are: maps whose sums, or
+        # whose squares' sums, are not -- coarse scales' block means -- stay on the host, where
+        # float64 sums take over)
+        if on_device and exact_sums(img):
             return template_search(img, templates, radii, template_threshold)
         # one FFT of the image and one pair of summed-area tables serve all the radii
         maps = _ncc_bank(img, templates)

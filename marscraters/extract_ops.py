@@ -13,16 +13,17 @@ The engine is chosen per call (``engine=`` of :func:`~marscraters.extract.find_c
 :data:`ENGINES`): ``"numpy"`` is the CPU path with its exact numbers; ``"keras"`` this module;
 ``"auto"`` (the default) this module where Keras computes on an accelerator, numpy elsewhere.
 
-The two engines compute the same quantities with the same float32 operations in the same order,
-except the Fourier transforms (the device's FFT rounds differently, ~1e-6), so correlations differ
-by rounding only, and peaks by the ties such rounding breaks differently.  The summed-area tables
-are exact in float32 for the finder's maps (binary maps and their block means), as on the CPU.
+The two engines compute the same quantities with the same float32 formulas (an accelerator's
+compiler may fuse some of them), except the Fourier transforms, which round differently (~1e-6): so
+correlations differ by rounding only, and peaks by the ties such rounding breaks differently.  The
+window sums are exact on both: the device takes a map only when float32 sums of it and of its square
+are exact (:func:`exact_sums`: binary maps and their block means at fine scales); any other map of
+a search, such as a coarse scale's block means, is searched by numpy even with ``engine="keras"``.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,7 +33,8 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["ENGINES", "add_finder_engine_argument", "engine_options", "resolve_engine", "template_search"]
+__all__ = ["ENGINES", "add_finder_engine_argument", "engine_options", "exact_sums", "resolve_engine",
+           "template_search"]
 
 #: The finder's engines: the host's numpy, Keras ops on the backend's device, or the one that fits.
 ENGINES: tuple[str, ...] = ("auto", "numpy", "keras")
@@ -44,27 +46,25 @@ FIRST_PEAKS: int = 128
 def resolve_engine(engine: str = "auto") -> str:
     """The finder's engine for ``engine``: ``"numpy"`` or ``"keras"``.
 
-    ``"auto"`` is ``"keras"`` where Keras is loaded (a network ran in this process) and its backend
-    computes on a GPU (or another accelerator), so that the search runs beside the network, and
-    ``"numpy"`` elsewhere: on a CPU numpy's path is the faster one and keeps its exact numbers, and
-    a process that has not loaded Keras does not load it to ask.
+    ``"auto"`` is ``"keras"`` where an NVIDIA GPU is visible and Keras' backend computes on it, so
+    that the search runs beside the network, and ``"numpy"`` elsewhere (on a CPU numpy's path is the
+    faster one, and keeps its exact numbers).  The answer is found once per process, so every map
+    of a run takes the same engine.
     """
     if engine not in ENGINES:
         raise InvalidArgumentError(f"engine={engine!r} is not a circle-finder engine; use one of "
                                    f"{', '.join(map(repr, ENGINES))} (CLI: --finder-engine).")
     if engine != "auto":
         return engine
-    # Keras is not loaded just to ask: a process that runs no network (a catalog from a stored map
-    # on a CPU worker) would pay its import in time and memory for nothing
-    return "keras" if "keras" in sys.modules and _accelerated() else "numpy"
+    return "keras" if _accelerated() else "numpy"
 
 
 def add_finder_engine_argument(parser: Any) -> None:
     """Add the ``--finder-engine`` flag of the commands that find craters (``detect``, ``catalog``)."""
     parser.add_argument("--finder-engine", choices=list(ENGINES), default="auto",
                         help="where the circle finder's template search runs: 'keras' on the Keras backend's device "
-                             "(beside the network on a GPU), 'numpy' on the CPU, 'auto' (default) 'keras' when the "
-                             "network ran on an accelerator in this process, else 'numpy'")
+                             "(beside the network on a GPU), 'numpy' on the CPU, 'auto' (default) 'keras' where Keras "
+                             "computes on a visible GPU, else 'numpy'; template-matching models only")
 
 
 def engine_options(engine: str) -> dict[str, str]:
@@ -75,7 +75,13 @@ def engine_options(engine: str) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def _accelerated() -> bool:
-    # a process's devices do not change: ask once (the question imports Keras' backend)
+    # A process's devices do not change: ask once, so that every map of a run takes the same engine.
+    # Keras is asked only where a GPU is visible: a CPU-only process (a catalog worker that runs no
+    # network) does not pay Keras' import in time and memory for the answer.
+    from .cluster import detect_gpus
+
+    if detect_gpus() == 0:
+        return False
     from .model import _on_accelerator
 
     return _on_accelerator()
@@ -108,15 +114,16 @@ def template_search(img: np.ndarray, templates: Sequence[np.ndarray], radii: np.
     numpy.ndarray
         ``(n, 4)`` float64 rows ``[x, y, radius, score]`` in the map's pixel index coordinates.
     """
-    from .extract import _float32_sums_exact, _neighbour_indices, _refine_samples, _thin_peaks
+    from .extract import _neighbour_indices, _refine_samples, _thin_peaks
 
     img = np.ascontiguousarray(img, dtype=np.float32)
     radii = np.asarray(radii, dtype=float)
     if img.ndim != 2 or len(templates) != len(radii) or not len(radii):
-        raise ValueError("template_search needs a 2-D map and one template per radius")
-    if not _float32_sums_exact(img):
-        raise ValueError("template_search needs a map whose float32 window sums are exact (a binary map or "
-                         "its block means); use the numpy engine for others")
+        raise InvalidArgumentError("template_search needs a 2-D map and one template per radius")
+    if not exact_sums(img):
+        raise InvalidArgumentError("template_search needs a map whose float32 window sums, and those of its "
+                                   "square, are exact (a binary map or its block means at fine scales); use "
+                                   "engine='numpy' for others")
     ny, nx = img.shape
     ops = _keras().ops
     bank = _bank(tuple(np.asarray(t, dtype=np.float32) for t in templates), ny, nx)
@@ -148,6 +155,15 @@ def template_search(img: np.ndarray, templates: Sequence[np.ndarray], radii: np.
         xyr = _refine_samples(radii, k, cs, xv[k, at], rs, yv[k, at], prof[k, at], available, to_ends=True)
         out.append(np.column_stack([xyr, values[k, at]]))
     return np.concatenate(out) if out else np.empty((0, 4))
+
+
+def exact_sums(img: np.ndarray) -> bool:
+    """Whether float32 sums of ``img`` and of its square are exact, so that the device's float32
+    summed-area tables give the numpy engine's window sums (which turn to float64 where they are
+    not: block means at coarse scales, whose squares lie on a finer grid)."""
+    from .extract import _float32_sums_exact
+
+    return _float32_sums_exact(img) and _float32_sums_exact(img * img)
 
 
 class _Bank:
@@ -267,12 +283,14 @@ def _search(img: Any, spec_re: Any, spec_im: Any, tmean: Any, ssd: Any, volume: 
     for md in sorted(set(mds)):
         ks = [k for k, m in enumerate(mds) if m == md]
         stack = ops.stack([ncc[k] for k in ks])[..., None]
-        pooled = ops.max_pool(stack, pool_size=2 * md + 1, strides=1, padding="same")[..., 0]
+        pooled = ops.max_pool(stack, pool_size=2 * md + 1, strides=1, padding="same",
+                                data_format="channels_last")[..., 0]
         for j, k in enumerate(ks):
             window_max[k] = pooled[j]
     keep = ops.logical_and(above, ncc == ops.stack(window_max))
     constant = ops.max(ncc, axis=(1, 2)) == ops.min(ncc, axis=(1, 2))
-    trivial = ops.logical_and(constant, ops.all(above, axis=(1, 2)))
+    # (a one-pixel map is no constant image to skimage: its pixel is a peak)
+    trivial = ops.logical_and(constant, ops.all(above, axis=(1, 2))) if ny * nx > 1 else ops.zeros_like(constant)
     keep = ops.logical_and(keep, ops.logical_not(trivial)[:, None, None])
     counts = ops.sum(ops.cast(keep, "int32"), axis=(1, 2))
 

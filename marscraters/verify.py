@@ -32,8 +32,9 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -773,7 +774,7 @@ def find_craters_many(
     else:
         per_map = [dict(options or {})] * len(probs)
     if verifier is None:
-        return [extract_craters(prob, target=target, **opts) for prob, opts in zip(probs, per_map)]
+        return _each_map(lambda prob, opts: extract_craters(prob, target=target, **opts), probs, per_map)
     if images is None or len(images) != len(probs) or any(image is None for image in images):
         raise InvalidArgumentError("verification needs the image as well as the probability map; pass one image "
                                    "per map")
@@ -782,9 +783,44 @@ def find_craters_many(
     if len(scores) > 1:
         raise InvalidArgumentError(f"min_score differs between the maps' options ({sorted(scores)}); give one")
     min_score = scores.pop() if scores else 0.0
-    cands = [extract_craters(prob, target=target, **opts, min_score=0.0) for prob, opts in zip(probs, per_map)]
+    cands = _each_map(lambda prob, opts: extract_craters(prob, target=target, **opts, min_score=0.0), probs, per_map)
     return _verify_many(cands, images, probs, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
                         fill=fill)
+
+#: Maps searched side by side by :func:`find_craters_many` (None: one per core this process may use;
+#: 1: one after another).  The tables are the same either way.
+FINDER_THREADS: int | None = None
+
+
+def _each_map(find: Callable[[Any, dict[str, Any]], pd.DataFrame], probs: Sequence[Any],
+              options: Sequence[dict[str, Any]]) -> list[pd.DataFrame]:
+    """``find(prob, options)`` for each map, the maps side by side on the cores this process may use.
+
+    The circle finder works one map at a time, and most of its work (FFTs, array arithmetic)
+    releases the GIL: with many maps (``detect`` on many images, an image's pyramid levels) the
+    other cores would idle.  Each map's result is its own, so the tables are the same.  Inside,
+    each map's FFTs keep to one thread (:func:`marscraters.extract.single_threaded_fft`): the maps
+    already fill the cores.
+    """
+    from .cluster import cpu_count
+    from .extract import single_threaded_fft
+
+    threads = min(len(probs), FINDER_THREADS or cpu_count())
+    if threads <= 1:
+        return [find(prob, opts) for prob, opts in zip(probs, options)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(prob: Any, opts: dict[str, Any]) -> pd.DataFrame:
+        with single_threaded_fft():
+            return find(prob, opts)
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="marscraters-finder")
+    try:
+        return list(pool.map(one, probs, options))
+    finally:
+        # after an error or Ctrl-C the maps not yet started are dropped, not waited for
+        pool.shutdown(wait=True, cancel_futures=True)
+
 
 def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, Any] | None = None,
                   verifier: Verifier | None = None) -> dict[str, Any]:

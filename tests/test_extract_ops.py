@@ -8,7 +8,6 @@ another pixel of the plateau, so those tests compare what a user gets after dupl
 from __future__ import annotations
 
 import importlib.util
-import sys
 
 import numpy as np
 import pytest
@@ -74,8 +73,29 @@ def test_template_search_of_empty_constant_and_peakless_maps():
     assert eo.template_search(np.ones((40, 50), np.float32), TEMPLATES, RADII, 0.5).shape == (0, 4)
     img = _rings((60, 60), 3, 4)
     assert eo.template_search(img, TEMPLATES, RADII, 0.999).shape == (0, 4)
-    with pytest.raises(ValueError, match="exact"):
+    with pytest.raises(InvalidArgumentError, match="exact"):
         eo.template_search(img + np.float32(1e-7), TEMPLATES, RADII, 0.5)
+    # a one-pixel map is no constant image: its pixel is a peak, as in the numpy search
+    one = np.ones((1, 1), np.float32)
+    np.testing.assert_allclose(eo.template_search(one, TEMPLATES[:3], RADII[:3] / 5, 0.05),
+                               _numpy_search(one, TEMPLATES[:3], RADII[:3] / 5, 0.05), atol=1e-5)
+
+
+def test_coarse_block_means_whose_squares_would_round_stay_on_the_host():
+    # block means of a binary map at 1/8: float32 sums of the map are exact, of its square not
+    yy, xx = np.mgrid[:1600, :1600]
+    rng = np.random.default_rng(7)
+    binary = np.zeros((1600, 1600), np.float32)
+    for cx, cy, r in zip(rng.uniform(0, 1600, 60), rng.uniform(0, 1600, 60), rng.uniform(20, 90, 60)):
+        binary[np.hypot(xx - cx, yy - cy) <= r] = 1
+    coarse = ex._downsample(binary, 8, "mean")
+    assert ex._float32_sums_exact(coarse) and not eo.exact_sums(coarse)
+    with pytest.raises(InvalidArgumentError, match="engine='numpy'"):
+        eo.template_search(coarse, TEMPLATES, RADII, 0.5)
+    plan = [(8, 40.0, 88.0)]
+    found = {e: ex.find_circles_template(binary, target="filled", plan=plan, engine=e) for e in ("numpy", "keras")}
+    assert len(found["numpy"]) > 5
+    np.testing.assert_array_equal(found["keras"].to_numpy(), found["numpy"].to_numpy())  # the same path
 
 
 def test_extract_craters_with_either_engine_gives_the_same_craters():
@@ -106,8 +126,10 @@ def test_engine_choices_and_errors():
 
 
 def test_auto_keeps_the_numpy_engine_on_a_cpu():
-    if "keras" in sys.modules and eo._accelerated():
-        pytest.skip("Keras computes on an accelerator here: 'auto' is meant to pick keras")
+    from marscraters.cluster import detect_gpus
+
+    if detect_gpus() > 0:  # pragma: no cover - a GPU machine
+        pytest.skip("a GPU is visible here: 'auto' is meant to pick keras")
     assert eo.resolve_engine("auto") == "numpy"
 
 
@@ -123,6 +145,8 @@ def test_template_search_under_jax(tmp_path):
         from marscraters import extract as ex
         from marscraters.extract_ops import template_search
         assert keras.backend.backend() == "jax"
+        # a user's channels-first setting must not turn the peaks' pooling windows
+        keras.config.set_image_data_format("channels_first")
         radii = 5.0 * 1.1 ** np.arange(8)
         templates = [ex._template("outline", float(r), 0.7, 2.0) for r in radii]
         got = template_search(np.load({str(tmp_path / 'img.npy')!r}), templates, radii, 0.3)
