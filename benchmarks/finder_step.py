@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "a chip's transforms on one thread (extract.SMALL_FFT_PX), alternated; the same craters")
     p.add_argument("--finder-threads", action="store_true",
                    help="instead: detect on the chips and the CTX images with the maps searched one after another "
-                        "(verify.FINDER_THREADS = 1) and side by side on every core (the default), alternated; the "
+                        "(extract.FINDER_THREADS = 1) and side by side on every core (the default), alternated; the "
                         "same craters")
     args = p.parse_args(argv)
     themis, themis_truth, ctx_images, ctx_truth = validation_sets(args)
@@ -116,7 +116,7 @@ def fft_threads(themis, args) -> dict:
 
 def finder_threads(themis, ctx_images, args) -> dict:
     """``detect`` with the maps searched one after another and side by side, alternated."""
-    from marscraters import verify
+    from marscraters import extract
     from marscraters.detect import detect
 
     settings = {"one after another": 1, "side by side": None}
@@ -127,12 +127,12 @@ def finder_threads(themis, ctx_images, args) -> dict:
     found: dict = {s: {} for s in sets}
     for _ in range(args.repeats):
         for name, threads in settings.items():
-            verify.FINDER_THREADS = threads
+            extract.FINDER_THREADS = threads
             for s, (images, metres) in sets.items():
                 t0 = time.perf_counter()
                 found[s][name] = detect(images, pixel_size_m=metres)
                 seconds[s][name].append(round(time.perf_counter() - t0, 2))
-    verify.FINDER_THREADS = None
+    extract.FINDER_THREADS = None
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU, no GPU",
               "themis_chips": args.themis, "ctx_images": args.ctx, "repeats": args.repeats, "sets": {}}
     for s in sets:

@@ -917,8 +917,9 @@ def _multiscale(
 
     if not radius_step > 1.0:
         raise InvalidArgumentError(f"radius_step={radius_step!r} must be > 1 (a ratio between radii, e.g. 1.1).")
-    found = []
-    for i, (f, lo, hi) in enumerate(tqdm(plan, desc=desc, disable=not progress, unit="scale")):
+    # every scale's map and radii first, then all the tiles of all the scales searched side by side
+    jobs = []
+    for i, (f, lo, hi) in enumerate(plan):
         img = prepare(prob, f)
         rlo, rhi = lo / f, hi / f
         n = max(1, int(math.ceil(math.log(rhi / rlo) / math.log(radius_step)))) if rhi > rlo else 0
@@ -935,29 +936,40 @@ def _multiscale(
         if widen:  # (real radii only: Hough's integer radii do not widen)
             radii = _widen(radii, radius_step, below=i > 0, above=i < len(plan) - 1)
         halo = int(math.ceil(float(np.max(radii)) * 1.5)) + 3
-        for ry, rx, cy, cx in _tiles(img.shape, _TILE, halo):
-            res = search(img[ry, rx], radii, f)
-            if len(res) == 0:
-                continue
-            res = np.asarray(res, dtype=float)
-            res[:, 0] += rx.start
-            res[:, 1] += ry.start
-            # keep a circle in the one tile whose core holds its centre
-            core = (res[:, 0] >= cx.start) & (res[:, 0] < cx.stop) & (res[:, 1] >= cy.start) & (res[:, 1] < cy.stop)
-            res = res[core]
-            # circles at the searched radii's ends: the crater may lie beyond them (at the finest
-            # scale's smallest and the coarsest one's largest radius its size is unknown; at a
-            # widened band's added radii the neighbouring scale measures it)
-            if widen or i == 0:
-                res = res[res[:, 2] > radii[0] * (1 + 1e-9)]
-            if widen or i == len(plan) - 1:
-                res = res[res[:, 2] < radii[-1] * (1 - 1e-9)]
-            res[:, 2] = radius_of(res[:, 2])
-            # back to full-resolution pixel index coordinates
-            res[:, 0] = f * res[:, 0] + (f - 1) / 2.0
-            res[:, 1] = f * res[:, 1] + (f - 1) / 2.0
-            res[:, 2] = 2.0 * f * res[:, 2]
-            found.append(res)
+        jobs += [(i, f, radii, img, tile) for tile in _tiles(img.shape, _TILE, halo)]
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="tile")
+
+    def run(i: int, f: int, radii: np.ndarray, img: np.ndarray, tile: tuple) -> np.ndarray:
+        ry, rx = tile[:2]
+        res = search(img[ry, rx], radii, f)
+        bar.update()
+        return res
+
+    results = side_by_side(run, *zip(*jobs)) if jobs else []
+    bar.close()
+    found = []
+    for (i, f, radii, _, (ry, rx, cy, cx)), res in zip(jobs, results):
+        if len(res) == 0:
+            continue
+        res = np.asarray(res, dtype=float)
+        res[:, 0] += rx.start
+        res[:, 1] += ry.start
+        # keep a circle in the one tile whose core holds its centre
+        core = (res[:, 0] >= cx.start) & (res[:, 0] < cx.stop) & (res[:, 1] >= cy.start) & (res[:, 1] < cy.stop)
+        res = res[core]
+        # circles at the searched radii's ends: the crater may lie beyond them (at the finest
+        # scale's smallest and the coarsest one's largest radius its size is unknown; at a
+        # widened band's added radii the neighbouring scale measures it)
+        if widen or i == 0:
+            res = res[res[:, 2] > radii[0] * (1 + 1e-9)]
+        if widen or i == len(plan) - 1:
+            res = res[res[:, 2] < radii[-1] * (1 - 1e-9)]
+        res[:, 2] = radius_of(res[:, 2])
+        # back to full-resolution pixel index coordinates
+        res[:, 0] = f * res[:, 0] + (f - 1) / 2.0
+        res[:, 1] = f * res[:, 1] + (f - 1) / 2.0
+        res[:, 2] = 2.0 * f * res[:, 2]
+        found.append(res)
     if not found:
         return empty_pixel_craters()
     allc = np.concatenate(found)
@@ -1160,14 +1172,48 @@ _FFT_LOCAL = threading.local()
 
 @contextlib.contextmanager
 def single_threaded_fft() -> Iterator[None]:
-    """Within the block, this thread's finder FFTs run on one thread whatever their size (for
-    callers that already run maps side by side on every core).  The numbers are the same."""
+    """Within the block, this thread's finder FFTs run on one thread whatever their size, and its
+    searches one after another (for callers that already run maps side by side on every core).
+    The numbers are the same."""
     before = getattr(_FFT_LOCAL, "single", False)
     _FFT_LOCAL.single = True
     try:
         yield
     finally:
         _FFT_LOCAL.single = before
+
+
+#: Maps (``detect``'s images and levels), or tiles of one map's scales, searched side by side by the
+#: circle finder (None: one per core this process may use; 1: one after another).  Most of a search
+#: (FFTs, array arithmetic) releases the GIL, so the other cores would idle otherwise.  The craters
+#: are the same either way.
+FINDER_THREADS: int | None = None
+
+
+def side_by_side(fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
+    """``[fn(*args) for args in zip(*iterables)]``, on :data:`FINDER_THREADS` threads.
+
+    Each call's FFTs keep to one thread (the calls already fill the cores), and a call made from
+    inside another ``side_by_side`` runs its items one after another (no pool within a pool).
+    After an error or Ctrl-C, the items not yet started are dropped, not waited for.
+    """
+    from .cluster import cpu_count
+
+    items = list(zip(*iterables))
+    threads = min(len(items), FINDER_THREADS or cpu_count())
+    if threads <= 1 or getattr(_FFT_LOCAL, "single", False):
+        return [fn(*args) for args in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(args: tuple) -> Any:
+        with single_threaded_fft():
+            return fn(*args)
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="marscraters-finder")
+    try:
+        return list(pool.map(one, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _cached_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -764,7 +764,7 @@ def find_craters_many(
     candidates in full batches: one table per map, each the one :func:`find_craters` gives for
     that map alone (:func:`marscraters.detect.detect` on many images).  ``options``: one set for
     every map, or a list with one set per map (the levels of an image pyramid)."""
-    from .extract import extract_craters
+    from .extract import extract_craters, side_by_side
 
     if isinstance(options, Sequence):
         # one set per map (the levels of an image pyramid search different diameters)
@@ -774,7 +774,8 @@ def find_craters_many(
     else:
         per_map = [dict(options or {})] * len(probs)
     if verifier is None:
-        return _each_map(lambda prob, opts: extract_craters(prob, target=target, **opts), probs, per_map)
+        # the maps side by side on the cores (the same tables)
+        return side_by_side(lambda prob, opts: extract_craters(prob, target=target, **opts), probs, per_map)
     if images is None or len(images) != len(probs) or any(image is None for image in images):
         raise InvalidArgumentError("verification needs the image as well as the probability map; pass one image "
                                    "per map")
@@ -783,44 +784,10 @@ def find_craters_many(
     if len(scores) > 1:
         raise InvalidArgumentError(f"min_score differs between the maps' options ({sorted(scores)}); give one")
     min_score = scores.pop() if scores else 0.0
-    cands = _each_map(lambda prob, opts: extract_craters(prob, target=target, **opts, min_score=0.0), probs, per_map)
+    cands = side_by_side(lambda prob, opts: extract_craters(prob, target=target, **opts, min_score=0.0), probs,
+                         per_map)
     return _verify_many(cands, images, probs, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
                         fill=fill)
-
-#: Maps searched side by side by :func:`find_craters_many` (None: one per core this process may use;
-#: 1: one after another).  The tables are the same either way.
-FINDER_THREADS: int | None = None
-
-
-def _each_map(find: Callable[[Any, dict[str, Any]], pd.DataFrame], probs: Sequence[Any],
-              options: Sequence[dict[str, Any]]) -> list[pd.DataFrame]:
-    """``find(prob, options)`` for each map, the maps side by side on the cores this process may use.
-
-    The circle finder works one map at a time, and most of its work (FFTs, array arithmetic)
-    releases the GIL: with many maps (``detect`` on many images, an image's pyramid levels) the
-    other cores would idle.  Each map's result is its own, so the tables are the same.  Inside,
-    each map's FFTs keep to one thread (:func:`marscraters.extract.single_threaded_fft`): the maps
-    already fill the cores.
-    """
-    from .cluster import cpu_count
-    from .extract import single_threaded_fft
-
-    threads = min(len(probs), FINDER_THREADS or cpu_count())
-    if threads <= 1:
-        return [find(prob, opts) for prob, opts in zip(probs, options)]
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(prob: Any, opts: dict[str, Any]) -> pd.DataFrame:
-        with single_threaded_fft():
-            return find(prob, opts)
-
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="marscraters-finder")
-    try:
-        return list(pool.map(one, probs, options))
-    finally:
-        # after an error or Ctrl-C the maps not yet started are dropped, not waited for
-        pool.shutdown(wait=True, cancel_futures=True)
-
 
 def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, Any] | None = None,
                   verifier: Verifier | None = None) -> dict[str, Any]:
