@@ -418,6 +418,16 @@ def extract_craters(
     tuned_threshold, tuned_smooth = tuned.pop("threshold"), tuned.pop("smooth_sigma")
     threshold = tuned_threshold if threshold is None else threshold
     smooth_sigma = tuned_smooth if smooth_sigma is None else smooth_sigma
+    if method != "template" and "engine" in method_options:
+        # only template matching has a Keras engine; the others always search on the host
+        from .extract_ops import resolve_engine
+
+        engine = method_options.pop("engine")
+        if resolve_engine(engine) != "numpy":
+            raise InvalidArgumentError(
+                f"engine={engine!r} (CLI: --finder-engine {engine}) runs template matching only, and this "
+                f"finder is method={method!r} (a {target!r} model's): leave the engine out, or give "
+                "engine='numpy' (--finder-engine numpy); its search runs on the host either way.")
     # the finder's own options; the rest of its arguments are set here
     own = set(inspect.signature(finder).parameters) - set(_COMMON_ARGS)
     unknown = sorted(set(method_options) - own)

@@ -14,7 +14,7 @@ import pytest
 
 from marscraters import extract as ex
 from marscraters import extract_ops as eo
-from marscraters.errors import InvalidArgumentError
+from marscraters.errors import InvalidArgumentError, cli_message
 
 from .test_model import run_python
 
@@ -119,9 +119,16 @@ def test_engine_choices_and_errors():
         eo.resolve_engine("gpu")
     with pytest.raises(InvalidArgumentError, match="engine"):
         ex.extract_craters(np.eye(30), target="outline", engine="cuda")
-    # Hough (ring targets) has no engine: asking for one says which options it has
-    with pytest.raises(InvalidArgumentError, match="not an option of method='hough'"):
+    # Hough (ring targets) has no Keras engine: asking for it names the fix; the host's engine is fine
+    with pytest.raises(InvalidArgumentError, match="template matching only.*--finder-engine numpy") as err:
         ex.extract_craters(np.eye(30), target="ring", engine="keras")
+    cli = cli_message(str(err.value), {"--finder-engine"})  # the command line's spelling: its flags only
+    assert cli.startswith("--finder-engine keras runs") and "engine=" not in cli
+    ring = np.zeros((60, 60))
+    yy, xx = np.mgrid[:60, :60]
+    ring[np.abs(np.hypot(xx - 30, yy - 30) - 12) < 1.5] = 0.9
+    np.testing.assert_array_equal(ex.extract_craters(ring, target="ring", engine="numpy").to_numpy(),
+                                  ex.extract_craters(ring, target="ring").to_numpy())
     assert eo.engine_options("auto") == {} and eo.engine_options("keras") == {"engine": "keras"}
 
 
