@@ -1233,20 +1233,33 @@ def _cached_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
     would; the arrays are read-only, since threads of one process share them.
     """
     key = (tpl.shape, tpl.dtype.str, ly, lx, tpl.tobytes())
-    with _SPECTRA_LOCK:
-        spec = _SPECTRA.get(key)
-        if spec is not None:
-            _SPECTRA.move_to_end(key)
-            return spec
-    spec = _correlation_spectrum(tpl, ly, lx)
-    spec.flags.writeable = False
-    if spec.nbytes <= SPECTRUM_CACHE_BYTES:
-        with _SPECTRA_LOCK:
-            _SPECTRA[key] = spec
-            total = sum(v.nbytes for v in _SPECTRA.values())
-            while total > SPECTRUM_CACHE_BYTES:
-                total -= _SPECTRA.popitem(last=False)[1].nbytes
+    spec = _lru_get(_SPECTRA, _SPECTRA_LOCK, key)
+    if spec is None:
+        spec = _correlation_spectrum(tpl, ly, lx)
+        spec.flags.writeable = False
+        _lru_put(_SPECTRA, _SPECTRA_LOCK, key, spec, SPECTRUM_CACHE_BYTES)
     return spec
+
+
+def _lru_get(cache: OrderedDict, lock: threading.Lock, key: Any) -> Any:
+    """``cache[key]`` (marked as just used), or None."""
+    with lock:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
+
+
+def _lru_put(cache: OrderedDict, lock: threading.Lock, key: Any, value: Any, limit: int) -> None:
+    """Keep ``value`` (anything with ``nbytes``) under ``key``, the least recently used entries
+    dropped beyond ``limit`` bytes in all; a value larger than ``limit`` is not kept."""
+    if value.nbytes > limit:
+        return
+    with lock:
+        cache[key] = value
+        total = sum(v.nbytes for v in cache.values())
+        while total > limit:
+            total -= cache.popitem(last=False)[1].nbytes
 
 
 def _reference_ncc_bank(img: np.ndarray, templates: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -215,18 +215,13 @@ BANK_CACHE_BYTES = 256 * 2**20
 
 
 def _bank(templates: tuple[np.ndarray, ...], ny: int, nx: int) -> _Bank:
+    from .extract import _lru_get, _lru_put
+
     key = (ny, nx, tuple((t.shape, t.tobytes()) for t in templates))
-    with _BANKS_LOCK:
-        bank = _BANKS.get(key)
-        if bank is not None:
-            _BANKS.move_to_end(key)
-            return bank
-    bank = _Bank(templates, ny, nx)
-    with _BANKS_LOCK:
-        _BANKS[key] = bank
-        total = sum(b.nbytes for b in _BANKS.values())
-        while total > BANK_CACHE_BYTES and len(_BANKS) > 1:
-            total -= _BANKS.popitem(last=False)[1].nbytes
+    bank = _lru_get(_BANKS, _BANKS_LOCK, key)
+    if bank is None:
+        bank = _Bank(templates, ny, nx)
+        _lru_put(_BANKS, _BANKS_LOCK, key, bank, BANK_CACHE_BYTES)
     return bank
 
 
