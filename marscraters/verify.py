@@ -115,9 +115,22 @@ def _plane(name: str, arr: Any, fill: float | None = None) -> np.ndarray:
     return a
 
 
+#: Samples per candidate patch beyond which :func:`_sample` splits the work between the cores.
+_PARALLEL_SAMPLES = 2**16
+
+
 def _sample(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    coords = [ys.ravel(), xs.ravel()]
-    return ndimage.map_coordinates(img, coords, order=1, mode="nearest").reshape(xs.shape)
+    """``img`` at ``(ys, xs)``, bilinear (the edge pixels extended); many points on the cores side by
+    side (``map_coordinates`` releases the GIL; each point's value is its own, so they are the same)."""
+    from .extract import side_by_side
+
+    def sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(img, [y.ravel(), x.ravel()], order=1, mode="nearest").reshape(x.shape)
+
+    if xs.size < _PARALLEL_SAMPLES or len(xs) < 2:
+        return sample(xs, ys)
+    parts = min(len(xs), 8)
+    return np.concatenate(side_by_side(sample, np.array_split(xs, parts), np.array_split(ys, parts)))
 
 
 def crater_features(image: Any, prob: Any, craters: pd.DataFrame, *, fill: float | None = None) -> np.ndarray:
@@ -602,6 +615,8 @@ def _verify_many(
     batches.  Each table is the one :func:`verify_craters` gives for its map alone (the
     classifier's score of a patch does not depend on the other patches of its batch).
     ``margin``: the cascade's (default :data:`VERIFY_MARGIN`, read at call time)."""
+    from .extract import side_by_side
+
     margin = VERIFY_MARGIN if margin == "default" else margin
     v = _as_verifier(verifier)
     thr = v.threshold if threshold is None else float(threshold)
@@ -615,8 +630,11 @@ def _verify_many(
         while k < len(todo) and (not group or n + len(craters[todo[k]]) <= _VERIFY_CHUNK):
             group.append(todo[k])
             n, k = n + len(craters[todo[k]]), k + 1
-        patches = np.concatenate([v.patches(images[i], probs[i], craters[i], fill=fill) for i in group])
-        feats = np.concatenate([crater_features(images[i], probs[i], craters[i], fill=fill) for i in group])
+        # each map's patches and features, the maps side by side on the cores
+        parts = side_by_side(lambda i: (v.patches(images[i], probs[i], craters[i], fill=fill),
+                                        crater_features(images[i], probs[i], craters[i], fill=fill)), group)
+        patches = np.concatenate([p for p, _ in parts])
+        feats = np.concatenate([f for _, f in parts])
         p = v.predict(patches, feats, tta=tta, margin=margin, threshold=thr)
         for i, part in zip(group, np.split(p, np.cumsum([len(craters[i]) for i in group])[:-1])):
             scores[i] = part
