@@ -320,9 +320,22 @@ VARIANTS = {
                "chips 0-439's, threshold chosen on the validation fold",
     "retrain-crops": "as retrain, without the chips",
     "retrain-context": "retrain with two more patch channels: the image and the map over 4 radii (addendum 4)",
+    "retrain-ens3": "retrain with three verifiers per run (seeds 0, 1, 2), their outputs averaged (addendum 5)",
 }
+#: Verifiers averaged per run by retrain-ens3 (addendum 5), seeds seed .. seed + ENSEMBLE - 1.
+ENSEMBLE = 3
 #: Half-width, in crater radii, of retrain-context's extra patches (addendum 4).
 CONTEXT_EXTENT = 4.0
+
+
+def _fit_variant(variant: str, parts: list[tuple[Cache, np.ndarray]], args: argparse.Namespace) -> Any:
+    """The classifier of a retrained variant: one (seed ``args.seed``), or retrain-ens3's average of
+    :data:`ENSEMBLE` seeds."""
+    from marscraters.verify import average_classifiers
+
+    if variant != "retrain-ens3":
+        return _fit(parts, args.epochs, args.seed, args.negatives)
+    return average_classifiers([_fit(parts, args.epochs, args.seed + k, args.negatives) for k in range(ENSEMBLE)])
 
 
 def _fit(cache_parts: list[tuple[Cache, np.ndarray]], epochs: int, seed: int, negatives: float = 1.0) -> Any:
@@ -378,12 +391,12 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
         verifier = shipped
     else:
         parts = [(crops, crops.rows(train))]
-        if variant == "retrain":
+        if variant in ("retrain", "retrain-ens3"):
             lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
             parts.append((chips, chips.rows(np.arange(lo, hi))))
         parts += _ctx_parts(args)
         t0 = time.perf_counter()
-        verifier = Verifier(_fit(parts, args.epochs, args.seed, args.negatives), 0.5, crops.options or shipped.candidates)
+        verifier = Verifier(_fit_variant(variant, parts, args), 0.5, crops.options or shipped.candidates)
         out["fit_seconds"] = round(time.perf_counter() - t0, 1)
     scores = _verifier_scores(verifier, ev, ev.rows(np.concatenate([val, test])))
     thr, f1 = (verifier.threshold, float("nan")) if variant == "shipped" else _best_threshold(ev, val, scores)
@@ -507,7 +520,7 @@ def ship(args: argparse.Namespace) -> Any:
         parts.append((chips, chips.rows(np.arange(lo, hi))))
     parts += _ctx_parts(args)
     t0 = time.perf_counter()
-    model = _fit(parts, args.epochs, args.seed, args.negatives)
+    model = _fit_variant(args.variant, parts, args)
     report = {"variant": args.variant, "description": VARIANTS.get(args.variant, args.variant),
               "threshold": threshold, "run_thresholds": [r["threshold"] for r in runs],
               "candidates": crops.options or resolve_verifier(None, args.model).candidates,
