@@ -223,9 +223,9 @@ def _extract_window(
     tiles side by side; otherwise the windows themselves fill the cores and each searches its tiles
     one after another (nested pools only cost memory: +0.9 GB for no gain on a 4096² mosaic).
     """
-    from .extract import single_threaded_fft
+    from .extract import one_thread
 
-    with contextlib.nullcontext() if alone else single_threaded_fft():
+    with contextlib.nullcontext() if alone else one_thread():
         return _window_craters(block, y0, x0, core, options, aspect, image, verifier, fill)
 
 

@@ -1174,23 +1174,23 @@ SMALL_FFT_PX = 2**20
 
 def _fft_workers(ly: int, lx: int) -> int:
     """The ``workers`` of scipy's FFTs for a transform of ``ly`` x ``lx``."""
-    return 1 if ly * lx <= SMALL_FFT_PX or getattr(_FFT_LOCAL, "single", False) else -1
+    return 1 if ly * lx <= SMALL_FFT_PX or getattr(_ONE_THREAD, "on", False) else -1
 
 
-_FFT_LOCAL = threading.local()
+_ONE_THREAD = threading.local()
 
 
 @contextlib.contextmanager
-def single_threaded_fft() -> Iterator[None]:
-    """Within the block, this thread's finder FFTs run on one thread whatever their size, and its
-    searches one after another (for callers that already run maps side by side on every core).
-    The numbers are the same."""
-    before = getattr(_FFT_LOCAL, "single", False)
-    _FFT_LOCAL.single = True
+def one_thread() -> Iterator[None]:
+    """Within the block, this thread's finder work stays on this thread: its FFTs run on one thread
+    whatever their size, and :func:`side_by_side` runs its items one after another (for callers
+    that already run maps or windows side by side on every core).  The numbers are the same."""
+    before = getattr(_ONE_THREAD, "on", False)
+    _ONE_THREAD.on = True
     try:
         yield
     finally:
-        _FFT_LOCAL.single = before
+        _ONE_THREAD.on = before
 
 
 #: Maps (``detect``'s images and levels), or tiles of one map's scales, searched side by side by the
@@ -1211,12 +1211,12 @@ def side_by_side(fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]
 
     items = list(zip(*iterables))
     threads = min(len(items), FINDER_THREADS or cpu_count())
-    if threads <= 1 or getattr(_FFT_LOCAL, "single", False):
+    if threads <= 1 or getattr(_ONE_THREAD, "on", False):
         return [fn(*args) for args in items]
     from concurrent.futures import ThreadPoolExecutor
 
     def one(args: tuple) -> Any:
-        with single_threaded_fft():
+        with one_thread():
             return fn(*args)
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="marscraters-finder")
@@ -1433,7 +1433,7 @@ def _thin_peaks(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, min_dist
     order = np.argsort(-values, kind="stable")
     coords = np.column_stack([rows[order], cols[order]]).astype(np.intp, copy=False)
     if min_distance > 1 and len(coords) > 1:
-        # closer than min_distance: Chebyshev distance <= md - 1 between integer coordinates
+        # closer than min_distance: Chebyshev distance <= min_distance - 1 between integer coordinates
         neighbours = cKDTree(coords).query_ball_point(coords, r=min_distance - 0.5, p=np.inf)
         alive = np.ones(len(coords), dtype=bool)
         for i, near in enumerate(neighbours):
@@ -1497,7 +1497,7 @@ def find_circles_template(
     pandas.DataFrame
         Candidate PixelCraters (duplicates not yet removed).
     """
-    from .extract_ops import exact_sums, resolve_engine, template_search
+    from .extract_ops import _search_map, exact_sums, resolve_engine
 
     template_threshold = _check_fraction("template_threshold", template_threshold, open_left=True)
     on_device = resolve_engine(engine) == "keras"
@@ -1516,7 +1516,7 @@ def find_circles_template(
         # whose squares' sums, are not -- coarse scales' block means -- stay on the host, where
         # float64 sums take over)
         if on_device and exact_sums(img):
-            return template_search(img, templates, radii, template_threshold)
+            return _search_map(img, templates, radii, template_threshold)
         # one FFT of the image and one pair of summed-area tables serve all the radii
         maps = _ncc_bank(img, templates)
         out = []

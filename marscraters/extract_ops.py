@@ -114,27 +114,31 @@ def template_search(img: np.ndarray, templates: Sequence[np.ndarray], radii: np.
     numpy.ndarray
         ``(n, 4)`` float64 rows ``[x, y, radius, score]`` in the map's pixel index coordinates.
     """
-    from .extract import _neighbour_indices, _refine_samples, _thin_peaks
-
     img = np.ascontiguousarray(img, dtype=np.float32)
-    radii = np.asarray(radii, dtype=float)
     if img.ndim != 2 or len(templates) != len(radii) or not len(radii):
         raise InvalidArgumentError("template_search needs a 2-D map and one template per radius")
     if not exact_sums(img):
         raise InvalidArgumentError("template_search needs a map whose float32 window sums, and those of its "
                                    "square, are exact (a binary map or its block means at fine scales); use "
                                    "engine='numpy' for others")
+    return _search_map(img, templates, radii, threshold)
+
+
+def _search_map(img: np.ndarray, templates: Sequence[np.ndarray], radii: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`template_search` of a 2-D float32 map already known to pass :func:`exact_sums`."""
+    from .extract import _neighbour_indices, _refine_samples, _thin_peaks
+
+    radii = np.asarray(radii, dtype=float)
     ny, nx = img.shape
     ops = _keras().ops
     bank = _bank(tuple(np.asarray(t, dtype=np.float32) for t in templates), ny, nx)
     mds = tuple(max(1, int(r // 2)) for r in radii)
     k_peaks = min(FIRST_PEAKS, ny * nx)
+    img_t, threshold_t = ops.convert_to_tensor(img), ops.convert_to_tensor(np.float32(threshold))
     while True:
-        tensors = [ops.convert_to_tensor(a) for a in (img, bank.tmean, bank.ssd, bank.volume, bank.rows_lo,
-                                                           bank.rows_hi, bank.cols_lo, bank.cols_hi,
-                                                           np.float32(threshold))]
         counts, values, index, xv, yv, prof = (ops.convert_to_numpy(a) for a in _core()(
-            tensors[0], bank.spec_re, bank.spec_im, *tensors[1:], mds=mds, k_peaks=k_peaks))
+            img_t, bank.spec_re, bank.spec_im, bank.tmean, bank.ssd, bank.volume, bank.rows_lo, bank.rows_hi,
+            bank.cols_lo, bank.cols_hi, threshold_t, mds=mds, k_peaks=k_peaks))
         most = int(counts.max())
         if most <= k_peaks:
             break
@@ -191,18 +195,22 @@ class _Bank:
         self.spec_re, self.spec_im = re, keras.ops.negative(im)
         # each template's mean and sum of squared deviations, with numpy's float32 operations (as
         # skimage's match_template and the numpy engine)
-        self.tmean = np.array([t.mean() for t in templates], np.float32)
-        self.ssd = np.array([np.sum((t - t.mean()) ** 2) for t in templates], np.float32)
-        self.volume = np.array([t.size for t in templates], np.float32)
+        tmean = np.array([t.mean() for t in templates], np.float32)
+        ssd = np.array([np.sum((t - t.mean()) ** 2) for t in templates], np.float32)
+        volume = np.array([t.size for t in templates], np.float32)
         # window sums read off the summed-area table I (ny + 1, nx + 1) at clipped rows and columns:
         # the window of a template of side m at y spans y - m // 2 .. y - m // 2 + m
         ys, xs = np.arange(ny), np.arange(nx)
         sides_y = np.array([t.shape[0] for t in templates])[:, None]
         sides_x = np.array([t.shape[1] for t in templates])[:, None]
-        self.rows_lo = np.clip(ys - sides_y // 2, 0, ny).astype(np.int32)
-        self.rows_hi = np.clip(ys - sides_y // 2 + sides_y, 0, ny).astype(np.int32)
-        self.cols_lo = np.clip(xs - sides_x // 2, 0, nx).astype(np.int32)
-        self.cols_hi = np.clip(xs - sides_x // 2 + sides_x, 0, nx).astype(np.int32)
+        rows_lo = np.clip(ys - sides_y // 2, 0, ny).astype(np.int32)
+        rows_hi = np.clip(ys - sides_y // 2 + sides_y, 0, ny).astype(np.int32)
+        cols_lo = np.clip(xs - sides_x // 2, 0, nx).astype(np.int32)
+        cols_hi = np.clip(xs - sides_x // 2 + sides_x, 0, nx).astype(np.int32)
+        # on the device once, with the spectra: every map of this size reuses them
+        (self.tmean, self.ssd, self.volume, self.rows_lo, self.rows_hi, self.cols_lo,
+         self.cols_hi) = (keras.ops.convert_to_tensor(a) for a in (tmean, ssd, volume, rows_lo, rows_hi, cols_lo,
+                                                                  cols_hi))
         self.nbytes = 2 * wrapped.nbytes
 
 
