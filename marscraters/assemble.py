@@ -219,7 +219,7 @@ def _extract_window(
 ) -> pd.DataFrame:
     """The craters of one window whose centres lie in its core (window pixel coordinates + offset).
 
-    ``alone``: the window is one of fewer than the machine's cores, so the finder may search its
+    ``alone``: the window is one of fewer than the threads that compute them, so the finder may search its
     tiles side by side; otherwise the windows themselves fill the cores and each searches its tiles
     one after another (nested pools only cost memory: +0.9 GB for no gain on a 4096² mosaic).
     """
@@ -614,7 +614,7 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     import dask
     import dask.array as da
 
-    from .cluster import cpu_count
+    from .cluster import compute_slots
     from .crs import Grid
     from .detect import model_info
     from .extract import _check_choice, TARGETS, nms_circles
@@ -679,8 +679,9 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     halo_x = int(math.ceil(halo * max(aspects, default=1.0) / factor) * factor)
     tasks = []
     opts = {**options, "target": target}
-    # fewer windows than cores: each window's finder searches its tiles side by side
-    alone = len(cores) < cpu_count()
+    # fewer windows than the cluster's (or this machine's) threads: each window's finder searches
+    # its tiles side by side; the workers' threads count, not the client's cores
+    alone = len(cores) < compute_slots()
     for (cy0, cy1, cx0, cx1), aspect in zip(cores, aspects):
         # window starts on the coarsest scale's lattice, so its downsampled pixels are shared
         wy0 = max(0, (cy0 - halo) // factor * factor)

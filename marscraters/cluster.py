@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import distributed
 
 __all__ = ["cluster", "close_quietly", "detect_gpus", "preload_model", "ModelPreload", "MallocTuning", "cpu_count",
-           "tune_malloc", "WORKER_MALLOPT"]
+           "compute_slots", "active_client", "tune_malloc", "WORKER_MALLOPT"]
 
 log = logging.getLogger("marscraters.cluster")
 
@@ -49,6 +49,30 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+def active_client() -> Any:
+    """The distributed client this process computes with by default, or None (never raises)."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def compute_slots() -> int:
+    """How many tasks run at once where dask computes now: the threads of the default client's
+    workers, or this process's cores when there is no client (dask's threaded scheduler)."""
+    client = active_client()
+    if client is not None:
+        try:
+            threads = sum(int(n) for n in client.nthreads().values())
+        except Exception:  # noqa: BLE001 - a closed or unreachable scheduler: dask fails later with its own error
+            threads = 0
+        if threads > 0:
+            return threads
+    return cpu_count()
 
 
 def detect_gpus() -> int:
@@ -324,13 +348,11 @@ except ImportError:  # pragma: no cover
 class MallocTuning(_WorkerPlugin):  # type: ignore[misc,valid-type]
     """Worker plugin that sets :data:`WORKER_MALLOPT` in each worker process (:func:`tune_malloc`)."""
 
+    #: whether :func:`tune_malloc` succeeded in this worker (None: not set up here)
+    tuned: bool | None = None
+
     def setup(self, worker: Any) -> None:
-        global _MALLOC_TUNED
-        _MALLOC_TUNED = tune_malloc()
-
-
-# whether this process's malloc was tuned by MallocTuning (None: it never ran here)
-_MALLOC_TUNED: bool | None = None
+        self.tuned = tune_malloc()
 
 
 class ModelPreload(_WorkerPlugin):  # type: ignore[misc,valid-type]

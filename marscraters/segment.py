@@ -76,6 +76,7 @@ import numpy as np
 import xarray as xr
 
 from ._io import _remove, check_output
+from .cluster import active_client
 from .crs import Grid
 from .errors import InvalidArgumentError, ModelError, MosaicError, OutputExistsError
 from .model import (MULTIPLE, _check_tta, add_precision_argument, mosaic_value_range, read_model_metadata,
@@ -507,7 +508,7 @@ def _auto_axis(n: int, step: int, depth: int, min_blocks: int = 1) -> tuple[int,
 
 def _cluster_workers(client: Any = None) -> int:
     """Workers of ``client`` or the default distributed client (1 without one): automatic blocks give each a block."""
-    client = client if client is not None else _default_client()
+    client = client if client is not None else active_client()
     if client is None:
         return 1
     try:
@@ -900,15 +901,6 @@ def _done_blocks(path: Path) -> set[tuple[int, int]]:
     return done
 
 
-def _default_client() -> Any:
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def segment_to_zarr(
     ds: xr.Dataset,
     out: str | os.PathLike,
@@ -996,7 +988,7 @@ def segment_to_zarr(
     ds = _validate_mosaic(ds)
     spec = _resolve_model(model_for_mosaic(ds, model))
     if client is None:
-        client = _default_client()
+        client = active_client()
     # the grey scale, found (with its warning) before any block runs, and recorded
     lo, hi = mosaic_value_range(ds["ir"].data, _check_value_range(value_range), client=client, stacklevel=3)
     partial_path = partial_store_path(out)

@@ -14,7 +14,7 @@ import xarray as xr
 
 from marscraters import model as mm
 from marscraters import segment as sg
-from marscraters.cluster import ModelPreload, _gpu_cluster, cluster, detect_gpus, tune_malloc
+from marscraters.cluster import ModelPreload, _gpu_cluster, cluster, compute_slots, cpu_count, detect_gpus, tune_malloc
 from marscraters.errors import ClusterError, InvalidArgumentError
 from marscraters.mosaic import ingest, mosaic_from_array, open_mosaic
 
@@ -87,7 +87,17 @@ def test_no_gpu_falls_back_to_a_logged_cpu_cluster(client_and_log):
     assert set(shares.values()) == {str(max(1, (len(os.sched_getaffinity(0))) // 2))}
     # glibc's malloc thresholds, which dask's own setting would make return and re-fault every large
     # temporary array, are set in every worker (by the MallocTuning plugin)
-    assert set(client.run(lambda: __import__("marscraters.cluster").cluster._MALLOC_TUNED).values()) == {True}
+    assert set(client.run(lambda dask_worker: dask_worker.plugins["marscraters-malloc"].tuned).values()) == {True}
+
+
+def test_compute_slots_counts_the_workers_threads_not_the_clients_cores():
+    # a cluster whose workers have more threads than this machine has cores (as a remote one may):
+    # the catalog's windows decide whether to search their tiles side by side from these
+    threads = cpu_count() + 3
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                                  dashboard_address=None) as local, distributed.Client(local) as client:
+        assert compute_slots() == threads
+        assert sum(client.nthreads().values()) == threads
 
 
 def test_tune_malloc_sets_known_parameters_and_refuses_nothing_here():
