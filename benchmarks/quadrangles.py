@@ -512,8 +512,13 @@ def ship(args: argparse.Namespace) -> Any:
     folder = _folder(args)
     crops, chips = Cache(folder, "crops"), Cache(folder, "chips")
     split = read_split()
-    runs = json.loads(Path(args.cv_json).read_text())["variants"][args.variant]["runs"]
-    threshold = float(np.median([r["threshold"] for r in runs]))
+    if args.cv_json:
+        runs = json.loads(Path(args.cv_json).read_text())["variants"][args.variant]["runs"]
+        threshold = float(np.median([r["threshold"] for r in runs]))
+    elif args.threshold is not None:  # chosen elsewhere (the fine model's, on CTX: fine_threshold.py)
+        runs, threshold = [], float(args.threshold)
+    else:
+        raise SystemExit("ship needs --cv-json (the runs' median threshold) or --threshold")
     parts = [(crops, np.arange(len(crops.labels)))]
     if args.variant.startswith("retrain") and args.variant != "retrain-crops":
         lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
@@ -658,6 +663,7 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--from-cv", help="ages: the kept runs of a cv variant (cv_*.pkl): each fold as held out")
     p.add_argument("--variant", default="retrain", help="ship: the chosen variant")
     p.add_argument("--cv-json", help="ship: the cv report whose runs' thresholds it takes")
+    p.add_argument("--threshold", type=float, help="ship: the verifier's threshold, without --cv-json")
     p.add_argument("--out", help="ship: where to save the verifier")
     args = p.parse_args(argv)
     if not (DATA / "themis-quadrangle-crops").is_dir():
