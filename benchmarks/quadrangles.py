@@ -636,7 +636,7 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--model", default=None, help="segmentation model file (default: the shipped model)")
     p.add_argument("--runs", default=str(REPO / "runs" / "quadrangles"), help="cache folder")
     p.add_argument("--verifier", default=None, help="score: a verifier file, or 'none' for the one-stage finder")
-    p.add_argument("--threshold", type=float, default=None, help="score: the verifier's threshold")
+    p.add_argument("--threshold", type=float, default=None, help="score: the verifier's threshold; ship: the threshold, without --cv-json")
     p.add_argument("--chips-test", action="store_true", help="score: also the chips (--chips-sets)")
     p.add_argument("--chips-sets", nargs="+", default=["test"], choices=["validation", "test"],
                    help="score: which chips with --chips-test (test = 500-599, the old held-out set)")
@@ -663,7 +663,6 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--from-cv", help="ages: the kept runs of a cv variant (cv_*.pkl): each fold as held out")
     p.add_argument("--variant", default="retrain", help="ship: the chosen variant")
     p.add_argument("--cv-json", help="ship: the cv report whose runs' thresholds it takes")
-    p.add_argument("--threshold", type=float, help="ship: the verifier's threshold, without --cv-json")
     p.add_argument("--out", help="ship: where to save the verifier")
     args = p.parse_args(argv)
     if not (DATA / "themis-quadrangle-crops").is_dir():
