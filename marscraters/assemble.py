@@ -104,6 +104,35 @@ def _as_probability(prob: Any) -> xr.DataArray:
     return prob.transpose("y", "x")
 
 
+def _check_same_place(prob: xr.DataArray, mosaic: Any, grid: Any) -> None:
+    """Refuse a mosaic of the probability map's shape that lies elsewhere (or in another CRS).
+
+    The craters are placed on the mosaic's grid and verified on its image, so another mosaic of
+    the same size would silently move every crater there.  A map without coordinates (a bare
+    array) has only its shape to check.
+    """
+    from .crs import Grid
+
+    if getattr(prob, "rio", None) is not None and prob.rio.crs is not None:
+        own = Grid.from_dataset(prob)
+        if not own.crs.equals(grid.crs, ignore_axis_order=True):
+            raise MosaicError(
+                f"the probability map is in another CRS ({own.crs.name!r}) than the mosaic ({grid.crs.name!r}): "
+                "pass the mosaic the probability was computed on (the cube `marscraters segment` read).")
+    coords = getattr(mosaic, "coords", {})
+    for axis, step in (("x", grid.transform.a), ("y", grid.transform.e)):
+        if axis not in prob.coords or axis not in coords:
+            continue
+        mine, theirs = np.asarray(prob[axis].values, float), np.asarray(mosaic[axis].values, float)
+        # a hundredth of a pixel: the same grid written and read back, not a neighbouring one
+        if mine.shape == theirs.shape and not np.allclose(mine, theirs, rtol=0.0, atol=0.01 * abs(step)):
+            g = grid
+            raise MosaicError(
+                f"the probability map lies elsewhere than the mosaic: its {axis} runs {mine[0]:.6g}..{mine[-1]:.6g}, "
+                f"the mosaic's {theirs[0]:.6g}..{theirs[-1]:.6g} ({'degrees' if g.is_geographic else 'metres'}); "
+                "pass the mosaic the probability was computed on (the cube `marscraters segment` read).")
+
+
 def _resolve_model(model: Any, prob: xr.DataArray) -> Any:
     # the store records the model file that made it; use it when it is still there
     if model is None:
@@ -628,6 +657,8 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
             f"prob has shape {tuple(prob.shape)} but the mosaic's grid is {grid.shape}; pass the mosaic the "
             "probability was computed on."
         )
+    if mosaic is not None:
+        _check_same_place(prob, mosaic, grid)
     model_file = _resolve_model(model, prob)
     info = model_info(model_file)
     target = _check_choice("kind", kind or info["kind"], TARGETS)

@@ -18,7 +18,7 @@ from marscraters.assemble import (
 )
 from marscraters.catalog import make_catalog, read_catalog
 from marscraters.crs import Grid
-from marscraters.errors import InvalidArgumentError, OutputExistsError
+from marscraters.errors import InvalidArgumentError, MosaicError, OutputExistsError
 from marscraters.mosaic import mosaic_from_array
 from marscraters.targets import render_targets
 
@@ -193,6 +193,24 @@ def test_empty_and_bad_input(prob_map):
         catalog_from_probability(np.zeros((10, 10)), progress=False)
     with pytest.raises(InvalidArgumentError):
         catalog_from_probability(prob, halo=-1, progress=False)
+
+
+def test_a_mosaic_of_the_same_size_elsewhere_is_refused(prob_map):
+    # the verifier would read another place's image and every crater would move there
+    prob = prob_map[0]
+    own = mosaic_from_array(np.zeros(prob.shape, np.float32), bounds=(10, -1, 10 + 450 / 256, -1 + 400 / 256))
+    catalog_from_probability(prob, mosaic=own, verify=False, extract_options=OPTS, progress=False)
+    for bounds, where in (((50, -1, 50 + 450 / 256, -1 + 400 / 256), "its x runs"),     # another longitude
+                          ((10, 20, 10 + 450 / 256, 20 + 400 / 256), "its y runs"),     # another latitude
+                          ((10 + 0.5 / 256, -1, 10 + 450.5 / 256, -1 + 400 / 256), "its x runs")):  # half a pixel
+        elsewhere = mosaic_from_array(np.zeros(prob.shape, np.float32), bounds=bounds)
+        with pytest.raises(MosaicError, match=f"lies elsewhere than the mosaic: {where}.*pass the mosaic the "
+                                              "probability was computed on"):
+            catalog_from_probability(prob, mosaic=elsewhere, verify=False, extract_options=OPTS, progress=False)
+    projected = mosaic_from_array(np.zeros(prob.shape, np.float32), bounds=(0, 0, 450 * 231.5, 400 * 231.5),
+                                  crs="IAU_2015:49910")
+    with pytest.raises(MosaicError, match="another CRS"):
+        catalog_from_probability(prob, mosaic=projected, verify=False, extract_options=OPTS, progress=False)
 
 
 def test_catalog_cli(prob_map, tmp_path):
