@@ -139,6 +139,9 @@ def _as_grey(image: Any) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype.kind in "iuf":
         # ITU-R 601 luma of the RGB bands; alpha is ignored
         arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
+    elif arr.ndim == 3 and arr.shape[-1] in (1, 2):
+        # one grey band (a trailing channel axis), or grey and alpha: the grey band
+        arr = arr[..., 0]
     return arr
 
 
@@ -309,8 +312,9 @@ def _is_many(image: Any) -> bool:
     if isinstance(image, (Mapping, list, tuple)):
         return True
     if isinstance(image, np.ndarray):
-        # (n, rows, cols) or (n, rows, cols, 3|4); (rows, cols, 3|4) is one RGB(A) image
-        return image.ndim == 4 or (image.ndim == 3 and image.shape[-1] not in (3, 4))
+        # (n, rows, cols) or (n, rows, cols, 3|4); (rows, cols, 3|4) is one RGB(A) image and
+        # (rows, cols, 1|2) one grey image (with alpha): a stack of 1- or 2-px-wide images finds nothing
+        return image.ndim == 4 or (image.ndim == 3 and image.shape[-1] not in (1, 2, 3, 4))
     return False
 
 

@@ -73,6 +73,18 @@ def test_detect_rgb_and_small_images(model_path):
     _check(found, [(25.0, 30.0, 20.0)])
 
 
+def test_detect_reads_a_trailing_grey_band_and_grey_with_alpha_as_one_image(model_path):
+    # (rows, cols, 1) and (rows, cols, 2) are one grey image (PIL's LA, a model-style channel axis),
+    # not a stack of 1-px-wide images that would find nothing
+    img = _disks((256, 400), TRUTH)
+    alpha = np.full_like(img, 255)
+    plain = detect(img, pixel_size_m=100.0, model=model_path)
+    for arr in (img[..., None], np.stack([img, alpha], axis=-1)):
+        found = detect(arr, pixel_size_m=100.0, model=model_path)
+        _check(found, TRUTH)
+        pd.testing.assert_frame_equal(found, plain)
+
+
 def test_detect_warns_that_an_image_narrower_than_a_crater_holds_none(model_path):
     img = _disks((12, 40), [])
     img[3:8, 10:15] = 200  # not empty, just too small for the 16-px craters the model is scored on
