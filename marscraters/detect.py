@@ -48,6 +48,9 @@ DEFAULT_NATIVE_PIXEL_SIZE_M = 100.0
 PIXEL_SIZE_RANGE_M: tuple[float, float] = (1.0, 1000.0)
 # a pixel size given beside a georeferenced image's own may differ from it this much (relative) unsaid
 _PIXEL_SIZE_AGREEMENT = 0.05
+# a georeferenced image squeezed to square ground pixels at its centre latitude warns when craters'
+# widths at its top and bottom differ more than this (relative): the squeeze fits them less well
+_ASPECT_SPREAD = 0.05
 # the two sides of a georeferenced pixel may differ this much (relative) and still count as square
 _SQUARE_TOLERANCE = 0.01
 # share of an image's pixels at its darkest or brightest level beyond which it is nearly all
@@ -302,8 +305,44 @@ class _Source(NamedTuple):
     key: Any  # the image column's value
     what: str  # the image's name in messages
     read: Callable[[], np.ndarray]  # its grey levels, 2-D
-    shape: tuple[int, int]
+    shape: tuple[int, int]  # of what read() returns
     pixel_size_m: float
+    # how many times wider than tall a crater is in the file's pixels (a geographic grid away from
+    # the equator); read() has squeezed x by it, and the craters' x are stretched back
+    aspect: float = 1.0
+
+
+def _squeezed(ds: Any, what: str) -> tuple[Callable[[], np.ndarray], tuple[int, int], float]:
+    """A georeferenced image's grey levels with x squeezed to square ground pixels where its grid
+    stretches craters (as the mosaic catalog does per window): (read, shape, aspect)."""
+    from .assemble import _squeeze_x, window_aspect
+    from .crs import Grid
+
+    band = ds["ir"] if hasattr(ds, "data_vars") else ds
+    ny, nx = int(band.sizes["y"]), int(band.sizes["x"])
+    grid = Grid.from_dataset(band)
+    aspect = window_aspect(grid, (ny - 1) / 2.0, (nx - 1) / 2.0)
+    if aspect == 1.0:
+        return (lambda: np.asarray(band.values)), (ny, nx), 1.0
+    top, bottom = window_aspect(grid, 0.0, (nx - 1) / 2.0, 0.0), window_aspect(grid, ny - 1.0, (nx - 1) / 2.0, 0.0)
+    if max(top, bottom) / min(top, bottom) > 1.0 + _ASPECT_SPREAD:
+        warnings.warn(
+            f"{what} spans latitudes where craters are {min(top, bottom):.2f} to {max(top, bottom):.2f} times wider "
+            f"than tall in its pixels; detect squeezes the whole image by {aspect:.2f} (its centre's), so craters near "
+            "its top and bottom edges get less accurate diameters. `marscraters ingest` then `segment` and `catalog "
+            "--mosaic` correct it window by window", UserWarning, stacklevel=2)
+    shape = (ny, int(np.arange(0.0, nx - 1 + 1e-9, aspect).size))
+
+    def read() -> np.ndarray:
+        values = np.asarray(band.values)
+        out = _squeeze_x(values.astype(np.float32), aspect)
+        if values.dtype.kind in "iu":  # integer grey levels stay integers, as read
+            return np.rint(out).astype(values.dtype)
+        finite = values[np.isfinite(values)]
+        # interpolation's rounding must not take 255 past the 8-bit scale the levels are judged on
+        return np.clip(out, finite.min(), finite.max()) if finite.size else out
+
+    return read, shape, aspect
 
 
 def _is_many(image: Any) -> bool:
@@ -355,9 +394,8 @@ def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
                 ds = None  # a plain TIFF: read as any image, with the caller's pixel size
             if ds is not None:
                 georef = georeferenced_pixel_size(ds, what=what, need_metres=given is None)
-                band = ds["ir"]
-                return _Source(key, what, lambda: np.asarray(band.values), (int(ds.sizes["y"]), int(ds.sizes["x"])),
-                               _pixel_size(given, georef, what))
+                read, shape, aspect = _squeezed(ds, what)
+                return _Source(key, what, read, shape, _pixel_size(given, georef, what), aspect)
         shape = _image_size(path)
         return _Source(key, what, lambda: read_grey_image(path), shape, _pixel_size(given, None, what))
     from .model import _as_image
@@ -377,6 +415,11 @@ def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
             crs = None
         if crs is not None:
             georef = georeferenced_pixel_size(item, what=what, need_metres=given is None)
+            if item.ndim == 2 and set(item.dims) == {"y", "x"}:
+                read, shape, aspect = _squeezed(item.transpose("y", "x"), what)
+                if aspect != 1.0:
+                    arr = _as_image(read(), what)
+                    return _Source(key, what, lambda: arr, shape, _pixel_size(given, georef, what), aspect)
     arr = _as_image(_as_grey(item), what)
     return _Source(key, what, lambda: arr, (int(arr.shape[0]), int(arr.shape[1])), _pixel_size(given, georef, what))
 
@@ -813,6 +856,11 @@ def detect(
                                 tta=run.tta if tta is None else tta, precision=precision,
                                 progress=progress and not many, bar=bar)
             for i, table in zip(which, found):
+                aspect = sources[i][0].aspect
+                if aspect != 1.0 and len(table):
+                    # back to the file's columns; diameter_px stays the N-S diameter in its rows,
+                    # the pixel size's direction (a crater spans aspect times that in columns)
+                    table["x"] = table["x"] * aspect
                 tables[i] = table
     if not many:
         out = tables[0]

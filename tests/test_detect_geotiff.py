@@ -58,7 +58,7 @@ def test_pixel_size_from_any_mars_crs(tmp_path, crs, side, origin, metres):
 
 def test_detect_takes_the_pixel_size_from_a_geotiff(model_path, tmp_path):
     img = _disks((256, 400), TRUTH).astype(np.uint8)
-    at_100 = _geotiff(tmp_path / "eqc.tif", img, "IAU_2015:49910", 100.0, y0=1.0e6)
+    at_100 = _geotiff(tmp_path / "eqc.tif", img, "IAU_2015:49910", 100.0, y0=1.28e4)  # on the equator: square on the ground
     expected = detect(img, pixel_size_m=100.0, model=model_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # nothing to say: the pixel size is the file's
@@ -70,8 +70,9 @@ def test_detect_takes_the_pixel_size_from_a_geotiff(model_path, tmp_path):
     ds = read_geotiff(at_100)
     pd.testing.assert_frame_equal(detect(ds, model=model_path), expected)
     pd.testing.assert_frame_equal(detect(ds["ir"], model=model_path), expected)
-    # a geographic grid at the ASU tiles' 256 px/deg: resampled from its 231.5 m pixels, as when told so
-    tile = _geotiff(tmp_path / "geo.tif", img, "IAU_2015:49900", 1 / 256.0, x0=30.0, y0=-20.0)
+    # a geographic grid at the ASU tiles' 256 px/deg on the equator: resampled from its 231.5 m
+    # pixels, as when told so
+    tile = _geotiff(tmp_path / "geo.tif", img, "IAU_2015:49900", 1 / 256.0, x0=30.0, y0=0.5)
     size = KM_PER_DEGREE * 1000 / 256
     pd.testing.assert_frame_equal(detect(str(tile), model=model_path),
                                   detect(img, pixel_size_m=size, model=model_path))
@@ -80,6 +81,41 @@ def test_detect_takes_the_pixel_size_from_a_geotiff(model_path, tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"plain\.tif carries no georeferencing.*pixel_size_m=<metres>"):
         detect(tmp_path / "plain.tif", model=model_path)
     pd.testing.assert_frame_equal(detect(tmp_path / "plain.tif", pixel_size_m=100.0, model=model_path), expected)
+
+
+@pytest.mark.parametrize("lat", [45.0, -60.0])
+def test_a_geographic_geotiff_away_from_the_equator_is_squeezed_to_square_ground_pixels(model_path, tmp_path, lat):
+    # square degree pixels are 1/cos(lat) times narrower on the ground than tall: the image's
+    # craters are ellipses, which detect makes round again (as the mosaic catalog does)
+    img = _disks((256, 400), TRUTH).astype(np.uint8)
+    expected = detect(img, pixel_size_m=100.0, model=model_path)
+    stretch = 1.0 / np.cos(np.radians(lat))
+    wide = np.asarray(Image.fromarray(img).resize((int(round(400 * stretch)), 256), Image.BILINEAR))
+    side = 1 / PPD_100M
+    path = _geotiff(tmp_path / "geo.tif", wide, "IAU_2015:49900", side, x0=30.0, y0=lat + 128 * side)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = detect(path, model=model_path)
+    assert not [w for w in caught if "spans latitudes" in str(w.message)]  # 25 km tall: one squeeze fits it
+    assert len(found) == len(expected) == len(TRUTH)
+    found, expected = found.sort_values("y").reset_index(drop=True), expected.sort_values("y").reset_index(drop=True)
+    # x in the file's columns; diameters (N-S, in rows and metres) those of the round craters
+    np.testing.assert_allclose(found["x"], expected["x"] * stretch, atol=1.5 * stretch)
+    np.testing.assert_allclose(found["y"], expected["y"], atol=1.0)
+    np.testing.assert_allclose(found["diameter_m"], expected["diameter_m"], rtol=0.06)
+    assert found.attrs["pixel_size_m"] == pytest.approx(100.0, rel=1e-6)
+    # the unsqueezed image finds them as ellipses: wrong sizes (what detect did before)
+    told = detect(wide, pixel_size_m=100.0, model=model_path)
+    assert len(told) != len(TRUTH) or not np.allclose(np.sort(told["diameter_m"]), np.sort(expected["diameter_m"]),
+                                                      rtol=0.06)
+
+
+def test_a_geotiff_spanning_many_latitudes_warns_that_one_squeeze_fits_it_less_well(model_path, tmp_path):
+    img = _disks((256, 400), TRUTH).astype(np.uint8)
+    side = 0.1  # 256 rows of 0.1 degree: 50 to 75.6 N, where craters' widths differ by a factor 1.6
+    path = _geotiff(tmp_path / "tall.tif", img, "IAU_2015:49900", side, x0=30.0, y0=75.6)
+    with pytest.warns(UserWarning, match="spans latitudes where craters are .* `marscraters ingest`"):
+        detect(path, pixel_size_m=592.7, model=model_path)
 
 
 def test_a_given_pixel_size_wins_and_a_disagreement_is_said(model_path, tmp_path):
