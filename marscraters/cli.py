@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Collection, Iterator, Sequence
@@ -685,6 +686,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_interrupted(args, argv), file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`marscraters info cube.zarr | head`): no traceback, and none again
+        # when the interpreter flushes stdout on exit (Python's documented recipe)
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file descriptor (captured): nothing to flush
+            pass
+        return 1
 
 
 def _interrupted(args: argparse.Namespace, argv: Sequence[str]) -> str:

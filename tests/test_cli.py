@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -231,3 +232,16 @@ def test_age_from_a_gpkg_count_and_a_diam_file(tmp_path, capsys):
     assert "Ga" in capsys.readouterr().out
     assert cli.main(["age", str(gpkg), "--range", "1", "16"]) == 2  # no area given or stored
     assert "area" in capsys.readouterr().err.lower()
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path, monkeypatch, capsys):
+    # `marscraters info cat.csv | head -1`: the pipe's reader closes it; writing then fails with EPIPE
+    cat = write_csv(make_catalog([-15.0, -10.0], [45.0, 40.0], [60.0, 30.0]), tmp_path / "cat.csv")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w", buffering=1) as gone:  # line-buffered, as a terminal or `| head` sees it
+        monkeypatch.setattr(sys, "stdout", gone)
+        assert cli.main(["info", str(cat)]) == 1
+        monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
