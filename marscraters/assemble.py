@@ -78,6 +78,14 @@ _VARIABLE = "crater_probability"
 
 
 def _as_probability(prob: Any) -> xr.DataArray:
+    if (isinstance(prob, xr.Dataset) and _VARIABLE not in prob.data_vars and "ir" in prob.data_vars) or (
+            isinstance(prob, xr.DataArray) and prob.name == "ir"):
+        # the mosaic's grey levels, not the network's map of them
+        raise InvalidArgumentError(
+            "this is a mosaic (its 'ir' grey levels), not a crater probability map: segment it first, "
+            "marscraters.segment_to_zarr(ds, 'pred.zarr') (command line: `marscraters segment cube.zarr --out "
+            "pred.zarr`), then make the catalog from pred.zarr with the mosaic for its verifier "
+            "(`marscraters catalog pred.zarr --mosaic cube.zarr`); or make it in one go with ds.craters.catalog()")
     if isinstance(prob, xr.Dataset):
         if _VARIABLE in prob.data_vars:
             prob = prob[_VARIABLE]

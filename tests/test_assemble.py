@@ -213,6 +213,21 @@ def test_a_mosaic_of_the_same_size_elsewhere_is_refused(prob_map):
         catalog_from_probability(prob, mosaic=projected, verify=False, extract_options=OPTS, progress=False)
 
 
+def test_a_mosaic_given_as_the_probability_map_says_to_segment_it_first(prob_map, tmp_path):
+    ds = mosaic_from_array(np.full(prob_map[0].shape, 120.0, np.float32), bounds=(10, -1, 11, 0))
+    for wrong in (ds, ds["ir"]):
+        with pytest.raises(InvalidArgumentError, match="not a crater probability map: segment it first"):
+            catalog_from_probability(wrong, progress=False)
+    cube = tmp_path / "cube.zarr"
+    ds.to_zarr(cube, consolidated=False)
+    parser = argparse.ArgumentParser()
+    add_catalog_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["catalog", str(cube), "--out", str(tmp_path / "c.gpkg"), "--quiet"])
+    with pytest.raises(InvalidArgumentError, match="marscraters segment cube.zarr --out pred.zarr"):
+        run_catalog_cli(args)
+    assert not (tmp_path / "c.gpkg").exists()
+
+
 def test_catalog_cli(prob_map, tmp_path):
     prob = prob_map[0].chunk({"y": 200, "x": 225})
     store = tmp_path / "pred.zarr"
