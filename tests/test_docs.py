@@ -125,6 +125,24 @@ def test_guide_code_uses_real_names(page):
                         importlib.import_module(alias.name)
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "mc":
                 assert hasattr(mc, node.attr), f"{page.name}: marscraters has no {node.attr}"
+    # names in the prose's inline code too (`mc.coarsen_mosaic(...)`), attribute by attribute
+    for chain in re.findall(r"`(mc(?:\.[A-Za-z_]\w*)+)", page.read_text(encoding="utf-8")):
+        obj = mc
+        for name in chain.split(".")[1:]:
+            assert hasattr(obj, name), f"{page.name}: `{chain}`: {obj!r} has no {name}"
+            obj = getattr(obj, name)
+    # and `marscraters.module.name`: the longest importable module, then its attributes
+    for chain in re.findall(r"`(marscraters(?:\.[A-Za-z_]\w*)+)", page.read_text(encoding="utf-8")):
+        parts = chain.split(".")
+        for k in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:k]))
+                break
+            except ImportError:
+                continue
+        for name in parts[k:]:
+            assert hasattr(obj, name), f"{page.name}: `{chain}`: {obj!r} has no {name}"
+            obj = getattr(obj, name)
 
 
 def _shell_commands(text: str) -> list[str]:
