@@ -249,6 +249,14 @@ def test_catalog_cli(prob_map, tmp_path):
     assert meta.set_index("key").loc["input", "value"] == str(store)
     with pytest.raises(OutputExistsError):
         run_catalog_cli(args)
+    # arguments that could only fail after the finder ran fail first
+    for extra, match in ((["--out", str(tmp_path / "c.csv")], r"writes a GeoPackage: pass --out .*c\.gpkg, then "
+                                                              r"`marscraters convert"),
+                         (["--out", str(tmp_path / "d.gpkg"), "--min-score", "5"], r"--min-score 5 must lie in \[0, 1\)")):
+        bad = parser.parse_args(["catalog", str(store), "--quiet", *extra])
+        with pytest.raises(InvalidArgumentError, match=match):
+            run_catalog_cli(bad)
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "d.gpkg").exists()
     args = parser.parse_args(["catalog", str(store), "--out", str(out), "--max-diameter-px", "100", "--quiet",
                               "--overwrite"])
     assert run_catalog_cli(args) == 0
