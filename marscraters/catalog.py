@@ -48,6 +48,7 @@ __all__ = [
     "CATALOG_COLUMNS",
     "FORMATS",
     "PAPER_DIAMETER_RANGE_KM",
+    "MAX_CRATER_DIAMETER_KM",
     "make_catalog",
     "empty_catalog",
     "read_catalog",
@@ -64,6 +65,11 @@ CATALOG_COLUMNS: tuple[str, ...] = ("crater_id", "lat", "lon", "diameter_km")
 
 #: The diameter range DeLatte et al. train and score on: 2 <= D < 32 km.
 PAPER_DIAMETER_RANGE_KM: tuple[float, float] = (2.0, 32.0)
+
+#: The largest crater diameter a catalog accepts, km.  Utopia, the largest recognised impact basin
+#: on Mars, is ~3,300 km across (Hellas ~2,300 km); a diameter above this is almost always a
+#: column in metres read as km (8600 m would otherwise be an 8600 km crater).
+MAX_CRATER_DIAMETER_KM: float = 4000.0
 
 #: The formats :func:`read_catalog` reads, with a one-line description of each.
 FORMATS: dict[str, str] = {
@@ -157,8 +163,9 @@ def validate_catalog(
     """Check a catalog for impossible rows; raise, or drop them with a warning.
 
     A row is invalid when ``lat``, ``lon`` or ``diameter_km`` is missing or not a finite number,
-    ``crater_id`` is missing, ``diameter_km <= 0``, ``|lat| > 90`` or ``lon`` lies outside
-    ``lon_range``.
+    ``crater_id`` is missing, ``diameter_km <= 0``, ``diameter_km`` exceeds
+    :data:`MAX_CRATER_DIAMETER_KM` (larger than any Mars crater: a column in metres, most likely),
+    ``|lat| > 90`` or ``lon`` lies outside ``lon_range``.
 
     Parameters
     ----------
@@ -216,6 +223,8 @@ def validate_catalog(
     checks.append(("diameter_km", bad_d, diam, "missing or not a number"))
     with np.errstate(invalid="ignore"):
         checks.append(("diameter_km", ~bad_d & (diam <= 0), diam, "must be > 0"))
+        too_big = ~bad_d & (diam > MAX_CRATER_DIAMETER_KM)
+        checks.append(("diameter_km", too_big, diam, f"must be <= {MAX_CRATER_DIAMETER_KM:g} km"))
         for name, values, cond, why in (
             ("lat", lat, np.abs(lat) > 90.0, "must lie in -90..90"),
             ("lon", lon, (lon < lo) | (lon > hi), f"must lie in {lo:g}..{hi:g}"),
@@ -249,6 +258,11 @@ def validate_catalog(
             counts[f"{name} {why}"] = counts.get(f"{name} {why}", 0) + n
     summary = "; ".join(f"{k}: {v}" for k, v in counts.items())
     detail = "; ".join(shown) + (f"; ... and {rows.size - 10} more" if rows.size > 10 else "")
+    if too_big.any():
+        # the usual cause: a plain CSV's diameter column in metres (the readers have no unit option)
+        detail += (f". No Mars crater is larger than {MAX_CRATER_DIAMETER_KM:g} km (Utopia, the largest basin, "
+                   "is ~3,300 km), so the diameter column is most likely in metres: divide it by 1000 (catalogs "
+                   "are in km) and read the file again")
     if errors == "raise":
         raise CatalogValidationError(
             f"{source}: {rows.size} of {len(catalog)} rows are invalid ({summary}). {detail}. "
@@ -793,8 +807,9 @@ def read_catalog(
         Force a format: one of ``"robbins2012"``, ``"robbins2020"``, ``"csv"``, ``"diam"``,
         ``"scc"``, ``"gpkg"``.  By default it is detected.
     errors
-        ``"raise"`` (default): an impossible row (missing value, diameter <= 0, |lat| > 90, a
-        longitude outside the format's convention) raises :class:`CatalogValidationError` naming
+        ``"raise"`` (default): an impossible row (missing value, diameter <= 0 or larger than
+        :data:`MAX_CRATER_DIAMETER_KM`, i.e. in metres, |lat| > 90, a longitude outside the format's
+        convention) raises :class:`CatalogValidationError` naming
         the file and the rows (numbered from 1, header excluded).  ``"drop"``: such rows are
         dropped with a ``UserWarning`` giving their count.
     layer
@@ -949,7 +964,56 @@ def filter_catalog(
         (x0, y0), (x1, y1) = grid.transform * (0, 0), grid.transform * (nx, ny)
         edges = shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         out.attrs = _clip_count_area(out.attrs, _checked_geographic(edges, grid.crs))
+    if len(out) == 0 and len(catalog) > 0:
+        _warn_nothing_kept(catalog, diameter_range=diameter_range, bbox=bbox, footprint=footprint is not None)
     return out
+
+
+def _warn_nothing_kept(
+    catalog: pd.DataFrame,
+    *,
+    diameter_range: tuple[float | None, float | None] | None,
+    bbox: tuple[float, float, float, float] | None,
+    footprint: bool,
+) -> None:
+    """Warn that the filters of :func:`filter_catalog` kept no crater, saying what the catalog holds.
+
+    An empty result is legitimate, but most often it is a unit mix-up (a diameter range in metres,
+    a box in the other longitude convention): the catalog's own ranges show which.
+
+    Parameters
+    ----------
+    catalog
+        The catalog before filtering (not empty).
+    diameter_range, bbox
+        The filters as given to :func:`filter_catalog` (None: not used).
+    footprint
+        Whether a footprint filter was used.
+    """
+    used = []
+    if diameter_range is not None:
+        lo, hi = diameter_range
+        used.append(f"diameters {'0' if lo is None else f'{float(lo):g}'}-{'∞' if hi is None else f'{float(hi):g}'} km")
+    if bbox is not None:
+        w, s, e, n = (float(v) for v in bbox)
+        used.append(f"the box lon {w:g}..{e:g}, lat {s:g}..{n:g}")
+    if footprint:
+        used.append("the mosaic's footprint")
+    d = catalog["diameter_km"].to_numpy(dtype=float)
+    lon, lat = catalog["lon"].to_numpy(dtype=float), catalog["lat"].to_numpy(dtype=float)
+    holds = f"the catalog's {len(catalog)} craters are {np.nanmin(d):.3g}-{np.nanmax(d):.3g} km across"
+    if np.isfinite(lon).any() and np.isfinite(lat).any():
+        holds += (f" and lie in lon {np.nanmin(lon):.3g}..{np.nanmax(lon):.3g}, "
+                  f"lat {np.nanmin(lat):.3g}..{np.nanmax(lat):.3g}")
+    hints = []
+    if diameter_range is not None:
+        hints.append("diameter ranges are in km (a range in metres, e.g. 2000 16000 for 2-16 km, keeps nothing)")
+    if bbox is not None:
+        hints.append("boxes are in degrees east and north (either longitude convention)")
+    hint = f" Note: {'; '.join(hints)}." if hints else ""
+    source = catalog.attrs.get("source") or "the catalog"
+    warnings.warn(f"{source}: no crater is left after keeping {' and '.join(used)}: {holds}.{hint}",
+                  UserWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
+from .crs import MARS_RADIUS_KM
 from .errors import ChronologyError, InvalidArgumentError, MarsCratersError
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "epoch_boundaries",
     "sample_diameters",
     "count_area_km2",
+    "MARS_SURFACE_KM2",
     "BINNINGS",
     "bin_edges",
     "csfd",
@@ -484,6 +486,22 @@ def _area_geometry(area: Any, crs: Any = None) -> tuple[Any, Any]:
                     "(GeoPackage, GeoJSON, Shapefile), the mosaic cube (.zarr) the craters were found on, or "
                     "the area in km² (area_km2= / --area-km2)."
                 ) from exc
+            if not isinstance(area, gpd.GeoDataFrame):
+                # e.g. a CSV table: GDAL reads it, but it has no polygons to measure
+                raise ChronologyError(
+                    f"the count area {path} holds no polygons (it reads as a table of columns "
+                    f"{list(area.columns)[:8]}). Give a polygon file (GeoPackage, GeoJSON, Shapefile), the "
+                    "mosaic cube (.zarr) the craters were found on, or the area in km² (area_km2= / --area-km2)."
+                )
+            if area.crs is None and crs is None and len(area):
+                from .errors import MissingCRSError
+
+                # a file: the fix is a command on the file, for Python and command-line users alike
+                raise MissingCRSError(
+                    f"the count area {path} has no CRS, so its area cannot be computed. Assign its Mars CRS, "
+                    f"e.g. `ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}` for longitude/latitude degrees "
+                    "on Mars (IAU_2015:49910 for equirectangular metres), and give fixed.gpkg."
+                )
     if isinstance(area, (xr.Dataset, xr.DataArray)):
         from .mosaic import mosaic_footprint
 
@@ -502,7 +520,8 @@ def _area_geometry(area: Any, crs: Any = None) -> tuple[Any, Any]:
     if isinstance(area, shapely.Geometry):
         if crs is None:
             minx, miny, maxx, maxy = area.bounds if not area.is_empty else (0, 0, 0, 0)
-            if not (-180 <= minx and maxx <= 360 and -90 <= miny and maxy <= 90):
+            # degrees in any 360-degree convention (a box may run west of -180 or east of 360)
+            if not (-360 <= minx and maxx <= 720 and maxx - minx <= 360 and -90 <= miny and maxy <= 90):
                 from .errors import MissingCRSError
 
                 raise MissingCRSError(
@@ -608,6 +627,10 @@ def count_area_km2(area: Any, *, crs: Any = None) -> float:
 # --------------------------------------------------------------------------------------------
 # Crater counts and CSFDs
 # --------------------------------------------------------------------------------------------
+
+#: The whole surface of the Mars sphere, km² (4π R², about 1.449e8): no count area is larger, so a
+#: larger ``area_km2`` is a unit mix-up (most often m² given as km²).
+MARS_SURFACE_KM2: float = 4.0 * math.pi * MARS_RADIUS_KM**2
 
 #: Binnings of :func:`csfd` (as in craterstats).
 BINNINGS = ("pseudo-log", "root-2", "10/decade", "20/decade", "x2", "4th root-2")
@@ -717,6 +740,7 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
                     f"no crater of {source} lies inside the count area (bounds {geom.bounds}): check that the "
                     "polygon and the catalog cover the same place (longitudes -180..180 or 0..360)."
                 )
+    recorded = area_km2 is None and attrs_area is not None
     if area_km2 is None:
         area_km2 = attrs_area
     if area_km2 is not None:
@@ -726,6 +750,14 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
             raise ChronologyError(f"area_km2 must be a number of km², got {area_km2!r}") from None
         if not (math.isfinite(area_km2) and area_km2 > 0):
             raise ChronologyError(f"the count area must be > 0 km², got {area_km2!r}")
+        if area_km2 > MARS_SURFACE_KM2:
+            # an area in m² passed as km² dates the surface 10^6 times too young, without a sign
+            km2 = area_km2 / 1e6
+            raise ChronologyError(
+                f"the count area {area_km2:.4g} km²{f' recorded in {source}' if recorded else ''} is larger than "
+                f"Mars' whole surface ({MARS_SURFACE_KM2:.4g} km²): it is most likely in m². Give it in km² "
+                f"(1 km² = 1e6 m²): area_km2={km2:.4g} (--area-km2 {km2:.4g})."
+            )
     elif need_area:
         raise ChronologyError(
             f"{source} has no count area: pass area_km2= (km²) or area= (the count polygon, any Mars CRS); "
@@ -1349,6 +1381,7 @@ class DetectorResponse:
         import matplotlib
 
         if out is not None:
+            fmt = _figure_format(out)  # before the plot, not after
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
@@ -1401,7 +1434,7 @@ class DetectorResponse:
             from ._io import atomic_path
 
             with atomic_path(out, overwrite=overwrite) as tmp:
-                fig.savefig(tmp, dpi=110, format=Path(out).suffix.lstrip(".") or "png")
+                fig.savefig(tmp, dpi=110, format=fmt)
             plt.close(fig)
         return fig
 
@@ -1753,6 +1786,43 @@ _DEFAULT_ISOCHRONS = (0.01, 0.1, 1.0, 3.0, 4.0)
 _EPOCH_COLOURS = ("#fdf3e4", "#f8dfb8", "#fcebd2", "#e1f0da", "#f0f8ec", "#dde9f6", "#eef4fb", "#d3e2f3")
 
 
+def _figure_format(path: str | os.PathLike) -> str:
+    """The matplotlib format a figure file is written in: its extension's (PNG without one).
+
+    Parameters
+    ----------
+    path
+        The figure file.
+
+    Returns
+    -------
+    str
+        A format ``Figure.savefig`` writes (``"png"``, ``"pdf"``, ``"svg"``, ...).
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the extension is not an image format matplotlib writes (``.txt``, ``.gpkg``...).
+
+    Examples
+    --------
+    >>> _figure_format("csfd.PDF"), _figure_format("csfd")
+    ('pdf', 'png')
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in supported:
+        raise InvalidArgumentError(
+            f"cannot write the figure {Path(path).name}: .{suffix} is not an image format. Name it .png, .pdf "
+            f"or .svg (also {', '.join('.' + k for k in sorted(supported) if k not in ('png', 'pdf', 'svg'))})."
+        )
+    return suffix
+
+
 def _isochron(kind: str, d: np.ndarray, n1: float, s: ChronologySystem) -> np.ndarray:
     if kind == "cumulative":
         return n1 * 10 ** s.log_shape(np.log10(d))
@@ -1820,7 +1890,8 @@ def plot_csfd(
     ax
         A matplotlib Axes to draw on; by default a new figure (no pyplot, so it works headless).
     out
-        Write the figure to this PNG (atomically; see ``overwrite``).
+        Write the figure to this file (atomically; see ``overwrite``), in the format of its extension:
+        ``.png`` (also without an extension), ``.pdf``, ``.svg`` or another that matplotlib writes.
     overwrite
         Replace an existing ``out``.
     dpi
@@ -1842,6 +1913,7 @@ def plot_csfd(
 
     from ._io import atomic_path
 
+    fmt = _figure_format(out) if out is not None else None  # before the plot, not after
     s = get_system(system)
     table = csfd(catalog, area_km2, area=area, bins=bins, kind=kind, system=s)
     if ax is None:
@@ -1930,7 +2002,7 @@ def plot_csfd(
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.09), frameon=False)
     if out is not None:
         with atomic_path(out, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
+            fig.savefig(tmp, format=fmt, dpi=dpi)
     return fig
 
 
@@ -1968,11 +2040,14 @@ def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--bins", default="pseudo-log", choices=list(BINNINGS), help="binning of the fit and plot")
     s.add_argument("--no-snap", dest="snap", action="store_false",
                    help="use the range as given (default: widen it to bin boundaries, like craterstats)")
-    s.add_argument("--errors", choices=["raise", "drop"], default="raise", help="impossible catalog rows: fail or drop")
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise",
+                   help="impossible catalog rows (a missing value, |lat| > 90, a diameter <= 0 or in metres): "
+                        "fail (default) or drop them with a warning")
     s.add_argument("--response", help="date an automatic catalog through its detector's response (recall, false "
                    "craters, diameter error): a response JSON, or 'shipped' for the shipped model's (calibrated on "
                    "synthetic terrain only, not yet shown to help on real imagery; default: none)")
-    s.add_argument("--plot", help="write the CSFD with isochrons and the fit to this PNG")
+    s.add_argument("--plot", help="write the CSFD with isochrons and the fit to this figure, in its extension's "
+                   "format: .png, .pdf, .svg...")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     s.set_defaults(func=run_age_cli)
     return s
@@ -1984,6 +2059,7 @@ def run_age_cli(args: argparse.Namespace) -> int:
     from .catalog import read_catalog
 
     if args.plot:
+        _figure_format(args.plot)  # a .txt or .gpkg --plot is refused before the work
         check_output(args.plot, args.overwrite, inputs=(args.catalog, args.area))  # before the work, not after
     cat = read_catalog(args.catalog, errors=args.errors)
     if args.area_km2 is not None:

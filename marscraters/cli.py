@@ -265,9 +265,10 @@ def _value_range(words: Sequence[str] | None) -> tuple[float, float] | str | Non
     return low, high
 
 
-def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
+def _read_scored(path: str, image_size: Sequence[int] | None = None, errors: str = "drop") -> Any:
     """A PixelCraters CSV (x, y, diameter_px), a chip's YOLO ``.txt`` labels (the image's size
-    given or read from its image) or any catalog read_catalog understands."""
+    given or read from its image) or any catalog read_catalog understands (``errors``: its
+    impossible rows raise or are dropped with a warning)."""
     import pandas as pd
 
     from .catalog import read_catalog
@@ -283,7 +284,7 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
         if {"x", "y", "diameter_px"} <= set(head):
             return pd.read_csv(path)
     try:
-        return read_catalog(path, errors="drop")
+        return read_catalog(path, errors=errors)
     except CatalogFormatError as exc:
         # evaluate also takes pixel craters, which read_catalog's list of formats does not name
         raise CatalogFormatError(f"{exc} Or, for craters in pixels, a CSV with columns x, y, diameter_px "
@@ -293,7 +294,7 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None) -> Any:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ._io import check_output
     from .chips import is_yolo_labels
-    from .evaluate import bootstrap_scores, evaluate, group_counts, to_json
+    from .evaluate import bootstrap_scores, evaluate, group_counts, to_json, validate_pixel_craters
 
     if args.json:
         check_output(args.json, args.overwrite, folder=False, inputs=(args.pred, args.truth, args.footprint))
@@ -303,12 +304,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.image_size and not any(map(is_yolo_labels, (args.pred, args.truth))):
         raise InvalidArgumentError("--image-size is the image size of YOLO .txt labels (class cx cy w h); neither "
                                    f"{args.pred} nor {args.truth} is one, so leave it out")
-    pred, truth = _read_scored(args.pred, args.image_size), _read_scored(args.truth, args.image_size)
+    tables = []
+    for path in (args.pred, args.truth):
+        table = _read_scored(path, args.image_size, errors=args.errors)
+        if not {"lat", "lon", "diameter_km"} <= set(table.columns):
+            # pixel tables: the same refusal (or --errors drop) as catalogs, naming the file's rows
+            table = validate_pixel_craters(table, source=path, errors=args.errors)
+        tables.append(table)
+    pred, truth = tables
     if args.footprint:
         from .catalog import filter_catalog
         from .mosaic import open_mosaic
 
         truth = filter_catalog(truth, footprint=open_mosaic(args.footprint))
+    if args.by:
+        # before the scores are printed, not after
+        for table, path in ((pred, args.pred), (truth, args.truth)):
+            if args.by not in table.columns:
+                raise InvalidArgumentError(
+                    f"--by {args.by}: {path} has no column {args.by!r} (its columns: {list(table.columns)[:12]}). "
+                    "Name a column of both tables that says each crater's image or tile, e.g. the `image` column "
+                    "`marscraters detect` writes for several images")
+            if table[args.by].isna().any():
+                raise InvalidArgumentError(f"--by {args.by}: {int(table[args.by].isna().sum())} craters of {path} "
+                                           f"have no {args.by!r}; fill it or drop those rows")
     results = evaluate(pred, truth, rule=args.rule, d_min=args.d_min)
     results = results if isinstance(results, dict) else {args.rule: results}
     for rule, res in results.items():
@@ -581,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rule", default="all", choices=["all", "deepmoon", "iou", "pycda"],
                    help="matching rule (default all three, side by side; evaluate() in Python defaults to deepmoon)")
     s.add_argument("--d-min", type=_number("--d-min", "a diameter > 0 (leave it out for no floor)", lambda v: v > 0),
-                   help="diameter floor (px or km) for incomplete labels (default: none)")
+                   help="diameter floor for incomplete labels, in the tables' units: km for catalogs, px for "
+                        "pixel tables (default: none)")
     s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
     s.add_argument("--json", help="also write the scores as JSON")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -589,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a column of both tables naming each crater's image or tile: with --bootstrap, resample those")
     s.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="95%% intervals of P, R and F1 from N resamples of the --by groups")
+    s.add_argument("--errors", choices=["raise", "drop"], default="raise",
+                   help="impossible rows in either table (a missing value, |lat| > 90, a diameter <= 0 or, in a "
+                        "catalog, in metres): fail (default) or drop them with a warning")
     s.set_defaults(func=_cmd_evaluate)
 
     from .assemble import add_catalog_parser

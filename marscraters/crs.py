@@ -121,6 +121,47 @@ def is_mars_crs(crs: Any) -> bool:
     return lo <= ellipsoid.semi_major_metre <= hi
 
 
+def _crs_label(crs: Any, width: int = 80) -> str:
+    """A short text that tells two CRSs apart in a message, and that GDAL and PROJ accept back.
+
+    An authority code (``IAU_2015:49910``) when the CRS is exactly one, else its PROJ string
+    (``+proj=eqc +R=3396190 ...``): files with a PROJ-string CRS are all named ``'unknown'``.
+
+    Parameters
+    ----------
+    crs
+        Anything :func:`pyproj.CRS.from_user_input` accepts.
+    width
+        PROJ strings longer than this are cut to it, with ``...``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> _crs_label("IAU_2015:49910")
+    'IAU_2015:49910'
+    >>> _crs_label("+proj=longlat +R=3396190 +no_defs")
+    '+proj=longlat +R=3396190'
+    """
+    import warnings
+
+    parsed = pyproj.CRS.from_user_input(crs)
+    code = parsed.to_authority(min_confidence=100)
+    if code is not None:
+        return ":".join(code)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "you will likely lose projection information": a label is enough
+        proj = parsed.to_proj4()
+    if not proj:
+        return parsed.name
+    # the defaults (+x_0=0 ...) and +no_defs +type=crs say nothing that tells two CRSs apart
+    words = [w for w in proj.split() if w not in ("+no_defs", "+type=crs") and not w.endswith("=0")]
+    text = " ".join(words)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _check_lat(lat: Any) -> np.ndarray:
     lat = np.asarray(lat, dtype=float)
     if np.any(np.abs(lat) > 90.0):

@@ -145,6 +145,33 @@ _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
     (r"\bengine='(\w+)' \((?:CLI: )?--finder-engine \1\)", r"--finder-engine \1", None, ""),
     (r"\bvalue_range=\(([^,()]+), ([^,()]+)\)", r"--value-range \1 \2", None, ""),
     (r"\bvalue_range='auto'", "--value-range auto", None, ""),
+    # a corrected placement: "bounds=(-0.3, 0, 0.4, 0.7) (CLI: --bounds -0.3 0 0.4 0.7)",
+    # "crs='IAU_2015:49910' (CLI: --crs IAU_2015:49910)" (signs and colons, which the rule above leaves)
+    (r"\b(?:bounds=\([-+\d.e, ]+\)|crs='[^'\s]+') \(CLI: (--(?:bounds|crs) [-+\w.: ]+)\)", r"\1", None, ""),
+    # count areas: `age --area-km2` (and `convert --area-km2` for craterstats files)
+    (r"\(area_km2= / (--area-km2)\)", r"(\1 KM2)", None, ""),
+    (r"\barea_km2=[^\s()]* \((--area-km2 [^\s()]+)\)", r"\1", None, ""),
+    (r"\barea_km2=(?=[\s.,;)]|$)", "--area-km2 KM2", "--area-km2", "`marscraters age --area-km2 KM2`"),
+    # diameter ranges: `age --range`; `convert`, `targets`, `chips --diameter-range`
+    (r"\bdiameter_range=(?=[(\[])", "diameter_range ", None, ""),
+    (r"\bdiameter_range\b", "--range", "--range", r"\g<0>"),
+    (r"\bdiameter_range\b", "--diameter-range", "--diameter-range", "the diameter range"),
+    # the crater verifier's threshold is what `catalog --min-score` sets
+    (r"\bthreshold must be in \[0, 1\)", "--min-score must be in [0, 1)", "--min-score", r"\g<0>"),
+    # `catalog` writes GeoPackages (its own flag: --max-diameter-px); `convert` makes the other formats
+    (r"write_catalog writes GeoPackages: give a path ending in \.gpkg, got (\S+)\.(csv|diam|scc)\b",
+     r"`marscraters catalog` writes a GeoPackage: pass --out \1.gpkg, then `marscraters convert \1.gpkg --out "
+     r"\1.\2` makes the .\2 file", "--max-diameter-px",
+     r"this command writes a GeoPackage: pass --out \1.gpkg, then `marscraters convert \1.gpkg --out \1.\2` "
+     r"makes the .\2 file"),
+    (r"write_catalog writes GeoPackages: give a path", "this command writes GeoPackages: give --out a path", None, ""),
+    # no CRS: a command-line user fixes the file (a cube is written again by `ingest`), not the Dataset
+    (r"Attach one with ds\.rio\.write_crs\('[^']*'\), or reopen a Zarr cube with marscraters\.open_mosaic\(path\), "
+     r"which keeps the CRS \(decode_coords='all'\)\.",
+     "Write it again with `marscraters ingest` from georeferenced images (a GeoTIFF without a CRS gets one with "
+     "`gdal_edit.py -a_srs IAU_2015:49900 FILE.tif`; a plain image is placed with --bounds).", None, ""),
+    (r"ds\.rio\.write_crs\('([^']*)'\)",
+     r"`gdal_edit.py -a_srs \1 FILE.tif` on the GeoTIFF (then `marscraters ingest` it again)", None, ""),
 ]
 
 
@@ -168,6 +195,10 @@ def cli_message(message: str, flags: Collection[str] = ()) -> str:
     'x.zarr already exists; pass --overwrite.'
     >>> cli_message("bad rows; pass errors='drop' to drop them with a warning", {"--errors"})
     'bad rows; pass --errors drop to drop them with a warning'
+    >>> cli_message("diameter_range must have min < max, got [16.0, 2.0]", {"--diameter-range"})
+    '--diameter-range must have min < max, got [16.0, 2.0]'
+    >>> cli_message("diameter_range must satisfy 0 < dmin < dmax (km), got (16.0, 2.0)", {"--range"})
+    '--range must satisfy 0 < dmin < dmax (km), got (16.0, 2.0)'
     """
     for pattern, text, flag, fallback in _CLI_SPELLINGS:
         message = re.sub(pattern, text if flag is None or flag in flags else fallback, message)

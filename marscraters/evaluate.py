@@ -67,6 +67,7 @@ __all__ = [
     "bootstrap_scores",
     "side_by_side",
     "to_json",
+    "validate_pixel_craters",
 ]
 
 #: The matching rules, see the module docstring.
@@ -197,6 +198,74 @@ def _craters(frame: Any, what: str, empty_kind: str | None = None) -> _Craters:
     from .crs import MARS_RADIUS_KM
 
     return _Craters(kind, _unit_vectors(a, b) * MARS_RADIUS_KM, d, a, b, frame.index)
+
+
+def validate_pixel_craters(
+    table: pd.DataFrame, *, source: str | os.PathLike | None = None, errors: str = "raise"
+) -> pd.DataFrame:
+    """Check a PixelCraters table (``x``, ``y``, ``diameter_px``) for impossible rows; raise, or drop
+    them with a warning, as :func:`~marscraters.catalog.validate_catalog` does for catalogs.
+
+    A row is invalid when ``x``, ``y`` or ``diameter_px`` is missing or not a finite number, or
+    ``diameter_px <= 0``.
+
+    Parameters
+    ----------
+    table
+        A PixelCraters DataFrame.
+    source
+        Name of the input used in messages (a file path); default ``"the pixel craters"``.
+    errors
+        ``"raise"``: raise :class:`CatalogValidationError` naming the rows (numbered from 1, header
+        excluded).  ``"drop"``: drop them with a ``UserWarning`` giving their count.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table`` itself when every row is valid, else its valid rows on a fresh index.
+
+    Raises
+    ------
+    CatalogError
+        If a column is missing.
+    CatalogValidationError
+        With ``errors="raise"``, when a row is invalid.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"x": [10.0, 30.0], "y": [10.0, 30.0], "diameter_px": [20.0, -4.0]})
+    >>> with warnings.catch_warnings(record=True):
+    ...     len(validate_pixel_craters(t, errors="drop"))
+    1
+    """
+    if errors not in ("raise", "drop"):
+        raise InvalidArgumentError(f"errors must be 'raise' or 'drop', got {errors!r}")
+    source = str(source) if source is not None else "the pixel craters"
+    missing = [c for c in _PIXEL_COLUMNS if c not in table.columns]
+    if missing:
+        raise CatalogError(f"{source} lacks the column(s) {missing}; pixel craters need {list(_PIXEL_COLUMNS)}")
+    values = {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+              for c in _PIXEL_COLUMNS}
+    checks = [(c, ~np.isfinite(v), "missing or not a number") for c, v in values.items()]
+    with np.errstate(invalid="ignore"):
+        checks.append(("diameter_px", values["diameter_px"] <= 0, "must be > 0"))
+    bad = np.logical_or.reduce([mask for _, mask, _ in checks])
+    if not bad.any():
+        return table
+    rows = np.flatnonzero(bad)
+    shown = "; ".join(
+        f"row {r + 1}: " + ", ".join(f"{c}={values[c][r]:g} ({why})" for c, mask, why in checks if mask[r])
+        for r in rows[:10]
+    ) + (f"; ... and {rows.size - 10} more" if rows.size > 10 else "")
+    if errors == "raise":
+        raise CatalogValidationError(
+            f"{source}: {rows.size} of {len(table)} rows are invalid. {shown}. Rows are numbered from 1, header "
+            "excluded. Fix or remove these rows, or pass errors='drop' to drop them with a warning."
+        )
+    warnings.warn(f"{source}: dropped {rows.size} of {len(table)} invalid rows. {shown}.", UserWarning, stacklevel=2)
+    out = table.loc[~bad].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    return out
 
 
 def _check_rule(rule: str) -> str:
@@ -552,6 +621,31 @@ class EvaluationResult:
         )
 
 
+_FLOOR_ABOVE_REFERENCE = "no reference crater is at least "
+
+
+def _warn_floor_above_reference(t: _Craters, d_min: float) -> None:
+    """Warn that the diameter floor leaves no reference crater: the recall is NaN, and the floor is
+    most likely in the wrong unit (km given for a pixel table, or px for a catalog).
+
+    Parameters
+    ----------
+    t
+        The reference craters (not empty).
+    d_min
+        The diameter floor, in the tables' units.
+    """
+    units = "px" if t.kind == "pixel" else "km"
+    warnings.warn(
+        f"{_FLOOR_ABOVE_REFERENCE}d_min={d_min:g} (--d-min {d_min:g}) {units} across: the reference's {len(t)} "
+        f"craters are {t.diameter.min():.3g}-{t.diameter.max():.3g} {units}, so the recall is NaN (undefined). "
+        "The floor is in the tables' own units, km for catalogs (diameter_km) and px for pixel tables "
+        "(diameter_px): give a smaller one.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _counted(p: _Craters, t: _Craters, d_min: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Which predictions count for precision and which catalog craters for recall (the floor)."""
     if d_min is None:
@@ -585,7 +679,8 @@ def evaluate(
 
     F1 is the harmonic mean of these precision and recall.  With no counted predictions the
     precision is NaN (undefined) and F1 is 0 when recall is 0; with no counted catalog craters
-    (all below ``d_min``) the recall is NaN.
+    (all below ``d_min``) the recall is NaN, and a ``UserWarning`` says so (a floor in the wrong
+    unit, km for a pixel table or px for a catalog, is the usual cause).
 
     Parameters
     ----------
@@ -629,10 +724,14 @@ def evaluate(
     if rule == "all":
         if threshold is not None:
             raise InvalidArgumentError("threshold cannot be given with rule='all'; score one rule at a time")
-        return {
-            name: evaluate(pred, truth, rule=name, assignment=assignment, d_min=d_min, bins=bins, lat_bands=lat_bands)  # type: ignore[misc]
-            for name in RULES
-        }
+        results: dict[str, Any] = {}
+        for name in RULES:
+            with warnings.catch_warnings():
+                if results:  # the floor's warning once, not once per rule
+                    warnings.filterwarnings("ignore", message=_FLOOR_ABOVE_REFERENCE)
+                results[name] = evaluate(pred, truth, rule=name, assignment=assignment, d_min=d_min, bins=bins,
+                                         lat_bands=lat_bands)
+        return results
     _check_rule(rule)
     # before the columns are checked: an empty table, with or without columns, is "empty"
     if isinstance(truth, pd.DataFrame) and len(truth) == 0:
@@ -653,6 +752,8 @@ def evaluate(
     truth_matched[m["truth_pos"].to_numpy()] = True
     pred_counted, truth_counted = _counted(p, t, d_min)
     n_p, n_t = int(pred_counted.sum()), int(truth_counted.sum())
+    if d_min is not None and n_t == 0:
+        _warn_floor_above_reference(t, float(d_min))
     tp_p = int((pred_counted & pred_matched).sum())
     tp_t = int((truth_counted & truth_matched).sum())
     precision, recall = _ratio(tp_p, n_p), _ratio(tp_t, n_t)

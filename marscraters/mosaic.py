@@ -45,7 +45,14 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from ._io import _remove, atomic_path, check_output
-from .crs import MARS_GEOGRAPHIC, Grid, px_per_deg_for_scale, to_mars_crs
+from .crs import (
+    MARS_GEOGRAPHIC,
+    Grid,
+    _crs_label,
+    pixel_scale_m,
+    px_per_deg_for_scale,
+    to_mars_crs,
+)
 from .errors import (
     CorruptImageError,
     ImageReadError,
@@ -59,6 +66,7 @@ __all__ = [
     "TILE_SOUTH_EDGES",
     "TILE_WEST_EDGES",
     "TILE_SIZE_DEG",
+    "TILE_SIZE_PX",
     "DEFAULT_CHUNK",
     "parse_tile_name",
     "tile_name",
@@ -82,6 +90,8 @@ TILE_SOUTH_EDGES: tuple[int, ...] = (-90, -60, -30, 0, 30, 60)
 TILE_WEST_EDGES: tuple[int, ...] = tuple(range(0, 360, 30))
 #: Side of a THEMIS tile in degrees.
 TILE_SIZE_DEG: int = 30
+#: Side of a full ASU THEMIS tile in pixels (256 px/deg over 30 degrees).
+TILE_SIZE_PX: int = 7680
 
 _TILE_PATTERN = "thm_dir_N{lat}_{lon:03d}.png"
 _TILE_RE = re.compile(r"^thm_dir_N(-?\d{2})_(\d{3})(?:\.png)?$", re.IGNORECASE)
@@ -279,6 +289,178 @@ def _georeference(ds: xr.Dataset, crs: pyproj.CRS, transform: Affine) -> xr.Data
     return ds.rio.write_transform(transform)
 
 
+_BOUNDS_ORDER = "bounds=(west, south, east, north) (CLI: --bounds WEST SOUTH EAST NORTH)"
+# the equirectangular Mars projection, in metres: what bounds too large for degrees most likely are
+_METRE_CRS = "IAU_2015:49910"
+_METRES_HINT = (f"If they are metres, pass crs='{_METRE_CRS}' (CLI: --crs {_METRE_CRS}), the Mars "
+                "equirectangular projection, or the CRS they are in.")
+
+
+def _num(value: float) -> str:
+    """A bound as the user would type it (no float noise such as 360.40000000000003)."""
+    return f"{value:.10g}"
+
+
+def _bounds_fix(west: float, south: float, east: float, north: float) -> str:
+    """A corrected ``bounds=`` in the Python and the command-line spelling (errors.cli_message keeps one)."""
+    nums = [_num(v) for v in (west, south, east, north)]
+    return f"bounds=({', '.join(nums)}) (CLI: --bounds {' '.join(nums)})"
+
+
+def _check_bounds(bounds: Any, crs: pyproj.CRS) -> tuple[float, float, float, float]:
+    """``bounds`` as four floats ``(west, south, east, north)``, or an error that says how to fix them.
+
+    In any CRS the box must be finite and not empty or inverted.  In degrees (a geographic CRS)
+    the latitudes must lie in -90..90, the box may span at most 360 degrees of longitude, and its
+    west edge must lie in -360..360: either longitude convention (-180..180 or 0..360), also
+    running past 180 or 360 across a meridian, or past -180 westwards (``wrap_lon`` places
+    catalogs on any of these), but not a longitude a full turn or more away from both.
+
+    Parameters
+    ----------
+    bounds
+        ``(west, south, east, north)`` as the user gave them.
+    crs
+        Their (parsed) CRS.
+
+    Returns
+    -------
+    tuple of float
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the bounds are not four finite numbers or are impossible in ``crs``; the message
+        suggests the likely intended bounds (lat/lon order swapped, metres given as degrees, a
+        box across 0 or 180 degrees given in two conventions).
+    """
+    try:
+        west, south, east, north = (float(b) for b in bounds)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"bounds must be four numbers, {_BOUNDS_ORDER}; got {bounds!r}") from exc
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise InvalidArgumentError(f"bounds must be finite numbers, {_BOUNDS_ORDER}; got {bounds!r}")
+    given = ", ".join(_num(v) for v in (west, south, east, north))
+    degrees = bool(crs.is_geographic)
+    if degrees and not (-90.0 <= south <= 90.0 and -90.0 <= north <= 90.0):
+        hint = ""
+        if max(abs(west), abs(south), abs(east), abs(north)) > 720.0:
+            # no longitude or latitude in degrees is this large
+            hint = f" Numbers this large are not degrees. {_METRES_HINT}"
+        elif -90.0 <= west <= 90.0 and -90.0 <= east <= 90.0:
+            # the first and third numbers would be valid latitudes: the pairs are in lat/lon order
+            hint = (f" They look like latitude/longitude order (south, west, north, east); the order is west, "
+                    f"south, east, north: {_bounds_fix(south, west, north, east)}.")
+        raise InvalidArgumentError(
+            f"bounds ({given}) put the latitudes at {_num(south)}..{_num(north)} degrees, outside -90..90.{hint} "
+            f"Give {_BOUNDS_ORDER}, in degrees on the Mars sphere unless crs= (CLI: --crs) says otherwise."
+        )
+    if not north > south:
+        raise InvalidArgumentError(
+            f"bounds ({given}) are empty or inverted: north ({_num(north)}) must be greater than south "
+            f"({_num(south)}). Give {_BOUNDS_ORDER}"
+            + (f": {_bounds_fix(west, north, east, south)}." if north < south else ".")
+        )
+    if not east > west:
+        if degrees and 0.0 < east + 360.0 - west <= 180.0:
+            # a small box across 0 or 180 degrees with its edges in two conventions (a wider one is
+            # more likely west and east swapped)
+            raise InvalidArgumentError(
+                f"bounds ({given}) are empty or inverted: east ({_num(east)}) is not greater than west "
+                f"({_num(west)}). If the image crosses the {_num((east // 180.0) * 180.0 % 360.0)} degree "
+                f"meridian, give both edges in one convention, with east > west: east = {_num(east + 360.0)}, "
+                f"{_bounds_fix(west, south, east + 360.0, north)}, or west = {_num(west - 360.0)}, "
+                f"{_bounds_fix(west - 360.0, south, east, north)}."
+            )
+        raise InvalidArgumentError(
+            f"bounds ({given}) are empty or inverted: east ({_num(east)}) must be greater than west "
+            f"({_num(west)}). Give {_BOUNDS_ORDER}"
+            + (f": {_bounds_fix(east, south, west, north)}." if east < west else ".")
+        )
+    if degrees and east - west > 360.0:
+        hint = f" {_METRES_HINT}" if east - west > 720.0 else ""
+        raise InvalidArgumentError(
+            f"bounds ({given}) span {_num(east - west)} degrees of longitude, more than the planet's 360; "
+            f"give the image's own west and east edges.{hint}"
+        )
+    if degrees and not -360.0 <= west < 360.0:
+        # the same place in the -180..180 convention
+        turns = math.floor((west + 180.0) / 360.0)
+        hint = f" {_METRES_HINT}" if max(abs(west), abs(east)) > 720.0 else ""
+        raise InvalidArgumentError(
+            f"bounds ({given}) start at longitude {_num(west)}, a full turn or more away from both longitude "
+            "conventions (-180..180 and 0..360): the west edge must lie in -360..360 degrees east. Did you mean "
+            f"{_bounds_fix(west - 360.0 * turns, south, east - 360.0 * turns, north)}?{hint}"
+        )
+    return west, south, east, north
+
+
+def _check_pixel_size(ds: xr.Dataset, bounds: Sequence[float], crs: Any, what: str) -> None:
+    """Refuse bounds that make pixels outside the 1-1000 m :func:`marscraters.detect.detect` works at.
+
+    Such a size almost always means the bounds are in another unit than their CRS: degrees given
+    with a metre CRS (millimetre pixels), or km given as metres.  A geographic grid is measured
+    along a meridian, where a degree is the same length everywhere on the Mars sphere (along a
+    parallel it shrinks to nothing at the poles).
+
+    Parameters
+    ----------
+    ds
+        The Mosaic just built from ``bounds``.
+    bounds
+        The bounds as the user gave them (already checked by :func:`_check_bounds`).
+    crs
+        Their CRS as the user gave it (named in the message as given: the Mosaic's own has lost
+        its authority code on the way through WKT).
+    what
+        The image's name in the message.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If a pixel side is outside :data:`marscraters.detect.PIXEL_SIZE_RANGE_M`.
+    """
+    # imported here: detect imports this module's readers lazily, and this keeps it that way round
+    from .detect import PIXEL_SIZE_RANGE_M, _linear_unit
+
+    grid = Grid.from_dataset(ds)
+    lo, hi = PIXEL_SIZE_RANGE_M
+    factor: float | None = 1.0  # metres per CRS unit
+    if grid.is_geographic:
+        sizes = [pixel_scale_m(1.0 / abs(grid.transform.e))]
+    else:
+        factor = _linear_unit(grid.crs)
+        if factor is None:
+            return  # a unit we cannot convert: nothing to compare with
+        sizes = [abs(grid.transform.a) * factor, abs(grid.transform.e) * factor]
+    bad = [s for s in sizes if not lo <= s <= hi]
+    if not bad:
+        return
+    size = bad[0]
+    given = ", ".join(_num(float(v)) for v in bounds)
+    ny, nx = grid.shape
+    text = f"{size * 1000:.3g} mm" if size < 1.0 else f"{size / 1000:.4g} km" if size > hi else f"{size:.4g} m"
+    degree_like = max(abs(float(v)) for v in bounds) <= 360.0
+    km_like = lo <= size * 1000.0 <= hi
+    if not grid.is_geographic and (degree_like or km_like):
+        label = _crs_label(crs)
+        guesses = []
+        if degree_like:
+            guesses.append("degrees (for degrees on the Mars sphere, leave out crs= (CLI: --crs))")
+        if km_like:
+            guesses.append("km (multiply them by 1000)")
+        hint = f"They look like {' or '.join(guesses)}, not the {'metres' if factor == 1.0 else 'units'} of {label}."
+    else:
+        units = ("degrees on the Mars sphere unless crs= (CLI: --crs) says otherwise" if grid.is_geographic
+                 else f"the units of {_crs_label(crs)}")
+        hint = (f"Check that they are the outer edges of this image's pixels, in {units}; resample the image if "
+                "its pixels really are this size.")
+    raise InvalidArgumentError(
+        f"bounds ({given}) make {what}'s {nx} x {ny} px pixels {text} on the ground, outside the {lo:g}-{hi:g} m "
+        f"per pixel that marscraters finds craters at. {hint}"
+    )
+
+
 def mosaic_from_array(
     array: Any,
     bounds: tuple[float, float, float, float],
@@ -314,7 +496,9 @@ def mosaic_from_array(
     Raises
     ------
     InvalidArgumentError
-        If the array is not 2-D or the bounds are empty.
+        If the array is not 2-D, or the bounds are empty, inverted or impossible in ``crs``: in
+        degrees, latitudes outside -90..90, more than 360 degrees of longitude, or a west edge
+        outside -360..360.  The message suggests the likely intended bounds.
     MissingCRSError, NotMarsCRSError
         If ``crs`` is None or not a Mars CRS.
 
@@ -332,15 +516,7 @@ def mosaic_from_array(
             f"mosaic_from_array needs a 2-D (y, x) array, got shape {array.shape}; "
             "select one band first (for example array[0])."
         )
-    try:
-        west, south, east, north = (float(b) for b in bounds)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"bounds must be (west, south, east, north), got {bounds!r}") from exc
-    if not (east > west and north > south):
-        raise InvalidArgumentError(
-            f"bounds {bounds!r} are empty or inverted; give them as (west, south, east, north) "
-            "with east > west and north > south."
-        )
+    west, south, east, north = _check_bounds(bounds, crs)
     ny, nx = array.shape
     if ny == 0 or nx == 0:
         raise InvalidArgumentError(f"mosaic_from_array got an empty array of shape {array.shape}")
@@ -628,7 +804,8 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
     Georeferencing comes from the file name (the PNG carries none): the tile covers
     ``south..south+30`` degrees N and ``west..west+30`` degrees E, with ``x`` in the tile's
     0..360 convention.  Any square size is accepted; ``px_per_deg = size / 30`` (256 for the real
-    7680 x 7680 tiles).  Pixels are read in windows inside dask tasks.
+    7680 x 7680 tiles), with a warning for any other size, which may be a crop rather than a
+    downsampled tile.  Pixels are read in windows inside dask tasks.
 
     Parameters
     ----------
@@ -655,6 +832,12 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
     CorruptImageError
         If the file is not a readable PNG or is truncated -- at open time when it can be seen
         then, otherwise when the bad pixels are computed.
+
+    Warns
+    -----
+    UserWarning
+        If the tile is not :data:`TILE_SIZE_PX` pixels square: it is still spread over the
+        whole 30 x 30 degrees, which is wrong for a crop.
 
     Notes
     -----
@@ -701,6 +884,16 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
     row_chunks, col_chunks = _normalize_chunks(chunks, (height, width), (_DEFAULT_PNG_STRIP_ROWS, -1))
     data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks))
     ppd = width / TILE_SIZE_DEG
+    if width != TILE_SIZE_PX:
+        # a crop or a downsampled copy under a tile's name would be spread over the whole tile unsaid
+        warnings.warn(
+            f"{path.name} is {width} x {height} px, not the {TILE_SIZE_PX} x {TILE_SIZE_PX} px of a full THEMIS "
+            f"tile: it is taken to cover the whole tile, lon {west}..{west + TILE_SIZE_DEG}, "
+            f"lat {south}..{south + TILE_SIZE_DEG}, "
+            f"at {ppd:.4g} px/deg ({pixel_scale_m(ppd):.4g} m per pixel). If it covers less (a crop), give its own "
+            "bounds=(west, south, east, north) (CLI: --bounds WEST SOUTH EAST NORTH).",
+            UserWarning, stacklevel=2,
+        )
     transform = Affine(1.0 / ppd, 0.0, float(west), 0.0, -1.0 / ppd, float(south + TILE_SIZE_DEG))
     ds = _build_mosaic(data, transform, MARS_GEOGRAPHIC, {"source": spath, "px_per_deg": float(ppd)})
     # a palette maps indices to its 8-bit red channel
@@ -819,7 +1012,8 @@ def read_image(
     TileNameError
         For a PNG whose name is not a THEMIS tile name, without ``bounds``.
     InvalidArgumentError
-        If ``crs`` is given without ``bounds``, or ``bounds`` for a georeferenced file.
+        If ``crs`` is given without ``bounds``, ``bounds`` for a georeferenced file, or
+        ``bounds`` that cannot be right (see :func:`read_plain_image`).
 
     Examples
     --------
@@ -896,7 +1090,9 @@ def read_plain_image(
         If GDAL cannot read it.
     InvalidArgumentError
         If the file is georeferenced (it then has its own bounds: use :func:`read_image` without
-        ``bounds``), or ``bounds`` are empty or inverted.
+        ``bounds``), ``bounds`` are impossible (see :func:`mosaic_from_array`), or they make
+        pixels outside the 1-1000 m that :func:`marscraters.detect.detect` works at (degrees given
+        with a metre CRS, km given as metres...).
     MissingCRSError, NotMarsCRSError
         If ``crs`` is None or not a Mars CRS.
 
@@ -927,6 +1123,7 @@ def read_plain_image(
     lut = _palette_lut(colormap)
     data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=nodata)
     ds = mosaic_from_array(data, bounds, crs, name=spath)
+    _check_pixel_size(ds, bounds, crs, path.name)
     return _with_storage(ds, _integer_storage(np.uint8 if lut is not None else dtype, nodata))
 
 
@@ -1028,9 +1225,15 @@ def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr
                 f"{where} is not a north-up, east-right grid; warp it to one before combining."
             )
         if not g.crs.equals(crs):
+            # names alone do not tell CRSs apart: every PROJ-string CRS is named 'unknown'
+            first = dss[0].attrs.get("source", "the first mosaic")
+            target, other = _crs_label(crs), _crs_label(g.crs)
+            src = str(ds.attrs.get("source", "OTHER.tif"))
             raise MosaicError(
-                f"cannot combine mosaics in different CRSs ({crs.name!r} and {g.crs.name!r}, "
-                f"from {where}); reproject them to one CRS first (ds.rio.reproject)."
+                f"cannot combine mosaics in different CRSs: {first} is in {target!r} and {where} in {other!r}. "
+                f"Put them in one CRS first: warp one onto the other's CRS and pixel size, e.g. `gdalwarp -t_srs "
+                f"'{target}' -tr {_num(abs(ref.a))} {_num(abs(ref.e))} -tap {src} {Path(src).stem}_warped.tif`, "
+                f"and combine that file; or in Python, ds.rio.reproject('{target}')."
             )
         if not (math.isclose(t.a, ref.a, rel_tol=1e-9) and math.isclose(t.e, ref.e, rel_tol=1e-9)):
             raise MosaicError(
@@ -1631,11 +1834,17 @@ def mosaic_footprint(ds: xr.Dataset | xr.DataArray) -> Any:
     Use it as a count area (:func:`marscraters.chronology.count_area_km2` measures it on the
     Mars sphere) or to clip other data.  No-data pixels inside the box are not cut out.
 
+    A geographic mosaic may run past -180 or 360 degrees (``x`` from -180.35 to -179.65, or
+    from 359.7 to 360.4); its footprint is the same ground moved by a whole turn into longitudes
+    -180..360, where lon/lat tools (and a count area without a CRS) expect degrees.
+
     Examples
     --------
     >>> ds = mosaic_from_array(np.zeros((256, 512)), bounds=(10, 0, 12, 1))
     >>> mosaic_footprint(ds).total_bounds.tolist()
     [10.0, 0.0, 12.0, 1.0]
+    >>> mosaic_footprint(mosaic_from_array(np.zeros((256, 256)), (-181, 0, -180, 1))).total_bounds.tolist()
+    [179.0, 0.0, 180.0, 1.0]
     """
     import geopandas as gpd
     from shapely.geometry import Polygon
@@ -1643,4 +1852,10 @@ def mosaic_footprint(ds: xr.Dataset | xr.DataArray) -> Any:
     grid = Grid.from_dataset(ds)
     ny, nx = grid.shape
     corners = [grid.transform * (c, r) for c, r in ((0, 0), (nx, 0), (nx, ny), (0, ny))]
+    if grid.is_geographic:
+        xs = [x for x, _ in corners]
+        if min(xs) < -180.0 or max(xs) > 360.0:
+            # whole turns only: the same ground, with its west edge in -180..180
+            shift = -360.0 * math.floor((min(xs) + 180.0) / 360.0)
+            corners = [(x + shift, y) for x, y in corners]
     return gpd.GeoDataFrame({"name": ["footprint"]}, geometry=[Polygon(corners)], crs=grid.crs)
