@@ -848,7 +848,8 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
 
     store = Path(args.store)
     out = Path(args.out)
-    # the arguments are checked before the work, not after it
+    # the arguments are checked before the work, not after it (an output over an input first)
+    check_output(out, args.overwrite, inputs=(store, args.mosaic, args.model))
     if out.suffix.lower() != ".gpkg":
         raise InvalidArgumentError(
             f"`marscraters catalog` writes a GeoPackage: pass --out {out.with_suffix('.gpkg')}, then "
@@ -856,7 +857,6 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
     if args.min_score is not None and not 0.0 <= args.min_score < 1.0:
         raise InvalidArgumentError(f"--min-score {args.min_score:g} must lie in [0, 1): it is the crater score "
                                    "(the verifier's probability, or the circle finder's score with --no-verify)")
-    check_output(out, args.overwrite, inputs=(store, args.mosaic, args.model))
     if not store.exists():
         raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
     try:

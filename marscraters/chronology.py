@@ -2059,8 +2059,8 @@ def run_age_cli(args: argparse.Namespace) -> int:
     from .catalog import read_catalog
 
     if args.plot:
-        _figure_format(args.plot)  # a .txt or .gpkg --plot is refused before the work
         check_output(args.plot, args.overwrite, inputs=(args.catalog, args.area))  # before the work, not after
+        _figure_format(args.plot)  # a .txt or .gpkg --plot is refused before the work too
     cat = read_catalog(args.catalog, errors=args.errors)
     if args.area_km2 is not None:
         where = "given by --area-km2"

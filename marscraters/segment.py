@@ -114,7 +114,7 @@ _MIN_STORE_CHUNK = 256
 # Files that segment_to_zarr keeps inside an unfinished store.
 _RECORD = "_marscraters_segment.json"
 _DONE_DIR = "_marscraters_done"
-_RECORD_VERSION = 1
+_RECORD_VERSION = 2  # 2: done markers hold their input's digest
 
 
 # --------------------------------------------------------------------------------------------
@@ -852,14 +852,45 @@ def _store_chunk(block_chunks: tuple[int, ...]) -> int:
     return g
 
 
-def _write_block(block: np.ndarray, store: str, region: tuple[slice, slice], marker: str) -> int:
-    """Write one block into the store, then mark it done (in that order, so a kill never skips one)."""
+def _input_digest(pixels: np.ndarray) -> str:
+    """A digest of the grey levels a block was computed from (its core and halo): a resumed run
+    reuses the block only if the mosaic still holds the same pixels there."""
+    arr = np.ascontiguousarray(pixels)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _write_block(block: np.ndarray, store: str, region: tuple[slice, slice], marker: str, digest: str = "") -> int:
+    """Write one block into the store, then mark it done with the digest of its input (in that
+    order, so a kill never skips one)."""
     import zarr
 
     array = zarr.open_array(store=store, path=VARIABLE, mode="r+")
     array[region] = block
-    Path(marker).touch()
+    Path(marker).write_text(digest)
     return int(block.size)
+
+
+def _input_regions(shape: tuple[int, int], ychunks: tuple[int, ...], xchunks: tuple[int, ...], depth: int,
+                   blocks: Any) -> dict[tuple[int, int], tuple[slice, slice]]:
+    """The pixels each block's network saw: its region of the mosaic grown by ``depth`` (clipped)."""
+    ystarts, xstarts = np.cumsum((0,) + tuple(ychunks)), np.cumsum((0,) + tuple(xchunks))
+    return {(i, j): (slice(max(0, int(ystarts[i]) - depth), min(shape[0], int(ystarts[i + 1]) + depth)),
+                     slice(max(0, int(xstarts[j]) - depth), min(shape[1], int(xstarts[j + 1]) + depth)))
+            for i, j in blocks}
+
+
+def _changed_blocks(partial: Path, ir: Any, regions: dict[tuple[int, int], tuple[slice, slice]],
+                    client: Any) -> list[tuple[int, int]]:
+    """The done blocks of an unfinished run whose input pixels are no longer what they were computed from."""
+    import dask
+
+    keys = sorted(regions)
+    digests = [dask.delayed(_input_digest)(ir[regions[k]]) for k in keys]
+    now = client.compute(digests, sync=True) if client is not None else dask.compute(*digests)
+    return [k for k, d in zip(keys, now) if (partial / _DONE_DIR / f"{k[0]}_{k[1]}").read_text().strip() != d]
 
 
 def _fingerprint(ds: xr.Dataset, prob: xr.DataArray, spec: _ModelSpec, settings: dict[str, Any]) -> dict[str, Any]:
@@ -1079,15 +1110,28 @@ def segment_to_zarr(
     done = _done_blocks(partial_path)
     ystarts = np.cumsum((0,) + ychunks)
     xstarts = np.cumsum((0,) + xchunks)
+    ir = ds["ir"].data if isinstance(ds["ir"].data, da.Array) else da.from_array(np.asarray(ds["ir"].data))
+    if done:
+        # the fingerprint holds the grid, model and settings; the pixels are checked block by block
+        changed = _changed_blocks(partial_path, ir, _input_regions(prob.shape, ychunks, xchunks, settings["depth"],
+                                                                   done), client)
+        if changed:
+            raise InvalidArgumentError(
+                f"the mosaic's pixels under {len(changed)} of the {len(done)} blocks that {partial_path} already holds "
+                f"(first: block {changed[0]}) are not those they were computed from: the mosaic changed since the "
+                "unfinished run began. Pass resume=False (--no-resume) or overwrite=True (--overwrite) to start over")
     blocks = prob.data.to_delayed(optimize_graph=True)
     todo = [(i, j) for i in range(len(ychunks)) for j in range(len(xchunks)) if (i, j) not in done]
+    regions = _input_regions(prob.shape, ychunks, xchunks, settings["depth"], todo)
     store = str(partial_path)
     tasks = []
     for i, j in todo:
         region = (slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1])))
         marker = str(partial_path / _DONE_DIR / f"{i}_{j}")
+        digest = dask.delayed(_input_digest)(ir[regions[i, j]])
         tasks.append(
-            dask.delayed(_write_block, pure=False)(blocks[i, j], store, region, marker, dask_key_name=f"marscraters-write-{i}-{j}")
+            dask.delayed(_write_block, pure=False)(blocks[i, j], store, region, marker, digest,
+                                                   dask_key_name=f"marscraters-write-{i}-{j}")
         )
     n_total = len(ychunks) * len(xchunks)
     if tasks:

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -347,6 +348,35 @@ def test_a_failed_run_with_mean_fill_resumes_to_the_same_result(image, tiny_mode
     assert got.attrs["segment_summary"]["blocks_computed"] >= 1
     expected = sg.segment(base, tiny_model[1], chunks=(600, 700), nodata_fill="mean").compute(scheduler="threads").values
     np.testing.assert_array_equal(got["crater_probability"].values, expected)
+
+
+def test_a_run_is_not_resumed_over_a_mosaic_whose_pixels_changed(image, tiny_model, tmp_path, monkeypatch):
+    """The same grid, name and settings, other pixels (a cube ingested again from another image):
+    the blocks already done were computed from the old pixels, so the run is refused, not mixed."""
+    write, writes = sg._write_block, []
+
+    def fail_at_the_last_block(block, store, region, marker, digest=""):
+        writes.append(region)
+        if len(writes) == 4:  # the last of the 4 blocks: the run stops there
+            raise RuntimeError("simulated crash")
+        return write(block, store, region, marker, digest)
+
+    out = tmp_path / "pred.zarr"
+    kw = dict(model=tiny_model[1], chunks=(600, 700), value_range=(0, 255), progress=False)
+    old = mosaic_from_array(image, BOUNDS, name="test cube")
+    new = mosaic_from_array(np.ascontiguousarray(image[::-1, ::-1]), BOUNDS, name="test cube")
+    monkeypatch.setattr(sg, "_write_block", fail_at_the_last_block)
+    with pytest.raises(RuntimeError, match="simulated crash"), dask.config.set(scheduler="sync"):
+        sg.segment_to_zarr(old, out, **kw)
+    monkeypatch.undo()
+    done = sg._done_blocks(sg.partial_store_path(out))
+    assert len(done) == 3
+    with pytest.raises(InvalidArgumentError, match=r"pixels under \d of the \d blocks .*\(--no-resume\)"):
+        sg.segment_to_zarr(new, out, **kw)
+    # the same pixels resume; other pixels start over when asked to
+    sg.segment_to_zarr(new, out, resume=False, **kw)
+    expected = sg.segment(new, tiny_model[1], chunks=(600, 700), value_range=(0, 255)).compute(scheduler="threads")
+    np.testing.assert_array_equal(xr.open_zarr(out, consolidated=False)["crater_probability"].values, expected.values)
 
 
 def test_cli_refuses_an_existing_output(cube, tiny_model, tmp_path, capsys):
