@@ -546,6 +546,12 @@ def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int, workers: int = 1) -
         target = (int(chunks), int(chunks))
     else:
         target = tuple(chunks)
+    # a block side must be a positive number of pixels (-1: the whole axis, dask's spelling)
+    sides = [v for v in target if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
+    if any(v == 0 or v < -1 for v in sides):
+        raise InvalidArgumentError(
+            f"chunks={chunks!r} (CLI: --chunk PIXELS) is no block size: a block side must be a positive number of "
+            "pixels, e.g. 2048, or left out for the automatic blocks")
     try:
         normal = da.core.normalize_chunks(target, (ny, nx), dtype=np.float32)
     except (TypeError, ValueError) as exc:

@@ -295,6 +295,9 @@ def test_bad_inputs_raise_clear_errors(ds, tiny_model, tmp_path):
         sg.segment(ds, path, value_range=(255, 0))
     with pytest.raises(InvalidArgumentError, match="depth"):
         sg.segment(ds, path, depth=-1)
+    for chunks in (0, -5, (0, 256), {"y": 256, "x": 0}):  # once a ZeroDivisionError, or dask's own error
+        with pytest.raises(InvalidArgumentError, match=r"is no block size: a block side must be a positive number"):
+            sg.segment(ds, path, chunks=chunks)
     with pytest.raises(InvalidArgumentError, match="nodata_fill"):
         sg.segment(ds, path, nodata_fill="median")
 
