@@ -859,6 +859,11 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
                                    "(the verifier's probability, or the circle finder's score with --no-verify)")
     if not store.exists():
         raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
+    from .segment import unfinished_run
+
+    unfinished = unfinished_run(store)
+    if unfinished:
+        raise InvalidArgumentError(unfinished)
     try:
         # segment_to_zarr does not consolidate; no dask chunks: catalog_from_probability reads the
         # store in its own blocks, one read of many storage chunks each, whatever the storage

@@ -364,7 +364,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
             kinds = {"crater_probability": "crater probability store (from `marscraters segment`)",
                      "target": "target layer (from `marscraters targets`)"}
             kind = next((kinds[v] for v in ds.data_vars if v in kinds), "Zarr store (not a mosaic cube)")
-        print(f"{path}: {kind}")
+        from .segment import unfinished_run
+
+        unfinished = unfinished_run(path)
+        print(f"{path}: {kind}" + (f" -- UNFINISHED: {unfinished}" if unfinished else ""))
         print(ds)
         try:
             print("grid:", Grid.from_dataset(ds))

@@ -817,6 +817,28 @@ def partial_store_path(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def unfinished_run(store: str | os.PathLike) -> str | None:
+    """Why ``store`` is not a finished probability map, if it is the unfinished run of
+    :func:`segment_to_zarr` (``.NAME.partial``), else None.
+
+    Such a store reads like a finished one, with zeros where no block has been written yet, so
+    a catalog made from it would silently miss the craters there.
+    """
+    store = Path(store)
+    record = _read_record(store) if store.is_dir() else None
+    if record is None or record.get("complete", True):
+        return None
+    blocks = (record.get("fingerprint") or {}).get("blocks") or []
+    total = math.prod(len(c) for c in blocks) if len(blocks) == 2 else None
+    done = len(_done_blocks(store))
+    kept = f"{done} of {total} blocks" if total else f"{done} blocks"
+    final = store.with_name(store.name[1:-len(".partial")]) if store.name.startswith(".") and \
+        store.name.endswith(".partial") else None
+    where = f" into {final}" if final is not None else ""
+    return (f"{store} is an unfinished segment run{where} ({kept} written; the rest reads as 0): run the same "
+            "`marscraters segment` command again to finish it (it resumes), then use the finished store")
+
+
 def interrupted_message(out: str | os.PathLike, command: Sequence[str] | None = None) -> str:
     """What an interrupted :func:`segment_to_zarr` run into ``out`` kept, and how to resume it.
 

@@ -372,14 +372,22 @@ def test_a_run_is_not_resumed_over_a_mosaic_whose_pixels_changed(image, tiny_mod
     with pytest.raises(RuntimeError, match="simulated crash"), dask.config.set(scheduler="sync"):
         sg.segment_to_zarr(old, out, **kw)
     monkeypatch.undo()
-    done = sg._done_blocks(sg.partial_store_path(out))
+    partial = sg.partial_store_path(out)
+    done = sg._done_blocks(partial)
     assert len(done) == 3
+    # the unfinished store reads like a map with zeros where blocks are missing: catalog refuses it
+    assert "unfinished segment run into" in sg.unfinished_run(partial) and "3 of 4 blocks" in sg.unfinished_run(partial)
+    from marscraters import cli
+
+    assert cli.main(["-q", "catalog", str(partial), "--out", str(tmp_path / "c.gpkg"), "--no-verify"]) == 2
+    assert not (tmp_path / "c.gpkg").exists()
     with pytest.raises(InvalidArgumentError, match=r"pixels under \d of the \d blocks .*\(--no-resume\)"):
         sg.segment_to_zarr(new, out, **kw)
     # the same pixels resume; other pixels start over when asked to
     sg.segment_to_zarr(new, out, resume=False, **kw)
     expected = sg.segment(new, tiny_model[1], chunks=(600, 700), value_range=(0, 255)).compute(scheduler="threads")
     np.testing.assert_array_equal(xr.open_zarr(out, consolidated=False)["crater_probability"].values, expected.values)
+    assert sg.unfinished_run(out) is None
 
 
 def test_cli_refuses_an_existing_output(cube, tiny_model, tmp_path, capsys):
