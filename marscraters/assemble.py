@@ -851,9 +851,12 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
     # the arguments are checked before the work, not after it (an output over an input first)
     check_output(out, args.overwrite, inputs=(store, args.mosaic, args.model))
     if out.suffix.lower() != ".gpkg":
-        raise InvalidArgumentError(
-            f"`marscraters catalog` writes a GeoPackage: pass --out {out.with_suffix('.gpkg')}, then "
-            f"`marscraters convert {out.with_suffix('.gpkg')} --out {out}` makes the {out.suffix or 'other'} file")
+        gpkg = out.with_suffix(".gpkg")
+        # `convert` makes the catalog formats; anything else (a .zarr, a .txt) is no catalog
+        then = (f", then `marscraters convert {gpkg} --out {out}` makes the {out.suffix} file"
+                if out.suffix.lower() in (".csv", ".diam", ".scc") else " (`marscraters convert` makes .csv, .diam "
+                "and .scc files from it)")
+        raise InvalidArgumentError(f"`marscraters catalog` writes a GeoPackage: pass --out {gpkg}{then}")
     if args.min_score is not None and not 0.0 <= args.min_score < 1.0:
         raise InvalidArgumentError(f"--min-score {args.min_score:g} must lie in [0, 1): it is the crater score "
                                    "(the verifier's probability, or the circle finder's score with --no-verify)")

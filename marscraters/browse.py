@@ -764,7 +764,7 @@ def save_html(
     --------
     >>> save_html(ds, "map.html", catalog=craters, truth=truth)  # doctest: +SKIP
     """
-    from ._io import atomic_path
+    from ._io import atomic_path, check_not_input
 
     if isinstance(app_or_ds, CraterBrowser):
         if kwargs:
@@ -778,8 +778,9 @@ def save_html(
         raise InvalidArgumentError(
             f"save_html needs a CraterBrowser (from browse()) or a Mosaic Dataset, got {type(app_or_ds).__name__}"
         )
+    # the page never replaces what it shows (a path inside the cube's store would corrupt it)
+    path = check_not_input(path, ds, options.get("catalog"), options.get("truth"))
     static = CraterBrowser(ds, static=True, resolution=resolution or 1200, **options)
-    path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
         # bokeh picks the template by suffix: keep .html on the temporary name
         target = tmp if tmp.suffix == ".html" else tmp.with_suffix(".html")

@@ -131,4 +131,6 @@ def test_python_functions_refuse_too(inputs):
         ingest([paths["tif"]], os.fspath(paths["tif"]), overwrite=True, progress=False)
     with pytest.raises(InvalidArgumentError, match="holds the input"):
         run_demo(paths["data"], tile=paths["tif"], progress=False)
+    with pytest.raises(InvalidArgumentError, match="is inside the input"):  # the page over the cube's metadata
+        ds.craters.save_html(paths["cube"] / "zarr.json", overwrite=True)
     _intact(paths, digests)
