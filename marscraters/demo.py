@@ -167,9 +167,11 @@ def run_demo(
 
         whole = read_image(tile)
         if window is None:
-            xc, yc = float(whole.x.mean()), float(whole.y.mean())
-            half_x = min(1.0, float(abs(whole.x[-1] - whole.x[0])) / 2)
-            half_y = min(1.0, float(abs(whole.y[-1] - whole.y[0])) / 2)
+            # at most 2 x 2 degrees around the centre: the whole tile when smaller (its outer pixel
+            # edges, not its first and last pixel centres, which would drop a row and a column)
+            left, bottom, right, top = (float(v) for v in whole.rio.bounds())
+            xc, yc = (left + right) / 2, (bottom + top) / 2
+            half_x, half_y = min(1.0, (right - left) / 2), min(1.0, (top - bottom) / 2)
             window = (xc - half_x, yc - half_y, xc + half_x, yc + half_y)
         source = _real_window(whole, tile, window, native_m)
         source.attrs["source"] = str(tile)

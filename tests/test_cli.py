@@ -193,7 +193,11 @@ def test_demo_on_a_real_style_geotiff_with_a_reference_catalog(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["input"] == str(tif) and "true_age_ga" not in summary
     ny, nx = summary["cube_shape"]
-    assert 600 < nx < 720 and 600 < ny < 720  # 1.2 deg x 592.7 px/deg, not 256 px/deg
+    # all of the tile's 1.2 deg (307 px at 256 px/deg, none dropped), at 592.7 px/deg
+    from marscraters.crs import pixel_scale_m
+
+    assert surface.mosaic.sizes["x"] == surface.mosaic.sizes["y"] == 307
+    assert nx == ny == int(round(307 * pixel_scale_m(256.0) / 100.0))
     assert summary["craters_in_truth"] == len(read_catalog(out / "truth.gpkg")) > 0
     assert "f1_deepmoon" in summary and (out / "craters.gpkg").exists()
     assert cli.main(["-q", "demo", "--truth", str(ref), "--out", str(out)]) == 2  # truth needs --tile
