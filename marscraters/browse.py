@@ -220,6 +220,22 @@ def _as_layer(layer: Any, ds: xr.Dataset, what: str) -> xr.DataArray:
 # --------------------------------------------------------------------------------------------
 # catalogs
 # --------------------------------------------------------------------------------------------
+def _warn_off_the_map(frame: pd.DataFrame, bounds: tuple[float, float, float, float], what: str) -> None:
+    """Warn when none of a catalog's craters lies on the mosaic: the page would show none of them."""
+    if not len(frame):
+        return
+    w, s, e, n = bounds
+    lon, lat = frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float)
+    if not ((lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)).any():
+        import warnings
+
+        warnings.warn(
+            f"none of the {what} catalog's {len(frame)} craters lies on the mosaic (lon {w:.4g}..{e:.4g}, lat "
+            f"{s:.4g}..{n:.4g}; the craters lie in lon {np.nanmin(lon):.4g}..{np.nanmax(lon):.4g}, lat "
+            f"{np.nanmin(lat):.4g}..{np.nanmax(lat):.4g}): is it the catalog of another place?", UserWarning,
+            stacklevel=4)
+
+
 def _crater_frame(catalog: Any, west: float, what: str) -> pd.DataFrame:
     """lon (wrapped onto the mosaic's axis), lat, diameter_km, score, crater_id as plain columns."""
     if catalog is None:
@@ -409,6 +425,8 @@ class CraterBrowser:
 
         cat = _crater_frame(catalog, west, "detected")
         tru = _crater_frame(truth, west, "truth")
+        for frame, what in ((cat, "detected"), (tru, "truth")):
+            _warn_off_the_map(frame, self.bounds, what)
         #: the scores the layers show (an EvaluationResult), with both catalogs
         self.scores: Any = None
         pred_floor, truth_floor = _floors(self.d_min)

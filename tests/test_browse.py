@@ -8,6 +8,8 @@ the pytest tmp dir and copied to ``$MARSCRATERS_ARTEFACTS`` when that is set.
 
 from __future__ import annotations
 
+import warnings
+
 import os
 import shutil
 import socket
@@ -178,6 +180,15 @@ def test_d_min_alone_floors_one_catalog(mosaic):
     assert len(browse(mosaic, truth=det, d_min=20).craters["truth"]) == 1
     with pytest.raises(InvalidArgumentError, match="d_min"):
         browse(mosaic, det, d_min=0)
+
+
+def test_a_catalog_wholly_off_the_mosaic_is_said(mosaic):
+    elsewhere = make_catalog([40.0, 41.0], [150.0, 151.0], [24.0, 16.0])
+    with pytest.warns(UserWarning, match=r"none of the truth catalog's 2 craters lies on the mosaic .* another place"):
+        browse(mosaic, truth=elsewhere)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # one crater on the map: nothing to say
+        browse(mosaic, truth=make_catalog([40.0, -1.0], [150.0, 31.4], [24.0, 16.0]))
 
 
 def test_equirectangular_metres_become_degrees():
