@@ -42,6 +42,7 @@ from .errors import (
     CatalogValidationError,
     InvalidArgumentError,
     MissingCRSError,
+    NotMarsCRSError,
 )
 
 __all__ = [
@@ -448,7 +449,7 @@ def _detect_format(path: Path) -> str:
         return "gpkg"
     if suffix in _TEXT_SUFFIXES or (head and b"\x00" not in head):
         if suffix not in _TEXT_SUFFIXES and re.search(rb"^\s*crater\s*=\s*\{", head, re.M):
-            return "scc" if re.search(rb"Total_area", head) else "diam"
+            return "scc" if re.search(rb"Total[-_ ]area", head) else "diam"
         _, columns = _sniff_header(path)
         return _detect_text_format(path, columns)
     raise CatalogFormatError(f"cannot read {path}: it is neither a text table nor a GeoPackage. {_formats_help()}.")
@@ -537,6 +538,64 @@ def _read_text(path: Path, fmt: str | None, errors: Errors) -> gpd.GeoDataFrame:
 
 _FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
+#: The radii (km) a craterstats header may give for Mars: polar 3376.2, mean 3389.5, equatorial
+#: 3396.19, with a few km to spare for other Mars spheroids; anything else is another body.
+_MARS_RADIUS_RANGE_KM = (3371.0, 3402.0)
+#: Bodies whose names in a ``coordinate_system_name`` (e.g. ``Equirectangular_Moon``) mark a
+#: count made on another body than Mars.
+_OTHER_BODIES = frozenset({
+    "moon", "lunar", "luna", "mercury", "venus", "earth", "wgs", "ceres", "vesta", "phobos", "deimos", "io",
+    "europa", "ganymede", "callisto", "titan", "enceladus", "mimas", "rhea", "dione", "tethys", "iapetus",
+    "pluto", "charon", "triton",
+})  # fmt: skip
+
+
+def _check_mars_header(path: Path, scalars: Mapping[str, str]) -> None:
+    """Refuse a craterstats file whose header places the count on another body than Mars.
+
+    Parameters
+    ----------
+    path
+        The file (for the message).
+    scalars
+        Its ``key = value`` entries, keys with underscores (as :func:`_parse_craterstats` gives them).
+
+    Raises
+    ------
+    NotMarsCRSError
+        If an ellipsoid radius (``a_axis_radius``, ...) is not Mars' or ``coordinate_system_name``
+        names another body (or an IAU code of another body, e.g. ``IAU_2015:30100``, the Moon).
+    """
+    lower = {k.lower(): v for k, v in scalars.items()}
+    found = ""
+    for key in ("a_axis_radius", "b_axis_radius", "c_axis_radius"):
+        value = lower.get(key, "")
+        m = _FLOAT_RE.match(value.strip())
+        if not m:
+            continue
+        radius = float(m.group(0))
+        # '<m>', or a radius too large for km (no body we date is 100,000 km across): metres
+        if re.search(r"<\s*m\s*>", value) or radius >= 1e5:
+            radius /= 1000.0
+        if not _MARS_RADIUS_RANGE_KM[0] <= radius <= _MARS_RADIUS_RANGE_KM[1]:
+            found = f"{key} = {value.strip()}"
+            break
+    name = lower.get("coordinate_system_name", "")
+    if not found and name:
+        words = set(re.split(r"[^a-z]+", name.lower()))
+        iau = re.search(r"IAU_?\d*:(\d+)", name, re.IGNORECASE)
+        # IAU body codes: 499xx is Mars, 301xx the Moon, ...
+        if "mars" not in words and (words & _OTHER_BODIES or (iau and int(iau.group(1)) // 100 != 499)):
+            found = f"coordinate_system_name = {name}"
+    if found:
+        raise NotMarsCRSError(
+            f"{path} is a crater count on another body than Mars: its header gives {found} (Mars' radius is "
+            f"{MARS_RADIUS_M / 1000:g} km). marscraters dates Mars counts only, with Mars' production and "
+            "chronology functions; date this count with craterstats itself, which has the other bodies' "
+            f"chronology systems. If it is a Mars count with a wrong header, set a_axis_radius = "
+            f"{MARS_RADIUS_M / 1000:g} <km> (and b_, c_axis_radius, coordinate_system_name) in the file."
+        )
+
 
 def _parse_craterstats(path: Path) -> tuple[dict[str, str], dict[str, tuple[list[str], list[tuple[int, list[str]]]]]]:
     """Parse craterstats' ``key = value`` / ``key = {tag, tag`` ... ``}`` text structure.
@@ -556,13 +615,15 @@ def _parse_craterstats(path: Path) -> tuple[dict[str, str], dict[str, tuple[list
         line = raw.split(";", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
-        m = re.match(r"([\w.]+\^?)\s*=\s*(.*)$", line)
+        # keys may be spelled with hyphens and spaces, as in craterstats' own c1.scc
+        # ('a-axis radius = 1737.4 <km>'): they mean the underscored key ('a_axis_radius')
+        m = re.match(r"([\w.](?:[\w. -]*[\w.])?\^?)\s*=\s*(.*)$", line)
         if not m:
             raise CatalogFormatError(
                 f"{path}, line {i}: expected 'key = value' or a table, got {raw!r}. "
                 "Is this a craterstats .diam/.scc file?"
             )
-        key, value = m.group(1), m.group(2).strip()
+        key, value = re.sub(r"[- ]+", "_", m.group(1)), m.group(2).strip()
         if value.startswith("{") and value != "{":
             tags = [t.strip("{ \t") for t in value.split(",")]
             rows: list[tuple[int, list[str]]] = []
@@ -595,6 +656,7 @@ def _parse_craterstats(path: Path) -> tuple[dict[str, str], dict[str, tuple[list
 
 def _read_craterstats(path: Path, fmt: str, errors: Errors) -> gpd.GeoDataFrame:
     scalars, tables = _parse_craterstats(path)
+    _check_mars_header(path, scalars)
     if "crater" not in tables:
         raise CatalogFormatError(
             f"{path} has no crater table: a craterstats {fmt} file needs a 'crater = {{diam...' table ending with '}}'."
@@ -615,6 +677,16 @@ def _read_craterstats(path: Path, fmt: str, errors: Errors) -> gpd.GeoDataFrame:
     dcol = next((c for c in ("diameter", "diam") if c in data.columns), None)
     if dcol is None:
         raise CatalogFormatError(f"{path}: the crater table has no 'diam' or 'diameter' column (tags: {tags}).")
+    if "reference_area" in data.columns:
+        # craterstats reads a buffered count as area 1 with fraction 1/reference_area per crater
+        # and dates it with its buffered Poisson calculation; model_age's Poisson likelihood counts
+        # whole craters on one area, so it would date such a file wrongly: refuse rather than guess
+        raise CatalogFormatError(
+            f"{path} is a buffered crater count (a reference_area per crater), and buffered crater counts are "
+            "not supported: date it with craterstats (its buffered Poisson calculation), or remove the "
+            "reference_area column to date the craters as a plain count on the file's area "
+            f"('{'Total_area' if fmt == 'scc' else 'area'} = <km^2>')."
+        )
     mapping = {dcol: "diameter_km"}
     has_pos = "lat" in data.columns and "lon" in data.columns
     if has_pos:
@@ -627,7 +699,7 @@ def _read_craterstats(path: Path, fmt: str, errors: Errors) -> gpd.GeoDataFrame:
         if not m:
             raise CatalogFormatError(f"{path}: cannot read the count area from {area_key} = {area_txt!r}.")
         area = float(m.group(0))
-    elif "reference_area" not in data.columns:
+    else:
         raise CatalogFormatError(f"{path} has no count area: add a line '{area_key} = <km^2>'.")
     attrs: dict[str, Any] = {"area_km2": area}
     perimeter = _FLOAT_RE.match(scalars.get("Perimeter", "").strip())
@@ -829,7 +901,11 @@ def read_catalog(
     CatalogNotFoundError
         If ``path`` does not exist.
     CatalogFormatError
-        If the format cannot be recognised or the file cannot be parsed.
+        If the format cannot be recognised or the file cannot be parsed, or a craterstats file is
+        a buffered count (a ``reference_area`` column), which marscraters cannot date.
+    NotMarsCRSError
+        If a GeoPackage's CRS, or a craterstats file's header (ellipsoid radius,
+        ``coordinate_system_name``), is of another body than Mars.
     CatalogValidationError
         If a row is impossible and ``errors="raise"``.
 

@@ -120,6 +120,13 @@ Chunks = int | tuple[int, int] | Mapping[str, int] | Literal["auto"] | None
 # The encoding keys that store ``ir`` as integers (the rest of an encoding is the store's own),
 # and all the keys that depend on the stored type (a float32 write cannot use them).
 _STORAGE_KEYS = ("dtype", "_FillValue")
+#: How far :func:`combine_tiles` lets tiles' pixel sizes differ (relative; more for tiles under
+#: 1000 px, see ``_res_tolerance``) and their edges sit off one pixel lattice (pixels).  Bounds
+#: stored to 1e-6 degrees (an index of crops, a world file) give pixel sizes a few 1e-6 apart and
+#: edges ~1e-3 px off; a real mismatch (a 1 % different resolution, a half-pixel shift) is far
+#: beyond both.
+_RES_REL_TOL = 1e-5
+_LATTICE_TOL_PX = 1e-2
 _TYPED_KEYS = (*_STORAGE_KEYS, "fill_value", "serializer")
 
 
@@ -1170,12 +1177,64 @@ def _choose_west(candidates: list[float], span: float, native_180: bool, tol: fl
     return candidates[0]
 
 
+def _res_tolerance(n: int) -> float:
+    """The relative pixel-size difference :func:`combine_tiles` takes as rounding, for ``n`` pixels.
+
+    A tile's bounds rounded by a fixed amount give its pixel size an error that shrinks with its
+    width, so a small tile is allowed more: up to :data:`_LATTICE_TOL_PX` pixels across its width,
+    and never less than :data:`_RES_REL_TOL`.
+    """
+    return max(_RES_REL_TOL, _LATTICE_TOL_PX / max(n, 1))
+
+
+def _snap_to_lattice(
+    offsets: np.ndarray, res: float, rel_tol: float = _RES_REL_TOL
+) -> tuple[list[int], float, float, int | None]:
+    """Put tile edges on one pixel lattice, allowing for rounded bounds.
+
+    Parameters
+    ----------
+    offsets
+        Each tile's edge (west or north) relative to the combined mosaic's, in CRS units.
+    res
+        The tiles' mean pixel size along that axis (signed, as in the transform).
+    rel_tol
+        How far (relative) the pixel size the edges imply may lie from ``res``.
+
+    Returns
+    -------
+    tuple
+        The tiles' whole-pixel offsets, the shift of the lattice's origin and its pixel size
+        (CRS units; the pixel size fitted to where the tiles sit), and the index of a tile off the
+        lattice (None when every tile is on it).
+    """
+    cells = np.round(offsets / res)
+    off = np.abs(offsets / res - cells)
+    if off.max() <= 1e-6:
+        # exact tiles keep their exact grid (no fitting noise in the coordinates)
+        return [int(c) for c in cells], 0.0, res, None
+    fit_res, shift = res, float(np.mean(offsets - cells * res))
+    if np.unique(cells).size > 1:
+        # the pixel size the edges imply: a mean of rounded sizes, times 10,000 pixels, can be
+        # off by more than the rounding of any one edge
+        fit_res, shift = (float(v) for v in np.polyfit(cells, offsets, 1))
+    residual = np.abs(offsets - shift - cells * fit_res) / abs(fit_res)
+    bad: int | None = None
+    if residual.max() > _LATTICE_TOL_PX or not math.isclose(fit_res, res, rel_tol=rel_tol):
+        # a real shift: blame the tile furthest off the mean pixel size's lattice
+        bad = int(np.argmax(np.maximum(residual, off)))
+    return [int(c) for c in cells], shift, fit_res, bad
+
+
 def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr.Dataset:
     """Mosaic adjacent tiles of the same resolution into one lazy Mosaic.
 
     Tiles are placed on one pixel grid by their transforms; uncovered areas are NaN; where tiles
     overlap, the earlier one in ``datasets`` wins.  Only ``ir`` is combined (combine before
-    :func:`fill_missing`).
+    :func:`fill_missing`).  Bounds rounded in a file (e.g. to 1e-6 degrees) are taken as
+    rounding: pixel sizes a relative 1e-5 apart (up to 0.01 px across a smaller tile) and edges
+    up to 0.01 px off the common lattice are snapped onto one grid, whose pixel size is fitted to
+    where the tiles sit.
 
     Longitude convention of a geographic result: it keeps the inputs' convention (0..360 if the
     first input's west edge is >= 0, else -180..180) when the combined area fits in it, and
@@ -1235,12 +1294,22 @@ def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr
                 f"'{target}' -tr {_num(abs(ref.a))} {_num(abs(ref.e))} -tap {src} {Path(src).stem}_warped.tif`, "
                 f"and combine that file; or in Python, ds.rio.reproject('{target}')."
             )
-        if not (math.isclose(t.a, ref.a, rel_tol=1e-9) and math.isclose(t.e, ref.e, rel_tol=1e-9)):
-            raise MosaicError(
-                f"cannot combine mosaics of different resolutions ({abs(ref.a):.6g} and {abs(t.a):.6g} "
-                f"CRS units per pixel, from {where}); resample them to one resolution first."
-            )
-    res_x, res_y = ref.a, ref.e
+        for axis, r0, r1, n in (("x", ref.a, t.a, min(g.shape[1], grids[0].shape[1])),
+                                ("y", ref.e, t.e, min(g.shape[0], grids[0].shape[0]))):  # fmt: skip
+            # bounds rounded in a file leave pixel sizes a few 1e-6 apart (more on a small tile)
+            tol = _res_tolerance(n)
+            if not math.isclose(r1, r0, rel_tol=tol):
+                first = dss[0].attrs.get("source", "the first mosaic")
+                raise MosaicError(
+                    f"cannot combine mosaics of different resolutions: {first} has {abs(r0):.10g} and {where} "
+                    f"{abs(r1):.10g} CRS units per pixel in {axis} (relative difference {abs(r1 / r0 - 1):.2g}, "
+                    f"more than the {tol:.2g} allowed for rounding); resample them to one resolution first."
+                )
+    # one common pixel size: the tiles' own when they agree exactly, else their mean (refined
+    # below from where the tiles sit)
+    sizes_x, sizes_y = [g.transform.a for g in grids], [g.transform.e for g in grids]
+    res_x = ref.a if len(set(sizes_x)) == 1 else float(np.mean(sizes_x))
+    res_y = ref.e if len(set(sizes_y)) == 1 else float(np.mean(sizes_y))
     wests = [g.transform.c for g in grids]
     widths = [g.shape[1] * res_x for g in grids]
     if crs.is_geographic:
@@ -1258,22 +1327,30 @@ def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr
         west = min(wests)
     north = max(g.transform.f for g in grids)
 
-    col_offs, row_offs = [], []
-    for ds, g in zip(dss, grids):
+    dxs, dys = [], []
+    for g in grids:
         d = g.transform.c - west
         if crs.is_geographic:
             d %= 360.0
             if d > 360.0 - 1e-6 * abs(res_x):
                 d -= 360.0
-        col = d / res_x
-        row = (g.transform.f - north) / res_y
-        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-            raise MosaicError(
-                f"{ds.attrs.get('source', 'a mosaic')} is not on the same pixel grid as the others "
-                f"(offset {col:.4f}, {row:.4f} px); resample it onto a common grid first."
-            )
-        col_offs.append(round(col))
-        row_offs.append(round(row))
+        dxs.append(d)
+        dys.append(g.transform.f - north)
+    tol_x = _res_tolerance(min(g.shape[1] for g in grids))
+    tol_y = _res_tolerance(min(g.shape[0] for g in grids))
+    col_offs, shift_x, fit_x, bad_x = _snap_to_lattice(np.array(dxs), res_x, tol_x)
+    row_offs, shift_y, fit_y, bad_y = _snap_to_lattice(np.array(dys), res_y, tol_y)
+    if bad_x is not None or bad_y is not None:
+        i = bad_x if bad_x is not None else bad_y
+        col, row = dxs[i] / res_x, dys[i] / res_y
+        raise MosaicError(
+            f"{dss[i].attrs.get('source', 'a mosaic')} is not on the same pixel grid as the others "
+            f"(offset {col:.4f}, {row:.4f} px; up to {_LATTICE_TOL_PX:g} px is taken as rounding); "
+            "resample it onto a common grid first."
+        )
+    # the common grid: the fitted pixel size, its origin snapped onto the tiles' lattice
+    res_x, res_y = fit_x, fit_y
+    west, north = west + shift_x, north + shift_y
     ny = max(r + g.shape[0] for r, g in zip(row_offs, grids))
     nx = max(c + g.shape[1] for c, g in zip(col_offs, grids))
     if crs.is_geographic and nx * abs(res_x) > 360.0 + 1e-6:
