@@ -823,7 +823,10 @@ def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model file whose circle-finder settings to use "
                    "(default: the one recorded in the store, else the shipped model)")
     p.add_argument("--kind", default=None, choices=["filled", "outline", "ring"], help="target kind (default: the model's)")
-    p.add_argument("--min-score", type=float, default=None, help="drop craters scored below this (default: the model's)")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="drop craters scored below this, 0..1; with --mosaic it replaces the verifier's threshold "
+                        "(default: the verifier's own, 0.55 for the shipped THEMIS model, 0.60 for finer images; "
+                        "without --mosaic, the model's one-stage finder's)")
     p.add_argument("--max-diameter-px", type=float, default=None,
                    help=f"largest crater searched, in pixels (default {DEFAULT_MAX_DIAMETER_PX:g})")
     p.add_argument("--mosaic", default=None, help="the mosaic cube (Zarr) the store was segmented from: its image "
@@ -860,6 +863,10 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
     if args.min_score is not None and not 0.0 <= args.min_score < 1.0:
         raise InvalidArgumentError(f"--min-score {args.min_score:g} must lie in [0, 1): it is the crater score "
                                    "(the verifier's probability, or the circle finder's score with --no-verify)")
+    if args.min_score == 0 and args.mosaic is not None and not args.no_verify:
+        from .cli import _MIN_SCORE_ZERO
+
+        raise InvalidArgumentError(_MIN_SCORE_ZERO)
     if not store.exists():
         raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
     from .segment import unfinished_run

@@ -187,8 +187,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .chips import read_chips
 
         chips = read_chips(args.chips)
-        tr = chips_training_set(chips, _parse_range(args.train, "--train"))
-        va = chips_training_set(chips, _parse_range(args.val, "--val")) if args.val else None
+        train_idx = _parse_range(args.train, "--train")
+        val_idx = _parse_range(args.val, "--val") if args.val else None
+        tr = chips_training_set(chips, train_idx)
+        va = chips_training_set(chips, val_idx, role="validation") if val_idx is not None else None
+        shared = sorted(set(train_idx or []) & set(val_idx or []))
+        if shared:
+            # in-sample validation flatters the scores and picks best.keras by them
+            warnings.warn(f"the validation chips overlap the training chips ({len(shared)} chips, positions "
+                          f"{shared[0]}..{shared[-1]}), so the validation scores are in-sample; give --train and "
+                          f"--val disjoint spans (e.g. --train 0:N --val N:M)", UserWarning, stacklevel=2)
         source = {"source": "chips", "folder": str(args.chips), "train": args.train, "val": args.val}
     elif args.cubes:
         from .catalog import read_catalog
@@ -211,6 +219,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(tr, va, args.out, config, model=model, resume=not args.restart, metadata={"data": source},
                    verbose=0 if args.quiet else "auto")
     last = result["history"][-1] if result["history"] else {}
+    # NaN (no validation score) is not JSON: print null
+    last = {k: (None if isinstance(v, float) and v != v else v) for k, v in last.items()}
     print(json.dumps({"out": str(args.out), "epochs": len(result["history"]), "last": last}, indent=2, default=str))
     return 0
 
@@ -232,10 +242,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     check_output(args.out, args.overwrite, folder=False, inputs=(*files, args.model))
     value_range = _value_range(args.value_range)
     # --min-score replaces the verifier's threshold (as min_score does in Python), so a lower one keeps more
+    if args.min_score == 0 and not args.no_verify:
+        raise InvalidArgumentError(_MIN_SCORE_ZERO)
     craters = detect({str(f): f for f in files} if many else files[0], pixel_size_m=args.pixel_size,
                      model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None, value_range=value_range,
-                     extract_options={**({"min_score": args.min_score} if args.min_score else {}),
+                     extract_options={**({"min_score": args.min_score} if args.min_score is not None else {}),
                                       **engine_options(args.finder_engine)} or None,
                      levels=args.levels, precision=args.precision)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
@@ -289,6 +301,12 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None, errors: str
         # evaluate also takes pixel craters, which read_catalog's list of formats does not name
         raise CatalogFormatError(f"{exc} Or, for craters in pixels, a CSV with columns x, y, diameter_px "
                                  "(what `marscraters detect` writes).") from exc
+
+
+# a score of 0 means "not given" to the verifier (its own threshold applies), so it would keep the default
+_MIN_SCORE_ZERO = ("--min-score 0 keeps the verifier's own threshold, not every candidate: give a small positive "
+                   "score (e.g. --min-score 0.01) to keep nearly every candidate the verifier scored, or --no-verify "
+                   "for the unverified circle finder's craters")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -568,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     # below 1: the verifier keeps scores >= its threshold, and refuses a threshold of 1
     s.add_argument("--min-score", type=_number("--min-score", "a number from 0 up to (not including) 1",
                                                  lambda v: 0 <= v < 1),
-                   default=0.0, help="keep craters scored at least this, 0..1; with the verifier it replaces the verifier's "
-                        "threshold, so a lower one keeps more (default: the verifier's 0.5, or all without it)")
+                   default=None, help="keep craters scored at least this, 0..1; with the verifier it replaces the "
+                        "verifier's threshold, so a lower one keeps more (default: the verifier's own threshold, 0.55 "
+                        "for the shipped THEMIS model and 0.60 for finer images; all craters with --no-verify)")
     s.add_argument("--out", required=True,
                    help="output CSV: x, y, diameter_px, diameter_m, score, level (and image first, for several "
                         "images)")

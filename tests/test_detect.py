@@ -319,7 +319,7 @@ def test_detect_command_value_range_and_quiet_after_the_command(model_path, tmp_
 def test_detect_command_min_score_replaces_the_verifiers_threshold(shared_data, tmp_path):
     chip = shared_data / "themis-dayir-crops" / "images" / "crater441.jpg"
     counts = {}
-    for flag in ("0.1", "0.5", "0.9"):
+    for flag in ("0.1", "0.55", "0.9"):
         out = tmp_path / f"c{flag}.csv"
         assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(out), "--min-score", flag]) == 0
         found = pd.read_csv(out)
@@ -327,8 +327,14 @@ def test_detect_command_min_score_replaces_the_verifiers_threshold(shared_data, 
         counts[flag] = len(found)
     default = tmp_path / "default.csv"
     assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(default)]) == 0
-    # below the shipped verifier's 0.5 a lower threshold keeps more, not merely the same craters
-    assert counts["0.1"] > counts["0.5"] == len(pd.read_csv(default)) >= counts["0.9"]
+    # the shipped verifier's threshold is 0.55: a lower one keeps more, not merely the same craters
+    assert counts["0.1"] > counts["0.55"] == len(pd.read_csv(default)) >= counts["0.9"]
+    # 0 would mean "not given" to the verifier (its own 0.55): refused, naming what to give instead
+    assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(tmp_path / "z.csv"),
+                     "--min-score", "0"]) == 2
+    assert not (tmp_path / "z.csv").exists()
+    assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(tmp_path / "z.csv"),
+                     "--min-score", "0", "--no-verify"]) == 0  # the unverified finder: 0 keeps everything
 
 
 @pytest.mark.parametrize("size", [0.5, 1500.0])
