@@ -1254,7 +1254,8 @@ def add_segment_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     s.add_argument("cube", help="mosaic cube.zarr (from `marscraters ingest`)")
     s.add_argument("--out", required=True, help="output pred.zarr")
-    s.add_argument("--model", help="model .keras file (default: the shipped weights)")
+    s.add_argument("--model", help="model .keras file (default: the shipped model for the mosaic's pixel size: the "
+                   "THEMIS model, or the model for fine imagery below 50 m)")
     s.add_argument("--gpus", help="start a local cluster: 'auto' (GPUs if any, else CPU) or a number of GPUs (0 = CPU)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://head:8786")
     s.add_argument("--batch-size", type=int, default=4, help="windows per predict call (default 4)")
