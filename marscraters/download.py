@@ -214,7 +214,14 @@ def cache_dir() -> Path:
 
 
 def _dest(dest: str | os.PathLike | None, sub: str) -> Path:
-    return Path(dest).expanduser() if dest is not None else cache_dir() / sub
+    folder = Path(dest).expanduser() if dest is not None else cache_dir() / sub
+    # the files go into this folder: an existing file of that name cannot be one
+    for path in (folder, *folder.parents):
+        if path.exists() and not path.is_dir():
+            raise InvalidArgumentError(
+                f"the download folder {folder} cannot be made: {path} is an existing file. Give dest=<folder> "
+                "(CLI: --dest FOLDER), a folder path, or leave it out for the cache.")
+    return folder
 
 
 def _base(base_url: str | None, env: str, default: str) -> tuple[str, bool]:

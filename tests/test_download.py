@@ -143,6 +143,15 @@ def test_bad_tile_ids_raise_without_network(server, tmp_path, tile):
     assert server.hits == []
 
 
+def test_a_file_given_as_the_download_folder_is_refused_before_any_request(server, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for dest in (afile, afile / "sub"):  # the folder, or one of its parents, is a file
+        with pytest.raises(InvalidArgumentError, match="is an existing file. Give dest=<folder>"):
+            dl.download_themis("N-30_030", dest=dest, base_url=server.url, progress=False)
+    assert server.hits == [] and afile.read_text() == "not a folder"
+
+
 def test_bad_tile_message_points_to_containing_tile():
     with pytest.raises(TileNameError, match="lies in tile N00_030"):
         dl.themis_tile_name((10, 45))
