@@ -24,6 +24,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,14 @@ def _sort_key(path: Path) -> tuple[bool, int, str]:
 
 
 def _parse_yolo(path: Path) -> np.ndarray:
-    """``(n, 5)`` array of ``cx, cy, w, h, class`` rows; an absent file has no rows."""
+    """``(n, 5)`` array of ``cx, cy, w, h, class`` rows; an absent file has no rows.
+
+    Boxes that cannot lie on the image (centre outside [0, 1], width or height > 1) are dropped
+    with a UserWarning naming the file and lines: a label file is the user's data, so one bad
+    line should not stop a run, but it must not pass silently either.
+    """
     rows: list[tuple[float, float, float, float, int]] = []
+    outside: list[int] = []
     if path.exists():
         with open(path, encoding="utf-8-sig") as fh:
             for line_no, line in enumerate(fh, start=1):
@@ -125,7 +132,16 @@ def _parse_yolo(path: Path) -> np.ndarray:
                         f"{path}, line {line_no}: need an integer class, finite values and w, h > 0; "
                         f"got {line.strip()!r}"
                     )
+                if not (0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0 and w <= 1.0 and h <= 1.0):
+                    outside.append(line_no)
+                    continue
                 rows.append((cx, cy, w, h, int(cls_f)))
+    if outside:
+        lines = ", ".join(map(str, outside[:10])) + (" ..." if len(outside) > 10 else "")
+        warnings.warn(
+            f"{path}: dropped {len(outside)} box(es) outside the image (line(s) {lines}): YOLO centres must be in "
+            "[0, 1] and widths and heights in (0, 1], as fractions of the image size; fix or remove those lines",
+            UserWarning, stacklevel=3)
     return np.asarray(rows, dtype=float).reshape(-1, 5)
 
 
@@ -212,7 +228,13 @@ def read_yolo_labels(
         the class is not an integer, or a box has a width or height <= 0.
     InvalidArgumentError
         If only one of ``width`` and ``height`` is given, or neither is and no image of the same
-        name is found.
+        name is found, or the size is not positive.
+
+    Warns
+    -----
+    UserWarning
+        Naming the file, lines and count of the boxes dropped because they lie outside the
+        image (centre outside [0, 1], width or height > 1).
 
     Examples
     --------
@@ -226,6 +248,10 @@ def read_yolo_labels(
                                    "from the image of the same name)")
     if width is None:
         width, height = _label_image_size(Path(path))
+    elif width <= 0 or height <= 0:
+        raise InvalidArgumentError(f"the image of {path} must have width and height > 0 pixels, got {width} x "
+                                   f"{height}; give its real size (CLI --image-size WIDTH HEIGHT), or leave both out to "
+                                   "read them from the image of the same name")
     return pd.DataFrame(_boxes_to_pixels(_parse_yolo(Path(path)), width, height, edge_boxes))
 
 
@@ -251,39 +277,83 @@ def read_voc_labels(path: str | os.PathLike, *, min_confidence: int = 0) -> pd.D
 
     Raises
     ------
+    CatalogNotFoundError
+        If the file does not exist.
     CatalogFormatError
         Naming the file, when it is not XML, or an object's box lacks a corner, holds a value
-        that is not a number, or has ``xmax < xmin`` or ``ymax < ymin``.
+        that is not a number, or has ``xmax < xmin`` or ``ymax < ymin``, or its
+        ``<confidence>`` is not a number.
+
+    Warns
+    -----
+    UserWarning
+        Naming the file, objects and count, for boxes dropped because their centre lies outside
+        the image size the file states, and for objects skipped because their ``<name>`` is not
+        ``crater`` (objects without a name are kept).
+
+    Examples
+    --------
+    >>> read_voc_labels("MC11E-A.xml").columns.tolist()[:3]  # doctest: +SKIP
+    ['x', 'y', 'diameter_px']
     """
     import xml.etree.ElementTree as ET
 
     path = Path(path)
     fix = "give a Pascal VOC .xml annotation file (objects with bndbox xmin, ymin, xmax, ymax in pixels)"
+    if not path.is_file():
+        raise CatalogNotFoundError(f"label file {path} does not exist; check the path ({fix})")
     try:
         root = ET.parse(path).getroot()
-    except FileNotFoundError:
-        raise
     except (ET.ParseError, OSError) as exc:
         raise CatalogFormatError(f"{path} cannot be read as XML ({exc}); {fix}") from None
+    size = root.find("size")
+    width = int(float(size.findtext("width") or 0)) if size is not None else 0
+    height = int(float(size.findtext("height") or 0)) if size is not None else 0
     rows = []
+    outside: list[int] = []
+    others: dict[str, int] = {}
     for n, obj in enumerate(root.iter("object")):
+        name = (obj.findtext("name") or "").strip()
+        if name and name.lower() != "crater":
+            # other classes (rocks, dunes...) are not craters: training on them would teach false craters
+            others[name] = others.get(name, 0) + 1
+            continue
         box = obj.find("bndbox")
         try:
             x0, y0, x1, y1 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr, arg-type]
-            conf = int(float(obj.findtext("confidence") or 1))
         except (AttributeError, TypeError, ValueError):
             raise CatalogFormatError(f"{path}: object {n + 1} has no complete numeric bndbox; {fix}") from None
+        try:
+            conf = int(float(obj.findtext("confidence") or 1))
+        except ValueError:
+            raise CatalogFormatError(
+                f"{path}: object {n + 1} has the confidence {obj.findtext('confidence')!r}, not a number; "
+                "<confidence> is how many annotators marked the crater (a whole number), fix it or remove the "
+                "tag (counts as 1)") from None
         if not np.all(np.isfinite([x0, y0, x1, y1])) or x1 < x0 or y1 < y0:
             raise CatalogFormatError(f"{path}: object {n + 1} has the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}), with a "
                                      "corner that is not finite or xmax < xmin or ymax < ymin; fix or remove it")
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        # a box the edge cuts is a real crater; one centred off the stated image is not on it
+        if width > 0 and height > 0 and not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
+            outside.append(n + 1)
+            continue
         if conf >= min_confidence:
             w, h = x1 - x0 + 1, y1 - y0 + 1
-            rows.append(((x0 + x1) / 2, (y0 + y1) / 2, (w + h) / 2, w, h, conf))
+            rows.append((cx, cy, (w + h) / 2, w, h, conf))
+    if outside:
+        listed = ", ".join(map(str, outside[:10])) + (" ..." if len(outside) > 10 else "")
+        warnings.warn(f"{path}: dropped {len(outside)} box(es) centred outside the {width} x {height} px image its "
+                      f"<size> states (object(s) {listed}); fix their corners or the <size>", UserWarning, stacklevel=2)
+    if others:
+        skipped = ", ".join(f"{k!r} ({v})" for k, v in sorted(others.items()))
+        warnings.warn(f"{path}: skipped {sum(others.values())} object(s) that are not craters, named {skipped}; only "
+                      "objects named 'crater' (or with no name) are read. Rename the objects that are craters",
+                      UserWarning, stacklevel=2)
     out = pd.DataFrame(rows, columns=["x", "y", "diameter_px", "width_px", "height_px", "confidence"])
     out = out.astype({c: float for c in out.columns[:5]} | {"confidence": np.int64})
-    size = root.find("size")
-    out.attrs["width"] = int(float(size.findtext("width") or 0)) if size is not None else 0
-    out.attrs["height"] = int(float(size.findtext("height") or 0)) if size is not None else 0
+    out.attrs["width"] = width
+    out.attrs["height"] = height
     return out
 
 

@@ -81,6 +81,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     cat = filter_catalog(cat, diameter_range=args.diameter_range, bbox=args.bbox, footprint=footprint)
     out = Path(args.out)
     suffix = out.suffix.lower()
+    if args.area_km2 is not None:
+        # the count area given replaces the one recorded (and the footprint it was measured on)
+        cat.attrs.update({"area_km2": float(args.area_km2), "area_source": "--area-km2 given to convert"})
+        cat.attrs.pop("footprint", None)
+    if suffix == ".csv" and cat.attrs.get("area_km2") is not None:
+        warnings.warn(f"a CSV keeps no count area: the {cat.attrs['area_km2']:.6g} km^2 of {args.catalog} is not in "
+                      f"{out.name}; give --area-km2 to `marscraters age` with it, or write a .gpkg, .diam or .scc "
+                      "file, which keep it", UserWarning, stacklevel=2)
     if suffix == ".gpkg":
         write_catalog(cat, out, overwrite=args.overwrite)
     elif suffix == ".csv":
@@ -113,7 +121,11 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         with TqdmCallback(desc=f"render {args.kind} targets", disable=args.quiet):
             target.to_dataset(name="target").to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
-    print(f"wrote {args.kind} targets of {len(cat)} craters to {args.out}")
+    # the craters drawn: those reaching into the mosaic, not the whole catalog
+    from .targets import catalog_pixels
+
+    drawn = len(catalog_pixels(ds, cat, diameter_range=args.diameter_range, inside="overlap"))
+    print(f"wrote {args.kind} targets of {drawn} craters (of the catalog's {len(cat)}) to {args.out}")
     return 0
 
 

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -109,7 +110,9 @@ def _normalise_stack(images: np.ndarray) -> np.ndarray:
     return np.stack([normalise_image(img) for img in images]).astype(np.float32)
 
 
-def chips_training_set(chips: Any, indices: Sequence[int] | None = None) -> TrainingSet:
+def chips_training_set(
+    chips: Any, indices: Sequence[int] | None = None, *, role: str = "training"
+) -> TrainingSet:
     """A training set from labelled chips (:func:`marscraters.chips.read_chips`).
 
     Parameters
@@ -118,14 +121,31 @@ def chips_training_set(chips: Any, indices: Sequence[int] | None = None) -> Trai
         A :class:`marscraters.chips.Chips` (or a folder path to read).
     indices
         Positions of the chips to use (default all).
+    role
+        ``"training"`` or ``"validation"``: named in the messages, and a training set whose
+        chips hold no crater at all is refused (a model would learn to find nothing).
+
+    Raises
+    ------
+    InvalidArgumentError
+        If no chip is selected, a position is outside the chips, or (``role="training"``) the
+        chips hold no crater.
+
+    Examples
+    --------
+    >>> tr = chips_training_set("chips", range(0, 6))  # doctest: +SKIP
+    >>> va = chips_training_set("chips", range(6, 8), role="validation")  # doctest: +SKIP
     """
     from .chips import Chips, read_chips
 
     if not isinstance(chips, Chips):
         chips = read_chips(chips)
     idx = list(range(len(chips.names))) if indices is None else [int(i) for i in indices]
+    flag = "--val" if role == "validation" else "--train"
     if not idx:
-        raise InvalidArgumentError("no chips selected for the training set")
+        raise InvalidArgumentError(
+            f"no chips selected for the {role} set; choose at least one position in 0..{len(chips.names) - 1} "
+            f"(on the command line, a non-empty {flag} START:STOP within 0:{len(chips.names)})")
     bad = [i for i in idx if not 0 <= i < len(chips.names)]
     if bad:
         raise InvalidArgumentError(
@@ -133,6 +153,15 @@ def chips_training_set(chips: Any, indices: Sequence[int] | None = None) -> Trai
             f"read; choose positions in 0..{len(chips.names) - 1} (on the command line, --train/--val spans "
             f"within 0:{len(chips.names)})")
     cr = chips.craters[chips.craters["chip"].isin(idx)].copy()
+    if role == "training" and not len(cr):
+        # without labels every target is empty: the model would learn to find nothing, and the
+        # first validation would fail with a message about the reference craters instead
+        folder = Path(chips.folder) if chips.folder is not None else None
+        where = (f"{folder / 'labels'} (one <chip name>.txt of YOLO boxes per image)" if folder is not None
+                 else "a labels/ folder beside images/")
+        raise InvalidArgumentError(
+            f"the {len(idx)} training chips hold no crater at all: no label file gave a box. Put the labels in "
+            f"{where}, or choose chips that have craters (CLI --train START:STOP).")
     remap = {old: new for new, old in enumerate(idx)}
     cr["image"] = cr["chip"].map(remap)
     return TrainingSet(
@@ -683,15 +712,29 @@ class TrainConfig:
     workers: int = 1
     weight_small_craters_px: float = 0.0
 
+    def __post_init__(self) -> None:
+        # epochs < 1 would "train" nothing and leave a run folder with only config.json
+        if isinstance(self.epochs, bool) or not float(self.epochs).is_integer() or self.epochs < 1:
+            raise InvalidArgumentError(
+                f"epochs must be a whole number >= 1 (passes over the training chips), got {self.epochs!r}; "
+                f"pass epochs=1 (CLI: --epochs 1) or more")
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def _history_value(value: str) -> float:
+    """One ``history.csv`` cell: Keras' CSVLogger writes ``NA`` for a metric it has no value of
+    (the validation columns of a run without a validation set)."""
+    return float("nan") if value.strip().upper() in ("NA", "NAN") else float(value)
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+        return [{k: _history_value(v) for k, v in row.items() if k is not None and v not in ("", None)}
+                for row in csv.DictReader(fh)]
 
 
 def can_resume(out_dir: str | Path) -> bool:
@@ -828,7 +871,13 @@ def train(
                 CraterScores(val_data, every=config.score_every, kind=config.kind, d_min=config.score_d_min,
                              extract_options=config.extract_options)
             )
-    best_value = max((h.get(config.monitor, -np.inf) for h in history), default=-np.inf)
+    # NaN (an unscored epoch, or NA in the history) never counts as the best
+    best_value = max((v for h in history if np.isfinite(v := h.get(config.monitor, -np.inf))), default=-np.inf)
+    validated = val_seq is not None
+    if not validated:
+        warnings.warn(f"training without a validation set: there is no score to choose the best epoch by, so "
+                      f"{best_path} is the last epoch's model (give validation data to keep the best one)",
+                      UserWarning, stacklevel=2)
     meta = {"training": config.to_dict(), **(metadata or {})}
 
     class _Checkpoints(keras.callbacks.Callback):
@@ -840,8 +889,9 @@ def train(
             value = logs.get(config.monitor)
             if value is None and logs.get("val_loss") is not None:
                 value = -logs["val_loss"]
-            if value is not None and value > best_value:
-                best_value = value
+            # without validation the last epoch is the best there is
+            if not validated or (value is not None and value > best_value):
+                best_value = value if value is not None else best_value
                 save_model(self.model, best_path, overwrite=True, metadata={**meta, "epoch": epoch + 1, "logs": logs})
 
     # order matters: scores and timing first, so CSVLogger and the checkpoints see them

@@ -16,6 +16,7 @@ from PIL import Image
 
 from marscraters import cli
 from marscraters.catalog import make_catalog, read_catalog, write_csv
+from marscraters.targets import catalog_pixels
 from marscraters.mosaic import open_mosaic
 
 
@@ -56,7 +57,14 @@ def test_ingest_then_info_then_targets(tile, tmp_path, capsys):
     assert cli.main(["info", str(tmp_path / "det.csv")]) == 0
     assert "2 craters (pixel coordinates)" in capsys.readouterr().out
     out = tmp_path / "t.zarr"
+    capsys.readouterr()
     assert cli.main(["-q", "targets", str(cube), "--catalog", str(csv), "--kind", "outline", "--out", str(out)]) == 0
+    assert "targets of 2 craters (of the catalog's 2)" in capsys.readouterr().out
+    # a crater far off the mosaic is not among those drawn
+    wider = write_csv(make_catalog([-15.0, -10.0, 20.0], [45.0, 40.0, 100.0], [60.0, 30.0, 10.0]), tmp_path / "w.csv")
+    assert len(catalog_pixels(ds, read_catalog(wider), inside="overlap")) == 2
+    assert cli.main(["-q", "targets", str(cube), "--catalog", str(wider), "--out", str(tmp_path / "t2.zarr")]) == 0
+    assert "targets of 2 craters (of the catalog's 3)" in capsys.readouterr().out
     store = xr.open_zarr(out, consolidated=False)
     assert store["target"].encoding["chunks"] == (240, 240)  # min(512, size): never wider than 512
     target = store["target"].values
@@ -249,3 +257,15 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path, monkeypatch, capsys
         monkeypatch.undo()
     err = capsys.readouterr().err
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_convert_records_a_given_count_area_and_says_a_csv_drops_it(tmp_path, capsys):
+    src = tmp_path / "g.csv"
+    src.write_text("lat,lon,diameter\n1.0,30.0,2.0\n1.1,30.1,3.0\n")
+    gpkg = tmp_path / "g.gpkg"
+    assert cli.main(["-q", "convert", str(src), "--out", str(gpkg), "--area-km2", "144"]) == 0
+    back = read_catalog(gpkg)
+    assert back.attrs["area_km2"] == pytest.approx(144.0)  # once silently dropped for .gpkg and .csv
+    capsys.readouterr()
+    assert cli.main(["convert", str(gpkg), "--out", str(tmp_path / "g.csv2.csv")]) == 0
+    assert "a CSV keeps no count area" in capsys.readouterr().err
