@@ -545,27 +545,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val", default="440:500", help="chip positions for validation, START:STOP (default 440:500)")
     s.add_argument("--n-train", type=int, help="training tiles for --cubes (default all but --n-val)")
     s.add_argument("--n-val", type=int, default=1, help="validation tiles for --cubes (default 1)")
-    s.add_argument("--kind", default="outline", choices=["filled", "outline", "ring", "hybrid"])
+    s.add_argument("--kind", default="outline", choices=["filled", "outline", "ring", "hybrid"],
+                   help="target drawn for each crater (default outline, the shipped models')")
     s.add_argument("--kernel-size", type=int, default=None,
                    help="convolution kernel size (default 3; when resuming, the run's)")
     s.add_argument("--filter-multiple", type=float, default=None,
                    help="multiple of the paper's filter counts (default 1; when resuming, the run's)")
-    s.add_argument("--epochs", type=int, default=60)
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--epochs", type=int, default=60, help="passes over the training chips (default 60)")
+    s.add_argument("--batch-size", type=int, default=8, help="patches per step (default 8)")
     s.add_argument("--crop", type=int, default=256, help="patch size, a multiple of 128")
-    s.add_argument("--learning-rate", type=float, default=1e-3)
+    s.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 0.001)")
     s.add_argument("--dice-weight", type=float, default=1.0,
                    help="loss = binary cross-entropy + this times the soft Dice loss (default 1); "
                         "0 = plain binary cross-entropy, the paper's loss")
     s.add_argument("--weight-small-craters", type=float, default=0.0, metavar="PX",
                    help="weight the loss near each crater of d < PX pixels by PX/d (craters of 10 px and more; "
                         "0 = off, the default): small craters count for more than their pixels")
-    s.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.3], metavar=("MIN", "MAX"), help="zoom augmentation")
-    s.add_argument("--contrast", type=float, default=0.2)
+    s.add_argument("--scale", nargs=2, type=float, default=[0.7, 1.3], metavar=("MIN", "MAX"), help="zoom augmentation range (default 0.7 1.3)")
+    s.add_argument("--contrast", type=float, default=0.2, help="contrast augmentation, +- this fraction (default 0.2)")
     s.add_argument("--score-every", type=int, default=1,
                    help="crater-level precision, recall and F1 on the validation set every N epochs "
                         "(default 1: every epoch; the others are empty in history.csv)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="random seed of weights, patches and augmentation (default 0)")
     s.add_argument("--init", metavar="MODEL",
                    help="start from this .keras model's architecture and weights (fine-tuning); a run "
                         "resumed from --out ignores it")

@@ -1020,7 +1020,7 @@ def add_experiments_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--campaign", required=True, type=str.upper, choices=sorted(CAMPAIGNS),
                    help="S: synthetic dots; C: crater chips, filled targets; O: crater chips, outline targets")
     s.add_argument("--tests", default="1-8", help="tests to run, e.g. 1-8, 1,4,6 or 2-3,7 (default 1-8)")
-    s.add_argument("--epochs", type=int, default=50, help="epochs per test (paper: 50 for S, 500 for C/O)")
+    s.add_argument("--epochs", type=int, default=50, help="epochs per test (default 50; the paper: 50 for S, 500 for C/O)")
     s.add_argument("--out", default="experiments", help="output folder (default ./experiments)")
     s.add_argument("--gpus", default="auto",
                    help="'auto' (one test per detected GPU at once; CPU: one after another), 0, or a number")
