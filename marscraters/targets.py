@@ -746,6 +746,9 @@ def catalog_pixels(
     keep = np.ones(lat.size, dtype=bool)
     if diameter_range is not None:
         lo, hi = diameter_range
+        if lo is not None and hi is not None and not float(lo) < float(hi):
+            # filter_catalog's rule and message (an inverted range would keep nothing, silently)
+            raise InvalidArgumentError(f"diameter_range must have min < max, got {diameter_range!r}")
         if lo is not None:
             keep &= diam >= float(lo)
         if hi is not None:

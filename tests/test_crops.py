@@ -132,6 +132,10 @@ def test_catalog_pixels_are_the_target_layers_craters():
     assert abs((cols.max() - cols.min() + 1) - px["width_px"][0]) <= 1.5
     assert len(catalog_pixels(ds, cat, inside="overlap")) == 2
     assert len(catalog_pixels(ds, cat, diameter_range=(2.5, None))) == 1
+    from marscraters.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="diameter_range must have min < max"):  # not an empty table
+        catalog_pixels(ds, cat, diameter_range=(10.0, 1.0))
 
 
 def test_targets_warn_when_the_catalog_misses_the_mosaic():
