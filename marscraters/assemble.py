@@ -670,6 +670,13 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     model_file = _resolve_model(model, prob)
     info = model_info(model_file)
     target = _check_choice("kind", kind or info["kind"], TARGETS)
+    if kind is not None and info.get("kind") and kind != info["kind"]:
+        import warnings
+
+        # the finder reads the map as the kind it is told: another model's kind finds little or nothing
+        warnings.warn(f"the map is read as {kind} targets, but the model that made it ({info.get('name') or model_file}) "
+                      f"draws {info['kind']} targets, so the circle finder will find little: leave the kind out to "
+                      "use the model's own", UserWarning, stacklevel=4)
     value_range = prob.attrs.get("value_range")
     vref, verifier, image, fill = _verification(verify, model_file, mosaic, grid, value_range)
     # with a verifier the finder's thresholds are its candidates'; sizes and NMS stay

@@ -228,6 +228,12 @@ def test_a_mosaic_given_as_the_probability_map_says_to_segment_it_first(prob_map
     assert not (tmp_path / "c.gpkg").exists()
 
 
+def test_a_kind_other_than_the_models_is_said(prob_map):
+    # the synthetic map carries no model: the shipped one (outline) is assumed
+    with pytest.warns(UserWarning, match="read as ring targets, but the model that made it .* draws outline"):
+        catalog_from_probability(prob_map[0], kind="ring", extract_options=OPTS, progress=False)
+
+
 def test_catalog_cli(prob_map, tmp_path):
     prob = prob_map[0].chunk({"y": 200, "x": 225})
     store = tmp_path / "pred.zarr"
