@@ -230,7 +230,13 @@ def _base(base_url: str | None, env: str, default: str) -> tuple[str, bool]:
     if base is None:
         return default, True
     base = str(base)
-    if not re.match(r"^(https?|ftp|file)://", base):
+    if re.match(r"^(ftp|file)://", base):
+        # the downloader speaks HTTP (resumable ranges); requests has no adapter for these schemes
+        raise InvalidArgumentError(
+            f"the mirror {base!r}{'' if base_url else ' (from $' + env + ')'} is not an HTTP(S) mirror, which is "
+            "all the downloader reads. For files already on this machine, give their paths to `marscraters ingest` "
+            "directly (or copy them into the download folder); otherwise give an https:// mirror.")
+    if not re.match(r"^https?://", base):
         raise InvalidArgumentError(
             f"base URL {base!r} (from {'base_url' if base_url else '$' + env}) is not a URL. "
             "Give the folder that holds the files, e.g. 'https://mirror.example.org/thm_dir/'."

@@ -273,6 +273,9 @@ def test_connection_refused_names_url_and_mirror_variable(tmp_path):
 
 
 def test_base_url_must_be_a_url(tmp_path):
+    for local in ("file:///tmp/mirror/", "ftp://example.org/thm_dir/"):  # requests has no adapter: say so
+        with pytest.raises(InvalidArgumentError, match="is not an HTTP\\(S\\) mirror.*marscraters ingest"):
+            dl.download_themis("N-30_030", dest=tmp_path, base_url=local, progress=False)
     with pytest.raises(InvalidArgumentError, match="not a URL"):
         dl.download_themis("N-30_030", dest=tmp_path, base_url="mirror.example.org/tiles", progress=False)
 
