@@ -624,6 +624,22 @@ class EvaluationResult:
 _FLOOR_ABOVE_REFERENCE = "no reference crater is at least "
 
 
+def _warn_if_elsewhere(p: _Craters, t: _Craters) -> None:
+    """Warn when no prediction lies anywhere near a reference crater: a recall of 0 that says the
+    two tables are of different places (or images), not that the detector missed everything."""
+    from scipy.spatial import cKDTree
+
+    gap = float(cKDTree(t.points).query(p.points, k=1)[0].min())
+    scale = float(max(np.nanmax(p.diameter), np.nanmax(t.diameter)))
+    if gap > 5.0 * scale:
+        units = "px" if t.kind == "pixel" else "km"
+        warnings.warn(
+            f"no prediction lies near any reference crater: the closest pair is {gap:.4g} {units} apart, "
+            f"{gap / scale:.0f} times the largest crater. Are the two tables of the same place "
+            f"{'(and, for pixel tables, the same image)' if t.kind == 'pixel' else '(and longitude convention)'}?",
+            UserWarning, stacklevel=3)
+
+
 def _warn_floor_above_reference(t: _Craters, d_min: float) -> None:
     """Warn that the diameter floor leaves no reference crater: the recall is NaN, and the floor is
     most likely in the wrong unit (km given for a pixel table, or px for a catalog).
@@ -754,6 +770,8 @@ def evaluate(
     n_p, n_t = int(pred_counted.sum()), int(truth_counted.sum())
     if d_min is not None and n_t == 0:
         _warn_floor_above_reference(t, float(d_min))
+    if not len(m) and len(p) and len(t):
+        _warn_if_elsewhere(p, t)
     tp_p = int((pred_counted & pred_matched).sum())
     tp_t = int((truth_counted & truth_matched).sum())
     precision, recall = _ratio(tp_p, n_p), _ratio(tp_t, n_t)

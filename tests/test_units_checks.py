@@ -271,3 +271,17 @@ def test_help_lists_errors(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
     assert "--errors {raise,drop}" in capsys.readouterr().out
+
+
+def test_evaluate_says_when_the_two_tables_are_of_different_places():
+    import warnings
+
+    from marscraters.catalog import make_catalog
+    from marscraters.evaluate import evaluate
+
+    here = make_catalog([1.0, 2.0], [30.0, 31.0], [5.0, 6.0])
+    with pytest.warns(UserWarning, match=r"no prediction lies near any reference crater.*same place"):
+        assert evaluate(here, make_catalog([40.0], [150.0], [5.0])).recall == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # near, but no match: a detector's miss, nothing to say
+        assert evaluate(make_catalog([1.01], [30.0], [30.0]), here).recall == 0.0
