@@ -403,6 +403,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print("grid:", Grid.from_dataset(ds))
         except MarsCratersError as exc:
             print(f"grid: none ({exc})")
+    elif path.suffix.lower() == ".keras":
+        from .detect import model_info
+
+        info = model_info(str(path))
+        print(f"{path}: model {info['name']!r}: {info['kind']} targets, native pixel size "
+              f"{info['native_pixel_size_m']:g} m; its one-stage circle finder's settings {info['extract'] or 'the defaults'}"
+              + (f"; pyramid band {info['pyramid_top_px']:g} px" if info.get("pyramid_top_px") else ""))
+    elif path.suffix.lower() in (".tif", ".tiff", ".vrt", ".img", ".cub", ".jp2", ".png", ".jpg", ".jpeg", ".pgm"):
+        _describe_image(path)
     else:
         # a catalog, or the pixel craters `detect` writes (read by the same helper as `evaluate`)
         cat = _read_scored(str(path))
@@ -415,6 +424,37 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"{len(cat)} craters; attrs: {attrs}")
         print(_count_area_text(cat.attrs))
     return 0
+
+
+def _describe_image(path: Path) -> None:
+    """`info` on an image: its size, and its georeferencing (CRS, bounds, pixel size) or the lack of it."""
+    from .detect import _GEO_SUFFIXES, _image_size, georeferenced_pixel_size
+
+    if path.suffix.lower() in _GEO_SUFFIXES:
+        from rasterio.errors import NotGeoreferencedWarning
+
+        from .errors import MissingCRSError
+        from .mosaic import read_geotiff
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                ds = read_geotiff(path)
+        except MissingCRSError:
+            ds = None
+        if ds is not None:
+            west, south, east, north = (float(v) for v in ds.rio.bounds())
+            size = georeferenced_pixel_size(ds, what=str(path), need_metres=False)
+            from .crs import Grid, _crs_label
+
+            print(f"{path}: georeferenced image, {ds.sizes['x']} x {ds.sizes['y']} px in "
+                  f"{_crs_label(Grid.from_dataset(ds).crs)!r}, bounds "
+                  f"{west:.6g} {south:.6g} {east:.6g} {north:.6g}"
+                  + (f", {size:.4g} m per pixel (detect takes it from the file)" if size else ""))
+            return
+    rows, cols = _image_size(path)
+    print(f"{path}: plain image, {cols} x {rows} px, no georeferencing: `detect` needs --pixel-size, `ingest` "
+          "needs --bounds")
 
 
 def _count_area_text(attrs: Any) -> str:

@@ -269,3 +269,27 @@ def test_convert_records_a_given_count_area_and_says_a_csv_drops_it(tmp_path, ca
     capsys.readouterr()
     assert cli.main(["convert", str(gpkg), "--out", str(tmp_path / "g.csv2.csv")]) == 0
     assert "a CSV keeps no count area" in capsys.readouterr().err
+
+
+def test_info_describes_images_and_model_files(tile, tmp_path, capsys):
+    # a plain image: its size, and what detect and ingest need for it
+    assert cli.main(["info", str(tile)]) == 0
+    out = capsys.readouterr().out
+    assert "plain image, 240 x 240 px, no georeferencing" in out and "--pixel-size" in out
+    # a GeoTIFF: its grid and pixel size
+    import rasterio
+    from affine import Affine
+
+    tif = tmp_path / "geo.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=20, width=30, count=1, dtype="uint8", crs="IAU_2015:49910",
+                       transform=Affine(100.0, 0, 0.0, 0, -100.0, 2000.0)) as dst:
+        dst.write(np.zeros((1, 20, 30), np.uint8))
+    assert cli.main(["info", str(tif)]) == 0
+    out = capsys.readouterr().out
+    assert "georeferenced image, 30 x 20 px" in out and "100 m per pixel" in out
+    # the shipped model
+    from marscraters.detect import model_info
+    from marscraters.model import default_weights_path
+
+    assert cli.main(["info", str(default_weights_path())]) == 0
+    assert f"model {model_info(None)['name']!r}: outline targets" in capsys.readouterr().out
