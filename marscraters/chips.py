@@ -822,8 +822,12 @@ def write_chips(
     ds = mosaic if hasattr(mosaic, "data_vars") else open_mosaic(mosaic)
     grid = Grid.from_dataset(ds)
     if not grid.is_geographic:
-        raise InvalidArgumentError("write_chips needs a mosaic on a geographic grid (degrees), so that its chips' "
-                                   "bounds are lon/lat; reproject it to IAU_2015:49900 first")
+        raise InvalidArgumentError(
+            "write_chips needs a mosaic on a geographic grid (degrees), so that its chips' bounds are lon/lat: "
+            "ingest the image again on one, e.g. `gdalwarp -t_srs IAU_2015:49900 image.tif image_deg.tif` then "
+            "`marscraters ingest image_deg.tif --out cube.zarr`, or for a plain image `marscraters ingest image.png "
+            "--bounds WEST SOUTH EAST NORTH --out cube.zarr` with the bounds in degrees (ds.rio.reproject("
+            "'IAU_2015:49900') in Python)")
     name = prefix or Path(str(ds.attrs.get("source", "chip")).split(",")[0]).stem or "chip"
     ny, nx = grid.shape
     windows = [(r0, c0) for r0 in range(0, ny - size + 1, size) for c0 in range(0, nx - size + 1, size)]

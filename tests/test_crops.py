@@ -298,3 +298,14 @@ def test_write_chips_never_writes_over_its_mosaic(tmp_path):
     with pytest.raises(InvalidArgumentError):
         write_chips(open_mosaic(cube), make_catalog([0.01], [10.01], [1.0]), cube, size=32, overwrite=True)
     assert sorted(p.name for p in cube.rglob("*")) == before
+
+
+def test_write_chips_on_a_metre_grid_names_commands_that_make_a_degree_one(tmp_path):
+    from marscraters.chips import write_chips
+    from marscraters.errors import InvalidArgumentError
+
+    metres = mosaic_from_array(np.full((64, 64), 100.0, np.float32), bounds=(0.0, 0.0, 6400.0, 6400.0),
+                               crs="IAU_2015:49910")
+    with pytest.raises(InvalidArgumentError, match=r"geographic grid .*gdalwarp -t_srs IAU_2015:49900 .*marscraters ingest"):
+        write_chips(metres, make_catalog([0.01], [0.01], [1.0]), tmp_path / "chips", size=32)
+    assert not (tmp_path / "chips").exists()
