@@ -238,11 +238,52 @@ def validate_catalog(
                 checks.append((name, np.isinf(values), values, "not a finite number"))
             checks.append((name, ~nonfinite & cond, values, why))
 
-    bad = np.zeros(len(catalog), dtype=bool)
+    note = ""
+    if too_big.any():
+        # the usual cause: a plain CSV's diameter column in metres (the readers have no unit option)
+        note = (f". No Mars crater is larger than {MAX_CRATER_DIAMETER_KM:g} km (Utopia, the largest basin, "
+                "is ~3,300 km), so the diameter column is most likely in metres: divide it by 1000 (catalogs "
+                "are in km) and read the file again")
+    return _apply_row_checks(catalog, checks, source=source, errors=errors, note=note, stacklevel=4)
+
+
+def _apply_row_checks(
+    table: pd.DataFrame,
+    checks: Sequence[tuple[str, np.ndarray, np.ndarray | None, str]],
+    *,
+    source: str,
+    errors: Errors,
+    note: str = "",
+    stacklevel: int = 3,
+) -> pd.DataFrame:
+    """The end of a table's row validation: raise naming the invalid rows, or drop them with a warning.
+
+    Parameters
+    ----------
+    table
+        The table checked.
+    checks
+        ``(column, invalid mask, values or None, why)`` per check; a row is invalid when any mask is.
+    source
+        Name of the input in messages.
+    errors
+        ``"raise"`` or ``"drop"`` (checked by the caller).
+    note
+        Text appended to the list of rows (the likely cause, e.g. a column in metres).
+    stacklevel
+        Of the warning, counted from this function.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` itself when every row is valid, otherwise its valid rows with a fresh
+        ``RangeIndex`` (same type, same ``attrs``).
+    """
+    bad = np.zeros(len(table), dtype=bool)
     for _, mask, _, _ in checks:
         bad |= mask
     if not bad.any():
-        return catalog
+        return table
 
     rows = np.flatnonzero(bad)
     shown = []
@@ -258,25 +299,20 @@ def validate_catalog(
         if n:
             counts[f"{name} {why}"] = counts.get(f"{name} {why}", 0) + n
     summary = "; ".join(f"{k}: {v}" for k, v in counts.items())
-    detail = "; ".join(shown) + (f"; ... and {rows.size - 10} more" if rows.size > 10 else "")
-    if too_big.any():
-        # the usual cause: a plain CSV's diameter column in metres (the readers have no unit option)
-        detail += (f". No Mars crater is larger than {MAX_CRATER_DIAMETER_KM:g} km (Utopia, the largest basin, "
-                   "is ~3,300 km), so the diameter column is most likely in metres: divide it by 1000 (catalogs "
-                   "are in km) and read the file again")
+    detail = "; ".join(shown) + (f"; ... and {rows.size - 10} more" if rows.size > 10 else "") + note
     if errors == "raise":
         raise CatalogValidationError(
-            f"{source}: {rows.size} of {len(catalog)} rows are invalid ({summary}). {detail}. "
+            f"{source}: {rows.size} of {len(table)} rows are invalid ({summary}). {detail}. "
             "Rows are numbered from 1, header excluded. Fix or remove these rows, or pass "
             "errors='drop' to drop them with a warning."
         )
     warnings.warn(
-        f"{source}: dropped {rows.size} of {len(catalog)} invalid rows ({summary}). {detail}.",
+        f"{source}: dropped {rows.size} of {len(table)} invalid rows ({summary}). {detail}.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
-    out = catalog.loc[~bad].reset_index(drop=True)
-    out.attrs = dict(catalog.attrs)
+    out = table.loc[~bad].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
     return out
 
 

@@ -238,34 +238,19 @@ def validate_pixel_craters(
     ...     len(validate_pixel_craters(t, errors="drop"))
     1
     """
-    if errors not in ("raise", "drop"):
-        raise InvalidArgumentError(f"errors must be 'raise' or 'drop', got {errors!r}")
+    # the catalogs' own row checks end the same way (one message format, raise or drop)
+    from .catalog import _apply_row_checks, _as_float, _check_errors
+
+    _check_errors(errors)
     source = str(source) if source is not None else "the pixel craters"
     missing = [c for c in _PIXEL_COLUMNS if c not in table.columns]
     if missing:
         raise CatalogError(f"{source} lacks the column(s) {missing}; pixel craters need {list(_PIXEL_COLUMNS)}")
-    values = {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-              for c in _PIXEL_COLUMNS}
-    checks = [(c, ~np.isfinite(v), "missing or not a number") for c, v in values.items()]
+    values = {c: _as_float(table[c], c) for c in _PIXEL_COLUMNS}
+    checks = [(c, ~np.isfinite(v), v, "missing or not a number") for c, v in values.items()]
     with np.errstate(invalid="ignore"):
-        checks.append(("diameter_px", values["diameter_px"] <= 0, "must be > 0"))
-    bad = np.logical_or.reduce([mask for _, mask, _ in checks])
-    if not bad.any():
-        return table
-    rows = np.flatnonzero(bad)
-    shown = "; ".join(
-        f"row {r + 1}: " + ", ".join(f"{c}={values[c][r]:g} ({why})" for c, mask, why in checks if mask[r])
-        for r in rows[:10]
-    ) + (f"; ... and {rows.size - 10} more" if rows.size > 10 else "")
-    if errors == "raise":
-        raise CatalogValidationError(
-            f"{source}: {rows.size} of {len(table)} rows are invalid. {shown}. Rows are numbered from 1, header "
-            "excluded. Fix or remove these rows, or pass errors='drop' to drop them with a warning."
-        )
-    warnings.warn(f"{source}: dropped {rows.size} of {len(table)} invalid rows. {shown}.", UserWarning, stacklevel=2)
-    out = table.loc[~bad].reset_index(drop=True)
-    out.attrs = dict(table.attrs)
-    return out
+        checks.append(("diameter_px", values["diameter_px"] <= 0, values["diameter_px"], "must be > 0"))
+    return _apply_row_checks(table, checks, source=source, errors=errors, stacklevel=3)
 
 
 def _check_rule(rule: str) -> str:
@@ -627,8 +612,6 @@ _FLOOR_ABOVE_REFERENCE = "no reference crater is at least "
 def _warn_if_elsewhere(p: _Craters, t: _Craters) -> None:
     """Warn when no prediction lies anywhere near a reference crater: a recall of 0 that says the
     two tables are of different places (or images), not that the detector missed everything."""
-    from scipy.spatial import cKDTree
-
     gap = float(cKDTree(t.points).query(p.points, k=1)[0].min())
     scale = float(max(np.nanmax(p.diameter), np.nanmax(t.diameter)))
     if gap > 5.0 * scale:
