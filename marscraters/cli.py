@@ -378,6 +378,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from .detect import _GEO_SUFFIXES, IMAGE_SUFFIXES
+
     path = Path(args.path)
     if path.suffix == ".zarr" or (path / "zarr.json").exists():
         from .crs import Grid
@@ -410,7 +412,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"{path}: model {info['name']!r}: {info['kind']} targets, native pixel size "
               f"{info['native_pixel_size_m']:g} m; its one-stage circle finder's settings {info['extract'] or 'the defaults'}"
               + (f"; pyramid band {info['pyramid_top_px']:g} px" if info.get("pyramid_top_px") else ""))
-    elif path.suffix.lower() in (".tif", ".tiff", ".vrt", ".img", ".cub", ".jp2", ".png", ".jpg", ".jpeg", ".pgm"):
+    elif path.suffix.lower() in (*IMAGE_SUFFIXES, *_GEO_SUFFIXES):
         _describe_image(path)
     else:
         # a catalog, or the pixel craters `detect` writes (read by the same helper as `evaluate`)
@@ -428,20 +430,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _describe_image(path: Path) -> None:
     """`info` on an image: its size, and its georeferencing (CRS, bounds, pixel size) or the lack of it."""
-    from .detect import _GEO_SUFFIXES, _image_size, georeferenced_pixel_size
+    from .detect import _GEO_SUFFIXES, _image_size, _read_georeferenced, georeferenced_pixel_size
 
     if path.suffix.lower() in _GEO_SUFFIXES:
-        from rasterio.errors import NotGeoreferencedWarning
-
-        from .errors import MissingCRSError
-        from .mosaic import read_geotiff
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                ds = read_geotiff(path)
-        except MissingCRSError:
-            ds = None
+        ds = _read_georeferenced(path)
         if ds is not None:
             west, south, east, north = (float(v) for v in ds.rio.bounds())
             size = georeferenced_pixel_size(ds, what=str(path), need_metres=False)

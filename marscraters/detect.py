@@ -375,23 +375,29 @@ def _relay(caught: list[warnings.WarningMessage], what: str | None) -> None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _read_georeferenced(path: Path) -> Any:
+    """The Mosaic of a raster that may carry georeferencing (a GeoTIFF...), or None for a plain
+    file without a CRS (read as any image, with the caller's pixel size)."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from .errors import MissingCRSError
+    from .mosaic import read_geotiff
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return read_geotiff(path)
+    except MissingCRSError:
+        return None
+
+
 def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
     """An image's source: how to read it, its shape and its pixel size, without reading its pixels
     when it is a file."""
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         if path.suffix.lower() in _GEO_SUFFIXES and path.is_file():
-            from rasterio.errors import NotGeoreferencedWarning
-
-            from .errors import MissingCRSError
-            from .mosaic import read_geotiff
-
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    ds = read_geotiff(path)
-            except MissingCRSError:
-                ds = None  # a plain TIFF: read as any image, with the caller's pixel size
+            ds = _read_georeferenced(path)
             if ds is not None:
                 georef = georeferenced_pixel_size(ds, what=what, need_metres=given is None)
                 read, shape, aspect = _squeezed(ds, what)
