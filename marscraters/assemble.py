@@ -134,10 +134,9 @@ def _check_same_place(prob: xr.DataArray, mosaic: Any, grid: Any) -> None:
         mine, theirs = np.asarray(prob[axis].values, float), np.asarray(mosaic[axis].values, float)
         # a hundredth of a pixel: the same grid written and read back, not a neighbouring one
         if mine.shape == theirs.shape and not np.allclose(mine, theirs, rtol=0.0, atol=0.01 * abs(step)):
-            g = grid
             raise MosaicError(
                 f"the probability map lies elsewhere than the mosaic: its {axis} runs {mine[0]:.6g}..{mine[-1]:.6g}, "
-                f"the mosaic's {theirs[0]:.6g}..{theirs[-1]:.6g} ({'degrees' if g.is_geographic else 'metres'}); "
+                f"the mosaic's {theirs[0]:.6g}..{theirs[-1]:.6g} ({'degrees' if grid.is_geographic else 'metres'}); "
                 "pass the mosaic the probability was computed on (the cube `marscraters segment` read).")
 
 

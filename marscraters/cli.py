@@ -232,7 +232,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    verbose=0 if args.quiet else "auto")
     last = result["history"][-1] if result["history"] else {}
     # NaN (no validation score) is not JSON: print null
-    last = {k: (None if isinstance(v, float) and v != v else v) for k, v in last.items()}
+    last = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in last.items()}
     print(json.dumps({"out": str(args.out), "epochs": len(result["history"]), "last": last}, indent=2, default=str))
     return 0
 
@@ -324,7 +324,13 @@ _MIN_SCORE_ZERO = ("--min-score 0 keeps the verifier's own threshold, not every 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ._io import check_output
     from .chips import is_yolo_labels
-    from .evaluate import bootstrap_scores, evaluate, group_counts, to_json, validate_pixel_craters
+    from .evaluate import (
+        bootstrap_scores,
+        evaluate,
+        group_counts,
+        to_json,
+        validate_pixel_craters,
+    )
 
     if args.json:
         check_output(args.json, args.overwrite, folder=False, inputs=(args.pred, args.truth, args.footprint))
@@ -430,7 +436,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _describe_image(path: Path) -> None:
     """`info` on an image: its size, and its georeferencing (CRS, bounds, pixel size) or the lack of it."""
-    from .detect import _GEO_SUFFIXES, _image_size, _read_georeferenced, georeferenced_pixel_size
+    from .detect import (
+        _GEO_SUFFIXES,
+        _image_size,
+        _read_georeferenced,
+        georeferenced_pixel_size,
+    )
 
     if path.suffix.lower() in _GEO_SUFFIXES:
         ds = _read_georeferenced(path)

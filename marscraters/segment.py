@@ -901,13 +901,9 @@ def _write_block(block: np.ndarray, store: str, region: tuple[slice, slice], mar
     return int(block.size)
 
 
-def _input_regions(shape: tuple[int, int], ychunks: tuple[int, ...], xchunks: tuple[int, ...], depth: int,
-                   blocks: Any) -> dict[tuple[int, int], tuple[slice, slice]]:
-    """The pixels each block's network saw: its region of the mosaic grown by ``depth`` (clipped)."""
-    ystarts, xstarts = np.cumsum((0,) + tuple(ychunks)), np.cumsum((0,) + tuple(xchunks))
-    return {(i, j): (slice(max(0, int(ystarts[i]) - depth), min(shape[0], int(ystarts[i + 1]) + depth)),
-                     slice(max(0, int(xstarts[j]) - depth), min(shape[1], int(xstarts[j + 1]) + depth)))
-            for i, j in blocks}
+def _with_halo(region: tuple[slice, slice], depth: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The pixels a block's network saw: its region of the mosaic grown by ``depth`` (clipped)."""
+    return tuple(slice(max(0, r.start - depth), min(n, r.stop + depth)) for r, n in zip(region, shape))  # type: ignore[return-value]
 
 
 def _changed_blocks(partial: Path, ir: Any, regions: dict[tuple[int, int], tuple[slice, slice]],
@@ -1138,11 +1134,16 @@ def segment_to_zarr(
     done = _done_blocks(partial_path)
     ystarts = np.cumsum((0,) + ychunks)
     xstarts = np.cumsum((0,) + xchunks)
+    depth = settings["depth"]
+
+    def core(i: int, j: int) -> tuple[slice, slice]:
+        return slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1]))
+
     ir = ds["ir"].data if isinstance(ds["ir"].data, da.Array) else da.from_array(np.asarray(ds["ir"].data))
     if done:
         # the fingerprint holds the grid, model and settings; the pixels are checked block by block
-        changed = _changed_blocks(partial_path, ir, _input_regions(prob.shape, ychunks, xchunks, settings["depth"],
-                                                                   done), client)
+        changed = _changed_blocks(partial_path, ir, {k: _with_halo(core(*k), depth, prob.shape) for k in done},
+                                  client)
         if changed:
             raise InvalidArgumentError(
                 f"the mosaic's pixels under {len(changed)} of the {len(done)} blocks that {partial_path} already holds "
@@ -1150,13 +1151,12 @@ def segment_to_zarr(
                 "unfinished run began. Pass resume=False (--no-resume) or overwrite=True (--overwrite) to start over")
     blocks = prob.data.to_delayed(optimize_graph=True)
     todo = [(i, j) for i in range(len(ychunks)) for j in range(len(xchunks)) if (i, j) not in done]
-    regions = _input_regions(prob.shape, ychunks, xchunks, settings["depth"], todo)
     store = str(partial_path)
     tasks = []
     for i, j in todo:
-        region = (slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1])))
+        region = core(i, j)
         marker = str(partial_path / _DONE_DIR / f"{i}_{j}")
-        digest = dask.delayed(_input_digest)(ir[regions[i, j]])
+        digest = dask.delayed(_input_digest)(ir[_with_halo(region, depth, prob.shape)])
         tasks.append(
             dask.delayed(_write_block, pure=False)(blocks[i, j], store, region, marker, digest,
                                                    dask_key_name=f"marscraters-write-{i}-{j}")
