@@ -680,7 +680,10 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     vref, verifier, image, fill = _verification(verify, model_file, mosaic, grid, value_range)
     # with a verifier the finder's thresholds are its candidates'; sizes and NMS stay
     options: dict[str, Any] = merge_options(info.get("extract", {}), extract_options, verifier)
-    min_score = float(options.setdefault("min_score", 0.0))
+    if verifier is None:
+        options.setdefault("min_score", 0.0)
+    # with a verifier, a min_score given replaces its threshold (0 keeps every candidate); none given: its own
+    min_score = options.get("min_score")
     options.pop("target", None)
     options.pop("progress", None)
     max_d = float(options.setdefault("max_diameter_px", DEFAULT_MAX_DIAMETER_PX))
@@ -757,10 +760,10 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
         # inside the map, as one whole-map extraction would report them
         pixels = _inside(pixels, (ny, nx))
 
-    params = {"kind": target, "halo": halo, "block_px": int(block_px), "min_score": min_score, **options}
+    params = {"kind": target, "halo": halo, "block_px": int(block_px), **options}
     if verifier is not None:
         params["verifier"] = str(verifier.metadata.get("name") or "verifier")
-        params["verifier_threshold"] = min_score if min_score > 0 else verifier.threshold
+        params["verifier_threshold"] = float(min_score) if min_score is not None else verifier.threshold
     return pixels, _Found(prob, ref, info, params)
 
 
@@ -869,10 +872,6 @@ def run_catalog_cli(args: argparse.Namespace) -> int:
     if args.min_score is not None and not 0.0 <= args.min_score < 1.0:
         raise InvalidArgumentError(f"--min-score {args.min_score:g} must lie in [0, 1): it is the crater score "
                                    "(the verifier's probability, or the circle finder's score with --no-verify)")
-    if args.min_score == 0 and args.mosaic is not None and not args.no_verify:
-        from .cli import _MIN_SCORE_ZERO
-
-        raise InvalidArgumentError(_MIN_SCORE_ZERO)
     if not store.exists():
         raise InvalidArgumentError(f"{store} does not exist; write it first with 'marscraters segment'.")
     from .segment import unfinished_run

@@ -253,9 +253,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     # the images are the inputs, not their folder: craters.csv may go beside them
     check_output(args.out, args.overwrite, folder=False, inputs=(*files, args.model))
     value_range = _value_range(args.value_range)
-    # --min-score replaces the verifier's threshold (as min_score does in Python), so a lower one keeps more
-    if args.min_score == 0 and not args.no_verify:
-        raise InvalidArgumentError(_MIN_SCORE_ZERO)
+    # --min-score replaces the verifier's threshold (as min_score does in Python): lower keeps more, 0 keeps all
     craters = detect({str(f): f for f in files} if many else files[0], pixel_size_m=args.pixel_size,
                      model=args.model, progress=not args.quiet, tta=args.tta,
                      verify=False if args.no_verify else None, value_range=value_range,
@@ -313,12 +311,6 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None, errors: str
         # evaluate also takes pixel craters, which read_catalog's list of formats does not name
         raise CatalogFormatError(f"{exc} Or, for craters in pixels, a CSV with columns x, y, diameter_px "
                                  "(what `marscraters detect` writes).") from exc
-
-
-# a score of 0 means "not given" to the verifier (its own threshold applies), so it would keep the default
-_MIN_SCORE_ZERO = ("--min-score 0 keeps the verifier's own threshold, not every candidate: give a small positive "
-                   "score (e.g. --min-score 0.01) to keep nearly every candidate the verifier scored, or --no-verify "
-                   "for the unverified circle finder's craters")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -643,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-score", type=_number("--min-score", "a number from 0 up to (not including) 1",
                                                  lambda v: 0 <= v < 1),
                    default=None, help="keep craters scored at least this, 0..1; with the verifier it replaces the "
-                        "verifier's threshold, so a lower one keeps more (default: the verifier's own threshold, 0.55 "
+                        "verifier's threshold, so a lower one keeps more and 0 keeps every candidate it scored (default: the verifier's own threshold, 0.55 "
                         "for the shipped THEMIS model and 0.60 for finer images; all craters with --no-verify)")
     s.add_argument("--out", required=True,
                    help="output CSV: x, y, diameter_px, diameter_m, score, level (and image first, for several "

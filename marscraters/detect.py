@@ -735,7 +735,8 @@ def detect(
         ``min_score`` option drops detections scored below it.  With the verifier on, the
         finder's thresholds (``method``, ``threshold``, ``template_threshold``...) are the
         ones the verifier was trained on, and a warning names any of yours it replaced; sizes,
-        NMS and scales stay yours, and ``min_score`` replaces the verifier's threshold.  Pass
+        NMS and scales stay yours, and ``min_score`` replaces the verifier's threshold (0 keeps
+        every candidate, scored; left out, the verifier's own applies).  Pass
         ``verify=False`` to run the finder with your own thresholds.
     tta
         Test-time augmentation: average the network's output over 1, 2, 4 or 8 orientations of

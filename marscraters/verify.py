@@ -760,7 +760,7 @@ def find_craters(
     With one, the candidates come from the verifier's own ``candidates`` options (``options``
     may still set sizes, NMS and scales, but not the thresholds the verifier was trained on)
     and :func:`verify_craters` keeps those scored at least the verifier's threshold
-    (``options["min_score"]``, when larger than 0, replaces that threshold).
+    (``options["min_score"]``, when given, replaces that threshold: 0 keeps every candidate).
     """
     if verifier is not None and image is None:
         raise InvalidArgumentError("verification needs the image as well as the probability map; pass image=")
@@ -798,14 +798,15 @@ def find_craters_many(
         raise InvalidArgumentError("verification needs the image as well as the probability map; pass one image "
                                    "per map")
     per_map = [merge_options(None, opts, verifier) for opts in per_map]
-    scores = {float(opts.pop("min_score", 0.0) or 0.0) for opts in per_map}
+    # a caller's min_score replaces the verifier's threshold; absent (or None), the verifier's own applies
+    given = [opts.pop("min_score", None) for opts in per_map]
+    scores = {None if s is None else float(s) for s in given}
     if len(scores) > 1:
-        raise InvalidArgumentError(f"min_score differs between the maps' options ({sorted(scores)}); give one")
-    min_score = scores.pop() if scores else 0.0
+        raise InvalidArgumentError(f"min_score differs between the maps' options ({sorted(scores, key=str)}); give one")
+    min_score = scores.pop() if scores else None
     cands = side_by_side(lambda prob, opts: extract_craters(prob, target=target, **opts, min_score=0.0), probs,
                          per_map)
-    return _verify_many(cands, images, probs, verifier, threshold=min_score if min_score > 0 else None, tta=tta,
-                        fill=fill)
+    return _verify_many(cands, images, probs, verifier, threshold=min_score, tta=tta, fill=fill)
 
 def merge_options(model_options: dict[str, Any] | None, user_options: dict[str, Any] | None = None,
                   verifier: Verifier | None = None) -> dict[str, Any]:

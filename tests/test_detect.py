@@ -329,12 +329,13 @@ def test_detect_command_min_score_replaces_the_verifiers_threshold(shared_data, 
     assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(default)]) == 0
     # the shipped verifier's threshold is 0.55: a lower one keeps more, not merely the same craters
     assert counts["0.1"] > counts["0.55"] == len(pd.read_csv(default)) >= counts["0.9"]
-    # 0 would mean "not given" to the verifier (its own 0.55): refused, naming what to give instead
+    # 0 keeps every candidate the verifier scored (not its own 0.55, as 0 once meant "not given")
     assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(tmp_path / "z.csv"),
-                     "--min-score", "0"]) == 2
-    assert not (tmp_path / "z.csv").exists()
+                     "--min-score", "0"]) == 0
+    everything = pd.read_csv(tmp_path / "z.csv")
+    assert len(everything) > counts["0.1"] and everything["score"].min() < 0.1
     assert cli.main(["-q", "detect", str(chip), "--pixel-size", "100", "--out", str(tmp_path / "z.csv"),
-                     "--min-score", "0", "--no-verify"]) == 0  # the unverified finder: 0 keeps everything
+                     "--min-score", "0", "--no-verify", "--overwrite"]) == 0  # the unverified finder: 0 keeps everything
 
 
 @pytest.mark.parametrize("size", [0.5, 1500.0])

@@ -304,7 +304,7 @@ def test_find_craters_without_and_with_a_verifier(trained):
     pd.testing.assert_frame_equal(plain, extract_craters(prob, target="outline", method="template"))
     v = load_verifier(trained)
     with pytest.warns(UserWarning, match=r"options \{'threshold': 0.9\} are ignored"):
-        checked = find_craters(prob, img, target="outline", verifier=v, options={"threshold": 0.9, "min_score": 0.0})
+        checked = find_craters(prob, img, target="outline", verifier=v, options={"threshold": 0.9})
     # the verifier's own candidate thresholds win over the model's; every kept crater passed it
     cands = extract_craters(prob, target="outline", **CANDIDATE_OPTIONS)
     assert len(checked) <= len(cands) and (checked["score"] >= v.threshold).all()
@@ -314,6 +314,11 @@ def test_find_craters_without_and_with_a_verifier(trained):
     assert len(checked) <= len(more) <= len(cands) and more["score"].min() >= 1e-6
     strict = find_craters(prob, img, target="outline", verifier=v, options={"min_score": 0.999})
     assert (strict["score"] >= 0.999).all() and len(strict) <= len(checked)
+    # 0 keeps every candidate, scored (None: the verifier's own threshold, as when left out)
+    every = find_craters(prob, img, target="outline", verifier=v, options={"min_score": 0})
+    assert len(every) == len(cands) > len(checked) and every["score"].min() < v.threshold
+    same = find_craters(prob, img, target="outline", verifier=v, options={"min_score": None})
+    pd.testing.assert_frame_equal(same, checked)
     with pytest.raises(InvalidArgumentError, match="image"):
         find_craters(prob, None, target="outline", verifier=v)
 
