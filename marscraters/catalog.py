@@ -34,7 +34,7 @@ import pandas as pd
 import shapely
 
 from ._io import atomic_path
-from .crs import MARS_EQUIRECTANGULAR, MARS_GEOGRAPHIC, MARS_RADIUS_M, Grid, normalize_lon_180
+from .crs import _MARS_SEMI_MAJOR_RANGE_M, MARS_EQUIRECTANGULAR, MARS_GEOGRAPHIC, MARS_RADIUS_M, Grid, normalize_lon_180
 from .errors import (
     CatalogError,
     CatalogFormatError,
@@ -575,8 +575,9 @@ def _read_text(path: Path, fmt: str | None, errors: Errors) -> gpd.GeoDataFrame:
 _FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 #: The radii (km) a craterstats header may give for Mars: polar 3376.2, mean 3389.5, equatorial
-#: 3396.19, with a few km to spare for other Mars spheroids; anything else is another body.
-_MARS_RADIUS_RANGE_KM = (3371.0, 3402.0)
+#: 3396.19, with a few km to spare for other Mars spheroids (the band a CRS's sphere must lie in
+#: to be Mars, :func:`marscraters.crs.is_mars_crs`); anything else is another body.
+_MARS_RADIUS_RANGE_KM = (_MARS_SEMI_MAJOR_RANGE_M[0] / 1000.0, _MARS_SEMI_MAJOR_RANGE_M[1] / 1000.0)
 #: Bodies whose names in a ``coordinate_system_name`` (e.g. ``Equirectangular_Moon``) mark a
 #: count made on another body than Mars.
 _OTHER_BODIES = frozenset({
