@@ -565,20 +565,99 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
         # straight edges in the projection; keep their shape after reprojection
         minx, miny, maxx, maxy = geom.bounds
         geom = shapely.segmentize(geom, max(math.hypot(maxx - minx, maxy - miny) / 2000.0, 1e-9))
-        tr = Transformer.from_crs(crs, MARS_GEOGRAPHIC, always_xy=True)
-        geom = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-    # edges in degrees follow parallels and meridians (not great circles): densify before the geodesic area
+        geom = _projected_to_lonlat(geom, crs, Transformer.from_crs(crs, MARS_GEOGRAPHIC, always_xy=True))
+    # edges in degrees follow parallels and meridians (not great circles), as the craters inside are tested
     return shapely.segmentize(geom, 0.05)
+
+
+def _projected_to_lonlat(geom: Any, crs: Any, to_lonlat: Any) -> Any:
+    """A densified (Multi)Polygon in a projected Mars CRS as the same ground in longitude/latitude.
+
+    PROJ folds longitudes into -180..180, so moving the vertices alone would turn a polygon across
+    the 180th meridian into a band the long way round the planet, and one around a pole into a
+    sliver along a parallel.  Each ring's longitudes are unwrapped instead (a polygon across 180
+    runs on past it, as mosaics west of -180 do); a ring that winds once round a pole is closed
+    along that pole's parallel (the region between the ring and the pole).
+    """
+    import shapely
+    from pyproj import Transformer
+    from shapely.affinity import translate
+
+    from .crs import MARS_GEOGRAPHIC
+
+    to_crs = Transformer.from_crs(MARS_GEOGRAPHIC, crs, always_xy=True)
+    # where each pole lies in the projection (None where the projection cannot show it)
+    poles = {}
+    for lat in (90.0, -90.0):
+        with np.errstate(all="ignore"):
+            x, y = to_crs.transform(0.0, lat)
+        poles[lat] = shapely.Point(x, y) if np.isfinite(x) and np.isfinite(y) else None
+
+    def ring(coords: np.ndarray) -> np.ndarray:
+        lon, lat = to_lonlat.transform(coords[:, 0], coords[:, 1])
+        lon = np.unwrap(np.asarray(lon, dtype=float), period=360.0)
+        lat = np.asarray(lat, dtype=float)
+        if round((lon[-1] - lon[0]) / 360.0):
+            # round a pole: the one this ring encloses in the projection
+            inside = [p for p, pt in poles.items() if pt is not None and shapely.Polygon(coords).contains(pt)]
+            pole = inside[0] if inside else math.copysign(90.0, float(np.mean(lat)))
+            lon = np.concatenate([lon, [lon[-1], lon[0]]])
+            lat = np.concatenate([lat, [pole, pole]])
+        return np.column_stack([lon, lat])
+
+    parts = []
+    for poly in getattr(geom, "geoms", [geom]):
+        outer = ring(np.asarray(poly.exterior.coords))
+        # the west edge in -180..180, as mosaic footprints have it
+        outer = outer + [-360.0 * math.floor((float(outer[:, 0].min()) + 180.0) / 360.0), 0.0]
+        part = shapely.make_valid(shapely.Polygon(outer))
+        middle = float(np.mean(outer[:, 0]))
+        for h in poly.interiors:
+            # a hole moved beside its exterior by whole turns, and cut out a turn either side as well
+            # (one round a pole starts at its own longitude)
+            xy = ring(np.asarray(h.coords))
+            hole = shapely.make_valid(shapely.Polygon(xy))
+            dx = 360.0 * round((middle - float(np.mean(xy[:, 0]))) / 360.0)
+            part = part.difference(shapely.union_all([translate(hole, xoff=dx + k) for k in (-360.0, 0.0, 360.0)]))
+        parts.append(part)
+    # make_valid may leave a seam's spike as a line beside the polygon: only the polygons are ground
+    polys = [g for g in shapely.get_parts(shapely.union_all(parts)) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(polys)
+
+
+def _lonlat_area_km2(geom: Any) -> float:
+    """The area on the Mars sphere of a (Multi)Polygon whose edges are straight in longitude/latitude.
+
+    Exact for that reading of the edges (the one craters are tested inside), for any size up to the
+    whole sphere and across the poles: by Green's theorem, area = -R^2 * (closed integral of sin(lat)
+    d lon) round counter-clockwise exteriors and clockwise holes, and along a straight edge that
+    integral is ``d_lon * sin(mean lat) * sinc(d_lat / 2)``.
+    """
+    from shapely.geometry.polygon import orient
+
+    from .crs import MARS_RADIUS_KM
+
+    total = 0.0
+    for poly in getattr(geom, "geoms", [geom]):
+        if poly.geom_type != "Polygon" or poly.is_empty:
+            continue
+        poly = orient(poly, 1.0)
+        for coords in (poly.exterior.coords, *(h.coords for h in poly.interiors)):
+            xy = np.radians(np.asarray(coords, dtype=float))
+            dlon, lat0, lat1 = np.diff(xy[:, 0]), xy[:-1, 1], xy[1:, 1]
+            total -= float(np.sum(dlon * np.sin((lat0 + lat1) / 2.0) * np.sinc((lat1 - lat0) / (2.0 * math.pi))))
+    return total * MARS_RADIUS_KM**2
 
 
 def count_area_km2(area: Any, *, crs: Any = None) -> float:
     """Area of a count polygon on the Mars sphere, in km².
 
     The polygon may be in any Mars CRS (geographic degrees or a projection in metres).  It is
-    reprojected to longitude/latitude, densified so that edges in degrees follow parallels and
-    meridians, and measured with :class:`pyproj.Geod` on the sphere of radius
-    :data:`~marscraters.crs.MARS_RADIUS_M`.  Several polygons are merged first, so overlaps are
-    counted once.
+    reprojected to longitude/latitude (densified first, so that edges straight in a projection keep
+    their shape; across the 180th meridian and round a pole too) and measured exactly on the sphere
+    of radius :data:`~marscraters.crs.MARS_RADIUS_M`, with edges in degrees along straight lines of
+    longitude and latitude (as craters are tested inside it), up to the whole planet.  Several
+    polygons are merged first, so overlaps are counted once.
 
     Parameters
     ----------
@@ -611,17 +690,7 @@ def count_area_km2(area: Any, *, crs: Any = None) -> float:
     >>> round(count_area_km2(box(0, 0, 1, 1)))  # one square degree at the equator
     3513
     """
-    import pyproj
-    from shapely.geometry.polygon import orient
-
-    from .crs import MARS_RADIUS_M
-
-    geom = _checked_geographic(area, crs)
-    geod = pyproj.Geod(a=MARS_RADIUS_M, b=MARS_RADIUS_M)
-    parts = geom.geoms if geom.geom_type == "MultiPolygon" else [geom]
-    # counter-clockwise exteriors (and clockwise holes) give positive areas
-    total = sum(geod.geometry_area_perimeter(orient(p, 1.0))[0] for p in parts)
-    return float(abs(total)) / 1e6
+    return _lonlat_area_km2(_checked_geographic(area, crs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -723,17 +792,19 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
     if not np.all(np.isfinite(d)) or np.any(d <= 0):
         raise ChronologyError(f"{source} has diameters that are missing or <= 0: drop those rows first.")
     w = np.ones_like(d) if fractions is None else fractions
-    if area_km2 is None and area is not None:
+    if area is not None:
         geom = _checked_geographic(area)
-        area_km2 = count_area_km2(geom)
+        # an area_km2 given beside the polygon is the area to divide by (the craters are still the polygon's)
+        area_km2 = count_area_km2(geom) if area_km2 is None else area_km2
         if lonlat is not None and np.all(np.isfinite(lonlat[0])):
             import shapely
 
             lon, lat = lonlat
-            # craters whose centre is inside the count area (either longitude convention)
+            # craters whose centre is inside the count area or on its edge, as filter_catalog keeps
+            # them (either longitude convention)
             inside = np.zeros(d.size, bool)
             for shift in (0.0, 360.0, -360.0):
-                inside |= shapely.contains_xy(geom, lon + shift, lat)
+                inside |= shapely.intersects_xy(geom, lon + shift, lat)
             d, w = d[inside], w[inside]
             if d.size == 0:
                 raise ChronologyError(
@@ -784,7 +855,9 @@ def csfd(
         craters partly inside the area), an array of diameters in km, or a catalog file
         (craterstats ``.diam``/``.scc`` files carry their area).
     area_km2
-        Count area in km².  Default: from ``area`` or the catalog's ``attrs["area_km2"]``.
+        Count area in km².  Default: from ``area`` or the catalog's ``attrs["area_km2"]``.  Given
+        with ``area``, it replaces the polygon's measured area, and the polygon still chooses the
+        craters.
     area
         Count polygon (any Mars CRS, see :func:`count_area_km2`); craters outside it are dropped.
     bins
@@ -1632,12 +1705,14 @@ def model_age(
     area_km2
         Count area, km².  Default: from ``area``, else the catalog's ``attrs["area_km2"]`` (what
         :func:`~marscraters.assemble.catalog_from_probability` records: its mosaic's footprint;
-        a GeoPackage from ``marscraters catalog`` carries it).
+        a GeoPackage from ``marscraters catalog`` carries it).  Given with ``area``, it replaces
+        the polygon's measured area (e.g. the polygon less ground excluded from the count), and
+        the polygon still chooses the craters.
     area
         Count polygon(s) in any Mars CRS (shapely geometry, GeoSeries/GeoDataFrame, vector file,
         or a mosaic or Zarr cube, meaning its footprint; see :func:`count_area_km2`).  Its area
         is measured on the Mars sphere and, if the catalog has positions, only craters whose
-        centre lies inside are counted.
+        centre lies inside it or on its edge are counted.
     system
         Chronology system: ``"neukum-ivanov"`` (default), ``"ivanov"``, ``"hartmann"`` or a
         craterstats name (see :data:`SYSTEMS`).

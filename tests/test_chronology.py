@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import scipy.integrate
+import shapely
 from shapely.geometry import Polygon, box
 
 from marscraters import chronology as chron
@@ -310,6 +311,60 @@ def test_count_area_in_a_projected_mars_crs():
         proj = geo.to_crs(crs)
         assert count_area_km2(proj) == pytest.approx(_box_area(20, -10, 40, 10), rel=1e-4)
         assert count_area_km2(proj.iloc[0], crs=crs) == pytest.approx(_box_area(20, -10, 40, 10), rel=1e-4)
+
+
+def test_count_areas_larger_than_half_of_mars_and_the_whole_planet():
+    # pyproj's signed polygon area wraps past half the sphere (a -60..90 band measured its complement)
+    for bounds in [(-180, -60, 180, 90), (-180, -89, 180, 89), (0, -90, 360, 90), (-10, -80, 300, 85)]:
+        assert count_area_km2(box(*bounds)) == pytest.approx(_box_area(*bounds), rel=1e-9)
+    assert count_area_km2(box(-180, -90, 180, 90)) == pytest.approx(chron.MARS_SURFACE_KM2, rel=1e-12)
+
+
+def test_count_area_of_projected_polygons_across_180_and_round_a_pole():
+    km_per_deg = math.radians(MARS_RADIUS_KM)
+    m = 1000.0 * km_per_deg
+    # 175..185 E in the equirectangular CRS centred on 180, and in the one centred on 0
+    for crs, west in (("IAU_2015:49915", -5), (MARS_EQUIRECTANGULAR, 175)):
+        unit = gpd.GeoSeries([box(west * m, -5 * m, (west + 10) * m, 5 * m)], crs=crs)
+        assert count_area_km2(unit) == pytest.approx(_box_area(175, -5, 185, 5), rel=1e-6)
+    # a disk, a box and an annulus round each pole in polar stereographic metres, against the same
+    # shapes' planar areas in the Lambert azimuthal equal-area projection (exact areas)
+    disk, hole = shapely.Point(0, 0).buffer(200e3, 256), shapely.Point(0, 0).buffer(100e3, 256)
+    for lat0 in (90, -90):
+        stere = f"+proj=stere +lat_0={lat0} +lon_0=0 +k=1 +R={MARS_RADIUS_KM * 1000} +units=m +no_defs"
+        laea = f"+proj=laea +lat_0={lat0} +lon_0=0 +R={MARS_RADIUS_KM * 1000} +units=m +no_defs"
+        for shape in (disk, box(-300e3, -300e3, 300e3, 300e3), disk.difference(hole), box(200e3, 200e3, 300e3, 300e3)):
+            exact = gpd.GeoSeries([shapely.segmentize(shape, 500.0)], crs=stere).to_crs(laea).area.iloc[0] / 1e6
+            assert count_area_km2(gpd.GeoSeries([shape], crs=stere)) == pytest.approx(exact, rel=1e-4)
+    # craters inside a polar unit are counted (the unit once read as a sliver along a parallel)
+    stere = f"+proj=stere +lat_0=90 +lon_0=0 +k=1 +R={MARS_RADIUS_KM * 1000} +units=m +no_defs"
+    cat = make_catalog([89.5, 88.8, 85.0], [10.0, -170.0, 0.0], [3.0, 3.0, 3.0])  # 85 N lies 296 km off the pole
+    assert model_age(cat, area=gpd.GeoSeries([disk], crs=stere), diameter_range=(2, 8)).n == 2
+
+
+def test_the_same_unit_in_degrees_and_across_180_in_metres_gives_the_same_count():
+    lon = np.array([176.0, 179.5, -179.5, -176.0, 170.0, -170.0])
+    cat = make_catalog(np.zeros(lon.size), lon, np.full(lon.size, 3.0))
+    deg = model_age(cat, area=box(175, -5, 185, 5), diameter_range=(2, 8))
+    m = 1000.0 * math.radians(MARS_RADIUS_KM)
+    proj = model_age(cat, area=gpd.GeoSeries([box(-5 * m, -5 * m, 5 * m, 5 * m)], crs="IAU_2015:49915"),
+                     diameter_range=(2, 8))
+    assert deg.n == proj.n == 4
+    assert proj.area_km2 == pytest.approx(deg.area_km2, rel=1e-6)
+
+
+def test_craters_on_the_edge_of_a_count_polygon_count_as_filter_catalog_keeps_them():
+    from marscraters.catalog import filter_catalog
+
+    cat = make_catalog([10.0, 10.0, 12.0], [-62.0, -63.0, -61.0], [3.0, 3.0, 3.0])
+    west = (-72, 8, -62, 20)
+    assert model_age(cat, area=box(*west), diameter_range=(2, 8)).n == len(filter_catalog(cat, bbox=west)) == 2
+
+
+def test_a_polygon_given_with_its_area_still_chooses_the_craters():
+    cat = make_catalog([1, 1, 50], [1, 1.5, 100], [3.0, 3.0, 3.0])
+    result = model_age(cat, area=box(0, 0, 2, 2), area_km2=14053.0, diameter_range=(2, 8))
+    assert result.n == 2 and result.area_km2 == 14053.0
 
 
 @pytest.mark.parametrize("area, err, match", [
