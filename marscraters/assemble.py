@@ -659,6 +659,8 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     prob = _as_probability(prob)
     ref = prob if mosaic is None else mosaic
     grid = Grid.from_dataset(ref)
+    # before the finder runs: its craters' lat, lon and km need a longitude/latitude lattice
+    grid.check_cylindrical("the probability map" if mosaic is None else "the mosaic")
     if grid.shape != tuple(prob.shape):
         raise MosaicError(
             f"prob has shape {tuple(prob.shape)} but the mosaic's grid is {grid.shape}; pass the mosaic the "

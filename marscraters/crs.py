@@ -19,7 +19,7 @@ import numpy as np
 import pyproj
 from affine import Affine
 
-from .errors import CRSError, InvalidArgumentError, MissingCRSError, NotMarsCRSError
+from .errors import CRSError, InvalidArgumentError, MissingCRSError, MosaicError, NotMarsCRSError
 
 __all__ = [
     "MARS_RADIUS_M",
@@ -364,6 +364,38 @@ class Grid:
     def is_geographic(self) -> bool:
         """True when the grid's axes are longitude/latitude degrees."""
         return bool(self.crs.is_geographic)
+
+    @property
+    def is_cylindrical(self) -> bool:
+        """True on a longitude/latitude lattice: a geographic or an equirectangular grid.
+
+        Crater sizes in km and pixels (:meth:`km_to_pixels`), and crater ellipses, assume one; a
+        polar stereographic or sinusoidal grid has another scale at every pixel.
+        """
+        if self.is_geographic:
+            return True
+        op = self.crs.coordinate_operation
+        method = (op.method_name if op else "").lower()
+        return "equidistant cylindrical" in method or "equirectangular" in method
+
+    def check_cylindrical(self, what: str = "the mosaic") -> None:
+        """Refuse a grid that is not :attr:`is_cylindrical`, naming how to reproject it.
+
+        Raises
+        ------
+        MosaicError
+            If the grid's projection is not geographic or equirectangular.
+        """
+        if self.is_cylindrical:
+            return
+        op = self.crs.coordinate_operation
+        raise MosaicError(
+            f"{what}'s projection ({(op.method_name if op else '') or self.crs.name!r}) is not equirectangular: "
+            "crater sizes and positions are measured on geographic (IAU_2015:49900) or equirectangular "
+            "(IAU_2015:49910, or 49915 across 180 degrees) grids only. Reproject the image first, e.g. "
+            "`gdalwarp -t_srs IAU_2015:49910 in.tif out.tif` before `marscraters ingest` (in Python: "
+            "ds.rio.reproject('IAU_2015:49910'))."
+        )
 
     @property
     def west(self) -> float:

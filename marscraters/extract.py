@@ -1578,6 +1578,7 @@ def to_catalog(craters: pd.DataFrame, mosaic: Any, *, attrs: dict[str, Any] | No
             "extract_craters returns)."
         )
     grid = Grid.from_dataset(mosaic)
+    grid.check_cylindrical()  # km per pixel below is a longitude/latitude lattice's
     x = craters["x"].to_numpy(dtype=float)
     y = craters["y"].to_numpy(dtype=float)
     lon, lat = grid.pixel_to_lonlat(x, y)

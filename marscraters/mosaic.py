@@ -1764,6 +1764,12 @@ def ingest(
     rows, cols = _ingest_dask_chunks(dask_chunk, int(chunk), (ds.sizes["y"], ds.sizes["x"]))
     keep = [name for name, var in ds.data_vars.items() if var.dims == ("y", "x")]
     grid = Grid.from_dataset(ds)
+    if not grid.is_cylindrical:
+        # segment and detect work on any grid, but a catalog needs lat/lon and km: say so before the work
+        warnings.warn(
+            f"{out}: the image is not on a geographic or equirectangular grid ({grid.crs.name!r}), so "
+            "`marscraters segment` will run on it but `marscraters catalog` will refuse it. Reproject it first "
+            "(`gdalwarp -t_srs IAU_2015:49910 in.tif out.tif`) to catalog its craters.", UserWarning, stacklevel=2)
     ds = ds[keep].chunk({"y": rows, "x": cols}).copy()
     # integer imagery is stored as integers (the readers' dtype and fill); float32 otherwise
     enc = ds["ir"].encoding

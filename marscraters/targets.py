@@ -336,14 +336,7 @@ def _grid_of(mosaic: Any) -> Grid:
             "wrap a numpy image with marscraters.mosaic_from_array(array, bounds=...)."
         )
     grid = Grid.from_dataset(mosaic)
-    if not grid.is_geographic:
-        method = grid.crs.coordinate_operation.method_name if grid.crs.coordinate_operation else ""
-        if "equidistant cylindrical" not in method.lower() and "equirectangular" not in method.lower():
-            raise MosaicError(
-                f"the mosaic's projection ({method or grid.crs.name!r}) is not equirectangular; craters "
-                "are drawn as ellipses only on geographic (IAU_2015:49900) or equirectangular "
-                "(IAU_2015:49910 / 49915) grids. Reproject the mosaic with ds.rio.reproject(...)."
-            )
+    grid.check_cylindrical()
     if grid.shape[0] == 0 or grid.shape[1] == 0:
         raise MosaicError(f"the mosaic is empty (shape {grid.shape}).")
     return grid

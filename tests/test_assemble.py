@@ -19,7 +19,8 @@ from marscraters.assemble import (
 from marscraters.catalog import make_catalog, read_catalog
 from marscraters.crs import Grid
 from marscraters.errors import InvalidArgumentError, MosaicError, OutputExistsError
-from marscraters.mosaic import mosaic_from_array
+from marscraters.extract import to_catalog
+from marscraters.mosaic import ingest, mosaic_from_array
 from marscraters.targets import render_targets
 
 OPTS = {"max_diameter_px": 100}
@@ -193,6 +194,19 @@ def test_empty_and_bad_input(prob_map):
         catalog_from_probability(np.zeros((10, 10)), progress=False)
     with pytest.raises(InvalidArgumentError):
         catalog_from_probability(prob, halo=-1, progress=False)
+
+
+def test_a_polar_stereographic_map_is_refused_before_the_finder_runs(prob_map, tmp_path):
+    # km per pixel of a longitude/latitude lattice turned a 6 km crater near the pole into 82 km
+    stere = "+proj=stere +lat_0=90 +lon_0=0 +k=1 +R=3396190 +units=m +no_defs"
+    polar = mosaic_from_array(prob_map[0].values, bounds=(-22500, -20000, 22500, 20000), crs=stere)
+    with pytest.raises(MosaicError, match=r"not equirectangular.*gdalwarp -t_srs IAU_2015:49910"):
+        catalog_from_probability(polar["ir"].rename("p"), verify=False, extract_options=OPTS, progress=False)
+    with pytest.raises(MosaicError, match="not equirectangular"):
+        to_catalog(pd.DataFrame({"x": [5.0], "y": [5.0], "diameter_px": [10.0], "score": [0.9]}), polar)
+    # ingest keeps such an image (segment and detect run on it), and says that catalogs will not
+    with pytest.warns(UserWarning, match="`marscraters catalog` will refuse it"):
+        ingest(polar, tmp_path / "polar.zarr", progress=False)
 
 
 def test_a_mosaic_of_the_same_size_elsewhere_is_refused(prob_map):
