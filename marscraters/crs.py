@@ -19,7 +19,13 @@ import numpy as np
 import pyproj
 from affine import Affine
 
-from .errors import CRSError, InvalidArgumentError, MissingCRSError, MosaicError, NotMarsCRSError
+from .errors import (
+    CRSError,
+    InvalidArgumentError,
+    MissingCRSError,
+    MosaicError,
+    NotMarsCRSError,
+)
 
 __all__ = [
     "MARS_RADIUS_M",

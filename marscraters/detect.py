@@ -13,6 +13,7 @@ and returns one table with an ``image`` column.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -268,7 +269,36 @@ def georeferenced_pixel_size(obj: Any, *, what: str = "the image", need_metres: 
             f"{what} is in a projected CRS ({grid.crs.name!r}) whose axes name no length unit ({unit!r}), so its "
             "pixel size in metres is unknown. Give its CRS with units, e.g. `gdal_edit.py -a_srs "
             "'+proj=eqc +R=3396190 +units=m' FILE`, or pass pixel_size_m=<metres> (CLI: --pixel-size METRES)")
-    return side_y * factor
+    if grid.is_cylindrical:
+        return side_y * factor  # true to scale along meridians (x is squeezed where parallels stretch)
+    # another projection (polar stereographic, sinusoidal...) is true to scale only somewhere: a
+    # projected metre at the image's centre is 1 / scale metres of ground (1.07 at 60 N on a polar
+    # stereographic grid true at the pole)
+    return side_y * factor / _projection_scale(grid, what)
+
+
+def _projection_scale(grid: Any, what: str) -> float:
+    """The local scale of a grid's projection at its centre (projected metres per ground metre),
+    with a warning where craters come out as ellipses there (x and y scales over 5 % apart)."""
+    import pyproj
+
+    from .crs import MARS_GEOGRAPHIC
+
+    ny, nx = grid.shape
+    cx, cy = grid.transform * (nx / 2.0, ny / 2.0)
+    lon, lat = pyproj.Transformer.from_crs(grid.crs, MARS_GEOGRAPHIC, always_xy=True).transform(cx, cy)
+    f = pyproj.Proj(grid.crs).get_factors(lon, lat)
+    h, k = float(f.meridional_scale), float(f.parallel_scale)
+    if not (np.isfinite(h) and np.isfinite(k) and h > 0 and k > 0):
+        raise CRSError(f"{what}'s projection ({grid.crs.name!r}) has no finite scale at its centre (lon {lon:.3f}, "
+                       f"lat {lat:.3f}); reproject it, e.g. `gdalwarp -t_srs IAU_2015:49910 in.tif out.tif`")
+    if max(h, k) / min(h, k) > 1.05:
+        warnings.warn(
+            f"{what}'s projection ({grid.crs.name!r}) stretches the ground by {h:.3f} along meridians and {k:.3f} along "
+            "parallels at its centre, so its craters are ellipses in its pixels and their diameters less accurate; "
+            "reproject it to equirectangular first (`gdalwarp -t_srs IAU_2015:49910 in.tif out.tif`)",
+            UserWarning, stacklevel=3)
+    return math.sqrt(h * k)
 
 
 def _pixel_size(given: float | None, georef: float | None, what: str) -> float:
@@ -321,7 +351,9 @@ def _squeezed(ds: Any, what: str) -> tuple[Callable[[], np.ndarray], tuple[int, 
     band = ds["ir"] if hasattr(ds, "data_vars") else ds
     ny, nx = int(band.sizes["y"]), int(band.sizes["x"])
     grid = Grid.from_dataset(band)
-    aspect = window_aspect(grid, (ny - 1) / 2.0, (nx - 1) / 2.0)
+    # the squeeze undoes parallels stretched on a longitude/latitude lattice; other projections are
+    # measured by their local scale instead (georeferenced_pixel_size)
+    aspect = window_aspect(grid, (ny - 1) / 2.0, (nx - 1) / 2.0) if grid.is_cylindrical else 1.0
     if aspect == 1.0:
         return (lambda: np.asarray(band.values)), (ny, nx), 1.0
     top, bottom = window_aspect(grid, 0.0, (nx - 1) / 2.0, 0.0), window_aspect(grid, ny - 1.0, (nx - 1) / 2.0, 0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from xml.sax.saxutils import escape
 
@@ -53,7 +54,28 @@ def _geotiff(path, data, crs, side_x, side_y=None, x0=0.0, y0=0.0):
 )
 def test_pixel_size_from_any_mars_crs(tmp_path, crs, side, origin, metres):
     path = _geotiff(tmp_path / "a.tif", np.zeros((40, 50), np.uint8), crs, side, x0=origin[0], y0=origin[1])
+    if crs == _POLAR:
+        metres /= _polar_scale(origin[0] + 25 * side, origin[1] - 20 * side)
     assert georeferenced_pixel_size(read_geotiff(path)) == pytest.approx(metres, rel=1e-9)
+
+
+def _polar_scale(x, y, radius=3396190.0):
+    """A polar stereographic grid's scale (true at the pole) at projected (x, y): 2 / (1 + sin lat)."""
+    lat = math.pi / 2 - 2 * math.atan(math.hypot(x, y) / (2 * radius))
+    return 2.0 / (1.0 + math.sin(lat))
+
+
+def test_pixel_size_on_a_polar_stereographic_grid_is_ground_metres(tmp_path):
+    # at 60 N a projected metre of a grid true at the pole is 1 / 1.072 m of ground (diameters came out 7 % large)
+    rho = 2 * 3396190.0 * math.tan(math.radians(15.0))
+    path = _geotiff(tmp_path / "p.tif", np.zeros((40, 40), np.uint8), _POLAR, 6.0, x0=-120.0, y0=-rho + 120.0)
+    assert georeferenced_pixel_size(read_geotiff(path)) == pytest.approx(6.0 * (1 + math.sin(math.radians(60))) / 2,
+                                                                          rel=1e-6)
+    # a sinusoidal grid far from its central meridian shears craters into ellipses: said
+    sinu = "+proj=sinu +lon_0=0 +R=3396190 +units=m +no_defs"
+    far = _geotiff(tmp_path / "s.tif", np.zeros((40, 40), np.uint8), sinu, 100.0, x0=2.0e6, y0=2.5e6)
+    with pytest.warns(UserWarning, match="ellipses"):
+        georeferenced_pixel_size(read_geotiff(far))
 
 
 def test_detect_takes_the_pixel_size_from_a_geotiff(model_path, tmp_path):
