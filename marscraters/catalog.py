@@ -1284,6 +1284,36 @@ def _prepare_for_gdal(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
+def _check_no_double_count(path: Path, cat: pd.DataFrame, old_footprint: Any, footprint: Any) -> None:
+    """Refuse an append that would count craters twice: footprints that overlap, or craters the file holds.
+
+    The union of two footprints counts their overlap once, while the craters found in it twice
+    (once per catalog) stay: every density, and age, of the file would be too high.  Without
+    footprints, the same craters appended again (a rerun script) are caught by their positions.
+    """
+    import pyogrio
+
+    from .chronology import count_area_km2
+
+    if old_footprint is not None and footprint is not None:
+        overlap = shapely.intersection(old_footprint, footprint)
+        shared = count_area_km2(overlap) if overlap.area > 0 and overlap.geom_type in ("Polygon", "MultiPolygon") \
+            else 0.0
+        if shared > 1e-6 * min(count_area_km2(old_footprint), count_area_km2(footprint)):
+            raise CatalogError(
+                f"cannot append to {path}: the catalog's footprint overlaps the one already there by {shared:.4g} km², "
+                "so the craters found in the overlap would be counted twice. Keep one catalog's craters there first "
+                "(filter_catalog(catalog, bbox=...) or `marscraters convert --bbox`), or write a new file.")
+    old = pyogrio.read_dataframe(path, layer=CRATERS_LAYER, columns=["lat", "lon", "diameter_km"], read_geometry=False)
+    key = ["lat", "lon", "diameter_km"]
+    again = pd.DataFrame(cat[key]).merge(old[key].drop_duplicates(), on=key, how="inner")
+    if len(again):
+        raise CatalogError(
+            f"cannot append to {path}: {len(again)} of the {len(cat)} craters are already in it (same lat, lon and "
+            "diameter_km), so they would be counted twice; was this catalog appended before? Append only the new "
+            "craters, or write the catalog to a new file.")
+
+
 def write_catalog(
     catalog: gpd.GeoDataFrame,
     path: str | os.PathLike,
@@ -1330,7 +1360,8 @@ def write_catalog(
         Add the craters to an existing file's layers (its columns must match) and merge the
         metadata; the file is created when missing.  Appending never happens unless asked for.
         The count area becomes the union of both footprints; if either has none, the file
-        keeps no count area (a partial one would date the count wrong).
+        keeps no count area (a partial one would date the count wrong).  Footprints that
+        overlap, and craters already in the file, are refused: they would be counted twice.
     metadata
         Extra provenance to record; values that are not strings are stored as JSON.
     rims
@@ -1348,7 +1379,8 @@ def write_catalog(
     OutputExistsError
         If ``path`` exists and neither ``overwrite`` nor ``append`` is set.
     CatalogError
-        If appending craters whose columns differ from the file's.
+        If appending craters whose columns differ from the file's, whose footprint overlaps the
+        file's, or that the file already holds.
 
     Examples
     --------
@@ -1384,6 +1416,7 @@ def write_catalog(
         n_before = int(info["features"])
         rims = rims and RIMS_LAYER in layers
         old_footprint = _read_footprint(path, layers) if "area_km2" in old_meta else None
+        _check_no_double_count(path, cat, old_footprint, footprint)
         # the union of two counted areas, or none: an area that covers one part only is wrong
         footprint = None if footprint is None or old_footprint is None else old_footprint.union(footprint)
         for k in _AREA_KEYS:

@@ -13,6 +13,7 @@ from marscraters import cli
 from marscraters.catalog import filter_catalog, make_catalog, read_catalog, write_catalog
 from marscraters.chronology import count_area_km2, model_age
 from marscraters.crs import Grid
+from marscraters.errors import CatalogError
 from marscraters.mosaic import ingest, mosaic_from_array, mosaic_footprint
 from marscraters.targets import render_targets
 
@@ -155,3 +156,24 @@ def test_appending_merges_footprints_or_drops_the_area(tmp_path):
     back = read_catalog(path)
     assert len(back) == 3 and "area_km2" not in back.attrs and "footprint" not in back.attrs
     assert len(pyogrio.read_dataframe(path, layer="footprint")) == 0
+
+
+def test_appends_that_would_count_craters_twice_are_refused(tmp_path):
+    a = make_catalog([0.0, 0.5], [30.5, 30.7], [3.0, 4.0], attrs={"footprint": box(30, -1, 31, 1)})
+    path = write_catalog(a, tmp_path / "c.gpkg")
+    before = path.read_bytes()
+    # the same catalog again (a rerun script): its craters, and its footprint, are already there
+    with pytest.raises(CatalogError, match="overlaps the one already there by 7027 km²"):
+        write_catalog(a, path, append=True)
+    # an overlapping mosaic's catalog: the overlap's craters would be in the file twice
+    b = make_catalog([0.0], [31.2], [3.0], attrs={"footprint": box(30.5, -1, 31.5, 1)})
+    with pytest.raises(CatalogError, match="counted twice.*convert --bbox"):
+        write_catalog(b, path, append=True)
+    # without footprints, the craters themselves say it
+    plain = write_catalog(make_catalog([0.0, 0.5], [30.5, 30.7], [3.0, 4.0]), tmp_path / "p.gpkg")
+    with pytest.raises(CatalogError, match="2 of the 2 craters are already in it"):
+        write_catalog(make_catalog([0.5, 0.0], [30.7, 30.5], [4.0, 3.0]), plain, append=True)
+    assert path.read_bytes() == before and len(read_catalog(plain)) == 2
+    # a neighbour sharing an edge only is appended
+    write_catalog(make_catalog([0.0], [31.5], [3.0], attrs={"footprint": box(31, -1, 32, 1)}), path, append=True)
+    assert len(read_catalog(path)) == 3
