@@ -466,6 +466,16 @@ def _detect_text_format(path: Path, columns: Sequence[str]) -> str:
         return "robbins2020"
     if _alias_columns(columns) is not None:
         return "csv"
+    if {"x", "y", "diameter_px"} <= {str(c).strip().lower() for c in columns}:
+        # detect's table: craters in an image's pixels, which no renaming puts on Mars
+        raise CatalogFormatError(
+            f"{path} holds craters in an image's pixels (x, y, diameter_px: what `marscraters detect` writes), with "
+            "no latitude and longitude, so it is no catalog. To date them as a count without positions, give their "
+            "diameters in km with the image's area: a craterstats .diam file (a line `area = KM2`, a line "
+            "`crater = {diameter`, one diameter in km per line (diameter_m / 1000), and a line `}`), or in Python "
+            "mc.model_age(table['diameter_m'] / 1000, area_km2=KM2, ...). For a catalog on the Mars grid, ingest the "
+            "georeferenced image and run `marscraters segment` and `marscraters catalog --mosaic`."
+        )
     shown = ", ".join(list(columns)[:15]) + (", ..." if len(columns) > 15 else "")
     raise CatalogFormatError(
         f"cannot tell the catalog format of {path}: its columns are [{shown}]. {_formats_help()}. "
@@ -826,6 +836,9 @@ def _clip_count_area(attrs: Mapping[str, Any], region: Any) -> dict[str, Any]:
         return out
     out["footprint"] = cut
     out["area_km2"] = count_area_km2(cut)
+    w, so, e, n = region.bounds
+    out["area_source"] = (f"{out.get('area_source') or 'the recorded footprint'}, cut to lon {w:.6g}..{e:.6g}, "
+                          f"lat {so:.6g}..{n:.6g}")
     return out
 
 

@@ -227,6 +227,9 @@ def test_empty_catalog_has_the_schema(tmp_path, content):
 READ_ERRORS = [
     # (error type, file name, content, text the message must contain)
     (CatalogFormatError, "unknown.csv", "a,b,c\n1,2,3\n", "Supported formats"),
+    # detect's table of craters in an image's pixels: no renaming makes it a catalog; say what dates it
+    (CatalogFormatError, "detect.csv", "x,y,diameter_px,diameter_m,score\n1,2,20,2000,0.9\n",
+     "what `marscraters detect` writes"),
     (CatalogFormatError, "empty.csv", "", "empty"),
     (CatalogFormatError, "blob.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "Supported formats"),
     (CatalogFormatError, "ragged.csv", "lat,lon,diameter_km\n1,2,3\n1,2,3,4,5\n", "ragged.csv"),

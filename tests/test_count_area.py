@@ -128,6 +128,9 @@ def test_filtering_cuts_the_recorded_area(surface):
     west = filter_catalog(cat, bbox=(0, -90, 21, 90))
     assert west.attrs["area_km2"] == pytest.approx(surface["area"] / 2, rel=1e-3)
     assert west.attrs["footprint"].bounds == pytest.approx((20, -1, 21, 1))
+    # the recorded source says the area was cut (info and age print it beside the area)
+    assert west.attrs["area_source"].startswith(cat.attrs["area_source"])
+    assert west.attrs["area_source"].endswith("cut to lon 0..21, lat -90..90")
     # the other longitude convention cuts the same
     assert filter_catalog(cat, bbox=(-340, -90, -339, 90)).attrs["area_km2"] == pytest.approx(
         west.attrs["area_km2"])
