@@ -35,6 +35,7 @@ import contextlib
 import datetime as _dt
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
@@ -69,6 +70,9 @@ ASPECT_TOLERANCE: float = 0.02
 #: the default 176-px halo is a 2400-px window, ~6 Mpx, for which the finder needs a few hundred
 #: MB (one window per dask thread), and the halo adds 37 % to the work (1024 px: 80 %).
 WORK_BLOCK_PX: int = 2048
+#: A catalog whose mosaic holds no image data over more than this share of its grid warns that its
+#: count area (the whole footprint) is too large for its craters.
+NODATA_WARN_SHARE: float = 0.05
 # Block borders fall on multiples of this many pixels.
 _WORK_STEP = 16
 # What the finder reads beyond a crater's rim: smoothing, the 4-px relative-threshold window,
@@ -252,8 +256,9 @@ def _extract_window(
     verifier: Any = None,
     fill: float | None = None,
     alone: bool = False,
-) -> pd.DataFrame:
-    """The craters of one window whose centres lie in its core (window pixel coordinates + offset).
+) -> tuple[pd.DataFrame, int]:
+    """The craters of one window whose centres lie in its core (window pixel coordinates + offset),
+    and how many of the core's image pixels hold no data (-1 without the image).
 
     ``alone``: the window is one of fewer than the threads that compute them, so the finder may search its
     tiles side by side; otherwise the windows themselves fill the cores and each searches its tiles
@@ -261,8 +266,12 @@ def _extract_window(
     """
     from .extract import one_thread
 
+    nodata = -1
+    if image is not None:
+        cy0, cy1, cx0, cx1 = core
+        nodata = int((~np.isfinite(np.asarray(image)[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0])).sum())
     with contextlib.nullcontext() if alone else one_thread():
-        return _window_craters(block, y0, x0, core, options, aspect, image, verifier, fill)
+        return _window_craters(block, y0, x0, core, options, aspect, image, verifier, fill), nodata
 
 
 def _window_craters(block: np.ndarray, y0: int, x0: int, core: tuple[int, int, int, int], options: dict[str, Any],
@@ -641,6 +650,7 @@ class _Found(NamedTuple):
     ref: Any  # the georeferenced object of the craters' grid
     info: dict[str, Any]  # the model's
     params: dict[str, Any]  # the finder's and verifier's settings
+    nodata: float | None = None  # the share of the grid without image data (None: no image was read)
 
 
 def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo: int | None,
@@ -672,8 +682,6 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     info = model_info(model_file)
     target = _check_choice("kind", kind or info["kind"], TARGETS)
     if kind is not None and info.get("kind") and kind != info["kind"]:
-        import warnings
-
         # the finder reads the map as the kind it is told: another model's kind finds little or nothing
         warnings.warn(f"the map is read as {kind} targets, but the model that made it ({info.get('name') or model_file}) "
                       f"draws {info['kind']} targets, so the circle finder will find little: leave the kind out to "
@@ -749,10 +757,13 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
         from tqdm.dask import TqdmCallback
 
         with TqdmCallback(desc="extracting craters"):
-            parts = dask.compute(*tasks)
+            results = dask.compute(*tasks)
     else:
-        parts = dask.compute(*tasks)
-    parts = [p for p in parts if len(p)]
+        results = dask.compute(*tasks)
+    counts = [n for _, n in results]
+    # the share of the grid without image data, which the count area (the whole footprint) includes
+    nodata = sum(counts) / float(ny * nx) if counts and min(counts) >= 0 and ny * nx else None
+    parts = [p for p, _ in results if len(p)]
     pixels = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {c: np.array([], dtype=float) for c in ("x", "y", "diameter_px", "score")})
     if len(pixels):
@@ -766,7 +777,7 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     if verifier is not None:
         params["verifier"] = str(verifier.metadata.get("name") or "verifier")
         params["verifier_threshold"] = float(min_score) if min_score is not None else verifier.threshold
-    return pixels, _Found(prob, ref, info, params)
+    return pixels, _Found(prob, ref, info, params, nodata)
 
 
 def _catalog_of(pixels: pd.DataFrame, found: _Found, source: str | None) -> Any:
@@ -783,6 +794,15 @@ def _catalog_of(pixels: pd.DataFrame, found: _Found, source: str | None) -> Any:
     attrs = {"source": "marscraters.assemble", "model": model_name, "model_version": model_version,
              "input_mosaic": source, "parameters": found.params, "software": f"marscraters {__version__}",
              **_count_area(ref, source)}
+    if found.nodata is not None:
+        attrs["nodata_share"] = round(found.nodata, 6)
+        if found.nodata > NODATA_WARN_SHARE:
+            warnings.warn(
+                f"{found.nodata:.0%} of {source or 'the mosaic'} holds no image data, but the count area recorded is "
+                f"its whole footprint ({attrs['area_km2']:,.0f} km²), so densities from it are {1 / max(1 - found.nodata, 1e-9):.2f} "
+                "times too low and ages too young: date these craters on a polygon of the imaged ground "
+                "(`marscraters age CATALOG --area unit.gpkg`; in Python model_age(catalog, area=polygon))",
+                UserWarning, stacklevel=3)
     cat = to_catalog(pixels.reset_index(drop=True), ref, attrs=attrs)
     cat["x"] = pixels["x"].to_numpy(dtype=float)
     cat["y"] = pixels["y"].to_numpy(dtype=float)

@@ -442,6 +442,23 @@ def test_verified_catalog_is_seamless_and_needs_the_image(trained):
         catalog_from_probability(prob, extract_options=opts, progress=False, verify=trained)
 
 
+def test_a_catalog_of_a_mosaic_mostly_without_data_says_its_count_area_is_too_large(trained):
+    from marscraters.assemble import catalog_from_probability
+
+    ds, prob, _, _ = _mosaic_scene()  # 600 of its 108,000 pixels hold no data
+    opts = {"max_diameter_px": 40, "min_diameter_px": 8}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cat = catalog_from_probability(prob, mosaic=ds, extract_options=opts, progress=False, verify=trained)
+    assert cat.attrs["nodata_share"] == pytest.approx(600 / (300 * 360), abs=1e-6)
+    # the east half without data: the footprint, twice the imaged ground, would date it too young
+    gappy = ds.copy()
+    gappy["ir"] = ds["ir"].where(ds["x"] < ds["x"].values[180])
+    with pytest.warns(UserWarning, match=r"5[0-9]% of .* holds no image data.*2\.0[0-9] times too low.*--area"):
+        cat = catalog_from_probability(prob, mosaic=gappy, extract_options=opts, progress=False, verify=trained)
+    assert cat.attrs["nodata_share"] == pytest.approx(0.5, abs=0.01)
+
+
 def test_model_named_verifier_is_used_and_missing_image_warns(tmp_path, trained):
     import shutil
 
