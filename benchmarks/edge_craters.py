@@ -57,17 +57,20 @@ def masked_ncc_bank(img: np.ndarray, templates: list[np.ndarray]) -> list[np.nda
         i0, i1 = np.clip(m // 2 - y, 0, m), np.clip(ny - y + m // 2, 0, m)
         j0, j1 = np.clip(n // 2 - x, 0, n), np.clip(nx - x + n // 2, 0, n)
 
-        def over_v(values: np.ndarray) -> np.ndarray:
-            sat = np.zeros((m + 1, n + 1))
-            sat[1:, 1:] = values.cumsum(0).cumsum(1)
-            return sat[np.ix_(i1, j1)] - sat[np.ix_(i0, j1)] - sat[np.ix_(i1, j0)] + sat[np.ix_(i0, j0)]
-
         count = np.outer(i1 - i0, j1 - j0).astype(float)
-        st, st2 = over_v(tpl), over_v(tpl * tpl)
+        st, st2 = (_rect_sums(v, (i0, i1), (j0, j1)) for v in (tpl, tpl * tpl))
         den = np.sqrt(np.maximum(s2 - s1 * s1 / count, 0) * np.maximum(st2 - st * st / count, 0))
         ok = den > 1e-6
         out.append(np.where(ok, (xcorr - s1 * st / count) / np.where(ok, den, 1.0), 0.0).astype(np.float32))
     return out
+
+
+def _rect_sums(values: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``values[rows[0][y]:rows[1][y], cols[0][x]:cols[1][x]].sum()`` at every (y, x), by a summed-area table."""
+    (i0, i1), (j0, j1) = rows, cols
+    sat = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
+    sat[1:, 1:] = values.cumsum(0).cumsum(1)
+    return sat[np.ix_(i1, j1)] - sat[np.ix_(i0, j1)] - sat[np.ix_(i1, j0)] + sat[np.ix_(i0, j0)]
 
 
 def recall_table(cands: list[pd.DataFrame], truths: list[pd.DataFrame], size: int) -> dict:
