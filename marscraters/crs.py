@@ -427,14 +427,28 @@ class Grid:
     def lonlat_to_pixel(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         """Longitude/latitude (any longitude convention) to fractional pixel indices (col, row).
 
-        On a geographic grid the longitude is wrapped to the grid's own range first, so a grid that
-        runs from 330 to 390 degrees east, or from 170 to 190, maps -20 or -175 correctly.
+        On a longitude/latitude lattice (a geographic or equirectangular grid) a longitude goes to
+        its copy within half a turn of the grid's centre: a grid that runs from 330 to 390 degrees
+        east, or from 170 to 190 (in degrees, or in metres on IAU_2015:49910), maps -20 or -175
+        onto itself, and a point just west of the grid lands just west of it (negative columns),
+        not a whole turn east.
         """
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
+        ny, nx = self.shape
+        centre, _ = self.pixel_to_xy((nx - 1) / 2.0, (ny - 1) / 2.0)
         if self.is_geographic:
-            return self.xy_to_pixel(wrap_lon(lon, self.west), lat)
+            return self.xy_to_pixel(wrap_lon(lon, float(centre) - 180.0), lat)
         x, y = self._transformer(inverse=True).transform(normalize_lon_180(lon), lat)
+        if self.is_cylindrical:
+            # x is linear in longitude, with a period of one turn: the copy nearest the centre
+            lon_c, _ = self._transformer().transform(float(centre), 0.0)
+            to_x = self._transformer(inverse=True)
+            x0 = float(to_x.transform(float(lon_c), 0.0)[0])
+            # a degree either side: one of them may fold across the projection's own antimeridian
+            turn = 360.0 * min(abs(float(to_x.transform(float(lon_c) + d, 0.0)[0]) - x0) for d in (1.0, -1.0))
+            if turn > 0 and np.isfinite(turn):
+                x = float(centre) - turn / 2.0 + (np.asarray(x, dtype=float) - float(centre) + turn / 2.0) % turn
         return self.xy_to_pixel(x, y)
 
     def pixel_to_lonlat(self, col: Any, row: Any) -> tuple[np.ndarray, np.ndarray]:

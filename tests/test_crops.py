@@ -138,6 +138,28 @@ def test_catalog_pixels_are_the_target_layers_craters():
         catalog_pixels(ds, cat, diameter_range=(10.0, 1.0))
 
 
+@pytest.mark.parametrize("crs, west", [("IAU_2015:49900", 30.0), ("IAU_2015:49900", 179.5),
+                                        ("IAU_2015:49910", 30.0), ("IAU_2015:49910", 179.5),
+                                        ("IAU_2015:49915", -0.5)])
+def test_craters_cut_by_any_edge_are_labelled_as_the_targets_draw_them(crs, west):
+    # a crater centred just west of the grid was put a whole turn east and lost (never labelled
+    # on chips), and an equirectangular grid past 180 lost those east of it
+    m = 1.0 if crs == "IAU_2015:49900" else 1000.0 * np.radians(3396.19)
+    ds = mosaic_from_array(np.zeros((100, 100), np.float32), bounds=(west * m, 0.0, (west + 1) * m, m), crs=crs)
+    lon0 = 180.0 if crs == "IAU_2015:49915" else 0.0
+    cat = make_catalog([0.5, 0.5, 0.5], np.array([west - 0.02, west + 1.02, west + 0.5]) + lon0, [5.0, 5.0, 5.0])
+    px = catalog_pixels(ds, cat, inside="overlap")
+    assert len(px) == 3
+    np.testing.assert_allclose(px["x"].to_numpy(), [-2.5, 101.5, 49.5], atol=1e-6)
+    filled = render_targets(ds, cat.iloc[:2], kind="filled").values
+    assert filled[:, :2].any() and filled[:, -2:].any()  # both drawn, as both are labelled
+    # the same crater in the other longitude convention (where it has one) lands on the same pixel
+    lon = west + 0.5 + lon0
+    for other in (lon - 360.0, lon + 360.0):
+        if -180.0 <= other <= 360.0:
+            assert catalog_pixels(ds, make_catalog([0.5], [other], [5.0]))["x"].to_numpy() == pytest.approx([49.5])
+
+
 def test_targets_warn_when_the_catalog_misses_the_mosaic():
     ds = mosaic_from_array(np.zeros((64, 64), np.float32), bounds=(10.0, 0.0, 11.0, 1.0))
     far = make_catalog([-20.0, -21.0], [100.0, 101.0], [5.0, 6.0])
