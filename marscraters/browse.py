@@ -236,6 +236,13 @@ def _warn_off_the_map(frame: pd.DataFrame, bounds: tuple[float, float, float, fl
             stacklevel=4)
 
 
+def _on_the_map(frame: pd.DataFrame, bounds: tuple[float, float, float, float]) -> pd.DataFrame:
+    """The craters centred on the mosaic (its outer pixel edges included; lon on the mosaic's axis)."""
+    w, s, e, n = bounds
+    lon, lat = frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float)
+    return frame[(lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)]
+
+
 def _crater_frame(catalog: Any, west: float, what: str) -> pd.DataFrame:
     """lon (wrapped onto the mosaic's axis), lat, diameter_km, score, crater_id as plain columns."""
     if catalog is None:
@@ -302,7 +309,7 @@ def _classify(catalog: pd.DataFrame, truth: pd.DataFrame, rule: str,
 def _scores_html(scores: Any) -> str:
     """The legend's line of scores, in evaluate's own terms."""
     floor = "" if scores.d_min is None else f", craters ≥ {scores.d_min:g} km"
-    return (f"{scores.rule} rule{floor}: precision {scores.precision:.2f} "
+    return (f"{scores.rule} rule{floor}, on the map: precision {scores.precision:.2f} "
             f"({scores.n_pred_matched}/{scores.n_pred} detections), recall {scores.recall:.2f} "
             f"({scores.n_truth_matched}/{scores.n_truth} reference craters), F1 {scores.f1:.2f}")
 
@@ -427,6 +434,9 @@ class CraterBrowser:
         tru = _crater_frame(truth, west, "truth")
         for frame, what in ((cat, "detected"), (tru, "truth")):
             _warn_off_the_map(frame, self.bounds, what)
+        # what the page shows, and scores: a whole reference catalog (Robbins) would count every
+        # crater off the map as missed
+        cat, tru = _on_the_map(cat, self.bounds), _on_the_map(tru, self.bounds)
         #: the scores the layers show (an EvaluationResult), with both catalogs
         self.scores: Any = None
         pred_floor, truth_floor = _floors(self.d_min)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -172,6 +173,18 @@ def test_layer_counts_are_the_scores(mosaic, d_min):
         assert "≥ 10 km" in legend and "≥ 8 km" in legend
     curves = {c.label for c in app._csfd(hv) if isinstance(c, hv.Curve)}  # the CSFD plot counts the same
     assert curves == {f"{k} ({n})" for k, n in counts.items()}
+
+
+def test_a_whole_reference_catalog_is_scored_on_the_map_only(mosaic):
+    # a perfect detector against the Robbins catalog of the whole planet scored recall ~0: every
+    # crater off the map was "missed"
+    det = make_catalog([-1.0, -1.5], [31.4, 32.5], [24.0, 16.0])
+    far = make_catalog(np.linspace(-60, 60, 50), np.linspace(-170, 170, 50), np.full(50, 10.0))
+    truth = pd.concat([det, far], ignore_index=True)
+    app = browse(mosaic, det, truth)
+    assert app.scores.recall == 1.0 and app.scores.n_truth == 2 and len(app.craters["missed"]) == 0
+    legend = "".join(str(o.object) for o in app.panel[0] if hasattr(o, "object") and isinstance(o.object, str))
+    assert "on the map" in legend and "(2/2 reference craters)" in legend
 
 
 def test_d_min_alone_floors_one_catalog(mosaic):
