@@ -37,11 +37,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         if len(args.tiles) != 1:
             raise InvalidArgumentError(f"--bounds places one image, and {len(args.tiles)} were given: ingest each "
                                        "plain image on its own (with its own --bounds)")
-        sources = read_image(args.tiles[0], bounds=args.bounds, crs=args.crs)
+        sources = read_image(args.tiles[0], bounds=args.bounds, crs=args.crs, nodata=args.nodata)
     elif args.crs is not None:
         raise InvalidArgumentError("--crs is the CRS of --bounds: give --bounds WEST SOUTH EAST NORTH too (georeferenced "
                                    "images, GeoTIFFs and THEMIS tiles, bring their own CRS)")
-    out = ingest(sources, args.out, overwrite=args.overwrite, chunk=args.chunk, progress=not args.quiet)
+    out = ingest(sources, args.out, overwrite=args.overwrite, chunk=args.chunk, progress=not args.quiet,
+                 nodata=None if args.bounds is not None else args.nodata)  # a placed image has it already
     ds = open_mosaic(out)
     print(f"wrote {out}: ir {dict(ds.sizes)} chunks {ds['ir'].encoding.get('chunks')} crs {ds.rio.crs}")
     return 0
@@ -259,7 +260,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                      verify=False if args.no_verify else None, value_range=value_range,
                      extract_options={**({"min_score": args.min_score} if args.min_score is not None else {}),
                                       **engine_options(args.finder_engine)} or None,
-                     levels=args.levels, precision=args.precision)
+                     levels=args.levels, precision=args.precision, nodata=args.nodata)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         craters.to_csv(tmp, index=False, float_format="%.3f")
     sizes = craters.attrs["pixel_size_m"]
@@ -519,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "pixels, in degrees east/north on the Mars sphere (or in --crs units)")
     s.add_argument("--crs", help="with --bounds: their Mars CRS (default IAU_2015:49900, lon/lat degrees on the Mars "
                                  "sphere; e.g. IAU_2015:49910 for equirectangular metres)")
+    s.add_argument("--nodata", type=float, metavar="VALUE",
+                   help="a grey level that marks no data in images that do not declare it, e.g. 0 for the black "
+                        "collar around a map-projected strip: those pixels become NaN, as a file's own nodata value, "
+                        "mask band and alpha band do (write a negative one as --nodata=-3.4e38)")
     s.add_argument("--out", required=True, help="output cube.zarr")
     s.add_argument("--chunk", type=int, default=512, help="storage chunk size in pixels (default 512)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -658,6 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the grey levels that map to black and white, e.g. 0 255 or 0 1, or 'auto' for a per-image "
                         "stretch (default: 0..255 for 8-bit images, 0..1 for floats within 0..1, else auto; also "
                         "auto, with a warning, for images of very low contrast)")
+    s.add_argument("--nodata", type=float, metavar="VALUE",
+                   help="a grey level that marks no data in images that do not declare it, e.g. 0 for the black "
+                        "collar around a map-projected strip (detect warns when it sees one): those pixels become "
+                        "NaN, featureless ground to the network, as a file's own nodata value, mask band and alpha "
+                        "band do (write a negative one as --nodata=-3.4e38)")
     s.set_defaults(func=_cmd_detect)
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")

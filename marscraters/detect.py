@@ -13,6 +13,7 @@ and returns one table with an ``image`` column.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -57,6 +58,14 @@ _SQUARE_TOLERANCE = 0.01
 # share of an image's pixels at its darkest or brightest level beyond which it is nearly all
 # shadow or saturated (the THEMIS chips: at most 12 %, usually under 1 %)
 _EXTREME_SHARE = 0.4
+# share of an image's pixels in a constant region at its darkest or brightest level that reaches
+# its edge, beyond which that region is most likely an undeclared no-data collar: a black collar
+# over a third of a CTX frame already lost 5 of the 25 craters found well inside the valid pixels
+_COLLAR_SHARE = 0.05
+# such a region's parts smaller than this share of the pixels are specks (shadow, noise), not a collar
+_COLLAR_PART = 0.005
+# EXIF orientations that swap an image's rows and columns (a viewer shows it turned by 90 degrees)
+_EXIF_TRANSPOSED = (5, 6, 7, 8)
 # images of a many-image call prepared, predicted and verified together: about this many pixels
 # (64 MB per float32 copy), and at most this many images
 _GROUP_PIXELS = 2**24
@@ -78,42 +87,152 @@ def _check_image_file(path: Path) -> None:
 _PIL_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError)
 
 
-def read_grey_image(path: str | os.PathLike) -> np.ndarray:
+def read_grey_image(path: str | os.PathLike, *, nodata: float | None = None) -> np.ndarray:
     """Read a PNG, JPEG, PGM or TIFF image as a 2-D float32 grey array (RGB -> luminance).
+
+    The image is read as a viewer shows it: an EXIF orientation (a JPEG from a phone or a
+    photo editor stored turned) is applied, so rows and columns are the displayed ones.
+    Transparent pixels (alpha 0, or a PNG's transparent colour) are no data: NaN.
+
+    Parameters
+    ----------
+    path
+        The image file.
+    nodata
+        A grey level that marks no data (a black collar: ``nodata=0``); its pixels become NaN.
+        In a colour image, a pixel is no data when its red, green and blue all equal it.
 
     Raises
     ------
     ImageReadError
         If the file does not exist; :class:`CorruptImageError` if it cannot be decoded.
+
+    Examples
+    --------
+    >>> image = read_grey_image("ctx_export.png", nodata=0)  # doctest: +SKIP
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from .mosaic import _check_nodata
 
     path = Path(path)
+    nodata = _check_nodata(nodata)
     _check_image_file(path)
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+            if im.getexif().get(0x0112, 1) != 1:  # stored turned or mirrored: as a viewer shows it
+                im = ImageOps.exif_transpose(im)
+            alpha = _alpha(im)
+            raw = np.asarray(im) if nodata is not None and im.mode in ("RGB", "RGBA") else None
+            if im.mode in ("RGB", "RGBA", "P", "PA", "LA", "CMYK", "YCbCr"):
                 im = im.convert("L")
             arr = np.asarray(im)
     except (UnidentifiedImageError, *_PIL_ERRORS) as exc:
         raise CorruptImageError(f"{path} is not a readable image ({exc}); re-download or re-export it") from exc
     if arr.ndim != 2:
         raise ImageReadError(f"{path} decoded to shape {arr.shape}; expected a single-band image")
-    return arr.astype(np.float32)
+    out = arr.astype(np.float32)
+    if alpha is not None:
+        out[alpha == 0] = np.nan
+    if nodata is not None:
+        out[_nodata_mask(out if raw is None else raw, nodata)] = np.nan
+    return out
+
+
+def _alpha(im: Any) -> np.ndarray | None:
+    """A PIL image's alpha (its alpha band, or its transparent colour), None when it has none."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info):
+        return np.asarray(im.convert("RGBA").getchannel("A"))
+    return None
+
+
+def _nodata_mask(arr: np.ndarray, nodata: float) -> np.ndarray:
+    """Where a grey ``(rows, cols)`` or colour ``(rows, cols, 3|4)`` image holds ``nodata`` (all of
+    red, green and blue, for colour: luminance rounding must not decide it)."""
+    if np.isnan(nodata):
+        hit = np.isnan(arr)
+    else:
+        hit = arr == (arr.dtype.type(nodata) if arr.dtype.kind == "f" else nodata)
+    return hit[..., :3].all(axis=-1) if arr.ndim == 3 else hit
+
+
+def _without_nodata(arr: np.ndarray, nodata: float | None) -> np.ndarray:
+    """A grey or colour array with the pixels holding ``nodata`` as NaN (float32 then; untouched
+    when there are none)."""
+    if nodata is None:
+        return arr
+    hit = _nodata_mask(arr, nodata)
+    if not hit.any():
+        return arr
+    out = arr.astype(np.float32)
+    out[hit] = np.nan  # every band of a colour pixel
+    return out
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """``(rows, cols)`` of an image file, from its header only."""
+    """``(rows, cols)`` of an image file as a viewer shows it (EXIF orientation applied), from its
+    header only."""
     from PIL import Image, UnidentifiedImageError
 
     _check_image_file(path)
     try:
         with Image.open(path) as im:
             cols, rows = im.size
+            if im.getexif().get(0x0112) in _EXIF_TRANSPOSED:
+                rows, cols = cols, rows
     except (UnidentifiedImageError, *_PIL_ERRORS) as exc:
         raise CorruptImageError(f"{path} is not a readable image ({exc}); re-download or re-export it") from exc
     return int(rows), int(cols)
+
+
+def _gdal_grey(path: Path, nodata: float | None) -> tuple[Callable[[], np.ndarray], tuple[int, int]] | None:
+    """A raster without a CRS that marks no data itself (a nodata value, a mask or alpha band: GDAL's
+    tags, which PIL does not read): how to read its grey levels with those pixels as NaN, and its
+    shape.  None when the file marks no pixel (it is then read as any image, by PIL)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    from .mosaic import _has_gdal_mask
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.nodata is None and not _has_gdal_mask(src):
+                    return None
+                shape = (int(src.height), int(src.width))
+    except RasterioError:
+        return None  # not GDAL's: PIL says what is wrong with it
+
+    def read() -> np.ndarray:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    bands = src.read(list(range(1, min(src.count, 3) + 1)))
+                    valid = src.dataset_mask() != 0  # the mask of the bands together, as GDAL makes it
+                    try:
+                        palette = src.colormap(1) if src.count == 1 else None
+                    except ValueError:
+                        palette = None
+        except RasterioError as exc:
+            raise CorruptImageError(f"{path} could not be decoded ({exc}); re-download or re-export it") from exc
+        if palette:  # a palette's colours, as grey levels (PIL's convert("L") does the same)
+            lut = np.zeros(max(256, max(palette) + 1), np.float32)
+            for index, rgba in palette.items():
+                lut[index] = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+            grey = lut[bands[0]]
+        elif len(bands) == 3:  # RGB: ITU-R 601 luma, as _as_grey
+            grey = (bands[0] * 0.299 + bands[1] * 0.587 + bands[2] * 0.114).astype(np.float32)
+        else:  # grey, or grey and alpha (the alpha is the mask)
+            grey = bands[0].astype(np.float32)
+        grey[~valid] = np.nan
+        if nodata is not None:
+            grey[_nodata_mask(np.moveaxis(bands, 0, -1) if len(bands) == 3 else bands[0], nodata)] = np.nan
+        return grey
+
+    return read, shape
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -407,7 +526,7 @@ def _relay(caught: list[warnings.WarningMessage], what: str | None) -> None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _read_georeferenced(path: Path) -> Any:
+def _read_georeferenced(path: Path, nodata: float | None = None) -> Any:
     """The Mosaic of a raster that may carry georeferencing (a GeoTIFF...), or None for a plain
     file without a CRS (read as any image, with the caller's pixel size)."""
     from rasterio.errors import NotGeoreferencedWarning
@@ -418,24 +537,28 @@ def _read_georeferenced(path: Path) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return read_geotiff(path)
+            return read_geotiff(path, nodata=nodata)
     except MissingCRSError:
         return None
 
 
-def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
+def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | None = None) -> _Source:
     """An image's source: how to read it, its shape and its pixel size, without reading its pixels
-    when it is a file."""
+    when it is a file.  Pixels equal to ``nodata`` read as NaN."""
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         if path.suffix.lower() in _GEO_SUFFIXES and path.is_file():
-            ds = _read_georeferenced(path)
+            ds = _read_georeferenced(path, nodata)
             if ds is not None:
                 georef = georeferenced_pixel_size(ds, what=what, need_metres=given is None)
                 read, shape, aspect = _squeezed(ds, what)
                 return _Source(key, what, read, shape, _pixel_size(given, georef, what), aspect)
+            # no CRS: GDAL still knows the file's nodata value, mask and alpha, which PIL does not
+            gdal = _gdal_grey(path, nodata)
+            if gdal is not None:
+                return _Source(key, what, gdal[0], gdal[1], _pixel_size(given, None, what))
         shape = _image_size(path)
-        return _Source(key, what, lambda: read_grey_image(path), shape, _pixel_size(given, None, what))
+        return _Source(key, what, lambda: read_grey_image(path, nodata=nodata), shape, _pixel_size(given, None, what))
     from .model import _as_image
 
     georef = None
@@ -454,12 +577,70 @@ def _open(item: Any, key: Any, what: str, given: float | None) -> _Source:
         if crs is not None:
             georef = georeferenced_pixel_size(item, what=what, need_metres=given is None)
             if item.ndim == 2 and set(item.dims) == {"y", "x"}:
+                if nodata is not None and not np.isnan(nodata):  # before the squeeze blends it into its neighbours
+                    item = item.where(item != nodata)
                 read, shape, aspect = _squeezed(item.transpose("y", "x"), what)
                 if aspect != 1.0:
                     arr = _as_image(read(), what)
                     return _Source(key, what, lambda: arr, shape, _pixel_size(given, georef, what), aspect)
-    arr = _as_image(_as_grey(item), what)
+    values = item.values if hasattr(item, "dims") else item
+    if nodata is not None:  # before colour becomes grey, whose rounding must not decide it
+        with contextlib.suppress(Exception):  # anything numpy cannot read: _as_image says so
+            values = np.asarray(values)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+            values = _without_nodata(values, nodata)
+    arr = _as_image(_as_grey(values), what)
     return _Source(key, what, lambda: arr, (int(arr.shape[0]), int(arr.shape[1])), _pixel_size(given, georef, what))
+
+
+def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np.ndarray | None:
+    """Where an image holds a likely undeclared no-data collar, with a warning that names the fix.
+
+    A collar is a constant region exactly at the image's darkest or brightest level that reaches
+    its edge (or its no-data) and covers at least :data:`_COLLAR_SHARE` of its valid pixels: the
+    fill around a map-projected strip, or a GIS export's.  The network reads it as black (or
+    white) ground, and that changes its map far inside the valid pixels.  Images whose other
+    pixels hold no third level (a drawing, a mask, disks on a flat ground) are not photographs,
+    and have none.  None when there is none.
+    """
+    from scipy import ndimage
+
+    finite = np.isfinite(arr)
+    n = int(np.count_nonzero(finite))
+    found = None
+    for level, name, looks in ((lo, "darkest", "black"), (hi, "brightest", "white")):
+        same = arr == level
+        if np.count_nonzero(same) < _COLLAR_SHARE * n:  # most images stop here, cheaply
+            continue
+        labels, count = ndimage.label(same)
+        edge = np.zeros(arr.shape, bool)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True
+        if not finite.all():  # no data inside the image is an edge too
+            edge |= ndimage.binary_dilation(~finite)
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)
+        part = np.zeros(count + 1, bool)
+        part[np.unique(labels[edge & same])] = True
+        part &= sizes >= _COLLAR_PART * n
+        part[0] = False
+        share = sizes[part].sum() / n
+        if share < _COLLAR_SHARE:
+            continue
+        region = part[labels]
+        rest = arr[finite & ~region]
+        if not ((rest != lo) & (rest != hi)).any():  # two levels only: not a photograph
+            continue
+        inside = int(np.count_nonzero(rest == level))
+        # a declared value blanks that level everywhere: say so when valid pixels hold it too (deep shadow)
+        also = (f" (it also makes the {inside} pixels of that level inside the {what} no data; to keep them, set "
+                "only the collar to NaN)" if inside else "")
+        warnings.warn(
+            f"{share:.0%} of the {what}'s pixels are exactly {level:g}, its {name} grey level, in a region that "
+            f"reaches its edge: most likely a no-data collar (the fill around a map-projected strip or a GIS export), "
+            f"not ground. The network sees it as {looks} ground, which hides craters well inside the valid pixels. "
+            f"Declare it as no data: nodata={level:g} (CLI: --nodata {level:g}){also}, or set those pixels to NaN",
+            UserWarning, stacklevel=3)
+        found = region if found is None else found | region
+    return found
 
 
 def _warn_extremes(finite: np.ndarray, lo: float, hi: float, *, what: str = "image", stacklevel: int = 2) -> None:
@@ -481,7 +662,9 @@ def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list
     from .mosaic import _halve_antialiased
 
     finite, lo, hi = _grey_levels(arr)  # an all-NaN or constant image fails here, before the model loads
-    _warn_extremes(finite, lo, hi)
+    collar = _collar(arr, lo, hi)
+    # a collar is said to be likely no data (above), not shadow or saturation: judge exposure without it
+    _warn_extremes(finite if collar is None else arr[np.isfinite(arr) & ~collar], lo, hi)
     if value_range is None:
         # one grey-level rule for the whole pyramid: the levels are the same ground
         value_range = guess_value_range(grey_sample(arr), floating=arr.dtype.kind == "f", lo=lo, hi=hi)
@@ -705,6 +888,7 @@ def detect(
     verify: Any = None,
     levels: int | str = "auto",
     precision: str = "float32",
+    nodata: float | None = None,
 ) -> pd.DataFrame:
     """Find craters on an image, or on many, at any pixel size.
 
@@ -721,8 +905,10 @@ def detect(
         One image: a 2-D grey array (or an RGB ``(H, W, 3)`` array, converted to grey) of any
         size, NaN = no data; an xarray DataArray or Mosaic Dataset (its ``ir``); or the path of
         an image file -- a GeoTIFF (any raster with a Mars CRS, read by
-        :func:`marscraters.mosaic.read_geotiff`: its first band) or a PNG, JPEG, PGM or plain
-        TIFF (:func:`read_grey_image`).
+        :func:`marscraters.mosaic.read_geotiff`: its first band, with GDAL's no data -- its
+        nodata value, mask band or alpha band -- as NaN) or a PNG, JPEG, PGM or plain
+        TIFF (:func:`read_grey_image`: as a viewer shows it, EXIF orientation applied, and
+        transparent pixels as NaN; a TIFF without a CRS keeps GDAL's no data too).
 
         Many images: a list or tuple of them, a stack ``(n, H, W)`` (or ``(n, H, W, 3)``), or a
         mapping of names to images.  The result is then one table with an ``image`` column:
@@ -789,6 +975,13 @@ def detect(
         computes in bfloat16 on CPUs with native bfloat16 (about twice as fast there) and in
         float32 elsewhere; ``"float32"`` gives the same numbers on every machine.  A model
         passed as a Keras object runs in its own precision.
+    nodata
+        A grey level that marks no data in images that do not declare it, such as the black
+        collar around a map-projected strip (``nodata=0``): its pixels become NaN, as a file's
+        own nodata value, mask and alpha do (a colour pixel when red, green and blue all equal
+        it).  No-data pixels look like featureless ground to the network and hold no crater;
+        a black collar read as ground changes its map far inside the valid pixels.  Applies to
+        every image of the call.
 
     Returns
     -------
@@ -814,20 +1007,25 @@ def detect(
         When the image is narrower than the smallest crater the model finds (16 px): it is
         padded and searched, but cannot hold a crater.  When the grey
         levels are far from the training chips' and the image is stretched on its own.  When
-        over 40 % of its pixels sit at its darkest or brightest level (nearly all shadow or
-        saturated).  When a given pixel size disagrees with the georeferencing's.
+        a constant region exactly at its darkest or brightest level reaches its edge and covers
+        at least 5 % of it: most likely an undeclared no-data collar (pass ``nodata=``).  When
+        over 40 % of its other pixels sit at its darkest or brightest level (nearly all shadow
+        or saturated).  When a given pixel size disagrees with the georeferencing's.
 
     Examples
     --------
     >>> craters = detect(read_grey_image("chip.png"), pixel_size_m=100)  # doctest: +SKIP
     >>> craters = detect("hrsc_tile.tif")  # the pixel size from the GeoTIFF  # doctest: +SKIP
+    >>> craters = detect("ctx_strip.png", pixel_size_m=6, nodata=0)  # a black collar  # doctest: +SKIP
     >>> craters = detect({p.name: p for p in image_files("chips")}, pixel_size_m=100)  # doctest: +SKIP
     >>> craters.groupby("image").size()  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
     from .model import _check_tta, default_model_for, resolve_precision
+    from .mosaic import _check_nodata
 
+    nodata = _check_nodata(nodata)
     many = _is_many(image)
     if many and isinstance(image, Mapping):
         keys, items = list(image.keys()), list(image.values())
@@ -862,7 +1060,7 @@ def detect(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                sources.append((_open(item, key, what, given), label))
+                sources.append((_open(item, key, what, given, nodata), label))
             except MarsCratersError as exc:
                 _reraise(exc, label)
         _relay(caught, label)

@@ -114,6 +114,8 @@ _MAX_DASK_BLOCK_BYTES = 64 * 2**20
 _PNG_SUFFIXES = {".png"}
 _GDAL_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".cub", ".jp2"}
 _ZARR_SUFFIXES = {".zarr"}
+# files that are images (never a Zarr store, which is a folder)
+_IMAGE_FILE_SUFFIXES = _PNG_SUFFIXES | _GDAL_SUFFIXES | {".jpg", ".jpeg", ".pgm", ".bmp", ".gif"}
 
 Chunks = int | tuple[int, int] | Mapping[str, int] | Literal["auto"] | None
 
@@ -678,9 +680,14 @@ def _read_window(
     band: int,
     lut: np.ndarray | None,
     window: tuple[int, int, int, int],
-    nodata: float | None = 0.0,
+    nodata: float | tuple[float, ...] | None = 0.0,
+    masked: bool = False,
 ) -> np.ndarray:
-    """Read rows ``r0:r1`` and columns ``c0:c1`` of a raster as float32, ``nodata`` -> NaN (a dask task).
+    """Read rows ``r0:r1`` and columns ``c0:c1`` of a raster as float32, no data -> NaN (a dask task).
+
+    No data is every pixel equal to ``nodata`` (one value or several: the file's and the caller's)
+    and, with ``masked``, every pixel GDAL's mask of the band marks invalid (a mask band, an
+    alpha band of 0: :func:`_has_gdal_mask`), read window by window like the pixels.
 
     Decoding errors (a truncated PNG or GeoTIFF) become :class:`CorruptImageError` naming the file,
     wherever the scheduler runs the task.
@@ -698,7 +705,9 @@ def _read_window(
     with _lock_for(key):
         try:
             with rasterio.Env(**_PNG_READ_ENV):
-                raw = _cached_handle(key).read(band, window=Window(c0, r0, c1 - c0, r1 - r0))
+                handle = _cached_handle(key)
+                raw = handle.read(band, window=Window(c0, r0, c1 - c0, r1 - r0))
+                valid = handle.read_masks(band, window=Window(c0, r0, c1 - c0, r1 - r0)) if masked else None
         except (RasterioError, OSError) as exc:
             _drop_handle(key)
             raise CorruptImageError(
@@ -706,9 +715,62 @@ def _read_window(
                 "truncated or corrupt; delete it and download (marscraters.download_themis) or export it again."
             ) from exc
     out = lut[raw] if lut is not None else raw.astype(np.float32)
-    if nodata is not None:
-        out[(out == nodata) | (np.isnan(out) if np.isnan(nodata) else False)] = np.nan
+    for value in (() if nodata is None else nodata if isinstance(nodata, tuple) else (nodata,)):
+        out[(out == value) | (np.isnan(out) if np.isnan(value) else False)] = np.nan
+    if valid is not None:
+        out[valid == 0] = np.nan
     return out
+
+
+def _has_gdal_mask(src: Any, band: int = 1) -> bool:
+    """Whether GDAL marks pixels of ``band`` invalid beyond its nodata value: an internal or external
+    mask band (``GDAL_TIFF_INTERNAL_MASK``, ``.msk``, JPEG-compressed GeoTIFFs) or an alpha band
+    (``gdalwarp -dstalpha``, RGBA and grey+alpha images).  A nodata value alone is compared
+    directly (cheaper than reading GDAL's mask of it)."""
+    from rasterio.enums import MaskFlags
+
+    return not ({MaskFlags.all_valid, MaskFlags.nodata} & set(src.mask_flag_enums[band - 1]))
+
+
+def _check_nodata(nodata: Any) -> float | None:
+    """A caller's declared no-data value: None, or a number (a grey level of the image)."""
+    if nodata is None:
+        return None
+    if isinstance(nodata, (bool, np.bool_)):
+        raise InvalidArgumentError(f"nodata must be a grey level, e.g. nodata=0 (CLI: --nodata 0), got {nodata!r}")
+    try:
+        return float(nodata)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"nodata must be a grey level, e.g. nodata=0 (CLI: --nodata 0), got {nodata!r}") from None
+
+
+def _nodata_values(*values: float | None) -> tuple[float, ...] | None:
+    """The distinct no-data values of a read (the file's, the caller's), None when there are none."""
+    kept: list[float] = []
+    for v in values:
+        if v is not None and not any(v == k or (np.isnan(v) and np.isnan(k)) for k in kept):
+            kept.append(float(v))
+    return tuple(kept) or None
+
+
+def _storage_for(dtype: Any, *nodata: float | None) -> dict[str, Any]:
+    """:func:`_integer_storage` with the first of ``nodata`` that keeps the image's own integer type."""
+    for value in nodata:
+        storage = _integer_storage(dtype, value)
+        if value is not None and storage and np.dtype(storage["dtype"]) == np.dtype(dtype):
+            return storage
+    return _integer_storage(dtype, None)
+
+
+def _without_value(ds: xr.Dataset, nodata: float | None) -> xr.Dataset:
+    """``ds`` with the ``ir`` pixels equal to ``nodata`` as NaN, lazily (its storage kept)."""
+    if nodata is None:
+        return ds
+    ir = ds["ir"]
+    out = ir.where(ir != np.float32(nodata)) if not np.isnan(nodata) else ir
+    out.attrs, out.encoding = dict(ir.attrs), dict(ir.encoding)
+    return ds.assign(ir=out)
 
 
 def _gdal_reason(exc: BaseException) -> str:
@@ -728,7 +790,8 @@ def _raster_dask_array(
     band: int,
     lut: np.ndarray | None,
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
-    nodata: float | None = 0.0,
+    nodata: float | tuple[float, ...] | None = 0.0,
+    masked: bool = False,
 ) -> da.Array:
     """A dask array whose tasks each read one window of a raster (a THEMIS PNG or a GeoTIFF).
 
@@ -740,14 +803,14 @@ def _raster_dask_array(
     the scheduler then ran the reads ahead of their consumers and held the whole tile.)
     """
     key = _file_key(path)
-    name = f"read-raster-{dask.base.tokenize(key, band, chunks, lut, nodata)}"
+    name = f"read-raster-{dask.base.tokenize(key, band, chunks, lut, nodata, masked)}"
     row_edges = np.cumsum((0, *chunks[0]))
     col_edges = np.cumsum((0, *chunks[1]))
     graph: dict[Any, Any] = {}
     for i in range(len(chunks[0])):
         for j in range(len(chunks[1])):
             window = (int(row_edges[i]), int(row_edges[i + 1]), int(col_edges[j]), int(col_edges[j + 1]))
-            graph[(name, i, j)] = (_read_window, path, key, band, lut, window, nodata)
+            graph[(name, i, j)] = (_read_window, path, key, band, lut, window, nodata, masked)
     return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
 
 
@@ -765,7 +828,7 @@ def _plain_header(path: str) -> dict[str, Any]:
                 colormap = None
             return {"shape": (src.height, src.width), "count": src.count, "dtype": np.dtype(src.dtypes[0]),
                     "nodata": None if src.nodata is None else float(src.nodata), "crs": src.crs,
-                    "colormap": colormap}
+                    "colormap": colormap, "masked": _has_gdal_mask(src)}
 
 
 def _palette_lut(colormap: Mapping[int, Any] | None) -> np.ndarray | None:
@@ -805,7 +868,9 @@ def _normalize_chunks(chunks: Chunks, shape: tuple[int, int], default: tuple[int
         ) from exc
 
 
-def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Dataset:
+def read_themis_tile(
+    path: str | os.PathLike[str], chunks: Chunks = None, *, nodata: float | None = None
+) -> xr.Dataset:
     """Open an ASU THEMIS Day IR tile (``thm_dir_N{lat}_{lon:03d}.png``) lazily as a Mosaic.
 
     Georeferencing comes from the file name (the PNG carries none): the tile covers
@@ -822,13 +887,16 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
         Dask chunks: ``None`` (default) for full-width strips of 512 rows, which PNG decodes
         fastest (it is a row-by-row format); an int for square blocks; ``(rows, cols)`` or
         ``{"y": rows, "x": cols}``; ``-1`` for the full extent.
+    nodata
+        Another grey level that marks no data (0 always does).
 
     Returns
     -------
     xarray.Dataset
         A Mosaic with float32 ``ir`` (value 0 becomes NaN), CRS ``IAU_2015:49900``, and attrs
         ``source`` (the file) and ``px_per_deg``.  Colour or grey+alpha PNGs contribute their
-        first band; palette PNGs are mapped through their palette's red channel.
+        first band, and their transparent pixels (alpha 0) are no data; palette PNGs are mapped
+        through their palette's red channel.
 
     Raises
     ------
@@ -889,7 +957,8 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
         )
     lut = _palette_lut(colormap)
     row_chunks, col_chunks = _normalize_chunks(chunks, (height, width), (_DEFAULT_PNG_STRIP_ROWS, -1))
-    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks))
+    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks),
+                              nodata=_nodata_values(0.0, _check_nodata(nodata)), masked=header["masked"])
     ppd = width / TILE_SIZE_DEG
     if width != TILE_SIZE_PX:
         # a crop or a downsampled copy under a tile's name would be spread over the whole tile unsaid
@@ -912,12 +981,15 @@ def read_themis_tile(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.
 # --------------------------------------------------------------------------------------------
 
 
-def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Dataset:
+def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None, *, nodata: float | None = None) -> xr.Dataset:
     """Open a GeoTIFF (or any GDAL raster) with a Mars CRS lazily as a Mosaic.
 
     For the USGS THEMIS Day IR 100 m global mosaic, the controlled mosaics, or any georeferenced
-    crop of them, in a geographic or equirectangular Mars CRS.  Read through
-    :func:`rioxarray.open_rasterio`; the first band becomes ``ir``.
+    crop of them, in a geographic or equirectangular Mars CRS.  The first band becomes ``ir``,
+    read in windows inside dask tasks.  No data is what GDAL's mask of that band says: the
+    file's nodata value, and the pixels a mask band (internal, as ``GDAL_TIFF_INTERNAL_MASK``
+    and JPEG-compressed GeoTIFFs write, or an external ``.msk``) or an alpha band
+    (``gdalwarp -dstalpha``) marks invalid, read window by window with the pixels.
 
     Parameters
     ----------
@@ -926,11 +998,14 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
     chunks
         Dask chunks: ``None`` (default) for 2048 x 2048 blocks; an int; ``(rows, cols)``;
         ``{"y": rows, "x": cols}``; or ``"auto"``.
+    nodata
+        A grey level that marks no data in a file that does not declare it (a black collar
+        around a map-projected strip): pixels equal to it become NaN too.
 
     Returns
     -------
     xarray.Dataset
-        A Mosaic: float32 ``ir`` with the file's nodata value as NaN, the file's CRS and
+        A Mosaic: float32 ``ir`` with no data (above) as NaN, the file's CRS and
         transform (flipped to north-up if stored south-up), attrs ``source`` and, for geographic
         and equirectangular grids, ``px_per_deg``.
 
@@ -946,8 +1021,10 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
     Examples
     --------
     >>> ds = read_geotiff("Mars_MO_THEMIS-IR-Day_mosaic_global_100m_v12.tif")  # doctest: +SKIP
+    >>> ds = read_geotiff("ctx_strip.tif", nodata=0)  # its black collar is no data  # doctest: +SKIP
     """
     path = Path(path)
+    declared = _check_nodata(nodata)
     if not path.exists():
         raise ImageReadError(f"raster {path} does not exist; check the path.")
     spath = str(path.resolve())
@@ -958,6 +1035,7 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
             transform = src.transform
             nodata = None if src.nodata is None else float(src.nodata)
             dtype = np.dtype(src.dtypes[0])
+            masked = _has_gdal_mask(src)
     except RasterioError as exc:
         raise CorruptImageError(f"{path} is not a raster GDAL can read ({exc}).") from exc
     if file_crs is None:
@@ -975,14 +1053,15 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Data
     row_chunks, col_chunks = _normalize_chunks(chunks, shape, _DEFAULT_GDAL_CHUNKS)
     # our own windowed reader (not rioxarray's), so a truncated file fails as CorruptImageError
     data = _raster_dask_array(
-        spath, 1, None, da.core.normalize_chunks((row_chunks, col_chunks), shape, dtype=np.float32), nodata=nodata
+        spath, 1, None, da.core.normalize_chunks((row_chunks, col_chunks), shape, dtype=np.float32),
+        nodata=_nodata_values(nodata, declared), masked=masked,
     )
     if transform.e > 0:
         # stored south-up: flip lazily to the north-up convention every Mosaic uses
         data = data[::-1]
         top = transform.f + transform.e * shape[0]
         transform = Affine(transform.a, 0.0, transform.c, 0.0, -transform.e, top)
-    return _with_storage(_build_mosaic(data, transform, crs, {"source": spath}), _integer_storage(dtype, nodata))
+    return _with_storage(_build_mosaic(data, transform, crs, {"source": spath}), _storage_for(dtype, nodata, declared))
 
 
 def read_image(
@@ -991,6 +1070,7 @@ def read_image(
     *,
     bounds: tuple[float, float, float, float] | None = None,
     crs: Any = None,
+    nodata: float | None = None,
 ) -> xr.Dataset:
     """Open any supported image as a lazy Mosaic, choosing the reader from the file name.
 
@@ -1011,6 +1091,9 @@ def read_image(
         JPEG crop): the outer edges of its pixels, in ``crs`` units.
     crs
         With ``bounds``: their CRS (default ``IAU_2015:49900``, degrees on the Mars sphere).
+    nodata
+        A grey level that marks no data where the file does not say so (a black collar): its
+        pixels become NaN, besides those of the file's own nodata value, mask or alpha band.
 
     Raises
     ------
@@ -1029,10 +1112,11 @@ def read_image(
     """
     p = Path(path)
     suffix = p.suffix.lower()
+    nodata = _check_nodata(nodata)
     if not p.exists():
         raise ImageReadError(f"{p} does not exist; check the path.")
     if bounds is not None:
-        return read_plain_image(p, bounds, MARS_GEOGRAPHIC if crs is None else crs, chunks=chunks)
+        return read_plain_image(p, bounds, MARS_GEOGRAPHIC if crs is None else crs, chunks=chunks, nodata=nodata)
     if crs is not None:
         raise InvalidArgumentError(
             f"crs= is the CRS of bounds= (CLI: --crs goes with --bounds); {p.name} gets its georeferencing "
@@ -1047,11 +1131,11 @@ def read_image(
                 f"{p.name!r} is not a THEMIS tile name, and a plain PNG carries no georeferencing: {place}. "
                 f"{_TILE_HELP}."
             )
-        return read_themis_tile(p, chunks=chunks)
+        return read_themis_tile(p, chunks=chunks, nodata=nodata)
     if suffix in _GDAL_SUFFIXES:
-        return read_geotiff(p, chunks=chunks)
+        return read_geotiff(p, chunks=chunks, nodata=nodata)
     if suffix in _ZARR_SUFFIXES:
-        return open_mosaic(p, chunks=chunks)
+        return _without_value(open_mosaic(p, chunks=chunks), nodata)
     raise ImageReadError(
         f"cannot tell how to read {p} from its suffix {suffix!r}. Supported: THEMIS tiles "
         f"({_TILE_PATTERN}), rasters with a Mars CRS ({', '.join(sorted(_GDAL_SUFFIXES))}) and "
@@ -1064,12 +1148,15 @@ def read_plain_image(
     bounds: tuple[float, float, float, float],
     crs: Any = MARS_GEOGRAPHIC,
     chunks: Chunks = None,
+    *,
+    nodata: float | None = None,
 ) -> xr.Dataset:
     """Open an image that carries no georeferencing (PNG, JPEG, PGM, plain TIFF...) as a lazy Mosaic.
 
     The pixels are read in windows inside dask tasks, as the other readers do, and placed on
     ``bounds`` by :func:`mosaic_from_array`.  Colour images contribute their first band (palette
-    images their palette's red channel); a nodata value the file declares becomes NaN.
+    images their palette's red channel); a nodata value the file declares, its mask band and its
+    transparent pixels (alpha 0) become NaN.
 
     Parameters
     ----------
@@ -1082,6 +1169,8 @@ def read_plain_image(
         A Mars CRS (default ``IAU_2015:49900``, longitude/latitude on the Mars sphere).
     chunks
         Dask chunks; default full-width strips of 512 rows (PNG and JPEG decode row by row).
+    nodata
+        A grey level that marks no data where the file does not say so: its pixels become NaN.
 
     Returns
     -------
@@ -1110,6 +1199,7 @@ def read_plain_image(
     592.75...
     """
     path = Path(path)
+    declared = _check_nodata(nodata)
     if not path.is_file():
         raise ImageReadError(f"{path} does not exist; check the path.")
     spath = str(path.resolve())
@@ -1128,10 +1218,11 @@ def read_plain_image(
         raise CorruptImageError(f"{path} has no image band.")
     row_chunks, col_chunks = _normalize_chunks(chunks, shape, (_DEFAULT_PNG_STRIP_ROWS, -1))
     lut = _palette_lut(colormap)
-    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=nodata)
+    data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=_nodata_values(nodata, declared),
+                              masked=header["masked"])
     ds = mosaic_from_array(data, bounds, crs, name=spath)
     _check_pixel_size(ds, bounds, crs, path.name)
-    return _with_storage(ds, _integer_storage(np.uint8 if lut is not None else dtype, nodata))
+    return _with_storage(ds, _storage_for(np.uint8 if lut is not None else dtype, nodata, declared))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1693,6 +1784,7 @@ def ingest(
     chunk: int = DEFAULT_CHUNK,
     dask_chunk: int | tuple[int, int] | None = None,
     progress: bool = True,
+    nodata: float | None = None,
 ) -> Path:
     """Read images, combine them and write a Zarr v3 mosaic cube.
 
@@ -1717,6 +1809,10 @@ def ingest(
         Default: full-width strips of ``chunk`` rows (capped at 64 MB).
     progress
         Show a progress bar.
+    nodata
+        A grey level that marks no data in images that do not declare it (a black collar
+        around a map-projected strip or a GIS export): its pixels become NaN in every input,
+        as the files' own nodata values, mask bands and alpha bands do.
 
     Returns
     -------
@@ -1745,6 +1841,7 @@ def ingest(
         raise InvalidArgumentError(f"chunk must be a positive int, got {chunk!r}")
     if not items:
         raise InvalidArgumentError("ingest needs at least one input image")
+    nodata = _check_nodata(nodata)
     sources = [p if isinstance(p, xr.Dataset) else Path(p) for p in items]
     # read in strips as tall as the dask blocks written (one Zarr chunk row by default), so that
     # no source block is read twice; PNG strips span the full width (it decodes whole rows)
@@ -1754,9 +1851,9 @@ def ingest(
         strip = int(dask_chunk if isinstance(dask_chunk, (int, np.integer)) else dask_chunk[0])
     read_cols = _strip_cols(strip, int(chunk))
     dss = [
-        p
+        _without_value(p, nodata)
         if isinstance(p, xr.Dataset)
-        else read_image(p, chunks=(strip, -1 if p.suffix.lower() in _PNG_SUFFIXES else read_cols))
+        else read_image(p, chunks=(strip, -1 if p.suffix.lower() in _PNG_SUFFIXES else read_cols), nodata=nodata)
         for p in sources
     ]
     ds = dss[0] if len(dss) == 1 else combine_tiles(dss)
@@ -1873,6 +1970,17 @@ def open_mosaic(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Datas
     if not path.exists():
         raise ImageReadError(
             f"mosaic cube {path} does not exist; create it with marscraters.ingest(images, {str(path)!r})."
+        )
+    if path.is_file() and path.suffix.lower() in _IMAGE_FILE_SUFFIXES:
+        # the likeliest first mistake (`segment image.tif`): nothing is corrupt, the image needs ingesting
+        if path.suffix.lower() in _GDAL_SUFFIXES or _TILE_RE.match(path.name):
+            command, python = f"{path} --out cube.zarr", f"mc.ingest({str(path)!r}, 'cube.zarr')"
+        else:  # a plain image is placed by its bounds
+            command = f"{path} --bounds WEST SOUTH EAST NORTH --out cube.zarr"
+            python = f"mc.ingest(mc.read_image({str(path)!r}, bounds=(west, south, east, north)), 'cube.zarr')"
+        raise ImageReadError(
+            f"{path} is an image, not a mosaic cube (a Zarr store): ingest it into a cube first, "
+            f"`marscraters ingest {command}` (in Python {python}), then give cube.zarr."
         )
     try:
         group = zarr.open_group(str(path), mode="r")
