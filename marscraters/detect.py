@@ -650,7 +650,9 @@ def _warn_extremes(finite: np.ndarray, lo: float, hi: float, *, what: str = "ima
         warnings.warn(
             f"{share:.0%} of the {what}'s pixels are at its darkest ({lo:g}) or brightest ({hi:g}) grey level: it is "
             f"nearly all shadow or saturated, and craters there cannot be seen. Use a better-exposed {what}, or set "
-            "those pixels to NaN (no data) so that they count as featureless ground", UserWarning, stacklevel=stacklevel)
+            "those pixels to NaN (no data) so that they count as featureless ground; a fill around a map-projected "
+            "strip is no data: declare it where the image is read, nodata=0 (CLI: `ingest`/`detect` --nodata 0)",
+            UserWarning, stacklevel=stacklevel)
 
 
 def _prepare(arr: np.ndarray, levels: Sequence[Level], value_range: Any) -> list[tuple[np.ndarray, np.ndarray]]:
