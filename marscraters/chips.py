@@ -9,14 +9,23 @@ A box that touches the image edge has been **cut by it**: the crops' labels clip
 to the image, so its centre moves inwards and the mean of its sides underestimates the diameter
 (in the THEMIS crops, 564 of 3,867 boxes, and 47 % of the craters of 64-128 px, are cut).  By
 default (``edge_boxes="circle"``) such a crater's circle is restored from the side the edge did not
-cut: the diameter is the box's longer side and the centre sits half a diameter from the uncut
-edge.  A box cut in both directions (at a corner, or by a crater wider than the image) gives only a
-lower bound on the diameter.  ``edge_boxes="box"`` takes every box as it is.
+cut: on a plain chip (square pixels on the ground) the uncut side is the diameter, and the centre
+sits half a diameter from the uncut edge.  A box cut in both directions (at a corner, or by a
+crater wider than the image) gives only a lower bound on the diameter.  ``edge_boxes="box"`` takes
+every box as it is.
 
-The chips carry no georeferencing, so their craters are **PixelCraters**: ``x``, ``y`` in pixel
-index coordinates, where ``(0, 0)`` is the centre of the top-left pixel (the convention of
-:class:`marscraters.crs.Grid`).  A YOLO centre ``cx`` (a fraction of the width measured from the
-image's left *edge*) is therefore ``x = cx * W - 0.5``.
+A **georeferenced** chip, one listed in its folder's ``index.csv`` (the index :func:`write_chips`
+writes, or any crop index, :func:`read_crop_index`), lies on an equirectangular lon/lat grid,
+where a crater at latitude φ is an ellipse ``1/cos φ`` times wider than tall
+(:func:`marscraters.targets.catalog_pixels`).  Its cut boxes are restored to that ellipse: the
+uncut side gives the other through the crater's latitude, the diameter is the mean of the two
+sides, as for an uncut box, and the centre moves by half the missing part of the cut side.
+
+The chip images carry no georeferencing (a georeferenced chip's bounds are in its index), so
+their craters are **PixelCraters**: ``x``, ``y`` in pixel index coordinates, where ``(0, 0)`` is
+the centre of the top-left pixel (the convention of :class:`marscraters.crs.Grid`).  A YOLO centre
+``cx`` (a fraction of the width measured from the image's left *edge*) is therefore
+``x = cx * W - 0.5``.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import glob
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +77,8 @@ class Chips:
         normalisation stays explicit; RGB files are averaged over their bands, which for the
         THEMIS crops are equal).
     names
-        File stems (``"crater0"``, ...), in the order of ``images``.
+        File stems (``"crater0"``, ...), in the order of ``images``: by the chip's number, the
+        last whole number in its name (see :func:`read_chips`).
     craters
         PixelCraters of all chips: ``chip`` (index into ``images``), ``x``, ``y`` and
         ``diameter_px`` in pixel index coordinates, plus the box's ``width_px``, ``height_px``,
@@ -96,9 +106,39 @@ def _number(stem: str) -> int | None:
     return int(found[-1]) if found else None
 
 
-def _sort_key(path: Path) -> tuple[bool, int, str]:
+def _natural_key(stem: str) -> tuple[str | int, ...]:
+    """The stem with its runs of digits as numbers (``q_2_0`` before ``q_10_0``)."""
+    # re.split puts text at even and numbers at odd places, so two keys never compare str with int
+    return tuple(int(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+)", stem)))
+
+
+def _sort_key(path: Path) -> tuple[bool, int, tuple[str | int, ...]]:
     n = _number(path.stem)
-    return (n is None, n if n is not None else 0, path.stem)
+    return (n is None, n if n is not None else 0, _natural_key(path.stem))
+
+
+def _select_by_number(paths: list[Path], wanted: list[int], image_dir: Path) -> list[Path]:
+    """The chips numbered ``wanted``, in that order; an absent or shared number is refused."""
+    by_number: dict[int, list[Path]] = {}
+    for p in paths:
+        n = _number(p.stem)
+        if n is not None:
+            by_number.setdefault(n, []).append(p)
+    absent = [i for i in wanted if i not in by_number]
+    if absent:
+        raise CatalogNotFoundError(f"{image_dir} has no chip number(s) {absent[:10]} (it has {len(paths)} chips).")
+    shared = next((i for i in wanted if len(by_number[i]) > 1), None)
+    if shared is not None:
+        # e.g. the <prefix>_<col>_<row> names earlier write_chips gave: one number for a whole row of chips
+        names = ", ".join(p.name for p in by_number[shared][:4]) + (" ..." if len(by_number[shared]) > 4 else "")
+        raise InvalidArgumentError(
+            f"{len(by_number[shared])} chips of {image_dir} have the number {shared} ({names}): a chip's number is "
+            "the last whole number in its name, so indices= cannot tell them apart. Give each chip a name ending in "
+            "its own number (`marscraters chips` / write_chips now name chips <prefix>_0, <prefix>_1, ...: write "
+            "the folder again), or select chips by position instead of number (read_chips(folder) without "
+            "indices=, then chips_training_set(chips, positions); `marscraters train --train START:STOP` counts "
+            "positions).")
+    return [by_number[i][0] for i in wanted]
 
 
 def _parse_yolo(path: Path) -> np.ndarray:
@@ -164,16 +204,24 @@ def _cut_sides(centre: np.ndarray, extent: np.ndarray, size: int) -> tuple[np.nd
     return centre - extent / 2 <= _EDGE_TOLERANCE_PX, centre + extent / 2 >= size - _EDGE_TOLERANCE_PX
 
 
-def _uncut_centre(centre: np.ndarray, extent: np.ndarray, diameter: np.ndarray,
+def _uncut_centre(centre: np.ndarray, extent: np.ndarray, full: np.ndarray,
                   lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Centre along one axis of circles whose box the edge cut: the uncut edge stays where it is."""
-    # only a box cut on one side, and shorter than the diameter, moves
-    move = (lo != hi) & (extent < diameter)
-    shift = (diameter - extent) / 2
+    """Centre along one axis of craters whose box the edge cut to ``extent`` of its ``full`` size:
+    the uncut edge stays where it is."""
+    # only a box cut on one side, and shorter than the crater, moves
+    move = (lo != hi) & (extent < full)
+    shift = (full - extent) / 2
     return np.where(move & lo, centre - shift, np.where(move & hi, centre + shift, centre))
 
 
-def _boxes_to_pixels(arr: np.ndarray, width: int, height: int, edge_boxes: str = "circle") -> dict[str, np.ndarray]:
+#: ``aspect(y)``: width over height, in pixels, of a crater centred on row ``y`` (index coordinates)
+_Aspect = Callable[[np.ndarray], np.ndarray]
+# restoring a box cut at the top or bottom moves its centre, and so its latitude: a few passes settle it
+_ASPECT_PASSES = 3
+
+
+def _boxes_to_pixels(arr: np.ndarray, width: int, height: int, edge_boxes: str = "circle",
+                     aspect: _Aspect | None = None) -> dict[str, np.ndarray]:
     cx, cy = arr[:, 0] * width, arr[:, 1] * height
     w_px = arr[:, 2] * width
     h_px = arr[:, 3] * height
@@ -182,10 +230,19 @@ def _boxes_to_pixels(arr: np.ndarray, width: int, height: int, edge_boxes: str =
     cut = left | right | top | bottom
     diameter = (w_px + h_px) / 2.0
     if edge_boxes == "circle":
-        # the edge shortens one side only: the other still spans the whole crater
-        diameter = np.where(cut, np.maximum(w_px, h_px), diameter)
-        cx = _uncut_centre(cx, w_px, diameter, left, right)
-        cy = _uncut_centre(cy, h_px, diameter, top, bottom)
+        # the edge shortens one side only: the other still spans the whole crater, and the
+        # crater's shape (a circle, or on a lon/lat chip an ellipse `aspect` times wider than
+        # tall) gives the cut one.  Cut both ways, the larger of the two is a lower bound.
+        ratio = np.ones_like(w_px)
+        y = cy
+        for _ in range(_ASPECT_PASSES if aspect is not None else 1):
+            if aspect is not None:
+                ratio = aspect(y - 0.5)
+            full_h = np.where(cut, np.maximum(h_px, w_px / ratio), h_px)
+            y = _uncut_centre(cy, h_px, full_h, top, bottom)
+        full_w = np.where(cut, ratio * full_h, w_px)
+        diameter = np.where(cut, (full_w + full_h) / 2.0, diameter)
+        cx, cy = _uncut_centre(cx, w_px, full_w, left, right), y
     return {
         # YOLO measures from the image edge; index coordinates from the first pixel's centre
         "x": cx - 0.5,
@@ -196,6 +253,57 @@ def _boxes_to_pixels(arr: np.ndarray, width: int, height: int, edge_boxes: str =
         "class_id": arr[:, 4].astype(np.int64),
         "edge_cut": cut,
     }
+
+
+def _chip_index(folder: Path) -> pd.DataFrame | None:
+    """The crop index (``index.csv``, as :func:`write_chips` writes it) of a chip folder, or None."""
+    path = folder / "index.csv"
+    if not path.is_file():
+        return None
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not set(CROP_INDEX_COLUMNS) <= set(header):
+        return None  # some other table, without bounds: the chips are not georeferenced
+    return read_crop_index(path)
+
+
+def _chip_aspect(index: pd.DataFrame | None, stems: list[str], chip: np.ndarray,
+                 width: int, height: int) -> _Aspect | None:
+    """``aspect(y)`` of the boxes on chips ``stems[chip]``: a circle's width over its height in pixels.
+
+    On a chip the index lists (an equirectangular lon/lat crop) that is ``1/cos(lat)`` at the
+    box's row, times the ratio of the chip's pixels per degree across and down, as
+    :meth:`marscraters.crs.Grid.km_to_pixels` sizes the catalog's craters; elsewhere it is 1.
+    """
+    from .crs import km_to_deg_lat, km_to_deg_lon
+
+    if index is None:
+        return None
+    rows = {Path(str(f)).stem: r for f, r in zip(index["file"], index.itertuples(index=False))}
+    found = [rows.get(stem) for stem in stems]
+    missing = [stem for stem, r in zip(stems, found) if r is None]
+    if missing:
+        listed = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        warnings.warn(f"{index.attrs.get('path', 'the index')} has no row for {len(missing)} chip(s) ({listed}), so "
+                      "their boxes cut by the chip edge are restored as circles on square pixels, not as the "
+                      "ellipses of their latitude; add their rows (file, lon_min, lon_max, lat_min, lat_max) or "
+                      "move them to a folder of their own", UserWarning, stacklevel=3)
+    if len(missing) == len(stems):
+        return None
+    geo = np.array([r is not None for r in found])
+    lat_top = np.array([r.lat_max if r is not None else 0.0 for r in found], dtype=float)[chip]
+    ppd_x = np.array([width / (r.lon_max - r.lon_min) if r is not None else 1.0 for r in found], dtype=float)[chip]
+    ppd_y = np.array([height / (r.lat_max - r.lat_min) if r is not None else 1.0 for r in found], dtype=float)[chip]
+    geo = geo[chip]
+
+    def aspect(y: np.ndarray) -> np.ndarray:
+        # a restored centre may leave the chip; the poles themselves have no finite ellipse
+        lat = np.clip(np.where(geo, lat_top - (y + 0.5) / ppd_y, 0.0), -89.99, 89.99)
+        return np.where(geo, km_to_deg_lon(1.0, lat) * ppd_x / (km_to_deg_lat(1.0) * ppd_y), 1.0)
+
+    return aspect
 
 
 def read_yolo_labels(
@@ -213,7 +321,9 @@ def read_yolo_labels(
         same name beside the labels, or in ``../images/`` (the layout of the THEMIS crops).
     edge_boxes
         ``"circle"`` (default): restore the circle of a crater whose box the image edge cut (see
-        the module notes); ``"box"``: take each box as it is.
+        the module notes); ``"box"``: take each box as it is.  When an ``index.csv`` of crop
+        bounds beside the labels or one folder up lists the chip (as :func:`write_chips` writes
+        it), cut boxes are restored to the ellipses of their latitude.
 
     Returns
     -------
@@ -252,7 +362,14 @@ def read_yolo_labels(
         raise InvalidArgumentError(f"the image of {path} must have width and height > 0 pixels, got {width} x "
                                    f"{height}; give its real size (CLI --image-size WIDTH HEIGHT), or leave both out to "
                                    "read them from the image of the same name")
-    return pd.DataFrame(_boxes_to_pixels(_parse_yolo(Path(path)), width, height, edge_boxes))
+    path = Path(path)
+    arr = _parse_yolo(path)
+    # the chip's folder (labels/ and images/ inside it, or the labels beside the images) may
+    # georeference it; an index that does not list this chip says nothing about it
+    indices = (_chip_index(f) for f in (path.parent, path.parent.parent))
+    index = next((i for i in indices if i is not None and path.stem in {Path(str(f)).stem for f in i["file"]}), None)
+    aspect = _chip_aspect(index, [path.stem], np.zeros(len(arr), dtype=np.int64), width, height)
+    return pd.DataFrame(_boxes_to_pixels(arr, width, height, edge_boxes, aspect))
 
 
 def read_voc_labels(path: str | os.PathLike, *, min_confidence: int = 0) -> pd.DataFrame:
@@ -432,27 +549,42 @@ def read_chips(
     limit
         Read at most this many chips (after sorting and ``indices``).
     indices
-        Read only the chips with these numbers (the number in the file name: ``crater17.jpg`` is
-        chip number 17), in the order given.
+        Read only the chips with these numbers (a chip's number is the last whole number in its
+        file name: ``crater17.jpg`` is chip number 17, ``mars_0017.png`` too), in the order given.
     edge_boxes
         ``"circle"`` (default): restore the circle of a crater whose box the image edge cut (the
         THEMIS crops' labels clip boxes to the image; see the module notes); ``"box"``: take each
-        box as it is (how labels were read up to and including the shipped model v6).
+        box as it is (how labels were read up to and including the shipped model v6).  Chips
+        listed in the folder's ``index.csv`` (as :func:`write_chips` writes it) are restored to
+        the ellipses of their latitude.
 
     Returns
     -------
     Chips
-        Images sorted by their file-name number (``crater2`` before ``crater10``), as float32 grey
-        on the 0..255 scale, and their craters as PixelCraters.
+        Images sorted by their number (``crater2`` before ``crater10``; names with the same
+        number by their other numbers, then text), as float32 grey on the 0..255 scale, and
+        their craters as PixelCraters.  A chip's position in this order is what
+        :func:`marscraters.training.chips_training_set` and ``marscraters train --train
+        START:STOP`` count: for the chips :func:`write_chips` names ``<prefix>_<n>``, position
+        and number agree, in rows from the mosaic's north-west corner.
 
     Raises
     ------
     CatalogNotFoundError
         If the folder does not exist or holds no images, or an asked-for chip number is absent.
+    InvalidArgumentError
+        If an asked-for number is shared by several chips (names like ``q_<col>_<row>``, which
+        end in their row), naming them and how to select chips by position instead.
     CatalogFormatError
         If a label line is malformed (the message names the file and line).
     CorruptImageError, ImageReadError
         If an image cannot be decoded, or the images differ in size.
+
+    Warns
+    -----
+    UserWarning
+        If the folder's ``index.csv`` lists bounds but not every chip read (those chips' cut
+        boxes are restored as on square pixels).
 
     Examples
     --------
@@ -476,12 +608,7 @@ def read_chips(
             "images/ and labels/."
         )
     if indices is not None:
-        by_number = {_number(p.stem): p for p in paths}
-        wanted = [int(i) for i in indices]
-        absent = [i for i in wanted if i not in by_number]
-        if absent:
-            raise CatalogNotFoundError(f"{image_dir} has no chip number(s) {absent[:10]} (it has {len(paths)} chips).")
-        paths = [by_number[i] for i in wanted]
+        paths = _select_by_number(paths, [int(i) for i in indices], image_dir)
     if limit is not None:
         if limit < 0:
             raise InvalidArgumentError(f"limit must be >= 0, got {limit}")
@@ -504,8 +631,10 @@ def read_chips(
         boxes.append(np.column_stack([np.full(len(arr), i), arr]))
     all_boxes = np.concatenate(boxes) if boxes else np.zeros((0, 6))
     height, width = stack.shape[1:] if stack.ndim == 3 and len(paths) else (0, 0)
+    chip = all_boxes[:, 0].astype(np.int64)
+    aspect = _chip_aspect(_chip_index(folder), [p.stem for p in paths], chip, width, height) if len(paths) else None
     craters = pd.DataFrame(
-        {"chip": all_boxes[:, 0].astype(np.int64), **_boxes_to_pixels(all_boxes[:, 1:], width, height, edge_boxes)}
+        {"chip": chip, **_boxes_to_pixels(all_boxes[:, 1:], width, height, edge_boxes, aspect)}
     )
     return Chips(images=stack, names=[p.stem for p in paths], craters=craters, folder=folder)
 
@@ -748,6 +877,35 @@ def stitch_crops(
     return sorted(out, key=lambda d: (-len(d.attrs["crops"]), min(d.attrs["crops"])))
 
 
+#: a crater is labelled on a chip only where the chip shows it: at least this share of its disk's
+#: pixels on the chip must hold data (write_chips fills no-data pixels with a flat grey)
+MIN_VALID_DISK = 0.5
+
+
+def _valid_disk_share(valid: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Share of each crater's pixels on a window that hold data.
+
+    A crater's pixels are the window's pixels whose centre lies in its ellipse (centre ``x``,
+    ``y`` in the window's index coordinates, ``w`` x ``h`` px); a crater too small, or reaching
+    too little into the window, to hold a pixel centre is judged by the window pixel nearest its
+    centre.
+    """
+    ny, nx = valid.shape
+    share = np.empty(len(x))
+    for k, (xc, yc, a, b) in enumerate(zip(x, y, np.asarray(w) / 2, np.asarray(h) / 2)):
+        c0, c1 = max(int(np.ceil(xc - a)), 0), min(int(np.floor(xc + a)), nx - 1)
+        r0, r1 = max(int(np.ceil(yc - b)), 0), min(int(np.floor(yc + b)), ny - 1)
+        inside = np.zeros((0, 0), dtype=bool)
+        if c0 <= c1 and r0 <= r1:
+            cols, rows = np.arange(c0, c1 + 1), np.arange(r0, r1 + 1)
+            inside = ((cols[None, :] - xc) / a) ** 2 + ((rows[:, None] - yc) / b) ** 2 <= 1.0
+        if inside.any():
+            share[k] = valid[r0 : r1 + 1, c0 : c1 + 1][inside].mean()
+        else:
+            share[k] = float(valid[int(np.clip(np.rint(yc), 0, ny - 1)), int(np.clip(np.rint(xc), 0, nx - 1))])
+    return share
+
+
 def write_chips(
     mosaic: Any,
     catalog: pd.DataFrame,
@@ -762,17 +920,33 @@ def write_chips(
 ) -> Path:
     """Cut a georeferenced mosaic into labelled training chips: the folder ``read_chips`` reads.
 
-    Each ``size`` x ``size`` window becomes ``images/<prefix>_<col>_<row>.png`` (8-bit grey) with
-    its catalog craters as YOLO boxes in ``labels/`` (:func:`marscraters.targets.catalog_pixels`,
-    the target layers' mapping; boxes clipped to the chip, as the THEMIS crops' labels are, so
-    :func:`read_chips` restores the circles the edge cuts), and ``index.csv`` gives each chip's
-    bounds, so the chips are georeferenced crops again (:func:`crop_mosaic`).
+    Each ``size`` x ``size`` window becomes ``images/<prefix>_<n>.png`` (8-bit grey) with its
+    catalog craters as YOLO boxes in ``labels/<prefix>_<n>.txt``
+    (:func:`marscraters.targets.catalog_pixels`, the target layers' mapping: on the lon/lat grid
+    a crater is a box ``1/cos(lat)`` times wider than tall; boxes clipped to the chip, as the
+    THEMIS crops' labels are, so :func:`read_chips` restores the ellipses the edge cuts), and
+    ``index.csv`` gives each chip's bounds, so the chips are georeferenced crops again
+    (:func:`crop_mosaic`).
+
+    **Numbering.**  ``n`` runs 0, 1, 2, ... over the chips written, in rows from the mosaic's
+    north-west corner (west to east, then north to south), zero-padded to one width so that
+    file listings sort too.  It is the chip's number for ``read_chips(indices=)`` and its
+    position in :func:`read_chips`, which ``marscraters train --train START:STOP --val
+    START:STOP`` counts: ``--train 0:N --val N:M`` trains on the first ``N`` chips (the northern
+    rows) and validates on the next ones.  ``index.csv`` gives each chip's ``col`` and ``row``
+    among the windows.
+
+    **No data.**  A window is written when at least ``min_valid_fraction`` of its pixels hold
+    data; its no-data (NaN) pixels are written as the window's mean grey.  A crater is labelled
+    only where the chip shows it: when at least half (``MIN_VALID_DISK``) of the pixels of its
+    disk (its ellipse) on the chip hold data; the others get no box, and ``index.csv`` counts
+    them in ``n_craters_nodata``.
 
     Parameters
     ----------
     mosaic
         A Mosaic (or a Zarr cube path) on a geographic grid, grey levels within 0..255 (8-bit
-        imagery); no-data pixels are written as the window's mean.
+        imagery); NaN is no data.
     catalog
         The craters (a Catalog, e.g. the Robbins catalog).
     out
@@ -782,7 +956,7 @@ def write_chips(
     diameter_range
         ``(min_km, max_km)`` of the craters labelled.
     min_valid_fraction
-        Windows with less valid data than this are skipped.
+        Windows with less valid data than this are skipped (skipped windows take no number).
     prefix
         File-name prefix (default the mosaic's ``source`` stem, else ``chip``).
     overwrite
@@ -793,7 +967,8 @@ def write_chips(
     Returns
     -------
     pathlib.Path
-        ``out``.
+        ``out``, holding ``images/``, ``labels/`` and ``index.csv`` (``file``, ``col``, ``row``,
+        the bounds, ``n_craters`` labelled and ``n_craters_nodata`` left unlabelled).
 
     Raises
     ------
@@ -831,6 +1006,7 @@ def write_chips(
     name = prefix or Path(str(ds.attrs.get("source", "chip")).split(",")[0]).stem or "chip"
     ny, nx = grid.shape
     windows = [(r0, c0) for r0 in range(0, ny - size + 1, size) for c0 in range(0, nx - size + 1, size)]
+    digits = len(str(max(len(windows) - 1, 0)))
     # once for the whole mosaic (it warns if the catalog misses it), then shifted into each window
     every = catalog_pixels(ds, catalog, diameter_range=diameter_range, inside="overlap")
     rows = []
@@ -848,20 +1024,26 @@ def write_chips(
                 raise InvalidArgumentError(f"write_chips writes 8-bit chips, but the mosaic's grey levels reach "
                                            f"{lo:g}..{hi:g}; rescale its ir to 0..255 first")
             values = np.where(valid, values, values[valid].mean())
-            stem = f"{name}_{c0 // size}_{r0 // size}"
+            # a running number as the name's last integer: read_chips's number and position agree
+            stem = f"{name}_{len(rows):0{digits}d}"
             Image.fromarray(np.round(values).astype(np.uint8)).save(tmp / "images" / f"{stem}.png")
-            px = every.assign(x=every["x"] - c0, y=every["y"] - r0)
-            x0 = np.clip(px["x"] + 0.5 - px["width_px"] / 2, 0, size)
-            x1 = np.clip(px["x"] + 0.5 + px["width_px"] / 2, 0, size)
-            y0 = np.clip(px["y"] + 0.5 - px["height_px"] / 2, 0, size)
-            y1 = np.clip(px["y"] + 0.5 + px["height_px"] / 2, 0, size)
-            keep = (x1 > x0) & (y1 > y0)
+            px, wd, ht = every["x"].to_numpy() - c0, every["width_px"].to_numpy(), every["height_px"].to_numpy()
+            py = every["y"].to_numpy() - r0
+            x0, x1 = np.clip(px + 0.5 - wd / 2, 0, size), np.clip(px + 0.5 + wd / 2, 0, size)
+            y0, y1 = np.clip(py + 0.5 - ht / 2, 0, size), np.clip(py + 0.5 + ht / 2, 0, size)
+            on_chip = (x1 > x0) & (y1 > y0)
+            keep = on_chip.copy()
+            if not valid.all():
+                # the filled grey shows no crater: a label there would teach the model to see one
+                keep[on_chip] = _valid_disk_share(valid, px[on_chip], py[on_chip], wd[on_chip],
+                                                  ht[on_chip]) >= MIN_VALID_DISK
             lines = [f"0 {(a + b) / 2 / size:.6f} {(c + d) / 2 / size:.6f} {(b - a) / size:.6f} {(d - c) / size:.6f}"
                      for a, b, c, d in zip(x0[keep], x1[keep], y0[keep], y1[keep])]
             (tmp / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
             (w, e), (n, s) = grid.pixel_to_xy(np.array([c0 - 0.5, c0 + size - 0.5]), np.array([r0 - 0.5, r0 + size - 0.5]))
             rows.append({"file": f"{stem}.png", "col": c0 // size, "row": r0 // size, "lon_min": float(w),
-                         "lon_max": float(e), "lat_min": float(s), "lat_max": float(n), "n_craters": int(keep.sum())})
+                         "lon_max": float(e), "lat_min": float(s), "lat_max": float(n), "n_craters": int(keep.sum()),
+                         "n_craters_nodata": int(on_chip.sum() - keep.sum())})
         if not rows:
             raise InvalidArgumentError(f"the mosaic ({nx} x {ny} px) holds no {size} x {size} window with at least "
                                        f"{min_valid_fraction:.0%} valid data; use a smaller size")

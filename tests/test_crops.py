@@ -251,19 +251,20 @@ def test_write_chips_round_trips_through_read_chips_and_crop_mosaic(tmp_path):
     cat = make_catalog(lat, lon, [1.2, 1.6])
     out = write_chips(ds, cat, tmp_path / "chips", size=48)
     chips = read_chips(out)
-    assert sorted(chips.names) == ["scene_0_0", "scene_0_1", "scene_1_0", "scene_1_1"]
+    # numbered in rows from the north-west corner: (col, row) (0, 0), (1, 0), (0, 1), (1, 1)
+    assert chips.names == ["scene_0", "scene_1", "scene_2", "scene_3"]
     at = {name: i for i, name in enumerate(chips.names)}
-    np.testing.assert_array_equal(chips.images[at["scene_0_0"]], np.round(img[:48, :48]))
-    first = chips.craters[chips.craters["chip"] == at["scene_0_0"]]
+    np.testing.assert_array_equal(chips.images[at["scene_0"]], np.round(img[:48, :48]))
+    first = chips.craters[chips.craters["chip"] == at["scene_0"]]
     np.testing.assert_allclose(first[["x", "y"]].to_numpy(), [[20.0, 20.0]], atol=1e-3)
     np.testing.assert_allclose(first["diameter_px"], catalog_pixels(ds, cat)["diameter_px"][:1], rtol=1e-4)
     # the cut crater is restored to its circle on both sides of the edge
-    for name, y in (("scene_1_0", 49.5), ("scene_1_1", 49.5 - 48)):
+    for name, y in (("scene_1", 49.5), ("scene_3", 49.5 - 48)):
         c = chips.craters[chips.craters["chip"] == at[name]]
         assert len(c) == 1 and bool(c["edge_cut"].iloc[0])
         assert abs(c["y"].iloc[0] - y) < 0.05 and abs(c["x"].iloc[0] - 12.0) < 0.05
     # the index puts each chip back on the grid
-    back = crop_mosaic(out / "images" / "scene_1_1.png", out / "index.csv")
+    back = crop_mosaic(out / "images" / "scene_3.png", out / "index.csv")
     np.testing.assert_allclose(back.x.values, ds.x.values[48:96], atol=1e-6 / PPD * 1e3)
     np.testing.assert_allclose(back.y.values, ds.y.values[48:96], atol=1e-6 / PPD * 1e3)
     with pytest.raises(Exception, match="exists"):
