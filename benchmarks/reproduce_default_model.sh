@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default model (marscraters-themis-outline-v10) from random weights: one command.
+# Reproduce the shipped models (marscraters-themis-outline-v11 and marscraters-fine-outline-v4) from random
+# weights: one command.
 #
-#   bash benchmarks/reproduce_default_model.sh CHIPS WORK          # the full chain, v1 -> v10
-#   SMOKE=1 bash benchmarks/reproduce_default_model.sh CHIPS WORK  # every stage for 1 epoch on 24 chips
+#   bash benchmarks/reproduce_default_model.sh CHIPS WORK          # the full chain, v1 -> v10's network, v11, fine-v4
+#   SMOKE=1 bash benchmarks/reproduce_default_model.sh CHIPS WORK  # v1 -> v10 for 1 epoch each on 24 chips (no v11, fine-v4)
 #
 # CHIPS: the labelled THEMIS crops (../shared/data/themis-dayir-crops, or a copy of chips 0-499);
 # WORK: an empty folder for the runs.  Each stage starts from the network of the stage before it,
@@ -17,9 +18,11 @@
 #   v7  40 epochs, 1e-4; last.keras
 #   v8  widened to filter multiple 1.5 (widen_unet), 45 epochs, 2e-4; last.keras
 #   v9  45 epochs, 1e-4, seed 1; last.keras
-#   v10 widened to filter multiple 2, 45 epochs, 2e-4, seed 2; last.keras, packaged with float16 weights
+#   v10 widened to filter multiple 2, 45 epochs, 2e-4, seed 2; last.keras, packaged with float16 weights (v11's network)
 #   then the crater verifier (train_verifier.py) and the one-stage circle finder (tune_extraction.py)
-#   are chosen on the validation chips 440-499, and the model is packaged into WORK/shipped/.
+#   are chosen on the validation chips 440-499; v11's verifier is relearned on the quadrangle crops
+#   (leave-quadrangles-out), the model is packaged into WORK/shipped/, and the model for fine imagery
+#   (fine-v4) is made from it.
 #
 # v3 and v4 changed no weights (circle finder, verifier).  Every stage trains on the labels with
 # edge-cut boxes restored to circles (read_chips' default since v7); v1-v6 were trained on the
@@ -27,9 +30,11 @@
 # 500-599 are not touched: score the result with
 #   python benchmarks/evaluate_model.py --model WORK/shipped/symmetric_unet.keras --test 500:600 --methods tuned,unverified
 #
-# Time on a 2-core CPU: about 6.5 h in all (measured: v1-v2 83 min, v6 42, v7 30, v8 50, v9 44, v10 57; v5,
-# which ran on a GPU, estimated at ~1 h from the step time; verifier and finder ~10 min).  The randomness of training means the result matches the shipped
-# weights in recipe, not bit for bit; compare scores, not files.
+# Time on a 2-core CPU: about 6.5 h up to v10's verifier and finder (measured: v1-v2 83 min, v6 42, v7 30,
+# v8 50, v9 44, v10 57; v5, which ran on a GPU, estimated at ~1 h from the step time; verifier and finder
+# ~10 min); v11's verifier adds ~45 min (prepare ~10, cv ~35), and the fine-imagery stages more.  The
+# randomness of training means the result matches the shipped weights in recipe, not bit for bit; compare
+# scores, not files.
 set -euo pipefail
 
 if [ $# -ne 2 ]; then

@@ -2120,7 +2120,8 @@ def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "fail (default) or drop them with a warning")
     s.add_argument("--response", help="date an automatic catalog through its detector's response (recall, false "
                    "craters, diameter error): a response JSON, or 'shipped' for the shipped model's (calibrated on "
-                   "synthetic terrain only, not yet shown to help on real imagery; default: none)")
+                   "synthetic terrain only; on real ground measured on old, Hesperian THEMIS surfaces only: treat "
+                   "a corrected age as a check; default: none)")
     s.add_argument("--plot", help="write the CSFD with isochrons and the fit to this figure, in its extension's "
                    "format: .png, .pdf, .svg...")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")

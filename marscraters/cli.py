@@ -545,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--footprint", help="keep craters inside this mosaic cube.zarr")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
                    help="impossible rows: fail (default) or drop them")
-    s.add_argument("--area-km2", type=float, help="count area for craterstats output")
+    s.add_argument("--area-km2", type=float,
+                   help="count area in km², replacing the one the catalog records: kept in a .gpkg, written into "
+                        ".diam/.scc (which need one), not kept in a .csv")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.set_defaults(func=_cmd_convert)
 
