@@ -139,9 +139,29 @@ def _cmd_chips(args: argparse.Namespace) -> int:
     out = write_chips(open_mosaic(args.cube), cat, args.out, size=args.size, diameter_range=args.diameter_range,
                       overwrite=args.overwrite, progress=not args.quiet)
     n = sum(1 for _ in (Path(out) / "images").iterdir())
+    # train's defaults (0:440, 440:500) are the THEMIS chips'; name spans that fit this folder
     print(f"wrote {n} labelled chips of {args.size} px to {out} (images/, labels/, index.csv); train on them with "
-          f"`marscraters train --chips {out}`")
+          f"`marscraters train --chips {out} {_chip_spans(Path(out) / 'index.csv', n)}`")
     return 0
+
+
+def _chip_spans(index: Path, n: int) -> str:
+    """``--train 0:K --val V:N`` for a folder of ``n`` chips written in rows: about the first 80 % of
+    rows to train, the rest to validate, with a row left out between (neighbours share edge craters)."""
+    import numpy as np
+    import pandas as pd
+
+    if n < 2:
+        return "--train 0:1 --val 0:1"
+    rows = pd.read_csv(index)["row"].to_numpy() if index.is_file() else np.arange(n)
+    cut = int(round(0.8 * n))
+    # the first chip of a row from 80 % on, then the first chip two rows later (one row skipped)
+    starts = [i for i in range(1, n) if rows[i] != rows[i - 1]]
+    train_end = next((i for i in starts if i >= cut), None)
+    val_start = next((i for i in starts if train_end is not None and rows[i] >= rows[train_end] + 1), None)
+    if train_end is None or val_start is None:
+        train_end = val_start = min(max(cut, 1), n - 1)
+    return f"--train 0:{train_end} --val {val_start}:{n}"
 
 
 def _parse_range(text: str, what: str) -> range:

@@ -289,6 +289,13 @@ def test_chips_command_writes_a_training_folder(tmp_path):
                           "--size", "48", "--out", str(tmp_path / "chips"), "-q"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "wrote 4 labelled chips" in run.stdout
+    # the train command it names fits this folder (train's own defaults are the 600 THEMIS chips')
+    assert "marscraters train --chips" in run.stdout and "--train 0:3 --val 3:4" in run.stdout
+    from marscraters.cli import _chip_spans
+
+    index = tmp_path / "rows.csv"
+    pd.DataFrame({"row": np.repeat(np.arange(10), 5)}).to_csv(index, index=False)
+    assert _chip_spans(index, 50) == "--train 0:40 --val 45:50"  # whole rows, one row left out between
     chips = read_chips(tmp_path / "chips")
     assert len(chips) == 4 and len(chips.craters) == 2
 
