@@ -154,7 +154,7 @@ def _chip_spans(index: Path, n: int) -> str:
     if n < 2:
         return "--train 0:1 --val 0:1"
     rows = pd.read_csv(index)["row"].to_numpy() if index.is_file() else np.arange(n)
-    cut = int(round(0.8 * n))
+    cut = round(0.8 * n)
     # the first chip of a row from 80 % on, then the first chip two rows later (one row skipped)
     starts = [i for i in range(1, n) if rows[i] != rows[i - 1]]
     train_end = next((i for i in starts if i >= cut), None)
