@@ -1044,7 +1044,7 @@ class ModelAge:
             how += f", corrected for the detector response of {self.response} ({self.expected_false:.1f} false expected)"
         return (
             f"Model age {self.age_text()} (1σ {self.lower:.{sigma}f}-{self.upper:.{sigma}f} Ga), {self.epoch}\n"
-            f"  {n} craters of {_fmt_d(d0)}-{_fmt_d(d1)} km on {_fmt_area(self.area_km2)} km², "
+            f"  {n} crater{'' if n == '1' else 's'} of {_fmt_d(d0)}-{_fmt_d(d1)} km on {_fmt_area(self.area_km2)} km², "
             f"N(1) = {self.n1:.3g} per km²\n"
             f"  {s.name} chronology system, {how}"
         )
@@ -1069,6 +1069,10 @@ class ModelAge:
         counts.attrs["source"] = self.source
         return plot_csfd(counts, self.area_km2, fits=[self], kind=kind, bins=bins, system=self.system, ax=ax,
                          out=out, overwrite=overwrite, **kwargs)
+
+
+def _n_craters(n: int) -> str:
+    return f"{n} crater" if n == 1 else f"{n} craters"
 
 
 def _fmt_area(a: float) -> str:
@@ -1857,8 +1861,9 @@ def model_age(
 
 _DEFAULT_ISOCHRONS = (0.01, 0.1, 1.0, 3.0, 4.0)
 #: Pale fills of the Michael (2013) epochs, youngest first: one hue per period (Amazonian orange,
-#: Hesperian green, Noachian blue), alternating in lightness within it.
-_EPOCH_COLOURS = ("#fdf3e4", "#f8dfb8", "#fcebd2", "#e1f0da", "#f0f8ec", "#dde9f6", "#eef4fb", "#d3e2f3")
+#: Hesperian green, Noachian blue), darker with age within it, so neighbours differ in hue or in
+#: clearly different lightness.
+_EPOCH_COLOURS = ("#fff8ea", "#fde7c2", "#f9d49d", "#eef8ea", "#d3ecc9", "#eef4fc", "#d7e5f6", "#bdd3ef")
 
 
 def _figure_format(path: str | os.PathLike) -> str:
@@ -1917,6 +1922,45 @@ def _plot_response(fit: ModelAge, response: Any) -> DetectorResponse | None:
     except (MarsCratersError, OSError):
         return None
     return shipped if shipped.name == fit.response else None
+
+
+def _label_isochrons(ax: Any, dd: np.ndarray, iso_lines: Sequence[tuple[float, np.ndarray]],
+                     ylim: tuple[float, float]) -> None:
+    """Name each reference isochron (``"100 Ma"``, ``"3 Ga"``) where it enters the plot.
+
+    An isochron that crosses the top of the axes is named just below that crossing; one that
+    stays below it (a young surface) at the left edge, where it is highest.  Names that would
+    overlap on the top row are moved down a row, so each stays readable and beside its line.
+    """
+    top = math.log10(ylim[1])
+    rows: list[list[tuple[float, float]]] = []  # per row, the spans (axes fraction) taken
+    lx0, lx1 = math.log10(dd[0]), math.log10(dd[-1])
+    near_top = 10 ** (top - 0.1 * (top - math.log10(ylim[0])))
+    for t, iso in sorted(iso_lines, key=lambda p: -p[0]):
+        label = f"{t:g} Ga" if t >= 1 else f"{t * 1e3:g} Ma"
+        above = np.flatnonzero(iso >= ylim[1])
+        if (above.size and above[-1] < dd.size - 1) or (not above.size and iso[0] >= near_top):
+            # where it leaves the top (isochrons fall with diameter), or its left end when that is
+            # just below the top: on the top rows
+            x = float(dd[above[-1] + 1]) if above.size else float(dd[0])
+            frac = (math.log10(x) - lx0) / (lx1 - lx0)
+            width = 0.013 * len(label) + 0.01  # about 7-pt characters on a 6-inch figure
+            row = next((k for k, spans in enumerate(rows) if all(frac > b or frac + width < a for a, b in spans)),
+                       len(rows))
+            if row == len(rows):
+                rows.append([])
+            rows[row].append((frac, frac + width))
+            ax.annotate(label, (x, 10 ** (top - 0.035 * (row + 1) * (top - math.log10(ylim[0])))),
+                        xytext=(2, 0), textcoords="offset points", fontsize=7, color="0.3", ha="left",
+                        va="center", zorder=5)
+        else:
+            # where it first shows from the left (the left edge, unless it rises into view later, as
+            # young isochrons do on an R plot)
+            shown = np.flatnonzero((iso > ylim[0]) & (iso < ylim[1]))
+            if shown.size:
+                j = int(shown[0])
+                ax.annotate(label, (dd[j], float(iso[j])), xytext=(3, 4), textcoords="offset points", fontsize=7,
+                            color="0.3", ha="left" if j < 0.8 * dd.size else "right", va="bottom", zorder=5)
 
 
 def plot_csfd(
@@ -2018,19 +2062,20 @@ def plot_csfd(
                 "surface of the labelled age")
     ax.errorbar(x, y, yerr=[y - table["lower"].to_numpy(), table["upper"].to_numpy() - y], fmt="s", ms=3.5,
                 mfc="none", mec="k", ecolor="0.3", elinewidth=0.7, lw=0, zorder=3,
-                label=f"{int(table['n_event'].sum())} craters, {_fmt_area(table.attrs['area_km2'])} km²")
+                label=f"{_n_craters(int(table['n_event'].sum()))}, {_fmt_area(table.attrs['area_km2'])} km²")
     colours = ("#a00000", "#0050c8", "#008200", "#8748bd")
     for i, fit in enumerate(fits):
         fs = get_system(fit.system)
         r = np.geomspace(fit.diameter_range[0] * 0.99, fit.diameter_range[1] * 1.01, 100)
         col = colours[i % len(colours)]
-        what = (f"{fit.n:g} craters of {_fmt_d(fit.diameter_range[0])}-{_fmt_d(fit.diameter_range[1])} km, "
-                f"{fit.method}")
+        # (on a second line: the key below the axes is as wide as the figure)
+        what = (f"\n{fit.n:g} crater{'' if fit.n == 1 else 's'} of {_fmt_d(fit.diameter_range[0])}-"
+                f"{_fmt_d(fit.diameter_range[1])} km, {fit.method}")
         resp = _plot_response(fit, response) if kind == "cumulative" else None
         if resp is None:
             ax.plot(dd, _isochron(kind, dd, fit.n1, fs), color=col, lw=0.6, ls="--", zorder=2)
             ax.plot(r, _isochron(kind, r, fit.n1, fs), color=col, lw=2.0, zorder=4,
-                    label=f"{fit.age_text()}: isochron fitted to the count ({what})")
+                    label=f"{fit.age_text()}, {fit.epoch}: isochron fitted to the count{what}")
             continue
         # dated against the detections expected at each age: that curve goes through the points;
         # the surface's full crater population at that age (its isochron) lies above it
@@ -2043,27 +2088,31 @@ def plot_csfd(
         above = float(_isochron(kind, np.array([d1]), fit.n1, fs)[0])
         found = [sum(resp.expected((d, d1), fit.n1, 1.0, system=fs)).item() + above for d in rr]
         ax.plot(rr, found, color=col, lw=2.0, zorder=4,
-                label=f"{fit.age_text()} through the detector response ({what}):\nthe detections expected "
-                "at that age (the detector misses some craters)")
+                label=f"{fit.age_text()}, {fit.epoch}, through the detector response:\nthe detections expected "
+                f"at that age (the detector misses some craters){what}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    # room on the right for the epochs' names
-    ax.set_xlim(dd[0], dd[-1] * 1.8)
-    ymin = max(min(y.min(), *(t - e for t, e in zip(y, table["error"]) if t - e > 0)) / 10, 1e-12)
+    ax.set_xlim(dd[0], dd[-1])
+    # diameters as plain numbers (0.5, 1, 10 km), and the minor ticks named too when the axis spans
+    # less than about a decade (else it would show one or no number)
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    few = math.log10(dd[-1] / dd[0]) < 1.3
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if few and f"{v:g}"[0] in "1235" else ""))
+    # (a list: one crater's count has one point and no other lower bound)
+    ymin = max(min([y.min(), *(t - e for t, e in zip(y, table["error"]) if t - e > 0)]) / 10, 1e-12)
     ax.set_ylim(ymin, y.max() * 10)
-    # label the isochrons along one line near the top, where they are spread out
-    y_label = 10 ** (np.log10(ymin) + 0.85 * (np.log10(y.max() * 10) - np.log10(ymin)))
-    for t, iso in iso_lines:
-        j = int(np.argmin(np.abs(np.log10(iso) - np.log10(y_label))))
-        if 0 < j < dd.size - 1:
-            label = f"{t:g} Ga" if t >= 1 else f"{t * 1e3:g} Ma"
-            ax.annotate(label, (dd[j], y_label), xytext=(3, 0), textcoords="offset points",
-                        fontsize=7, color="0.35", ha="left", va="center")
+    _label_isochrons(ax, dd, iso_lines, (ymin, y.max() * 10))
     ax.set_xlabel("Crater diameter, D [km]")
     ax.set_ylabel({"cumulative": "Cumulative crater density, N(≥D) [km⁻²]",
                    "differential": "Differential crater density [km⁻³]",
                    "R": "Relative crater density, R"}[kind])
-    ax.set_title(title if title is not None else table.attrs.get("source", ""), fontsize=9)
+    if title is None:
+        # a file's name, not its whole path
+        source = str(table.attrs.get("source", ""))
+        title = Path(source).name if os.sep in source or "/" in source else source
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="major", lw=0.3, color="0.8")
     if epoch_patches:
         # the epochs' key in the bottom left corner: below the young isochrons, where counts
@@ -2157,6 +2206,6 @@ def run_age_cli(args: argparse.Namespace) -> int:
     print(f"{args.catalog}: count area {_fmt_area(result.area_km2)} km², {where}")
     print(result)
     if args.plot:
-        result.plot(out=args.plot, overwrite=args.overwrite, bins=args.bins, title=str(args.catalog))
+        result.plot(out=args.plot, overwrite=args.overwrite, bins=args.bins, title=Path(args.catalog).name)
         print(f"wrote {args.plot}")
     return 0

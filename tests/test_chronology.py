@@ -479,6 +479,43 @@ def test_plots(tmp_path):
     chron.plot_csfd(PICKERING, fits=[result], kind="R", out=tmp_path / "p.png", overwrite=True)
 
 
+@pytest.mark.parametrize("kind", ["cumulative", "R"])
+def test_csfd_plots_name_every_isochron_and_the_fits_epoch_in_a_readable_figure(kind):
+    cat = _synthetic_catalog(3.6, 4e5, (1.0, 20.0), seed=3)
+    result = model_age(cat, diameter_range=(1.6, 16))
+    fig = result.plot(kind=kind)
+    ax = fig.axes[0]
+    fig.canvas.draw()  # (text extents need a renderer)
+    names = [t for t in ax.texts if t.get_text().endswith(("Ma", "Ga"))]
+    # each reference isochron that shows is named, none of the names overlapping another
+    lo, hi = ax.get_ylim()
+    shown = [line for line in ax.get_lines() if line.get_color() == "0.55"
+             and ((line.get_ydata() > lo) & (line.get_ydata() < hi)).any()]
+    assert len(shown) >= 4 and len(names) == len(shown)
+    assert {t.get_text() for t in names} <= {"10 Ma", "100 Ma", "1 Ga", "3 Ga", "4 Ga"}
+    if kind == "cumulative":
+        assert len(names) == 5
+    boxes = [t.get_window_extent() for t in names]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(ax.get_window_extent().contains(b.x0, b.y0) and ax.get_window_extent().contains(b.x1, b.y1)
+               for b in boxes)
+    # the fit's key names its epoch; the x axis ends where the isochrons do (no empty strip)
+    assert any(f"{result.age_text()}, {result.epoch}" in t.get_text() for t in ax.get_legend().get_texts())
+    ends = [line.get_xdata()[-1] for line in ax.get_lines() if len(line.get_xdata()) > 100]
+    assert ax.get_xlim()[1] == pytest.approx(max(ends))
+
+
+def test_a_count_of_one_crater_plots(tmp_path):
+    # the age printed, then a TypeError from the y limits (one point, no other lower bound)
+    result = model_age([3.1], area_km2=1000.0, diameter_range=(2, 8))
+    fig = result.plot(out=tmp_path / "one.png")
+    assert (tmp_path / "one.png").exists()
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("1 crater,") for t in texts) and "1 crater of 2-8 km" in str(result)
+    # a narrow diameter axis still names its diameters
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels(minor=True) if t.get_text()]
+
+
 def _age_cli(argv):
     parser = argparse.ArgumentParser(prog="marscraters")
     chron.add_age_parser(parser.add_subparsers(dest="command", required=True))
