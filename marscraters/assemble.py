@@ -145,10 +145,19 @@ def _check_same_place(prob: xr.DataArray, mosaic: Any, grid: Any) -> None:
 
 
 def _resolve_model(model: Any, prob: xr.DataArray) -> Any:
-    # the store records the model file that made it; use it when it is still there
+    # the store records the model file that made it; use it when it is still there, and still that model
     if model is None:
         path = prob.attrs.get("model_file")
         if isinstance(path, str) and path and Path(path).is_file() and Path(path).suffix == ".keras":
+            from .model import read_model_metadata
+
+            made, now = str(prob.attrs.get("model_saved_at") or ""), str(read_model_metadata(path).get("saved_at") or "")
+            if made and now and made != now:
+                # a run that went on training in the same folder: its kind and finder settings are not the map's
+                raise InvalidArgumentError(
+                    f"{path} was saved again ({now}) after it made this probability map ({made}), so its kind and "
+                    "circle-finder settings may not be the map's. Give the model that made the map (CLI: --model "
+                    "FILE; Python: model=), or segment the mosaic again with the model as it is now.")
             return path
     return model
 

@@ -324,6 +324,24 @@ def test_segment_to_zarr_writes_the_lazy_result_with_crs(cube, tiny_model, tmp_p
     assert xr.open_zarr(out, consolidated=False).attrs["segment_summary"]["blocks"] == 4
 
 
+def test_a_catalog_refuses_the_model_file_saved_again_after_it_made_the_map(cube, tiny_model, tmp_path):
+    import time
+
+    from marscraters.assemble import catalog_from_probability
+
+    model = mm.save_model(tiny_model[0], tmp_path / "run" / "best.keras")
+    out = sg.segment_to_zarr(open_mosaic(cube), tmp_path / "pred.zarr", model=str(model), chunks=512, progress=False)
+    prob = xr.open_zarr(out, decode_coords="all", consolidated=False, chunks=None)["crater_probability"]
+    opts = {"max_diameter_px": 40}
+    catalog_from_probability(prob, extract_options=opts, progress=False)  # the model that made it: used
+    time.sleep(1.1)  # (saved_at has whole seconds)
+    mm.save_model(tiny_model[0], model, overwrite=True)
+    # a training run that went on in the same folder: its settings are not the map's
+    with pytest.raises(InvalidArgumentError, match=r"saved again .* after it made this probability map.*--model FILE"):
+        catalog_from_probability(prob, extract_options=opts, progress=False)
+    catalog_from_probability(prob, model=str(model), extract_options=opts, progress=False)  # named: the caller's choice
+
+
 def test_a_failed_run_with_mean_fill_resumes_to_the_same_result(image, tiny_model, tmp_path):
     """A block that raises stops the run; the rerun reuses the recorded mosaic mean and completes."""
     img = image.copy()
