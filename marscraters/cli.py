@@ -147,20 +147,23 @@ def _cmd_chips(args: argparse.Namespace) -> int:
 
 def _chip_spans(index: Path, n: int) -> str:
     """``--train 0:K --val V:N`` for a folder of ``n`` chips written in rows: about the first 80 % of
-    rows to train, the rest to validate, with a row left out between (neighbours share edge craters)."""
+    the chips to train and the rest to validate, split where a row starts, with that row left out
+    between (neighbours share the craters cut by their common edge); with fewer than three rows,
+    at a row's start (or at 80 %) without a gap."""
     import numpy as np
     import pandas as pd
 
     if n < 2:
         return "--train 0:1 --val 0:1"
-    rows = pd.read_csv(index)["row"].to_numpy() if index.is_file() else np.arange(n)
-    cut = round(0.8 * n)
-    # the first chip of a row from 80 % on, then the first chip two rows later (one row skipped)
+    rows = pd.read_csv(index)["row"].to_numpy()[:n] if index.is_file() else np.zeros(n)
     starts = [i for i in range(1, n) if rows[i] != rows[i - 1]]
-    train_end = next((i for i in starts if i >= cut), None)
-    val_start = next((i for i in starts if train_end is not None and rows[i] >= rows[train_end] + 1), None)
-    if train_end is None or val_start is None:
-        train_end = val_start = min(max(cut, 1), n - 1)
+    cut = 0.8 * n
+    # (row k is left out: training ends where it starts, validation starts where the next does)
+    gaps = [(abs(a - cut), a, b) for a, b in zip(starts, starts[1:])]
+    if gaps:
+        _, train_end, val_start = min(gaps)
+    else:
+        train_end = val_start = min(starts, key=lambda a: abs(a - cut)) if starts else min(max(round(cut), 1), n - 1)
     return f"--train 0:{train_end} --val {val_start}:{n}"
 
 

@@ -290,12 +290,14 @@ def test_chips_command_writes_a_training_folder(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "wrote 4 labelled chips" in run.stdout
     # the train command it names fits this folder (train's own defaults are the 600 THEMIS chips')
-    assert "marscraters train --chips" in run.stdout and "--train 0:3 --val 3:4" in run.stdout
+    assert "marscraters train --chips" in run.stdout and "--train 0:2 --val 2:4" in run.stdout  # two rows: split at one
     from marscraters.cli import _chip_spans
 
     index = tmp_path / "rows.csv"
     pd.DataFrame({"row": np.repeat(np.arange(10), 5)}).to_csv(index, index=False)
     assert _chip_spans(index, 50) == "--train 0:40 --val 45:50"  # whole rows, one row left out between
+    pd.DataFrame({"row": np.repeat(np.arange(7), 7)[:48]}).to_csv(index, index=False)
+    assert _chip_spans(index, 48) == "--train 0:35 --val 42:48"  # never through a row (38 was)
     chips = read_chips(tmp_path / "chips")
     assert len(chips) == 4 and len(chips.craters) == 2
 
