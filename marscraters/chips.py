@@ -940,7 +940,9 @@ def write_chips(
     data; its no-data (NaN) pixels are written as the window's mean grey.  A crater is labelled
     only where the chip shows it: when at least half (``MIN_VALID_DISK``) of the pixels of its
     disk (its ellipse) on the chip hold data; the others get no box, and ``index.csv`` counts
-    them in ``n_craters_nodata``.
+    them in ``n_craters_nodata``.  Nor does a crater wider or taller than the chip (its box
+    would be the chip's side, read back as a chip-sized circle even on a chip inside its
+    floor): ``n_craters_larger`` counts those.
 
     Parameters
     ----------
@@ -968,7 +970,8 @@ def write_chips(
     -------
     pathlib.Path
         ``out``, holding ``images/``, ``labels/`` and ``index.csv`` (``file``, ``col``, ``row``,
-        the bounds, ``n_craters`` labelled and ``n_craters_nodata`` left unlabelled).
+        the bounds, ``n_craters`` labelled, and ``n_craters_nodata`` and ``n_craters_larger``
+        left unlabelled).
 
     Raises
     ------
@@ -1032,18 +1035,23 @@ def write_chips(
             x0, x1 = np.clip(px + 0.5 - wd / 2, 0, size), np.clip(px + 0.5 + wd / 2, 0, size)
             y0, y1 = np.clip(py + 0.5 - ht / 2, 0, size), np.clip(py + 0.5 + ht / 2, 0, size)
             on_chip = (x1 > x0) & (y1 > y0)
-            keep = on_chip.copy()
+            # a crater wider or taller than the chip is cut on both sides: its box is the chip's
+            # side, which read_chips can only read as a chip-sized circle (on a chip inside its
+            # floor, with no rim at all): no label
+            larger = on_chip & (((px + 0.5 - wd / 2 < 0) & (px + 0.5 + wd / 2 > size))
+                                | ((py + 0.5 - ht / 2 < 0) & (py + 0.5 + ht / 2 > size)))
+            keep = on_chip & ~larger
             if not valid.all():
                 # the filled grey shows no crater: a label there would teach the model to see one
-                keep[on_chip] = _valid_disk_share(valid, px[on_chip], py[on_chip], wd[on_chip],
-                                                  ht[on_chip]) >= MIN_VALID_DISK
+                keep[keep] = _valid_disk_share(valid, px[keep], py[keep], wd[keep], ht[keep]) >= MIN_VALID_DISK
             lines = [f"0 {(a + b) / 2 / size:.6f} {(c + d) / 2 / size:.6f} {(b - a) / size:.6f} {(d - c) / size:.6f}"
                      for a, b, c, d in zip(x0[keep], x1[keep], y0[keep], y1[keep])]
             (tmp / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
             (w, e), (n, s) = grid.pixel_to_xy(np.array([c0 - 0.5, c0 + size - 0.5]), np.array([r0 - 0.5, r0 + size - 0.5]))
             rows.append({"file": f"{stem}.png", "col": c0 // size, "row": r0 // size, "lon_min": float(w),
                          "lon_max": float(e), "lat_min": float(s), "lat_max": float(n), "n_craters": int(keep.sum()),
-                         "n_craters_nodata": int(on_chip.sum() - keep.sum())})
+                         "n_craters_larger": int(larger.sum()),
+                         "n_craters_nodata": int(on_chip.sum() - larger.sum() - keep.sum())})
         if not rows:
             raise InvalidArgumentError(f"the mosaic ({nx} x {ny} px) holds no {size} x {size} window with at least "
                                        f"{min_valid_fraction:.0%} valid data; use a smaller size")

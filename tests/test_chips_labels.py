@@ -76,6 +76,20 @@ def test_a_chip_without_no_data_keeps_every_crater(tmp_path):
     assert pd.read_csv(out / "index.csv")[["n_craters", "n_craters_nodata"]].values.tolist() == [[4, 0]]
 
 
+def test_craters_larger_than_the_chip_get_no_label(tmp_path):
+    # a 58 km crater came back from every chip it covered as a chip-sized circle, centred 90-130 px off
+    img = np.random.default_rng(0).integers(20, 230, (64, 128)).astype(np.float32)
+    ds = _mosaic(img)
+    # 12 km (120 px) wide, centred on the first chip; and a 1 km crater cut by the edge only on one side
+    cat = _catalog_at(ds, [32.0, 62.0], [32.0, 40.0], [12.0, 1.0])
+    out = write_chips(ds, cat, tmp_path / "chips", size=64)
+    chips = read_chips(out)
+    index = pd.read_csv(out / "index.csv")
+    # the 1 km crater on both chips (restored from its uncut side), the 12 km one on neither
+    assert index[["n_craters", "n_craters_larger"]].values.tolist() == [[1, 1], [1, 1]]
+    assert chips.craters["diameter_px"].to_numpy() == pytest.approx([10.0, 10.0], abs=0.1)
+
+
 # --- numbering: one number per chip, and the order read_chips and --train/--val count ---------
 
 def _window_ids(ny: int, nx: int, size: int) -> np.ndarray:
