@@ -23,6 +23,7 @@ The model is loaded once per worker: :func:`preload_model` registers a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -131,6 +132,11 @@ def close_quietly(client: Any) -> None:
     local = getattr(client, "cluster", None)
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
+    if local is not None:
+        # the workers too: one whose heartbeat meets the closing scheduler logs a traceback at
+        # ERROR (which silence_logs lets through), from its own process
+        with contextlib.suppress(BaseException):
+            client.run(logging.disable, logging.CRITICAL, on_error="ignore")
     try:
         for thing in (client, local):
             if thing is None:
