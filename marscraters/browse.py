@@ -30,8 +30,11 @@ Layers and colours
     when only a truth catalog is given.
 
 Every catalog layer carries a hover tool (lat, lon, diameter_km, score) on the crater centres.
-A linked plot shows the cumulative size-frequency distribution N(>=D) of the craters inside the
-current view; it follows every zoom and pan (a HoloViews ``RangeXY`` stream).
+A linked plot shows the cumulative size-frequency distribution of the craters inside the current
+view, N(>=D) per km² of the view with Poisson error bars, binned by
+:func:`marscraters.chronology.csfd` as the age plots are; it follows every zoom and pan (a
+HoloViews ``RangeXY`` stream).  The mosaic's grey levels have a colour bar below the map, and the
+probability's colours one on its right.
 
 Static pages
 ------------
@@ -93,6 +96,16 @@ _LAYER_HELP = {
 MAP_NAME = "marscraters-map"
 CSFD_NAME = "marscraters-csfd"
 _N_VERTICES = 48
+# the CSFD plot: its axes as the package's other CSFD plots (chronology.plot_csfd) label them, and
+# 1-2-5 ticks on its log diameter axis
+_CSFD_LABELS = ("Crater diameter, D [km]", "Cumulative crater density, N(≥D) [km⁻²]")
+_LOG_TICKS = [m * 10.0**k for k in range(-3, 5) for m in (1, 2, 5)]
+
+
+def _csfd_dims() -> tuple[Any, Any]:
+    import holoviews as hv
+
+    return (hv.Dimension("diameter_km", label=_CSFD_LABELS[0]), hv.Dimension("density_km2", label=_CSFD_LABELS[1]))
 
 
 def _name_renderer(name: str) -> Any:
@@ -329,6 +342,23 @@ def _rims(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.hstack([xs, nan]).ravel(), np.hstack([ys, nan]).ravel()
 
 
+def _image_label(ds: xr.Dataset, *, static: bool = False, fixed: bool = False) -> str:
+    """The mosaic's colour-bar title: what its values are, and of which image."""
+    units = ds["ir"].attrs.get("units")
+    sources = [v.strip() for v in str(ds.attrs.get("source") or "").split(",") if v.strip()]
+    name = Path(sources[0]).name + (f" and {len(sources) - 1} more" if len(sources) > 1 else "") if sources else ""
+    what = f"image brightness, grey level{f' [{units}]' if units else ''}" + (f" of {name}" if name else "")
+    if not fixed:
+        what += " (stretched to the view)" if not static else " (stretched to the map)"
+    return what
+
+
+def _probability_label(name: str, floor: float) -> str:
+    """The probability layer's colour-bar title."""
+    what = "crater target (training label)" if "target" in name.lower() else "crater probability (network output)"
+    return f"{what}, 0 to 1; under {floor:g} not drawn"
+
+
 def _in_view(frame: pd.DataFrame, x_range: Any, y_range: Any) -> pd.DataFrame:
     if x_range is None or y_range is None or len(frame) == 0:
         return frame
@@ -336,6 +366,14 @@ def _in_view(frame: pd.DataFrame, x_range: Any, y_range: Any) -> pd.DataFrame:
     y0, y1 = sorted(y_range)
     lon, lat = frame["lon"].to_numpy(), frame["lat"].to_numpy()
     return frame[(lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)]
+
+
+def _log_span(lo: float, hi: float, ratio: float) -> tuple[float, float]:
+    """``(lo, hi)`` widened about its geometric centre to span at least ``ratio`` (log axes)."""
+    if hi / lo >= ratio:
+        return float(lo), float(hi)
+    centre = np.sqrt(lo * hi)
+    return float(centre / np.sqrt(ratio)), float(centre * np.sqrt(ratio))
 
 
 def _view_area_km2(x_range: Sequence[float], y_range: Sequence[float]) -> float:
@@ -427,8 +465,11 @@ class CraterBrowser:
 
         ir = _lonlat_array(self.ds["ir"], lon, lat, "ir")
         prob_da = None
+        self._prob_name = ""
         if prob is not None:
-            prob_da = _lonlat_array(_as_layer(prob, self.ds, "prob"), lon, lat, "probability")
+            layer = _as_layer(prob, self.ds, "prob")
+            self._prob_name = str(layer.name or "")
+            prob_da = _lonlat_array(layer, lon, lat, "probability")
 
         cat = _crater_frame(catalog, west, "detected")
         tru = _crater_frame(truth, west, "truth")
@@ -503,29 +544,58 @@ class CraterBrowser:
         return path, points
 
     def _csfd(self, hv: Any, x_range: Any = None, y_range: Any = None) -> Any:
+        """The cumulative size-frequency distribution of each layer's craters in the view, per km²
+        of the view, binned and normalised by :func:`marscraters.chronology.csfd` (as the age plots)."""
+        from bokeh.models import TeeHead
+
+        from .chronology import csfd
+
         x_range = x_range or self.xlim
         y_range = y_range or self.ylim
-        curves = []
+        area = _view_area_km2(x_range, y_range)
+        x_dim, y_dim = _csfd_dims()
+        kdims, vdims = [x_dim], [y_dim]
+        layers = []
+        xs, lows, highs = [np.empty(0)], [np.empty(0)], [np.empty(0)]
         for name, frame in self.craters.items():
-            d = np.sort(_in_view(frame, x_range, y_range)["diameter_km"].to_numpy())[::-1]
-            n = np.arange(1, d.size + 1, dtype=float)
+            d = _in_view(frame, x_range, y_range)["diameter_km"].to_numpy(dtype=float)
+            if d.size and area > 0:
+                table = csfd(d, area_km2=area)
+                x, y = table["diameter"].to_numpy(), table["density"].to_numpy()
+                lo, hi = y - table["lower"].to_numpy(), table["upper"].to_numpy() - y
+            else:
+                x = y = lo = hi = np.empty(0)
+            xs.append(x)
+            lows.append(y - lo)
+            highs.append(y + hi)
             colour = LAYER_COLOURS[name]
             label = f"{name} ({d.size})"
-            curves.append(hv.Curve((d, n), "diameter_km", "N", label=label).opts(
-                color=colour, interpolation="steps-post", line_width=2))
+            layers.append(hv.Curve((x, y), kdims, vdims, label=label).opts(color=colour, line_width=1.5))
             # markers too: a single crater is a point, not a line
-            curves.append(hv.Scatter((d, n), "diameter_km", "N", label=label).opts(color=colour, size=4))
-        area = _view_area_km2(x_range, y_range)
-        if not curves:
-            curves = [hv.Curve(([1.0], [1.0]), "diameter_km", "N").opts(alpha=0)]
-        n_max = max(float(len(f)) for f in self.craters.values()) if self.craters else 1.0
-        return hv.Overlay(curves).opts(
-            hv.opts.Curve(logx=True, logy=True),
-            hv.opts.Scatter(logx=True, logy=True),
+            layers.append(hv.Scatter((x, y), kdims, vdims, label=label).opts(color=colour, size=5))
+            # Poisson 1-sigma intervals, as the age plots draw them
+            layers.append(hv.ErrorBars((x, y, lo, hi), kdims, [*vdims, "lower", "upper"]).opts(
+                color=colour, upper_head=TeeHead(line_color=colour, size=6),
+                lower_head=TeeHead(line_color=colour, size=6)))
+        if not layers:
+            layers = [hv.Curve(([1.0], [1.0 / max(area, 1e-9)]), kdims, vdims).opts(alpha=0)]
+        # at least a factor 5 in D and 100 in density: the log axes then get whole ticks (1, 2, 5 km and
+        # 10^k km⁻²), not a crowd of 4.000e-3-style labels inside one decade
+        x_all, lo_all, hi_all = np.concatenate(xs), np.concatenate(lows), np.concatenate(highs)
+        xlim = _log_span(x_all.min() / 1.3, x_all.max() * 1.3, 5.0) if x_all.size else (1.0, 10.0)
+        floor = 1.0 / max(area, 1e-9)  # one crater in the view
+        ylim = (_log_span(lo_all[lo_all > 0].min() / 1.5, hi_all.max() * 1.5, 100.0) if (lo_all > 0).any()
+                else _log_span(floor / 3, floor * 3, 100.0))
+        # framewise: the served plot takes each view's ranges (densities change with the view's area)
+        return hv.Overlay(layers).opts(
+            hv.opts.Curve(logx=True, logy=True, framewise=True),
+            hv.opts.Scatter(logx=True, logy=True, framewise=True),
+            hv.opts.ErrorBars(logx=True, logy=True, framewise=True),
             hv.opts.Overlay(
-                title=f"CSFD in view ({area:,.0f} km²)", legend_position="bottom_left", logx=True, logy=True,
-                xlabel="diameter D (km)", ylabel="cumulative count N(≥D)", ylim=(0.7, max(2.0, n_max * 1.5)),
-                padding=0.1,
+                title=f"crater sizes in view ({area:,.0f} km²)", logx=True, logy=True, framewise=True,
+                # below the axes: inside, a legend covers part of the curves whatever the corner
+                legend_position="bottom", legend_cols=3,
+                xlabel=_CSFD_LABELS[0], ylabel=_CSFD_LABELS[1], xticks=_LOG_TICKS, xlim=xlim, ylim=ylim,
             ),
         )
 
@@ -539,8 +609,12 @@ class CraterBrowser:
             return hook
 
         base = hv.Image(ir, kdims=["lon", "lat"], vdims=["ir"], label="mosaic")
+        # colour bars: the image's grey levels below the map, the probability's colours on its right
+        # (HoloViews draws only one of two colour bars at the same side)
         mosaic = self._raster(hv, base).opts(
             cmap=opts["cmap"], clipping_colors={"NaN": "transparent"}, hooks=[_name_renderer("mosaic")],
+            colorbar=True, colorbar_position="bottom", clabel=_image_label(self.ds, static=self.static,
+                                                                           fixed=opts["clim"] is not None),
             **({"clim": tuple(opts["clim"])} if opts["clim"] is not None else {}),
         )
         self.layers["mosaic"] = mosaic
@@ -549,7 +623,8 @@ class CraterBrowser:
             pimg = hv.Image(prob_da, kdims=["lon", "lat"], vdims=["probability"], label="probability")
             prob_layer = self._raster(hv, pimg).opts(
                 cmap=opts["prob_cmap"], clim=(float(opts["prob_floor"]), 1.0), alpha=float(opts["prob_alpha"]),
-                clipping_colors={"min": "transparent", "NaN": "transparent"}, colorbar=False,
+                clipping_colors={"min": "transparent", "NaN": "transparent"}, colorbar=True,
+                colorbar_position="right", clabel=_probability_label(self._prob_name, float(opts["prob_floor"])),
                 hooks=[_name_renderer("probability")],
             )
             self.layers["probability"] = prob_layer
@@ -569,7 +644,6 @@ class CraterBrowser:
             hv.opts.Image(
                 frame_width=self.frame_width, frame_height=self.frame_height, xlim=self.xlim, ylim=self.ylim,
                 xlabel="longitude (°E)", ylabel="latitude (°N)", tools=[], active_tools=["wheel_zoom"],
-                colorbar=False,
             ),
         )
         if len(layers) > 1:
@@ -586,9 +660,13 @@ class CraterBrowser:
         if self.static:
             csfd = self._csfd(hv)
         else:
-            csfd = hv.DynamicMap(lambda x_range, y_range: self._csfd(hv, x_range, y_range),
-                                 streams=[hv.streams.RangeXY(source=mosaic)])
-        self.csfd = csfd.opts(hv.opts.Overlay(frame_width=260, frame_height=min(self.frame_height, 260),
+            # the map's view, passed on through a plain stream: HoloViews leaves the axes of a plot
+            # driven by a RangeXY stream as they are, and the CSFD's must follow its densities
+            view = hv.streams.Stream.define("MapView", x_range=None, y_range=None)()
+            self._map_range = hv.streams.RangeXY(source=mosaic)
+            self._map_range.add_subscriber(lambda **kw: view.event(x_range=kw.get("x_range"), y_range=kw.get("y_range")))
+            csfd = hv.DynamicMap(lambda x_range, y_range: self._csfd(hv, x_range, y_range), streams=[view])
+        self.csfd = csfd.opts(hv.opts.Overlay(frame_width=300, frame_height=min(self.frame_height, 300),
                                               hooks=[name_figure(CSFD_NAME)]))
 
         # layer toggles, linked in JavaScript so that they also work on a static page

@@ -240,7 +240,8 @@ def run_demo(
     what = (f"a synthetic THEMIS-like surface of known age ({true_age:g} Ga)" if tile is None
             else f"{Path(tile).name}")
     fig = _overview_figure(ds, prob, detected, in_view, plt,
-                           title=f"marscraters demo: {what}, {area_km2:,.0f} km² at ~{native_m:g} m per pixel")
+                           title=f"marscraters demo: {what}, {area_km2:,.0f} km² at ~{native_m:g} m per pixel",
+                           image_name="the synthetic THEMIS-like Day IR image" if tile is None else Path(tile).name)
     fig_path = figures / "demo_overview.png"
     with atomic_path(fig_path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -328,9 +329,13 @@ def run_demo(
     return summary
 
 
-def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, plt: Any, title: str = "") -> Any:
+def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, plt: Any, title: str = "",
+                     image_name: str | None = None) -> Any:
     """Image with the truth, and probability with the detections, side by side (lon/lat axes),
-    each with its colour bar and a key to its circles."""
+    each with its colour bar and a key to its circles.
+
+    ``image_name`` says what the image is in its colour bar (default: the mosaic's ``source``);
+    pixels with no data in the image are no data on the probability panel too."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Ellipse, Patch
 
@@ -343,13 +348,23 @@ def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, plt: Any, ti
     no_data = "#e0457b"  # no-data pixels: a colour neither map uses
     grey = plt.get_cmap("gray").with_extremes(bad=no_data)
     fig, axes = plt.subplots(1, 2, figsize=(14, 8.2), constrained_layout=True)
-    image = axes[0].imshow(ds["ir"].values, cmap=grey, extent=ext)
+    ir = ds["ir"].values
+    missing = ~np.isfinite(ir)
+    if image_name is None:
+        source = str(ds.attrs.get("source") or "").split(",")[0].strip()
+        image_name = Path(source).name if source else "the input image"
+    image = axes[0].imshow(ir, cmap=grey, extent=ext)
     fig.colorbar(image, ax=axes[0], location="bottom", shrink=0.7, pad=0.02,
-                 label="image brightness: THEMIS Day IR grey level (pixels in pink: no data)")
-    pmap = axes[1].imshow(np.asarray(prob), cmap="viridis", vmin=0, vmax=1, extent=ext)
+                 label=f"image brightness: grey level of {image_name}" + (" (pixels in pink: no data)"
+                                                                          if missing.any() else ""))
+    # where the image has no data, the network's output means nothing: show no data there too, not a probability
+    p = np.where(missing, np.nan, np.asarray(prob, dtype="float32"))
+    pmap = axes[1].imshow(p, cmap=plt.get_cmap("viridis").with_extremes(bad=no_data), vmin=0, vmax=1, extent=ext)
     fig.colorbar(pmap, ax=axes[1], location="bottom", shrink=0.7, pad=0.02,
-                 label="crater probability: the network's output per pixel (0 = no crater rim, 1 = rim)")
-    panels = ((axes[0], truth, "tab:orange", "the image, with the reference craters",
+                 label="crater probability: the network's output per pixel (0 = no crater rim, 1 = rim)"
+                 + ("\n(pixels in pink: no data in the image)" if missing.any() else ""))
+    panels = ((axes[0], truth, "tab:orange",
+               "the image" if truth is None else "the image, with the reference craters",
                "reference (true) craters, drawn at their size"),
               (axes[1], detected, "cyan", "the network's crater probability, with the craters found",
                "craters the model found (the catalog), drawn at their measured size"))
@@ -361,7 +376,7 @@ def _overview_figure(ds: Any, prob: Any, detected: Any, truth: Any, plt: Any, ti
                 ax.add_patch(Ellipse((x, c.lat), km_to_deg_lon(c.diameter_km, c.lat), km_to_deg_lat(c.diameter_km),
                                      fill=False, ec=colour, lw=0.7))
             key.append(Line2D([], [], ls="none", marker="o", ms=9, mfc="none", mec=colour, label=f"{what} ({len(cat)})"))
-        if ax is axes[0] and bool(ds["ir"].isnull().any()):
+        if missing.any():
             key.append(Patch(facecolor=no_data, label="no data"))
         if key:
             ax.legend(handles=key, loc="upper right", fontsize=9, framealpha=0.85)

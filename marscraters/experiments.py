@@ -873,54 +873,114 @@ def _device_description() -> str:
     return f"{os.cpu_count()}-core host" + (f", GPU(s) {','.join(gpus)}" if gpus else ", no GPU")
 
 
+def _run_settings(run_dir: Path) -> dict[str, Any]:
+    """A test's ``config.json`` (empty when it has none yet)."""
+    try:
+        return json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _loss_title(dice_weights: Sequence[float | None]) -> str:
+    """What the plotted loss is: :func:`marscraters.training.bce_dice_loss` adds ``dice_weight``
+    times the soft-Dice loss to the binary cross-entropy (plain BCE, the paper's, at 0)."""
+    from .training import _loss_name
+
+    weights = set(dice_weights)
+    if len(weights) == 1 and None not in weights:
+        return _loss_name(weights.pop())
+    # tests trained with different (or unrecorded) weights: each one's is in its key entry
+    return "BCE + dice weight × soft-Dice loss (each test's weight in the key)"
+
+
+def _test_label(row: Any, dice_weight: float | None = None, *, with_dice: bool = False) -> str:
+    """A legend entry a reader understands: the test, its network, and which repeat it is."""
+    name = str(row["test"])
+    kernel = str(row["kernel"]).replace("x", "×")
+    label = f"{name}: {kernel} kernels, {float(row['filter_multiple']):g}× the default filters"
+    number = int(name.rsplit("-", 1)[1]) if name.rsplit("-", 1)[-1].isdigit() else None
+    if number in (1, 2, 3):
+        # the paper's tests 1-3 are the same network, trained again with another seed
+        seed = float(row.get("seed", _NaN))
+        label += f", repeat {number}" + (f" (seed {seed:g})" if math.isfinite(seed) else "")
+    if with_dice:
+        label += f", dice weight {dice_weight:g}" if dice_weight is not None else ", dice weight unknown"
+    return label
+
+
+def _campaign_figure(table: pd.DataFrame, *, title: str = "") -> Any:
+    """The figure of :func:`plot_campaign` (a matplotlib Figure, no pyplot); None when no test has a history."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    runs = []
+    for _, r in table.iterrows():
+        hist = pd.DataFrame(_history(Path(r["run_dir"])))
+        if not hist.empty:
+            w = _run_settings(Path(r["run_dir"])).get("dice_weight")
+            runs.append((r, hist, None if w is None else float(w)))
+    if not runs:
+        return None
+    fig = Figure(figsize=(16, 5.2), layout="constrained")
+    axes = fig.subplots(1, 3, sharex=True)
+    colours = matplotlib.colormaps["tab10"]
+    weights = [w for _, _, w in runs]
+    mixed = len(set(weights)) > 1 or None in weights
+    handles = []
+    n_max = 1
+    for i, (r, hist, w) in enumerate(runs):
+        ep = np.arange(1, len(hist) + 1)
+        n_max = max(n_max, len(hist))
+        colour = colours(i % 10)
+        few = len(hist) < 20  # markers, so a single epoch still shows
+        for ax, (tr, va) in zip(axes[:2], (("loss", "val_loss"), ("accuracy", "val_accuracy"))):
+            if tr in hist:
+                ax.plot(ep, hist[tr], color=colour, marker="o" if few else None, ms=3)
+            if va in hist:
+                ax.plot(ep, hist[va], color=colour, ls="--", marker="o" if few else None, ms=3, mfc="none")
+        if "val_crater_f1" in hist and hist["val_crater_f1"].notna().any():
+            ok = hist["val_crater_f1"].notna().to_numpy()
+            axes[2].plot(ep[ok], hist["val_crater_f1"][ok], color=colour, marker="o", ms=4)
+        handles.append(Line2D([], [], color=colour, lw=2, label=_test_label(r, w, with_dice=mixed)))
+    panels = ((f"loss: {_loss_title(weights)}", "loss (log scale, lower is better)"),
+              ("pixel accuracy", "fraction of pixels right (threshold 0.5)"),
+              ("crater-level F1 on the validation images", "F1 (0 to 1, higher is better)"))
+    for ax, (name, ylabel) in zip(axes, panels):
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if not axes[2].lines:
+        axes[2].text(0.5, 0.5, "no crater-level scores yet", ha="center", va="center", transform=axes[2].transAxes,
+                     color="0.4")
+    # whole epochs on all three panels (shared), with room around a single one
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    axes[0].set_xlim(1 - max(0.5, 0.02 * n_max), n_max + max(0.5, 0.02 * n_max))
+    axes[0].set_yscale("log")
+    style = [Line2D([], [], color="0.3", label="training images"),
+             Line2D([], [], color="0.3", ls="--", label="validation images")]
+    fig.legend(handles=handles + style, loc="outside lower center", ncols=min(3, len(handles) + 2), fontsize=9,
+               frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_campaign(table: pd.DataFrame, path: str | os.PathLike, *, title: str = "") -> Path:
     """Learning curves of all tests of a campaign overlaid: loss, pixel accuracy and crater F1 per epoch.
 
-    Training curves are solid, validation curves dashed; crater-level F1 is on the validation images.
+    Training curves are solid, validation curves dashed; crater-level F1 is on the validation
+    images.  The loss is named from the tests' ``config.json`` (binary cross-entropy, plus the
+    soft-Dice loss when ``dice_weight`` > 0); one key below the panels names each test's network.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), constrained_layout=True)
-    colours = plt.get_cmap("tab10")
-    drawn = False
-    for i, (_, r) in enumerate(table.iterrows()):
-        hist = pd.DataFrame(_history(Path(r["run_dir"])))
-        if hist.empty:
-            continue
-        drawn = True
-        ep = np.arange(1, len(hist) + 1)
-        colour = colours(i % 10)
-        label = f"{r['test']} ({r['kernel']}, x{r['filter_multiple']:g})"
-        for ax, (tr, va) in zip(axes[:2], (("loss", "val_loss"), ("accuracy", "val_accuracy"))):
-            if tr in hist:
-                ax.plot(ep, hist[tr], color=colour, label=label)
-            if va in hist:
-                ax.plot(ep, hist[va], color=colour, ls="--")
-        if "val_crater_f1" in hist and hist["val_crater_f1"].notna().any():
-            ok = hist["val_crater_f1"].notna().to_numpy()
-            axes[2].plot(ep[ok], hist["val_crater_f1"][ok], color=colour, marker=".", label=label)
-    if not drawn:
-        plt.close(fig)
+    fig = _campaign_figure(table, title=title)
+    if fig is None:
         raise ModelError("no test of this campaign has a training history yet: nothing to plot")
-    from matplotlib.ticker import MaxNLocator
-
-    for ax, name in zip(axes, ("binary cross-entropy (solid: train, dashed: validation)",
-                               "pixel accuracy (solid: train, dashed: validation)", "crater-level F1 (validation)")):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(name, fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0].set_yscale("log")
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
     path = Path(path)
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
     return path
 
 
@@ -990,9 +1050,15 @@ def write_campaign_outputs(table: pd.DataFrame, campaign: str, out_dir: str | os
     with atomic_path(paths["csv"], overwrite=True) as tmp:
         table.to_csv(tmp, index=False)
     shown = [col for col in table.columns if col not in ("started", "finished", "pid", "run_dir", "slot")]
+    from .training import _loss_name
+
+    # what the loss columns hold: binary cross-entropy, plus the soft-Dice loss when dice_weight > 0
+    weights = {float(w) for d in table.get("run_dir", []) if (w := _run_settings(Path(d)).get("dice_weight")) is not None}
+    loss = (_loss_name(weights.pop()) if len(weights) == 1 else "binary cross-entropy" if not weights
+            else "BCE + dice_weight × soft-Dice loss (each test's dice_weight is in its config.json)")
     text = (f"# Campaign {c.letter}: {c.description}\n\n"
             f"Architecture tests of DeLatte et al. (2019) {c.paper_table}, rerun with marscraters "
-            f"({_device_description()}). Loss is binary cross-entropy, accuracy is pixel accuracy; `val_` = "
+            f"({_device_description()}). Loss is {loss}, accuracy is pixel accuracy; `val_` = "
             "validation images; F1 is crater-level on the validation images.\n\n"
             + markdown_table(table[shown], formats=_TABLE_FORMATS))
     with atomic_path(paths["md"], overwrite=True) as tmp:

@@ -900,40 +900,112 @@ def train(
               callbacks=callbacks, verbose=verbose)
     history = _read_history(history_path)
     try:
-        plot_history(history, out / "history.png", title=model.name)
+        plot_history(history, out / "history.png", dice_weight=config.dice_weight,
+                     title=f"{config.kernel_size}×{config.kernel_size} kernels, {config.filter_multiple:g}× filters, "
+                           f"{config.kind} targets (run {out.name})")
     except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished training run
         log.warning("could not plot the history: %s", exc)
     return {"history": history, "best": best_path, "last": last_path, "model": model}
 
 
-def plot_history(history: list[dict[str, float]] | str | Path, path: str | Path, *, title: str = "") -> Path:
-    """Plot loss, pixel accuracy and crater-level F1 per epoch to a PNG."""
-    import matplotlib
+def _loss_name(dice_weight: float | None) -> str:
+    """What the training loss of :func:`bce_dice_loss` with ``dice_weight`` is, in words (for plots).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Examples
+    --------
+    >>> _loss_name(0.0), _loss_name(1.0), _loss_name(None)
+    ('binary cross-entropy (BCE)', 'BCE + 1 × soft-Dice loss', 'training loss')
+    """
+    if dice_weight is None or not np.isfinite(float(dice_weight)):
+        return "training loss"
+    if float(dice_weight) == 0.0:
+        return "binary cross-entropy (BCE)"
+    return f"BCE + {float(dice_weight):g} × soft-Dice loss"
 
+
+def _run_dice_weight(history_path: Path) -> float | None:
+    """The ``dice_weight`` in the ``config.json`` beside a run's ``history.csv`` (None if unknown)."""
+    try:
+        value = json.loads((history_path.parent / "config.json").read_text()).get("dice_weight")
+        return None if value is None else float(value)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+# the history's columns, as a reader names them
+_HISTORY_LABELS = {
+    "loss": "training", "val_loss": "validation", "accuracy": "training", "val_accuracy": "validation",
+    "val_crater_f1": "F1", "val_crater_precision": "precision", "val_crater_recall": "recall",
+}
+
+
+def _history_figure(history: list[dict[str, float]], *, title: str = "", dice_weight: float | None = None) -> Any:
+    """The figure of :func:`plot_history` (a matplotlib Figure, no pyplot)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    frame = pd.DataFrame(history)
+    epochs = np.asarray(frame["epoch"] + 1 if "epoch" in frame else np.arange(1, len(frame) + 1), dtype=float)
+    panels = [
+        ("loss (lower is better)", _loss_name(dice_weight), ["loss", "val_loss"]),
+        ("pixel accuracy (higher is better)", "fraction of pixels right (threshold 0.5)",
+         ["accuracy", "val_accuracy"]),
+        ("crater-level scores on the validation images", "score (0 to 1)",
+         ["val_crater_f1", "val_crater_precision", "val_crater_recall"]),
+    ]
+    # a panel only for what the run recorded: no crater scores without a truth catalog (targets
+    # given directly, or no validation set)
+    panels = [p for p in panels if any(c in frame and frame[c].notna().any() for c in p[2])]
+    fig = Figure(figsize=(5.0 * max(len(panels), 1), 4.2), layout="constrained")
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False, sharex=True)[0]
+    for ax, (panel_title, ylabel, cols) in zip(axes, panels):
+        for c in cols:
+            if c in frame and frame[c].notna().any():
+                ok = frame[c].notna().to_numpy()
+                # markers where a line alone would hide points (one epoch, or scores not every epoch)
+                marker = "o" if (not ok.all() or ok.sum() < 20) else None
+                ls = "--" if c in ("val_loss", "val_accuracy") else "-"
+                ax.plot(epochs[ok], frame[c][ok], marker=marker, ms=4, ls=ls, label=_HISTORY_LABELS.get(c, c))
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        # below the axes: inside, a legend covers some curve whatever the corner
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=3, fontsize=9, frameon=False)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    # whole epochs, and room around a single one (matplotlib would widen it to 0.945-1.055)
+    lo, hi = float(np.nanmin(epochs)), float(np.nanmax(epochs))
+    pad = max(0.5, 0.02 * (hi - lo))
+    axes[0].set_xlim(lo - pad, hi + pad)
+    fig.suptitle(f"Training history: {title}" if title else "Training history")
+    return fig
+
+
+def plot_history(history: list[dict[str, float]] | str | Path, path: str | Path, *, title: str = "",
+                 dice_weight: float | None = None) -> Path:
+    """Plot loss, pixel accuracy and crater-level scores per epoch to a PNG.
+
+    Training curves are solid and validation curves dashed; the crater-level panel (F1,
+    precision, recall on the validation images) is left out when the run computed none.
+
+    Parameters
+    ----------
+    history
+        The rows of a run's ``history.csv``, or its path.
+    path
+        The PNG to write.
+    title
+        What the run is (the figure is titled "Training history: <title>").
+    dice_weight
+        The run's ``TrainConfig.dice_weight``, to say what the loss is; by default read from the
+        ``config.json`` beside a ``history`` path.
+    """
     if isinstance(history, (str, Path)):
+        if dice_weight is None:
+            dice_weight = _run_dice_weight(Path(history))
         history = _read_history(Path(history))
     if not history:
         raise ModelError("the training history is empty: nothing to plot")
-    frame = pd.DataFrame(history)
-    epochs = frame["epoch"] + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
-    panels = [("loss", ["loss", "val_loss"]), ("pixel accuracy", ["accuracy", "val_accuracy"]),
-              ("crater-level scores (validation)", ["val_crater_f1", "val_crater_precision", "val_crater_recall"])]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-    for ax, (label, cols) in zip(axes, panels):
-        for c in cols:
-            if c in frame and frame[c].notna().any():
-                ok = frame[c].notna()
-                ax.plot(np.asarray(epochs)[ok], frame[c][ok], marker="." if not ok.all() else None, label=c)
-        ax.set_xlabel("epoch")
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend()
-    if title:
-        fig.suptitle(title)
+    fig = _history_figure(history, title=title, dice_weight=dice_weight)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)

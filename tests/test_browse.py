@@ -145,6 +145,65 @@ def test_csfd_counts_craters_in_view(catalogs, mosaic):
     assert "km²" in east.opts.get().kwargs["title"]
 
 
+def test_map_has_labelled_colour_bars(catalogs, mosaic):
+    """The image's grey levels and the probability's colours each have a colour bar that says what
+    they are (the image by name), one below the map and one on its right."""
+    from bokeh.models import ColorBar
+
+    det, truth = catalogs
+    prob = (mosaic["ir"] / 255.0).rename("crater_probability")
+    root = browse(mosaic, det, truth, prob=prob, prob_floor=0.2).panel.get_root()
+    fig = root.select_one({"name": MAP_NAME})
+    below = [o.title for o in fig.below if isinstance(o, ColorBar)]
+    right = [o.title for o in fig.right if isinstance(o, ColorBar)]
+    assert len(below) == 1 and "image brightness" in below[0] and "synthetic test mosaic" in below[0]
+    assert right == ["crater probability (network output), 0 to 1; under 0.2 not drawn"]
+    # without a probability layer, the image's colour bar alone
+    root = browse(mosaic, det).panel.get_root()
+    bars = list(root.select({"type": ColorBar}))
+    assert len(bars) == 1 and "grey level" in bars[0].title
+
+
+def test_csfd_is_the_packages_density_per_km2_with_its_labels(catalogs, mosaic):
+    """The CSFD panel plots chronology.csfd's cumulative density per km² of the view (what every other
+    CSFD of the package shows), with its axis labels and Poisson error bars, and its key below the axes."""
+    import holoviews as hv
+    from bokeh.models import Legend
+
+    from marscraters.browse import _view_area_km2
+    from marscraters.chronology import csfd
+
+    det = make_catalog([-1.0, -1.5, -0.5, -1.2], [31.4, 32.5, 31.0, 30.6], [24.0, 16.0, 5.0, 3.0])
+    app = browse(mosaic, det)
+    panel = app._csfd(hv)
+    area = _view_area_km2(app.xlim, app.ylim)
+    expected = csfd(det["diameter_km"].to_numpy(), area_km2=area)
+    curve = next(c for c in panel if isinstance(c, hv.Curve))
+    assert curve.label == "craters (4)"
+    np.testing.assert_allclose(curve.dimension_values(0), expected["diameter"])
+    np.testing.assert_allclose(curve.dimension_values(1), expected["density"])
+    bars = next(c for c in panel if isinstance(c, hv.ErrorBars))
+    np.testing.assert_allclose(bars.dimension_values(2), expected["density"] - expected["lower"])
+    fig = hv.render(panel)
+    assert fig.xaxis[0].axis_label == "Crater diameter, D [km]"
+    assert fig.yaxis[0].axis_label == "Cumulative crater density, N(≥D) [km⁻²]"
+    assert fig.x_scale.__class__.__name__ == fig.y_scale.__class__.__name__ == "LogScale"
+    assert any(isinstance(o, Legend) for o in fig.below)  # outside the axes: it covers no curve
+    assert not any(isinstance(o, Legend) for o in fig.center)
+    # 1-2-5 ticks on the log diameter axis
+    lo, hi = fig.x_range.start, fig.x_range.end
+    assert [t for t in fig.xaxis[0].ticker.ticks if lo <= t <= hi] == [5.0, 10.0, 20.0]  # craters of 3-24 km
+    assert hi / lo >= 5 and fig.y_range.end / fig.y_range.start >= 100
+
+    # served: the axes follow the view (a smaller view holds fewer craters on fewer km², at a higher density)
+    plot = hv.renderer("bokeh").get_plot(app.csfd)
+    before = plot.state.y_range.end
+    app._map_range.event(x_range=(31.0, 31.8), y_range=(-1.3, -0.7))
+    zoomed = csfd([24.0], area_km2=_view_area_km2((31.0, 31.8), (-1.3, -0.7)))
+    assert plot.state.y_range.start < zoomed["density"][0] < plot.state.y_range.end
+    assert plot.state.y_range.end > before
+
+
 @pytest.mark.parametrize("d_min", [None, 10.0])
 def test_layer_counts_are_the_scores(mosaic, d_min):
     """The map's matched / false / missed counts (layers and legend) are evaluate()'s TP, FP and FN

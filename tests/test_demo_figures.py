@@ -70,6 +70,33 @@ def test_overview_has_colour_bars_and_a_key_to_the_circles():
     assert "found" in keys[1] and "(1)" in keys[1]
     assert all("°" in ax.get_xlabel() and "°" in ax.get_ylabel() for ax in maps)
     assert fig._suptitle.get_text() == "demo"
+    assert maps[0].get_title() == "the image, with the reference craters"
+    plt.close(fig)
+
+
+def test_overview_names_its_image_and_shows_no_data_as_no_data():
+    """A real tile without a reference catalog: no claim of reference craters, the colour bar names
+    the image (not always THEMIS), and no-data pixels are no data on the probability panel too."""
+    from marscraters.demo import _overview_figure
+
+    ir = np.random.default_rng(0).uniform(20, 230, (100, 150)).astype("float32")
+    ir[:, 40] = np.nan
+    ds = mosaic_from_array(ir, (30.0, -1.0, 31.5, 0.0), name="/data/hrsc_h1234_nd3.tif")
+    prob = np.full(ir.shape, 0.05, "float32")  # the network's output where the image has no data
+    found = make_catalog([-0.5], [30.5], [5.2])
+    fig = _overview_figure(ds, prob, found, None, plt)
+    maps = [ax for ax in fig.axes if ax.get_images()]
+    bars = [ax for ax in fig.axes if not ax.get_images()]
+    assert maps[0].get_title() == "the image"
+    assert maps[0].get_legend() is not None and "reference" not in " ".join(_texts(maps[0].get_legend()))
+    image_bar = next(ax.get_xlabel() for ax in bars if "brightness" in ax.get_xlabel())
+    assert "hrsc_h1234_nd3.tif" in image_bar and "THEMIS" not in image_bar
+    shown = maps[1].get_images()[0].get_array()
+    assert np.ma.getmaskarray(shown)[:, 40].all() and not np.ma.getmaskarray(shown)[:, 41].any()
+    assert "no data" in _texts(maps[1].get_legend())
+    plt.close(fig)
+    fig = _overview_figure(ds, prob, found, None, plt, image_name="a CTX mosaic")
+    assert any("grey level of a CTX mosaic" in ax.get_xlabel() for ax in fig.axes)
     plt.close(fig)
 
 

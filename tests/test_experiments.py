@@ -190,8 +190,59 @@ def test_tiny_campaign_writes_the_table(tiny_s):
     np.testing.assert_allclose(csv["loss_at_1"], csv["loss_last"])
     md = (out / "campaign_S.md").read_text()
     assert "| S-5 | 3x3 | 0.5 |" in md
+    assert "Loss is binary cross-entropy (BCE)," in md  # the campaign's default dice_weight=0
     for t in (1, 5):
         assert (out / f"S-{t}" / "last.keras").exists() and (out / f"S-{t}" / "run.json").exists()
+
+
+def _fake_campaign(out, dice_weights: dict[int, float], epochs: int, f1_epochs=(1,)):
+    """Test folders with a history.csv and config.json, as training leaves them (no training)."""
+    from marscraters.experiments import summarize_campaign
+
+    for t, w in dice_weights.items():
+        d = out / f"S-{t}"
+        d.mkdir(parents=True)
+        loss = 0.3 * np.exp(-np.arange(epochs) / 3) + 0.01 * t
+        f1 = [0.5 + 0.05 * t if e + 1 in f1_epochs else np.nan for e in range(epochs)]
+        pd.DataFrame({"epoch": range(epochs), "loss": loss, "val_loss": loss * 1.1, "accuracy": 0.9,
+                      "val_accuracy": 0.89, "val_crater_f1": f1}).to_csv(d / "history.csv", index=False)
+        (d / "config.json").write_text(json.dumps({"seed": t, "dice_weight": w}))
+    return summarize_campaign("S", out, ",".join(map(str, dice_weights)))
+
+
+def _key(fig) -> list[str]:
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_campaign_plot_names_the_loss_the_tests_and_whole_epochs(tmp_path):
+    from marscraters.experiments import _campaign_figure, plot_campaign
+
+    # one scored epoch: the F1 panel shares the loss panel's whole-epoch axis (not 0.945-1.05)
+    table = _fake_campaign(tmp_path / "bce", {1: 0.0, 2: 0.0, 5: 0.0}, epochs=4)
+    fig = _campaign_figure(table, title="Campaign S")
+    loss, _, f1 = fig.axes
+    assert loss.get_title() == "loss: binary cross-entropy (BCE)"
+    assert all(ax.get_ylabel() and ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert f1.get_xlim() == loss.get_xlim()
+    lo, hi = f1.get_xlim()
+    assert [t for t in f1.get_xticks() if lo <= t <= hi] == [1.0, 2.0, 3.0, 4.0]
+    # one key, below the panels; the repeats S-1 and S-2 are told apart, the network is in words
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    key = _key(fig)
+    assert key[:3] == ["S-1: 3×3 kernels, 1× the default filters, repeat 1 (seed 1)",
+                       "S-2: 3×3 kernels, 1× the default filters, repeat 2 (seed 2)",
+                       "S-5: 3×3 kernels, 0.5× the default filters"]
+    assert key[3:] == ["training images", "validation images"]
+
+    # the loss follows the dice weight the tests were trained with (BCE + w x soft Dice)
+    fig = _campaign_figure(_fake_campaign(tmp_path / "dice", {1: 1.0}, epochs=1))
+    assert fig.axes[0].get_title() == "loss: BCE + 1 × soft-Dice loss"
+    lo, hi = fig.axes[2].get_xlim()
+    assert [t for t in fig.axes[2].get_xticks() if lo <= t <= hi] == [1.0] and hi - lo >= 1
+    fig = _campaign_figure(_fake_campaign(tmp_path / "mixed", {1: 0.0, 2: 0.5}, epochs=2))
+    assert "dice weight" in fig.axes[0].get_title()
+    assert [k.rsplit(", ", 1)[-1] for k in _key(fig)[:2]] == ["dice weight 0", "dice weight 0.5"]
+    assert plot_campaign(table, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_finished_tests_are_skipped_and_partial_ones_resume(tiny_s):

@@ -115,6 +115,46 @@ def test_train_resume_and_history(tmp_path):
     assert [row["epoch"] for row in r2["history"]] == [0.0, 1.0, 2.0]
 
 
+def _legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_history_figure_says_what_each_curve_is(tmp_path):
+    """Every panel has a y label (the loss says which loss), whole-number epochs, legends in words,
+    and no empty crater-score panel for a run that computed no crater scores."""
+    import json
+
+    from marscraters.training import _history_figure, _run_dice_weight, plot_history
+
+    pixel_only = [{"epoch": e, "loss": 1.6 - 0.1 * e, "val_loss": 1.5 - 0.1 * e, "accuracy": 0.8 + 0.05 * e,
+                   "val_accuracy": 0.9} for e in range(3)]
+    fig = _history_figure(pixel_only, title="3 epochs", dice_weight=1.0)
+    assert len(fig.axes) == 2  # no crater-level panel: the run has no crater scores
+    loss, acc = fig.axes
+    assert loss.get_ylabel() == "BCE + 1 × soft-Dice loss" and "pixel" in acc.get_title()
+    assert all(ax.get_ylabel() and ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert _legend_texts(loss) == _legend_texts(acc) == ["training", "validation"]
+    ticks = [t for t in loss.get_xticks() if loss.get_xlim()[0] <= t <= loss.get_xlim()[1]]
+    assert ticks == [1.0, 2.0, 3.0]  # whole epochs, no 1.25, 1.5 ...
+    assert fig.get_suptitle() == "Training history: 3 epochs"
+
+    scored = [{**pixel_only[0], "val_crater_f1": 0.5, "val_crater_precision": 0.6, "val_crater_recall": 0.4}]
+    fig = _history_figure(scored, dice_weight=0.0)
+    assert len(fig.axes) == 3
+    assert fig.axes[0].get_ylabel() == "binary cross-entropy (BCE)"
+    assert _legend_texts(fig.axes[2]) == ["F1", "precision", "recall"]
+    assert "0 to 1" in fig.axes[2].get_ylabel()
+    lo, hi = fig.axes[2].get_xlim()
+    assert [t for t in fig.axes[2].get_xticks() if lo <= t <= hi] == [1.0] and hi - lo >= 1  # one epoch
+
+    # from a run folder, the loss is named from its config.json
+    pd.DataFrame(pixel_only).to_csv(tmp_path / "history.csv", index=False)
+    (tmp_path / "config.json").write_text(json.dumps({"dice_weight": 0.5}))
+    assert _run_dice_weight(tmp_path / "history.csv") == 0.5
+    assert plot_history(tmp_path / "history.csv", tmp_path / "h.png").stat().st_size > 0
+    assert _history_figure(pixel_only, dice_weight=None).axes[0].get_ylabel() == "training loss"
+
+
 def test_resume_refuses_another_network_and_keeps_the_run(tmp_path):
     """Resuming with another architecture used to train the old network under the new settings."""
     import json
