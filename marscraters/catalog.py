@@ -1309,9 +1309,13 @@ def _check_no_double_count(path: Path, cat: pd.DataFrame, old_footprint: Any, fo
     from .chronology import count_area_km2
 
     if old_footprint is not None and footprint is not None:
-        overlap = shapely.intersection(old_footprint, footprint)
-        shared = count_area_km2(overlap) if overlap.area > 0 and overlap.geom_type in ("Polygon", "MultiPolygon") \
-            else 0.0
+        from shapely.affinity import translate
+
+        # in either longitude convention, and only the ground (a shared edge is a line beside it)
+        overlap = shapely.union_all([shapely.intersection(old_footprint, translate(footprint, xoff=dx))
+                                     for dx in (0.0, 360.0, -360.0)])
+        ground = [g for g in shapely.get_parts(overlap) if g.geom_type in ("Polygon", "MultiPolygon") and g.area > 0]
+        shared = count_area_km2(shapely.union_all(ground)) if ground else 0.0
         if shared > 1e-6 * min(count_area_km2(old_footprint), count_area_km2(footprint)):
             raise CatalogError(
                 f"cannot append to {path}: the catalog's footprint overlaps the one already there by {shared:.4g} km², "

@@ -2099,7 +2099,8 @@ def plot_csfd(
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     few = math.log10(dd[-1] / dd[0]) < 1.3
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if few and f"{v:g}"[0] in "1235" else ""))
+    # (by the first significant digit: 0.2 and 0.5 km as well as 2 and 5)
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if few and f"{v:.0e}"[0] in "1235" else ""))
     # (a list: one crater's count has one point and no other lower bound)
     ymin = max(min([y.min(), *(t - e for t, e in zip(y, table["error"]) if t - e > 0)]) / 10, 1e-12)
     ax.set_ylim(ymin, y.max() * 10)

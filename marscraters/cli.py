@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nodata", type=float, metavar="VALUE",
                    help="a grey level that marks no data in images that do not declare it, e.g. 0 for the black "
                         "collar around a map-projected strip: those pixels become NaN, as a file's own nodata value, "
-                        "mask band and alpha band do (write a negative one as --nodata=-3.4e38)")
+                        "mask band and alpha band do (the exact value; write a negative one with =, as --nodata=-3.4028235e+38, float32's lowest)")
     s.add_argument("--out", required=True, help="output cube.zarr")
     s.add_argument("--chunk", type=int, default=512, help="storage chunk size in pixels (default 512)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -692,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a grey level that marks no data in images that do not declare it, e.g. 0 for the black "
                         "collar around a map-projected strip (detect warns when it sees one): those pixels become "
                         "NaN, featureless ground to the network, as a file's own nodata value, mask band and alpha "
-                        "band do (write a negative one as --nodata=-3.4e38)")
+                        "band do (the exact value; write a negative one with =, as --nodata=-3.4028235e+38, float32's lowest)")
     s.set_defaults(func=_cmd_detect)
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")

@@ -58,7 +58,7 @@ _SQUARE_TOLERANCE = 0.01
 # share of an image's pixels at its darkest or brightest level beyond which it is nearly all
 # shadow or saturated (the THEMIS chips: at most 12 %, usually under 1 %)
 _EXTREME_SHARE = 0.4
-# share of an image's pixels in a constant region at its darkest or brightest level that reaches
+# share of an image's pixels in a constant region at its darkest level that reaches
 # its edge, beyond which that region is most likely an undeclared no-data collar: a black collar
 # over a third of a CTX frame already lost 5 of the 25 craters found well inside the valid pixels
 _COLLAR_SHARE = 0.05
@@ -596,10 +596,11 @@ def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | N
 def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np.ndarray | None:
     """Where an image holds a likely undeclared no-data collar, with a warning that names the fix.
 
-    A collar is a constant region exactly at the image's darkest or brightest level that reaches
-    its edge (or its no-data) and covers at least :data:`_COLLAR_SHARE` of its valid pixels: the
-    fill around a map-projected strip, or a GIS export's.  The network reads it as black (or
-    white) ground, and that changes its map far inside the valid pixels.  Images whose other
+    A collar is a constant region exactly at the image's darkest level that reaches its edge (or
+    its no-data) and covers at least :data:`_COLLAR_SHARE` of its valid pixels: the fill around a
+    map-projected strip, or a GIS export's.  The network reads it as black ground, and that
+    changes its map far inside the valid pixels.  (A bright region at the edge is as often
+    saturated ground, which the shadow-or-saturated warning speaks of.)  Images whose other
     pixels hold no third level (a drawing, a mask, disks on a flat ground) are not photographs,
     and have none.  None when there is none.
     """
@@ -608,7 +609,9 @@ def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np
     finite = np.isfinite(arr)
     n = int(np.count_nonzero(finite))
     found = None
-    for level, name, looks in ((lo, "darkest", "black"), (hi, "brightest", "white")):
+    # the darkest level only: a fill is black (0) almost always, while a bright region at the edge
+    # is as often saturated ground (a THEMIS crop of bright terrain), which no data would hide
+    for level, name, looks in ((lo, "darkest", "black"),):
         same = arr == level
         if np.count_nonzero(same) < _COLLAR_SHARE * n:  # most images stop here, cheaply
             continue

@@ -177,6 +177,16 @@ def test_appends_that_would_count_craters_twice_are_refused(tmp_path):
     with pytest.raises(CatalogError, match="2 of the 2 craters are already in it"):
         write_catalog(make_catalog([0.5, 0.0], [30.7, 30.5], [4.0, 3.0]), plain, append=True)
     assert path.read_bytes() == before and len(read_catalog(plain)) == 2
+    # an overlap that also shares an edge (their intersection a polygon and a line), and the same
+    # ground in the other longitude convention, are overlaps too
+    edge = make_catalog([0.0], [30.2], [3.0], attrs={"footprint": box(30, -1, 30.5, 0.5)})
+    with pytest.raises(CatalogError, match="counted twice"):
+        write_catalog(edge, path, append=True)
+    across = write_catalog(make_catalog([0.0], [175.0], [3.0], attrs={"footprint": box(170, -1, 190, 1)}),
+                           tmp_path / "across.gpkg")
+    other = make_catalog([0.0], [-177.0], [3.0], attrs={"footprint": box(-180, -1, -175, 1)})
+    with pytest.raises(CatalogError, match="counted twice"):
+        write_catalog(other, across, append=True)
     # a neighbour sharing an edge only is appended
     write_catalog(make_catalog([0.0], [31.5], [3.0], attrs={"footprint": box(31, -1, 32, 1)}), path, append=True)
     assert len(read_catalog(path)) == 3

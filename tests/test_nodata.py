@@ -222,7 +222,9 @@ def test_no_collar_warning_for_a_small_edge_region_an_inner_one_or_a_drawing(mod
     inner = image.copy()
     inner[80:180, 120:280] = 0.0  # 16 %, but inside: a shadow, not a collar
     drawing = _disks(SHAPE, TRUTH)  # two levels: flat ground and disks
-    for quiet in (small, inner, drawing):
+    bright = image.copy()
+    bright[_collar(width=60)] = 255.0  # saturated bright ground at the edge (a real THEMIS crop has it)
+    for quiet in (small, inner, drawing, bright):
         detect(quiet, pixel_size_m=100.0, model=model_path)
     assert not [m for m in _messages(recwarn) if "collar" in m]
 
