@@ -516,9 +516,14 @@ def _label_image_size(label: Path) -> tuple[int, int]:
 def _read_grey(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    from PIL import ImageOps
+
     try:
         with Image.open(path) as im:
             im.load()
+            # as a viewer shows it (and detect reads it): its labels describe that picture
+            if im.getexif().get(0x0112, 1) != 1:
+                im = ImageOps.exif_transpose(im)
             arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise CorruptImageError(f"cannot read chip image {path}: {exc}. Replace or delete the file.") from exc

@@ -1143,6 +1143,26 @@ def read_image(
     )
 
 
+def _refuse_turned(path: Path) -> None:
+    """Refuse an image stored turned or mirrored (an EXIF orientation other than 1).
+
+    ``detect`` reads it as a viewer shows it, but the windowed reader here reads the pixels as
+    stored, so bounds given for the picture a viewer shows would place its pixels wrongly.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return  # not PIL's (a GDAL-only raster): no EXIF to read
+    if orientation not in (None, 1):
+        raise ImageReadError(
+            f"{path} is stored turned or mirrored (EXIF orientation {orientation}): its pixels are not the picture a "
+            "viewer shows, which its bounds describe. Save it with the orientation applied first, e.g. "
+            "`exiftran -ai FILE` or PIL's ImageOps.exif_transpose(Image.open(FILE)).save(NEW), and ingest that.")
+
+
 def read_plain_image(
     path: str | os.PathLike[str],
     bounds: tuple[float, float, float, float],
@@ -1216,6 +1236,7 @@ def read_plain_image(
         )
     if count < 1:
         raise CorruptImageError(f"{path} has no image band.")
+    _refuse_turned(path)
     row_chunks, col_chunks = _normalize_chunks(chunks, shape, (_DEFAULT_PNG_STRIP_ROWS, -1))
     lut = _palette_lut(colormap)
     data = _raster_dask_array(spath, 1, lut, (row_chunks, col_chunks), nodata=_nodata_values(nodata, declared),

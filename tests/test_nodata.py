@@ -259,6 +259,13 @@ def test_a_jpeg_is_read_as_its_exif_orientation_shows_it(model_path, tmp_path, o
     found = detect(path, pixel_size_m=100.0, model=model_path)
     pd.testing.assert_frame_equal(found, detect(viewed, pixel_size_m=100.0, model=model_path))
     _check(found, TRUTH)
+    # a chip read for training is the same picture; ingest, whose reader takes the pixels as
+    # stored, refuses it rather than place them by bounds meant for the picture
+    from marscraters.chips import _read_grey
+
+    np.testing.assert_array_equal(_read_grey(path), viewed)
+    with pytest.raises(ImageReadError, match=f"EXIF orientation {orientation}.*exif_transpose"):
+        read_image(path, bounds=(0.0, 0.0, 1.0, 1.0))
 
 
 # --------------------------------------------------------------------------------------------
