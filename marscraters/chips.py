@@ -514,9 +514,7 @@ def _label_image_size(label: Path) -> tuple[int, int]:
 
 
 def _read_grey(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    from PIL import ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
