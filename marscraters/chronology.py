@@ -785,6 +785,7 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
         if "lon" in catalog.columns and "lat" in catalog.columns:
             lonlat = (catalog["lon"].to_numpy(dtype=float), catalog["lat"].to_numpy(dtype=float))
         attrs_area = catalog.attrs.get("area_km2")
+        nodata_share = catalog.attrs.get("nodata_share")
     else:
         d = np.asarray(catalog, dtype=float).ravel()
     if d.size == 0:
@@ -814,6 +815,8 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
     recorded = area_km2 is None and attrs_area is not None
     if area_km2 is None:
         area_km2 = attrs_area
+    if recorded and nodata_share is not None:
+        _warn_nodata_area(source, nodata_share)
     if area_km2 is not None:
         try:
             area_km2 = float(area_km2)
@@ -1069,6 +1072,23 @@ class ModelAge:
         counts.attrs["source"] = self.source
         return plot_csfd(counts, self.area_km2, fits=[self], kind=kind, bins=bins, system=self.system, ax=ax,
                          out=out, overwrite=overwrite, **kwargs)
+
+
+def _warn_nodata_area(source: str, share: Any) -> None:
+    """Warn that a catalog's recorded count area (its mosaic's footprint) holds much no data."""
+    import warnings
+
+    from .assemble import NODATA_WARN_SHARE
+
+    try:
+        share = float(share)
+    except (TypeError, ValueError):
+        return
+    if share > NODATA_WARN_SHARE:
+        warnings.warn(
+            f"{source}'s count area is its mosaic's whole footprint, of which {share:.0%} holds no image data, so "
+            f"this age comes from densities {1 / max(1 - share, 1e-9):.2f} times too low (too young): date it on a "
+            "polygon of the imaged ground (--area unit.gpkg; Python area=polygon)", UserWarning, stacklevel=4)
 
 
 def _n_craters(n: int) -> str:

@@ -463,7 +463,8 @@ class _Source(NamedTuple):
 
 def _squeezed(ds: Any, what: str) -> tuple[Callable[[], np.ndarray], tuple[int, int], float]:
     """A georeferenced image's grey levels with x squeezed to square ground pixels where its grid
-    stretches craters (as the mosaic catalog does per window): (read, shape, aspect)."""
+    stretches craters: (read, shape, aspect).  (The mosaic catalog squeezes each window's map
+    and image after the network, not the network's input.)"""
     from .assemble import _squeeze_x, window_aspect
     from .crs import Grid
 

@@ -457,6 +457,13 @@ def test_a_catalog_of_a_mosaic_mostly_without_data_says_its_count_area_is_too_la
     with pytest.warns(UserWarning, match=r"5[0-9]% of .* holds no image data.*2\.0[0-9] times too low.*--area"):
         cat = catalog_from_probability(prob, mosaic=gappy, extract_options=opts, progress=False, verify=trained)
     assert cat.attrs["nodata_share"] == pytest.approx(0.5, abs=0.01)
+    # and dating it on that area says so again (age, not only catalog, is where it matters)
+    from marscraters.catalog import make_catalog
+    from marscraters.chronology import model_age
+
+    counted = make_catalog([-0.5, -0.4], [10.3, 10.5], [2.0, 3.0], attrs=dict(cat.attrs))  # (its craters, if any)
+    with pytest.warns(UserWarning, match=r"5[0-9]% holds no image data.*--area unit.gpkg"):
+        model_age(counted, diameter_range=(1.5, 4.0))
 
 
 def test_model_named_verifier_is_used_and_missing_image_warns(tmp_path, trained):
