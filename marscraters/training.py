@@ -22,6 +22,7 @@ import csv
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -431,7 +432,9 @@ class PatchSequence:
 
     Built as a :class:`keras.utils.PyDataset` subclass on first use (so importing this module
     does not import Keras).  Each epoch visits every image once, in a new random order, with a
-    new random augmentation and crop.
+    new random augmentation and crop, all drawn from ``(seed, epoch, batch, position)``.
+    ``epoch`` numbers the first epoch (0-based): a resumed run starts at its own, so it draws the
+    patches an uninterrupted run would.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -453,6 +456,7 @@ class PatchSequence:
                 seed: int = 0,
                 workers: int = 1,
                 weight_small_craters_px: float = 0.0,
+                epoch: int = 0,
             ) -> None:
                 if int(workers) < 1:
                     raise InvalidArgumentError(f"workers={workers} must be at least 1 (threads preparing batches)")
@@ -471,7 +475,7 @@ class PatchSequence:
                 self.workers = int(workers)
                 self._pool: Any = None
                 self.seed = int(seed)
-                self._state = (0, self._permutation(0))
+                self._state = (int(epoch), self._permutation(int(epoch)))
 
             def _permutation(self, epoch: int) -> np.ndarray:
                 # stream tags 1 (orders) and 2 (samples) keep the seed lists apart: numpy pads
@@ -737,6 +741,14 @@ def _read_history(path: Path) -> list[dict[str, float]]:
                 for row in csv.DictReader(fh)]
 
 
+def _truncate_history(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` rows of a ``history.csv`` (replaced whole, never half-written)."""
+    lines = path.read_text().splitlines(keepends=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines[: rows + 1]))
+    tmp.replace(path)
+
+
 def can_resume(out_dir: str | Path) -> bool:
     """Whether :func:`train` with ``resume=True`` continues the run in ``out_dir``.
 
@@ -771,6 +783,149 @@ def _check_resumed_architecture(model: Any, config: TrainConfig, out: Path) -> N
         )
 
 
+# settings a resumed run may change: how long it trains, how often it scores, its loader threads,
+# and the learning rate (a new one starts a new cosine cycle from it: a warm restart, see train)
+_MAY_CHANGE_ON_RESUME = ("epochs", "score_every", "workers", "learning_rate")
+# the command line's flag of each setting it sets (the others are TrainConfig's alone)
+_CLI_FLAGS = {
+    "kind": "--kind", "batch_size": "--batch-size", "crop": "--crop", "dice_weight": "--dice-weight",
+    "scale": "--scale", "contrast": "--contrast", "seed": "--seed", "weight_small_craters_px": "--weight-small-craters",
+}
+# what a model file says about how to use it (marscraters.detect.model_info reads them): a
+# fine-tuned model keeps its starting model's (its "verifier" and "tta" excepted, see train)
+_USAGE_METADATA = ("native_pixel_size_m", "pyramid_top_px", "extract")
+
+
+def _run_settings(out: Path) -> dict[str, Any]:
+    """The settings of the run in ``out``, from its ``config.json`` ({} when missing or unreadable)."""
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _cli_value(value: Any) -> str:
+    return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in (value if isinstance(value, list) else [value]))
+
+
+def _check_resumed_settings(config: TrainConfig, out: Path) -> dict[str, Any]:
+    """Refuse to resume the run in ``out`` with settings that change what it learns; return the run's settings.
+
+    Every setting of ``config.json`` must match but those of :data:`_MAY_CHANGE_ON_RESUME` and the
+    architecture's (:func:`_check_resumed_architecture` checks the network itself).  Without this,
+    the run would go on training its network on other targets (``kind``), with another loss or
+    other patches, and rewrite ``config.json`` as if the whole run had used them.
+    """
+    saved = _run_settings(out)
+    asked = config.to_dict()
+    skip = (*_MAY_CHANGE_ON_RESUME, "kernel_size", "filter_multiple")
+    differ = [k for k in asked if k in saved and k not in skip and saved[k] != asked[k]]
+    if differ:
+        have = ", ".join(f"{k}={saved[k]!r}" for k in differ)
+        want = ", ".join(f"{k}={asked[k]!r}" for k in differ)
+        cli = " ".join(f"{_CLI_FLAGS[k]} {_cli_value(saved[k])}" for k in differ if k in _CLI_FLAGS)
+        python = ", ".join(f"{k}={saved[k]!r}" for k in differ)
+        raise InvalidArgumentError(
+            f"{out} holds a run trained with {have} (its config.json), but these settings ask for {want}; resuming "
+            f"would train that run's network on other settings and mix two runs in one folder. To continue the run, "
+            f"give its settings ({f'CLI: {cli}; ' if cli else ''}Python: TrainConfig({python})); to train with the "
+            f"new ones, use another output folder (--out NEW) or start over in this one (CLI --restart, Python "
+            f"resume=False).")
+    return saved
+
+
+def _starting_model_usage(source: Any) -> dict[str, Any]:
+    """How to use the model file ``source`` a fine-tuning run starts from (:data:`_USAGE_METADATA`).
+
+    Warns when it names a verifier: the verifier learnt from the starting network's maps, so the
+    fine-tuned model does not name it.
+    """
+    from .model import read_model_metadata
+
+    if source is None:
+        return {}
+    try:
+        meta = read_model_metadata(source)
+    except ModelError as exc:  # a name rather than a path (some scripts record one), or the file is gone
+        log.info("the starting model %s is not a readable model file (%s): none of its settings is carried over",
+                 source, exc)
+        return {}
+    if meta.get("verifier"):
+        warnings.warn(
+            f"{source} names the verifier {meta['verifier']!r}, which learnt from that network's probability maps, "
+            f"not the fine-tuned network's: the models this run saves name no verifier, so detect, segment and "
+            f"catalog run them one-stage (more false craters). Train a verifier for the new model (docs/guide/"
+            f"train.md, 'A crater verifier for your model'), or pass one with verify=<verifier .keras>.",
+            UserWarning, stacklevel=3)
+    return {k: meta[k] for k in _USAGE_METADATA if meta.get(k) is not None}
+
+
+def _restore_optimizer(model: Any, path: Path, step: int) -> None:
+    """Put the Adam state saved in the checkpoint ``path`` into ``model``'s compiled optimizer, at ``step``.
+
+    Keras saves the optimizer's variables (its step count and Adam's moment estimates) in the
+    checkpoint's weights; ``load_model`` cannot restore them here (the loss is a closure it cannot
+    rebuild), so they are read back in the order Keras wrote them.  A checkpoint without them
+    (or of another optimizer) keeps fresh moments, with a warning; the step, which places the
+    learning-rate schedule, is set either way.
+    """
+    import io
+    import zipfile
+
+    import h5py
+
+    from .model import _WEIGHTS_ENTRY
+
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    variables = list(optimizer.variables)
+    saved: list[np.ndarray] = []
+    try:
+        with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(_WEIGHTS_ENTRY)), "r") as h5:
+            group = h5.get("optimizer/vars")
+            saved = [np.asarray(group[str(i)]) for i in range(len(group))] if group is not None else []
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        saved = []
+    if len(saved) == len(variables) and all(tuple(a.shape) == tuple(v.shape) for a, v in zip(saved, variables)):
+        for value, variable in zip(saved, variables):
+            variable.assign(value)
+    else:
+        warnings.warn(f"{path} holds no optimizer state that fits this run's Adam optimizer ({len(saved)} saved "
+                      f"variables for {len(variables)}): the resumed run continues the learning-rate schedule at "
+                      f"step {step}, but Adam's moment estimates start afresh", UserWarning, stacklevel=3)
+    optimizer.iterations.assign(step)
+
+
+def _seed_states(model: Any) -> dict[str, list[int]]:
+    """The state (seed, draws so far) of each layer's random-number generator: the dropout
+    masks', which Keras does not save in a model file."""
+    ops = _keras().ops
+    with warnings.catch_warnings():
+        # Keras' variables trip a NumPy 2 deprecation when read as arrays (as in save_model)
+        warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+        return {f"{layer.name}/{k}": [int(v) for v in np.asarray(ops.convert_to_numpy(sg.state)).ravel()]
+                for layer in model.layers for k, sg in enumerate(getattr(layer, "_seed_generators", []))}
+
+
+def _restore_seed_states(model: Any, states: Any) -> None:
+    """Set the generators :func:`_seed_states` recorded, so a resumed run draws the dropout masks
+    an uninterrupted run would."""
+    if not isinstance(states, dict):
+        return
+    for layer in model.layers:
+        for k, sg in enumerate(getattr(layer, "_seed_generators", [])):
+            value = states.get(f"{layer.name}/{k}")
+            if value is not None and len(value) == int(np.prod(sg.state.shape)):
+                sg.state.assign(np.asarray(value, dtype=np.dtype(sg.state.dtype)).reshape(sg.state.shape))
+
+
+def _counted_from_one(history: list[dict[str, float]]) -> list[dict[str, Any]]:
+    """``history.csv``'s rows with ``epoch`` as the model files count it: epochs done, 1, 2, ...
+    (the file keeps Keras' 0-based float)."""
+    return [{**row, "epoch": int(row["epoch"]) + 1} if "epoch" in row else dict(row) for row in history]
+
+
 def train(
     train_data: TrainingSet,
     val_data: TrainingSet | None,
@@ -789,28 +944,62 @@ def train(
     train_data, val_data
         Training and validation sets; ``val_data`` may be None (no validation scores).
     out_dir
-        Output folder: ``last.keras`` (checkpoint of the latest epoch, for resuming),
-        ``best.keras`` (best ``config.monitor`` so far), ``history.csv``, ``config.json``,
-        ``history.png``.
+        Output folder: ``last.keras`` (checkpoint of the latest epoch, with its optimizer state,
+        for resuming), ``best.keras`` (best ``config.monitor`` so far), ``history.csv``,
+        ``config.json``, ``history.png``.
     config
         The run's :class:`TrainConfig`.
     model
-        A model to train (fine-tuning; the saved config records its kernel size and filter
-        multiple); default builds :func:`marscraters.model.symmetric_unet` from the config.
-        Ignored when the run resumes (:func:`can_resume`).
+        A model to train (fine-tuning), or the path of a ``.keras`` model file; the saved config
+        records its kernel size and filter multiple.  Default builds
+        :func:`marscraters.model.symmetric_unet` from the config.  Ignored when the run resumes
+        (:func:`can_resume`).
     resume
         Continue from ``out_dir/last.keras`` and its history when they exist.
     verbose
         Keras progress display (``"auto"``: a progress bar per epoch).
     metadata
-        Extra metadata saved inside the model files (training data description...).
+        Extra metadata saved inside the model files (training data description...).  For a
+        loaded ``model``, ``metadata["data"]["init"]`` names the file it was loaded from (the
+        command line's ``--init`` records it there), whose usage settings are carried over.
 
     Returns
     -------
     dict
-        ``history`` (list of per-epoch dicts), ``best`` and ``last`` model paths.
+        ``history`` (one dict per epoch, the rows of ``history.csv``, but with ``epoch``
+        counted from 1 as the model files' metadata counts it), ``best`` and ``last`` model
+        paths, and the trained ``model``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When resuming with another network or with settings that change what the run learns
+        (all of ``config`` but ``epochs``, ``learning_rate``, ``score_every`` and ``workers``),
+        before anything in ``out_dir`` changes.
+
+    Notes
+    -----
+    **Resuming** continues the run: the cosine schedule spans all ``config.epochs`` and goes on
+    at the step where ``last.keras`` stopped, with Adam's state from ``last.keras``, and epoch
+    ``e`` draws the patches of ``(config.seed, e)``, as an uninterrupted run would.  More
+    ``epochs`` stretch the schedule to the new length (the rate is that of a run of that length
+    at this step).  Another ``learning_rate`` is a warm restart: a new cosine cycle from it over
+    the remaining epochs, with Adam's state started afresh, as earlier versions did on every
+    resume; a later resume at that rate goes on in the new cycle.
+
+    **Fine-tuning** (a given ``model``) carries over what its file says about how to use the
+    model: ``native_pixel_size_m``, ``pyramid_top_px`` and the circle finder's ``extract``
+    settings, which the validation scores then use too (unless ``config.extract_options`` sets
+    the finder: that is recorded instead).  Its verifier (and ``tta``, the orientations the
+    verifier learnt from) is not: it learnt from another network's maps; a warning says so.
     """
-    from .model import describe_model, load_model, save_model, symmetric_unet
+    from .model import (
+        describe_model,
+        load_model,
+        read_model_metadata,
+        save_model,
+        symmetric_unet,
+    )
 
     keras = _keras()
     config = config or TrainConfig()
@@ -822,41 +1011,85 @@ def train(
 
     history = _read_history(history_path) if resume else []
     initial_epoch = 0
+    usage: dict[str, Any] = {}
+    warm_restart = False
+    cycle_start = 0  # the epoch the learning-rate schedule started at (a warm restart's)
     if resume and can_resume(out):
+        # before anything is loaded or written: a refused resume leaves the run as it was
+        run = _check_resumed_settings(config, out)
         model = load_model(last_path)
         _check_resumed_architecture(model, config, out)
-        initial_epoch = len(history)
+        saved_meta = read_model_metadata(last_path)
+        done = saved_meta.get("epoch")
+        initial_epoch = done if isinstance(done, int) and 0 < done <= len(history) else len(history)
+        if len(history) > initial_epoch:
+            # the run stopped after writing an epoch's history row but before its checkpoint
+            log.warning("%s holds %d epochs of history but %s was saved after epoch %d: epochs %d-%d are trained "
+                        "again", history_path, len(history), last_path, initial_epoch, initial_epoch + 1, len(history))
+            _truncate_history(history_path, initial_epoch)
+            history = history[:initial_epoch]
+        usage = {k: v for k, v in saved_meta.items() if k in _USAGE_METADATA and v is not None}
+        _restore_seed_states(model, saved_meta.get("seed_states"))
+        warm_restart = "learning_rate" in run and float(run["learning_rate"]) != float(config.learning_rate)
+        start = saved_meta.get("schedule_start_epoch", 0)
+        if warm_restart:
+            cycle_start = initial_epoch
+        elif isinstance(start, int) and 0 <= start <= initial_epoch:
+            cycle_start = start  # a run that was warm-restarted goes on in its new cycle
         log.info("resuming from %s at epoch %d", last_path, initial_epoch)
+        if warm_restart and initial_epoch < config.epochs:
+            warnings.warn(
+                f"resuming {out} at epoch {initial_epoch + 1} with learning_rate={config.learning_rate:g}, the run's "
+                f"was {float(run['learning_rate']):g}: a warm restart ("
+                + ("a new cosine cycle from it over epochs "
+                   f"{initial_epoch + 1}-{config.epochs}, " if config.cosine_decay else "")
+                + f"Adam's state afresh). To continue the run's schedule instead, resume with its learning rate "
+                f"(CLI --learning-rate {float(run['learning_rate']):g}).", UserWarning, stacklevel=2)
     elif model is None:
         model = symmetric_unet(config.kernel_size, config.filter_multiple, tuple(config.dropout))
     else:
+        if isinstance(model, (str, os.PathLike)):
+            source: Any = model
+            model = load_model(model)
+        else:
+            data = (metadata or {}).get("data")
+            source = data.get("init") if isinstance(data, dict) else None
+        usage = _starting_model_usage(source)
         # a given model (fine-tuning) has its own architecture: record that one, not the defaults
         arch = describe_model(model)
         config = replace(config, **{k: arch[k] for k in ("kernel_size", "filter_multiple") if arch.get(k) is not None})
+    # the circle finder the validation scores use, and the model files record: the run's own, or
+    # the starting model's
+    finder = dict(config.extract_options) or dict(usage.get("extract") or {})
+    usage = {**usage, "extract": finder} if finder else {k: v for k, v in usage.items() if k != "extract"}
+    if initial_epoch >= config.epochs:  # a finished run: nothing to train, nothing to rewrite
+        return {"history": _counted_from_one(history), "best": best_path, "last": last_path, "model": model}
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     if not resume and history_path.exists():
         history_path.unlink()
         history = []
-    if initial_epoch >= config.epochs:
-        return {"history": history, "best": best_path, "last": last_path, "model": model}
 
     steps = math.ceil(len(train_data) / config.batch_size)
+    # a resume goes on where the run stopped; a warm restart starts a new schedule and optimizer
+    first_step = (initial_epoch - cycle_start) * steps
     lr: Any = config.learning_rate
     if config.cosine_decay:
-        # decays to 1 % over the whole run; a resumed run restarts the schedule at its epoch
-        remaining = max(config.epochs - initial_epoch, 1) * steps
-        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, remaining, alpha=0.01)
+        # decays to 1 % over the whole run (after a warm restart: over the epochs from it)
+        span = (config.epochs - cycle_start) * steps
+        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(span, 1), alpha=0.01)
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=bce_dice_loss(config.dice_weight),
         metrics=[keras.metrics.MeanMetricWrapper(pixel_accuracy, name="accuracy")],
     )
+    if first_step:
+        _restore_optimizer(model, last_path, first_step)
     seq = PatchSequence(
         train_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop,
         augment_data=config.augment, scale=tuple(config.scale), contrast=config.contrast,
         min_diameter_px=config.min_target_diameter_px, target_options=config.target_options,
-        seed=config.seed + initial_epoch, workers=config.workers,
-        weight_small_craters_px=config.weight_small_craters_px,
+        seed=config.seed, workers=config.workers, weight_small_craters_px=config.weight_small_craters_px,
+        epoch=initial_epoch,
     )
     val_seq = None
     callbacks: list[Any] = [_timing_callback_class()()]
@@ -864,12 +1097,12 @@ def train(
         val_seq = PatchSequence(
             val_data, kind=config.kind, batch_size=config.batch_size, crop=config.crop, augment_data=False,
             min_diameter_px=config.min_target_diameter_px, target_options=config.target_options, seed=12345,
-            weight_small_craters_px=config.weight_small_craters_px,
+            weight_small_craters_px=config.weight_small_craters_px, epoch=initial_epoch,
         )
         if val_data.targets is None:
             callbacks.append(
                 CraterScores(val_data, every=config.score_every, kind=config.kind, d_min=config.score_d_min,
-                             extract_options=config.extract_options)
+                             extract_options=finder)
             )
     # NaN (an unscored epoch, or NA in the history) never counts as the best
     best_value = max((v for h in history if np.isfinite(v := h.get(config.monitor, -np.inf))), default=-np.inf)
@@ -878,14 +1111,18 @@ def train(
         warnings.warn(f"training without a validation set: there is no score to choose the best epoch by, so "
                       f"{best_path} is the last epoch's model (give validation data to keep the best one)",
                       UserWarning, stacklevel=2)
-    meta = {"training": config.to_dict(), **(metadata or {})}
+    meta = {"training": config.to_dict(), **usage, **(metadata or {})}
 
     class _Checkpoints(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             nonlocal best_value
             # JSON has no NaN (precision is NaN while a model predicts no crater)
             logs = {k: (float(v) if np.isfinite(float(v)) else None) for k, v in (logs or {}).items()}
-            save_model(self.model, last_path, overwrite=True, metadata={**meta, "epoch": epoch + 1, "logs": logs})
+            # the resume point also keeps the dropout masks' generators, which a model file does not,
+            # and where the schedule started (a warm restart's epoch)
+            save_model(self.model, last_path, overwrite=True,
+                       metadata={**meta, "epoch": epoch + 1, "logs": logs, "seed_states": _seed_states(self.model),
+                                 "schedule_start_epoch": cycle_start})
             value = logs.get(config.monitor)
             if value is None and logs.get("val_loss") is not None:
                 value = -logs["val_loss"]
@@ -896,8 +1133,10 @@ def train(
 
     # order matters: scores and timing first, so CSVLogger and the checkpoints see them
     callbacks += [keras.callbacks.CSVLogger(str(history_path), append=initial_epoch > 0), _Checkpoints()]
+    # shuffle=False: the sequence orders each epoch itself, from (seed, epoch); Keras' shuffle of
+    # its batches would follow Python's global random state, which a resumed run does not share
     model.fit(seq, validation_data=val_seq, epochs=config.epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=verbose)
+              callbacks=callbacks, verbose=verbose, shuffle=False)
     history = _read_history(history_path)
     try:
         plot_history(history, out / "history.png", dice_weight=config.dice_weight,
@@ -905,7 +1144,7 @@ def train(
                            f"{config.kind} targets (run {out.name})")
     except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished training run
         log.warning("could not plot the history: %s", exc)
-    return {"history": history, "best": best_path, "last": last_path, "model": model}
+    return {"history": _counted_from_one(history), "best": best_path, "last": last_path, "model": model}
 
 
 def _loss_name(dice_weight: float | None) -> str:
