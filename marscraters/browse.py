@@ -249,13 +249,6 @@ def _warn_off_the_map(frame: pd.DataFrame, bounds: tuple[float, float, float, fl
             stacklevel=4)
 
 
-def _on_the_map(frame: pd.DataFrame, bounds: tuple[float, float, float, float]) -> pd.DataFrame:
-    """The craters centred on the mosaic (its outer pixel edges included; lon on the mosaic's axis)."""
-    w, s, e, n = bounds
-    lon, lat = frame["lon"].to_numpy(dtype=float), frame["lat"].to_numpy(dtype=float)
-    return frame[(lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)]
-
-
 def _crater_frame(catalog: Any, west: float, what: str) -> pd.DataFrame:
     """lon (wrapped onto the mosaic's axis), lat, diameter_km, score, crater_id as plain columns."""
     if catalog is None:
@@ -477,7 +470,8 @@ class CraterBrowser:
             _warn_off_the_map(frame, self.bounds, what)
         # what the page shows, and scores: a whole reference catalog (Robbins) would count every
         # crater off the map as missed
-        cat, tru = _on_the_map(cat, self.bounds), _on_the_map(tru, self.bounds)
+        w, so, e, n = self.bounds  # (its outer pixel edges; lon on the mosaic's axis)
+        cat, tru = _in_view(cat, (w, e), (so, n)), _in_view(tru, (w, e), (so, n))
         #: the scores the layers show (an EvaluationResult), with both catalogs
         self.scores: Any = None
         pred_floor, truth_floor = _floors(self.d_min)
