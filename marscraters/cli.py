@@ -368,7 +368,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from .catalog import filter_catalog
         from .mosaic import open_mosaic
 
-        truth = filter_catalog(truth, footprint=open_mosaic(args.footprint))
+        cube = open_mosaic(args.footprint)
+        truth = filter_catalog(truth, footprint=cube)
+        if len(truth) and {"lat", "lon"} <= set(truth.columns):
+            import numpy as np
+            import xarray as xr
+
+            from .crs import Grid
+
+            # the imaged ground only: a reference crater centred on no data could not be found
+            col, row = Grid.from_dataset(cube).lonlat_to_pixel(truth["lon"].to_numpy(), truth["lat"].to_numpy())
+            ny, nx = cube["ir"].shape[-2:]
+            at = cube["ir"].isel(y=xr.DataArray(np.clip(np.rint(row).astype(int), 0, ny - 1)),
+                                 x=xr.DataArray(np.clip(np.rint(col).astype(int), 0, nx - 1)))
+            imaged = np.isfinite(np.asarray(at.values, dtype=float))
+            if not imaged.all():
+                print(f"left out {int((~imaged).sum())} reference craters centred on {args.footprint}'s no-data pixels")
+                truth = truth[imaged].reset_index(drop=True)
     if args.by:
         # before the scores are printed, not after
         for table, path in ((pred, args.pred), (truth, args.truth)):
@@ -707,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--d-min", type=_number("--d-min", "a diameter > 0 (leave it out for no floor)", lambda v: v > 0),
                    help="diameter floor for incomplete labels, in the tables' units: km for catalogs, px for "
                         "pixel tables (default: none)")
-    s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr")
+    s.add_argument("--footprint", help="restrict the truth to this mosaic cube.zarr: the craters centred on its "
+                                       "imaged pixels (not on its no data)")
     s.add_argument("--json", help="also write the scores as JSON")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     s.add_argument("--by", metavar="COLUMN",

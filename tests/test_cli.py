@@ -293,3 +293,20 @@ def test_info_describes_images_and_model_files(tile, tmp_path, capsys):
 
     assert cli.main(["info", str(default_weights_path())]) == 0
     assert f"model {model_info(None)['name']!r}: outline targets" in capsys.readouterr().out
+
+
+def test_evaluate_footprint_keeps_the_reference_craters_on_imaged_ground(tmp_path, capsys):
+    from marscraters.mosaic import ingest, mosaic_from_array
+
+    img = np.full((200, 200), 120.0, np.float32)
+    img[:, 100:] = np.nan  # the east half without data (a stitched block's gap)
+    cube = ingest(mosaic_from_array(img, bounds=(10.0, 0.0, 10.0 + 200 / 592.747, 200 / 592.747)),
+                  tmp_path / "cube.zarr", progress=False)
+    lon_w, lon_e, lat = 10.0 + 50 / 592.747, 10.0 + 150 / 592.747, 100 / 592.747
+    truth, pred = tmp_path / "truth.csv", tmp_path / "pred.csv"
+    write_csv(make_catalog([lat, lat], [lon_w, lon_e], [2.0, 2.0]), truth)
+    write_csv(make_catalog([lat], [lon_w], [2.0]), pred)
+    assert cli.main(["evaluate", str(pred), str(truth), "--footprint", str(cube), "--d-min", "1"]) == 0
+    out = capsys.readouterr().out
+    # the crater over no data could not be found: it is not counted as missed
+    assert "left out 1 reference craters centred on" in out and "R=1.000" in out and "1/1 catalog craters" in out
