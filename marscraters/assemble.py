@@ -616,6 +616,7 @@ def catalog_from_mosaic(
             fill = float(finite.mean())
     base = dict(extract_options or {})
     tables, kept, found0 = [], [], None
+    reach = []  # each level's (smallest, largest) diameter searched, in the mosaic's pixels
     prev, prev_cell = ds, 1  # each level is made from the one before: a halving of a halving
     for i, level in enumerate(plan):
         opts = level_options(level, base)
@@ -631,6 +632,7 @@ def catalog_from_mosaic(
             verify=kwargs.get("verify"), block_px=kwargs.get("block_px", WORK_BLOCK_PX))
         if found0 is None:  # the catalog's attrs: the finest level's settings, on the mosaic's grid
             found0 = found._replace(ref=ds)
+        reach.append((found.params["min_diameter_px"] / level.factor, found.params["max_diameter_px"] / level.factor))
         tables.append(pixels)
         kept.append(level)
     if found0 is None:
@@ -642,6 +644,11 @@ def catalog_from_mosaic(
     cat = _catalog_of(_inside(merged, (ds.sizes["y"], ds.sizes["x"])).reset_index(drop=True), found0,
                       kwargs.get("source"))
     cat.attrs["levels"] = [round(lv.factor, 6) for lv in kept]
+    # the diameters all the levels searched, in the mosaic's pixels (not the finest level's alone)
+    params = dict(cat.attrs.get("parameters") or {})
+    params["min_diameter_px"] = float(min(lo for lo, _ in reach))
+    params["max_diameter_px"] = float(max(hi for _, hi in reach))
+    cat.attrs["parameters"] = params
     return cat
 
 

@@ -103,6 +103,10 @@ def test_the_pyramid_finds_a_crater_too_big_for_one_scale(big_crater):
     assert big["diameter_km"].iloc[0] == pytest.approx(32.0, rel=0.1)
     assert (big[["x", "y"]].to_numpy()[0] == pytest.approx([380, 400], abs=10))
     assert not (one["diameter_km"] > 20).any()
+    # the recorded limits are what all the levels searched, not the finest level's (it said 160 px)
+    params = pyramid.attrs["parameters"]
+    assert params["min_diameter_px"] <= pyramid["diameter_px"].min()
+    assert params["max_diameter_px"] >= big["diameter_px"].iloc[0] > one.attrs["parameters"]["max_diameter_px"]
     # the small craters are the single scale's, found at the mosaic's own pixels
     small = pyramid[pyramid["diameter_km"] < 20].sort_values("crater_id")
     assert len(small) == len(one) >= 3 and (small["level"] == 0).all()
