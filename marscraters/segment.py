@@ -566,6 +566,11 @@ def _block_chunks(ir: xr.DataArray, chunks: Any, depth: int, workers: int = 1) -
             from .mosaic import _merge_thin
 
             out.append(_merge_thin(tuple(int(v) for v in c), depth))
+    if chunks is not None and (len(out[0]), len(out[1])) != (len(normal[0]), len(normal[1])):
+        # asked-for blocks thinner than the network's overlap would mostly compute halo: say what runs
+        log.info("the %d x %d px mosaic runs as %d x %d blocks, not the %d x %d of %s px asked for: a block thinner "
+                 "than the network's %d-px overlap is merged with its neighbour", ny, nx, len(out[0]), len(out[1]),
+                 len(normal[0]), len(normal[1]), " x ".join(str(max(a)) for a in normal), depth)
     return out[0], out[1]
 
 

@@ -529,6 +529,18 @@ def test_small_store_chunks_only_when_asked_and_then_with_a_warning(image, tiny_
     assert xr.open_zarr(out, consolidated=False)["crater_probability"].encoding["chunks"] == (200, 240)
 
 
+def test_blocks_merged_below_the_overlap_are_said(caplog):
+    # `segment --chunk 256` on a small mosaic ran as one block without a word
+    ir = xr.DataArray(np.zeros((900, 900), np.float32), dims=("y", "x"))
+    with caplog.at_level("INFO", logger="marscraters.segment"):
+        assert sg._block_chunks(ir, 256, 176) == ((256, 256, 388), (256, 256, 388))
+    assert "runs as 3 x 3 blocks, not the 4 x 4 of 256 x 256 px asked for" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="marscraters.segment"):
+        sg._block_chunks(ir, 300, 176)  # 300, 300, 300: nothing merged, nothing said
+    assert "asked for" not in caplog.text
+
+
 def test_bfloat16_segmentation_is_seamless_and_recorded(cube, tiny_model, tmp_path, capsys):
     """In bfloat16 the map is still chunk-invariant (every block computes the same windows), it stays
     within bfloat16's rounding of float32's, and the store records the precision."""
