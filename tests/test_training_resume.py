@@ -16,25 +16,28 @@ import pandas as pd
 import pytest
 
 from marscraters.errors import InvalidArgumentError
-from marscraters.training import PatchSequence, TrainConfig, TrainingSet, train
+from marscraters.training import PatchSequence, TrainConfig, train
+
+from .test_training import _scene
+from .test_training_checks import _chips
 
 # a tiny network, 4 training images of 128 px in batches of 2: two steps per epoch
 _CFG = TrainConfig(kind="filled", filter_multiple=0.25, epochs=2, batch_size=2, crop=128, scale=(0.8, 1.2))
 
 
-def _scene(n: int = 6, size: int = 128, seed: int = 0) -> TrainingSet:
-    """Bright disks on a dark noisy background, with their pixel craters."""
-    rng = np.random.default_rng(seed)
-    imgs, rows = [], []
-    yy, xx = np.mgrid[0:size, 0:size]
-    for i in range(n):
-        img = rng.normal(0.2, 0.02, (size, size)).astype(np.float32)
-        for _ in range(3):
-            x, y, d = rng.uniform(20, size - 20), rng.uniform(20, size - 20), rng.uniform(10, 30)
-            img[(xx - x) ** 2 + (yy - y) ** 2 <= (d / 2) ** 2] = 0.8
-            rows.append({"image": i, "x": x, "y": y, "diameter_px": d})
-        imgs.append(np.clip(img, 0, 1))
-    return TrainingSet(np.stack(imgs), pd.DataFrame(rows), [f"s{i}" for i in range(n)])
+def _spy_rates(monkeypatch) -> list[float]:
+    """The learning rate at the start of every ``Model.fit`` call from now on (in the list returned)."""
+    import keras
+
+    rates: list[float] = []
+    fit = keras.Model.fit
+
+    def spy(self, *args, **kwargs):
+        rates.append(float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    return rates
 
 
 def _history(folder: Path) -> pd.DataFrame:
@@ -68,11 +71,9 @@ def test_resumed_run_is_the_uninterrupted_run(tmp_path, monkeypatch):
     """A run stopped after its first epoch and resumed continues the cosine schedule at the step
     it stopped, with Adam's state, the patches and the dropout masks of the uninterrupted run: the
     same learning rate at the first resumed step, the same history and the same weights."""
-    import keras
-
     from marscraters import training
 
-    data = _scene()
+    data = _scene(6)
     tr, va = data.subset([0, 1, 2, 3]), data.subset([4, 5])
     whole = train(tr, va, tmp_path / "whole", _CFG, verbose=0)
 
@@ -99,14 +100,7 @@ def test_resumed_run_is_the_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert len(_history(tmp_path / "stopped")) == 1
 
-    rates = []
-    fit = keras.Model.fit
-
-    def spy(self, *args, **kwargs):
-        rates.append(float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", spy)
+    rates = _spy_rates(monkeypatch)
     resumed = train(tr, va, tmp_path / "stopped", _CFG, verbose=0)
     # the uninterrupted run's rate at step 2 of 4: 1e-3 (0.01 + 0.99 (1 + cos(pi / 2)) / 2), not 1e-3 again
     assert rates[0] == pytest.approx(1e-3 * (0.01 + 0.99 * (1 + math.cos(math.pi * 2 / 4)) / 2), rel=1e-5)
@@ -158,8 +152,6 @@ def test_resume_may_train_longer_score_otherwise_and_warm_restart(tmp_path, capl
     rate is a warm restart (a new cosine cycle, fresh Adam), with a warning that says so, and a
     later resume goes on in that cycle; a history row written after the last checkpoint is
     trained again, not skipped."""
-    import keras
-
     data = _scene(4)
     tr, va = data.subset([0, 1]), data.subset([2, 3])
     cfg = replace(_CFG, epochs=1)
@@ -179,14 +171,7 @@ def test_resume_may_train_longer_score_otherwise_and_warm_restart(tmp_path, capl
     assert int(r["model"].optimizer.iterations.numpy()) == 1
     assert float(r["model"].optimizer.learning_rate) == pytest.approx(5e-6, rel=1e-4)
     # resumed again at that rate, the run goes on in its new cycle (from epoch 3), not the first one
-    rates = []
-    fit = keras.Model.fit
-
-    def spy(self, *args, **kwargs):
-        rates.append(float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", spy)
+    rates = _spy_rates(monkeypatch)
     r = train(tr, va, tmp_path, replace(cfg, epochs=4, learning_rate=5e-4), verbose=0)
     assert rates == [pytest.approx(5e-4 * (0.01 + 0.99 * (1 + math.cos(math.pi / 2)) / 2), rel=1e-5)]
     assert int(r["model"].optimizer.iterations.numpy()) == 2
@@ -223,24 +208,6 @@ def _start_model(path: Path) -> Path:
     return save_model(symmetric_unet(filter_multiple=0.25), path, metadata={
         **_USAGE, "name": "start-v1", "verifier": "start_classifier.keras", "tta": 4,
         "validation_tuning": {"f1": 0.9}})
-
-
-def _chips(root: Path, n: int = 6, size: int = 128) -> Path:
-    """``n`` tiny chips, each a bright disk on dark noise, with a YOLO box per disk."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    yy, xx = np.mgrid[0:size, 0:size]
-    for i in range(n):
-        img = rng.normal(50, 5, (size, size))
-        x, y, d = rng.uniform(30, size - 30, 2).tolist() + [rng.uniform(12, 30)]
-        img[(xx - x) ** 2 + (yy - y) ** 2 <= (d / 2) ** 2] = 200
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"crater{i}.png")
-        (root / "labels" / f"crater{i}.txt").write_text(
-            f"0 {(x + 0.5) / size:.5f} {(y + 0.5) / size:.5f} {d / size:.5f} {d / size:.5f}\n")
-    return root
 
 
 def test_cli_init_carries_the_starting_models_usage_settings(tmp_path, monkeypatch, capsys):
