@@ -816,9 +816,7 @@ def _clip_count_area(attrs: Mapping[str, Any], region: Any) -> dict[str, Any]:
     without its footprint cannot be cut, so it is dropped (a stale area would date the subset
     wrong); a catalog without a count area gets none.
     """
-    from shapely.affinity import translate
-
-    from .chronology import count_area_km2
+    from .chronology import _overlap, count_area_km2
 
     out = dict(attrs)
     old = _footprint(out)
@@ -827,9 +825,7 @@ def _clip_count_area(attrs: Mapping[str, Any], region: Any) -> dict[str, Any]:
             out.pop(k, None)
         return out
     # the region may use the other longitude convention than the footprint
-    cut = shapely.union_all([old.intersection(translate(region, xoff=dx))
-                             for dx in (0.0, 360.0, -360.0)])
-    cut = shapely.union_all([g for g in getattr(cut, "geoms", [cut]) if g.geom_type in ("Polygon", "MultiPolygon")])
+    cut = _overlap(old, region)
     if cut.is_empty or cut.area <= 0:
         for k in _AREA_KEYS:
             out.pop(k, None)
@@ -1306,16 +1302,12 @@ def _check_no_double_count(path: Path, cat: pd.DataFrame, old_footprint: Any, fo
     """
     import pyogrio
 
-    from .chronology import count_area_km2
+    from .chronology import _overlap, count_area_km2
 
     if old_footprint is not None and footprint is not None:
-        from shapely.affinity import translate
-
         # in either longitude convention, and only the ground (a shared edge is a line beside it)
-        overlap = shapely.union_all([shapely.intersection(old_footprint, translate(footprint, xoff=dx))
-                                     for dx in (0.0, 360.0, -360.0)])
-        ground = [g for g in shapely.get_parts(overlap) if g.geom_type in ("Polygon", "MultiPolygon") and g.area > 0]
-        shared = count_area_km2(shapely.union_all(ground)) if ground else 0.0
+        overlap = _overlap(old_footprint, footprint)
+        shared = count_area_km2(overlap) if overlap.area > 0 else 0.0
         if shared > 1e-6 * min(count_area_km2(old_footprint), count_area_km2(footprint)):
             raise CatalogError(
                 f"cannot append to {path}: the catalog's footprint overlaps the one already there by {shared:.4g} km², "

@@ -620,9 +620,25 @@ def _projected_to_lonlat(geom: Any, crs: Any, to_lonlat: Any) -> Any:
             dx = 360.0 * round((middle - float(np.mean(xy[:, 0]))) / 360.0)
             part = part.difference(shapely.union_all([translate(hole, xoff=dx + k) for k in (-360.0, 0.0, 360.0)]))
         parts.append(part)
-    # make_valid may leave a seam's spike as a line beside the polygon: only the polygons are ground
-    polys = [g for g in shapely.get_parts(shapely.union_all(parts)) if g.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(polys)
+    # make_valid may leave a seam's spike as a line beside the polygon
+    return _ground(shapely.union_all(parts))
+
+
+def _ground(geom: Any) -> Any:
+    """The polygons of a geometry: the area it covers, without the lines and points that a union,
+    an intersection or ``make_valid`` leaves where shapes touch along an edge or at a corner."""
+    import shapely
+
+    return shapely.union_all([g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")])
+
+
+def _overlap(a: Any, b: Any) -> Any:
+    """The ground two lon/lat polygons share, in either longitude convention (``b`` moved by a turn
+    either way too: one may run 170..190 and the other -180..-170)."""
+    import shapely
+    from shapely.affinity import translate
+
+    return _ground(shapely.union_all([shapely.intersection(a, translate(b, xoff=dx)) for dx in (0.0, 360.0, -360.0)]))
 
 
 def _lonlat_area_km2(geom: Any) -> float:
