@@ -223,10 +223,8 @@ def _gdal_grey(path: Path, nodata: float | None) -> tuple[Callable[[], np.ndarra
             for index, rgba in palette.items():
                 lut[index] = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
             grey = lut[bands[0]]
-        elif len(bands) == 3:  # RGB: ITU-R 601 luma, as _as_grey
-            grey = (bands[0] * 0.299 + bands[1] * 0.587 + bands[2] * 0.114).astype(np.float32)
-        else:  # grey, or grey and alpha (the alpha is the mask)
-            grey = bands[0].astype(np.float32)
+        else:  # RGB: its luma; grey, or grey and alpha (the alpha is the mask): the grey band
+            grey = np.asarray(_as_grey(np.moveaxis(bands, 0, -1)), dtype=np.float32)
         grey[~valid] = np.nan
         if nodata is not None:
             grey[_nodata_mask(np.moveaxis(bands, 0, -1) if len(bands) == 3 else bands[0], nodata)] = np.nan
@@ -401,11 +399,8 @@ def _projection_scale(grid: Any, what: str) -> float:
     with a warning where craters come out as ellipses there (x and y scales over 5 % apart)."""
     import pyproj
 
-    from .crs import MARS_GEOGRAPHIC
-
     ny, nx = grid.shape
-    cx, cy = grid.transform * (nx / 2.0, ny / 2.0)
-    lon, lat = pyproj.Transformer.from_crs(grid.crs, MARS_GEOGRAPHIC, always_xy=True).transform(cx, cy)
+    lon, lat = (float(v) for v in grid.pixel_to_lonlat((nx - 1) / 2.0, (ny - 1) / 2.0))
     f = pyproj.Proj(grid.crs).get_factors(lon, lat)
     h, k = float(f.meridional_scale), float(f.parallel_scale)
     if not (np.isfinite(h) and np.isfinite(k) and h > 0 and k > 0):
@@ -609,42 +604,39 @@ def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np
 
     finite = np.isfinite(arr)
     n = int(np.count_nonzero(finite))
-    found = None
     # the darkest level only: a fill is black (0) almost always, while a bright region at the edge
     # is as often saturated ground (a THEMIS crop of bright terrain), which no data would hide
-    for level, name, looks in ((lo, "darkest", "black"),):
-        same = arr == level
-        if np.count_nonzero(same) < _COLLAR_SHARE * n:  # most images stop here, cheaply
-            continue
-        labels, count = ndimage.label(same)
-        edge = np.zeros(arr.shape, bool)
-        edge[[0, -1], :] = edge[:, [0, -1]] = True
-        if not finite.all():  # no data inside the image is an edge too
-            edge |= ndimage.binary_dilation(~finite)
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        part = np.zeros(count + 1, bool)
-        part[np.unique(labels[edge & same])] = True
-        part &= sizes >= _COLLAR_PART * n
-        part[0] = False
-        share = sizes[part].sum() / n
-        if share < _COLLAR_SHARE:
-            continue
-        region = part[labels]
-        rest = arr[finite & ~region]
-        if not ((rest != lo) & (rest != hi)).any():  # two levels only: not a photograph
-            continue
-        inside = int(np.count_nonzero(rest == level))
-        # a declared value blanks that level everywhere: say so when valid pixels hold it too (deep shadow)
-        also = (f" (it also makes the {inside} pixels of that level inside the {what} no data; to keep them, set "
-                "only the collar to NaN)" if inside else "")
-        warnings.warn(
-            f"{share:.0%} of the {what}'s pixels are exactly {level:g}, its {name} grey level, in a region that "
-            f"reaches its edge: most likely a no-data collar (the fill around a map-projected strip or a GIS export), "
-            f"not ground. The network sees it as {looks} ground, which hides craters well inside the valid pixels. "
-            f"Declare it as no data: nodata={level:g} (CLI: --nodata {level:g}){also}, or set those pixels to NaN",
-            UserWarning, stacklevel=3)
-        found = region if found is None else found | region
-    return found
+    same = arr == lo
+    if np.count_nonzero(same) < _COLLAR_SHARE * n:  # most images stop here, cheaply
+        return None
+    labels, count = ndimage.label(same)
+    edge = np.zeros(arr.shape, bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    if not finite.all():  # no data inside the image is an edge too
+        edge |= ndimage.binary_dilation(~finite)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    part = np.zeros(count + 1, bool)
+    part[np.unique(labels[edge & same])] = True
+    part &= sizes >= _COLLAR_PART * n
+    part[0] = False
+    share = sizes[part].sum() / n
+    if share < _COLLAR_SHARE:
+        return None
+    region = part[labels]
+    rest = arr[finite & ~region]
+    if not ((rest != lo) & (rest != hi)).any():  # two levels only: not a photograph
+        return None
+    inside = int(np.count_nonzero(rest == lo))
+    # a declared value blanks that level everywhere: say so when valid pixels hold it too (deep shadow)
+    also = (f" (it also makes the {inside} pixels of that level inside the {what} no data; to keep them, set "
+            "only the collar to NaN)" if inside else "")
+    warnings.warn(
+        f"{share:.0%} of the {what}'s pixels are exactly {lo:g}, its darkest grey level, in a region that "
+        f"reaches its edge: most likely a no-data collar (the fill around a map-projected strip or a GIS export), "
+        f"not ground. The network sees it as black ground, which hides craters well inside the valid pixels. "
+        f"Declare it as no data: nodata={lo:g} (CLI: --nodata {lo:g}){also}, or set those pixels to NaN",
+        UserWarning, stacklevel=3)
+    return region
 
 
 def _warn_extremes(finite: np.ndarray, lo: float, hi: float, *, what: str = "image", stacklevel: int = 2) -> None:
