@@ -514,15 +514,15 @@ def _label_image_size(label: Path) -> tuple[int, int]:
 
 
 def _read_grey(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from .mosaic import _as_viewed
 
     try:
         with Image.open(path) as im:
             im.load()
             # as a viewer shows it (and detect reads it): its labels describe that picture
-            if im.getexif().get(0x0112, 1) != 1:
-                im = ImageOps.exif_transpose(im)
-            arr = np.asarray(im)
+            arr = np.asarray(_as_viewed(im))
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise CorruptImageError(f"cannot read chip image {path}: {exc}. Replace or delete the file.") from exc
     if arr.ndim == 3:

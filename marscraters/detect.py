@@ -111,9 +111,9 @@ def read_grey_image(path: str | os.PathLike, *, nodata: float | None = None) -> 
     --------
     >>> image = read_grey_image("ctx_export.png", nodata=0)  # doctest: +SKIP
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    from .mosaic import _check_nodata
+    from .mosaic import _as_viewed, _check_nodata
 
     path = Path(path)
     nodata = _check_nodata(nodata)
@@ -121,8 +121,7 @@ def read_grey_image(path: str | os.PathLike, *, nodata: float | None = None) -> 
     try:
         with Image.open(path) as im:
             im.load()
-            if im.getexif().get(0x0112, 1) != 1:  # stored turned or mirrored: as a viewer shows it
-                im = ImageOps.exif_transpose(im)
+            im = _as_viewed(im)  # stored turned or mirrored: as a viewer shows it
             alpha = _alpha(im)
             raw = np.asarray(im) if nodata is not None and im.mode in ("RGB", "RGBA") else None
             if im.mode in ("RGB", "RGBA", "P", "PA", "LA", "CMYK", "YCbCr"):
@@ -175,11 +174,13 @@ def _image_size(path: Path) -> tuple[int, int]:
     header only."""
     from PIL import Image, UnidentifiedImageError
 
+    from .mosaic import _orientation
+
     _check_image_file(path)
     try:
         with Image.open(path) as im:
             cols, rows = im.size
-            if im.getexif().get(0x0112) in _EXIF_TRANSPOSED:
+            if _orientation(im) in _EXIF_TRANSPOSED:
                 rows, cols = cols, rows
     except (UnidentifiedImageError, *_PIL_ERRORS) as exc:
         raise CorruptImageError(f"{path} is not a readable image ({exc}); re-download or re-export it") from exc

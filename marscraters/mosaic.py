@@ -1143,6 +1143,18 @@ def read_image(
     )
 
 
+def _orientation(im: Any) -> int:
+    """An open PIL image's EXIF orientation: 1 when it is stored as a viewer shows it."""
+    return int(im.getexif().get(0x0112, 1) or 1)
+
+
+def _as_viewed(im: Any) -> Any:
+    """An open PIL image as a viewer shows it, its EXIF orientation applied (copied only when it has one)."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+
+
 def _refuse_turned(path: Path) -> None:
     """Refuse an image stored turned or mirrored (an EXIF orientation other than 1).
 
@@ -1153,10 +1165,10 @@ def _refuse_turned(path: Path) -> None:
 
     try:
         with Image.open(path) as im:
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = _orientation(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return  # not PIL's (a GDAL-only raster): no EXIF to read
-    if orientation not in (None, 1):
+    if orientation != 1:
         raise ImageReadError(
             f"{path} is stored turned or mirrored (EXIF orientation {orientation}): its pixels are not the picture a "
             "viewer shows, which its bounds describe. Save it with the orientation applied first, e.g. "
