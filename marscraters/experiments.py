@@ -873,14 +873,6 @@ def _device_description() -> str:
     return f"{os.cpu_count()}-core host" + (f", GPU(s) {','.join(gpus)}" if gpus else ", no GPU")
 
 
-def _run_settings(run_dir: Path) -> dict[str, Any]:
-    """A test's ``config.json`` (empty when it has none yet)."""
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _loss_title(dice_weights: Sequence[float | None]) -> str:
     """What the plotted loss is: :func:`marscraters.training.bce_dice_loss` adds ``dice_weight``
     times the soft-Dice loss to the binary cross-entropy (plain BCE, the paper's, at 0)."""
@@ -915,12 +907,13 @@ def _campaign_figure(table: pd.DataFrame, *, title: str = "") -> Any:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
+    from .training import _run_dice_weight
+
     runs = []
     for _, r in table.iterrows():
         hist = pd.DataFrame(_history(Path(r["run_dir"])))
         if not hist.empty:
-            w = _run_settings(Path(r["run_dir"])).get("dice_weight")
-            runs.append((r, hist, None if w is None else float(w)))
+            runs.append((r, hist, _run_dice_weight(Path(r["run_dir"]) / "history.csv")))
     if not runs:
         return None
     fig = Figure(figsize=(16, 5.2), layout="constrained")
@@ -1050,10 +1043,10 @@ def write_campaign_outputs(table: pd.DataFrame, campaign: str, out_dir: str | os
     with atomic_path(paths["csv"], overwrite=True) as tmp:
         table.to_csv(tmp, index=False)
     shown = [col for col in table.columns if col not in ("started", "finished", "pid", "run_dir", "slot")]
-    from .training import _loss_name
+    from .training import _loss_name, _run_dice_weight
 
     # what the loss columns hold: binary cross-entropy, plus the soft-Dice loss when dice_weight > 0
-    weights = {float(w) for d in table.get("run_dir", []) if (w := _run_settings(Path(d)).get("dice_weight")) is not None}
+    weights = {w for d in table.get("run_dir", []) if (w := _run_dice_weight(Path(d) / "history.csv")) is not None}
     loss = (_loss_name(weights.pop()) if len(weights) == 1 else "binary cross-entropy" if not weights
             else "BCE + dice_weight × soft-Dice loss (each test's dice_weight is in its config.json)")
     text = (f"# Campaign {c.letter}: {c.description}\n\n"

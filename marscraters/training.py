@@ -1164,10 +1164,10 @@ def _loss_name(dice_weight: float | None) -> str:
 
 def _run_dice_weight(history_path: Path) -> float | None:
     """The ``dice_weight`` in the ``config.json`` beside a run's ``history.csv`` (None if unknown)."""
+    value = _run_settings(history_path.parent).get("dice_weight")
     try:
-        value = json.loads((history_path.parent / "config.json").read_text()).get("dice_weight")
         return None if value is None else float(value)
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (TypeError, ValueError):
         return None
 
 
