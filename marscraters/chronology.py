@@ -1063,7 +1063,7 @@ class ModelAge:
             how += f", corrected for the detector response of {self.response} ({self.expected_false:.1f} false expected)"
         return (
             f"Model age {self.age_text()} (1σ {self.lower:.{sigma}f}-{self.upper:.{sigma}f} Ga), {self.epoch}\n"
-            f"  {n} crater{'' if n == '1' else 's'} of {_fmt_d(d0)}-{_fmt_d(d1)} km on {_fmt_area(self.area_km2)} km², "
+            f"  {_n_craters(self.n, n)} of {_fmt_d(d0)}-{_fmt_d(d1)} km on {_fmt_area(self.area_km2)} km², "
             f"N(1) = {self.n1:.3g} per km²\n"
             f"  {s.name} chronology system, {how}"
         )
@@ -1107,8 +1107,10 @@ def _warn_nodata_area(source: str, share: Any) -> None:
             "polygon of the imaged ground (--area unit.gpkg; Python area=polygon)", UserWarning, stacklevel=4)
 
 
-def _n_craters(n: int) -> str:
-    return f"{n} crater" if n == 1 else f"{n} craters"
+def _n_craters(n: float, text: str | None = None) -> str:
+    """``'1 crater'``, ``'84 craters'``; ``text`` writes the number when ``:g`` would not (a
+    weighted count's one decimal)."""
+    return f"{f'{n:g}' if text is None else text} crater{'' if n == 1 else 's'}"
 
 
 def _fmt_area(a: float) -> str:
@@ -2105,7 +2107,7 @@ def plot_csfd(
         r = np.geomspace(fit.diameter_range[0] * 0.99, fit.diameter_range[1] * 1.01, 100)
         col = colours[i % len(colours)]
         # (on a second line: the key below the axes is as wide as the figure)
-        what = (f"\n{fit.n:g} crater{'' if fit.n == 1 else 's'} of {_fmt_d(fit.diameter_range[0])}-"
+        what = (f"\n{_n_craters(fit.n)} of {_fmt_d(fit.diameter_range[0])}-"
                 f"{_fmt_d(fit.diameter_range[1])} km, {fit.method}")
         resp = _plot_response(fit, response) if kind == "cumulative" else None
         if resp is None:
