@@ -809,6 +809,39 @@ def _footprint(attrs: Mapping[str, Any]) -> Any:
 _AREA_KEYS = ("area_km2", "area_source", "footprint")
 
 
+def _centred_on_data(catalog: pd.DataFrame, mosaic: Any) -> np.ndarray:
+    """Whether each crater's centre lies on a pixel of ``mosaic`` that holds image data.
+
+    Parameters
+    ----------
+    catalog
+        A Catalog (``lat``, ``lon``), e.g. after ``filter_catalog(catalog, footprint=mosaic)``.
+    mosaic
+        A Mosaic (its ``ir``; NaN is no data).
+
+    Returns
+    -------
+    numpy.ndarray
+        One bool per crater: False for a centre on no data (a gap of a stitched mosaic), where
+        no detection could find it; centres off the grid are judged by its nearest pixel.
+
+    Examples
+    --------
+    >>> from marscraters.mosaic import mosaic_from_array
+    >>> img = np.ones((10, 10)); img[:, 5:] = np.nan
+    >>> ds = mosaic_from_array(img, bounds=(0, 0, 1, 1))
+    >>> _centred_on_data(make_catalog([0.5, 0.5], [0.2, 0.8], [1.0, 1.0]), ds).tolist()
+    [True, False]
+    """
+    import xarray as xr
+
+    col, row = Grid.from_dataset(mosaic).lonlat_to_pixel(catalog["lon"].to_numpy(), catalog["lat"].to_numpy())
+    ny, nx = mosaic["ir"].shape[-2:]
+    at = mosaic["ir"].isel(y=xr.DataArray(np.clip(np.rint(row).astype(int), 0, ny - 1)),
+                           x=xr.DataArray(np.clip(np.rint(col).astype(int), 0, nx - 1)))
+    return np.isfinite(np.asarray(at.values, dtype=float))
+
+
 def _clip_count_area(attrs: Mapping[str, Any], region: Any) -> dict[str, Any]:
     """``attrs`` for the craters of a catalog kept inside ``region`` (lon/lat polygon).
 

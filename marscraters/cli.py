@@ -371,17 +371,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         cube = open_mosaic(args.footprint)
         truth = filter_catalog(truth, footprint=cube)
         if len(truth) and {"lat", "lon"} <= set(truth.columns):
-            import numpy as np
-            import xarray as xr
-
-            from .crs import Grid
+            from .catalog import _centred_on_data
 
             # the imaged ground only: a reference crater centred on no data could not be found
-            col, row = Grid.from_dataset(cube).lonlat_to_pixel(truth["lon"].to_numpy(), truth["lat"].to_numpy())
-            ny, nx = cube["ir"].shape[-2:]
-            at = cube["ir"].isel(y=xr.DataArray(np.clip(np.rint(row).astype(int), 0, ny - 1)),
-                                 x=xr.DataArray(np.clip(np.rint(col).astype(int), 0, nx - 1)))
-            imaged = np.isfinite(np.asarray(at.values, dtype=float))
+            imaged = _centred_on_data(truth, cube)
             if not imaged.all():
                 print(f"left out {int((~imaged).sum())} reference craters centred on {args.footprint}'s no-data pixels")
                 truth = truth[imaged].reset_index(drop=True)
