@@ -96,16 +96,22 @@ _LAYER_HELP = {
 MAP_NAME = "marscraters-map"
 CSFD_NAME = "marscraters-csfd"
 _N_VERTICES = 48
-# the CSFD plot: its axes as the package's other CSFD plots (chronology.plot_csfd) label them, and
-# 1-2-5 ticks on its log diameter axis
-_CSFD_LABELS = ("Crater diameter, D [km]", "Cumulative crater density, N(≥D) [km⁻²]")
+# the CSFD plot's 1-2-5 ticks on its log diameter axis (its labels: chronology.CSFD_AXIS_LABELS)
 _LOG_TICKS = [m * 10.0**k for k in range(-3, 5) for m in (1, 2, 5)]
+
+
+def _csfd_labels() -> tuple[str, str]:
+    """The CSFD panel's axis labels: those of the package's other CSFD plots (chronology.plot_csfd)."""
+    from .chronology import CSFD_AXIS_LABELS
+
+    return CSFD_AXIS_LABELS["diameter"], CSFD_AXIS_LABELS["cumulative"]
 
 
 def _csfd_dims() -> tuple[Any, Any]:
     import holoviews as hv
 
-    return (hv.Dimension("diameter_km", label=_CSFD_LABELS[0]), hv.Dimension("density_km2", label=_CSFD_LABELS[1]))
+    x, y = _csfd_labels()
+    return hv.Dimension("diameter_km", label=x), hv.Dimension("density_km2", label=y)
 
 
 def _name_renderer(name: str) -> Any:
@@ -589,7 +595,7 @@ class CraterBrowser:
                 title=f"crater sizes in view ({area:,.0f} km²)", logx=True, logy=True, framewise=True,
                 # below the axes: inside, a legend covers part of the curves whatever the corner
                 legend_position="bottom", legend_cols=3,
-                xlabel=_CSFD_LABELS[0], ylabel=_CSFD_LABELS[1], xticks=_LOG_TICKS, xlim=xlim, ylim=ylim,
+                xlabel=x_dim.label, ylabel=y_dim.label, xticks=_LOG_TICKS, xlim=xlim, ylim=ylim,
             ),
         )
 

@@ -1962,6 +1962,16 @@ def _plot_response(fit: ModelAge, response: Any) -> DetectorResponse | None:
     return shipped if shipped.name == fit.response else None
 
 
+#: Axis labels of CSFD plots: the diameter, and the density of each ``kind`` of :func:`csfd`
+#: (the map browser's CSFD panel uses them too).
+CSFD_AXIS_LABELS: dict[str, str] = {
+    "diameter": "Crater diameter, D [km]",
+    "cumulative": "Cumulative crater density, N(≥D) [km⁻²]",
+    "differential": "Differential crater density [km⁻³]",
+    "R": "Relative crater density, R",
+}
+
+
 def _label_isochrons(ax: Any, dd: np.ndarray, iso_lines: Sequence[tuple[float, np.ndarray]],
                      ylim: tuple[float, float]) -> None:
     """Name each reference isochron (``"100 Ma"``, ``"3 Ga"``) where it enters the plot.
@@ -2143,10 +2153,8 @@ def plot_csfd(
     ymin = max(min([y.min(), *(t - e for t, e in zip(y, table["error"]) if t - e > 0)]) / 10, 1e-12)
     ax.set_ylim(ymin, y.max() * 10)
     _label_isochrons(ax, dd, iso_lines, (ymin, y.max() * 10))
-    ax.set_xlabel("Crater diameter, D [km]")
-    ax.set_ylabel({"cumulative": "Cumulative crater density, N(≥D) [km⁻²]",
-                   "differential": "Differential crater density [km⁻³]",
-                   "R": "Relative crater density, R"}[kind])
+    ax.set_xlabel(CSFD_AXIS_LABELS["diameter"])
+    ax.set_ylabel(CSFD_AXIS_LABELS[kind])
     if title is None:
         # a file's name, not its whole path
         source = str(table.attrs.get("source", ""))
