@@ -383,6 +383,9 @@ def epoch_of(age_ga: float, system: str | ChronologySystem = "neukum-ivanov") ->
     >>> epoch_of(3.7)
     'Early Hesperian'
     """
+    if math.isnan(age_ga):
+        # (NaN lies in no epoch: the comparisons below would all fail and name the oldest)
+        raise InvalidArgumentError(f"age_ga must be a number of Ga, got {age_ga!r}: a NaN age lies in no epoch")
     for name, young, old in epoch_boundaries(system):
         if young <= age_ga < old:
             return name
@@ -720,21 +723,25 @@ MARS_SURFACE_KM2: float = 4.0 * math.pi * MARS_RADIUS_KM**2
 #: Binnings of :func:`csfd` (as in craterstats).
 BINNINGS = ("pseudo-log", "root-2", "10/decade", "20/decade", "x2", "4th root-2")
 _PSEUDO_LOG = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0)
-_BINS_PER_DECADE = {"x2": 1.0 / math.log10(2.0), "root-2": 2.0 / math.log10(2.0),
-                    "4th root-2": 4.0 / math.log10(2.0), "10/decade": 10.0, "20/decade": 20.0}
+#: The geometric binnings as ``(base, steps)``: boundaries ``base ** (k / steps)`` km, so that the
+#: whole powers (1, 2, 4 km; 0.1, 1, 10 km) are exact.
+_GEOMETRIC_BINS = {"x2": (2.0, 1), "root-2": (2.0, 2), "4th root-2": (2.0, 4), "10/decade": (10.0, 10),
+                   "20/decade": (10.0, 20)}
 
 
 def bin_edges(diameter_km: Any, bins: str = "pseudo-log") -> np.ndarray:
     """Bin boundaries (km) covering ``diameter_km``, as craterstats' ``generate_bins`` makes them.
 
     ``"pseudo-log"`` uses the boundaries 1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2, 2.5, 3, 3.5, 4, 4.5, 5,
-    6, 7, 8, 9 × 10^k km; the others are geometric (``"root-2"``: factor √2 anchored at 1 km,
-    ``"10/decade"``, ``"20/decade"``, ``"x2"``, ``"4th root-2"``).
+    6, 7, 8, 9 × 10^k km, each the float nearest that decimal (craterstats' products carry float
+    noise: 0.30000000000000004); the others are geometric (``"root-2"``: factor √2 anchored at
+    1 km, ``"10/decade"``, ``"20/decade"``, ``"x2"``, ``"4th root-2"``), with whole powers exact.
+    A bin holds ``d_min <= D < d_max``.
 
     Examples
     --------
-    >>> bin_edges([0.21, 0.68]).round(3).tolist()[:3]
-    [0.2, 0.25, 0.3]
+    >>> bin_edges([0.21, 0.68]).tolist()
+    [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]
     """
     if bins not in BINNINGS:
         raise InvalidArgumentError(f"unknown binning {bins!r}: use one of {', '.join(BINNINGS)}")
@@ -742,12 +749,16 @@ def bin_edges(diameter_km: Any, bins: str = "pseudo-log") -> np.ndarray:
     r10 = np.log10([d.min(), d.max()])
     r10[1] += 0.001  # one boundary beyond the largest crater
     if bins == "pseudo-log":
-        decades = [10**e for e in range(int(np.floor(r10[0])), int(np.ceil(r10[1] + 0.1)))]
-        edges = np.outer(decades, _PSEUDO_LOG).flatten()
+        # parsed from decimal text, so that 0.3 is 0.3 (3 * 0.1 is 0.30000000000000004, which would
+        # move a crater of exactly 0.3 km into the bin below and a snapped range off its boundary)
+        decades = range(int(np.floor(r10[0])), int(np.ceil(r10[1] + 0.1)))
+        edges = np.array([float(f"{m:g}e{e}") for e in decades for m in _PSEUDO_LOG])
     else:
-        bpd = _BINS_PER_DECADE[bins]
+        base, steps = _GEOMETRIC_BINS[bins]
+        bpd = steps / math.log10(base)  # boundaries per decade
         lo, hi = np.floor(r10[0] * bpd), np.ceil(r10[1] * bpd)
-        edges = 10 ** (np.arange(lo, hi + 1) / bpd)
+        # whole powers of the base are exact (10 ** log10(8) is 8.000000000000002)
+        edges = base ** (np.arange(lo, hi + 1) / steps)
     q = np.searchsorted(edges, 10**r10)
     return edges[max(q[0] - 1, 0): q[1] + 1]
 
@@ -773,6 +784,64 @@ class _Count:
     source: str
 
 
+def _geometry_lonlat(catalog: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Crater centres ``(lon, lat)`` in degrees from a GeoDataFrame's point geometry, or None.
+
+    Points in another Mars CRS are reprojected to :data:`~marscraters.crs.MARS_GEOGRAPHIC`, as
+    ``read_catalog`` does for a GeoPackage layer; a missing or empty point gives NaN.
+
+    Parameters
+    ----------
+    catalog
+        The catalog; a plain DataFrame (no geometry) gives None.
+    source
+        Its name in messages.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        Longitudes and latitudes, one per row.
+
+    Raises
+    ------
+    MissingCRSError
+        Points without a CRS (their coordinates' unit is unknown).
+    NotMarsCRSError
+        Points in an Earth (or other non-Mars) CRS.
+    ChronologyError
+        A geometry that is not points (crater centres).
+    """
+    import geopandas as gpd
+    import shapely
+
+    from .crs import MARS_GEOGRAPHIC, to_mars_crs
+    from .errors import MissingCRSError
+
+    if not isinstance(catalog, gpd.GeoDataFrame) or catalog.geometry.name not in catalog.columns:
+        return None
+    geom = catalog.geometry
+    ok = ~(shapely.is_missing(geom.values) | shapely.is_empty(geom.values))
+    if not ok.any():
+        return None
+    if not (shapely.get_type_id(geom.values[ok]) == 0).all():
+        raise ChronologyError(
+            f"{source} has no lon/lat columns and its geometry is not points, so its craters cannot be placed in "
+            "the count polygon: give crater centres as points, or add lon and lat columns (degrees)."
+        )
+    if geom.crs is None:
+        raise MissingCRSError(
+            f"{source}'s crater points have no CRS, so they cannot be placed in the count polygon: set it, e.g. "
+            "catalog.set_crs('IAU_2015:49900') for longitude/latitude degrees on Mars, or add lon and lat columns."
+        )
+    crs = to_mars_crs(geom.crs, what=f"the crater points of {source}")
+    if not crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
+        geom = geom.to_crs(MARS_GEOGRAPHIC)
+    # shapely points keep (x, y) = (lon, lat) whatever the CRS's axis order; no point gives NaN
+    with np.errstate(invalid="ignore"):
+        return (np.where(ok, shapely.get_x(geom.values), np.nan).astype(float),
+                np.where(ok, shapely.get_y(geom.values), np.nan).astype(float))
+
+
 def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, need_area: bool = True) -> _Count:
     """Normalise the inputs of csfd/model_age into a :class:`_Count`."""
     import os
@@ -787,6 +856,7 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
         catalog = read_catalog(catalog)
     fractions = None
     lonlat = None
+    keep_known = ""  # how to keep the rows with a position, in the message that refuses the others
     attrs_area = None
     if isinstance(catalog, pd.DataFrame):
         source = str(catalog.attrs.get("source", "catalog"))
@@ -800,6 +870,11 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
             fractions = catalog["fraction"].to_numpy(dtype=float)
         if "lon" in catalog.columns and "lat" in catalog.columns:
             lonlat = (catalog["lon"].to_numpy(dtype=float), catalog["lat"].to_numpy(dtype=float))
+            keep_known = "catalog.dropna(subset=['lon', 'lat'])"
+        elif area is not None:
+            # a GeoDataFrame of points has positions without the columns (they only matter for a polygon)
+            lonlat = _geometry_lonlat(catalog, source)
+            keep_known = "catalog[~(catalog.geometry.isna() | catalog.geometry.is_empty)]"
         attrs_area = catalog.attrs.get("area_km2")
         nodata_share = catalog.attrs.get("nodata_share")
     else:
@@ -811,9 +886,31 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
     w = np.ones_like(d) if fractions is None else fractions
     if area is not None:
         geom = _checked_geographic(area)
-        # an area_km2 given beside the polygon is the area to divide by (the craters are still the polygon's)
-        area_km2 = count_area_km2(geom) if area_km2 is None else area_km2
-        if lonlat is not None and np.all(np.isfinite(lonlat[0])):
+        polygon_km2 = count_area_km2(geom)
+        known = np.zeros(d.size, bool) if lonlat is None else np.isfinite(lonlat[0]) & np.isfinite(lonlat[1])
+        if not known.any():
+            import warnings
+
+            # a count without positions (a craterstats file, bare diameters): nothing to test inside the polygon
+            if area_km2 is None:
+                role = f"gives the count area ({_fmt_area(polygon_km2)} km²) only"
+                fix = f"pass area_km2={polygon_km2:.6g} (--area-km2 {polygon_km2:.6g}) instead of the polygon"
+            else:
+                role, fix = "is not used (the area_km2 given is the count area)", "leave the polygon out"
+            warnings.warn(
+                f"{source} has no crater positions, so the count polygon {role}: every crater is counted, none "
+                f"is tested inside it. Give a catalog with positions (lon/lat columns or point geometry) to "
+                f"count only the craters inside the polygon, or {fix}.", UserWarning, stacklevel=3)
+        elif not known.all():
+            rows = np.flatnonzero(~known) + 1
+            shown = ", ".join(str(r) for r in rows[:10]) + (f" and {rows.size - 10} more" if rows.size > 10 else "")
+            raise ChronologyError(
+                f"{source}: {rows.size} of {d.size} craters have no position (missing or not a number: "
+                f"{'row' if rows.size == 1 else 'rows'} {shown}, numbered from 1), so the count polygon cannot "
+                f"tell whether they lie inside it. Give their positions, or drop those rows ({keep_known}) if "
+                "they lie outside the counted surface."
+            )
+        else:
             import shapely
 
             lon, lat = lonlat
@@ -828,6 +925,8 @@ def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, nee
                     f"no crater of {source} lies inside the count area (bounds {geom.bounds}): check that the "
                     "polygon and the catalog cover the same place (longitudes -180..180 or 0..360)."
                 )
+        # an area_km2 given beside the polygon is the area to divide by (the craters are still the polygon's)
+        area_km2 = polygon_km2 if area_km2 is None else area_km2
     recorded = area_km2 is None and attrs_area is not None
     if area_km2 is None:
         area_km2 = attrs_area
@@ -878,7 +977,8 @@ def csfd(
         with ``area``, it replaces the polygon's measured area, and the polygon still chooses the
         craters.
     area
-        Count polygon (any Mars CRS, see :func:`count_area_km2`); craters outside it are dropped.
+        Count polygon (any Mars CRS, see :func:`count_area_km2`); craters outside it are dropped
+        (positions as for :func:`model_age`).
     bins
         One of :data:`BINNINGS`; default ``"pseudo-log"`` (craterstats' default).
     kind
@@ -967,6 +1067,10 @@ def _snap(rng: tuple[float, float], d: np.ndarray, bins: str) -> tuple[float, fl
 
 
 _G1 = (1.0 - math.erf(1.0 / math.sqrt(2.0))) / 2.0  # the 1-sigma percentile, 0.1587
+#: The oldest age (Ga) of the Poisson likelihood's grid (craterstats tabulates the chronology on 0..5 Ga).
+_GRID_END_GA = 5.0
+#: About the age of Mars (Ga): a model age above it dates no surface of Mars.
+_MARS_AGE_GA = 4.5
 
 
 def _poisson_pdf(k: int, s: ChronologySystem, expected: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -983,15 +1087,61 @@ def _poisson_pdf(k: int, s: ChronologySystem, expected: Any) -> tuple[np.ndarray
     n_samples = int(min(max(5000, 15.0 / (sigma_x / 10.0)), 2_000_000))
     x = np.linspace(-10.0, 5.0, n_samples)
     n1 = s.n1(1.0) * 10**x
-    ts = np.clip(s.age(n1), 0.0, 5.0)  # craterstats tabulates the chronology on 0..5 Ga
+    ts = np.clip(s.age(n1), 0.0, _GRID_END_GA)  # craterstats tabulates the chronology on 0..5 Ga
     dt = ts - np.roll(ts, 1)
     dt[0] = dt[1]
     lam = expected(x)
     logp = k * np.log(lam) - lam - gammaln(k + 1.0)  # exact Poisson, in logs (no overflow)
     pdf = np.exp(logp - logp.max())
-    pdf /= np.sum(pdf * dt)
-    cdf = np.cumsum(pdf * dt)
+    # a count far beyond the 5 Ga isochron has all its likelihood where dt = 0, and a zero sum:
+    # the NaNs that leaves are refused by the caller (_beyond_grid), without numpy's warnings
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pdf /= np.sum(pdf * dt)
+        cdf = np.cumsum(pdf * dt)
     return x, ts, pdf, cdf
+
+
+def _beyond_grid(ts: np.ndarray, pdf: np.ndarray) -> bool:
+    """Whether a count's likelihood lies beyond the 5 Ga end of the age grid.
+
+    Its peak at the grid's end means a count denser than the 5 Ga isochron: the likelihood then
+    rises all the way to 5 Ga, and its median and bounds stick there whatever the area.  A
+    normalisation that is not finite means all of it lay beyond.
+
+    Parameters
+    ----------
+    ts, pdf
+        The age grid (Ga) and the normalised likelihood of :func:`_poisson_pdf`.
+
+    Returns
+    -------
+    bool
+    """
+    return not np.all(np.isfinite(pdf)) or bool(ts[int(np.argmax(pdf))] >= _GRID_END_GA)
+
+
+def _too_dense(source: str, n: float, rng: tuple[float, float], area_km2: float, s: ChronologySystem) -> ChronologyError:
+    """The error for a count denser than a 5 Ga surface, with its likely causes and their fixes."""
+    return ChronologyError(
+        f"{source}: {_n_craters(n)} of {_fmt_d(rng[0])}-{_fmt_d(rng[1])} km on {_fmt_area(area_km2)} km² are "
+        f"denser than a {_GRID_END_GA:g} Ga surface would be (the oldest age the {s.name} chronology covers; "
+        f"Mars is about {_MARS_AGE_GA:g} Ga old), so no model age fits them. The usual cause is a unit slip: a "
+        "count area that is not in km² (3.036 typed for 3,036 km², or an area in thousands of km²), or "
+        "diameters in metres read as km (which puts small craters into the range); else a saturated count, "
+        "whose density no longer grows with age. Check the count area (area_km2=) and the diameters; date a "
+        "saturated surface on larger craters (raise the lower bound of diameter_range)."
+    )
+
+
+def _warn_older_than_mars(age: float, source: str, area_km2: float) -> None:
+    """Warn that a model age is older than Mars: most often a unit slip in the area or diameters."""
+    import warnings
+
+    warnings.warn(
+        f"{source}: the model age {format_age(age)} is older than Mars (about {_MARS_AGE_GA:g} Ga), which usually "
+        f"means a unit slip: a count area that is too small for its craters (it is {_fmt_area(area_km2)} km²; "
+        "area_km2= takes km²), or diameters in metres read as km; else a saturated count. Check the count area "
+        "and the diameters before using this age.", UserWarning, stacklevel=3)
 
 
 @dataclass
@@ -1146,7 +1296,8 @@ def format_age(age: float, lower: float | None = None, upper: float | None = Non
 
 def _age_unit(age: float) -> tuple[str, float]:
     """The unit of an age in Ga (Ga, Ma below 1 Ga, ka below 1 Ma) and its factor from Ga."""
-    return ("Ga", 1.0) if age >= 1.0 else (("Ma", 1e3) if age >= 1e-3 else ("ka", 1e6))
+    # (a NaN age is no smaller than 1 Ga: "nan Ga", never "nan ka")
+    return ("Ga", 1.0) if not age < 1.0 else (("Ma", 1e3) if age >= 1e-3 else ("ka", 1e6))
 
 
 def _age_digits(age: float, lower: float | None = None, upper: float | None = None) -> int:
@@ -1753,8 +1904,11 @@ def model_age(
     area
         Count polygon(s) in any Mars CRS (shapely geometry, GeoSeries/GeoDataFrame, vector file,
         or a mosaic or Zarr cube, meaning its footprint; see :func:`count_area_km2`).  Its area
-        is measured on the Mars sphere and, if the catalog has positions, only craters whose
-        centre lies inside it or on its edge are counted.
+        is measured on the Mars sphere and, if the catalog has positions (``lon``/``lat``
+        columns, else point geometry in any Mars CRS), only craters whose centre lies inside it
+        or on its edge are counted.  Craters without a position are then refused; a count with
+        no positions at all (a bare array, most craterstats files) uses the polygon for its area
+        only, with a warning.
     system
         Chronology system: ``"neukum-ivanov"`` (default), ``"ivanov"``, ``"hartmann"`` or a
         craterstats name (see :data:`SYSTEMS`).
@@ -1785,9 +1939,18 @@ def model_age(
     ------
     ChronologyError
         Empty catalog, no craters in the range, a range outside the production function, a
-        missing, zero or invalid count area, or an unknown system.
+        missing, zero or invalid count area, an unknown system, craters without a position
+        beside a count polygon, or (Poisson method) a count denser than the chronology's 5 Ga
+        isochron, which no age on its 0-5 Ga grid fits (most often an area or diameters in the
+        wrong unit, or a saturated count).
     NotMarsCRSError, MissingCRSError
-        A count polygon in an Earth CRS or without one.
+        A count polygon, or crater points, in an Earth CRS or without one.
+
+    Warns
+    -----
+    UserWarning
+        An age older than Mars (4.5 Ga; usually a unit slip in the area or the diameters), or a
+        count polygon given with a catalog that has no positions.
 
     Examples
     --------
@@ -1848,6 +2011,8 @@ def model_age(
             xc = np.linspace(-10.0, 5.0, 601)
             real, false = response.expected(rng, s.n1(1.0) * 10**xc, c.area_km2, s)
             x, ts, pdf, cdf = _poisson_pdf(k, s, lambda x: np.exp(np.interp(x, xc, np.log(real + false))))
+        if _beyond_grid(ts, pdf):
+            raise _too_dense(c.source, k, rng, c.area_km2, s)
         t_med, t_lo, t_hi = (float(v) for v in np.interp([0.5, _G1, 1.0 - _G1], cdf, ts))
         if response is not None:
             expected_false = float(np.interp(t_med, ts, np.interp(x, xc, false)))
@@ -1885,6 +2050,11 @@ def model_age(
         n1s = 10 ** np.array([a0, a0 - da_lo, a0 + da_hi])
         t_med, t_lo, t_hi = (float(v) for v in s.age(n1s))
         n = float(b["n"][sel].sum())
+    if not math.isfinite(t_med):
+        # never an age text of "nan": no age fits such a count
+        raise _too_dense(c.source, n, rng, c.area_km2, s)
+    if t_med > _MARS_AGE_GA:
+        _warn_older_than_mars(t_med, c.source, c.area_km2)
     return ModelAge(
         age=t_med, lower=t_lo, upper=t_hi, n=n, n1=float(n1s[0]), n1_lower=float(n1s[1]), n1_upper=float(n1s[2]),
         epoch=epoch_of(t_med, s), system=s.key, method=method, diameter_range=(float(rng[0]), float(rng[1])),
@@ -2212,8 +2382,8 @@ def add_age_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--no-snap", dest="snap", action="store_false",
                    help="use the range as given (default: widen it to bin boundaries, like craterstats)")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
-                   help="impossible catalog rows (a missing value, |lat| > 90, a diameter <= 0 or in metres): "
-                        "fail (default) or drop them with a warning")
+                   help="impossible catalog rows (a missing value, |lat| > 90, a diameter <= 0 or over 4000 km "
+                        "(a column in metres)): fail (default) or drop them with a warning")
     s.add_argument("--response", help="date an automatic catalog through its detector's response (recall, false "
                    "craters, diameter error): a response JSON, or 'shipped' for the shipped model's (calibrated on "
                    "synthetic terrain only; on real ground measured on old, Hesperian THEMIS surfaces only: treat "
