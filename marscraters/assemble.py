@@ -82,6 +82,11 @@ _VARIABLE = "crater_probability"
 
 
 def _as_probability(prob: Any) -> xr.DataArray:
+    if isinstance(prob, (str, os.PathLike)):
+        # paths are opened by the caller (as mosaic= paths are), so the store's options stay theirs
+        raise InvalidArgumentError(
+            f"prob must be the probability map, not the path {os.fspath(prob)!r}: open the store first, "
+            f"xr.open_zarr({os.fspath(prob)!r}, decode_coords='all'), and pass that.")
     if (isinstance(prob, xr.Dataset) and _VARIABLE not in prob.data_vars and "ir" in prob.data_vars) or (
             isinstance(prob, xr.DataArray) and prob.name == "ir"):
         # the mosaic's grey levels, not the network's map of them
@@ -114,6 +119,14 @@ def _as_probability(prob: Any) -> xr.DataArray:
     if set(prob.dims) != {"y", "x"}:
         raise MosaicError(f"prob must have dims ('y', 'x'), got {tuple(prob.dims)}; rename them first.")
     return prob.transpose("y", "x")
+
+
+def _check_mosaic_arg(mosaic: Any) -> None:
+    """Refuse a path as ``mosaic=``: it is opened by the caller, as a ``prob=`` path is."""
+    if isinstance(mosaic, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"mosaic must be the mosaic Dataset, not the path {os.fspath(mosaic)!r}: open the cube first, "
+            f"mosaic=marscraters.open_mosaic({os.fspath(mosaic)!r}).")
 
 
 def _check_same_place(prob: xr.DataArray, mosaic: Any, grid: Any) -> None:
@@ -160,6 +173,69 @@ def _resolve_model(model: Any, prob: xr.DataArray) -> Any:
                     "FILE; Python: model=), or segment the mosaic again with the model as it is now.")
             return path
     return model
+
+
+class _OtherModel(NamedTuple):
+    """The model that made a probability map, when the caller gave another one (file or version)."""
+
+    made: str  # the map's model, as a label (name, file, when saved)
+    given: str  # the caller's
+    usable: str | None  # the map's model file, when it is still there and still that model
+
+
+def _model_label(path: Any, name: Any = None, saved_at: Any = None) -> str:
+    when = f", saved {saved_at}" if saved_at else ""
+    return f"{name or Path(path).stem} ({os.fspath(path)}{when})"
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    import filecmp
+
+    pa, pb = Path(a), Path(b)
+    return pa.resolve() == pb.resolve() or (pa.is_file() and pb.is_file() and filecmp.cmp(pa, pb, shallow=False))
+
+
+def _other_model(model: Any, prob: xr.DataArray) -> _OtherModel | None:
+    """What ``prob`` records of its model, when ``model`` (the caller's file) is another file or
+    version of one; None when they are the same, or nothing can be compared (no model given, an
+    in-memory model, a map that records no model file)."""
+    from .model import read_model_metadata
+
+    made = prob.attrs.get("model_file")
+    if not isinstance(model, (str, os.PathLike)) or not isinstance(made, str) or not made:
+        return None
+    given_meta = read_model_metadata(model)
+    made_at, given_at = str(prob.attrs.get("model_saved_at") or ""), str(given_meta.get("saved_at") or "")
+    # a copy of the model file (another path, the same save) is the same model
+    same = made_at == given_at if made_at and given_at else _same_file(made, model)
+    if same:
+        return None
+    usable = None
+    made_meta: dict[str, Any] = {}
+    if Path(made).is_file() and Path(made).suffix == ".keras":
+        made_meta = read_model_metadata(made)
+        now = str(made_meta.get("saved_at") or "")
+        usable = made if not (made_at and now and made_at != now) else None
+    made_name = made_meta.get("name") if usable else None
+    return _OtherModel(_model_label(made, made_name or prob.attrs.get("model_name"), made_at),
+                       _model_label(model, given_meta.get("name"), given_at), usable)
+
+
+def _warn_other_model(other: _OtherModel, coarser: str | None = None) -> None:
+    """Say which model did what when the caller's model is not the map's; ``coarser``: the model
+    that segments the pyramid's coarser levels (None: no coarser level is segmented)."""
+    if coarser is None:
+        levels = ""
+    elif coarser == other.usable:
+        levels = "; the coarser pyramid levels are segmented with the map's model, as the map was"
+    else:
+        levels = (f"; the map's model file is gone or was saved again since, so the coarser pyramid levels are "
+                  f"segmented with {other.given}")
+    warnings.warn(
+        f"the probability map was made by {other.made}, but the model given is {other.given}: the given model's "
+        f"circle-finder settings and crater verifier read the map, and the catalog names it as its model{levels}. "
+        "Leave out model= (CLI: --model) to use the map's own model throughout, or segment the mosaic again with the "
+        "given model.", UserWarning, stacklevel=3)
 
 
 def _verification(verify: Any, model_file: Any, mosaic: Any, grid: Any,
@@ -430,9 +506,11 @@ def catalog_from_probability(
     kind
         The target kind of the map (``filled``/``outline``/``ring``); default: the model's.
     model
-        Model file whose stored circle-finder settings (including ``min_score``) and name are
-        used; default: the model file recorded in ``prob.attrs["model_file"]`` when it still
-        exists, else the shipped model.
+        Model file whose stored circle-finder settings (including ``min_score``), crater
+        verifier and name are used; default: the model file recorded in
+        ``prob.attrs["model_file"]`` when it still exists, else the shipped model.  Another model
+        file or version than the one the map records is used as given, with a warning, and the
+        catalog's ``attrs["segmentation_model"]`` names the map's own.
     halo
         Pixels read around each block; default :func:`default_halo` of ``max_diameter_px``.  A
         smaller halo is faster but can miss or split big craters at block borders.
@@ -479,9 +557,15 @@ def catalog_from_probability(
     Raises
     ------
     InvalidArgumentError
-        If ``prob`` is not a DataArray/Dataset of probabilities or an option is invalid.
+        If ``prob`` is not a DataArray/Dataset of probabilities (a path: open it first), ``mosaic``
+        is a path (open it with :func:`~marscraters.mosaic.open_mosaic`), or an option is invalid.
     MosaicError, MissingCRSError
         If ``prob`` (or ``mosaic``) is not on a georeferenced ``(y, x)`` grid.
+
+    Warns
+    -----
+    UserWarning
+        When ``model`` is another model file or version than the one ``prob`` records.
 
     Examples
     --------
@@ -489,10 +573,17 @@ def catalog_from_probability(
     >>> cat = catalog_from_probability(prob)  # doctest: +SKIP
     >>> write_catalog(cat, "craters.gpkg")  # doctest: +SKIP
     """
+    prob = _as_probability(prob)
+    other = _other_model(model, prob)
+    if other is not None:
+        _warn_other_model(other)
     pixels, found = _find_craters(prob, mosaic=mosaic, kind=kind, model=model, halo=halo,
                                   extract_options=extract_options, correct_aspect=correct_aspect,
                                   progress=progress, verify=verify, block_px=block_px)
-    return _catalog_of(pixels, found, source)
+    cat = _catalog_of(pixels, found, source)
+    if other is not None:  # the catalog's model read the map; this one made it
+        cat.attrs["segmentation_model"] = other.made
+    return cat
 
 
 def catalog_from_mosaic(
@@ -527,10 +618,17 @@ def catalog_from_mosaic(
     prob
         Its crater probability at its own pixels, when already computed (e.g. a store from
         ``marscraters segment``, opened with ``xr.open_zarr``); the coarser levels are segmented
-        with the model that made it.  None: level 0 is segmented too.
+        with the model that made it (the file ``prob.attrs["model_file"]`` records, while it is
+        still there and still that version).  None: level 0 is segmented too.
     model
-        Model file; default: the one recorded in ``prob``, else the shipped model for the
-        mosaic's pixel size (:func:`marscraters.segment.model_for_mosaic`).
+        Model file: it segments the levels when no ``prob`` is given, and its circle-finder
+        settings, crater verifier and name read every level; default: the one recorded in
+        ``prob``, else the shipped model for the mosaic's pixel size
+        (:func:`marscraters.segment.model_for_mosaic`).  With a ``prob`` made by another model
+        file or version, a warning says which model did what: the given one reads the maps,
+        and the coarser levels are still segmented with the map's own model (with the given one
+        only when the map's model file is gone or was saved again); the catalog's
+        ``attrs["segmentation_model"]`` names the model(s) that made the maps.
     levels
         ``"auto"`` (default) or the most levels to run (1: the mosaic's own pixels only, which is
         :func:`catalog_from_probability`).
@@ -565,6 +663,11 @@ def catalog_from_mosaic(
     InvalidArgumentError
         For a bad ``levels`` or option.
 
+    Warns
+    -----
+    UserWarning
+        When ``model`` is another model file or version than the one ``prob`` records.
+
     Examples
     --------
     >>> ds = open_mosaic("ctx_cube.zarr")  # doctest: +SKIP
@@ -585,15 +688,22 @@ def catalog_from_mosaic(
         raise InvalidArgumentError(f"unknown option(s) {unknown} of catalog_from_mosaic: it takes "
                                    "kind, halo, verify, source, correct_aspect and block_px besides its own")
     seg = dict(segment_options or {})
+    other = None
     if prob is not None:
         prob = _as_probability(prob)
+        other = _other_model(model, prob)
         model = _resolve_model(model, prob)
-        if seg.get("value_range") is None and prob.attrs.get("value_range") is not None:
-            seg["value_range"] = tuple(float(v) for v in prob.attrs["value_range"])
+        recorded = prob.attrs.get("value_range")
+        if seg.get("value_range") is None and recorded is not None:
+            # (low, high), or "auto" (a lazy segment()'s stretch, found again from the mosaic below)
+            seg["value_range"] = recorded if isinstance(recorded, str) else tuple(float(v) for v in recorded)
         # the coarser levels in the arithmetic of the map given for level 0
         if seg.get("precision") is None and prob.attrs.get("precision") is not None:
             seg["precision"] = str(prob.attrs["precision"])
     model = model_for_mosaic(ds, model)
+    # the coarser levels are segmented by the network that made the map given for level 0, while
+    # the model given reads every level (its finder settings and verifier, as for level 0)
+    seg_model = (other.usable or model) if other is not None else model
     info = model_info(model)
     native = float(info["native_pixel_size_m"])
     try:
@@ -604,6 +714,8 @@ def catalog_from_mosaic(
     # mosaic keeps its size), so its levels are planned as if it were at the native size
     size = native if size is None else min(size, native)
     plan = pyramid_levels((ds.sizes["y"], ds.sizes["x"]), size, native, levels=levels, top_px=info["pyramid_top_px"])
+    if other is not None:
+        _warn_other_model(other, seg_model if len(plan) > 1 else None)
     fill = None
     if len(plan) > 1 or prob is None:
         # one read of the mosaic's grey sample: its grey scale (level 0's, for every level: they are
@@ -625,7 +737,7 @@ def catalog_from_mosaic(
         cell = int(round(1 / level.factor))
         level_ds = coarsen_mosaic(prev, cell // prev_cell, antialias=resampling == "antialias", fill=fill)
         prev, prev_cell = level_ds, cell
-        level_prob = prob if (i == 0 and prob is not None) else segment(level_ds, model, **seg)
+        level_prob = prob if (i == 0 and prob is not None) else segment(level_ds, seg_model, **seg)
         pixels, found = _find_craters(
             level_prob, mosaic=level_ds, kind=kwargs.get("kind"), model=model, halo=kwargs.get("halo"),
             extract_options=opts, correct_aspect=kwargs.get("correct_aspect", True), progress=progress,
@@ -649,6 +761,9 @@ def catalog_from_mosaic(
     params["min_diameter_px"] = float(min(lo for lo, _ in reach))
     params["max_diameter_px"] = float(max(hi for _, hi in reach))
     cat.attrs["parameters"] = params
+    if other is not None:  # the catalog's model read the maps; these made them
+        coarser = "" if len(kept) < 2 or seg_model == other.usable else f"; coarser levels: {other.given}"
+        cat.attrs["segmentation_model"] = other.made + (" (level 0)" + coarser if coarser else "")
     return cat
 
 
@@ -683,6 +798,7 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     from .verify import merge_options
 
     prob = _as_probability(prob)
+    _check_mosaic_arg(mosaic)
     ref = prob if mosaic is None else mosaic
     grid = Grid.from_dataset(ref)
     # before the finder runs: its craters' lat, lon and km need a longitude/latitude lattice
@@ -715,8 +831,15 @@ def _find_craters(prob: Any, *, mosaic: Any, kind: str | None, model: Any, halo:
     max_d = float(options.setdefault("max_diameter_px", DEFAULT_MAX_DIAMETER_PX))
     min_d = float(options.setdefault("min_diameter_px", 5.0))
     if not (0 < min_d <= max_d and math.isfinite(max_d)):
+        if min_d <= 0 or "min_diameter_px" in (extract_options or {}):
+            raise InvalidArgumentError(
+                f"min_diameter_px={min_d} and max_diameter_px={max_d} must satisfy 0 < min <= max < inf."
+            )
+        # the smallest diameter is the model's (or the finder's default), which the command line
+        # cannot set: name only the largest, the one the caller gave
         raise InvalidArgumentError(
-            f"min_diameter_px={min_d} and max_diameter_px={max_d} must satisfy 0 < min <= max < inf."
+            f"max_diameter_px=<pixels> (CLI: --max-diameter-px PIXELS) must be a finite number of pixels of at "
+            f"least {min_d:g}, the smallest crater diameter searched, got {max_d:g}."
         )
     factor = _coarsest_factor(min_d, max_d, options.get("method", "auto"), target, options.get("scales", "auto"))
     if halo is None:
@@ -867,8 +990,10 @@ def add_catalog_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("store", help="Zarr store with crater_probability (from 'marscraters segment')")
     p.add_argument("--out", required=True, help="output GeoPackage (.gpkg)")
-    p.add_argument("--model", default=None, help="model file whose circle-finder settings to use "
-                   "(default: the one recorded in the store, else the shipped model)")
+    p.add_argument("--model", default=None, help="model file whose circle-finder settings, crater verifier and name "
+                   "to use (default: the one recorded in the store, else the shipped model). Another model than the "
+                   "store's warns: the store's own model still segments the coarser --levels while its file is there, "
+                   "and the catalog records it as segmentation_model")
     p.add_argument("--kind", default=None, choices=["filled", "outline", "ring"], help="target kind (default: the model's)")
     p.add_argument("--min-score", type=float, default=None,
                    help="drop craters scored below this, 0..1; with --mosaic it replaces the verifier's threshold "

@@ -540,6 +540,20 @@ def mosaic_from_array(
     return _with_storage(_build_mosaic(data, transform, crs, attrs), _integer_storage(array.dtype, nodata))
 
 
+# the variable a probability map (segment's output) holds instead of the mosaic's ir
+_PROBABILITY = "crater_probability"
+
+
+def _probability_not_mosaic(what: str, store: str = "pred.zarr") -> str:
+    """The message for a crater probability map given where a mosaic is expected."""
+    return (
+        f"{what} is a crater probability map ('{_PROBABILITY}', what segment writes), not a mosaic (the 'ir' "
+        "grey levels the network reads). Give it as the probability map with the mosaic it was segmented from: "
+        f"mosaic.craters.catalog(prob) or marscraters.catalog_from_probability(prob, mosaic=mosaic) (command "
+        f"line: `marscraters catalog {store} --mosaic cube.zarr`)."
+    )
+
+
 def validate_mosaic(ds: Any) -> xr.Dataset:
     """Check that ``ds`` is a Mosaic and return it unchanged.
 
@@ -564,8 +578,17 @@ def validate_mosaic(ds: Any) -> xr.Dataset:
         raise MosaicError(
             "expected a mosaic Dataset, got a DataArray; wrap it with da.to_dataset(name='ir')."
         )
+    if isinstance(ds, (str, os.PathLike)):
+        # a path is not opened here: open_mosaic is the one place a cube is read (CRS kept)
+        raise MosaicError(
+            f"expected a mosaic xarray.Dataset, got the {type(ds).__name__} {os.fspath(ds)!r}: if it is a cube's "
+            f"path, open it first, marscraters.open_mosaic({os.fspath(ds)!r}), and pass that Dataset."
+        )
     if not isinstance(ds, xr.Dataset):
         raise MosaicError(f"expected a mosaic xarray.Dataset, got {type(ds).__name__}")
+    if "ir" not in ds.data_vars and _PROBABILITY in ds.data_vars:
+        # following the rename advice below would run the network on a probability map
+        raise MosaicError(_probability_not_mosaic("this Dataset"))
     if "ir" not in ds.data_vars:
         raise MosaicError(
             f"the mosaic has no 'ir' variable (variables: {list(ds.data_vars)}); rename the image "
@@ -1353,8 +1376,10 @@ def _snap_to_lattice(
 def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr.Dataset:
     """Mosaic adjacent tiles of the same resolution into one lazy Mosaic.
 
-    Tiles are placed on one pixel grid by their transforms; uncovered areas are NaN; where tiles
-    overlap, the earlier one in ``datasets`` wins.  Only ``ir`` is combined (combine before
+    Tiles are placed on one pixel grid by their transforms; uncovered areas are NaN.  Where tiles
+    overlap, each pixel comes from the first tile in ``datasets`` that has data there (not NaN),
+    as ``gdal_merge.py`` and ``gdalbuildvrt`` do with nodata: a later tile fills an earlier one's
+    no-data collar, and never replaces its valid pixels.  Only ``ir`` is combined (combine before
     :func:`fill_missing`).  Bounds rounded in a file (e.g. to 1e-6 degrees) are taken as
     rounding: pixel sizes a relative 1e-5 apart (up to 0.01 px across a smaller tile) and edges
     up to 0.01 px off the common lattice are snapped onto one grid, whose pixel size is fitted to
@@ -1498,8 +1523,10 @@ def combine_tiles(datasets: Sequence[xr.Dataset | str | os.PathLike[str]]) -> xr
             piece = None
             for arr, ro, co, g in zip(arrays, row_offs, col_offs, grids):
                 if ro <= r0 and r1 <= ro + g.shape[0] and co <= c0 and c1 <= co + g.shape[1]:
-                    piece = arr[r0 - ro : r1 - ro, c0 - co : c1 - co]
-                    break
+                    part = arr[r0 - ro : r1 - ro, c0 - co : c1 - co]
+                    # the first tile with data wins: a later one only fills an earlier one's NaN
+                    # (a black collar declared as nodata must not hide its neighbour's pixels)
+                    piece = part if piece is None else da.where(da.isnan(piece), part, piece)
             if piece is None:
                 piece = da.full(
                     (r1 - r0, c1 - c0),
@@ -1855,7 +1882,8 @@ def ingest(
     Raises
     ------
     OutputExistsError
-        If ``out`` exists and ``overwrite`` is False.
+        If ``out`` exists and ``overwrite`` is False, or is a file (a cube never replaces a file,
+        even with ``overwrite``).
     InvalidArgumentError
         If ``out`` is one of the inputs, holds one or lies inside one (even with ``overwrite``).
     ImageReadError, CorruptImageError, TileNameError, MissingCRSError, NotMarsCRSError
@@ -1869,7 +1897,8 @@ def ingest(
     items = [paths] if isinstance(paths, (str, os.PathLike, xr.Dataset)) else list(paths)
     # an input that is the output, inside it or holding it (a cube re-ingested onto itself) is
     # refused before anything is read or written, even with overwrite
-    out = check_output(out, overwrite, inputs=items)
+    # folder=True: a cube is a folder, so an existing file at out is refused here, before the work
+    out = check_output(out, overwrite, folder=True, inputs=items)
     if not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise InvalidArgumentError(f"chunk must be a positive int, got {chunk!r}")
     if not items:
@@ -2031,6 +2060,8 @@ def open_mosaic(path: str | os.PathLike[str], chunks: Chunks = None) -> xr.Datas
         zchunks = {"y": chunks, "x": chunks}
     else:
         zchunks = {"y": chunks[0], "x": chunks[1]}
+    if "ir" not in group and _PROBABILITY in group:
+        raise MosaicError(_probability_not_mosaic(str(path), str(path)))
     if "ir" not in group:
         raise MosaicError(
             f"{path} is a Zarr store but not a marscraters mosaic cube: it has no 'ir' array "

@@ -1029,7 +1029,8 @@ def segment_to_zarr(
     Raises
     ------
     OutputExistsError
-        If ``out`` exists and ``overwrite`` is False.
+        If ``out`` exists and ``overwrite`` is False, or is a file (a store never replaces a
+        file, even with ``overwrite``); before any work.
     InvalidArgumentError
         If an unfinished run with *other* inputs or settings is found and neither
         ``overwrite`` nor ``resume=False`` was given; if ``out`` is the mosaic's store (or the
@@ -1043,8 +1044,10 @@ def segment_to_zarr(
     import zarr
     from tqdm.auto import tqdm
 
-    # the mosaic's own store (or the model file) as the output would be replaced by the result
-    out = check_output(out, overwrite, inputs=(ds, model if isinstance(model, (str, os.PathLike)) else None))
+    # the mosaic's own store (or the model file) as the output would be replaced by the result;
+    # the result is a folder, which never replaces a file (a catalog given as --out by mistake)
+    out = check_output(out, overwrite, folder=True,
+                       inputs=(ds, model if isinstance(model, (str, os.PathLike)) else None))
     ds = _validate_mosaic(ds)
     spec = _resolve_model(model_for_mosaic(ds, model))
     if client is None:
@@ -1298,7 +1301,7 @@ def run_segment_cli(args: argparse.Namespace) -> int:
     from .cli import _value_range
 
     value_range = _value_range(args.value_range)
-    check_output(args.out, args.overwrite, inputs=(args.cube, args.model))  # before a cluster starts
+    check_output(args.out, args.overwrite, folder=True, inputs=(args.cube, args.model))  # before a cluster starts
     ds = open_mosaic(args.cube)
     client = None
     if args.gpus is not None or args.scheduler is not None:
