@@ -40,6 +40,7 @@ from .errors import (
     CatalogFormatError,
     CatalogNotFoundError,
     CatalogValidationError,
+    CRSError,
     InvalidArgumentError,
     MissingCRSError,
     NotMarsCRSError,
@@ -115,6 +116,17 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "diameter_km": ("diameter_km", "diameter", "diam", "d_km", "diam_km"),
 }
 
+# A GeoPackage's columns: the same names, then the Robbins releases' (a tile saved as a GeoPackage
+# in a GIS keeps them), so that it reads as the text file it came from did.
+_GPKG_ALIASES: dict[str, tuple[str, ...]] = {
+    target: names + tuple(dict.fromkeys(k for m in _ROBBINS_COLUMNS.values() for k, v in m.items()
+                                        if v == target and k.lower() not in names))
+    for target, names in _ALIASES.items()
+}
+
+#: The catalog columns in words, for messages.
+_COLUMN_WORDS = {"lat": "latitude", "lon": "longitude", "diameter_km": "diameter (km)"}
+
 _TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -138,19 +150,33 @@ def _check_errors(errors: str) -> None:
 
 
 def _as_float(values: Any, name: str) -> np.ndarray:
-    """1-D float64 array; values that are not numbers become NaN (validation reports them)."""
+    """1-D float64 array; values that are not numbers become NaN (validation reports them).
+
+    True and False are not numbers here: ``pd.to_numeric`` would read them as 1 and 0, so a
+    column of flags given as latitudes would put every crater at 1°N.
+    """
     if isinstance(values, (pd.Series, pd.Index)):
-        if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-            values = pd.to_numeric(values, errors="coerce")
+        if pd.api.types.is_bool_dtype(values.dtype):
+            return np.full(len(values), np.nan)
+        if not pd.api.types.is_numeric_dtype(values.dtype):
+            values = pd.to_numeric(values.map(_no_bool), errors="coerce")
         arr = values.to_numpy(dtype=float, na_value=np.nan)
     else:
         arr = np.asarray(values)
-        if arr.dtype.kind not in "fiu":
-            arr = pd.to_numeric(pd.Series(arr.ravel()), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if arr.dtype.kind == "b":
+            arr = np.full(arr.shape, np.nan)
+        elif arr.dtype.kind not in "fiu":
+            cells = pd.Series(arr.ravel()).map(_no_bool)
+            arr = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float, na_value=np.nan).reshape(arr.shape)
         arr = arr.astype(float, copy=False)
     if arr.ndim != 1:
         raise InvalidArgumentError(f"{name} must be one-dimensional, got shape {arr.shape}")
     return arr
+
+
+def _no_bool(value: Any) -> Any:
+    """``value``, or None for True/False (cells of a mixed column that are flags, not numbers)."""
+    return None if isinstance(value, (bool, np.bool_)) else value
 
 
 def validate_catalog(
@@ -168,6 +194,12 @@ def validate_catalog(
     :data:`MAX_CRATER_DIAMETER_KM` (larger than any Mars crater: a column in metres, most likely),
     ``|lat| > 90`` or ``lon`` lies outside ``lon_range``.
 
+    A crater listed twice is counted twice in scores and ages, so a row that repeats an earlier
+    row's ``lat``, ``lon`` and ``diameter_km`` (a file joined twice, overlapping tiles) gives a
+    ``UserWarning`` (``errors="raise"``) or is dropped with one (``errors="drop"``); rows that
+    repeat a ``crater_id`` with other values give a ``UserWarning`` and are kept (except plain
+    numbers, the row numbers that :func:`make_catalog` gives, which repeat in appended catalogs).
+
     Parameters
     ----------
     catalog
@@ -176,8 +208,9 @@ def validate_catalog(
     source
         Name of the input used in messages (a file path); defaults to ``catalog.attrs["source"]``.
     errors
-        ``"raise"``: raise :class:`CatalogValidationError` naming the source and the invalid rows.
-        ``"drop"``: drop them and emit a ``UserWarning`` with their count (never silently).
+        ``"raise"``: raise :class:`CatalogValidationError` naming the source and the invalid rows
+        (and warn about repeated rows).  ``"drop"``: drop the invalid and the repeated rows and
+        emit a ``UserWarning`` with their count (never silently).
     lon_range
         Accepted longitudes (inclusive), by default -180..360 so that both conventions pass.
     require_position
@@ -204,6 +237,24 @@ def validate_catalog(
     ...
     marscraters.errors.CatalogValidationError: the catalog: 1 of 2 rows are invalid ...
     """
+    return _validate(catalog, source=source, errors=errors, lon_range=lon_range, require_position=require_position)
+
+
+def _validate(
+    catalog: pd.DataFrame,
+    *,
+    source: str | os.PathLike | None,
+    errors: Errors,
+    lon_range: tuple[float, float],
+    require_position: bool,
+    cells: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """:func:`validate_catalog`, given the cells the columns were read from (for messages).
+
+    ``cells`` maps ``lat``, ``lon`` and ``diameter_km`` to the values before their conversion
+    to numbers (:func:`make_catalog` converts first), so that a message can quote the text of a
+    cell that is no number ('3,2', '3 km'); by default the catalog's own columns.
+    """
     _check_errors(errors)
     missing_cols = [c for c in ("lat", "lon", "diameter_km") if c not in catalog.columns]
     if missing_cols:
@@ -212,16 +263,19 @@ def validate_catalog(
             f"a catalog needs {list(CATALOG_COLUMNS)}. Build one with marscraters.catalog.make_catalog."
         )
     source = str(source) if source is not None else str(catalog.attrs.get("source") or "the catalog")
+    cells = cells if cells is not None else {c: catalog[c] for c in ("lat", "lon", "diameter_km")}
     lat = _as_float(catalog["lat"], "lat")
     lon = _as_float(catalog["lon"], "lon")
     diam = _as_float(catalog["diameter_km"], "diameter_km")
     lo, hi = lon_range
 
     checks: list[tuple[str, np.ndarray, np.ndarray | None, str]] = []
+    texts: dict[str, np.ndarray] = {}
     if "crater_id" in catalog.columns:
         checks.append(("crater_id", catalog["crater_id"].isna().to_numpy(), None, "missing"))
     bad_d = ~np.isfinite(diam)
     checks.append(("diameter_km", bad_d, diam, "missing or not a number"))
+    texts["diameter_km"] = _cell_texts(cells["diameter_km"], bad_d)
     with np.errstate(invalid="ignore"):
         checks.append(("diameter_km", ~bad_d & (diam <= 0), diam, "must be > 0"))
         too_big = ~bad_d & (diam > MAX_CRATER_DIAMETER_KM)
@@ -236,15 +290,139 @@ def validate_catalog(
             else:
                 # +-inf is still wrong even where positions are optional
                 checks.append((name, np.isinf(values), values, "not a finite number"))
+            texts[name] = _cell_texts(cells[name], checks[-1][1])
             checks.append((name, ~nonfinite & cond, values, why))
+    bad = np.zeros(len(catalog), dtype=bool)
+    for _, mask, _, _ in checks:
+        bad |= mask
 
-    note = ""
+    note, fix = "", None
+    if any(t[bad].any() for t in texts.values() if t is not None):
+        note = (". A cell must hold a plain number: a decimal point, no thousands separator, no unit "
+                "(write 3.2 and 1200, not 3,2, 1,200 or 3 km)")
     if too_big.any():
         # the usual cause: a plain CSV's diameter column in metres (the readers have no unit option)
-        note = (f". No Mars crater is larger than {MAX_CRATER_DIAMETER_KM:g} km (Utopia, the largest basin, "
-                "is ~3,300 km), so the diameter column is most likely in metres: divide it by 1000 (catalogs "
-                "are in km) and read the file again")
-    return _apply_row_checks(catalog, checks, source=source, errors=errors, note=note, stacklevel=4)
+        note += (f". No Mars crater is larger than {MAX_CRATER_DIAMETER_KM:g} km (Utopia, the largest basin, "
+                 "is ~3,300 km), so the diameter column is most likely in metres: divide it by 1000 (catalogs "
+                 "are in km) and read the file again")
+        # dropping the rows over the limit would keep the rest of a column in metres, 1000x too large
+        fix = "Dropping these rows is no fix: the column's other diameters would stay in metres, 1000 times too large."
+        if (bad & ~too_big).any():
+            fix += (" Once the diameters are in km, fix or remove the other invalid rows, or pass errors='drop' "
+                    "to drop them with a warning.")
+    valid = _apply_row_checks(catalog, checks, source=source, errors=errors, note=note, fix=fix, texts=texts,
+                              stacklevel=4)
+    return _check_repeats(valid, catalog, ~bad, lat, lon, diam, source=source, errors=errors)
+
+
+def _cell_texts(cells: Any, mask: np.ndarray) -> np.ndarray | None:
+    """The cells under ``mask`` that hold something other than a number (text, True), else None.
+
+    Parameters
+    ----------
+    cells
+        The values a column was converted from (a Series, an array or a list).
+    mask
+        The rows whose converted value is not a finite number.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        An object array, None where a cell is missing or a number (NaN, inf); None when no cell is text.
+    """
+    if not mask.any():
+        return None
+    raw = cells.to_numpy(dtype=object) if isinstance(cells, (pd.Series, pd.Index)) else np.asarray(cells, dtype=object)
+    raw = raw.ravel()
+    out = np.full(raw.shape, None, dtype=object)
+    for i in np.flatnonzero(mask & ~pd.isna(raw)):
+        v = raw[i]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+            out[i] = v
+    return out if any(v is not None for v in out[mask]) else None
+
+
+#: The start of :func:`_check_repeats`' warnings, after the source (a ``warnings`` filter).
+_REPEATS_WARNING = r".*: \d+ of \d+ rows repeat (an earlier row's|the crater_id)"
+
+
+def _check_repeats(
+    table: pd.DataFrame,
+    catalog: pd.DataFrame,
+    valid: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    diam: np.ndarray,
+    *,
+    source: str,
+    errors: Errors,
+) -> pd.DataFrame:
+    """Warn about, or drop with a warning, rows that list a crater again (see :func:`validate_catalog`).
+
+    Parameters
+    ----------
+    table
+        The valid rows of ``catalog`` (what :func:`_apply_row_checks` returned).
+    catalog
+        The catalog checked; rows are numbered in its order.
+    valid
+        Which rows of ``catalog`` are in ``table``.
+    lat, lon, diam
+        Its columns as numbers.
+    source, errors
+        As for :func:`validate_catalog`.
+
+    Returns
+    -------
+    DataFrame
+        ``table``, without the repeated rows when ``errors="drop"``.
+    """
+    n = len(catalog)
+    # a count without positions lists equal diameters of different craters: only positioned rows compare
+    positioned = valid & np.isfinite(lat) & np.isfinite(lon)
+    lon_n = normalize_lon_180(lon)  # 350 and -10 are one longitude
+    same = np.zeros(n, dtype=bool)
+    if positioned.sum() > 1:
+        key = pd.DataFrame({"lat": lat[positioned], "lon": lon_n[positioned], "d": diam[positioned]})
+        same[positioned] = key.duplicated().to_numpy()
+    repeated_id = np.zeros(n, dtype=bool)
+    if "crater_id" in catalog.columns and valid.sum() > 1:
+        ids = catalog["crater_id"].to_numpy(dtype=object)
+        repeated_id[valid] = pd.Series(ids[valid]).duplicated().to_numpy()
+        repeated_id &= ~same  # a full repeat is reported (and dropped) as such
+        for r in np.flatnonzero(repeated_id):
+            # "1", "2", ...: row numbers (make_catalog's, the detectors'), which name no crater and
+            # repeat in every appended or joined catalog; an identifier like "01-000123" names one
+            repeated_id[r] = not str(ids[r]).strip().isdigit()
+    if same.any():
+        rows = np.flatnonzero(same)
+        firsts = [np.flatnonzero(positioned & (lat == lat[r]) & (lon_n == lon_n[r]) & (diam == diam[r]))[0]
+                  for r in rows[:5]]
+        shown = "; ".join(f"row {r + 1} repeats row {f + 1}" for r, f in zip(rows, firsts))
+        shown += f"; ... and {rows.size - 5} more" if rows.size > 5 else ""
+        what = (f"{rows.size} of {n} rows {'that ' if errors == 'drop' else ''}repeat an earlier row's lat, lon "
+                f"and diameter_km ({shown})")
+        if errors == "drop":
+            warnings.warn(f"{source}: dropped {what}: a crater listed twice would be counted twice in scores and "
+                          "ages.", UserWarning, stacklevel=3)
+            keep = ~same[valid]
+            attrs = dict(table.attrs)
+            table = table.loc[keep].reset_index(drop=True)
+            table.attrs = attrs
+        else:
+            warnings.warn(f"{source}: {what}: a crater listed twice (a file joined twice, overlapping tiles) is "
+                          "counted twice in scores and ages. Remove the repeated rows, or pass errors='drop' to "
+                          "drop them with a warning.", UserWarning, stacklevel=3)
+    if repeated_id.any():
+        rows = np.flatnonzero(repeated_id)
+        firsts = [np.flatnonzero(valid & (ids == ids[r]))[0] for r in rows[:5]]
+        shown = "; ".join(f"row {r + 1} repeats the crater_id {ids[r]!r} of row {f + 1}" for r, f in zip(rows, firsts))
+        shown += f"; ... and {rows.size - 5} more" if rows.size > 5 else ""
+        warnings.warn(f"{source}: {rows.size} of {n} rows repeat the crater_id of an earlier row with another lat, "
+                      f"lon or diameter_km ({shown}). A crater listed twice is counted twice in scores and ages: "
+                      "if these rows are one crater, remove the repeats; if they are different craters, give each "
+                      "its own crater_id.", UserWarning, stacklevel=3)
+    return table
 
 
 def _apply_row_checks(
@@ -254,6 +432,8 @@ def _apply_row_checks(
     source: str,
     errors: Errors,
     note: str = "",
+    fix: str | None = None,
+    texts: Mapping[str, np.ndarray | None] | None = None,
     stacklevel: int = 3,
 ) -> pd.DataFrame:
     """The end of a table's row validation: raise naming the invalid rows, or drop them with a warning.
@@ -270,6 +450,12 @@ def _apply_row_checks(
         ``"raise"`` or ``"drop"`` (checked by the caller).
     note
         Text appended to the list of rows (the likely cause, e.g. a column in metres).
+    fix
+        The message's last sentence, when dropping the rows is no fix for their cause; by default
+        "Fix or remove these rows, or pass errors='drop' ...".
+    texts
+        Per column, the text of cells that are no number (see :func:`_cell_texts`), quoted
+        beside their value.
     stacklevel
         Of the warning, counted from this function.
 
@@ -291,7 +477,11 @@ def _apply_row_checks(
         reasons = []
         for name, mask, values, why in checks:
             if mask[r]:
-                reasons.append(f"{name}={values[r]:g} ({why})" if values is not None else f"{name} {why}")
+                reason = f"{name}={values[r]:g} ({why})" if values is not None else f"{name} {why}"
+                text = (texts or {}).get(name)
+                if text is not None and text[r] is not None and not np.isfinite(values[r]):
+                    reason += f" from the cell {text[r]!r}"
+                reasons.append(reason)
         shown.append(f"row {r + 1}: " + ", ".join(reasons))
     counts: dict[str, int] = {}
     for name, mask, _, why in checks:
@@ -303,8 +493,8 @@ def _apply_row_checks(
     if errors == "raise":
         raise CatalogValidationError(
             f"{source}: {rows.size} of {len(table)} rows are invalid ({summary}). {detail}. "
-            "Rows are numbered from 1, header excluded. Fix or remove these rows, or pass "
-            "errors='drop' to drop them with a warning."
+            "Rows are numbered from 1, header excluded. "
+            + (fix or "Fix or remove these rows, or pass errors='drop' to drop them with a warning.")
         )
     warnings.warn(
         f"{source}: dropped {rows.size} of {len(table)} invalid rows ({summary}). {detail}.",
@@ -414,8 +604,9 @@ def make_catalog(
             frame = pd.concat([frame, extra_df], axis=1)
     attrs = dict(attrs or {})
     frame.attrs = attrs
-    frame = validate_catalog(
-        frame, source=attrs.get("source"), errors=errors, lon_range=lon_range, require_position=require_position
+    frame = _validate(
+        frame, source=attrs.get("source"), errors=errors, lon_range=lon_range, require_position=require_position,
+        cells={"lat": lat, "lon": lon, "diameter_km": diameter_km},
     )
     lon_n = normalize_lon_180(frame["lon"].to_numpy(dtype=float))
     frame["lon"] = lon_n
@@ -501,18 +692,23 @@ def _detect_format(path: Path) -> str:
     raise CatalogFormatError(f"cannot read {path}: it is neither a text table nor a GeoPackage. {_formats_help()}.")
 
 
-def _alias_columns(columns: Sequence[str]) -> dict[str, str] | None:
-    """Map source column names to catalog columns by the accepted aliases (case-insensitive)."""
+def _alias_columns(
+    columns: Sequence[str], aliases: Mapping[str, Sequence[str]] = _ALIASES, *, partial: bool = False
+) -> dict[str, str] | None:
+    """Map source column names to catalog columns by the accepted aliases (case-insensitive).
+
+    Returns None when ``lat``, ``lon`` or ``diameter_km`` has no column, unless ``partial``.
+    """
     by_lower: dict[str, str] = {}
     for c in columns:
         by_lower.setdefault(str(c).strip().lower(), c)
     mapping: dict[str, str] = {}
-    for target, names in _ALIASES.items():
+    for target, names in aliases.items():
         for name in names:
-            if name in by_lower:
-                mapping[by_lower[name]] = target
+            if name.lower() in by_lower:
+                mapping[by_lower[name.lower()]] = target
                 break
-    return mapping if {"lat", "lon", "diameter_km"} <= set(mapping.values()) else None
+    return mapping if partial or {"lat", "lon", "diameter_km"} <= set(mapping.values()) else None
 
 
 def _frame_to_catalog(
@@ -548,6 +744,94 @@ def _frame_to_catalog(
     )
 
 
+def _read_table(path: Path, sep: str, encoding: str, fmt: str) -> pd.DataFrame:
+    """A delimited text file as a DataFrame, one column per header name.
+
+    ``index_col=False``: pandas would otherwise make the first column the index of rows with one
+    field more than the header (a delimiter at the end of each row, a common export artifact),
+    shifting every value one column to the left.  Fields past the header's are dropped only
+    when they are empty; a row with more values is refused (:func:`_refuse_long_rows`).
+    """
+    # low_memory=False: one dtype per column (the full Robbins TSV has mixed text columns)
+    kwargs: dict[str, Any] = {"sep": sep, "encoding": encoding, "skip_blank_lines": True, "low_memory": False,
+                              "index_col": False}
+    try:
+        with warnings.catch_warnings():
+            # pandas drops the fields past the header's with a ParserWarning, empty or not
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, **kwargs)
+    except pd.errors.ParserWarning:
+        _refuse_long_rows(path, sep, encoding)
+    except pd.errors.ParserError as exc:
+        n_columns = _refuse_long_rows(path, sep, encoding)
+        if n_columns and re.search(r"Expected \d+ fields in line \d+, saw \d+", str(exc)):
+            # the C parser takes the first data row's length as the table's and fails on a longer
+            # row below, even when its extra fields are empty ones (checked above): cut them off
+            kwargs.update(engine="python", on_bad_lines=lambda fields: fields[:n_columns])
+            del kwargs["low_memory"]
+            try:
+                return pd.read_csv(path, **kwargs)
+            except pd.errors.ParserError:
+                pass
+        raise CatalogFormatError(f"cannot parse {path} as a {fmt} table: {exc}") from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)  # the fields dropped are all empty
+        return pd.read_csv(path, **kwargs)
+
+
+def _refuse_long_rows(path: Path, sep: str, encoding: str) -> int:
+    """Raise naming the first row that holds more values than the header names columns.
+
+    Empty fields past the header's (delimiters at the ends of rows) are no values and pass.
+
+    Returns
+    -------
+    int
+        The number of fields of the header.
+
+    Raises
+    ------
+    CatalogFormatError
+        Naming the line, its values and the fix.
+    """
+    import csv
+
+    with open(path, encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header: list[str] | None = None
+        for fields in _csv_rows(reader):
+            if not any(f.strip() for f in fields):
+                continue  # a blank line
+            if header is None:
+                header = fields
+                continue
+            while fields and not fields[-1].strip():
+                fields.pop()
+            if len(fields) > len(header):
+                fix = "Remove the extra values, or name their columns in the header."
+                if sep == ",":
+                    fix = ("A number written with a decimal comma (3,2) or a thousands separator (1,200) is split in "
+                           "two by the commas between the columns: write 3.2 and 1200, or quote the value (\"3,2\"). "
+                           "Otherwise remove the extra values, or name their columns in the header.")
+                name = {"\t": "tab", ",": "comma", ";": "semicolon"}.get(sep, repr(sep))
+                raise CatalogFormatError(
+                    f"{path}, line {reader.line_num}: {len(fields)} values, but the header names {len(header)} "
+                    f"columns ({', '.join(h.strip() for h in header)}); the {name}-separated row is "
+                    f"{sep.join(fields)!r}. {fix}"
+                )
+    return len(header or [])
+
+
+def _csv_rows(reader: Any) -> Any:
+    """The rows of a ``csv.reader``, up to where its quoting breaks (pandas then says what broke)."""
+    import csv
+
+    try:
+        yield from reader
+    except csv.Error:
+        return
+
+
 def _read_text(path: Path, fmt: str | None, errors: Errors) -> gpd.GeoDataFrame:
     sep, columns = _sniff_header(path)
     fmt = fmt or _detect_text_format(path, columns)
@@ -555,12 +839,13 @@ def _read_text(path: Path, fmt: str | None, errors: Errors) -> gpd.GeoDataFrame:
     # UTF-8 (with or without a BOM) first; the 2012 Robbins TSV is Latin-1 in its text columns
     for encoding in ("utf-8-sig", "latin-1"):
         try:
-            # low_memory=False: one dtype per column (the full Robbins TSV has mixed text columns)
-            df = pd.read_csv(path, sep=sep, encoding=encoding, skip_blank_lines=True, low_memory=False)
+            df = _read_table(path, sep, encoding, fmt)
             break
         except UnicodeDecodeError:
             continue
-        except (pd.errors.ParserError, ValueError) as exc:
+        except CatalogFormatError:
+            raise
+        except ValueError as exc:
             raise CatalogFormatError(f"cannot parse {path} as a {fmt} table: {exc}") from exc
     df.columns = [str(c).strip() for c in df.columns]
     if fmt in _ROBBINS_COLUMNS:
@@ -701,6 +986,30 @@ def _parse_craterstats(path: Path) -> tuple[dict[str, str], dict[str, tuple[list
     return scalars, tables
 
 
+#: A craterstats count area: a number, then optionally its unit, ``<km^2>`` (craterstats' own) or ``<m^2>``.
+_AREA_RE = re.compile(rf"({_FLOAT_RE.pattern})\s*(?:<\s*(k?m)\s*\^?\s*2\s*>)?")
+
+
+def _parse_area(path: Path, key: str, text: str) -> float:
+    """The count area in km² of a craterstats ``area``/``Total_area`` value (``<m^2>`` converted).
+
+    The whole value must be read: a leading number alone would take ``1,234.5`` for 1 km².
+
+    Raises
+    ------
+    CatalogFormatError
+        If the value is not a number with an optional ``<km^2>`` or ``<m^2>`` unit.
+    """
+    m = _AREA_RE.fullmatch(text.strip())
+    if not m:
+        raise CatalogFormatError(
+            f"{path}: cannot read the count area from '{key} = {text.strip()}': write it as a plain number of km², "
+            f"with a decimal point and no thousands separator, e.g. '{key} = 1234.5' or '{key} = 1234.5 <km^2>' "
+            f"(or in m², '{key} = 1234500000 <m^2>')."
+        )
+    return float(m.group(1)) / (1e6 if m.group(2) == "m" else 1.0)
+
+
 def _read_craterstats(path: Path, fmt: str, errors: Errors) -> gpd.GeoDataFrame:
     scalars, tables = _parse_craterstats(path)
     _check_mars_header(path, scalars)
@@ -716,14 +1025,23 @@ def _read_craterstats(path: Path, fmt: str, errors: Errors) -> gpd.GeoDataFrame:
                 f"{' '.join(fields)!r}"
             )
     data = pd.DataFrame([f for _, f in rows], columns=tags) if rows else pd.DataFrame(columns=tags)
-    for c in data.columns:
-        converted = pd.to_numeric(data[c], errors="coerce")
-        # keep text columns (tags, names) as text; numeric ones become numbers (bad cells -> NaN)
-        if c in ("diam", "diameter", "lon", "lat", "fraction") or converted.notna().sum() == data[c].notna().sum():
-            data[c] = converted
     dcol = next((c for c in ("diameter", "diam") if c in data.columns), None)
     if dcol is None:
         raise CatalogFormatError(f"{path}: the crater table has no 'diam' or 'diameter' column (tags: {tags}).")
+    for c in data.columns:
+        if c in (dcol, "lon", "lat"):
+            continue  # make_catalog reads them, and quotes a cell that is no number
+        converted = pd.to_numeric(data[c], errors="coerce")
+        # keep text columns (tags, names) as text; numeric ones become numbers (bad cells -> NaN)
+        if c == "fraction" or converted.notna().sum() == data[c].notna().sum():
+            data[c] = converted
+    if ("lat" in data.columns) != ("lon" in data.columns):
+        has, lacks = ("lat", "lon") if "lat" in data.columns else ("lon", "lat")
+        raise CatalogFormatError(
+            f"{path}: the crater table has a '{has}' column but no '{lacks}' (tags: {', '.join(tags)}), so the "
+            f"craters have no positions. Give both lon and lat (e.g. 'crater = {{{dcol}, fraction, lon, lat'), or "
+            "neither for a count without positions."
+        )
     if "reference_area" in data.columns:
         # craterstats reads a buffered count as area 1 with fraction 1/reference_area per crater
         # and dates it with its buffered Poisson calculation; model_age's Poisson likelihood counts
@@ -740,15 +1058,9 @@ def _read_craterstats(path: Path, fmt: str, errors: Errors) -> gpd.GeoDataFrame:
         mapping.update({"lat": "lat", "lon": "lon"})
     area_key = "Total_area" if fmt == "scc" else "area"
     area_txt = scalars.get(area_key, scalars.get("area", scalars.get("Total_area")))
-    area: float | None = None
-    if area_txt is not None:
-        m = _FLOAT_RE.match(area_txt.strip())
-        if not m:
-            raise CatalogFormatError(f"{path}: cannot read the count area from {area_key} = {area_txt!r}.")
-        area = float(m.group(0))
-    else:
+    if area_txt is None:
         raise CatalogFormatError(f"{path} has no count area: add a line '{area_key} = <km^2>'.")
-    attrs: dict[str, Any] = {"area_km2": area}
+    attrs: dict[str, Any] = {"area_km2": _parse_area(path, area_key, area_txt)}
     perimeter = _FLOAT_RE.match(scalars.get("Perimeter", "").strip())
     if perimeter:
         attrs["perimeter_km"] = float(perimeter.group(0))
@@ -792,12 +1104,126 @@ def _read_footprint(path: Path, layers: Sequence[str]) -> Any:
     geom = gdf.geometry.values[~(shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values))]
     if len(geom) == 0:
         return None
-    if gdf.crs is not None and not gdf.crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
-        from .crs import to_mars_crs
-
-        to_mars_crs(gdf.crs, what=f"layer {FOOTPRINT_LAYER!r} of {path}")
-        geom = gpd.GeoSeries(geom, crs=gdf.crs).to_crs(MARS_GEOGRAPHIC).values
+    if gdf.crs is not None:
+        geom = _to_mars_geographic(geom, gdf.crs, what=f"layer {FOOTPRINT_LAYER!r} of {path}", path=path)
     return shapely.union_all(np.asarray(geom))
+
+
+def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path) -> np.ndarray:
+    """A layer's geometries, in any Mars CRS, in :data:`MARS_GEOGRAPHIC` (planetocentric, east).
+
+    Planetographic latitudes are converted here: PROJ has no step from the Mars ellipsoid's
+    to the IAU sphere's latitudes, and its "Ballpark geographic offset" would keep them as they
+    are (0.34° too far north at 45°, 20 km).
+
+    Parameters
+    ----------
+    geom
+        Shapely geometries (an array), x = easting or longitude, as GDAL gives them.
+    crs
+        The layer's CRS.
+    what, path
+        The layer and its file, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The geometries in degrees.
+
+    Raises
+    ------
+    NotMarsCRSError
+        If the CRS is not a Mars CRS.
+    CRSError
+        If the CRS is projected but every coordinate is within ±360, ±90 (degrees under a CRS in
+        metres), or is planetographic with axes that cannot be converted reliably.
+    """
+    from .crs import _crs_label, to_mars_crs
+
+    crs = to_mars_crs(crs, what=what)
+    # GDAL stores IAU_2015:49900 as authority 'IAU' with lat/lon axis order: the same coordinates
+    if crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
+        return geom
+    if not crs.is_geographic:
+        xy = shapely.get_coordinates(geom)
+        if len(xy) and (np.abs(xy[:, 0]) <= 360.0).all() and (np.abs(xy[:, 1]) <= 90.0).all():
+            # e.g. a layer of lon/lat given the Mars equirectangular CRS in a GIS: PROJ would put
+            # every crater within ~0.4 km of 0N 0E, a few metres apart
+            raise CRSError(
+                f"{what} has the projected CRS {_crs_label(crs)}, in metres, but all its coordinates lie within "
+                f"±360 and ±90 (x {xy[:, 0].min():g}..{xy[:, 0].max():g}, y {xy[:, 1].min():g}..{xy[:, 1].max():g}): "
+                "they look like longitudes and latitudes in degrees, under a CRS assigned by mistake. Assign (do "
+                "not reproject) IAU_2015:49900 to the layer: in QGIS, Layer > Set CRS of Layer(s); with GDAL, "
+                f"`ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}`; in Python, "
+                "gdf.set_crs('IAU_2015:49900', allow_override=True), then save it again."
+            )
+    if _is_planetographic(crs):
+        return shapely.transform(geom, lambda xy: _ographic_to_ocentric(xy, crs, what=what))
+    return gpd.GeoSeries(geom, crs=crs).to_crs(MARS_GEOGRAPHIC).values
+
+
+def _is_planetographic(crs: Any) -> bool:
+    """Whether a Mars CRS's latitudes are planetographic: geodetic, on a flattened ellipsoid.
+
+    PROJ reads every latitude on an ellipsoid as geodetic (IAU_2015:49901, 49911, 49916...).  The
+    IAU's planetocentric CRSs on the ellipsoid (49902, 49912...) are the exception, and once GDAL
+    has stored them as WKT1 only their name ("Ocentric") tells them apart.
+    """
+    geod = crs.geodetic_crs
+    ellipsoid = None if geod is None else geod.ellipsoid
+    if ellipsoid is None or math.isclose(ellipsoid.semi_minor_metre, ellipsoid.semi_major_metre, rel_tol=1e-12):
+        return False  # on a sphere the two latitudes are one
+    return not any("ocentric" in name.lower() for name in (crs.name, geod.name))
+
+
+def _ographic_to_ocentric(xy: np.ndarray, crs: Any, *, what: str) -> np.ndarray:
+    """Planetocentric east longitudes and latitudes (degrees) of ``(x, y)`` in a planetographic CRS.
+
+    ``tan(lat_c) = (b / a)² tan(lat_g)`` on the CRS's own ellipsoid; a longitude axis that points
+    west is negated.  Coordinates are in GIS order (x = longitude or easting).
+
+    Raises
+    ------
+    CRSError
+        If the CRS is projected with axes other than east and north: PROJ mixes up the order of
+        such axes (the IAU's own 49911 counts x westward), so the result could not be trusted.
+    """
+    from pyproj import Transformer
+
+    from .crs import _crs_label
+
+    geod = crs.geodetic_crs
+    axes = {a.direction.lower(): a for a in crs.axis_info}
+    if crs.is_geographic:
+        reliable = ("east" in axes or "west" in axes) and "north" in axes
+    else:
+        reliable = {a.direction.lower() for a in (*crs.axis_info, *geod.axis_info)} == {"east", "north"}
+    if not reliable:
+        raise CRSError(
+            f"{what} has the planetographic CRS {_crs_label(crs)}, whose axes "
+            f"({', '.join(a.direction for a in crs.axis_info)}) cannot be converted reliably to planetocentric "
+            "longitudes and latitudes. Convert the coordinates to planetocentric latitude (tan lat_c = (b/a)² "
+            "tan lat_g) and east longitude, then assign (do not reproject) IAU_2015:49900 to the layer."
+        )
+    if crs.is_geographic:
+        lon_axis = axes.get("east") or axes["west"]
+        lon = xy[:, 0] * _per_degree(lon_axis)
+        lat = xy[:, 1] * _per_degree(axes["north"])
+        if lon_axis is axes.get("west"):
+            lon = -lon
+            if lon.size and lon.min() < -180.0:
+                lon = lon + 360.0  # 0..360 W is 0..-360 E: shift all (a polygon across 0 stays whole) into range
+    else:
+        # the inverse projection onto its own ellipsoid: exact, no change of datum
+        lon, lat = Transformer.from_crs(crs, geod, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    b_over_a = geod.ellipsoid.semi_minor_metre / geod.ellipsoid.semi_major_metre
+    lat_c = np.degrees(np.arctan(b_over_a**2 * np.tan(np.radians(lat))))
+    return np.column_stack([np.asarray(lon, dtype=float), lat_c])
+
+
+def _per_degree(axis: Any) -> float:
+    """Degrees per unit of an angular axis: exactly 1 for degrees (PROJ's factor would give 170.00000000000003)."""
+    return 1.0 if axis.unit_name.lower() in ("degree", "degrees") else math.degrees(axis.unit_conversion_factor)
 
 
 def _footprint(attrs: Mapping[str, Any]) -> Any:
@@ -900,17 +1326,10 @@ def _read_gpkg(path: Path, errors: Errors, layer: str | None) -> gpd.GeoDataFram
                     f"layer {layer!r} of {path} has no CRS. Assign the Mars CRS in your GIS "
                     "(IAU_2015:49900) and save again."
                 )
-            gdf = gdf.set_crs(code)
+            # our own file, whose metadata names the CRS its points are in (IAU_2015:49900)
+            geom = gdf.geometry.values
         else:
-            from .crs import to_mars_crs
-
-            to_mars_crs(file_crs, what=f"layer {layer!r} of {path}")
-            # GDAL stores IAU_2015:49900 as authority 'IAU' with lat/lon axis order; put ours back
-            if file_crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
-                gdf = gdf.set_crs(MARS_GEOGRAPHIC, allow_override=True)
-            else:
-                gdf = gdf.to_crs(MARS_GEOGRAPHIC)
-        geom = gdf.geometry.values
+            geom = _to_mars_geographic(gdf.geometry.values, file_crs, what=f"layer {layer!r} of {path}", path=path)
         ok = ~(shapely.is_missing(geom) | shapely.is_empty(geom))
         if ok.any():
             if not (shapely.get_type_id(geom[ok]) == 0).all():
@@ -922,10 +1341,14 @@ def _read_gpkg(path: Path, errors: Errors, layer: str | None) -> gpd.GeoDataFram
         df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     else:
         df = pd.DataFrame(gdf)
-    mapping = _alias_columns(df.columns)
-    if mapping is None:
+    mapping = _alias_columns(df.columns, _GPKG_ALIASES, partial=True)
+    lacking = [t for t in ("lat", "lon", "diameter_km") if t not in mapping.values()]
+    if lacking:
+        accepted = "; ".join(f"for the {_COLUMN_WORDS[t]}, {', '.join(_GPKG_ALIASES[t])}" for t in lacking)
         raise CatalogFormatError(
-            f"layer {layer!r} of {path} has no lat, lon and diameter columns (found {list(df.columns)[:15]})."
+            f"layer {layer!r} of {path} has no {' and no '.join(_COLUMN_WORDS[t] for t in lacking)} column (its "
+            f"columns: {', '.join(map(str, df.columns[:20]))}{', ...' if len(df.columns) > 20 else ''}). Give the "
+            f"layer a column with one of the accepted names (any case): {accepted}."
         )
     attrs = {k: v for k, v in meta.items() if k not in ("source", "format")}
     if layer != CRATERS_LAYER:
@@ -950,6 +1373,12 @@ def read_catalog(
     mapped to ``crater_id``/``lat``/``lon``/``diameter_km`` are kept unchanged; note that other
     longitude columns (for example the 2020 release's ``LON_ELLI_IMG``) keep their source convention.
 
+    A text table's rows may end with a delimiter; a row with more values than the header has
+    columns is refused.  A craterstats count area is read in km² (``<km^2>``), or in m² when
+    tagged ``<m^2>``.  A GeoPackage layer in another Mars CRS is converted to ``IAU_2015:49900``;
+    planetographic latitudes (``IAU_2015:49901``, ``49911``, ...) become planetocentric, and its
+    columns may carry the Robbins releases' names.
+
     Parameters
     ----------
     path
@@ -962,7 +1391,9 @@ def read_catalog(
         :data:`MAX_CRATER_DIAMETER_KM`, i.e. in metres, |lat| > 90, a longitude outside the format's
         convention) raises :class:`CatalogValidationError` naming
         the file and the rows (numbered from 1, header excluded).  ``"drop"``: such rows are
-        dropped with a ``UserWarning`` giving their count.
+        dropped with a ``UserWarning`` giving their count.  Rows that repeat an earlier row's
+        position and diameter are warned about, or, with ``"drop"``, dropped with a warning
+        (see :func:`validate_catalog`).
     layer
         GeoPackage layer to read (default ``"craters"``, or the file's only point layer).
 
@@ -985,6 +1416,9 @@ def read_catalog(
     NotMarsCRSError
         If a GeoPackage's CRS, or a craterstats file's header (ellipsoid radius,
         ``coordinate_system_name``), is of another body than Mars.
+    CRSError
+        If a GeoPackage layer's CRS is projected (metres) but its coordinates all look like
+        degrees (a CRS assigned by mistake).
     CatalogValidationError
         If a row is impossible and ``errors="raise"``.
 
@@ -1274,15 +1708,19 @@ def _canonical(catalog: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
     lon = frame["lon"].to_numpy(dtype=float)
     # a craterstats count may have no positions at all; a partly positioned catalog is an error
     no_positions = len(frame) > 0 and not (np.isfinite(lat).any() or np.isfinite(lon).any())
-    return make_catalog(
-        lat,
-        lon,
-        frame["diameter_km"],
-        crater_id=frame["crater_id"],
-        extra=extra,
-        attrs=dict(catalog.attrs),
-        require_position=not no_positions,
-    )
+    with warnings.catch_warnings():
+        # repeated rows were warned about where they were read; they are counted twice where the file
+        # is read again (and warned about there), not by writing them, so say it once, not twice
+        warnings.filterwarnings("ignore", message=_REPEATS_WARNING, category=UserWarning)
+        return make_catalog(
+            lat,
+            lon,
+            frame["diameter_km"],
+            crater_id=frame["crater_id"],
+            extra=extra,
+            attrs=dict(catalog.attrs),
+            require_position=not no_positions,
+        )
 
 
 def _metadata_table(entries: Mapping[str, Any]) -> pd.DataFrame:
