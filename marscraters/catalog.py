@@ -1527,6 +1527,10 @@ def filter_catalog(
             west, south, east, north = map(float, bbox)
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"bbox must be (west, south, east, north) in degrees, got {bbox!r}") from None
+        if not all(math.isfinite(v) for v in (west, south, east, north)):
+            # a NaN edge fails every comparison below: the longitude test would be skipped
+            raise InvalidArgumentError(f"bbox must be four finite numbers of degrees (west, south, east, north), "
+                                       f"got {bbox!r}")
         if not (-90.0 <= south <= north <= 90.0):
             raise InvalidArgumentError(f"bbox must have -90 <= south <= north <= 90, got south={south}, north={north}")
         span = east - west

@@ -448,6 +448,8 @@ def test_filter_bbox_both_conventions(ring_catalog, bbox, expected_lons):
         {"bbox": (0, 10, 20, -10)},
         {"bbox": (0, 1, 2)},
         {"bbox": (0, -95, 1, 0)},
+        {"bbox": (float("nan"), 6, -179, 7)},  # a NaN edge skipped the longitude test
+        {"bbox": (0, 6, float("inf"), 7)},
         {"diameter_range": (5, 2)},
         {"diameter_range": 5},
     ],
