@@ -1138,7 +1138,7 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path) ->
         If the CRS is projected but every coordinate is within ±360, ±90 (degrees under a CRS in
         metres), or is planetographic with axes that cannot be converted reliably.
     """
-    from .crs import _crs_label, to_mars_crs
+    from .crs import _crs_label, is_planetographic, ographic_to_ocentric, to_mars_crs
 
     crs = to_mars_crs(crs, what=what)
     # GDAL stores IAU_2015:49900 as authority 'IAU' with lat/lon axis order: the same coordinates
@@ -1157,73 +1157,9 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path) ->
                 f"`ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}`; in Python, "
                 "gdf.set_crs('IAU_2015:49900', allow_override=True), then save it again."
             )
-    if _is_planetographic(crs):
-        return shapely.transform(geom, lambda xy: _ographic_to_ocentric(xy, crs, what=what))
+    if is_planetographic(crs):
+        return shapely.transform(geom, lambda xy: ographic_to_ocentric(xy, crs, what=what))
     return gpd.GeoSeries(geom, crs=crs).to_crs(MARS_GEOGRAPHIC).values
-
-
-def _is_planetographic(crs: Any) -> bool:
-    """Whether a Mars CRS's latitudes are planetographic: geodetic, on a flattened ellipsoid.
-
-    PROJ reads every latitude on an ellipsoid as geodetic (IAU_2015:49901, 49911, 49916...).  The
-    IAU's planetocentric CRSs on the ellipsoid (49902, 49912...) are the exception, and once GDAL
-    has stored them as WKT1 only their name ("Ocentric") tells them apart.
-    """
-    geod = crs.geodetic_crs
-    ellipsoid = None if geod is None else geod.ellipsoid
-    if ellipsoid is None or math.isclose(ellipsoid.semi_minor_metre, ellipsoid.semi_major_metre, rel_tol=1e-12):
-        return False  # on a sphere the two latitudes are one
-    return not any("ocentric" in name.lower() for name in (crs.name, geod.name))
-
-
-def _ographic_to_ocentric(xy: np.ndarray, crs: Any, *, what: str) -> np.ndarray:
-    """Planetocentric east longitudes and latitudes (degrees) of ``(x, y)`` in a planetographic CRS.
-
-    ``tan(lat_c) = (b / a)² tan(lat_g)`` on the CRS's own ellipsoid; a longitude axis that points
-    west is negated.  Coordinates are in GIS order (x = longitude or easting).
-
-    Raises
-    ------
-    CRSError
-        If the CRS is projected with axes other than east and north: PROJ mixes up the order of
-        such axes (the IAU's own 49911 counts x westward), so the result could not be trusted.
-    """
-    from pyproj import Transformer
-
-    from .crs import _crs_label
-
-    geod = crs.geodetic_crs
-    axes = {a.direction.lower(): a for a in crs.axis_info}
-    if crs.is_geographic:
-        reliable = ("east" in axes or "west" in axes) and "north" in axes
-    else:
-        reliable = {a.direction.lower() for a in (*crs.axis_info, *geod.axis_info)} == {"east", "north"}
-    if not reliable:
-        raise CRSError(
-            f"{what} has the planetographic CRS {_crs_label(crs)}, whose axes "
-            f"({', '.join(a.direction for a in crs.axis_info)}) cannot be converted reliably to planetocentric "
-            "longitudes and latitudes. Convert the coordinates to planetocentric latitude (tan lat_c = (b/a)² "
-            "tan lat_g) and east longitude, then assign (do not reproject) IAU_2015:49900 to the layer."
-        )
-    if crs.is_geographic:
-        lon_axis = axes.get("east") or axes["west"]
-        lon = xy[:, 0] * _per_degree(lon_axis)
-        lat = xy[:, 1] * _per_degree(axes["north"])
-        if lon_axis is axes.get("west"):
-            lon = -lon
-            if lon.size and lon.min() < -180.0:
-                lon = lon + 360.0  # 0..360 W is 0..-360 E: shift all (a polygon across 0 stays whole) into range
-    else:
-        # the inverse projection onto its own ellipsoid: exact, no change of datum
-        lon, lat = Transformer.from_crs(crs, geod, always_xy=True).transform(xy[:, 0], xy[:, 1])
-    b_over_a = geod.ellipsoid.semi_minor_metre / geod.ellipsoid.semi_major_metre
-    lat_c = np.degrees(np.arctan(b_over_a**2 * np.tan(np.radians(lat))))
-    return np.column_stack([np.asarray(lon, dtype=float), lat_c])
-
-
-def _per_degree(axis: Any) -> float:
-    """Degrees per unit of an angular axis: exactly 1 for degrees (PROJ's factor would give 170.00000000000003)."""
-    return 1.0 if axis.unit_name.lower() in ("degree", "degrees") else math.degrees(axis.unit_conversion_factor)
 
 
 def _footprint(attrs: Mapping[str, Any]) -> Any:

@@ -545,7 +545,12 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
     import shapely
     from pyproj import Transformer
 
-    from .crs import MARS_GEOGRAPHIC, to_mars_crs
+    from .crs import (
+        MARS_GEOGRAPHIC,
+        is_planetographic,
+        ographic_to_ocentric,
+        to_mars_crs,
+    )
 
     geom, crs = _area_geometry(area, crs)
     crs = to_mars_crs(crs, what="the count area")
@@ -564,13 +569,34 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
             f"the count area polygon is invalid ({shapely.is_valid_reason(geom)}), for example "
             "self-intersecting: fix its vertex order, or repair it with shapely.make_valid(polygon)."
         )
+    ographic = is_planetographic(crs)
     if not crs.is_geographic:
         # straight edges in the projection; keep their shape after reprojection
         minx, miny, maxx, maxy = geom.bounds
         geom = shapely.segmentize(geom, max(math.hypot(maxx - minx, maxy - miny) / 2000.0, 1e-9))
-        geom = _projected_to_lonlat(geom, crs, Transformer.from_crs(crs, MARS_GEOGRAPHIC, always_xy=True))
+        # PROJ has no step from planetographic to planetocentric latitudes (a "ballpark" no-op)
+        to_lonlat = (_OcentricTransformer(crs) if ographic
+                     else Transformer.from_crs(crs, MARS_GEOGRAPHIC, always_xy=True))
+        geom = _projected_to_lonlat(geom, crs, to_lonlat)
+    elif ographic:
+        # edges along planetographic parallels: densified first, so that they stay on them
+        geom = shapely.transform(shapely.segmentize(geom, 0.05),
+                                 lambda xy: ographic_to_ocentric(xy, crs, what="the count area"))
     # edges in degrees follow parallels and meridians (not great circles), as the craters inside are tested
     return shapely.segmentize(geom, 0.05)
+
+
+class _OcentricTransformer:
+    """``transform(x, y) -> (lon, lat)`` from a projected planetographic CRS to planetocentric degrees."""
+
+    def __init__(self, crs: Any) -> None:
+        self.crs = crs
+
+    def transform(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        from .crs import ographic_to_ocentric
+
+        lonlat = ographic_to_ocentric(np.column_stack([np.ravel(x), np.ravel(y)]), self.crs, what="the count area")
+        return lonlat[:, 0], lonlat[:, 1]
 
 
 def _projected_to_lonlat(geom: Any, crs: Any, to_lonlat: Any) -> Any:

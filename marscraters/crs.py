@@ -36,6 +36,8 @@ __all__ = [
     "MARS_EQUIRECTANGULAR_180",
     "to_mars_crs",
     "is_mars_crs",
+    "is_planetographic",
+    "ographic_to_ocentric",
     "km_to_deg_lat",
     "km_to_deg_lon",
     "deg_lat_to_km",
@@ -166,6 +168,96 @@ def _crs_label(crs: Any, width: int = 80) -> str:
     words = [w for w in proj.split() if w not in ("+no_defs", "+type=crs") and not w.endswith("=0")]
     text = " ".join(words)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def is_planetographic(crs: Any) -> bool:
+    """Whether a Mars CRS's latitudes are planetographic: geodetic, on a flattened ellipsoid.
+
+    PROJ reads every latitude on an ellipsoid as geodetic (IAU_2015:49901, 49911, 49916...).  The
+    IAU's planetocentric CRSs on the ellipsoid (49902, 49912...) are the exception, and once GDAL
+    has stored them as WKT1 only their name ("Ocentric") tells them apart.
+
+    Parameters
+    ----------
+    crs
+        A Mars CRS (:class:`pyproj.CRS`).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_planetographic(pyproj.CRS("IAU_2015:49901")), is_planetographic(pyproj.CRS("IAU_2015:49900"))
+    (True, False)
+    """
+    geod = crs.geodetic_crs
+    ellipsoid = None if geod is None else geod.ellipsoid
+    if ellipsoid is None or math.isclose(ellipsoid.semi_minor_metre, ellipsoid.semi_major_metre, rel_tol=1e-12):
+        return False  # on a sphere the two latitudes are one
+    return not any("ocentric" in name.lower() for name in (crs.name, geod.name))
+
+
+def ographic_to_ocentric(xy: np.ndarray, crs: Any, *, what: str) -> np.ndarray:
+    """Planetocentric east longitudes and latitudes (degrees) of ``(x, y)`` in a planetographic CRS.
+
+    ``tan(lat_c) = (b / a)² tan(lat_g)`` on the CRS's own ellipsoid; a longitude axis that points
+    west is negated.  Coordinates are in GIS order (x = longitude or easting).
+
+    Parameters
+    ----------
+    xy
+        ``(n, 2)`` coordinates in ``crs``.
+    crs
+        A planetographic Mars CRS (see :func:`is_planetographic`).
+    what
+        The input, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` east longitudes and planetocentric latitudes, degrees.
+
+    Raises
+    ------
+    CRSError
+        If the CRS is projected with axes other than east and north: PROJ mixes up the order of
+        such axes (the IAU's own 49911 counts x westward), so the result could not be trusted.
+    """
+    from pyproj import Transformer
+
+    geod = crs.geodetic_crs
+    axes = {a.direction.lower(): a for a in crs.axis_info}
+    if crs.is_geographic:
+        reliable = ("east" in axes or "west" in axes) and "north" in axes
+    else:
+        reliable = {a.direction.lower() for a in (*crs.axis_info, *geod.axis_info)} == {"east", "north"}
+    if not reliable:
+        raise CRSError(
+            f"{what} has the planetographic CRS {_crs_label(crs)}, whose axes "
+            f"({', '.join(a.direction for a in crs.axis_info)}) cannot be converted reliably to planetocentric "
+            "longitudes and latitudes. Convert the coordinates to planetocentric latitude (tan lat_c = (b/a)² "
+            "tan lat_g) and east longitude, then assign (do not reproject) IAU_2015:49900 to the layer."
+        )
+    if crs.is_geographic:
+        lon_axis = axes.get("east") or axes["west"]
+        lon = xy[:, 0] * _per_degree(lon_axis)
+        lat = xy[:, 1] * _per_degree(axes["north"])
+        if lon_axis is axes.get("west"):
+            lon = -lon
+            if lon.size and lon.min() < -180.0:
+                lon = lon + 360.0  # 0..360 W is 0..-360 E: shift all (a polygon across 0 stays whole) into range
+    else:
+        # the inverse projection onto its own ellipsoid: exact, no change of datum
+        lon, lat = Transformer.from_crs(crs, geod, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    b_over_a = geod.ellipsoid.semi_minor_metre / geod.ellipsoid.semi_major_metre
+    lat_c = np.degrees(np.arctan(b_over_a**2 * np.tan(np.radians(lat))))
+    return np.column_stack([np.asarray(lon, dtype=float), lat_c])
+
+
+def _per_degree(axis: Any) -> float:
+    """Degrees per unit of an angular axis: exactly 1 for degrees (PROJ's factor would give 170.00000000000003)."""
+    return 1.0 if axis.unit_name.lower() in ("degree", "degrees") else math.degrees(axis.unit_conversion_factor)
 
 
 def _check_lat(lat: Any) -> np.ndarray:

@@ -175,3 +175,27 @@ def test_a_crater_on_dmin_is_counted_and_one_on_dmax_is_not(snap):
 def test_csfd_bins_a_crater_on_a_boundary_above_it():
     table = csfd([0.3, 0.3, 0.32, 0.7], area_km2=1.0)
     assert table[["d_min", "n"]].values.tolist() == [[0.3, 3.0], [0.7, 1.0]]
+
+
+# --------------------------------------------------------------------------------------------
+# 4. a count polygon in a planetographic CRS is converted to planetocentric latitudes
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_planetographic_count_polygon_is_dated_on_its_planetocentric_ground():
+    import pyproj
+
+    ell = pyproj.CRS("IAU_2015:49901").ellipsoid
+    b_over_a = ell.semi_minor_metre / ell.semi_major_metre
+    ocentric = [float(np.degrees(np.arctan(b_over_a**2 * np.tan(np.radians(v))))) for v in (40.0, 50.0)]
+    # IAU_2015:49901 counts longitude westward: 10..20 W is -20..-10 E
+    ographic = gpd.GeoSeries([box(10.0, 40.0, 20.0, 50.0)], crs="IAU_2015:49901")
+    same_ground = gpd.GeoSeries([box(-20.0, ocentric[0], -10.0, ocentric[1])], crs="IAU_2015:49900")
+    assert chron.count_area_km2(ographic) == pytest.approx(chron.count_area_km2(same_ground), rel=1e-6)
+    # a crater just inside the planetographic box's southern edge lies 0.33 deg south of 40 N planetocentric:
+    # it is outside the ground when latitudes are read as they are (the old "ballpark" no-op)
+    cat = pd.DataFrame({"lon": [-15.0, -15.0], "lat": [ocentric[0] + 0.01, 49.9], "diameter_km": [2.0, 2.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counted = model_age(cat, area=ographic, diameter_range=(1.0, 4.0), snap=False).n
+    assert counted == 1  # 49.9 N planetocentric lies north of the box's 49.67 N
