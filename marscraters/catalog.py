@@ -1109,7 +1109,7 @@ def _read_footprint(path: Path, layers: Sequence[str]) -> Any:
     return shapely.union_all(np.asarray(geom))
 
 
-def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path) -> np.ndarray:
+def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path | None = None) -> np.ndarray:
     """A layer's geometries, in any Mars CRS, in :data:`MARS_GEOGRAPHIC` (planetocentric, east).
 
     Planetographic latitudes are converted here: PROJ has no step from the Mars ellipsoid's
@@ -1123,7 +1123,7 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path) ->
     crs
         The layer's CRS.
     what, path
-        The layer and its file, for messages.
+        The layer and its file (None: in memory), for messages.
 
     Returns
     -------
@@ -1153,9 +1153,11 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path) ->
                 f"{what} has the projected CRS {_crs_label(crs)}, in metres, but all its coordinates lie within "
                 f"±360 and ±90 (x {xy[:, 0].min():g}..{xy[:, 0].max():g}, y {xy[:, 1].min():g}..{xy[:, 1].max():g}): "
                 "they look like longitudes and latitudes in degrees, under a CRS assigned by mistake. Assign (do "
-                "not reproject) IAU_2015:49900 to the layer: in QGIS, Layer > Set CRS of Layer(s); with GDAL, "
-                f"`ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}`; in Python, "
-                "gdf.set_crs('IAU_2015:49900', allow_override=True), then save it again."
+                "not reproject) IAU_2015:49900 to the layer: "
+                + ("in Python, gdf.set_crs('IAU_2015:49900', allow_override=True)." if path is None else
+                   "in QGIS, Layer > Set CRS of Layer(s); with GDAL, "
+                   f"`ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}`; in Python, "
+                   "gdf.set_crs('IAU_2015:49900', allow_override=True), then save it again.")
             )
     if is_planetographic(crs):
         return shapely.transform(geom, lambda xy: ographic_to_ocentric(xy, crs, what=what))

@@ -840,7 +840,7 @@ def _geometry_lonlat(catalog: pd.DataFrame, source: str) -> tuple[np.ndarray, np
     import geopandas as gpd
     import shapely
 
-    from .crs import MARS_GEOGRAPHIC, to_mars_crs
+    from .catalog import _to_mars_geographic
     from .errors import MissingCRSError
 
     if not isinstance(catalog, gpd.GeoDataFrame) or catalog.geometry.name not in catalog.columns:
@@ -859,13 +859,13 @@ def _geometry_lonlat(catalog: pd.DataFrame, source: str) -> tuple[np.ndarray, np
             f"{source}'s crater points have no CRS, so they cannot be placed in the count polygon: set it, e.g. "
             "catalog.set_crs('IAU_2015:49900') for longitude/latitude degrees on Mars, or add lon and lat columns."
         )
-    crs = to_mars_crs(geom.crs, what=f"the crater points of {source}")
-    if not crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
-        geom = geom.to_crs(MARS_GEOGRAPHIC)
+    # as read_catalog places a layer's points (planetographic latitudes converted, degrees under a
+    # metre CRS refused)
+    points = _to_mars_geographic(geom.values, geom.crs, what=f"the crater points of {source}")
     # shapely points keep (x, y) = (lon, lat) whatever the CRS's axis order; no point gives NaN
     with np.errstate(invalid="ignore"):
-        return (np.where(ok, shapely.get_x(geom.values), np.nan).astype(float),
-                np.where(ok, shapely.get_y(geom.values), np.nan).astype(float))
+        return (np.where(ok, shapely.get_x(points), np.nan).astype(float),
+                np.where(ok, shapely.get_y(points), np.nan).astype(float))
 
 
 def _count(catalog: Any, area_km2: float | None = None, area: Any = None, *, need_area: bool = True) -> _Count:

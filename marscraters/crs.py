@@ -37,6 +37,7 @@ __all__ = [
     "to_mars_crs",
     "is_mars_crs",
     "is_planetographic",
+    "check_planetocentric",
     "ographic_to_ocentric",
     "km_to_deg_lat",
     "km_to_deg_lon",
@@ -260,6 +261,40 @@ def _per_degree(axis: Any) -> float:
     return 1.0 if axis.unit_name.lower() in ("degree", "degrees") else math.degrees(axis.unit_conversion_factor)
 
 
+def check_planetocentric(crs: pyproj.CRS, *, what: str) -> None:
+    """Refuse an image grid whose rows are planetographic latitudes.
+
+    Mosaics, catalogs and count areas are planetocentric.  An image cannot be converted without
+    resampling its rows, and PROJ keeps planetographic latitudes unchanged on the way to the
+    IAU sphere ("ballpark"), so its craters would be placed up to ~20 km off at mid-latitudes.
+
+    Parameters
+    ----------
+    crs
+        The image's Mars CRS.
+    what
+        The image, for the message.
+
+    Raises
+    ------
+    CRSError
+        If ``crs`` is planetographic (:func:`is_planetographic`).
+
+    Examples
+    --------
+    >>> check_planetocentric(MARS_GEOGRAPHIC, what="the tile")
+    """
+    if is_planetographic(crs):
+        raise CRSError(
+            f"{what} is in the planetographic CRS {_crs_label(crs)} (latitudes on the Mars ellipsoid), and marscraters "
+            "grids are planetocentric: its craters would be placed up to 20 km off at mid-latitudes. Reproject the "
+            "image to planetocentric latitudes first (IAU_2015:49900, or IAU_2015:49910 in metres), e.g. with ISIS "
+            "map2map LatitudeType=Planetocentric, and check a known crater's latitude after; if its latitudes are "
+            "planetocentric already (a CRS mislabelled, as GCS_Mars_2000 often is), assign a planetocentric CRS: "
+            "`gdal_edit.py -a_srs IAU_2015:49900 FILE.tif`."
+        )
+
+
 def _check_lat(lat: Any) -> np.ndarray:
     lat = np.asarray(lat, dtype=float)
     if np.any(np.abs(lat) > 90.0):
@@ -454,6 +489,7 @@ class Grid:
                 "a Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
             )
         crs = to_mars_crs(crs.to_wkt(), what="the mosaic")
+        check_planetocentric(crs, what="the mosaic")
         if "x" not in obj.dims or "y" not in obj.dims:
             raise MosaicError(f"the mosaic must have dims ('y', 'x'), got {tuple(obj.dims)}; rename them first.")
         return cls(obj.rio.transform(recalc=True), crs, (int(obj.sizes["y"]), int(obj.sizes["x"])))

@@ -49,6 +49,7 @@ from .crs import (
     MARS_GEOGRAPHIC,
     Grid,
     _crs_label,
+    check_planetocentric,
     pixel_scale_m,
     px_per_deg_for_scale,
     to_mars_crs,
@@ -518,6 +519,7 @@ def mosaic_from_array(
     8.0
     """
     crs = to_mars_crs(crs, what="mosaic_from_array's crs")
+    check_planetocentric(crs, what="mosaic_from_array's crs")
     if not isinstance(array, da.Array):
         array = np.asarray(array)
     if array.ndim != 2:
@@ -619,7 +621,7 @@ def validate_mosaic(ds: Any) -> xr.Dataset:
             "the mosaic has no CRS. Attach one with ds.rio.write_crs('IAU_2015:49900'), or reopen a "
             "Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
         )
-    to_mars_crs(crs.to_wkt(), what="the mosaic")
+    check_planetocentric(to_mars_crs(crs.to_wkt(), what="the mosaic"), what="the mosaic")
     return ds
 
 
@@ -1068,6 +1070,7 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None, *, nodata:
             "pixels yourself and call mosaic_from_array(array, bounds, crs='IAU_2015:49900')."
         )
     crs = to_mars_crs(file_crs.to_wkt(), what=str(path))
+    check_planetocentric(crs, what=str(path))
     if transform.b != 0 or transform.d != 0:
         raise ImageReadError(
             f"{path} has a rotated geotransform {tuple(transform)[:6]}; warp it to a north-up "

@@ -199,3 +199,12 @@ def test_a_planetographic_count_polygon_is_dated_on_its_planetocentric_ground():
         warnings.simplefilter("ignore")
         counted = model_age(cat, area=ographic, diameter_range=(1.0, 4.0), snap=False).n
     assert counted == 1  # 49.9 N planetocentric lies north of the box's 49.67 N
+
+
+def test_planetographic_crater_points_are_placed_at_their_planetocentric_latitude():
+    from shapely.geometry import Point
+
+    # 20 km north of the box's 45 N edge when read as they are; 45 N planetographic is 44.662 N planetocentric (-15 W is 15 E)
+    pts = gpd.GeoDataFrame({"diameter_km": [2.0]}, geometry=[Point(-15.0, 45.0)], crs="IAU_2015:49901")
+    lon, lat = chron._geometry_lonlat(pts, "points")
+    assert lon[0] == pytest.approx(15.0) and lat[0] == pytest.approx(44.6618, abs=1e-3)

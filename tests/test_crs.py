@@ -147,3 +147,49 @@ def test_km_to_pixels_is_an_ellipse_off_the_equator():
     dx, dy = g.km_to_pixels(10.0, 60.0)
     assert float(dy) == pytest.approx(10.0 / crs.KM_PER_DEGREE * 256)
     assert float(dx) == pytest.approx(2 * float(dy))
+
+
+# --------------------------------------------------------------------------------------------
+# planetographic images are refused: their rows cannot be planetocentric latitudes without resampling
+# --------------------------------------------------------------------------------------------
+
+
+def _geotiff(path, crs_code):
+    import rasterio
+    from rasterio.transform import from_bounds
+
+    pixels = (np.random.default_rng(0).random((64, 64)) * 200 + 20).astype("uint8")
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs=crs_code,
+                       transform=from_bounds(10, 44, 11, 45, 64, 64)) as f:
+        f.write(pixels, 1)
+    return path
+
+
+def test_a_planetographic_geotiff_is_refused_before_it_is_read(tmp_path):
+    from marscraters.errors import CRSError
+    from marscraters.mosaic import mosaic_from_array, read_geotiff
+
+    path = _geotiff(tmp_path / "ographic.tif", "IAU_2015:49901")
+    # PROJ would keep its latitudes on the way to the sphere: 0.34 deg (20 km) too far north at 45 N
+    with pytest.raises(CRSError, match="planetographic.*map2map LatitudeType=Planetocentric"):
+        read_geotiff(path)
+    with pytest.raises(CRSError, match="planetographic"):
+        mosaic_from_array(np.ones((8, 8)), bounds=(10, 44, 11, 45), crs="IAU_2015:49901")
+
+
+def test_an_ocentric_geotiff_on_the_ellipsoid_is_read_with_its_latitudes(tmp_path):
+    from marscraters.mosaic import read_geotiff
+
+    ds = read_geotiff(_geotiff(tmp_path / "ocentric.tif", "IAU_2015:49902"))
+    assert float(ds.y.max()) == pytest.approx(45 - 0.5 / 64)
+    assert not crs.is_planetographic(pyproj.CRS(ds.rio.crs.to_wkt()))
+
+
+def test_detect_names_the_fix_for_a_planetographic_geotiff(tmp_path, capsys):
+    from marscraters.cli import main
+
+    path = _geotiff(tmp_path / "ographic.tif", "IAU_2015:49901")
+    assert main(["detect", str(path), "--out", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "planetographic" in err and "gdal_edit.py -a_srs IAU_2015:49900" in err
+    assert not (tmp_path / "c.csv").exists()
