@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import InvalidArgumentError, OutputExistsError, OutputWriteError
 
-__all__ = ["atomic_path", "check_output", "check_not_input", "input_paths", "json_ready"]
+__all__ = ["atomic_path", "check_not_input", "check_output", "input_paths", "json_ready", "output_kind"]
 
 
 def json_ready(value: Any) -> Any:
@@ -86,8 +86,72 @@ def check_not_input(path: str | os.PathLike, *inputs: Any) -> Path:
     return path
 
 
+#: The folders ``overwrite`` may replace, by what they always hold: the outputs that are written
+#: whole through :func:`atomic_path` (a Zarr store: ``ingest``, ``segment``, ``targets``; a chips
+#: folder: ``write_chips``).  Any other folder may hold the user's own files.
+_FOLDER_KINDS: dict[str, str] = {
+    "zarr": "a Zarr store (zarr.json, or .zgroup/.zarray/.zattrs)",
+    "chips": "a chips folder (images/, labels/ and index.csv)",
+}
+
+
+def output_kind(path: str | os.PathLike) -> str | None:
+    """What earlier output the folder ``path`` is: ``"zarr"``, ``"chips"``, or None (anything else).
+
+    Examples
+    --------
+    >>> output_kind("cube.zarr")  # doctest: +SKIP
+    'zarr'
+    """
+    path = Path(path)
+    try:
+        names = set(os.listdir(path))
+    except OSError:  # a file, or nothing there
+        return None
+    if names & {"zarr.json", ".zgroup", ".zarray", ".zattrs"}:
+        return "zarr"
+    if (path / "images").is_dir() and (path / "labels").is_dir() and (path / "index.csv").is_file():
+        return "chips"
+    return None
+
+
+def _working_folder_clash(path: Path) -> str | None:
+    """Why ``path`` may not be an output: it is the current folder or a folder above it (None if not)."""
+    try:
+        here, out = Path.cwd().resolve(), path.resolve()
+    except OSError:  # the current folder was removed: nothing to protect
+        return None
+    if out == here:
+        return "is the current folder"
+    if out in here.parents:
+        return "holds the current folder"
+    return None
+
+
+def _check_replaceable(path: Path, kind: str | None) -> None:
+    """Refuse to replace the existing folder ``path`` unless it is an earlier output (of ``kind``)."""
+    found = output_kind(path)
+    try:
+        held = sorted(os.listdir(path))
+    except OSError:
+        held = []
+    if not held:  # an empty folder: nothing to lose
+        return
+    if found is not None and (kind is None or found == kind):
+        return
+    if found is not None:
+        raise OutputExistsError(
+            f"{path} is {_FOLDER_KINDS[found]}, but this writes {_FOLDER_KINDS.get(kind, kind)}: overwrite replaces "
+            f"only an earlier output of the same kind. Choose a new output path, or remove {path} yourself first.")
+    sample = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+    raise OutputExistsError(
+        f"{path} is an existing folder but no earlier output (it holds {sample}: no Zarr store's zarr.json, no "
+        f"chips' images/, labels/ and index.csv), so overwrite does not replace it: that would delete what it holds. "
+        f"Choose a new output path (a new name inside {path} works too), or remove the folder yourself first.")
+
+
 def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | None = None,
-                 inputs: Any = ()) -> Path:
+                 inputs: Any = (), kind: str | None = None) -> Path:
     """Raise :class:`OutputExistsError` when ``path`` exists and ``overwrite`` is False.
 
     With ``folder`` (True: the output is a folder such as a Zarr store; False: a file), an
@@ -95,10 +159,35 @@ def check_output(path: str | os.PathLike, overwrite: bool, *, folder: bool | Non
     folder and what it holds, nor a folder a file.  An output that is one of ``inputs``, holds
     one or lies inside one is refused first (:func:`check_not_input`), with or without
     ``overwrite``.
+
+    ``overwrite`` replaces an existing folder only when it is an earlier output, which it
+    recognises by the files such an output always holds (:func:`output_kind`): a Zarr store or
+    a chips folder, of ``kind`` (``"zarr"`` or ``"chips"``) when given; or an empty folder.  A
+    folder of other files, the current folder or a folder above it is refused, with or without
+    ``overwrite``.
+
+    Raises
+    ------
+    OutputExistsError
+        As above, naming ``path`` and the fix (another output path, or removing it yourself).
+    InvalidArgumentError
+        For an output that would destroy one of ``inputs``.
     """
+    if kind is not None and kind not in _FOLDER_KINDS:
+        raise InvalidArgumentError(f"kind must be one of {sorted(_FOLDER_KINDS)} or None, got {kind!r}")
     path = check_not_input(path, inputs)
+    if path.name in ("", ".", ".."):
+        path = path.resolve()  # "." has no name to put a temporary one beside
+    clash = _working_folder_clash(path) if path.exists() else None
+    if clash:
+        raise OutputExistsError(
+            f"the output {path} {clash}: replacing it would delete the folder you are working in and what it holds "
+            f"(even with overwrite). Give a new path, e.g. a new name inside it, or remove it yourself first.")
     if folder is not None and path.exists() and path.is_dir() != folder:
         raise OutputExistsError(_kind_clash(path))
+    if path.is_dir() and folder is not False:
+        # before the exists-message below suggests overwrite, which would not replace this folder
+        _check_replaceable(path, kind)
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path} already exists. Choose another output path, or pass overwrite=True "
@@ -127,19 +216,22 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, inputs: Any = ()) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, inputs: Any = (),
+                kind: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it onto ``path``.
 
     Works for files and for directories (Zarr stores).  If the body raises, the temporary path is
     removed and ``path`` is untouched, so no half-written output is ever left behind.  ``path``
-    is checked by :func:`check_output` (``inputs`` as there).
+    is checked by :func:`check_output` (``inputs`` and ``kind`` as there); an existing folder is
+    replaced only by an output of its own kind (a Zarr store by a Zarr store, a chips folder by
+    chips), checked again before the rename, when what was written is known.
 
     Examples
     --------
     >>> with atomic_path(tmpdir / "cube.zarr") as tmp:  # doctest: +SKIP
     ...     ds.to_zarr(tmp)
     """
-    path = check_output(path, overwrite, inputs=inputs)
+    path = check_output(path, overwrite, inputs=inputs, kind=kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -151,6 +243,10 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, inputs: Any
         if path.exists() and path.is_dir() != tmp.is_dir():
             # never let overwrite=True turn a folder (and what it holds) into a file, or back
             raise OutputExistsError(_kind_clash(path))
+        if path.is_dir():
+            # now that the output is written, its kind is known: a chips folder never replaces a
+            # Zarr store, nor a store chips (check_output could only tell an output from other files)
+            _check_replaceable(path, kind or output_kind(tmp))
         if path.exists():
             backup = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(path, backup)

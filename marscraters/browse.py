@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import errno
 import logging
 import mimetypes
 import os
@@ -63,7 +64,7 @@ import pandas as pd
 import xarray as xr
 
 from .crs import Grid, km_to_deg_lat, km_to_deg_lon, wrap_lon
-from .errors import CatalogError, InvalidArgumentError, MosaicError
+from .errors import CatalogError, InvalidArgumentError, MarsCratersError, MosaicError
 
 __all__ = [
     "LAYER_COLOURS",
@@ -989,10 +990,31 @@ def add_browse_parser(subparsers: Any) -> argparse.ArgumentParser:
     b.add_argument("--resolution", type=int, default=1200, help="raster size of the static page, px (default 1200)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --html file")
     b.add_argument("--show", action="store_true", help="open the served app in a web browser")
-    b.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")
+    b.add_argument("--port", type=_port, default=0, help="port to serve on, 0..65535 (default 0: a free one)")
     b.add_argument("--address", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     b.set_defaults(func=run_browse_cli)
     return b
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0..65535 (0: a free one), refused by the parser otherwise."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be a whole number 0..65535 (0 or left out: a free port), "
+                                         f"got {text!r}")
+    return port
+
+
+def _serve_error(exc: OSError, port: int, address: str) -> MarsCratersError:
+    """The server's socket error as a message naming the fix, not a tornado traceback."""
+    if exc.errno == errno.EADDRINUSE:
+        return InvalidArgumentError(f"port {port} on {address} is in use (an earlier `marscraters browse` may still "
+                                    f"serve there); give another --port, or leave --port out for a free one")
+    return InvalidArgumentError(f"cannot serve on {address}:{port}: {exc.strerror or exc}; give another --port (or "
+                                f"leave it out for a free one) or another --address (e.g. 127.0.0.1)")
 
 
 def run_browse_cli(args: argparse.Namespace) -> int:
@@ -1013,8 +1035,12 @@ def run_browse_cli(args: argparse.Namespace) -> int:
     _, pn = _viz_imports()
     app = browse(ds, **kwargs)
     print(f"serving {args.cube} on http://{args.address}:{args.port or '<free port>'} (Ctrl-C stops)")
-    pn.serve(app.panel, port=args.port, address=args.address, show=args.show, title=app.title,
-             websocket_origin=["*"] if args.address not in ("127.0.0.1", "localhost") else None)
+    try:
+        # the socket is bound before the server blocks: a taken port fails here, at once
+        pn.serve(app.panel, port=args.port, address=args.address, show=args.show, title=app.title,
+                 websocket_origin=["*"] if args.address not in ("127.0.0.1", "localhost") else None)
+    except OSError as exc:
+        raise _serve_error(exc, args.port, args.address) from exc
     return 0
 
 

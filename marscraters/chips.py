@@ -999,7 +999,7 @@ def write_chips(
     if not (isinstance(size, (int, np.integer)) and size >= 32):
         raise InvalidArgumentError(f"size must be a whole number of pixels >= 32, got {size!r}")
     out = Path(out)
-    check_output(out, overwrite, folder=True, inputs=(mosaic,))  # never over its own mosaic
+    check_output(out, overwrite, folder=True, inputs=(mosaic,), kind="chips")  # never over its own mosaic
     ds = mosaic if hasattr(mosaic, "data_vars") else open_mosaic(mosaic)
     grid = Grid.from_dataset(ds)
     if not grid.is_geographic:
@@ -1016,7 +1016,7 @@ def write_chips(
     # once for the whole mosaic (it warns if the catalog misses it), then shifted into each window
     every = catalog_pixels(ds, catalog, diameter_range=diameter_range, inside="overlap")
     rows = []
-    with atomic_path(out, overwrite, inputs=(mosaic,)) as tmp:
+    with atomic_path(out, overwrite, inputs=(mosaic,), kind="chips") as tmp:
         (tmp / "images").mkdir(parents=True)
         (tmp / "labels").mkdir()
         for r0, c0 in tqdm(windows, desc=f"chips of {name}", disable=not progress):

@@ -244,7 +244,9 @@ class CampaignSettings:
     chips
         Folder of labelled chips (``C``/``O``); default :func:`default_chips_folder`.
     holdout
-        ``(start, stop)``: chip numbers never used here (default 500-599, the held-out test set).
+        ``(start, stop)``: chip numbers never used here (default 500-599, the held-out test set);
+        ``0 <= start < stop``, else :class:`~marscraters.errors.InvalidArgumentError` (a backwards
+        span would hold out nothing and leak the test chips into training).
     crop
         Training patch side, a multiple of 128.  ``S``: the whole image.  ``C``/``O``: 384, a
         random window of each 416 x 416 chip (the paper's sub-images were 512 x 512; padding the
@@ -284,6 +286,11 @@ class CampaignSettings:
     seed: int = 0
     data_seed: int = 0
 
+    def __post_init__(self) -> None:
+        # a backwards span holds out nothing (lo <= n < hi is never true): the test chips would
+        # leak into training, so refuse it here, before any data is drawn or any test trains
+        object.__setattr__(self, "holdout", _check_holdout(self.holdout))  # frozen: set the ints once
+
     def resolved(self, campaign: str) -> "CampaignSettings":
         """These settings with every None replaced by ``campaign``'s default, checked."""
         c = _campaign(campaign)
@@ -297,7 +304,6 @@ class CampaignSettings:
             score_d_min=self.score_d_min if self.score_d_min is not None else (6.0 if dots else 16.0),
             extract_method=self.extract_method or ("components" if dots else "auto"),
             chips=None if dots else str(self.chips if self.chips is not None else default_chips_folder()),
-            holdout=tuple(int(v) for v in self.holdout),  # type: ignore[arg-type]
         )
         if out.n_train < 1 or out.n_val < 1:
             raise InvalidArgumentError(f"n_train and n_val must be >= 1, got {out.n_train} and {out.n_val}")
@@ -317,10 +323,27 @@ class CampaignSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise InvalidArgumentError(f"unknown campaign setting(s) {unknown}; known: {sorted(known)}")
-        vals = dict(values)
-        if vals.get("holdout") is not None:
-            vals["holdout"] = tuple(int(v) for v in vals["holdout"])
-        return cls(**vals)
+        # __post_init__ checks holdout and makes it a tuple of ints; None keeps the default
+        return cls(**{k: v for k, v in values.items() if not (k == "holdout" and v is None)})
+
+
+def _check_holdout(holdout: Any) -> tuple[int, int]:
+    """``holdout`` as ``(start, stop)`` ints, refused unless chip numbers with ``0 <= start < stop``."""
+    try:
+        lo, hi = holdout
+        ok = all(not isinstance(v, bool) and float(v).is_integer() for v in (lo, hi))
+        lo, hi = int(lo), int(hi)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(f"holdout must be two whole chip numbers START STOP (the chips START..STOP-1 are "
+                                   f"held out), got {holdout!r}; e.g. 500 600")
+    if lo < 0 or lo >= hi:
+        why = "chip numbers start at 0" if lo < 0 else "which holds out no chip"
+        fix = f"write it as {hi} {lo}" if 0 <= hi < lo else (f"e.g. 0 {hi}" if lo < 0 < hi else "e.g. 500 600")
+        raise InvalidArgumentError(f"holdout must be START STOP with 0 <= START < STOP (the chips START..STOP-1 are "
+                                   f"held out), got {lo} {hi}, {why}; {fix}")
+    return lo, hi
 
 
 def _dots_set(n: int, size: int, seed: int, fixed_targets: bool) -> Any:

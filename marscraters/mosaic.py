@@ -1901,7 +1901,7 @@ def ingest(
     # an input that is the output, inside it or holding it (a cube re-ingested onto itself) is
     # refused before anything is read or written, even with overwrite
     # folder=True: a cube is a folder, so an existing file at out is refused here, before the work
-    out = check_output(out, overwrite, folder=True, inputs=items)
+    out = check_output(out, overwrite, folder=True, inputs=items, kind="zarr")
     if not isinstance(chunk, (int, np.integer)) or chunk <= 0:
         raise InvalidArgumentError(f"chunk must be a positive int, got {chunk!r}")
     if not items:
@@ -1960,7 +1960,7 @@ def ingest(
     for var in pixels.variables.values():
         var.encoding = {}
     try:
-        with atomic_path(out, overwrite) as tmp:
+        with atomic_path(out, overwrite, kind="zarr") as tmp:
             if not _write_cube(ds, pixels, tmp, strips, storage, f"ingest {out.name}", progress):
                 # a value the integer type cannot hold (the pixels were changed after reading,
                 # keeping the reader's encoding): store float32 instead, never a wrong value

@@ -1046,7 +1046,7 @@ def segment_to_zarr(
 
     # the mosaic's own store (or the model file) as the output would be replaced by the result;
     # the result is a folder, which never replaces a file (a catalog given as --out by mistake)
-    out = check_output(out, overwrite, folder=True,
+    out = check_output(out, overwrite, folder=True, kind="zarr",
                        inputs=(ds, model if isinstance(model, (str, os.PathLike)) else None))
     ds = _validate_mosaic(ds)
     spec = _resolve_model(model_for_mosaic(ds, model))
@@ -1301,7 +1301,7 @@ def run_segment_cli(args: argparse.Namespace) -> int:
     from .cli import _value_range
 
     value_range = _value_range(args.value_range)
-    check_output(args.out, args.overwrite, folder=True, inputs=(args.cube, args.model))  # before a cluster starts
+    check_output(args.out, args.overwrite, folder=True, kind="zarr", inputs=(args.cube, args.model))  # before a cluster starts
     ds = open_mosaic(args.cube)
     client = None
     if args.gpus is not None or args.scheduler is not None:

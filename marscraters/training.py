@@ -173,8 +173,18 @@ def chips_training_set(
 
 
 def dots_training_set(n: int, size: int = 128, *, seed: int = 0) -> TrainingSet:
-    """The paper's synthetic dataset (grey dots on black, solid-circle targets) as a training set."""
+    """The paper's synthetic dataset (grey dots on black, solid-circle targets) as a training set.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``n`` is not a whole number >= 1: an empty set would fail only in the first epoch.
+    """
     from .synthetic import synthetic_dots
+
+    if not _is_whole(n, 1):
+        raise InvalidArgumentError(f"n, the number of synthetic dot images, must be a whole number >= 1, got {n!r}; "
+                                   "e.g. n=128")
 
     images, targets = synthetic_dots(n, size, seed=seed)
     empty = pd.DataFrame({"image": pd.Series(dtype=int), "x": [], "y": [], "diameter_px": []})
@@ -526,6 +536,28 @@ class PatchSequence:
         return _PatchSequence(*args, **kwargs)
 
 
+def _is_whole(value: Any, least: int) -> bool:
+    """Whether ``value`` is a whole number (not a bool) of at least ``least``."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value).is_integer() and value >= least
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _is_finite(value: Any, *, above: float | None = None, at_least: float | None = None) -> bool:
+    """Whether ``value`` is a finite real number (not a bool) ``> above`` / ``>= at_least``."""
+    if isinstance(value, bool):
+        return False
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    return (math.isfinite(value) and (above is None or value > above)
+            and (at_least is None or value >= at_least))
+
+
 def _check_weighting(value: Any) -> float:
     try:
         value = float(value)
@@ -717,11 +749,47 @@ class TrainConfig:
     weight_small_craters_px: float = 0.0
 
     def __post_init__(self) -> None:
-        # epochs < 1 would "train" nothing and leave a run folder with only config.json
-        if isinstance(self.epochs, bool) or not float(self.epochs).is_integer() or self.epochs < 1:
+        # every number is checked here, before train() writes config.json or spends an epoch:
+        # epochs < 1 would "train" nothing, and batch_size 0 or a MIN > MAX scale would crash in
+        # the first batch, while a negative rate (gradient ascent), NaN or a negative contrast
+        # would train silently wrong
+        if not _is_whole(self.epochs, 1):
             raise InvalidArgumentError(
                 f"epochs must be a whole number >= 1 (passes over the training chips), got {self.epochs!r}; "
                 f"pass epochs=1 (CLI: --epochs 1) or more")
+        if not _is_whole(self.batch_size, 1):
+            raise InvalidArgumentError(f"batch_size must be a whole number >= 1 (patches per training step), "
+                                       f"got {self.batch_size!r}; e.g. batch_size=8")
+        if not _is_whole(self.crop, MULTIPLE) or int(self.crop) % MULTIPLE:
+            raise InvalidArgumentError(f"crop={self.crop!r} must be a multiple of {MULTIPLE} (the UNet pools 7 times), "
+                                       f"e.g. crop=256")
+        if not _is_finite(self.learning_rate, above=0.0):
+            ascent = _is_finite(self.learning_rate, above=None) and float(self.learning_rate) < 0
+            raise InvalidArgumentError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}"
+                                       + (" (a negative rate climbs the loss instead of descending it)" if ascent else "")
+                                       + "; e.g. learning_rate=0.001")
+        try:
+            lo, hi = self.scale
+        except (TypeError, ValueError):
+            lo = hi = None
+        if not (_is_finite(lo, above=0.0) and _is_finite(hi, above=0.0)):
+            raise InvalidArgumentError(f"scale must be two finite zoom factors MIN MAX, both > 0, got {self.scale!r}; "
+                                       f"e.g. scale=(1, 1) for no zoom, or (0.7, 1.3)")
+        if float(lo) > float(hi):
+            raise InvalidArgumentError(f"scale must be MIN MAX with MIN <= MAX, got {lo!r} {hi!r}; write it as "
+                                       f"{hi!r} {lo!r}")
+        if not _is_finite(self.contrast, at_least=0.0):
+            raise InvalidArgumentError(f"contrast must be a finite number >= 0 (0: no contrast change), "
+                                       f"got {self.contrast!r}; e.g. contrast=0.2")
+        if not _is_finite(self.dice_weight, at_least=0.0):
+            raise InvalidArgumentError(f"dice_weight must be a finite number >= 0 (0: plain cross-entropy), "
+                                       f"got {self.dice_weight!r}; e.g. dice_weight=1")
+        if not _is_whole(self.workers, 1):
+            raise InvalidArgumentError(f"workers={self.workers!r} must be at least 1 (threads preparing batches)")
+        if not _is_whole(self.score_every, 1):
+            raise InvalidArgumentError(f"score_every must be a whole number >= 1 (epochs between crater scores), "
+                                       f"got {self.score_every!r}")
+        _check_weighting(self.weight_small_craters_px)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}

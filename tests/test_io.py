@@ -50,7 +50,8 @@ def test_overwrite_never_turns_a_folder_into_a_file_or_back(tmp_path):
         with atomic_path(afile, overwrite=True) as tmp:
             tmp.mkdir()
     assert afile.read_text() == "not a store"
-    # a folder replaces a folder (a Zarr store rewritten)
+    # a folder replaces a folder only when that is an earlier output (here a Zarr store rewritten)
+    (folder / "zarr.json").write_text("{}")
     with atomic_path(folder, overwrite=True) as tmp:
         tmp.mkdir()
         (tmp / "new.txt").write_text("new")
