@@ -73,7 +73,11 @@ def main(argv: list[str]) -> int:
     if job == "setup":
         return 0
     if job == "demo":
-        return subprocess.call([str(python), "-m", "marscraters", "demo", *rest], cwd=ROOT, env=env)
+        # a second run replaces the first one's ./demo-out; a folder of the user's (--out) is only
+        # replaced with --overwrite, as `marscraters demo` itself asks
+        own_out = not any(a == "--out" or a.startswith("--out=") for a in rest)
+        return subprocess.call([str(python), "-m", "marscraters", "demo", *rest, *(["--overwrite"] if own_out else [])],
+                               cwd=ROOT, env=env)
     return subprocess.call([str(python), "-m", "pytest", "tests", *rest], cwd=ROOT, env=env)
 
 

@@ -84,7 +84,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     suffix = out.suffix.lower()
     if args.area_km2 is not None:
         # the count area given replaces the one recorded (and the footprint it was measured on)
-        cat.attrs.update({"area_km2": float(args.area_km2), "area_source": "--area-km2 given to convert"})
+        cat.attrs.update({"area_km2": args.area_km2, "area_source": "--area-km2 given to convert"})
         cat.attrs.pop("footprint", None)
     if suffix == ".csv" and cat.attrs.get("area_km2") is not None:
         warnings.warn(f"a CSV keeps no count area: the {cat.attrs['area_km2']:.6g} km^2 of {args.catalog} is not in "
@@ -389,7 +389,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             if table[args.by].isna().any():
                 raise InvalidArgumentError(f"--by {args.by}: {int(table[args.by].isna().sum())} craters of {path} "
                                            f"have no {args.by!r}; fill it or drop those rows")
-    results = evaluate(pred, truth, rule=args.rule, d_min=args.d_min)
+    # pixel tables of several images are matched image by image: by the `image` column detect
+    # writes, else by the --by column (which names each crater's image or tile)
+    image = args.by if args.by and not any("image" in table.columns for table in (pred, truth)) else "image"
+    results = evaluate(pred, truth, rule=args.rule, d_min=args.d_min, image=image)
     results = results if isinstance(results, dict) else {args.rule: results}
     for rule, res in results.items():
         print(res.summary())
@@ -504,7 +507,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(args.out, tile=args.tile, truth=args.truth, window=tuple(args.window) if args.window else None,
-             progress=not args.quiet)
+             progress=not args.quiet, overwrite=args.overwrite)
     return 0
 
 
@@ -573,11 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("catalog", help="Robbins 2012/2020 TSV/CSV, plain CSV, craterstats .diam/.scc, or GeoPackage")
     s.add_argument("--out", required=True, help="output .gpkg, .csv, .diam or .scc")
     s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 2 32")
-    s.add_argument("--bbox", nargs=4, type=float, metavar=("WEST", "SOUTH", "EAST", "NORTH"))
+    s.add_argument("--bbox", nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
+                   type=_number("--bbox", "four finite numbers, degrees east and north", math.isfinite),
+                   help="keep craters centred in this box, degrees east (either convention) and north")
     s.add_argument("--footprint", help="keep craters inside this mosaic cube.zarr")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
                    help="impossible rows: fail (default) or drop them")
-    s.add_argument("--area-km2", type=float,
+    s.add_argument("--area-km2", type=_number("--area-km2", "a count area in km² > 0",
+                                               lambda v: math.isfinite(v) and v > 0),
                    help="count area in km², replacing the one the catalog records: kept in a .gpkg, written into "
                         ".diam/.scc (which need one), not kept in a .csv")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -705,7 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_detect)
 
     s = sub.add_parser("evaluate", help="crater-level precision, recall and F1 of detections against a reference")
-    s.add_argument("pred", help="detections: PixelCraters CSV, YOLO .txt labels or a catalog (GeoPackage, CSV...)")
+    s.add_argument("pred", help="detections: PixelCraters CSV, YOLO .txt labels or a catalog (GeoPackage, CSV...); "
+                                "pixel tables that both have an `image` column (as detect writes for several "
+                                "images) match craters only within the same image")
     s.add_argument("truth", help="reference: same kinds, e.g. the Robbins TSV, or a chip's YOLO labels (.txt)")
     s.add_argument("--image-size", nargs=2, metavar=("WIDTH", "HEIGHT"),
                    type=_number("--image-size", "a whole number of pixels > 0", lambda v: v > 0 and v.is_integer()),
@@ -721,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="also write the scores as JSON")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     s.add_argument("--by", metavar="COLUMN",
-                   help="a column of both tables naming each crater's image or tile: with --bootstrap, resample those")
+                   help="a column of both tables naming each crater's image or tile: with --bootstrap, resample those "
+                        "(pixel tables without an `image` column are also matched image by image by it)")
     s.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="95%% intervals of P, R and F1 from N resamples of the --by groups")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
@@ -760,6 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth", help="with --tile: reference catalog to score against (e.g. the Robbins 2012 TSV)")
     s.add_argument("--window", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
                    help="with --tile: the part to run on, in the image's x/y coordinates (default: 2x2 deg at its centre)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs (cube.zarr, craters.gpkg, summary.json...) that --out already holds")
     s.set_defaults(func=_cmd_demo)
     # -q/-v after the command too (`marscraters detect img.png ... -q`); SUPPRESS keeps a flag given
     # before the command from being reset by the command's own default
@@ -785,12 +796,33 @@ def _command_flags(parser: argparse.ArgumentParser, command: str) -> set[str]:
     return set(sub.choices[command]._option_string_actions)
 
 
+#: Python parameters that a subcommand's flag sets under another name than its own (argparse's
+#: dest): ``train --dots N --crop SIZE`` -> ``dots_training_set(n, size)``, ...
+_PYTHON_NAMES: dict[str, dict[str, str]] = {
+    "train": {"n": "--dots", "size": "--crop", "weight_small_craters_px": "--weight-small-craters"},
+    "detect": {"pixel_size_m": "--pixel-size"},
+    "evaluate": {"n_boot": "--bootstrap"},
+}
+
+
+def _command_names(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """The Python names of one subcommand's flags and their option strings (``{"batch_size":
+    "--batch-size", "resume": "--no-resume", ...}``): its argparse dests, and :data:`_PYTHON_NAMES`."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = {}
+    for action in sub.choices[command]._actions:
+        long = [f for f in action.option_strings if f.startswith("--")]
+        if long and action.dest not in ("help", argparse.SUPPRESS):
+            names[action.dest] = long[0]
+    return {**names, **_PYTHON_NAMES.get(command, {})}
+
+
 @contextlib.contextmanager
-def _cli_warnings(flags: Collection[str]) -> Iterator[None]:
+def _cli_warnings(flags: Collection[str], names: dict[str, str] | None = None) -> Iterator[None]:
     """Warnings printed as ``warning: message`` (no Python file and source line), in the CLI's terms."""
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        print(f"warning: {cli_message(str(message), flags)}", file=file or sys.stderr)
+        print(f"warning: {cli_message(str(message), flags, names=names)}", file=file or sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -803,6 +835,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = _command_flags(parser, args.command)
+    # messages name Python's parameters (batch_size=0); the command line names its own flags
+    names = _command_names(parser, args.command)
     # our own messages at INFO; third-party chatter (pyogrio, distributed) only at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -815,11 +849,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        with _cli_warnings(flags):
+        with _cli_warnings(flags, names):
             return int(args.func(args) or 0)
     except MarsCratersError as exc:
         # messages name Python's fixes (errors='drop'); the command line names its own flags
-        print(f"marscraters {args.command}: error: {cli_message(str(exc), flags)}", file=sys.stderr)
+        print(f"marscraters {args.command}: error: {cli_message(str(exc), flags, names=names)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(_interrupted(args, argv), file=sys.stderr)

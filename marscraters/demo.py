@@ -75,6 +75,25 @@ def _real_window(ds: Any, tile: str | Path, window: tuple[float, float, float, f
     return ds
 
 
+#: What the demo writes into its folder (figures/ holds its two figures).
+_OUTPUTS = ("cube.zarr", "pred.zarr", "craters.gpkg", "figures/demo_overview.png", "figures/demo_csfd.png",
+            "map.html", "summary.json")
+
+
+def _check_outputs(out: Path, *, synthetic: bool, truth: bool) -> None:
+    """Refuse an ``out`` that already holds a file or store of a name the demo writes."""
+    from .errors import OutputExistsError
+
+    names = [*(["synthetic_surface.tif"] if synthetic else []), *(["truth.gpkg"] if truth else []), *_OUTPUTS]
+    there = [name for name in names if (out / name).exists() or (out / name).is_symlink()]
+    if there:
+        shown = ", ".join(there[:4]) + (f" and {len(there) - 4} more" if len(there) > 4 else "")
+        raise OutputExistsError(
+            f"{out} already holds {shown}, which the demo would replace (an earlier demo's, or files of your own). "
+            "Choose another output folder, or pass overwrite=True (--overwrite on the command line) to replace "
+            "them.")
+
+
 def run_demo(
     out: str | Path = "demo-out",
     *,
@@ -82,7 +101,7 @@ def run_demo(
     truth: str | Path | None = None,
     window: tuple[float, float, float, float] | None = None,
     progress: bool = True,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Run the demo and write its outputs under ``out``.
 
@@ -102,12 +121,22 @@ def run_demo(
     progress
         Show progress bars.
     overwrite
-        Replace outputs of an earlier demo run in ``out``.
+        Replace the files and stores of the names the demo writes (``cube.zarr``,
+        ``craters.gpkg``, ``summary.json``...) that ``out`` already holds, from an earlier run or
+        of your own.  By default an ``out`` holding any of them is refused before anything runs.
 
     Returns
     -------
     dict
         The summary that is also printed and written to ``out/summary.json``.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out`` already holds one of the demo's outputs and ``overwrite`` is False.
+    InvalidArgumentError
+        If ``truth`` or ``window`` is given without ``tile``, or ``out`` is, holds or lies inside
+        ``tile`` or ``truth``.
 
     Examples
     --------
@@ -134,8 +163,14 @@ def run_demo(
 
     if truth is not None and tile is None:
         raise InvalidArgumentError("truth= is for a real tile (tile=...); the synthetic demo brings its own truth")
+    if window is not None and tile is None:
+        raise InvalidArgumentError("window= cuts a part of a real tile (tile=...); the synthetic demo runs on its "
+                                   "whole surface, so leave it out or give a tile")
     # the demo writes cube.zarr, pred.zarr... into out: a folder holding the tile or truth could lose them
     out = check_not_input(out, tile, truth)
+    if not overwrite:
+        # before the minutes of work, not at the first write after them
+        _check_outputs(out, synthetic=tile is None, truth=tile is None or truth is not None)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     info = model_info(None)

@@ -83,6 +83,8 @@ ENV_ROBBINS_URL = "MARSCRATERS_ROBBINS_URL"
 _CHUNK = 1 << 16
 # (connect, read) timeouts in seconds: fail fast on a dead host, but let slow mirrors stream
 _TIMEOUT = (20, 120)
+#: The first bytes of every PNG file: a THEMIS tile that lacks them is an error page or another file.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -361,13 +363,15 @@ class _ResumableDownloader:
     changed remote file is downloaded afresh instead of being spliced onto stale bytes.
     """
 
-    def __init__(self, target: Path, *, progress: bool, known_hash: str | None, env_var: str):
+    def __init__(self, target: Path, *, progress: bool, known_hash: str | None, env_var: str,
+                 signature: bytes | None = None):
         self.target = target
         self.part = target.with_name(target.name + ".part")
         self.meta = target.with_name(target.name + ".part.json")
         self.progress = progress
         self.known_hash = known_hash
         self.env_var = env_var
+        self.signature = signature
 
     # -- helpers ------------------------------------------------------------------------------
     def _validator(self) -> str | None:
@@ -436,6 +440,7 @@ class _ResumableDownloader:
             host = urlsplit(url).netloc
             raise self._http_error(url, f"cannot connect to {host} ({type(exc).__name__}: {exc})") from exc
         self._verify()
+        self._check_signature(url)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s sha256:%s", self.target.name, pooch.file_hash(str(self.part)))
         # hand the complete file to pooch, which renames it onto the final path
@@ -525,6 +530,29 @@ class _ResumableDownloader:
             )
 
 
+    def _check_signature(self, url: str) -> None:
+        # a server may answer 200 with an HTML page (a login, a moved notice): never keep that as the file
+        if self.signature is None or _starts_with(self.part, self.signature):
+            return
+        with open(self.part, "rb") as f:
+            head = f.read(16)
+        self._discard_part()
+        raise DownloadError(
+            f"{self.target.name} downloaded from {url} is not a PNG image (it starts with {head!r}: an error page or "
+            f"another file); it was deleted. Check that the URL serves {self.target.name}, or point "
+            f"${self.env_var} (or pass base_url=) at a mirror that holds it."
+        )
+
+
+def _starts_with(path: Path, signature: bytes) -> bool:
+    """Whether the file ``path`` begins with the bytes ``signature``."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(signature)) == signature
+    except OSError:
+        return False
+
+
 class _ChecksumError(DownloadError):
     """A checksum mismatch (private: callers see DownloadError)."""
 
@@ -593,13 +621,19 @@ def _retrieve(
     progress: bool,
     env_var: str,
     processor: Any = None,
+    signature: bytes | None = None,
 ) -> Any:
     if known_hash is not None and not re.match(r"^(?:[a-z0-9]+:)?[0-9a-fA-F]+$", known_hash):
         raise InvalidArgumentError(
             f"known_hash={known_hash!r} is not a hash. Pass 'sha256:<hex digits>' (or md5:/sha1:...), or None."
         )
-    downloader = _ResumableDownloader(target, progress=progress, known_hash=known_hash, env_var=env_var)
+    downloader = _ResumableDownloader(target, progress=progress, known_hash=known_hash, env_var=env_var,
+                                      signature=signature)
     with _locked(target), _quiet_pooch():
+        if signature is not None and target.is_file() and not _starts_with(target, signature):
+            # a bad file cached by an earlier version (or put there by hand) is not the file: fetch it again
+            log.warning("%s in the cache is not the expected file type; downloading it again", target)
+            target.unlink()
         try:
             result = pooch.retrieve(
                 url,
@@ -664,8 +698,9 @@ def download_themis(
     TileNameError
         ``tile`` is not one of the 72 tiles.
     DownloadError
-        HTTP error, unreachable host, broken transfer (partial data kept for resuming) or
-        checksum mismatch (bad file deleted).
+        HTTP error, unreachable host, broken transfer (partial data kept for resuming),
+        checksum mismatch, or a file that is not a PNG, such as an error page (bad file
+        deleted; a cached one that is not a PNG is downloaded again).
 
     Examples
     --------
@@ -676,7 +711,8 @@ def download_themis(
     name = themis_tile_name(tile)
     base, _ = _base(base_url, ENV_THEMIS_URL, THEMIS_BASE_URL)
     target = _dest(dest, "themis") / name
-    _retrieve(base + name, target, known_hash=known_hash, progress=progress, env_var=ENV_THEMIS_URL)
+    _retrieve(base + name, target, known_hash=known_hash, progress=progress, env_var=ENV_THEMIS_URL,
+              signature=_PNG_SIGNATURE)
     return target
 
 

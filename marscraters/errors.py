@@ -8,7 +8,7 @@ Subclasses also derive from the matching built-in exception (``ValueError``,
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 __all__ = [
     "cli_message",
@@ -127,6 +127,10 @@ _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
     (r"pass errors='drop' to drop them with a warning", "pass --errors drop to drop them with a warning", "--errors",
      "drop them with `marscraters convert CATALOG --errors drop --out clean.gpkg` and use clean.gpkg"),
     (r"\(or pass base_url=\)", "(or pass --base-url URL)", None, ""),
+    # a fix only Python has ("(in Python, image=None matches on x, y alone)"), or its Python spelling
+    # beside the CLI's ("(--area unit.gpkg; Python area=polygon)", "(... --model FILE; Python: model=)")
+    (r" \(in Python, [^()]*\)", "", None, ""),
+    (r"; (?:in )?Python:? [^()]*(?:\([^()]*\)[^()]*)*(?=\))", "", None, ""),
     (r", or pass the new hash \(or known_hash=None to skip the check\) if you trust it", "", None, ""),
     (r"marscraters\.ingest\(images, (['\"])(.*?)\1\)", r"`marscraters ingest IMAGES --out \2`", None, ""),
     (r"marscraters\.ingest\b", "`marscraters ingest`", None, ""),
@@ -175,7 +179,67 @@ _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
 ]
 
 
-def cli_message(message: str, flags: Collection[str] = ()) -> str:
+#: a keyword's value in a message: 'text', (a, b), [a, b], or a bare word (None, 3, 0.5, ...)
+_KEYWORD_VALUE = r"""(?P<value>'[^'\s]*'|"[^"\s]*"|\([^()]*\)|\[[^\[\]]*\]|[^\s,;()\[\]'"`]*)"""
+#: where a parameter's name starts a clause ("tile must be...", "...: depth must be...")
+_CLAUSE_START = r"(?:^|(?<=[:;.!?]\s)|(?<=\())"
+
+
+def _in_call(text: str, pos: int) -> bool:
+    """Whether ``text[pos]`` lies inside the parentheses of a call, ``name(...)``."""
+    depth = 0
+    for i in range(pos - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            if not depth:
+                return i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_.]")
+            depth -= 1
+    return False
+
+
+def _flag_spellings(message: str, names: Mapping[str, str]) -> str:
+    """``name=value``, ``name must ...`` and ``a and b must ...`` in a message, with each
+    parameter ``name`` of ``names`` spelled as its option string (``--name VALUE``).
+
+    Only these forms are rewritten: the same word in prose ("the tile", "a size of") is left alone.
+    """
+    if not names:
+        return message
+    alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+    def keyword(m: re.Match) -> str:
+        if _in_call(m.string, m.start("name")):
+            return m[0]  # "filter_catalog(catalog, bbox=...)": a Python call, shown as one
+        lead, flag, value = m["lead"] or "", names[m["name"]], m["value"]
+        switch_off = "False" if not flag.startswith("--no-") else "True"  # --no-resume is resume=False
+        if value == "None" or value == switch_off:
+            # "pass response=None" -> "leave out --response"; "with response=None" -> "with no --response"
+            return f"leave out {flag}" if lead else f"{'without' if flag.startswith('--no-') else 'no'} {flag}"
+        if value in ("True", "False"):
+            return f"{lead}{flag}"
+        if value == "...":  # "(tile=...)": what to give
+            return f"{lead}{flag} {flag.lstrip('-').replace('-', '_').upper()}"
+        if value[:1] == "<" and value[-1:] == ">":  # "pixel_size_m=<metres>"
+            return f"{lead}{flag} {value[1:-1].upper()}"
+        end = "." if value.endswith(".") and not value.endswith("..") else ""
+        value = value[: len(value) - len(end)]
+        if value[:1] in ("(", "[") and value[-1:] in (")", "]"):  # (16, 2) -> 16 2, as the flag takes them
+            value = " ".join(v.strip(" '\"") for v in value[1:-1].split(","))
+        value = value.strip("'\"")
+        return f"{lead}{flag}{' ' + value if value else ''}{end}"
+
+    # keyword=value is never prose; not inside paths, URLs or flags (--nodata=-3, ?tile=)
+    message = re.sub(rf"(?P<lead>\bpass )?(?<![\w.\-/?&'\"`])(?P<name>{alt})=(?!=){_KEYWORD_VALUE}", keyword,
+                     message)
+    # "n_train and n_val must be >= 1", "chunk must be a positive int"
+    message = re.sub(rf"{_CLAUSE_START}(?P<names>(?:{alt})(?:(?:, | and | or )(?:{alt}))*)(?= must\b)",
+                     lambda m: re.sub(rf"\b(?:{alt})\b", lambda n: names[n[0]], m["names"]), message)
+    # "n, the number of dot images, must be ..."
+    return re.sub(rf"{_CLAUSE_START}(?P<name>{alt})(?=, [^,;:]{{1,80}}, must\b)", lambda m: names[m["name"]], message)
+
+
+def cli_message(message: str, flags: Collection[str] = (), *, names: Mapping[str, str] | None = None) -> str:
     """A message rewritten for command-line users: the fixes it names become flags and commands.
 
     Messages are written for Python users (``errors='drop'``, ``marscraters.ingest(...)``);
@@ -188,6 +252,11 @@ def cli_message(message: str, flags: Collection[str] = ()) -> str:
     flags
         The option strings of the command being run (``--errors``, ...): a fix whose flag the
         command lacks is spelled another way (e.g. through ``marscraters convert``).
+    names
+        The command's Python parameter names and their option strings (``{"batch_size":
+        "--batch-size"}``): after the fixed spellings above, ``batch_size=0`` becomes
+        ``--batch-size 0``, ``batch_size must`` ``--batch-size must``, ``response=None``
+        ``leave out --response``, and ``tile=...`` ``--tile TILE``.
 
     Examples
     --------
@@ -199,7 +268,13 @@ def cli_message(message: str, flags: Collection[str] = ()) -> str:
     '--diameter-range must have min < max, got [16.0, 2.0]'
     >>> cli_message("diameter_range must satisfy 0 < dmin < dmax (km), got (16.0, 2.0)", {"--range"})
     '--range must satisfy 0 < dmin < dmax (km), got (16.0, 2.0)'
+    >>> cli_message("crop=100 must be a multiple of 128; the tile is cut", names={"crop": "--crop", "tile": "--tile"})
+    '--crop 100 must be a multiple of 128; the tile is cut'
+    >>> cli_message("n_train and n_val must be >= 1", names={"n_train": "--n-train", "n_val": "--n-val"})
+    '--n-train and --n-val must be >= 1'
+    >>> cli_message("or pass response=None to date it", names={"response": "--response"})
+    'or leave out --response to date it'
     """
     for pattern, text, flag, fallback in _CLI_SPELLINGS:
         message = re.sub(pattern, text if flag is None or flag in flags else fallback, message)
-    return message
+    return _flag_spellings(message, names or {})

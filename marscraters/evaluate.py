@@ -145,6 +145,9 @@ class _Craters:
     lat: np.ndarray | None
     lon: np.ndarray | None
     index: pd.Index
+    # pixel craters of several images: each crater's image (a code shared by both tables), and
+    # points with a third coordinate that keeps the images apart in the neighbour search
+    image: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.diameter.size
@@ -253,6 +256,61 @@ def validate_pixel_craters(
     return _apply_row_checks(table, checks, source=source, errors=errors, stacklevel=3)
 
 
+def _names(values: Any, n: int = 3) -> str:
+    """A few image names for a message: ``'a.jpg', 'b.jpg', ... (5 images)``."""
+    names = list(pd.unique(values))
+    text = ", ".join(repr(v) for v in names[:n])
+    return text + (f", ... ({len(names)} images)" if len(names) > n else "")
+
+
+def _by_image(p: _Craters, t: _Craters, pred: Any, truth: Any, image: str | None) -> None:
+    """Keep matches within an image: pixel craters of several images, each in its own pixels.
+
+    When both tables have the column ``image``, every crater gets its image's code (shared by the
+    two tables) and a third coordinate, code x a distance wider than any image, so that the
+    neighbour search stays in each crater's image, as :func:`side_by_side` does with a shift.
+    A table without the column is taken as one image; next to a table of several images it is
+    refused, since nothing says which image its craters are on.
+    """
+    if image is None or p.kind != "pixel":
+        return  # catalogs: lat/lon are one frame for every image
+    tables = ((pred, p, "predicted"), (truth, t, "reference"))
+    have = [isinstance(frame, pd.DataFrame) and image in frame.columns for frame, _, _ in tables]
+    if not any(have):
+        return
+    for (frame, craters, what), has in zip(tables, have):
+        if has and frame[image].isna().any():
+            raise InvalidArgumentError(
+                f"{int(frame[image].isna().sum())} {what} craters have no {image!r}: the {image!r} column names "
+                "each crater's image, whose pixels its x, y are in; fill it or drop those rows")
+    if not all(have):
+        (frame, craters, what), (_, other_craters, other) = tables if have[0] else tables[::-1]
+        if len(other_craters) and frame[image].nunique() > 1:
+            raise InvalidArgumentError(
+                f"the {what} craters lie on {frame[image].nunique()} images (column {image!r}: "
+                f"{_names(frame[image])}), but the {other} craters have no {image!r} column, so nothing says "
+                f"which image each of them is on: add an {image!r} column to the {other} craters that names "
+                f"their images as the {what} craters do, or score one image at a time (in Python, image=None "
+                "matches on x, y alone, for tables already laid side by side)")
+        return  # one image
+    codes, _ = pd.factorize(pd.concat([pred[image], truth[image]], ignore_index=True))
+    code_p, code_t = codes[: len(pred)], codes[len(pred):]
+    if len(p) and len(t) and not np.isin(code_p, code_t).any():
+        raise InvalidArgumentError(
+            f"the predicted and the reference craters name different images in their {image!r} column "
+            f"(predicted: {_names(pred[image])}; reference: {_names(truth[image])}), so no detection could "
+            f"match: name each image the same way in both tables (`marscraters detect` writes each image's path "
+            "as it was given)")
+    if not (len(p) and len(t)):
+        return  # nothing to match
+    # wider than any image: the rows of different images never come near each other
+    far = 4.0 * (float(np.abs(np.concatenate([p.points, t.points])).max())
+                 + float(max(p.diameter.max(), t.diameter.max())))
+    for craters, code in ((p, code_p), (t, code_t)):
+        craters.image = code.astype(np.int64)
+        craters.points = np.column_stack([craters.points, code * far])
+
+
 def _check_rule(rule: str) -> str:
     if rule not in RULES:
         raise InvalidArgumentError(f"rule must be one of {list(RULES)}, got {rule!r}")
@@ -317,7 +375,7 @@ def _candidates(pred: _Craters, truth: _Craters, rule: str, thr: Any) -> pd.Data
     t = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists if len(x)])
     dp, dt = pred.diameter[p], truth.diameter[t]
     if pred.kind == "pixel":
-        sep = np.hypot(*(pred.points[p] - truth.points[t]).T)
+        sep = np.hypot(*(pred.points[p, :2] - truth.points[t, :2]).T)
     else:
         sep = _great_circle_km(pred.lat[p], pred.lon[p], truth.lat[t], truth.lon[t])
     iou = circle_iou(sep, dp, dt)
@@ -334,6 +392,9 @@ def _candidates(pred: _Craters, truth: _Craters, rule: str, thr: Any) -> pd.Data
     else:
         cost = np.sqrt(sep**2 + (dp - dt) ** 2) / dt
         ok = cost <= thr
+    if pred.image is not None:
+        # the third coordinate keeps other images out of reach, except of an unbounded search radius
+        ok &= pred.image[p] == truth.image[t]
     return pd.DataFrame({"p": p[ok], "t": t[ok], "sep": sep[ok], "iou": iou[ok], "cost": cost[ok]})
 
 
@@ -416,6 +477,7 @@ def match_craters(
     *,
     threshold: Any = None,
     assignment: str | None = None,
+    image: str | None = "image",
 ) -> pd.DataFrame:
     """Match predicted craters to catalog craters one-to-one.
 
@@ -423,7 +485,8 @@ def match_craters(
     ----------
     pred, truth
         PixelCraters (``x``, ``y``, ``diameter_px``) or Catalogs (``lat``, ``lon``,
-        ``diameter_km``); both of the same kind.  Other columns (``score``...) are ignored.
+        ``diameter_km``); both of the same kind.  Other columns (``score``...) are ignored,
+        except ``image``.
     rule
         ``"deepmoon"``, ``"iou"`` or ``"pycda"`` (see the module docstring).
     threshold
@@ -431,6 +494,13 @@ def match_craters(
         ``(1.8, 1.0)``), the minimum IoU (0.5), or the maximum normalised distance for PyCDA (0.4).
     assignment
         ``"greedy"`` or ``"hungarian"``; default greedy for DeepMoon and PyCDA, Hungarian for IoU.
+    image
+        For PixelCraters of several images (the ``image`` column :func:`~marscraters.detect.detect`
+        writes): the column naming each crater's image, whose pixels its ``x``, ``y`` are in.
+        When both tables have it, a detection matches only reference craters of its own image;
+        a table without it next to a table of several images is refused.  ``None`` matches on
+        ``x``, ``y`` alone (tables laid in one frame, e.g. by :func:`side_by_side`).  Catalogs
+        ignore it.
 
     Returns
     -------
@@ -448,6 +518,7 @@ def match_craters(
     """
     t = _craters(truth, "reference")
     p = _craters(pred, "predicted", empty_kind=t.kind)
+    _by_image(p, t, pred, truth, image)
     m = _match(p, t, rule, threshold, assignment)
     out = m.drop(columns=["pred_pos", "truth_pos"])
     out.insert(0, "truth_index", t.index[m["truth_pos"].to_numpy()])
@@ -662,6 +733,7 @@ def evaluate(
     d_min: float | None = None,
     bins: Any = None,
     lat_bands: Any = None,
+    image: str | None = "image",
 ) -> EvaluationResult | dict[str, EvaluationResult]:
     """Score predicted craters against a reference catalog.
 
@@ -697,6 +769,11 @@ def evaluate(
         prediction by its own (for precision); the last bin includes its right edge.
     lat_bands
         Latitude band edges for ``by_latitude`` (Catalogs only); default every 30 degrees.
+    image
+        PixelCraters of several images: the column naming each crater's image (default
+        ``"image"``, as :func:`~marscraters.detect.detect` writes it).  When both tables have
+        it, detections match only reference craters of their own image; see
+        :func:`match_craters`.
 
     Returns
     -------
@@ -711,6 +788,9 @@ def evaluate(
     ------
     CatalogError
         If the reference catalog is empty, or the inputs lack the needed columns.
+    InvalidArgumentError
+        If the pixel tables' images cannot be told apart: one table has several images and the
+        other no ``image`` column, or the two name no image alike.
 
     Examples
     --------
@@ -729,7 +809,7 @@ def evaluate(
                 if results:  # the floor's warning once, not once per rule
                     warnings.filterwarnings("ignore", message=_FLOOR_ABOVE_REFERENCE)
                 results[name] = evaluate(pred, truth, rule=name, assignment=assignment, d_min=d_min, bins=bins,
-                                         lat_bands=lat_bands)
+                                         lat_bands=lat_bands, image=image)
         return results
     _check_rule(rule)
     # before the columns are checked: an empty table, with or without columns, is "empty"
@@ -739,6 +819,7 @@ def evaluate(
     p = _craters(pred, "predicted", empty_kind=t.kind)
     if len(t) == 0:
         raise CatalogError(_EMPTY_REFERENCE)
+    _by_image(p, t, pred, truth, image)
     if d_min is not None and (isinstance(d_min, (bool, np.bool_))
                               or not (isinstance(d_min, (int, float, np.number)) and d_min > 0)):
         raise InvalidArgumentError(f"d_min must be a positive number or None, got {d_min!r}")

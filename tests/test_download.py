@@ -122,7 +122,7 @@ def test_second_call_uses_cache_without_request(server, tmp_path):
     ],
 )
 def test_tile_forms_request_canonical_name(server, tmp_path, tile, name):
-    server.files[name] = b"png bytes"
+    server.files[name] = b"\x89PNG\r\n\x1a\n" + b"png bytes"  # a tile is checked to be a PNG
     path = dl.download_themis(tile, dest=tmp_path, base_url=server.url, progress=False)
     assert path.name == name
     assert [h.path for h in server.hits] == ["/" + name]
