@@ -1138,9 +1138,15 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path | N
         If the CRS is projected but every coordinate is within ±360, ±90 (degrees under a CRS in
         metres), or is planetographic with axes that cannot be converted reliably.
     """
-    from .crs import _crs_label, is_planetographic, ographic_to_ocentric, to_mars_crs
+    from .crs import (
+        _crs_label,
+        is_planetographic,
+        ographic_to_ocentric,
+        to_mars_crs,
+        vector_crs_fix,
+    )
 
-    crs = to_mars_crs(crs, what=what)
+    crs = to_mars_crs(crs, what=what, fix=vector_crs_fix(path))
     # GDAL stores IAU_2015:49900 as authority 'IAU' with lat/lon axis order: the same coordinates
     if crs.equals(MARS_GEOGRAPHIC, ignore_axis_order=True):
         return geom
@@ -1152,12 +1158,8 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path | N
             raise CRSError(
                 f"{what} has the projected CRS {_crs_label(crs)}, in metres, but all its coordinates lie within "
                 f"±360 and ±90 (x {xy[:, 0].min():g}..{xy[:, 0].max():g}, y {xy[:, 1].min():g}..{xy[:, 1].max():g}): "
-                "they look like longitudes and latitudes in degrees, under a CRS assigned by mistake. Assign (do "
-                "not reproject) IAU_2015:49900 to the layer: "
-                + ("in Python, gdf.set_crs('IAU_2015:49900', allow_override=True)." if path is None else
-                   "in QGIS, Layer > Set CRS of Layer(s); with GDAL, "
-                   f"`ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}`; in Python, "
-                   "gdf.set_crs('IAU_2015:49900', allow_override=True), then save it again.")
+                "they look like longitudes and latitudes in degrees, under a CRS assigned by mistake: "
+                + vector_crs_fix(path)
             )
     if is_planetographic(crs):
         return shapely.transform(geom, lambda xy: ographic_to_ocentric(xy, crs, what=what))
@@ -1246,10 +1248,16 @@ def _read_gpkg(path: Path, errors: Errors, layer: str | None) -> gpd.GeoDataFram
             layer = CRATERS_LAYER
         elif len(points) == 1:
             layer = points[0]
-        else:
+        elif points:
             raise CatalogFormatError(
                 f"{path} has no '{CRATERS_LAYER}' layer and {len(points)} point layers ({points}); "
-                f"layers: {names}. Pass layer=... to choose one."
+                f"layers: {names}. Pass layer=NAME to choose one."
+            )
+        else:
+            raise CatalogFormatError(
+                f"{path} has no '{CRATERS_LAYER}' layer and no point layer (layers: {names}): craters are read as "
+                "points, their centres. Save the crater centres as a point layer (in QGIS, Vector > Geometry Tools > "
+                "Centroids of the rims, with a diameter_km column, 2 * sqrt(area / pi) of a rim's area in km²)."
             )
     elif layer not in names:
         raise CatalogFormatError(f"{path} has no layer {layer!r}; its layers are {names}.")
@@ -1271,7 +1279,10 @@ def _read_gpkg(path: Path, errors: Errors, layer: str | None) -> gpd.GeoDataFram
         ok = ~(shapely.is_missing(geom) | shapely.is_empty(geom))
         if ok.any():
             if not (shapely.get_type_id(geom[ok]) == 0).all():
-                raise CatalogFormatError(f"layer {layer!r} of {path} must hold points (crater centres).")
+                raise CatalogFormatError(
+                    f"layer {layer!r} of {path} must hold points (crater centres), not polygons or lines: save the "
+                    "crater centres as a point layer (in QGIS, Vector > Geometry Tools > Centroids of the rims, with "
+                    "a diameter_km column, 2 * sqrt(area / pi) of a rim's area in km²).")
             # the geometry is the truth (a point moved in a GIS); lat/lon columns fill the gaps
             for col, coord in (("lat", shapely.get_y), ("lon", shapely.get_x)):
                 fallback = gdf[col].to_numpy(dtype=float) if col in gdf else np.full(len(gdf), np.nan)

@@ -550,10 +550,11 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
         is_planetographic,
         ographic_to_ocentric,
         to_mars_crs,
+        vector_crs_fix,
     )
 
     geom, crs = _area_geometry(area, crs)
-    crs = to_mars_crs(crs, what="the count area")
+    crs = to_mars_crs(crs, what="the count area", fix=vector_crs_fix(area if isinstance(area, (str, os.PathLike)) else None))
     if geom.is_empty:
         raise ChronologyError("the count area is empty: give a polygon that encloses the counted surface.")
     if geom.geom_type not in ("Polygon", "MultiPolygon"):

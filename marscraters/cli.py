@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import logging
 import math
 import os
@@ -73,7 +74,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     )
 
     check_not_input(args.out, args.catalog, args.footprint)
-    cat = read_catalog(args.catalog, errors=args.errors)
+    cat = read_catalog(args.catalog, errors=args.errors, layer=args.layer)
     footprint = None
     if args.footprint:
         from .mosaic import open_mosaic
@@ -113,13 +114,13 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     from .mosaic import open_mosaic
     from .targets import render_targets
 
-    check_output(args.out, args.overwrite, inputs=(args.cube, args.catalog))  # before the work, not after
+    check_output(args.out, args.overwrite, inputs=(args.cube, args.catalog), kind="zarr")  # before the work
     ds = open_mosaic(args.cube)
     cat = read_catalog(args.catalog, errors=args.errors)
     target = render_targets(ds, cat, kind=args.kind, diameter_range=args.diameter_range)
     # storage chunks of (at most) 512 x 512 like the cube's, whatever the dask strips are
     target.encoding["chunks"] = tuple(min(512, n) for n in target.shape)
-    with atomic_path(args.out, overwrite=args.overwrite) as tmp:
+    with atomic_path(args.out, overwrite=args.overwrite, kind="zarr") as tmp:
         with TqdmCallback(desc=f"render {args.kind} targets", disable=args.quiet):
             target.to_dataset(name="target").to_zarr(tmp, zarr_format=3, mode="w", consolidated=False)
     # the craters drawn: those reaching into the mosaic, not the whole catalog
@@ -295,10 +296,46 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_value_range(argv: Sequence[str]) -> list[str]:
+    """``--value-range LOW HIGH`` as one word, ``--value-range=LOW HIGH``.
+
+    The option takes one word (``auto``) or two (``LOW HIGH``), which argparse cannot say:
+    with ``nargs="+"`` it would also take the image files after it (``detect --value-range 0
+    255 chip.png``); in the ``=`` form a negative LOW is not read as an option either.
+    """
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":  # the rest are positional arguments
+            return out + list(argv[i:])
+        if word == "--value-range" and i + 1 < len(argv):
+            # 'auto', or LOW HIGH; a second word that is no number is left to the arguments after
+            # it (an image file), and _value_range names what is missing
+            taken = argv[i + 1: i + (2 if argv[i + 1].lower() == "auto" or not _is_number(argv[i + 2: i + 3]) else 3)]
+            out.append("--value-range=" + " ".join(taken))
+            i += 1 + len(taken)
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
+def _is_number(words: Sequence[str]) -> bool:
+    """Whether ``words`` is one word that reads as a number."""
+    if len(words) != 1:
+        return False
+    try:
+        float(words[0])
+    except ValueError:
+        return False
+    return True
+
+
 def _value_range(words: Sequence[str] | None) -> tuple[float, float] | str | None:
-    """``--value-range``: None, ``auto``, or two numbers LOW < HIGH."""
+    """``--value-range``: None, ``auto``, or two numbers LOW < HIGH (given as one word or two)."""
     if words is None:
         return None
+    words = [w for word in words for w in word.replace(",", " ").split()]
     if len(words) == 1 and words[0].lower() == "auto":
         return "auto"
     try:
@@ -325,10 +362,16 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None, errors: str
         return read_yolo_labels(path, width, height)
 
     # a missing, empty or folder path falls through to read_catalog, whose errors name the fix
-    if str(path).lower().endswith(".csv") and Path(path).is_file() and Path(path).stat().st_size:
-        head = pd.read_csv(path, nrows=0).columns
-        if {"x", "y", "diameter_px"} <= set(head):
-            return pd.read_csv(path)
+    if Path(path).suffix.lower() in (".csv", ".tsv", ".txt") and Path(path).is_file() and Path(path).stat().st_size:
+        # any delimiter, any case of the column names (a .tsv of X, Y, Diameter_px)
+        try:
+            head = pd.read_csv(path, nrows=0, sep=None, engine="python").columns
+        except (pd.errors.ParserError, UnicodeDecodeError, csv.Error):
+            head = pd.Index([])
+        names = {str(c).strip().lower(): c for c in head}
+        if {"x", "y", "diameter_px"} <= set(names):
+            table = pd.read_csv(path, sep=None, engine="python")
+            return table.rename(columns={names[k]: k for k in ("x", "y", "diameter_px", "image") if k in names})
     try:
         return read_catalog(path, errors=errors)
     except CatalogFormatError as exc:
@@ -581,7 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep craters centred in this box, degrees east (either convention) and north")
     s.add_argument("--footprint", help="keep craters inside this mosaic cube.zarr")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
-                   help="impossible rows: fail (default) or drop them")
+                   help="impossible rows (a missing value, |lat| > 90, a diameter <= 0 or over 4000 km: a column in "
+                        "metres) and rows repeated exactly: fail (default; repeats only warn) or drop them")
+    s.add_argument("--layer", default=None,
+                   help="the GeoPackage layer to read (default: 'craters', or the file's only point layer); the "
+                        "other commands read the layer this writes")
     s.add_argument("--area-km2", type=_number("--area-km2", "a count area in km² > 0",
                                                lambda v: math.isfinite(v) and v > 0),
                    help="count area in km², replacing the one the catalog records: kept in a .gpkg, written into "
@@ -596,7 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target drawn for each crater (default filled; outline = the rim from 0.7 r to r)")
     s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 2 32")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
-                   help="impossible catalog rows: fail (default) or drop them")
+                   help="impossible catalog rows (see `convert --help`) and rows repeated exactly: fail (default; "
+                        "repeats only warn) or drop them")
     s.add_argument("--out", required=True, help="output targets.zarr")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out store")
     s.set_defaults(func=_cmd_targets)
@@ -611,7 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=416, help="chip side in pixels (default 416, the THEMIS crops')")
     s.add_argument("--diameter-range", nargs=2, type=float, metavar=("DMIN", "DMAX"), help="km, e.g. 1 100")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
-                   help="impossible catalog rows: fail (default) or drop them")
+                   help="impossible catalog rows (see `convert --help`) and rows repeated exactly: fail (default; "
+                        "repeats only warn) or drop them")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     s.set_defaults(func=_cmd_chips)
 
@@ -735,7 +784,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="95%% intervals of P, R and F1 from N resamples of the --by groups")
     s.add_argument("--errors", choices=["raise", "drop"], default="raise",
                    help="impossible rows in either table (a missing value, |lat| > 90, a diameter <= 0 or, in a "
-                        "catalog, in metres): fail (default) or drop them with a warning")
+                        "catalog, over 4000 km: a column in metres) and rows repeated exactly: fail (default; "
+                        "repeats only warn) or drop them with a warning")
     s.set_defaults(func=_cmd_evaluate)
 
     from .assemble import add_catalog_parser
@@ -831,7 +881,7 @@ def _cli_warnings(flags: Collection[str], names: dict[str, str] | None = None) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``marscraters`` command."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _join_value_range(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     flags = _command_flags(parser, args.command)

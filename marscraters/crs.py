@@ -35,6 +35,7 @@ __all__ = [
     "MARS_EQUIRECTANGULAR",
     "MARS_EQUIRECTANGULAR_180",
     "to_mars_crs",
+    "vector_crs_fix",
     "is_mars_crs",
     "is_planetographic",
     "check_planetocentric",
@@ -70,7 +71,20 @@ MARS_EQUIRECTANGULAR_180: pyproj.CRS = pyproj.CRS.from_user_input("IAU_2015:4991
 _MARS_SEMI_MAJOR_RANGE_M = (3_370_000.0, 3_400_000.0)
 
 
-def to_mars_crs(crs: Any, *, what: str = "the input") -> pyproj.CRS:
+def vector_crs_fix(path: Any = None) -> str:
+    """How to assign IAU_2015:49900 to a vector layer (a catalog, a count polygon) whose CRS is wrong.
+
+    Examples
+    --------
+    >>> vector_crs_fix("craters.gpkg").startswith("assign (do not reproject)")
+    True
+    """
+    gdal = "" if path is None else f"with GDAL, `ogr2ogr -a_srs IAU_2015:49900 fixed.gpkg {path}`; "
+    return ("assign (do not reproject) IAU_2015:49900 to the layer: in QGIS, Layer > Set CRS of Layer(s); "
+            f"{gdal}in Python, gdf.set_crs('IAU_2015:49900', allow_override=True).")
+
+
+def to_mars_crs(crs: Any, *, what: str = "the input", fix: str | None = None) -> pyproj.CRS:
     """Parse ``crs`` and check that it describes Mars.
 
     Parameters
@@ -80,6 +94,9 @@ def to_mars_crs(crs: Any, *, what: str = "the input") -> pyproj.CRS:
         ``"IAU_2015:49900"`` style code, WKT or a PROJ string.
     what
         Name of the object the CRS belongs to, used in error messages.
+    fix
+        How to correct a CRS that is simply wrong, for a non-Mars CRS's message (default: the
+        raster's, ``ds.rio.write_crs``; vector layers pass :func:`vector_crs_fix`).
 
     Returns
     -------
@@ -112,7 +129,8 @@ def to_mars_crs(crs: Any, *, what: str = "the input") -> pyproj.CRS:
             f"{parsed.ellipsoid.semi_major_metre if parsed.ellipsoid else 'unknown'} m). "
             "THEMIS data must be on the Mars sphere: use IAU_2015:49900 (geographic) or "
             "IAU_2015:49910 / IAU_2015:49915 (equirectangular); if the file's CRS is simply "
-            "wrong, overwrite it with ds.rio.write_crs('IAU_2015:49900')."
+            "wrong (a GIS's default EPSG:4326 on Mars longitudes and latitudes), "
+            + (fix or "overwrite it with ds.rio.write_crs('IAU_2015:49900').")
         )
     return parsed
 

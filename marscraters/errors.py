@@ -127,6 +127,9 @@ _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
     (r"pass errors='drop' to drop them with a warning", "pass --errors drop to drop them with a warning", "--errors",
      "drop them with `marscraters convert CATALOG --errors drop --out clean.gpkg` and use clean.gpkg"),
     (r"\(or pass base_url=\)", "(or pass --base-url URL)", None, ""),
+    # a GeoPackage layer: `convert --layer`, through which the other commands read one
+    (r"\bPass layer=NAME to choose one", "Pass --layer NAME to choose one", "--layer",
+     "Keep one with `marscraters convert FILE --layer NAME --out craters.gpkg` and use craters.gpkg"),
     # a fix only Python has ("(in Python, image=None matches on x, y alone)"), or its Python spelling
     # beside the CLI's ("(--area unit.gpkg; Python area=polygon)", "(... --model FILE; Python: model=)")
     (r" \(in Python, [^()]*\)", "", None, ""),

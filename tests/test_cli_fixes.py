@@ -346,3 +346,77 @@ def test_a_cached_file_that_is_no_png_is_downloaded_again(server, tmp_path, monk
     assert path.read_bytes() == png and len(server.gets(TILE)) == 1
     dl.download_themis("N-30_030", dest=tmp_path, base_url=server.url, progress=False)
     assert len(server.gets(TILE)) == 1  # a good PNG is the cache: no request
+
+
+# --------------------------------------------------------------------------------------------
+# catalog inputs on the command line: --value-range before the images, --layer, pixel tables
+# --------------------------------------------------------------------------------------------
+
+
+def test_value_range_before_the_image_leaves_the_image_to_detect():
+    from marscraters.cli import _join_value_range
+
+    assert _join_value_range(["detect", "--value-range", "0", "255", "a.png", "b.png"]) == [
+        "detect", "--value-range=0 255", "a.png", "b.png"]
+    assert _join_value_range(["detect", "--value-range", "auto", "a.png"]) == ["detect", "--value-range=auto", "a.png"]
+    # a negative LOW is no option; a missing HIGH leaves the image alone, for _value_range to name
+    assert _join_value_range(["--value-range", "-1", "1", "a.png"]) == ["--value-range=-1 1", "a.png"]
+    assert _join_value_range(["--value-range", "255", "a.png"]) == ["--value-range=255", "a.png"]
+
+
+def test_detect_reads_the_images_after_value_range(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from marscraters.cli import main
+
+    img = tmp_path / "flat.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 100 + 80).astype(np.uint8)).save(img)
+    out = tmp_path / "c.csv"
+    # it used to stop at 'the following arguments are required: image'
+    assert main(["detect", "--value-range", "0", "255", str(img), "--pixel-size", "100", "--out", str(out)]) == 0
+    assert out.exists()
+    assert main(["detect", "--value-range", "255", str(img), "--pixel-size", "100", "--out", str(tmp_path / "d.csv")]) == 2
+    assert "--value-range 255: give two numbers LOW HIGH" in capsys.readouterr().err
+
+
+def _two_layers(path, crs="IAU_2015:49900"):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    for layer, lon in (("a", 10.0), ("b", 20.0)):
+        gpd.GeoDataFrame({"diameter_km": [2.0]}, geometry=[Point(lon, 5.0)], crs=crs).to_file(path, layer=layer)
+    return path
+
+
+def test_convert_reads_the_layer_given_and_other_commands_name_it(tmp_path, capsys):
+    from marscraters.catalog import read_catalog
+    from marscraters.cli import main
+
+    src = _two_layers(tmp_path / "two.gpkg")
+    assert main(["age", str(src), "--area-km2", "100", "--range", "1", "4"]) == 2
+    assert "`marscraters convert FILE --layer NAME --out craters.gpkg`" in capsys.readouterr().err
+    assert main(["convert", str(src), "--out", str(tmp_path / "x.gpkg")]) == 2
+    assert "Pass --layer NAME to choose one" in capsys.readouterr().err
+    assert main(["convert", str(src), "--layer", "b", "--out", str(tmp_path / "b.gpkg")]) == 0
+    assert read_catalog(tmp_path / "b.gpkg")["lon"].tolist() == [20.0]
+
+
+def test_a_catalog_in_wgs84_is_told_to_assign_the_mars_crs_not_to_fix_a_geotiff(tmp_path, capsys):
+    from marscraters.cli import main
+
+    src = _two_layers(tmp_path / "w.gpkg", crs="EPSG:4326")
+    assert main(["convert", str(src), "--layer", "a", "--out", str(tmp_path / "x.gpkg")]) == 2
+    err = capsys.readouterr().err
+    assert "ogr2ogr -a_srs IAU_2015:49900" in err and "gdal_edit" not in err and "rio.write_crs" not in err
+
+
+def test_evaluate_reads_pixel_tables_of_any_delimiter_and_case(tmp_path, capsys):
+    from marscraters.cli import main
+
+    pred = tmp_path / "pred.tsv"
+    pred.write_text("X\tY\tDiameter_px\n10\t10\t20\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("x;y;diameter_px\n11;10;20\n")
+    assert main(["evaluate", str(pred), str(truth)]) == 0
+    assert "P=1.000 R=1.000" in capsys.readouterr().out
