@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import logging
 import math
 import os
@@ -309,12 +310,20 @@ def _join_value_range(argv: Sequence[str]) -> list[str]:
         if word == "--":  # the rest are positional arguments
             return out + list(argv[i:])
         if word == "--value-range" and i + 1 < len(argv):
-            # 'auto', or LOW HIGH; a second word that is no number is left to the arguments after
-            # it (an image file), and _value_range names what is missing
-            taken = argv[i + 1: i + (2 if argv[i + 1].lower() == "auto" or not _is_number(argv[i + 2: i + 3]) else 3)]
-            out.append("--value-range=" + " ".join(taken))
-            i += 1 + len(taken)
-            continue
+            # 'auto'; else the numbers that follow (LOW HIGH, or a wrong count that _value_range
+            # names), or up to two words that are neither options nor existing files ("low high");
+            # an image file after them is left to the arguments
+            rest = argv[i + 1:]
+            if rest[0].lower() == "auto":
+                taken = rest[:1]
+            elif _is_number(rest[:1]):
+                taken = list(itertools.takewhile(lambda w: _is_number([w]), rest))
+            else:
+                taken = list(itertools.takewhile(lambda w: not w.startswith("-") and not Path(w).exists(), rest[:2]))
+            if taken:
+                out.append("--value-range=" + " ".join(taken))
+                i += 1 + len(taken)
+                continue
         out.append(word)
         i += 1
     return out

@@ -362,7 +362,9 @@ def georeferenced_pixel_size(obj: Any, *, what: str = "the image", need_metres: 
     Raises
     ------
     InvalidArgumentError
-        If the pixels are not square (their sides differ by more than 1 %).
+        If the pixels are not square (their sides differ by more than 1 %): in the grid's units,
+        nor, on a longitude/latitude grid, on the ground at its centre (columns 1/cos(lat) times
+        wider in degrees than rows are square on the ground, and hold round craters).
     CRSError
         If a projected CRS names no linear unit (and ``need_metres``).
     """
@@ -372,10 +374,17 @@ def georeferenced_pixel_size(obj: Any, *, what: str = "the image", need_metres: 
     side_x, side_y = abs(float(grid.transform.a)), abs(float(grid.transform.e))
     units = "degrees" if grid.is_geographic else "CRS units"
     if abs(side_x - side_y) > _SQUARE_TOLERANCE * max(side_x, side_y):
-        raise InvalidArgumentError(
-            f"{what} has non-square pixels ({side_x:.6g} x {side_y:.6g} {units}), so craters would look like "
-            "ellipses to the model: resample it to square pixels first, e.g. `gdalwarp -tr RES RES in.tif out.tif` "
-            f"with RES = {min(side_x, side_y):.6g}")
+        # on a longitude/latitude lattice, pixels square in its units are squeezed to square ground
+        # pixels (_squeezed); pixels already square on the ground (columns 1/cos(lat) times wider in
+        # degrees) hold round craters and need no squeeze.  Any other shape is refused.
+        ground = _ground_sides(grid) if grid.is_cylindrical else None
+        if ground is None or abs(ground[0] - ground[1]) > _SQUARE_TOLERANCE * max(ground[:2]):
+            on_ground = ("" if ground is None else
+                         f"; {ground[0]:.4g} x {ground[1]:.4g} m on the ground at its centre, latitude {ground[2]:.3g}")
+            raise InvalidArgumentError(
+                f"{what} has non-square pixels ({side_x:.6g} x {side_y:.6g} {units}{on_ground}), so craters would look "
+                "like ellipses to the model: resample it to square pixels first, e.g. `gdalwarp -tr RES RES in.tif "
+                f"out.tif` with RES = {min(side_x, side_y):.6g}")
     if grid.is_geographic:
         return pixel_scale_m(grid.px_per_deg()[1])
     factor = _linear_unit(grid.crs)
@@ -393,6 +402,16 @@ def georeferenced_pixel_size(obj: Any, *, what: str = "the image", need_metres: 
     # projected metre at the image's centre is 1 / scale metres of ground (1.07 at 60 N on a polar
     # stereographic grid true at the pole)
     return side_y * factor / _projection_scale(grid, what)
+
+
+def _ground_sides(grid: Any) -> tuple[float, float, float]:
+    """A longitude/latitude grid's pixel width and height on the ground (metres) at its centre, and
+    that centre's latitude (as the squeeze measures them: :func:`marscraters.assemble.window_aspect`)."""
+    ny, nx = grid.shape
+    _, lat = grid.pixel_to_lonlat((nx - 1) / 2.0, (ny - 1) / 2.0)
+    lat = float(np.clip(float(lat), -89.0, 89.0))
+    px_x, px_y = grid.km_to_pixels(1.0, lat)
+    return 1000.0 / abs(float(px_x)), 1000.0 / abs(float(px_y)), lat
 
 
 def _projection_scale(grid: Any, what: str) -> float:
@@ -493,6 +512,45 @@ def _squeezed(ds: Any, what: str) -> tuple[Callable[[], np.ndarray], tuple[int, 
     return read, shape, aspect
 
 
+def _caller_options(options: Any) -> dict | None:
+    """A caller's ``extract_options``, checked where a mistake would otherwise show only after the
+    network ran (or not at all): ``min_score`` a score in 0..1 (1 excluded, as the verifier's
+    threshold and ``--min-score``; None: the default), and ``min_diameter_px <= max_diameter_px``
+    (each level's band would miss them, and the table come back empty).  A copy; None stays None."""
+    from .extract import _check_positive
+
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError(f"extract_options must be a dict of circle-finder options, e.g. "
+                                   f'extract_options={{"min_score": 0.5}}, got {type(options).__name__}')
+    out = dict(options)
+    if "min_score" in out and out["min_score"] is None:
+        del out["min_score"]  # None: the verifier's own threshold (or the model file's, without it)
+    if "min_score" in out:
+        score = out["min_score"]
+        ok = not isinstance(score, (bool, np.bool_))
+        try:
+            ok = ok and 0.0 <= float(score) < 1.0  # NaN fails too
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            # a score of 1 or more keeps nothing: a percentage or a typo, which must not give an empty table
+            raise InvalidArgumentError(
+                f'extract_options={{"min_score": {score!r}}}: min_score must be a number from 0 up to (not including) '
+                "1, the score a crater needs to be kept (the verifier's crater probability, or with verify=False the "
+                "circle finder's score; 0 keeps every candidate); pass e.g. "
+                'extract_options={"min_score": 0.5} (CLI: --min-score 0.5)')
+    lo, hi = out.get("min_diameter_px"), out.get("max_diameter_px")
+    lo = None if lo is None else _check_positive("min_diameter_px", lo, allow_zero=True)
+    hi = None if hi is None else _check_positive("max_diameter_px", hi)
+    if lo is not None and hi is not None and hi < lo:
+        # extract_craters' own message: the pyramid's levels would each miss the empty range silently
+        raise InvalidArgumentError(f"max_diameter_px={out['max_diameter_px']!r} is smaller than "
+                                   f"min_diameter_px={out['min_diameter_px']!r}.")
+    return out
+
+
 def _is_many(image: Any) -> bool:
     if hasattr(image, "dims"):  # an xarray object (a Dataset is a Mapping of its variables): one image
         return False
@@ -556,7 +614,7 @@ def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | N
                 return _Source(key, what, gdal[0], gdal[1], _pixel_size(given, None, what))
         shape = _image_size(path)
         return _Source(key, what, lambda: read_grey_image(path, nodata=nodata), shape, _pixel_size(given, None, what))
-    from .model import _as_image
+    from .model import _as_image, _unmasked
 
     georef = None
     if hasattr(item, "data_vars"):  # an xarray Dataset: a Mosaic's grey levels are its "ir"
@@ -581,6 +639,9 @@ def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | N
                     arr = _as_image(read(), what)
                     return _Source(key, what, lambda: arr, shape, _pixel_size(given, georef, what), aspect)
     values = item.values if hasattr(item, "dims") else item
+    # a numpy masked array (rasterio's read(masked=True), a unit masked out): its masked pixels
+    # are no data, as NaN is; np.asarray would read what lies under the mask as ground
+    values = _unmasked(values)
     if nodata is not None:  # before colour becomes grey, whose rounding must not decide it
         with contextlib.suppress(Exception):  # anything numpy cannot read: _as_image says so
             values = np.asarray(values)
@@ -902,12 +963,12 @@ def detect(
     ----------
     image
         One image: a 2-D grey array (or an RGB ``(H, W, 3)`` array, converted to grey) of any
-        size, NaN = no data; an xarray DataArray or Mosaic Dataset (its ``ir``); or the path of
-        an image file -- a GeoTIFF (any raster with a Mars CRS, read by
-        :func:`marscraters.mosaic.read_geotiff`: its first band, with GDAL's no data -- its
-        nodata value, mask band or alpha band -- as NaN) or a PNG, JPEG, PGM or plain
-        TIFF (:func:`read_grey_image`: as a viewer shows it, EXIF orientation applied, and
-        transparent pixels as NaN; a TIFF without a CRS keeps GDAL's no data too).
+        size, NaN = no data (as are a numpy masked array's masked pixels); an xarray DataArray
+        or Mosaic Dataset (its ``ir``); or the path of an image file -- a GeoTIFF (any raster
+        with a Mars CRS, read by :func:`marscraters.mosaic.read_geotiff`: its first band, with
+        GDAL's no data -- its nodata value, mask band or alpha band -- as NaN) or a PNG, JPEG,
+        PGM or plain TIFF (:func:`read_grey_image`: as a viewer shows it, EXIF orientation
+        applied, and transparent pixels as NaN; a TIFF without a CRS keeps GDAL's no data too).
 
         Many images: a list or tuple of them, a stack ``(n, H, W)`` (or ``(n, H, W, 3)``), or a
         mapping of names to images.  The result is then one table with an ``image`` column:
@@ -953,8 +1014,10 @@ def detect(
         finder's thresholds (``method``, ``threshold``, ``template_threshold``...) are the
         ones the verifier was trained on, and a warning names any of yours it replaced; sizes,
         NMS and scales stay yours, and ``min_score`` replaces the verifier's threshold (0 keeps
-        every candidate, scored; left out, the verifier's own applies).  Pass
-        ``verify=False`` to run the finder with your own thresholds.
+        every candidate, scored; left out or None, the verifier's own applies).  ``min_score``
+        is a number from 0 up to (not including) 1, with the verifier or without it; a kept
+        crater's ``score`` does not depend on it (:data:`marscraters.verify.VERIFY_MARGIN`).
+        Pass ``verify=False`` to run the finder with your own thresholds.
     tta
         Test-time augmentation: average the network's output over 1, 2, 4 or 8 orientations of
         the image (:func:`marscraters.model.predict_image`), for ``tta`` times the work.  None
@@ -968,7 +1031,8 @@ def detect(
     levels
         The image pyramid: ``"auto"`` (as deep as the image's size needs) or the most levels
         to run; ``1`` runs the network once, at the image's own pixels (or the native pixel
-        size, for coarser images).  :func:`marscraters.pyramid.pyramid_levels` lists them.
+        size, for coarser images).  :func:`marscraters.pyramid.pyramid_levels` lists them,
+        given the model's band (``top_px=model_info(model)["pyramid_top_px"]``).
     precision
         The network's arithmetic (:func:`marscraters.model.resolve_precision`): ``"auto"``
         computes in bfloat16 on CPUs with native bfloat16 (about twice as fast there) and in
@@ -995,8 +1059,10 @@ def detect(
     ------
     InvalidArgumentError
         No pixel size for an image without georeferencing; a pixel size outside 1-1000 m;
-        georeferenced pixels that are not square (beyond 1 %); a bad array.  With many images
-        (or a file), the message names the image.
+        georeferenced pixels that are not square (beyond 1 %), in the grid's units nor, on a
+        longitude/latitude grid, on the ground; ``extract_options`` with ``min_score`` outside
+        0..1 (1 excluded) or ``max_diameter_px`` below ``min_diameter_px``, before any work; a
+        bad array.  With many images (or a file), the message names the image.
     CRSError
         A GeoTIFF in a projected CRS with no length unit, when no pixel size is given.
 
@@ -1045,6 +1111,7 @@ def detect(
         givens = [_given_pixel_size(pixel_size_m)] * len(items)
     tta = None if tta is None else _check_tta(tta)
     resolve_precision(precision)  # a bad value fails before any work
+    extract_options = _caller_options(extract_options)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
     loaded = hasattr(model, "predict")  # a Keras model object, not a file

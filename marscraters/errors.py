@@ -149,6 +149,7 @@ _CLI_SPELLINGS: list[tuple[str, str, str | None, str]] = [
      "`marscraters catalog`", None, ""),
     (r"mosaic=<[^>]*>", "--mosaic CUBE.zarr", None, ""),
     (r"\bverify=False\b", "--no-verify", None, ""),
+    (r'extract_options=\{"min_score": ([^{}]*)\}(?: \(CLI: --min-score [^()]*\))?', r"--min-score \1", None, ""),
     (r"\bengine='(\w+)' \((?:CLI: )?--finder-engine \1\)", r"--finder-engine \1", None, ""),
     (r"\bvalue_range=\(([^,()]+), ([^,()]+)\)", r"--value-range \1 \2", None, ""),
     (r"\bvalue_range='auto'", "--value-range auto", None, ""),

@@ -654,9 +654,25 @@ def crop(array: Any, crop_slices: tuple[slice, slice]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # normalisation
 # --------------------------------------------------------------------------------------------
+def _unmasked(values: Any) -> Any:
+    """``values`` with a numpy masked array's masked pixels as NaN (no data, float then); anything
+    else untouched.  ``np.asarray`` would drop the mask and read what lies under it as ground (a
+    rasterio ``read(masked=True)`` holds its nodata value there, often -3.4e38)."""
+    if not np.ma.isMaskedArray(values):
+        return values
+    mask = np.ma.getmaskarray(values)
+    data = np.ma.getdata(values)
+    if not mask.any() or data.dtype.kind not in "iuf":  # nothing masked (or not numbers: the caller says so)
+        return data
+    out = data.astype(np.result_type(data.dtype, np.float32))  # float64 stays float64; integers become float32
+    out[mask] = np.nan
+    return out
+
+
 def _as_image(image: Any, what: str = "image") -> np.ndarray:
     if hasattr(image, "values") and hasattr(image, "dims"):  # an xarray DataArray
         image = image.values
+    image = _unmasked(image)  # masked pixels are no data, as NaN is
     try:
         arr = np.asarray(image)
     except Exception as exc:  # noqa: BLE001 - anything numpy cannot turn into an array
@@ -667,7 +683,12 @@ def _as_image(image: Any, what: str = "image") -> np.ndarray:
             "float); convert it, e.g. np.asarray(img, dtype='float32'), and for complex data take np.abs"
         )
     if arr.ndim != 2:
-        hint = " (squeeze the single band with arr[..., 0] or arr.squeeze())" if 1 in arr.shape else ""
+        hint = ""
+        if arr.ndim == 3 and 1 in arr.shape:  # the single band where it lies: (1, H, W) from rasterio or rioxarray
+            first = "arr[0]" if arr.shape[0] == 1 else "arr[..., 0]" if arr.shape[-1] == 1 else "arr[:, 0]"
+            hint = f" (take the single band with {first}, or arr.squeeze())"
+        elif 1 in arr.shape:
+            hint = " (drop its size-1 axes with arr.squeeze())"
         raise InvalidArgumentError(f"{what} must be 2-D (rows, cols), got shape {arr.shape}{hint}")
     if arr.size == 0:
         raise InvalidArgumentError(f"{what} is empty (shape {arr.shape})")

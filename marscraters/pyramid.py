@@ -115,7 +115,10 @@ def pyramid_levels(
         level's band; or the number of levels to run at most (1: a single scale).
     top_px
         Top of every level's band but the coarsest, in its own pixels (before the overlap);
-        default :data:`LEVEL_TOP_PX`.
+        default :data:`LEVEL_TOP_PX`, the THEMIS model's band.  A model file may store its own
+        (the model for fine imagery: 48 px), which :func:`marscraters.detect.detect` uses: pass
+        ``top_px=model_info(model)["pyramid_top_px"]`` (:func:`marscraters.detect.model_info`)
+        to list the levels detect runs with that model.
 
     Returns
     -------
@@ -129,6 +132,8 @@ def pyramid_levels(
     [1.0, 0.5]
     >>> [round(lv.factor, 4) for lv in pyramid_levels((2000, 2000), 6, 100)]
     [1.0, 0.5, 0.25, 0.125]
+    >>> [round(lv.factor, 4) for lv in pyramid_levels((2000, 2000), 6, 100, top_px=48)]  # the fine model's band
+    [1.0, 0.5, 0.25, 0.125, 0.0625, 0.0312]
     >>> pyramid_levels((416, 416), 100, 100, levels=1)
     [Level(factor=1.0, min_diameter_px=0.0, max_diameter_px=None)]
     """

@@ -20,7 +20,8 @@ The classifier (:func:`crater_classifier`: a small CNN on the patches joined wit
 on the features) is trained by :func:`fit_classifier` on candidates from the *training* chips,
 labelled by :func:`match_candidates` with the DeepMoon rule, and its threshold is chosen on the
 validation chips (``benchmarks/train_verifier.py``).  :func:`verify_craters` applies it, averaging
-over the 8 flips and quarter turns of the patches.
+over :data:`VERIFY_TTA` of the 8 flips and quarter turns of the patches for every candidate that can
+reach the threshold (:data:`VERIFY_MARGIN`: the others are seen in one orientation and dropped).
 
 A model file names its verifier in its metadata (``"verifier": "crater_classifier.keras"``,
 relative to the model file), and :func:`marscraters.detect.detect` and
@@ -85,9 +86,12 @@ _PREDICT_LOCK = threading.Lock()
 #: decision in 20,000 crop candidates changed; ``docs/results/verifier_orientations.json``).
 VERIFY_TTA = 4
 #: In detection and catalogs the verifier first looks at every candidate in one orientation and
-#: averages the :data:`VERIFY_TTA` orientations only for those within this margin of its threshold
-#: (None: all of them, always).  Farther ones never changed side on validation data
-#: (``benchmarks/splits/verifier_cascade_rule.md``); they keep their one-orientation probability.
+#: averages the :data:`VERIFY_TTA` orientations for those scored at least its threshold minus this
+#: margin (None: all of them, always).  Candidates lower than that never reached the threshold
+#: with the average on validation data (``benchmarks/splits/verifier_cascade_rule.md``); they keep
+#: their one-orientation probability and are dropped.  Every kept candidate so carries its
+#: orientation average, the same whatever the threshold: a crater's ``score`` does not depend on
+#: ``min_score``.
 VERIFY_MARGIN: float | None = 0.3
 
 
@@ -460,9 +464,12 @@ class Verifier:
                 margin: float | None = None, threshold: float | None = None) -> np.ndarray:
         """Crater probability of each candidate, averaged over ``tta`` (1, 2, 4 or 8) orientations.
 
-        With ``margin``, a cascade: every candidate is scored in one orientation first, and only
-        those within ``margin`` of ``threshold`` (default: the verifier's) get the ``tta``
-        average; the others keep their one-orientation probability.
+        With ``margin``, a cascade: every candidate is scored in one orientation first, and those
+        scored at least ``threshold`` (default: the verifier's) minus ``margin`` get the ``tta``
+        average; the others keep their one-orientation probability (below the threshold by more
+        than ``margin``: they are dropped).  So every candidate that can reach the threshold is
+        scored by the average, whatever the threshold: a kept candidate's score does not depend
+        on it.
         """
         if tta not in (1, 2, 4, 8):
             raise InvalidArgumentError(f"tta must be 1, 2, 4 or 8 orientations, got {tta!r}")
@@ -473,10 +480,13 @@ class Verifier:
                 raise InvalidArgumentError(f"margin must be a probability difference in [0, 1], got {margin!r}")
             first = self.predict(patches, features, tta=1, batch_size=batch_size)
             thr = self.threshold if threshold is None else float(threshold)
-            unsure = np.flatnonzero(np.abs(first - thr) < margin)
-            if len(unsure):
-                first[unsure] = self.predict(patches[unsure], np.asarray(features)[unsure], tta=tta,
-                                             batch_size=batch_size)
+            # every candidate that might be kept, not only those near the threshold: a kept one's
+            # score is then its average whatever the threshold (a curve drawn from threshold 0 keeps
+            # what each threshold keeps)
+            reach = np.flatnonzero(first >= thr - margin)
+            if len(reach):
+                first[reach] = self.predict(patches[reach], np.asarray(features)[reach], tta=tta,
+                                            batch_size=batch_size)
             return first
         turns = {1: [0], 2: [0, 4], 4: [0, 1, 2, 3], 8: list(range(8))}[tta]
         # every orientation in one stack: one call per batch, not per orientation (small tables
