@@ -224,7 +224,9 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, *, inputs: Any
     removed and ``path`` is untouched, so no half-written output is ever left behind.  ``path``
     is checked by :func:`check_output` (``inputs`` and ``kind`` as there); an existing folder is
     replaced only by an output of its own kind (a Zarr store by a Zarr store, a chips folder by
-    chips), checked again before the rename, when what was written is known.
+    chips), checked again before the rename, when what was written is known: ``kind``, else the
+    kind :func:`output_kind` sees in the written folder (a folder of no known kind may then replace
+    an earlier output; every writer of folders passes ``kind``).
 
     Examples
     --------

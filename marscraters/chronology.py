@@ -548,8 +548,10 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
     from .crs import (
         MARS_GEOGRAPHIC,
         is_planetographic,
+        latitude_kind,
         ographic_to_ocentric,
         to_mars_crs,
+        unstated_latitudes,
         vector_crs_fix,
     )
 
@@ -570,6 +572,10 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
             f"the count area polygon is invalid ({shapely.is_valid_reason(geom)}), for example "
             "self-intersecting: fix its vertex order, or repair it with shapely.make_valid(polygon)."
         )
+    if latitude_kind(crs) == "unstated":
+        path = area if isinstance(area, (str, os.PathLike)) else None
+        raise unstated_latitudes("the count area", crs, "if they are planetocentric, " + vector_crs_fix(path)
+                                 + " If planetographic, assign IAU_2015:49901 instead (converted when read).")
     ographic = is_planetographic(crs)
     if not crs.is_geographic:
         # straight edges in the projection; keep their shape after reprojection

@@ -115,7 +115,8 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     from .mosaic import open_mosaic
     from .targets import render_targets
 
-    check_output(args.out, args.overwrite, inputs=(args.cube, args.catalog), kind="zarr")  # before the work
+    # before the work: a store, never over a file or another kind of folder
+    check_output(args.out, args.overwrite, folder=True, inputs=(args.cube, args.catalog), kind="zarr")
     ds = open_mosaic(args.cube)
     cat = read_catalog(args.catalog, errors=args.errors)
     target = render_targets(ds, cat, kind=args.kind, diameter_range=args.diameter_range)

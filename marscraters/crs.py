@@ -38,6 +38,7 @@ __all__ = [
     "vector_crs_fix",
     "is_mars_crs",
     "is_planetographic",
+    "latitude_kind",
     "check_planetocentric",
     "ographic_to_ocentric",
     "km_to_deg_lat",
@@ -189,12 +190,13 @@ def _crs_label(crs: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def is_planetographic(crs: Any) -> bool:
-    """Whether a Mars CRS's latitudes are planetographic: geodetic, on a flattened ellipsoid.
+def latitude_kind(crs: Any) -> str:
+    """What a Mars CRS's latitudes are: ``"planetocentric"``, ``"planetographic"`` or ``"unstated"``.
 
-    PROJ reads every latitude on an ellipsoid as geodetic (IAU_2015:49901, 49911, 49916...).  The
-    IAU's planetocentric CRSs on the ellipsoid (49902, 49912...) are the exception, and once GDAL
-    has stored them as WKT1 only their name ("Ocentric") tells them apart.
+    On a sphere the two latitudes are one.  On the flattened Mars ellipsoid PROJ reads every
+    latitude as geodetic, i.e. planetographic, but GIS exports named after the ellipsoid alone
+    (``GCS_Mars_2000``) often hold planetocentric ones: only the IAU's names ("Ocentric",
+    "Ographic", which GDAL keeps in its WKT1) say which.
 
     Parameters
     ----------
@@ -203,18 +205,41 @@ def is_planetographic(crs: Any) -> bool:
 
     Returns
     -------
-    bool
+    str
+
+    Examples
+    --------
+    >>> [latitude_kind(pyproj.CRS(f"IAU_2015:{c}")) for c in (49900, 49901, 49902)]
+    ['planetocentric', 'planetographic', 'planetocentric']
+    """
+    geod = crs.geodetic_crs
+    ellipsoid = None if geod is None else geod.ellipsoid
+    if ellipsoid is None or math.isclose(ellipsoid.semi_minor_metre, ellipsoid.semi_major_metre, rel_tol=1e-12):
+        return "planetocentric"
+    names = " ".join(n.lower() for n in (crs.name, geod.name))
+    if "ocentric" in names:
+        return "planetocentric"
+    return "planetographic" if "ographic" in names else "unstated"
+
+
+def is_planetographic(crs: Any) -> bool:
+    """Whether a Mars CRS says its latitudes are planetographic (:func:`latitude_kind`).
 
     Examples
     --------
     >>> is_planetographic(pyproj.CRS("IAU_2015:49901")), is_planetographic(pyproj.CRS("IAU_2015:49900"))
     (True, False)
     """
-    geod = crs.geodetic_crs
-    ellipsoid = None if geod is None else geod.ellipsoid
-    if ellipsoid is None or math.isclose(ellipsoid.semi_minor_metre, ellipsoid.semi_major_metre, rel_tol=1e-12):
-        return False  # on a sphere the two latitudes are one
-    return not any("ocentric" in name.lower() for name in (crs.name, geod.name))
+    return latitude_kind(crs) == "planetographic"
+
+
+def unstated_latitudes(what: str, crs: Any, fix: str) -> CRSError:
+    """The error for a CRS on the Mars ellipsoid that does not say which latitudes it holds."""
+    return CRSError(
+        f"{what} has the CRS {_crs_label(crs)} on the Mars ellipsoid, which does not say whether its latitudes "
+        "are planetocentric or planetographic (they differ by up to 0.34 deg, 20 km, at 45 deg; GIS exports named "
+        f"GCS_Mars_2000 often hold planetocentric ones): {fix}"
+    )
 
 
 def ographic_to_ocentric(xy: np.ndarray, crs: Any, *, what: str) -> np.ndarray:
@@ -279,8 +304,8 @@ def _per_degree(axis: Any) -> float:
     return 1.0 if axis.unit_name.lower() in ("degree", "degrees") else math.degrees(axis.unit_conversion_factor)
 
 
-def check_planetocentric(crs: pyproj.CRS, *, what: str) -> None:
-    """Refuse an image grid whose rows are planetographic latitudes.
+def check_planetocentric(crs: pyproj.CRS, *, what: str, fix: str | None = None) -> None:
+    """Refuse an image grid whose rows are, or may be, planetographic latitudes.
 
     Mosaics, catalogs and count areas are planetocentric.  An image cannot be converted without
     resampling its rows, and PROJ keeps planetographic latitudes unchanged on the way to the
@@ -292,25 +317,33 @@ def check_planetocentric(crs: pyproj.CRS, *, what: str) -> None:
         The image's Mars CRS.
     what
         The image, for the message.
+    fix
+        How the caller's user declares planetocentric latitudes (default: a GeoTIFF's
+        ``gdal_edit.py``).
 
     Raises
     ------
     CRSError
-        If ``crs`` is planetographic (:func:`is_planetographic`).
+        If ``crs`` is planetographic, or on the ellipsoid without saying (:func:`latitude_kind`).
 
     Examples
     --------
     >>> check_planetocentric(MARS_GEOGRAPHIC, what="the tile")
     """
-    if is_planetographic(crs):
-        raise CRSError(
-            f"{what} is in the planetographic CRS {_crs_label(crs)} (latitudes on the Mars ellipsoid), and marscraters "
-            "grids are planetocentric: its craters would be placed up to 20 km off at mid-latitudes. Reproject the "
-            "image to planetocentric latitudes first (IAU_2015:49900, or IAU_2015:49910 in metres), e.g. with ISIS "
-            "map2map LatitudeType=Planetocentric, and check a known crater's latitude after; if its latitudes are "
-            "planetocentric already (a CRS mislabelled, as GCS_Mars_2000 often is), assign a planetocentric CRS: "
-            "`gdal_edit.py -a_srs IAU_2015:49900 FILE.tif`."
-        )
+    kind = latitude_kind(crs)
+    if kind == "planetocentric":
+        return
+    declare = fix or "`gdal_edit.py -a_srs IAU_2015:49900 FILE.tif`"
+    if kind == "unstated":
+        raise unstated_latitudes(what, crs, f"if they are planetocentric, assign IAU_2015:49900 ({declare}); if "
+                                            "planetographic, reproject the image to planetocentric latitudes first.")
+    raise CRSError(
+        f"{what} is in the planetographic CRS {_crs_label(crs)} (latitudes on the Mars ellipsoid), and marscraters "
+        "grids are planetocentric: its craters would be placed up to 20 km off at mid-latitudes. Reproject the "
+        "image to planetocentric latitudes first (IAU_2015:49900, or IAU_2015:49910 in metres), e.g. with ISIS "
+        "map2map LatitudeType=Planetocentric, and check a known crater's latitude after; if its latitudes are "
+        f"planetocentric already (a CRS mislabelled), assign a planetocentric CRS: {declare}."
+    )
 
 
 def _check_lat(lat: Any) -> np.ndarray:
@@ -507,7 +540,8 @@ class Grid:
                 "a Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
             )
         crs = to_mars_crs(crs.to_wkt(), what="the mosaic")
-        check_planetocentric(crs, what="the mosaic")
+        check_planetocentric(crs, what="the mosaic", fix="ds.rio.write_crs('IAU_2015:49900') on the mosaic, or "
+                                                            "ingest its source again with a planetocentric CRS")
         if "x" not in obj.dims or "y" not in obj.dims:
             raise MosaicError(f"the mosaic must have dims ('y', 'x'), got {tuple(obj.dims)}; rename them first.")
         return cls(obj.rio.transform(recalc=True), crs, (int(obj.sizes["y"]), int(obj.sizes["x"])))

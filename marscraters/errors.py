@@ -240,7 +240,11 @@ def _flag_spellings(message: str, names: Mapping[str, str]) -> str:
     message = re.sub(rf"{_CLAUSE_START}(?P<names>(?:{alt})(?:(?:, | and | or )(?:{alt}))*)(?= must\b)",
                      lambda m: re.sub(rf"\b(?:{alt})\b", lambda n: names[n[0]], m["names"]), message)
     # "n, the number of dot images, must be ..."
-    return re.sub(rf"{_CLAUSE_START}(?P<name>{alt})(?=, [^,;:]{{1,80}}, must\b)", lambda m: names[m["name"]], message)
+    message = re.sub(rf"{_CLAUSE_START}(?P<name>{alt})(?=, [^,;:]{{1,80}}, must\b)", lambda m: names[m["name"]],
+                     message)
+    # "--precision float32 (CLI: --precision float32)": the Python half rewritten, its CLI aside is a copy
+    return re.sub(r"(?P<flag>--[a-z][\w-]*)(?P<value>[^()]{0,40}?) \((?:CLI: )?[^()]*?(?P=flag)\b[^()]*\)",
+                  r"\g<flag>\g<value>", message)
 
 
 def cli_message(message: str, flags: Collection[str] = (), *, names: Mapping[str, str] | None = None) -> str:
@@ -278,6 +282,8 @@ def cli_message(message: str, flags: Collection[str] = (), *, names: Mapping[str
     '--n-train and --n-val must be >= 1'
     >>> cli_message("or pass response=None to date it", names={"response": "--response"})
     'or leave out --response to date it'
+    >>> cli_message("pass precision='float32' (CLI: --precision float32)", names={"precision": "--precision"})
+    'pass --precision float32'
     """
     for pattern, text, flag, fallback in _CLI_SPELLINGS:
         message = re.sub(pattern, text if flag is None or flag in flags else fallback, message)

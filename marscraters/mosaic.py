@@ -519,7 +519,8 @@ def mosaic_from_array(
     8.0
     """
     crs = to_mars_crs(crs, what="mosaic_from_array's crs")
-    check_planetocentric(crs, what="mosaic_from_array's crs")
+    check_planetocentric(crs, what="mosaic_from_array's crs",
+                         fix="crs='IAU_2015:49900' (CLI: --crs IAU_2015:49900)")
     if not isinstance(array, da.Array):
         array = np.asarray(array)
     if array.ndim != 2:
@@ -554,6 +555,11 @@ def _probability_not_mosaic(what: str, store: str = "pred.zarr") -> str:
         f"mosaic.craters.catalog(prob) or marscraters.catalog_from_probability(prob, mosaic=mosaic) (command "
         f"line: `marscraters catalog {store} --mosaic cube.zarr`)."
     )
+
+
+#: How a mosaic (a cube read back) declares planetocentric latitudes
+_CUBE_CRS_FIX = ("ds.rio.write_crs('IAU_2015:49900') on the mosaic, or ingest its source again with a planetocentric "
+                 "CRS")
 
 
 def validate_mosaic(ds: Any) -> xr.Dataset:
@@ -621,7 +627,7 @@ def validate_mosaic(ds: Any) -> xr.Dataset:
             "the mosaic has no CRS. Attach one with ds.rio.write_crs('IAU_2015:49900'), or reopen a "
             "Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
         )
-    check_planetocentric(to_mars_crs(crs.to_wkt(), what="the mosaic"), what="the mosaic")
+    check_planetocentric(to_mars_crs(crs.to_wkt(), what="the mosaic"), what="the mosaic", fix=_CUBE_CRS_FIX)
     return ds
 
 

@@ -193,3 +193,34 @@ def test_detect_names_the_fix_for_a_planetographic_geotiff(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "planetographic" in err and "gdal_edit.py -a_srs IAU_2015:49900" in err
     assert not (tmp_path / "c.csv").exists()
+
+
+#: an ESRI export named after the ellipsoid alone: which latitudes it holds is not said
+GCS_MARS_2000 = ('GEOGCS["GCS_Mars_2000",DATUM["D_Mars_2000",SPHEROID["Mars_2000_IAU_IAG",3396190.0,169.894447223612]],'
+                 'PRIMEM["Reference_Meridian",0.0],UNIT["Degree",0.0174532925199433]]')
+
+
+def test_latitudes_on_the_ellipsoid_are_known_by_the_crs_name():
+    assert crs.latitude_kind(pyproj.CRS("IAU_2015:49900")) == "planetocentric"
+    assert crs.latitude_kind(pyproj.CRS("IAU_2015:49902")) == "planetocentric"
+    assert crs.latitude_kind(pyproj.CRS("IAU_2015:49901")) == "planetographic"
+    assert crs.latitude_kind(pyproj.CRS(GCS_MARS_2000)) == "unstated"
+
+
+def test_a_catalog_or_image_whose_crs_does_not_say_its_latitudes_is_refused_not_moved(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from marscraters.catalog import read_catalog
+    from marscraters.errors import CRSError
+
+    # converting would move a planetocentric export 20 km; keeping would misplace a planetographic one
+    path = tmp_path / "export.gpkg"
+    gpd.GeoDataFrame({"diameter_km": [2.0]}, geometry=[Point(10.0, 45.0)], crs=GCS_MARS_2000).to_file(path,
+                                                                                                       layer="craters")
+    with pytest.raises(CRSError, match="does not say whether its latitudes.*assign IAU_2015:49901 instead"):
+        read_catalog(path)
+    with pytest.raises(CRSError, match="does not say whether its latitudes"):
+        from marscraters.mosaic import read_geotiff
+
+        read_geotiff(_geotiff(tmp_path / "export.tif", GCS_MARS_2000))
