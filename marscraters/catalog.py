@@ -1140,12 +1140,10 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path | N
     """
     from .crs import (
         _crs_label,
-        is_planetographic,
-        latitude_kind,
         ographic_to_ocentric,
         to_mars_crs,
-        unstated_latitudes,
         vector_crs_fix,
+        vector_latitude_kind,
     )
 
     crs = to_mars_crs(crs, what=what, fix=vector_crs_fix(path))
@@ -1163,12 +1161,7 @@ def _to_mars_geographic(geom: np.ndarray, crs: Any, *, what: str, path: Path | N
                 "they look like longitudes and latitudes in degrees, under a CRS assigned by mistake: "
                 + vector_crs_fix(path)
             )
-    if latitude_kind(crs) == "unstated":
-        # converting would move a GCS_Mars_2000 export of planetocentric latitudes by 20 km, keeping
-        # them would misplace a planetographic one: the user says which
-        raise unstated_latitudes(what, crs, "if they are planetocentric, " + vector_crs_fix(path)
-                                 + " If planetographic, assign IAU_2015:49901 instead (converted when read).")
-    if is_planetographic(crs):
+    if vector_latitude_kind(crs, what=what, path=path) == "planetographic":
         return shapely.transform(geom, lambda xy: ographic_to_ocentric(xy, crs, what=what))
     return gpd.GeoSeries(geom, crs=crs).to_crs(MARS_GEOGRAPHIC).values
 

@@ -547,16 +547,15 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
 
     from .crs import (
         MARS_GEOGRAPHIC,
-        is_planetographic,
-        latitude_kind,
         ographic_to_ocentric,
         to_mars_crs,
-        unstated_latitudes,
         vector_crs_fix,
+        vector_latitude_kind,
     )
 
     geom, crs = _area_geometry(area, crs)
-    crs = to_mars_crs(crs, what="the count area", fix=vector_crs_fix(area if isinstance(area, (str, os.PathLike)) else None))
+    path = area if isinstance(area, (str, os.PathLike)) else None  # a vector file, named in the fixes
+    crs = to_mars_crs(crs, what="the count area", fix=vector_crs_fix(path))
     if geom.is_empty:
         raise ChronologyError("the count area is empty: give a polygon that encloses the counted surface.")
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
@@ -572,11 +571,7 @@ def _checked_geographic(area: Any, crs: Any = None) -> Any:
             f"the count area polygon is invalid ({shapely.is_valid_reason(geom)}), for example "
             "self-intersecting: fix its vertex order, or repair it with shapely.make_valid(polygon)."
         )
-    if latitude_kind(crs) == "unstated":
-        path = area if isinstance(area, (str, os.PathLike)) else None
-        raise unstated_latitudes("the count area", crs, "if they are planetocentric, " + vector_crs_fix(path)
-                                 + " If planetographic, assign IAU_2015:49901 instead (converted when read).")
-    ographic = is_planetographic(crs)
+    ographic = vector_latitude_kind(crs, what="the count area", path=path) == "planetographic"
     if not crs.is_geographic:
         # straight edges in the projection; keep their shape after reprojection
         minx, miny, maxx, maxy = geom.bounds

@@ -39,6 +39,7 @@ __all__ = [
     "is_mars_crs",
     "is_planetographic",
     "latitude_kind",
+    "vector_latitude_kind",
     "check_planetocentric",
     "ographic_to_ocentric",
     "km_to_deg_lat",
@@ -302,6 +303,42 @@ def ographic_to_ocentric(xy: np.ndarray, crs: Any, *, what: str) -> np.ndarray:
 def _per_degree(axis: Any) -> float:
     """Degrees per unit of an angular axis: exactly 1 for degrees (PROJ's factor would give 170.00000000000003)."""
     return 1.0 if axis.unit_name.lower() in ("degree", "degrees") else math.degrees(axis.unit_conversion_factor)
+
+
+def vector_latitude_kind(crs: pyproj.CRS, *, what: str, path: Any = None) -> str:
+    """:func:`latitude_kind` of a vector layer's CRS (a catalog, a count polygon), refusing "unstated".
+
+    A layer's points can be converted (:func:`ographic_to_ocentric`), but only once the CRS says
+    which latitudes they are: converting a GCS_Mars_2000 export of planetocentric latitudes would
+    move it by 20 km, and keeping a planetographic one would misplace it as much.
+
+    Parameters
+    ----------
+    crs
+        The layer's Mars CRS.
+    what, path
+        The layer and its file (None: in memory), for the message.
+
+    Returns
+    -------
+    str
+        ``"planetocentric"`` or ``"planetographic"``.
+
+    Raises
+    ------
+    CRSError
+        If the CRS lies on the Mars ellipsoid without saying which latitudes it holds.
+
+    Examples
+    --------
+    >>> vector_latitude_kind(pyproj.CRS("IAU_2015:49901"), what="the layer")
+    'planetographic'
+    """
+    kind = latitude_kind(crs)
+    if kind == "unstated":
+        raise unstated_latitudes(what, crs, "if they are planetocentric, " + vector_crs_fix(path)
+                                 + " If planetographic, assign IAU_2015:49901 instead (converted when read).")
+    return kind
 
 
 def check_planetocentric(crs: pyproj.CRS, *, what: str, fix: str | None = None) -> None:
