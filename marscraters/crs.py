@@ -341,6 +341,12 @@ def vector_latitude_kind(crs: pyproj.CRS, *, what: str, path: Any = None) -> str
     return kind
 
 
+#: How a mosaic (a Dataset, or a cube read back) declares planetocentric latitudes: the ``fix`` of
+#: :func:`check_planetocentric` for grids that are not a file
+MOSAIC_CRS_FIX = ("ds.rio.write_crs('IAU_2015:49900') on the mosaic, or ingest its source again with a planetocentric "
+                  "CRS")
+
+
 def check_planetocentric(crs: pyproj.CRS, *, what: str, fix: str | None = None) -> None:
     """Refuse an image grid whose rows are, or may be, planetographic latitudes.
 
@@ -577,8 +583,7 @@ class Grid:
                 "a Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
             )
         crs = to_mars_crs(crs.to_wkt(), what="the mosaic")
-        check_planetocentric(crs, what="the mosaic", fix="ds.rio.write_crs('IAU_2015:49900') on the mosaic, or "
-                                                            "ingest its source again with a planetocentric CRS")
+        check_planetocentric(crs, what="the mosaic", fix=MOSAIC_CRS_FIX)
         if "x" not in obj.dims or "y" not in obj.dims:
             raise MosaicError(f"the mosaic must have dims ('y', 'x'), got {tuple(obj.dims)}; rename them first.")
         return cls(obj.rio.transform(recalc=True), crs, (int(obj.sizes["y"]), int(obj.sizes["x"])))

@@ -47,6 +47,7 @@ from tqdm import tqdm
 from ._io import _remove, atomic_path, check_output
 from .crs import (
     MARS_GEOGRAPHIC,
+    MOSAIC_CRS_FIX,
     Grid,
     _crs_label,
     check_planetocentric,
@@ -557,11 +558,6 @@ def _probability_not_mosaic(what: str, store: str = "pred.zarr") -> str:
     )
 
 
-#: How a mosaic (a cube read back) declares planetocentric latitudes
-_CUBE_CRS_FIX = ("ds.rio.write_crs('IAU_2015:49900') on the mosaic, or ingest its source again with a planetocentric "
-                 "CRS")
-
-
 def validate_mosaic(ds: Any) -> xr.Dataset:
     """Check that ``ds`` is a Mosaic and return it unchanged.
 
@@ -627,7 +623,7 @@ def validate_mosaic(ds: Any) -> xr.Dataset:
             "the mosaic has no CRS. Attach one with ds.rio.write_crs('IAU_2015:49900'), or reopen a "
             "Zarr cube with marscraters.open_mosaic(path), which keeps the CRS (decode_coords='all')."
         )
-    check_planetocentric(to_mars_crs(crs.to_wkt(), what="the mosaic"), what="the mosaic", fix=_CUBE_CRS_FIX)
+    check_planetocentric(to_mars_crs(crs.to_wkt(), what="the mosaic"), what="the mosaic", fix=MOSAIC_CRS_FIX)
     return ds
 
 
