@@ -3,7 +3,8 @@
 # weights: one command.
 #
 #   bash benchmarks/reproduce_default_model.sh CHIPS WORK          # the full chain, v1 -> v10's network, v11, fine-v4
-#   SMOKE=1 bash benchmarks/reproduce_default_model.sh CHIPS WORK  # v1 -> v10 for 1 epoch each on 24 chips (no v11, fine-v4)
+#   SMOKE=1 bash benchmarks/reproduce_default_model.sh CHIPS WORK  # v1 -> v10 for 1 epoch each on 12 chips, 128-px
+#                                                                  # patches (no v11, fine-v4): checks the chain only
 #
 # CHIPS: the labelled THEMIS crops (../shared/data/themis-dayir-crops, or a copy of chips 0-499);
 # WORK: an empty folder for the runs.  Each stage starts from the network of the stage before it,
@@ -52,12 +53,13 @@ fi
 mkdir -p "$WORK"
 
 if [ "${SMOKE:-0}" = 1 ]; then
-    TRAIN=0:16 VAL=16:24
+    # the chain only: every stage's tracing costs more than its epoch, so patches and chips are few
+    TRAIN=0:8 VAL=8:12 P256=128 P384=128
     e() { echo 1; }
     e2() { echo 2; }  # the v2 stage resumes v1's run: one epoch more
     VERIFIER_EXTRA=(--epochs 1)
 else
-    TRAIN=0:440 VAL=440:500
+    TRAIN=0:440 VAL=440:500 P256=256 P384=384
     e() { echo "$1"; }
     e2() { echo 140; }
     VERIFIER_EXTRA=()
@@ -66,27 +68,27 @@ stage() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 train() { "$PY" -m marscraters -q train --chips "$CHIPS" --train "$TRAIN" --val "$VAL" --kind outline "$@"; }
 
 stage "v1: from scratch"
-train --epochs "$(e 60)" --crop 256 --batch-size 8 --learning-rate 1e-3 --score-every 5 --out "$WORK/v1"
+train --epochs "$(e 60)" --crop "$P256" --batch-size 8 --learning-rate 1e-3 --score-every 5 --out "$WORK/v1"
 stage "v2: v1's run resumed to 140 epochs at 3e-4"
 cp -r "$WORK/v1" "$WORK/v2"
-train --epochs "$(e2)" --crop 256 --batch-size 8 --learning-rate 3e-4 --score-every 5 --out "$WORK/v2"
+train --epochs "$(e2)" --crop "$P256" --batch-size 8 --learning-rate 3e-4 --score-every 5 --out "$WORK/v2"
 stage "v5: fine-tuned on 384-px patches"
-train --epochs "$(e 110)" --crop 384 --batch-size 16 --learning-rate 3e-4 --score-every 5 \
+train --epochs "$(e 110)" --crop "$P384" --batch-size 16 --learning-rate 3e-4 --score-every 5 \
     --init "$WORK/v2/best.keras" --out "$WORK/v5"
 stage "v6: small craters weighted"
-train --epochs "$(e 70)" --crop 384 --batch-size 8 --learning-rate 2e-4 --score-every 5 --weight-small-craters 64 \
+train --epochs "$(e 70)" --crop "$P384" --batch-size 8 --learning-rate 2e-4 --score-every 5 --weight-small-craters 64 \
     --scale 0.7 1.3 --init "$WORK/v5/best.keras" --out "$WORK/v6"
 stage "v7"
-train --epochs "$(e 40)" --crop 384 --batch-size 8 --learning-rate 1e-4 --score-every 5 --weight-small-craters 64 \
+train --epochs "$(e 40)" --crop "$P384" --batch-size 8 --learning-rate 1e-4 --score-every 5 --weight-small-craters 64 \
     --scale 0.7 1.3 --init "$WORK/v6/last.keras" --out "$WORK/v7"
 stage "v8: widened to filter multiple 1.5"
-train --epochs "$(e 45)" --crop 384 --batch-size 8 --learning-rate 2e-4 --score-every 15 --weight-small-craters 64 \
+train --epochs "$(e 45)" --crop "$P384" --batch-size 8 --learning-rate 2e-4 --score-every 15 --weight-small-craters 64 \
     --scale 0.7 1.3 --init "$WORK/v7/last.keras" --widen 1.5 --out "$WORK/v8"
 stage "v9: a second cosine cycle"
-train --epochs "$(e 45)" --crop 384 --batch-size 8 --learning-rate 1e-4 --score-every 15 --weight-small-craters 64 \
+train --epochs "$(e 45)" --crop "$P384" --batch-size 8 --learning-rate 1e-4 --score-every 15 --weight-small-craters 64 \
     --scale 0.7 1.3 --seed 1 --init "$WORK/v8/last.keras" --out "$WORK/v9"
 stage "v10: widened to filter multiple 2"
-train --epochs "$(e 45)" --crop 384 --batch-size 8 --learning-rate 2e-4 --score-every 15 --weight-small-craters 64 \
+train --epochs "$(e 45)" --crop "$P384" --batch-size 8 --learning-rate 2e-4 --score-every 15 --weight-small-craters 64 \
     --scale 0.7 1.3 --seed 2 --init "$WORK/v9/last.keras" --widen 2 --out "$WORK/v10"
 
 NET=$WORK/v10/last.keras

@@ -1,4 +1,4 @@
-"""benchmarks/reproduce_default_model.sh: the shipped model's whole chain, each stage one epoch on 24 chips."""
+"""benchmarks/reproduce_default_model.sh: the shipped model's whole chain, each stage one epoch on 12 chips."""
 
 from __future__ import annotations
 
