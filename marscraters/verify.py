@@ -30,6 +30,7 @@ relative to the model file), and :func:`marscraters.detect.detect` and
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import warnings
@@ -119,6 +120,8 @@ def _plane(name: str, arr: Any, fill: float | None = None) -> np.ndarray:
     return a
 
 
+#: How many of the largest candidates :func:`_overlapping` tests against every other one.
+_BIG_CIRCLES = 32
 #: Samples per candidate patch beyond which :func:`_sample` splits the work between the cores.
 _PARALLEL_SAMPLES = 2**16
 
@@ -185,21 +188,31 @@ def crater_features(image: Any, prob: Any, craters: pd.DataFrame, *, fill: float
 def _overlapping(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
     """How many other circles overlap each one (centres closer than the sum of the radii).
 
-    The pairs near enough are found with a k-d tree (a block of a mosaic has thousands of
-    candidates, and all pairs cost n² distances); each is then tested with the same arithmetic as
-    the all-pairs count, so the counts are exactly those.
+    All pairs cost n² distances, and a block of a mosaic has thousands of candidates.  The
+    :data:`_BIG_CIRCLES` largest circles are tested against every circle; for the others a k-d
+    tree finds the pairs near enough (within each radius plus the largest of theirs: one huge
+    candidate no longer makes every pair "near").  Each pair is tested with the same arithmetic
+    as the all-pairs count, so the counts are exactly those.
     """
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    tree = cKDTree(np.column_stack([x, y]))
-    # a radius a hair beyond r_i + max(r): every pair the exact test below can keep is among these
-    near = tree.query_ball_point(np.column_stack([x, y]), r=(r + r.max()) * (1 + 1e-9) + 1e-9)
-    counts = np.empty(n, dtype=np.int64)
-    for i, js in enumerate(near):
-        js = np.asarray(js, dtype=np.intp)
-        counts[i] = int((np.hypot(x[i] - x[js], y[i] - y[js]) < r[i] + r[js]).sum()) - 1
-    return counts
+    xy = np.column_stack([x, y])
+    big = np.zeros(n, dtype=bool)
+    big[np.argpartition(r, n - min(n, _BIG_CIRCLES))[n - min(n, _BIG_CIRCLES):]] = True
+    small = np.flatnonzero(~big)
+    counts = np.zeros(n, dtype=np.int64)
+    if small.size:
+        reach = float(r[small].max())
+        # a radius a hair beyond r_i + reach: every pair the exact test below can keep is among these
+        near = cKDTree(xy[small]).query_ball_point(xy, r=(r + reach) * (1 + 1e-9) + 1e-9, return_sorted=False)
+        i = np.repeat(np.arange(n), [len(js) for js in near])
+        j = small[np.fromiter(itertools.chain.from_iterable(near), dtype=np.intp, count=len(i))]
+        hit = np.hypot(x[i] - x[j], y[i] - y[j]) < r[i] + r[j]
+        counts += np.bincount(i[hit], minlength=n)
+    for j in np.flatnonzero(big):
+        counts += np.hypot(x - x[j], y - y[j]) < r + r[j]
+    return counts - 1  # each circle overlaps itself
 
 
 def n_features() -> int:

@@ -540,13 +540,20 @@ def test_catalog_cli_verifies_with_the_mosaic(tmp_path):
     assert "verifier" not in params["plain"]
 
 
-def test_crowding_counts_equal_the_all_pairs_count():
-    from marscraters.verify import _overlapping
+@pytest.mark.parametrize("n", [5, 32, 33, 400])
+def test_crowding_counts_equal_the_all_pairs_count(n):
+    """Fewer circles than the largest tested against all, as many, one more, and many; with a
+    circle far larger than the others (real candidate sets hold one, which made every pair near)."""
+    from marscraters.verify import _BIG_CIRCLES, _overlapping
 
+    assert _BIG_CIRCLES == 32  # the sizes above straddle it
     rng = np.random.default_rng(3)
-    x, y, r = rng.uniform(0, 300, 400), rng.uniform(0, 300, 400), rng.uniform(1, 40, 400)
+    x, y, r = rng.uniform(0, 300, n), rng.uniform(0, 300, n), rng.uniform(1, 40, n)
     # a duplicate, a concentric pair and two circles that exactly touch (not overlapping)
     x[:4], y[:4], r[:4] = [10.0, 10.0, 50.0, 56.0], [10.0, 10.0, 200.0, 200.0], [3.0, 5.0, 2.0, 4.0]
+    if n > 33:
+        x[-1], y[-1], r[-1] = 900.0, 900.0, 1000.0
     every = (np.hypot(x[:, None] - x[None], y[:, None] - y[None]) < r[:, None] + r[None]).sum(1) - 1
     np.testing.assert_array_equal(_overlapping(x, y, r), every)
+    assert _overlapping(x, y, r).dtype == np.int64
     assert _overlapping(x[:0], y[:0], r[:0]).shape == (0,)
