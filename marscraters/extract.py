@@ -1162,8 +1162,10 @@ def _correlation_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
 # maps of the same few sizes, and a spectrum costs as much as the inverse transform it feeds.
 _SPECTRA: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _SPECTRA_LOCK = threading.Lock()
-#: Bytes of template spectra kept between calls (least recently used dropped first).
-SPECTRUM_CACHE_BYTES = 64 * 2**20
+#: Bytes of template spectra kept between calls (least recently used dropped first).  A mosaic
+#: window's finest scale (~1,100² transforms) searches ~18 radii, ~90 MB of spectra: at 64 MiB every
+#: spectrum was dropped before its next use, and computing them took a fifth of the finder's time.
+SPECTRUM_CACHE_BYTES = 160 * 2**20
 
 
 #: Transforms up to this many pixels run on one thread: for a chip's map, spreading each transform

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy import ndimage
 
 from marscraters import extract as ex
 from marscraters.errors import InvalidArgumentError
@@ -718,6 +719,23 @@ def test_template_spectra_cache_gives_the_fresh_results_and_stays_bounded(monkey
     ex._ncc_bank(img, templates[:3])
     assert len(ex._SPECTRA) == 2 and sum(v.nbytes for v in ex._SPECTRA.values()) <= 2 * spec.nbytes
     assert [k[4] for k in ex._SPECTRA] == [t.tobytes() for t in templates[1:3]]
+
+
+def test_a_mosaic_windows_spectra_stay_cached_between_windows(monkeypatch):
+    """A catalog's 1024-px windows (each searched with its halo) reuse every template spectrum of the
+    window before: at a 64 MiB budget the finest scale's ~18 spectra of ~5 MB did not fit, and the
+    LRU dropped each before its next use (a fifth of the finder's time went into recomputing them)."""
+    monkeypatch.setattr(ex, "_SPECTRA", type(ex._SPECTRA)())
+    rng = np.random.default_rng(5)
+    prob = ndimage.gaussian_filter(rng.random((1064, 1064)), 3).astype(np.float32)
+    opts = {"target": "outline", "method": "template", "threshold": 0.5, "template_threshold": 0.3,
+            "relative_threshold": 0.0}
+    ex.extract_craters(prob, **opts)
+    made = []
+    fresh = ex._correlation_spectrum
+    monkeypatch.setattr(ex, "_correlation_spectrum", lambda *a: made.append(a[1:]) or fresh(*a))
+    ex.extract_craters(prob[::-1].copy(), **opts)  # the next window: another map of the same size
+    assert made == []
 
 
 def test_fft_threads_do_not_change_the_correlation(monkeypatch):
