@@ -321,6 +321,7 @@ VARIANTS = {
     "retrain-crops": "as retrain, without the chips",
     "retrain-context": "retrain with two more patch channels: the image and the map over 4 radii (addendum 4)",
     "retrain-ens3": "retrain with three verifiers per run (seeds 0, 1, 2), their outputs averaged (addendum 5)",
+    "retrain-small": "retrain with one convolution per block of the verifier's network (small_verifier_rule.md)",
 }
 #: Verifiers averaged per run by retrain-ens3 (addendum 5), seeds seed .. seed + ENSEMBLE - 1.
 ENSEMBLE = 3
@@ -333,12 +334,15 @@ def _fit_variant(variant: str, parts: list[tuple[Cache, np.ndarray]], args: argp
     :data:`ENSEMBLE` seeds."""
     from marscraters.verify import average_classifiers
 
+    if variant == "retrain-small":
+        return _fit(parts, args.epochs, args.seed, args.negatives, convs_per_block=1)
     if variant != "retrain-ens3":
         return _fit(parts, args.epochs, args.seed, args.negatives)
     return average_classifiers([_fit(parts, args.epochs, args.seed + k, args.negatives) for k in range(ENSEMBLE)])
 
 
-def _fit(cache_parts: list[tuple[Cache, np.ndarray]], epochs: int, seed: int, negatives: float = 1.0) -> Any:
+def _fit(cache_parts: list[tuple[Cache, np.ndarray]], epochs: int, seed: int, negatives: float = 1.0,
+         convs_per_block: int = 2) -> Any:
     from marscraters.verify import fit_classifier
 
     if negatives < 1:
@@ -348,7 +352,8 @@ def _fit(cache_parts: list[tuple[Cache, np.ndarray]], epochs: int, seed: int, ne
     patches = np.concatenate([c.patches[r] for c, r in cache_parts]).astype(np.float32)
     feats = np.concatenate([c.features[r] for c, r in cache_parts])
     labels = np.concatenate([c.labels[r] for c, r in cache_parts])
-    return fit_classifier(patches, feats, labels, epochs=epochs, seed=seed, progress=False)
+    return fit_classifier(patches, feats, labels, epochs=epochs, seed=seed, progress=False,
+                          convs_per_block=convs_per_block)
 
 
 def _one_stage_best(cache: Cache, images: np.ndarray, base: dict) -> tuple[dict, float]:
@@ -391,7 +396,7 @@ def run_variant(variant: str, k: str, crops: Cache, chips: Cache, groups: dict, 
         verifier = shipped
     else:
         parts = [(crops, crops.rows(train))]
-        if variant in ("retrain", "retrain-ens3"):
+        if variant in ("retrain", "retrain-ens3", "retrain-small"):
             lo, hi = (int(x) for x in split["chips"]["train"].split(":"))
             parts.append((chips, chips.rows(np.arange(lo, hi))))
         parts += _ctx_parts(args)

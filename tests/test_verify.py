@@ -150,6 +150,29 @@ def test_a_mask_channel_verifier_is_trained_saved_and_used(tmp_path):
         fit_classifier(patches[..., 0], feats, labels, epochs=1, progress=False)
 
 
+def test_a_verifier_with_one_convolution_per_block_is_trained_saved_and_used(tmp_path):
+    """The cheaper classifier shape: one 3x3 convolution per block, fewer weights, trained, saved and
+    read back as any verifier (the file holds its architecture)."""
+    from marscraters.verify import candidate_sets, crater_classifier
+
+    def conv(model) -> list:
+        return [w for w in model.layers if type(w).__name__ == "Conv2D"]
+
+    assert len(conv(crater_classifier(n_features()))) == 6 and len(conv(crater_classifier(convs_per_block=1))) == 3
+    assert crater_classifier(convs_per_block=1).count_params() < crater_classifier().count_params() / 2
+    with pytest.raises(InvalidArgumentError, match="convs_per_block"):
+        crater_classifier(convs_per_block=3)
+    rng = np.random.default_rng(9)
+    scenes = [_scene(rng) for _ in range(4)]
+    _, patches, feats, _ = candidate_sets([s[0] for s in scenes], [s[1] for s in scenes], progress=False)
+    labels = np.arange(len(patches)) % 2 == 0
+    model = fit_classifier(patches, feats, labels, epochs=1, batch_size=32, progress=False, convs_per_block=1)
+    v = load_verifier(save_verifier(Verifier(model, 0.4), tmp_path / "small.keras"))
+    assert len(conv(v.model)) == 3
+    np.testing.assert_allclose(v.predict(patches, feats, tta=1), Verifier(model, 0.4).predict(patches, feats, tta=1),
+                               atol=1e-6)
+
+
 def test_edge_cut_copies_cut_one_side_and_shift_the_truths():
     from marscraters.verify import edge_cut_copies
 
