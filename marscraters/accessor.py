@@ -59,14 +59,18 @@ class CratersAccessor:
         ``prob`` is the probability at the mosaic's own pixels when already computed; without it
         the mosaic is segmented first (with ``model`` and the segmentation options ``depth``,
         ``batch_size``, ``chunks``, ``tile``, ``value_range``, ``nodata_fill``, ``tta``,
-        ``precision`` taken from ``kwargs``).  ``levels=1`` searches the mosaic's own pixels only, as
+        ``precision`` taken from ``kwargs``, or from ``segment_options=`` as
+        :func:`~marscraters.assemble.catalog_from_mosaic` takes them; an option given both ways
+        takes its loose value).  ``levels=1`` searches the mosaic's own pixels only, as
         :func:`~marscraters.assemble.catalog_from_probability` does.
         """
         from .assemble import catalog_from_mosaic
 
-        seg = {k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile", "value_range", "nodata_fill", "tta",
-                                          "precision")
-               if k in kwargs}
+        # catalog_from_mosaic's own segment_options= and the loose options, merged (the loose win)
+        seg = dict(kwargs.pop("segment_options", None) or {})
+        seg.update({k: kwargs.pop(k) for k in ("depth", "batch_size", "chunks", "tile", "value_range", "nodata_fill",
+                                               "tta", "precision")
+                    if k in kwargs})
         kwargs.setdefault("source", self._ds.attrs.get("source"))
         return catalog_from_mosaic(self._ds, prob, levels=levels, segment_options=seg, **kwargs)
 

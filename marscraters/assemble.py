@@ -573,7 +573,11 @@ def catalog_from_probability(
     >>> cat = catalog_from_probability(prob)  # doctest: +SKIP
     >>> write_catalog(cat, "craters.gpkg")  # doctest: +SKIP
     """
+    from .detect import _caller_options
+
     prob = _as_probability(prob)
+    # min_score in 0..1 before the finder runs, as detect checks it (the diameters: _find_craters, first)
+    extract_options = _caller_options(extract_options, diameters=False)
     other = _other_model(model, prob)
     if other is not None:
         _warn_other_model(other)
@@ -655,13 +659,17 @@ def catalog_from_mosaic(
     geopandas.GeoDataFrame
         A Catalog as :func:`catalog_from_probability` returns, on the mosaic's own grid (``x``,
         ``y``, ``diameter_px`` in its pixels), with a ``level`` column (0: the mosaic's own
-        pixels, 1: half of them, ...); ``attrs["levels"]`` lists each level's scale factor and
-        ``attrs["parameters"]`` are level 0's.
+        pixels, 1: half of them, ...: numbered in the full pyramid, also when
+        ``extract_options``' diameter limits skip the finer levels); ``attrs["levels"]`` lists
+        the scale factor of each level searched and ``attrs["parameters"]`` are the finest one's.
 
     Raises
     ------
     InvalidArgumentError
-        For a bad ``levels`` or option.
+        For a bad ``levels`` or option (``extract_options`` as :func:`marscraters.detect.detect`
+        checks them: ``min_score`` in 0..1, 1 excluded), before any level is segmented; for a
+        mosaic whose georeferencing gives pixels outside the 1-1000 m ``detect`` works at
+        (almost always a wrong unit).
 
     Warns
     -----
@@ -674,13 +682,20 @@ def catalog_from_mosaic(
     >>> craters = catalog_from_mosaic(ds)  # doctest: +SKIP
     >>> craters.groupby("level").size()  # doctest: +SKIP
     """
-    from .detect import _warn_extremes, georeferenced_pixel_size, model_info
+    from .detect import (
+        _caller_options,
+        _check_mosaic_pixel_size,
+        _warn_extremes,
+        model_info,
+    )
     from .model import mosaic_value_range, read_grey_sample
     from .mosaic import coarsen_mosaic, validate_mosaic
     from .pyramid import level_options, merge_levels, pyramid_levels
     from .segment import model_for_mosaic, segment
 
     validate_mosaic(ds)
+    # checked before any level is segmented (hours on a large mosaic), as detect checks them
+    extract_options = _caller_options(extract_options)
     if resampling not in ("antialias", "mean"):
         raise InvalidArgumentError(f"resampling={resampling!r} must be 'antialias' or 'mean'")
     unknown = sorted(set(kwargs) - {"kind", "halo", "verify", "source", "correct_aspect", "block_px"})
@@ -706,10 +721,8 @@ def catalog_from_mosaic(
     seg_model = (other.usable or model) if other is not None else model
     info = model_info(model)
     native = float(info["native_pixel_size_m"])
-    try:
-        size = georeferenced_pixel_size(ds, what="the mosaic", need_metres=False)
-    except InvalidArgumentError:
-        size = None
+    # a wrong unit (outside 1-1000 m) is refused as detect refuses it; non-square pixels: None
+    size = _check_mosaic_pixel_size(ds)
     # a mosaic coarser than the network's pixels is searched as it is (a global 256 px/deg
     # mosaic keeps its size), so its levels are planned as if it were at the native size
     size = native if size is None else min(size, native)
@@ -727,7 +740,7 @@ def catalog_from_mosaic(
             _warn_extremes(finite, float(finite.min()), float(finite.max()), what="mosaic", stacklevel=4)
             fill = float(finite.mean())
     base = dict(extract_options or {})
-    tables, kept, found0 = [], [], None
+    tables, kept, indices, found0 = [], [], [], None
     reach = []  # each level's (smallest, largest) diameter searched, in the mosaic's pixels
     prev, prev_cell = ds, 1  # each level is made from the one before: a halving of a halving
     for i, level in enumerate(plan):
@@ -747,12 +760,14 @@ def catalog_from_mosaic(
         reach.append((found.params["min_diameter_px"] / level.factor, found.params["max_diameter_px"] / level.factor))
         tables.append(pixels)
         kept.append(level)
+        indices.append(i)  # the level column numbers levels in the full pyramid, skipped ones too
     if found0 is None:
         raise InvalidArgumentError(
             f"no level of the pyramid searches diameters within extract_options {base}: widen min_diameter_px / "
             "max_diameter_px (in the mosaic's pixels)")
     merged = merge_levels(tables, kept, nms=found0.params.get("nms", "deepmoon"),
-                          nms_threshold=found0.params.get("nms_threshold"), contained=found0.params["kind"] == "filled")
+                          nms_threshold=found0.params.get("nms_threshold"), contained=found0.params["kind"] == "filled",
+                          indices=indices)
     cat = _catalog_of(_inside(merged, (ds.sizes["y"], ds.sizes["x"])).reset_index(drop=True), found0,
                       kwargs.get("source"))
     cat.attrs["levels"] = [round(lv.factor, 6) for lv in kept]

@@ -64,6 +64,10 @@ _EXTREME_SHARE = 0.4
 _COLLAR_SHARE = 0.05
 # such a region's parts smaller than this share of the pixels are specks (shadow, noise), not a collar
 _COLLAR_PART = 0.005
+# and a part is solid, as a fill is, when at least this share of it survives a 3x3 binary opening
+# (a fill loses only its stair-stepped border's corners; the ragged, porous shadow of an under-exposed
+# or hard-stretched CTX crop, clipped to black over 10-80 % of it, keeps 70-88 %)
+_COLLAR_SOLID = 0.95
 # EXIF orientations that swap an image's rows and columns (a viewer shows it turned by 90 degrees)
 _EXIF_TRANSPOSED = (5, 6, 7, 8)
 # images of a many-image call prepared, predicted and verified together: about this many pixels
@@ -188,7 +192,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _gdal_grey(path: Path, nodata: float | None) -> tuple[Callable[[], np.ndarray], tuple[int, int]] | None:
-    """A raster without a CRS that marks no data itself (a nodata value, a mask or alpha band: GDAL's
+    """A raster without georeferencing (no CRS, or no geotransform) that marks no data itself (a nodata value, a mask or alpha band: GDAL's
     tags, which PIL does not read): how to read its grey levels with those pixels as NaN, and its
     shape.  None when the file marks no pixel (it is then read as any image, by PIL)."""
     import rasterio
@@ -268,18 +272,22 @@ def _as_grey(image: Any) -> np.ndarray:
 
 
 def model_info(model: Any = None) -> dict[str, Any]:
-    """Target kind and native pixel size of a model (path, loaded model or None = shipped default)."""
-    from .model import default_weights_path, read_model_metadata
+    """Target kind, native pixel size, name, finder settings, pyramid band and orientations of a
+    model: a path, None (the shipped default) or a loaded Keras model (the metadata of the file
+    :func:`marscraters.model.load_model` read it from; a model built in memory has none, and gets
+    the bare defaults)."""
+    from .model import _attached_metadata, default_weights_path, read_model_metadata
 
     info: dict[str, Any] = {"kind": "outline", "native_pixel_size_m": DEFAULT_NATIVE_PIXEL_SIZE_M, "name": "unknown",
                             "extract": {}, "pyramid_top_px": None, "tta": 1}
     path = default_weights_path() if model is None else model if isinstance(model, (str, os.PathLike)) else None
-    if path is not None:
-        meta = read_model_metadata(path)
+    attached = None if path is not None else _attached_metadata(model)
+    if path is not None or attached is not None:
+        meta = read_model_metadata(path) if attached is None else attached
         training = meta.get("training", {})
         info["kind"] = training.get("kind", info["kind"])
         info["native_pixel_size_m"] = float(meta.get("native_pixel_size_m", info["native_pixel_size_m"]))
-        info["name"] = meta.get("name", Path(path).stem)
+        info["name"] = meta.get("name") or Path(path).stem
         # circle-finder settings chosen on the model's validation chips (benchmarks/tune_extraction.py)
         info["extract"] = dict(meta.get("extract", {}))
         info["version"] = meta.get("marscraters_version")
@@ -435,19 +443,54 @@ def _projection_scale(grid: Any, what: str) -> float:
     return math.sqrt(h * k)
 
 
-def _pixel_size(given: float | None, georef: float | None, what: str) -> float:
-    """The pixel size of one image: the caller's (checked against the georeferencing's), else its own."""
+def _check_georeferenced_size(georef: float, what: str,
+                              override: str = "pass pixel_size_m=<metres> (CLI: --pixel-size METRES)") -> None:
+    """Refuse a pixel size read from georeferencing outside :data:`PIXEL_SIZE_RANGE_M` (almost always
+    a wrong unit: a transform in km under a metre CRS).  ``override``: how the caller can say the
+    right size (the mosaic route has no pixel size to give: its georeferencing is fixed instead)."""
+    lo, hi = PIXEL_SIZE_RANGE_M
+    if not lo <= georef <= hi:
+        raise InvalidArgumentError(
+            f"{what}'s georeferencing gives {georef:.6g} m per pixel, outside the {lo:g}-{hi:g} m that detect "
+            f"works at: resample it (e.g. `gdalwarp -tr 100 100 in.tif out.tif`), or, if its georeferencing is "
+            f"wrong, {override}")
+
+
+#: how a mosaic's wrong pixel size is put right (the mosaic route takes no pixel size of its own)
+_MOSAIC_SIZE_FIX = ("correct it where the mosaic was made: the file's geotransform (`gdal_edit.py -a_ullr WEST NORTH "
+                    "EAST SOUTH FILE`, in its CRS's units) before `marscraters ingest`, or the bounds given to "
+                    "mosaic_from_array")
+
+
+def _check_mosaic_pixel_size(ds: Any, what: str = "the mosaic") -> float | None:
+    """A mosaic's pixel size in metres (None when its pixels are not square or its unit unknown:
+    the mosaic route works on them as they are), refused outside :data:`PIXEL_SIZE_RANGE_M` as
+    :func:`detect` refuses it, before any network runs."""
+    try:
+        size = georeferenced_pixel_size(ds, what=what, need_metres=False)
+    except InvalidArgumentError:  # non-square pixels: segment and the catalog work on them as they are
+        return None
+    if size is not None:
+        _check_georeferenced_size(size, what, _MOSAIC_SIZE_FIX)
+    return size
+
+
+def _pixel_size(given: float | None, georef: float | None, what: str, *, unplaced: bool = False) -> float:
+    """The pixel size of one image: the caller's (checked against the georeferencing's), else its own.
+    ``unplaced``: the file has a CRS but no geotransform (said in the message when no size is given)."""
     lo, hi = PIXEL_SIZE_RANGE_M
     if given is None:
+        if georef is None and unplaced:
+            raise InvalidArgumentError(
+                f"{what} has a CRS but no geotransform (GDAL's default: 1 unit per pixel), so its pixel size is "
+                f"unknown: pass pixel_size_m=<metres> (CLI: --pixel-size METRES), the ground size of one pixel "
+                f"{_SIZE_HINT}, or give it the bounds of its outer pixel edges first, in its CRS's units: "
+                f"`gdal_edit.py -a_ullr WEST NORTH EAST SOUTH {what}`")
         if georef is None:
             raise InvalidArgumentError(
                 f"{what} carries no georeferencing, so its pixel size is unknown: pass pixel_size_m=<metres> "
                 f"(CLI: --pixel-size METRES), the ground size of one pixel {_SIZE_HINT}, or give a GeoTIFF")
-        if not lo <= georef <= hi:
-            raise InvalidArgumentError(
-                f"{what}'s georeferencing gives {georef:.6g} m per pixel, outside the {lo:g}-{hi:g} m that detect "
-                f"works at: resample it (e.g. `gdalwarp -tr 100 100 in.tif out.tif`), or, if its georeferencing is "
-                f"wrong, pass pixel_size_m=<metres> (CLI: --pixel-size METRES)")
+        _check_georeferenced_size(georef, what)
         return georef
     if not lo <= given <= hi:
         raise InvalidArgumentError(
@@ -512,11 +555,12 @@ def _squeezed(ds: Any, what: str) -> tuple[Callable[[], np.ndarray], tuple[int, 
     return read, shape, aspect
 
 
-def _caller_options(options: Any) -> dict | None:
+def _caller_options(options: Any, *, diameters: bool = True) -> dict | None:
     """A caller's ``extract_options``, checked where a mistake would otherwise show only after the
     network ran (or not at all): ``min_score`` a score in 0..1 (1 excluded, as the verifier's
     threshold and ``--min-score``; None: the default), and ``min_diameter_px <= max_diameter_px``
-    (each level's band would miss them, and the table come back empty).  A copy; None stays None."""
+    (each level's band would miss them, and the table come back empty; ``diameters=False`` leaves
+    them to a caller that checks them before its own work).  A copy; None stays None."""
     from .extract import _check_positive
 
     if options is None:
@@ -541,6 +585,8 @@ def _caller_options(options: Any) -> dict | None:
                 "1, the score a crater needs to be kept (the verifier's crater probability, or with verify=False the "
                 "circle finder's score; 0 keeps every candidate); pass e.g. "
                 'extract_options={"min_score": 0.5} (CLI: --min-score 0.5)')
+    if not diameters:
+        return out
     lo, hi = out.get("min_diameter_px"), out.get("max_diameter_px")
     lo = None if lo is None else _check_positive("min_diameter_px", lo, allow_zero=True)
     hi = None if hi is None else _check_positive("max_diameter_px", hi)
@@ -583,18 +629,29 @@ def _relay(caught: list[warnings.WarningMessage], what: str | None) -> None:
 
 def _read_georeferenced(path: Path, nodata: float | None = None) -> Any:
     """The Mosaic of a raster that may carry georeferencing (a GeoTIFF...), or None for a plain
-    file without a CRS (read as any image, with the caller's pixel size)."""
-    from rasterio.errors import NotGeoreferencedWarning
+    file without a CRS, or with one but no geotransform (read as any image, with the caller's
+    pixel size)."""
+    return _georeferenced_or_unplaced(path, nodata)[0]
+
+
+def _georeferenced_or_unplaced(path: Path, nodata: float | None = None) -> tuple[Any, bool]:
+    """:func:`_read_georeferenced`'s Mosaic (or None), and whether a file without one has a CRS
+    but GDAL's default geotransform (``gdal_translate -a_srs`` without ``-a_ullr``): its pixels
+    are placed nowhere, and read as 1 CRS unit each (flipped) they would be wrong."""
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     from .errors import MissingCRSError
-    from .mosaic import read_geotiff
+    from .mosaic import _plain_header, read_geotiff
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return read_geotiff(path, nodata=nodata)
+            return read_geotiff(path, nodata=nodata), False
     except MissingCRSError:
-        return None
+        try:
+            return None, _plain_header(str(path))["crs"] is not None
+        except RasterioError:
+            return None, False
 
 
 def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | None = None) -> _Source:
@@ -602,18 +659,20 @@ def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | N
     when it is a file.  Pixels equal to ``nodata`` read as NaN."""
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
+        unplaced = False
         if path.suffix.lower() in _GEO_SUFFIXES and path.is_file():
-            ds = _read_georeferenced(path, nodata)
+            ds, unplaced = _georeferenced_or_unplaced(path, nodata)
             if ds is not None:
                 georef = georeferenced_pixel_size(ds, what=what, need_metres=given is None)
                 read, shape, aspect = _squeezed(ds, what)
                 return _Source(key, what, read, shape, _pixel_size(given, georef, what), aspect)
-            # no CRS: GDAL still knows the file's nodata value, mask and alpha, which PIL does not
+            # no CRS (or no geotransform): GDAL still knows the file's nodata value, mask and alpha, which PIL does not
             gdal = _gdal_grey(path, nodata)
             if gdal is not None:
-                return _Source(key, what, gdal[0], gdal[1], _pixel_size(given, None, what))
+                return _Source(key, what, gdal[0], gdal[1], _pixel_size(given, None, what, unplaced=unplaced))
         shape = _image_size(path)
-        return _Source(key, what, lambda: read_grey_image(path, nodata=nodata), shape, _pixel_size(given, None, what))
+        return _Source(key, what, lambda: read_grey_image(path, nodata=nodata), shape,
+                       _pixel_size(given, None, what, unplaced=unplaced))
     from .model import _as_image, _unmasked
 
     georef = None
@@ -629,12 +688,15 @@ def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | N
             crs = item.rio.crs
         except Exception:  # noqa: BLE001 - no spatial dims or coordinates: a plain array
             crs = None
+        if item.ndim == 2 and set(item.dims) == {"y", "x"}:
+            # rows are y: once, for the squeezed image and the plain one alike (its values are read below)
+            item = item.transpose("y", "x")
         if crs is not None:
             georef = georeferenced_pixel_size(item, what=what, need_metres=given is None)
             if item.ndim == 2 and set(item.dims) == {"y", "x"}:
                 if nodata is not None and not np.isnan(nodata):  # before the squeeze blends it into its neighbours
                     item = item.where(item != nodata)
-                read, shape, aspect = _squeezed(item.transpose("y", "x"), what)
+                read, shape, aspect = _squeezed(item, what)
                 if aspect != 1.0:
                     arr = _as_image(read(), what)
                     return _Source(key, what, lambda: arr, shape, _pixel_size(given, georef, what), aspect)
@@ -654,13 +716,15 @@ def _open(item: Any, key: Any, what: str, given: float | None, nodata: float | N
 def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np.ndarray | None:
     """Where an image holds a likely undeclared no-data collar, with a warning that names the fix.
 
-    A collar is a constant region exactly at the image's darkest level that reaches its edge (or
-    its no-data) and covers at least :data:`_COLLAR_SHARE` of its valid pixels: the fill around a
-    map-projected strip, or a GIS export's.  The network reads it as black ground, and that
-    changes its map far inside the valid pixels.  (A bright region at the edge is as often
-    saturated ground, which the shadow-or-saturated warning speaks of.)  Images whose other
-    pixels hold no third level (a drawing, a mask, disks on a flat ground) are not photographs,
-    and have none.  None when there is none.
+    A collar is a solid, constant region exactly at the image's darkest level that reaches its
+    edge (or its no-data) and covers at least :data:`_COLLAR_SHARE` of its valid pixels: the
+    fill around a map-projected strip, or a GIS export's.  The network reads it as black ground,
+    and that changes its map far inside the valid pixels.  Solid: nearly all of it
+    (:data:`_COLLAR_SOLID`) survives a 3x3 binary opening; clipped shadow is ragged and porous,
+    and is left to the shadow-or-saturated warning (declared no data, it would blank the image).
+    (A bright region at the edge is as often saturated ground, which that warning speaks of too.)
+    Images whose other pixels hold no third level (a drawing, a mask, disks on a flat ground)
+    are not photographs, and have none.  None when there is none.
     """
     from scipy import ndimage
 
@@ -681,6 +745,11 @@ def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np
     part[np.unique(labels[edge & same])] = True
     part &= sizes >= _COLLAR_PART * n
     part[0] = False
+    if part.any():
+        # a fill is solid; shadow clipped to black is fragments, ragged edges and pores
+        opened = ndimage.binary_opening(part[labels], structure=np.ones((3, 3), bool))
+        part &= np.bincount(labels[opened], minlength=count + 1) >= _COLLAR_SOLID * sizes
+        part[0] = False
     share = sizes[part].sum() / n
     if share < _COLLAR_SHARE:
         return None
@@ -834,11 +903,12 @@ def _groups(work: list[tuple[_Source, _Plan]]) -> list[list[tuple[_Source, _Plan
 
 
 def _in_image_pixels(tables: list[pd.DataFrame], plan: _Plan, pixel_size_m: float, options: dict,
-                     target: str) -> pd.DataFrame:
+                     target: str, indices: Sequence[int] | None = None) -> pd.DataFrame:
     """Craters of the image's pyramid levels, merged by the finder's duplicate rule, in the input
-    image's pixels and metres."""
+    image's pixels and metres.  ``indices``: each of ``plan.levels``' index in the image's full
+    pyramid (the ``level`` column's), when some levels were skipped."""
     craters = merge_levels(tables, plan.levels, nms=options.get("nms", "deepmoon"),
-                           nms_threshold=options.get("nms_threshold"), contained=target == "filled")
+                           nms_threshold=options.get("nms_threshold"), contained=target == "filled", indices=indices)
     craters = craters.assign(diameter_m=craters["diameter_px"] * pixel_size_m)
     craters = craters.assign(level=craters["level"].astype(np.int64))
     cols = ["x", "y", "diameter_px", "diameter_m", "score", "level"]
@@ -869,9 +939,23 @@ def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, 
            extract_options: dict | None) -> _Run:
     """A model's target kind, native pixel size, verifier and finder options (files: read from
     its metadata; nothing is loaded but the verifier)."""
+    from .model import _attached_metadata
+    from .pyramid import LEVEL_TOP_PX
     from .verify import merge_options, resolve_verifier
 
-    info = model_info(None if loaded else model)
+    # a loaded model carries its file's metadata when load_model read it; one built in memory
+    # (or loaded by Keras itself) gets the shipped THEMIS model's settings, and is told so unless
+    # the caller named its kind (then knowing it for a bare network)
+    known = loaded and _attached_metadata(model) is not None
+    info = model_info(model if known or not loaded else None)
+    if loaded and not known and kind is None:
+        warnings.warn(
+            f"the Keras model {getattr(model, 'name', '?')!r} carries no marscraters metadata (it was not read by "
+            "marscraters.model.load_model), so the shipped THEMIS model's settings are assumed for it: its pyramid "
+            f"band ({info.get('pyramid_top_px') or LEVEL_TOP_PX:g} px), its native pixel size "
+            f"({info['native_pixel_size_m']:g} m; native_pixel_size_m= to change it), its target kind "
+            f"({info['kind']!r}; kind=) and its circle-finder settings. Pass the model's file path (model=<path of "
+            "its .keras file>) to use its own", UserWarning, stacklevel=4)
     if loaded:
         # a loaded Keras model names no verifier: only an explicit one is used with it
         if verify is True:
@@ -884,7 +968,8 @@ def _setup(model: Any, loaded: bool, *, kind: str | None, native: float | None, 
         verifier = resolve_verifier(False if verify is None else verify, None)
     else:
         verifier = resolve_verifier(verify, model)
-    name = getattr(model, "name", "keras model") if loaded else str(info.get("name") or Path(model).stem)
+    name = (str(info["name"]) if known else getattr(model, "name", "keras model")) if loaded else \
+        str(info.get("name") or Path(model).stem)
     return _Run(kind or info["kind"], float(native or info["native_pixel_size_m"]), name, verifier,
                 merge_options(info["extract"], extract_options, verifier), [], info.get("pyramid_top_px"),
                 int(info.get("tta", 1)))
@@ -899,7 +984,8 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
     tables: list[pd.DataFrame] = []
     for group in _groups(run.work):
         xs, nodata, level_opts, owners = [], [], [], []
-        kept: list[list[Level]] = [[] for _ in group]  # each image's levels whose band the caller's limits meet
+        # each image's levels whose band the caller's limits meet, with their index in its full pyramid
+        kept: list[list[tuple[int, Level]]] = [[] for _ in group]
         for n, (src, plan) in enumerate(group):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -908,7 +994,7 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
                 except MarsCratersError as exc:
                     _reraise(exc, plan.label)
             _relay(caught, plan.label)
-            for level, (x, missing) in zip(plan.levels, prepared):
+            for index, (level, (x, missing)) in enumerate(zip(plan.levels, prepared)):
                 opts = level_options(level, run.options)
                 if opts is None:  # the caller's diameter limits miss this level's band
                     continue
@@ -916,7 +1002,7 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
                 nodata.append(missing)
                 level_opts.append(opts)
                 owners.append(n)
-                kept[n].append(level)
+                kept[n].append((index, level))
         if keras_model is None:  # after the first images are read: a bad one fails before the model loads
             keras_model = _load_model(model, precision)
         probs = _probabilities(keras_model, xs, batch_size=batch_size, tta=tta, progress=progress)
@@ -927,8 +1013,8 @@ def _detect_run(model: Any, loaded: bool, run: _Run, *, value_range: Any, batch_
                                   verifier=run.verifier, options=level_opts)
         for n, (src, plan) in enumerate(group):
             mine = [i for i, o in enumerate(owners) if o == n]
-            tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=kept[n]),
-                                           src.pixel_size_m, run.options, run.kind))
+            tables.append(_in_image_pixels([found[i] for i in mine], plan._replace(levels=[lv for _, lv in kept[n]]),
+                                           src.pixel_size_m, run.options, run.kind, [i for i, _ in kept[n]]))
         bar.update(len(group))
     return tables
 
@@ -989,13 +1075,17 @@ def detect(
         Path of a model file, a loaded Keras model, or None: the shipped model for each
         image's pixel size (:func:`marscraters.model.default_model_for`: the THEMIS default,
         or below 50 m per pixel the model for fine imagery, trained on THEMIS and CTX).  A
-        model file is loaded once per process (and again when the file changes).
+        model file is loaded once per process (and again when the file changes).  A loaded
+        model's settings (pyramid band, native pixel size, kind, finder options) are those of
+        the file :func:`marscraters.model.load_model` read it from; a model built in memory
+        (or loaded by Keras itself) gets the shipped THEMIS model's (a 128 px band, 100 m,
+        ``outline``), with a warning unless ``kind`` is given: pass its file's path instead.
     kind
         Target kind the model predicts (``filled``/``outline``/``ring``); read from the model file
-        when None.
+        when None (for a loaded model, see ``model``).
     native_pixel_size_m
         Pixel size the model was trained at; read from the model file when None (100 m for the
-        shipped THEMIS model).
+        shipped THEMIS model; for a loaded model, see ``model``).
     value_range
         Grey-level range for :func:`marscraters.model.normalise_image`; default
         (:func:`marscraters.model.guess_value_range`, the rule ``segment`` applies to mosaics
@@ -1072,7 +1162,7 @@ def detect(
         When the image is narrower than the smallest crater the model finds (16 px): it is
         padded and searched, but cannot hold a crater.  When the grey
         levels are far from the training chips' and the image is stretched on its own.  When
-        a constant region exactly at its darkest or brightest level reaches its edge and covers
+        a solid, constant region exactly at its darkest or brightest level reaches its edge and covers
         at least 5 % of it: most likely an undeclared no-data collar (pass ``nodata=``).  When
         over 40 % of its other pixels sit at its darkest or brightest level (nearly all shadow
         or saturated).  When a given pixel size disagrees with the georeferencing's.

@@ -104,6 +104,10 @@ FINE_WEIGHTS: Path = DEFAULT_WEIGHTS.parent / "fine_unet.keras"
 #: Pixel sizes (metres) under this go to :data:`FINE_WEIGHTS` when no model is named: between
 #: CTX/HRSC (5-25 m) and THEMIS (100 m); chosen by ``benchmarks/splits/cameras_rule.md``.
 FINE_PIXEL_SIZE_M = 50.0
+# pixel sizes this close (relative) to FINE_PIXEL_SIZE_M count as on it (THEMIS side)
+_FINE_TOLERANCE = 1e-6
+# the attribute load_model sets on a model: its file's metadata
+_METADATA_ATTR = "_marscraters_metadata"
 #: Identifies a model file written by :func:`save_model`.
 MODEL_FORMAT: str = "marscraters-symmetric-unet"
 #: Version of the model-file metadata layout; files with a newer version are refused.
@@ -1459,7 +1463,9 @@ def default_model_for(pixel_size_m: float) -> Path:
     """The shipped model for imagery of this pixel size (metres).
 
     Pixels finer than :data:`FINE_PIXEL_SIZE_M` get the model for fine imagery (trained on
-    THEMIS and CTX) when it is installed; everything else the THEMIS default.  Name a model
+    THEMIS and CTX) when it is installed; everything else the THEMIS default.  Exactly 50 m goes
+    to the THEMIS default, within a relative 1e-6 (a 50 m grid in degrees, 1185.494 px/deg, gives
+    49.999998 m: the same product chooses the same model on any grid).  Name a model
     (``model=``, CLI ``--model``) to override.
 
     Examples
@@ -1469,7 +1475,8 @@ def default_model_for(pixel_size_m: float) -> Path:
     >>> default_model_for(6.0).name  # doctest: +SKIP
     'fine_unet.keras'
     """
-    if pixel_size_m < FINE_PIXEL_SIZE_M and FINE_WEIGHTS.is_file():
+    # georeferencing's float noise (px/deg to metres) must not decide the model at the threshold
+    if pixel_size_m < FINE_PIXEL_SIZE_M * (1.0 - _FINE_TOLERANCE) and FINE_WEIGHTS.is_file():
         return FINE_WEIGHTS
     return DEFAULT_WEIGHTS
 
@@ -1659,6 +1666,8 @@ def load_model(path: str | os.PathLike | None = None, *, compile: bool = False) 
     Returns
     -------
     keras.Model
+        With its file's metadata attached (``_attached_metadata``), which
+        :func:`marscraters.detect.detect` reads when given the loaded model.
 
     Raises
     ------
@@ -1705,7 +1714,18 @@ def load_model(path: str | os.PathLike | None = None, *, compile: bool = False) 
     # every new image size traces the predict function once; TF calls that "retracing" and warns
     # when a loop over images of several sizes (detect on a folder) does it, which is not a fault
     _quiet_retracing_warning()
+    # the file's metadata travels with the model, so that detect(model=<this>) uses its pyramid band,
+    # native pixel size, kind and finder settings (object.__setattr__: Keras would track a dict)
+    object.__setattr__(model, _METADATA_ATTR, {**meta, "name": meta.get("name", path.stem)})
     return model
+
+
+def _attached_metadata(model: Any) -> dict[str, Any] | None:
+    """The metadata of the file a loaded Keras model was read from by :func:`load_model` (``{}``
+    plus its ``name`` for a file without marscraters metadata); None for a model built or loaded
+    otherwise (its settings are then unknown)."""
+    meta = getattr(model, _METADATA_ATTR, None)
+    return dict(meta) if isinstance(meta, dict) else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ from .crs import (
 )
 from .errors import (
     CorruptImageError,
+    CRSError,
     ImageReadError,
     InvalidArgumentError,
     MissingCRSError,
@@ -855,7 +856,9 @@ def _plain_header(path: str) -> dict[str, Any]:
                 colormap = None
             return {"shape": (src.height, src.width), "count": src.count, "dtype": np.dtype(src.dtypes[0]),
                     "nodata": None if src.nodata is None else float(src.nodata), "crs": src.crs,
-                    "colormap": colormap, "masked": _has_gdal_mask(src)}
+                    "colormap": colormap, "masked": _has_gdal_mask(src),
+                    # a CRS with GDAL's default geotransform places no pixel: not georeferenced
+                    "placed": src.crs is not None and (not src.transform.is_identity or bool(src.gcps[0]))}
 
 
 def _palette_lut(colormap: Mapping[int, Any] | None) -> np.ndarray | None:
@@ -1041,7 +1044,9 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None, *, nodata:
     ImageReadError
         If the file does not exist or GDAL cannot read it.
     MissingCRSError
-        If the file has no CRS.
+        If the file has no CRS, or a CRS but no geotransform (GDAL's default, which
+        ``gdal_translate -a_srs`` without ``-a_ullr`` writes): it is then not georeferenced,
+        and is placed with ``bounds=`` (:func:`read_image`).
     NotMarsCRSError
         If its CRS is not a Mars CRS (for example EPSG:4326).
 
@@ -1056,21 +1061,31 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None, *, nodata:
         raise ImageReadError(f"raster {path} does not exist; check the path.")
     spath = str(path.resolve())
     try:
-        with rasterio.open(spath) as src:
-            shape = (src.height, src.width)
-            file_crs = src.crs
-            transform = src.transform
-            nodata = None if src.nodata is None else float(src.nodata)
-            dtype = np.dtype(src.dtypes[0])
-            masked = _has_gdal_mask(src)
+        with warnings.catch_warnings():
+            # GDAL's default geotransform is refused below, with a message that says why
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(spath) as src:
+                shape = (src.height, src.width)
+                file_crs = src.crs
+                transform = src.transform
+                nodata = None if src.nodata is None else float(src.nodata)
+                dtype = np.dtype(src.dtypes[0])
+                masked = _has_gdal_mask(src)
+                gcps = bool(src.gcps[0])
     except RasterioError as exc:
         raise CorruptImageError(f"{path} is not a raster GDAL can read ({exc}).") from exc
     if file_crs is None:
+        # without a geotransform either, -a_srs alone would leave it at GDAL's default (1 unit per pixel)
+        place = (" and the bounds of its outer pixel edges (it has no geotransform either), for example "
+                 f"`gdal_edit.py -a_srs '+proj=longlat +R=3396190 +no_defs' -a_ullr WEST NORTH EAST SOUTH {path.name}`"
+                 if transform.is_identity and not gcps else
+                 f", for example `gdal_edit.py -a_srs '+proj=longlat +R=3396190 +no_defs' {path.name}`")
         raise MissingCRSError(
-            f"{path} has no coordinate reference system. Assign its Mars CRS, for example "
-            f"`gdal_edit.py -a_srs '+proj=longlat +R=3396190 +no_defs' {path.name}`, or read the "
+            f"{path} has no coordinate reference system. Assign its Mars CRS{place}, or read the "
             "pixels yourself and call mosaic_from_array(array, bounds, crs='IAU_2015:49900')."
         )
+    if transform.is_identity:
+        raise MissingCRSError(_no_geotransform_message(path, gcps))
     crs = to_mars_crs(file_crs.to_wkt(), what=str(path))
     check_planetocentric(crs, what=str(path))
     if transform.b != 0 or transform.d != 0:
@@ -1090,6 +1105,21 @@ def read_geotiff(path: str | os.PathLike[str], chunks: Chunks = None, *, nodata:
         top = transform.f + transform.e * shape[0]
         transform = Affine(transform.a, 0.0, transform.c, 0.0, -transform.e, top)
     return _with_storage(_build_mosaic(data, transform, crs, {"source": spath}), _storage_for(dtype, nodata, declared))
+
+
+def _no_geotransform_message(path: Path, gcps: bool = False) -> str:
+    """Why a raster with a CRS but GDAL's default (identity) geotransform is not georeferenced, and the fix."""
+    if gcps:
+        return (f"{path} has a CRS but is placed by ground control points, not a geotransform, so its pixels are not "
+                "on a map grid yet: warp it first, e.g. `gdalwarp -t_srs IAU_2015:49910 in.tif out.tif`.")
+    # gdal_translate -a_srs without -a_ullr, or gdal_edit.py -a_srs on a plain TIFF, makes such a file;
+    # read as it is, it would be 1 CRS unit per pixel and south-up (flipped)
+    return (f"{path} has a CRS but no geotransform (GDAL's default: 1 unit per pixel from 0, 0), so where its "
+            "pixels lie and their size are unknown. Give it the bounds of its outer pixel edges, in its CRS's "
+            f"units: `gdal_edit.py -a_ullr WEST NORTH EAST SOUTH {path.name}` (or `gdal_translate -a_ullr WEST NORTH "
+            "EAST SOUTH in.tif out.tif`), or read it as a plain image with "
+            "bounds=(west, south, east, north) (CLI: --bounds WEST SOUTH EAST NORTH), in degrees on the Mars sphere "
+            "unless crs=<CRS> (CLI: --crs CRS) names another.")
 
 
 def read_image(
@@ -1246,7 +1276,8 @@ def read_plain_image(
         If GDAL cannot read it.
     InvalidArgumentError
         If the file is georeferenced (it then has its own bounds: use :func:`read_image` without
-        ``bounds``), ``bounds`` are impossible (see :func:`mosaic_from_array`), or they make
+        ``bounds``; a CRS with GDAL's default geotransform places no pixel, and does not count),
+        ``bounds`` are impossible (see :func:`mosaic_from_array`), or they make
         pixels outside the 1-1000 m that :func:`marscraters.detect.detect` works at (degrees given
         with a metre CRS, km given as metres...).
     MissingCRSError, NotMarsCRSError
@@ -1269,7 +1300,7 @@ def read_plain_image(
         nodata, dtype, colormap = header["nodata"], header["dtype"], header["colormap"]
     except RasterioError as exc:
         raise CorruptImageError(f"{path} is not an image GDAL can read ({exc}).") from exc
-    if file_crs is not None:
+    if header["placed"]:
         raise InvalidArgumentError(
             f"{path} is georeferenced (CRS {file_crs.to_string()!r}), so it has its own bounds: leave out "
             "bounds= (CLI: --bounds) and read it as it is."
@@ -1928,6 +1959,7 @@ def ingest(
     rows, cols = _ingest_dask_chunks(dask_chunk, int(chunk), (ds.sizes["y"], ds.sizes["x"]))
     keep = [name for name, var in ds.data_vars.items() if var.dims == ("y", "x")]
     grid = Grid.from_dataset(ds)
+    _warn_pixel_size(ds, str(sources[0]) if len(sources) == 1 and isinstance(sources[0], Path) else "the mosaic")
     if not grid.is_cylindrical:
         # segment and detect work on any grid, but a catalog needs lat/lon and km: say so before the work
         warnings.warn(
@@ -1972,6 +2004,23 @@ def ingest(
     finally:
         _close_handles(png_paths)
     return out
+
+
+def _warn_pixel_size(ds: xr.Dataset, what: str) -> None:
+    """Warn when a mosaic's georeferencing gives pixels outside the 1-1000 m that ``detect`` works at
+    (almost always a wrong unit: a transform in km under a metre CRS).  Not refused: a cube also
+    feeds target layers and training, at any pixel size; the catalog refuses it with the same words."""
+    from .detect import _check_mosaic_pixel_size
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the projection's own warnings are segment's and detect's to give
+            _check_mosaic_pixel_size(ds, what)
+    except InvalidArgumentError as exc:
+        warnings.warn(f"{exc}. `ingest` writes it all the same, but `marscraters catalog` (and `segment` choosing "
+                      "its model) will refuse it", UserWarning, stacklevel=3)
+    except CRSError:
+        pass  # no finite scale at its centre: detect and segment say so where it matters
 
 
 def _write_cube(ds: xr.Dataset, pixels: xr.Dataset, tmp: Path, strips: list[tuple[int, int]],

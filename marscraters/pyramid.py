@@ -197,6 +197,7 @@ def merge_levels(
     nms: str = "deepmoon",
     nms_threshold: Any = None,
     contained: bool = False,
+    indices: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """One image's craters from its levels' tables: in its own pixels, duplicates merged.
 
@@ -209,18 +210,26 @@ def merge_levels(
     nms, nms_threshold, contained
         The finder's duplicate rule (:func:`marscraters.extract.nms_circles`): a crater found
         at two levels keeps the better-scored circle.
+    indices
+        Each level's index in the full pyramid, when ``levels`` leaves some out (those whose band
+        the caller's diameter limits miss); default ``0, 1, 2, ...``.
 
     Returns
     -------
     pandas.DataFrame
         The craters in the input image's pixels, sorted by decreasing score, with a ``level``
-        column (0: the finest).
+        column: the index of the level it was found at in the full pyramid (0: the finest,
+        1: a halving, ..., whether or not the finer levels were searched).
     """
     from .extract import nms_circles
 
     if len(tables) != len(levels):
         raise InvalidArgumentError(f"{len(tables)} tables for {len(levels)} levels: give one per level")
-    parts = [to_input_pixels(t, lv.factor).assign(level=i) for i, (t, lv) in enumerate(zip(tables, levels))]
+    indices = list(range(len(levels))) if indices is None else [int(i) for i in indices]
+    if len(indices) != len(levels):
+        raise InvalidArgumentError(f"{len(indices)} indices for {len(levels)} levels: give one per level")
+    # numbered in the full pyramid: a level skipped (the caller's limits miss its band) renumbers nothing
+    parts = [to_input_pixels(t, lv.factor).assign(level=i) for i, t, lv in zip(indices, tables, levels)]
     attrs = dict(tables[0].attrs) if len(tables) else {}
     nonempty = [p for p in parts if len(p)]
     if not nonempty:

@@ -234,6 +234,13 @@ def model_for_mosaic(ds: Any, model: Any = None) -> Any:
     fine imagery (:func:`marscraters.model.default_model_for`); the rest, and mosaics whose pixel
     size in metres is unknown, the THEMIS default (returned as None).
 
+    Raises
+    ------
+    InvalidArgumentError
+        When choosing, for a pixel size outside the 1-1000 m that
+        :func:`marscraters.detect.detect` works at (:data:`marscraters.detect.PIXEL_SIZE_RANGE_M`):
+        almost always georeferencing in a wrong unit, which no model choice fits.
+
     Examples
     --------
     >>> from marscraters.mosaic import mosaic_from_array
@@ -242,13 +249,11 @@ def model_for_mosaic(ds: Any, model: Any = None) -> Any:
     """
     if model is not None:
         return model
-    from .detect import georeferenced_pixel_size
+    from .detect import _check_mosaic_pixel_size
     from .model import DEFAULT_WEIGHTS, default_model_for
 
-    try:
-        size = georeferenced_pixel_size(ds, what="the mosaic", need_metres=False)
-    except InvalidArgumentError:  # non-square pixels: segment works on them as they are
-        size = None
+    # non-square pixels or an unknown unit: None (segment works on them as they are); a wrong unit is refused
+    size = _check_mosaic_pixel_size(ds)
     chosen = None if size is None else default_model_for(size)
     return None if chosen is None or chosen == DEFAULT_WEIGHTS else chosen
 
