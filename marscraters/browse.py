@@ -288,9 +288,9 @@ def _crater_frame(catalog: Any, west: float, what: str) -> pd.DataFrame:
 
 def _floors(d_min: float | None) -> tuple[float, float]:
     """The smallest detection and true crater that :func:`marscraters.evaluate.evaluate` counts."""
-    from .evaluate import PRED_FLOOR_FACTOR
+    from .evaluate import pred_floor
 
-    return (0.0, 0.0) if d_min is None else (PRED_FLOOR_FACTOR * d_min, d_min)
+    return (0.0, 0.0) if d_min is None else (pred_floor(d_min), d_min)
 
 
 def _classify(catalog: pd.DataFrame, truth: pd.DataFrame, rule: str,

@@ -1795,6 +1795,8 @@ def write_catalog(
         The count area becomes the union of both footprints; if either has none, the file
         keeps no count area (a partial one would date the count wrong).  Footprints that
         overlap, and craters already in the file, are refused: they would be counted twice.
+        Craters cut by the seam between two adjacent mosaics are not caught: each catalog
+        holds its own part of them, so ingest adjacent images into one cube before cataloguing.
     metadata
         Extra provenance to record; values that are not strings are stored as JSON.
     rims

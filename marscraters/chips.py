@@ -75,7 +75,8 @@ class Chips:
     images
         ``(N, H, W)`` float32 grey images on the original 0..255 scale (not rescaled, so a model's
         normalisation stays explicit; RGB files are averaged over their bands, which for the
-        THEMIS crops are equal).
+        THEMIS crops are equal; palette images give the colours they show, and transparent
+        pixels are NaN, no data, as ``detect`` reads them).
     names
         File stems (``"crater0"``, ...), in the order of ``images``: by the chip's number, the
         last whole number in its name (see :func:`read_chips`).
@@ -141,33 +142,53 @@ def _select_by_number(paths: list[Path], wanted: list[int], image_dir: Path) -> 
     return [by_number[i][0] for i in wanted]
 
 
-def _parse_yolo(path: Path) -> np.ndarray:
+#: The values of a YOLO label line, by their count: a label, or a detection with its confidence.
+_YOLO_FIELDS = {5: "class cx cy w h", 6: "class cx cy w h confidence"}
+
+
+def _parse_yolo(path: Path, *, scores: bool = False) -> np.ndarray:
     """``(n, 5)`` array of ``cx, cy, w, h, class`` rows; an absent file has no rows.
+
+    With ``scores``, detections may carry a confidence as a 6th value on every line (YOLO
+    detectors' ``--save-conf``): the array is then ``(n, 6)``, the confidence last.  Training
+    labels (``scores=False``) have five values.
 
     Boxes that cannot lie on the image (centre outside [0, 1], width or height > 1) are dropped
     with a UserWarning naming the file and lines: a label file is the user's data, so one bad
     line should not stop a run, but it must not pass silently either.
     """
-    rows: list[tuple[float, float, float, float, int]] = []
+    rows: list[tuple[float, ...]] = []
     outside: list[int] = []
+    n_values = None  # values per line, set by the first line: 5, or 6 with a confidence
     if path.exists():
         with open(path, encoding="utf-8-sig") as fh:
             for line_no, line in enumerate(fh, start=1):
                 fields = line.split()
                 if not fields:
                     continue
-                if len(fields) != 5:
+                allowed = (5, 6) if scores and n_values is None else (n_values or 5,)
+                if len(fields) not in allowed:
+                    if not scores:
+                        expected = "5 values 'class cx cy w h'"
+                    elif n_values is None:
+                        expected = "5 values 'class cx cy w h' (or 6, with a confidence last)"
+                    else:  # one file, one layout: a confidence on some lines only is a broken file
+                        expected = f"{n_values} values {_YOLO_FIELDS[n_values]!r}, as on the file's first line"
+                    # detections given as training labels: say which value is the extra one
+                    hint = (" (a detection's confidence? training labels have none: drop the 6th column)"
+                            if len(fields) == 6 and not scores else "")
                     raise CatalogFormatError(
-                        f"{path}, line {line_no}: expected 5 values 'class cx cy w h', "
-                        f"got {len(fields)}: {line.strip()!r}"
+                        f"{path}, line {line_no}: expected {expected}, got {len(fields)}: {line.strip()!r}{hint}"
                     )
+                n_values = len(fields)
                 try:
-                    cls_f, cx, cy, w, h = (float(v) for v in fields)
+                    numbers = [float(v) for v in fields]
                 except ValueError:
                     raise CatalogFormatError(
-                        f"{path}, line {line_no}: 'class cx cy w h' must be numbers, got {line.strip()!r}"
+                        f"{path}, line {line_no}: {_YOLO_FIELDS[n_values]!r} must be numbers, got {line.strip()!r}"
                     ) from None
-                if not all(np.isfinite([cls_f, cx, cy, w, h])) or w <= 0 or h <= 0 or cls_f != int(cls_f):
+                cls_f, cx, cy, w, h = numbers[:5]
+                if not all(np.isfinite(numbers)) or w <= 0 or h <= 0 or cls_f != int(cls_f):
                     raise CatalogFormatError(
                         f"{path}, line {line_no}: need an integer class, finite values and w, h > 0; "
                         f"got {line.strip()!r}"
@@ -175,14 +196,14 @@ def _parse_yolo(path: Path) -> np.ndarray:
                 if not (0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0 and w <= 1.0 and h <= 1.0):
                     outside.append(line_no)
                     continue
-                rows.append((cx, cy, w, h, int(cls_f)))
+                rows.append((cx, cy, w, h, int(cls_f), *numbers[5:]))
     if outside:
         lines = ", ".join(map(str, outside[:10])) + (" ..." if len(outside) > 10 else "")
         warnings.warn(
             f"{path}: dropped {len(outside)} box(es) outside the image (line(s) {lines}): YOLO centres must be in "
             "[0, 1] and widths and heights in (0, 1], as fractions of the image size; fix or remove those lines",
             UserWarning, stacklevel=3)
-    return np.asarray(rows, dtype=float).reshape(-1, 5)
+    return np.asarray(rows, dtype=float).reshape(-1, n_values or 5)
 
 
 _EDGE_BOXES = ("circle", "box")
@@ -314,8 +335,9 @@ def read_yolo_labels(
     Parameters
     ----------
     path
-        The ``.txt`` file: one ``class cx cy w h`` line per crater, normalised to the image size.
-        Blank lines are ignored; a missing file means no craters.
+        The ``.txt`` file: one ``class cx cy w h`` line per crater, normalised to the image size,
+        or ``class cx cy w h confidence`` on every line (detections, as YOLO detectors write them
+        with ``--save-conf``).  Blank lines are ignored; a missing file means no craters.
     width, height
         Image size in pixels.  Left out, they are read from the chip's image: the file of the
         same name beside the labels, or in ``../images/`` (the layout of the THEMIS crops).
@@ -329,13 +351,14 @@ def read_yolo_labels(
     -------
     pandas.DataFrame
         ``x``, ``y``, ``diameter_px`` (pixel index coordinates), ``width_px``, ``height_px`` (the
-        box as labelled), ``class_id`` and ``edge_cut`` (whether the box touches the image edge).
+        box as labelled), ``class_id`` and ``edge_cut`` (whether the box touches the image edge);
+        and ``score``, the confidence, when the lines have six values.
 
     Raises
     ------
     CatalogFormatError
-        Naming the file and line, when a line does not hold five numbers, a value is not finite,
-        the class is not an integer, or a box has a width or height <= 0.
+        Naming the file and line, when a line does not hold five numbers (or six on every line), a
+        value is not finite, the class is not an integer, or a box has a width or height <= 0.
     InvalidArgumentError
         If only one of ``width`` and ``height`` is given, or neither is and no image of the same
         name is found, or the size is not positive.
@@ -363,13 +386,16 @@ def read_yolo_labels(
                                    f"{height}; give its real size (CLI --image-size WIDTH HEIGHT), or leave both out to "
                                    "read them from the image of the same name")
     path = Path(path)
-    arr = _parse_yolo(path)
+    arr = _parse_yolo(path, scores=True)
     # the chip's folder (labels/ and images/ inside it, or the labels beside the images) may
     # georeference it; an index that does not list this chip says nothing about it
     indices = (_chip_index(f) for f in (path.parent, path.parent.parent))
     index = next((i for i in indices if i is not None and path.stem in {Path(str(f)).stem for f in i["file"]}), None)
     aspect = _chip_aspect(index, [path.stem], np.zeros(len(arr), dtype=np.int64), width, height)
-    return pd.DataFrame(_boxes_to_pixels(arr, width, height, edge_boxes, aspect))
+    out = pd.DataFrame(_boxes_to_pixels(arr[:, :5], width, height, edge_boxes, aspect))
+    if arr.shape[1] == 6:
+        out["score"] = arr[:, 5]  # detections' confidence, as `detect` names its own
+    return out
 
 
 def read_voc_labels(path: str | os.PathLike, *, min_confidence: int = 0) -> pd.DataFrame:
@@ -475,8 +501,8 @@ def read_voc_labels(path: str | os.PathLike, *, min_confidence: int = 0) -> pd.D
 
 
 def is_yolo_labels(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a YOLO label file: a ``.txt`` whose first non-blank line is five numbers
-    (a text catalog has a header or other columns)."""
+    """Whether ``path`` is a YOLO label file: a ``.txt`` whose first non-blank line is five numbers,
+    or six (detections with a confidence last); a text catalog has a header or other columns."""
     path = Path(path)
     if path.suffix.lower() != ".txt" or not path.is_file():
         return False
@@ -485,7 +511,7 @@ def is_yolo_labels(path: str | os.PathLike) -> bool:
             fields = line.split()
             if fields:
                 try:
-                    return len(fields) == 5 and all(np.isfinite([float(v) for v in fields]))
+                    return len(fields) in (5, 6) and all(np.isfinite([float(v) for v in fields]))
                 except ValueError:
                     return False
     return True  # an empty label file: a chip without craters
@@ -514,16 +540,29 @@ def _label_image_size(label: Path) -> tuple[int, int]:
 
 
 def _read_grey(path: Path) -> np.ndarray:
+    """A chip or crop image as float32 grey, as :func:`marscraters.detect.read_grey_image` sees it.
+
+    Palette, grey+alpha, CMYK and YCbCr images are converted to the colours they show first (a
+    palette PNG's pixels are indices, not grey levels); colour is the mean of its bands (the
+    THEMIS crops' three bands are equal), and transparent pixels (alpha 0) are no data, NaN.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    from .detect import _alpha
     from .mosaic import _as_viewed
 
     try:
         with Image.open(path) as im:
             im.load()
             # as a viewer shows it (and detect reads it): its labels describe that picture
-            arr = np.asarray(_as_viewed(im))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            im = _as_viewed(im)
+            alpha = _alpha(im)
+            if im.mode in ("P", "PA", "CMYK", "YCbCr"):
+                im = im.convert("RGB")
+            elif im.mode == "LA":
+                im = im.convert("L")
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(f"cannot read chip image {path}: {exc}. Replace or delete the file.") from exc
     if arr.ndim == 3:
         rgb = arr[..., :3]  # drop alpha
@@ -532,7 +571,10 @@ def _read_grey(path: Path) -> np.ndarray:
             arr = band  # the THEMIS crops: three equal bands (6x faster than averaging)
         else:
             arr = rgb.sum(axis=-1, dtype=np.float32) / np.float32(rgb.shape[-1])
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.array(arr, dtype=np.float32)  # a copy: the NaN below must not reach PIL's buffer
+    if alpha is not None:
+        out[alpha == 0] = np.nan  # as detect and ingest read it: no data
+    return out
 
 
 def read_chips(
@@ -830,7 +872,8 @@ def stitch_crops(
     Raises
     ------
     CatalogFormatError
-        If a crop's bounds disagree with its size or with its group's pixel lattice.
+        If a crop's bounds disagree with its size, or with its group's pixel lattice or
+        resolution (pixels per degree), naming the file.
 
     Examples
     --------
@@ -856,8 +899,19 @@ def stitch_crops(
         for name, img in zip(group["file"], images):
             if img is None:
                 raise ImageReadError(f"crop image {image_dir / name} does not exist (the index lists it); check the folder.")
-        ppds = [_crop_resolution(r, im.shape[1], im.shape[0]) for (_, r), im in zip(group.iterrows(), images)]
+        ppds = np.array([_crop_resolution(r, im.shape[1], im.shape[0]) for (_, r), im in zip(group.iterrows(), images)])
         ppd = float(np.median(ppds))
+        # a crop of another resolution would be placed at the group's: its picture squeezed into
+        # part of its slot, and every crater on it misplaced
+        stray = np.abs(ppds - ppd) * np.array([max(im.shape) for im in images]) / ppds
+        if (stray > _CROP_TOLERANCE_PX).any():
+            k = int(np.argmax(stray))
+            apart = (f"give it its own group (another value in the index's {by!r} column)" if by in index.columns
+                     else "leave it out (files=) and read it alone with crop_mosaic")
+            raise CatalogFormatError(
+                f"{group['file'].iloc[k]} has {ppds[k]:.4f} px/deg, but the crops of its group have {ppd:.4f} "
+                f"(its far edge would be {stray[k]:.2f} px off): resample it to {ppd:.4f} px/deg (its bounds stay), "
+                f"correct its row in the index, or {apart}.")
         west, north = group["lon_min"].min(), group["lat_max"].max()
         cols = (group["lon_min"].to_numpy() - west) * ppd
         rows = (north - group["lat_max"].to_numpy()) * ppd
@@ -909,6 +963,25 @@ def _valid_disk_share(valid: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.nda
     return share
 
 
+def _chip_gain(data: Any) -> float:
+    """What ``write_chips`` multiplies a mosaic's grey levels by to write 8-bit chips.
+
+    The package's one grey-level rule (:func:`marscraters.model.guess_value_range`), judged
+    once on the whole mosaic's grey sample: float levels within 0..1 are an 8-bit image divided
+    by 255 (255); other levels are taken as they are (1), and levels beyond 0..255 are refused
+    window by window.
+    """
+    from .model import guess_value_range, read_grey_sample
+
+    sample = read_grey_sample(data)
+    sample = sample[np.isfinite(sample)]
+    if not sample.size or sample.min() < 0 or sample.max() > 255:
+        return 1.0
+    # the scale only (an empty sample: no contrast judgement, which would stretch; chips keep their levels)
+    low, high = guess_value_range(sample[:0], floating=True, lo=float(sample.min()), hi=float(sample.max()))
+    return 255.0 / (high - low)
+
+
 def write_chips(
     mosaic: Any,
     catalog: pd.DataFrame,
@@ -927,9 +1000,9 @@ def write_chips(
     catalog craters as YOLO boxes in ``labels/<prefix>_<n>.txt``
     (:func:`marscraters.targets.catalog_pixels`, the target layers' mapping: on the lon/lat grid
     a crater is a box ``1/cos(lat)`` times wider than tall; boxes clipped to the chip, as the
-    THEMIS crops' labels are, so :func:`read_chips` restores the ellipses the edge cuts), and
-    ``index.csv`` gives each chip's bounds, so the chips are georeferenced crops again
-    (:func:`crop_mosaic`).
+    THEMIS crops' labels are), and ``index.csv`` gives each chip's bounds, so the chips are
+    georeferenced crops again (:func:`crop_mosaic`).  A box that one side of the chip cuts keeps
+    its other dimension whole, from which :func:`read_chips` restores the crater's ellipse.
 
     **Numbering.**  ``n`` runs 0, 1, 2, ... over the chips written, in rows from the mosaic's
     north-west corner (west to east, then north to south), zero-padded to one width so that
@@ -945,13 +1018,19 @@ def write_chips(
     disk (its ellipse) on the chip hold data; the others get no box, and ``index.csv`` counts
     them in ``n_craters_nodata``.  Nor does a crater wider or taller than the chip (its box
     would be the chip's side, read back as a chip-sized circle even on a chip inside its
-    floor): ``n_craters_larger`` counts those.
+    floor): ``n_craters_larger`` counts those; nor a crater the chip's corner cuts (a side
+    across and a side down, by more than half a pixel: neither dimension of its box is whole,
+    so it could not be restored, and would be read back smaller and off centre):
+    ``n_craters_corner`` counts those.  Either way the chip shows part of a crater without a
+    label.
 
     Parameters
     ----------
     mosaic
         A Mosaic (or a Zarr cube path) on a geographic grid, grey levels within 0..255 (8-bit
-        imagery); NaN is no data.
+        imagery), or within 0..1 (an 8-bit image divided by 255, reflectance), which are written
+        times 255: the grey-level rule of ``detect`` (:func:`marscraters.model.guess_value_range`),
+        judged once on the whole mosaic; NaN is no data.
     catalog
         The craters (a Catalog, e.g. the Robbins catalog).
     out
@@ -973,13 +1052,14 @@ def write_chips(
     -------
     pathlib.Path
         ``out``, holding ``images/``, ``labels/`` and ``index.csv`` (``file``, ``col``, ``row``,
-        the bounds, ``n_craters`` labelled, and ``n_craters_nodata`` and ``n_craters_larger``
-        left unlabelled).
+        the bounds, ``n_craters`` labelled, and ``n_craters_larger``, ``n_craters_corner`` and
+        ``n_craters_nodata`` left unlabelled).
 
     Raises
     ------
     InvalidArgumentError
-        If ``size`` is not a whole number of at least 32 pixels, or the grey levels are not 8-bit.
+        If ``size`` is not a whole number of at least 32 pixels, or the grey levels go beyond
+        0..255 (or, for a 0..1 mosaic, beyond 0..1 in a window).
     OutputExistsError
         If ``out`` exists and ``overwrite`` is False.
 
@@ -1015,6 +1095,7 @@ def write_chips(
     digits = len(str(max(len(windows) - 1, 0)))
     # once for the whole mosaic (it warns if the catalog misses it), then shifted into each window
     every = catalog_pixels(ds, catalog, diameter_range=diameter_range, inside="overlap")
+    gain = _chip_gain(ds["ir"].data)
     rows = []
     with atomic_path(out, overwrite, inputs=(mosaic,), kind="chips") as tmp:
         (tmp / "images").mkdir(parents=True)
@@ -1026,13 +1107,14 @@ def write_chips(
             if valid.mean() < min_valid_fraction:
                 continue
             lo, hi = float(values[valid].min()), float(values[valid].max())
-            if lo < 0 or hi > 255:
+            if lo < 0 or hi * gain > 255 * (1 + 1e-6):  # (a 0..1 mosaic's 1.0 may come back as 255.00002)
+                scale = "0..1 (the scale its sampled levels show)" if gain != 1 else "0..255"
                 raise InvalidArgumentError(f"write_chips writes 8-bit chips, but the mosaic's grey levels reach "
-                                           f"{lo:g}..{hi:g}; rescale its ir to 0..255 first")
-            values = np.where(valid, values, values[valid].mean())
+                                           f"{lo:g}..{hi:g}, beyond {scale}; rescale its ir to 0..255 first")
+            values = np.where(valid, values * gain, values[valid].mean() * gain)
             # a running number as the name's last integer: read_chips's number and position agree
             stem = f"{name}_{len(rows):0{digits}d}"
-            Image.fromarray(np.round(values).astype(np.uint8)).save(tmp / "images" / f"{stem}.png")
+            Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8)).save(tmp / "images" / f"{stem}.png")
             px, wd, ht = every["x"].to_numpy() - c0, every["width_px"].to_numpy(), every["height_px"].to_numpy()
             py = every["y"].to_numpy() - r0
             x0, x1 = np.clip(px + 0.5 - wd / 2, 0, size), np.clip(px + 0.5 + wd / 2, 0, size)
@@ -1043,7 +1125,14 @@ def write_chips(
             # floor, with no rim at all): no label
             larger = on_chip & (((px + 0.5 - wd / 2 < 0) & (px + 0.5 + wd / 2 > size))
                                 | ((py + 0.5 - ht / 2 < 0) & (py + 0.5 + ht / 2 > size)))
-            keep = on_chip & ~larger
+            # a crater the chip's corner cuts, on an x side and a y side: neither side of its box
+            # spans the crater, so read_chips could not restore it (it would read a crater up to
+            # half as large, off centre): no label (cut by up to _EDGE_TOLERANCE_PX, a side
+            # still gives the crater to that tolerance)
+            cut_x = (px + 0.5 - wd / 2 < -_EDGE_TOLERANCE_PX) | (px + 0.5 + wd / 2 > size + _EDGE_TOLERANCE_PX)
+            cut_y = (py + 0.5 - ht / 2 < -_EDGE_TOLERANCE_PX) | (py + 0.5 + ht / 2 > size + _EDGE_TOLERANCE_PX)
+            corner = on_chip & ~larger & cut_x & cut_y
+            keep = on_chip & ~larger & ~corner
             if not valid.all():
                 # the filled grey shows no crater: a label there would teach the model to see one
                 keep[keep] = _valid_disk_share(valid, px[keep], py[keep], wd[keep], ht[keep]) >= MIN_VALID_DISK
@@ -1053,8 +1142,8 @@ def write_chips(
             (w, e), (n, s) = grid.pixel_to_xy(np.array([c0 - 0.5, c0 + size - 0.5]), np.array([r0 - 0.5, r0 + size - 0.5]))
             rows.append({"file": f"{stem}.png", "col": c0 // size, "row": r0 // size, "lon_min": float(w),
                          "lon_max": float(e), "lat_min": float(s), "lat_max": float(n), "n_craters": int(keep.sum()),
-                         "n_craters_larger": int(larger.sum()),
-                         "n_craters_nodata": int(on_chip.sum() - larger.sum() - keep.sum())})
+                         "n_craters_larger": int(larger.sum()), "n_craters_corner": int(corner.sum()),
+                         "n_craters_nodata": int(on_chip.sum() - larger.sum() - corner.sum() - keep.sum())})
         if not rows:
             raise InvalidArgumentError(f"the mosaic ({nx} x {ny} px) holds no {size} x {size} window with at least "
                                        f"{min_valid_fraction:.0%} valid data; use a smaller size")

@@ -128,7 +128,9 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     # the craters drawn: those reaching into the mosaic, not the whole catalog
     from .targets import catalog_pixels
 
-    drawn = len(catalog_pixels(ds, cat, diameter_range=args.diameter_range, inside="overlap"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # render_targets has said what it had to about the catalog's coverage
+        drawn = len(catalog_pixels(ds, cat, diameter_range=args.diameter_range, inside="overlap"))
     print(f"wrote {args.kind} targets of {drawn} craters (of the catalog's {len(cat)}) to {args.out}")
     return 0
 
@@ -145,7 +147,24 @@ def _cmd_chips(args: argparse.Namespace) -> int:
     # train's defaults (0:440, 440:500) are the THEMIS chips'; name spans that fit this folder
     print(f"wrote {n} labelled chips of {args.size} px to {out} (images/, labels/, index.csv); train on them with "
           f"`marscraters train --chips {out} {_chip_spans(Path(out) / 'index.csv', n)}`")
+    left = _chips_left_out(Path(out) / "index.csv")
+    if left:
+        print(left)
     return 0
+
+
+def _chips_left_out(index: Path) -> str:
+    """A line counting the craters ``write_chips`` left unlabelled on its chips, and why; "" for none."""
+    import pandas as pd
+
+    table = pd.read_csv(index)
+    why = {"n_craters_larger": "larger than a chip (cut larger chips with --size)",
+           "n_craters_corner": "cut by a chip's corner (not restorable from their box)",
+           "n_craters_nodata": "mostly over no data"}
+    parts = [f"{int(table[c].sum())} {text}" for c, text in why.items() if c in table and table[c].sum()]
+    if not parts:
+        return ""
+    return f"left unlabelled on the chips (once per chip; index.csv counts them chip by chip): {'; '.join(parts)}"
 
 
 def _chip_spans(index: Path, n: int) -> str:
@@ -222,14 +241,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise MarsCratersError(
             f"--widen widens the --init model: pass --init MODEL, e.g. the shipped --init {default_weights_path()}"
         )
+    value_range = _value_range(args.value_range)
+    if args.dots and value_range is not None:
+        raise InvalidArgumentError("--value-range sets the grey scale of --chips or --cubes; the synthetic --dots "
+                                   "have their own, so leave it out")
     if args.chips:
         from .chips import read_chips
 
         chips = read_chips(args.chips)
         train_idx = _parse_range(args.train, "--train")
         val_idx = _parse_range(args.val, "--val") if args.val else None
-        tr = chips_training_set(chips, train_idx)
-        va = chips_training_set(chips, val_idx, role="validation") if val_idx is not None else None
+        tr = chips_training_set(chips, train_idx, value_range=value_range)
+        va = (chips_training_set(chips, val_idx, role="validation", value_range=value_range)
+              if val_idx is not None else None)
         shared = sorted(set(train_idx or []) & set(val_idx or []))
         if shared:
             # in-sample validation flatters the scores and picks best.keras by them
@@ -244,8 +268,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise MarsCratersError("training on cubes needs --catalog (e.g. the Robbins 2012 TSV)")
         cat = read_catalog(args.catalog, errors="drop")
         train_cubes, val_cubes = split_tiles(args.cubes, args.n_train or len(args.cubes) - 1, args.n_val, seed=args.seed)
-        tr = cube_training_set(train_cubes, cat, size=args.crop)
-        va = cube_training_set(val_cubes, cat, size=args.crop) if val_cubes else None
+        scale = value_range if value_range is not None else (0.0, 255.0)
+        tr = cube_training_set(train_cubes, cat, size=args.crop, value_range=scale)
+        va = cube_training_set(val_cubes, cat, size=args.crop, value_range=scale) if val_cubes else None
         source = {"source": "cubes", "train": [str(c) for c in train_cubes], "val": [str(c) for c in val_cubes]}
     else:
         n = args.dots
@@ -393,6 +418,7 @@ def _read_scored(path: str, image_size: Sequence[int] | None = None, errors: str
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ._io import check_output
     from .chips import is_yolo_labels
+    from .errors import CatalogError
     from .evaluate import (
         bootstrap_scores,
         evaluate,
@@ -409,19 +435,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.image_size and not any(map(is_yolo_labels, (args.pred, args.truth))):
         raise InvalidArgumentError("--image-size is the image size of YOLO .txt labels (class cx cy w h); neither "
                                    f"{args.pred} nor {args.truth} is one, so leave it out")
-    tables = []
-    for path in (args.pred, args.truth):
-        table = _read_scored(path, args.image_size, errors=args.errors)
-        if not {"lat", "lon", "diameter_km"} <= set(table.columns):
-            # pixel tables: the same refusal (or --errors drop) as catalogs, naming the file's rows
-            table = validate_pixel_craters(table, source=path, errors=args.errors)
-        tables.append(table)
+    tables = [_read_scored(path, args.image_size, errors=args.errors) for path in (args.pred, args.truth)]
+    by = args.by
+    if by and any(by not in t.columns for t in tables) and all(by.lower() in t.columns for t in tables):
+        by = by.lower()  # the reader lower-cases a pixel CSV's X, Y, Diameter_px, Image: `--by Image` is that column
+    # pixel tables of several images are matched image by image: by the `image` column detect
+    # writes, else by the --by column (which names each crater's image or tile)
+    image = by if by and not any("image" in table.columns for table in tables) else "image"
+    for i, path in enumerate((args.pred, args.truth)):
+        if not {"lat", "lon", "diameter_km"} <= set(tables[i].columns):
+            # pixel tables: the same refusal (or --errors drop) as catalogs, naming the file's rows; and
+            # the same warning for a crater listed twice (in its image: the same x, y on two is two craters)
+            tables[i] = validate_pixel_craters(tables[i], source=path, errors=args.errors, image=image)
     pred, truth = tables
     if args.footprint:
         from .catalog import filter_catalog
         from .mosaic import open_mosaic
 
+        if not {"lat", "lon", "diameter_km"} <= set(truth.columns):
+            raise InvalidArgumentError(
+                f"--footprint {args.footprint} keeps the reference craters that lie on a mosaic cube's imaged ground, "
+                f"so it needs a georeferenced reference catalog (lat, lon, diameter_km); {args.truth} holds craters in "
+                "pixels (x, y, diameter_px), which have no place on a cube. Leave --footprint out (pixel tables are "
+                "scored on their own image), or give a catalog as the reference")
         cube = open_mosaic(args.footprint)
+        listed = len(truth)
         truth = filter_catalog(truth, footprint=cube)
         if len(truth) and {"lat", "lon"} <= set(truth.columns):
             from .catalog import _centred_on_data
@@ -431,22 +469,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             if not imaged.all():
                 print(f"left out {int((~imaged).sum())} reference craters centred on {args.footprint}'s no-data pixels")
                 truth = truth[imaged].reset_index(drop=True)
-    if args.by:
+        if listed and not len(truth):
+            raise InvalidArgumentError(
+                f"none of the {listed} reference craters of {args.truth} lies on {args.footprint}'s imaged ground, so "
+                "there is nothing to score against: check that the catalog and the cube cover the same place")
+    if not len(truth):
+        # the message of evaluate() names Python's filter_catalog: here the cause is the file
+        what = (f"{args.truth} is an empty YOLO label file (a chip without labelled craters)"
+                if is_yolo_labels(args.truth) else f"{args.truth} holds no craters")
+        raise CatalogError(
+            f"{what}, so there is nothing to score against: give a reference with craters (for chips, score "
+            "those with labelled craters, or several chips at once: pixel tables with an `image` column)")
+    if by:
         # before the scores are printed, not after
         for table, path in ((pred, args.pred), (truth, args.truth)):
-            if args.by not in table.columns:
+            if by not in table.columns:
                 raise InvalidArgumentError(
                     f"--by {args.by}: {path} has no column {args.by!r} (its columns: {list(table.columns)[:12]}). "
                     "Name a column of both tables that says each crater's image or tile, e.g. the `image` column "
                     "`marscraters detect` writes for several images")
-            if table[args.by].isna().any():
-                raise InvalidArgumentError(f"--by {args.by}: {int(table[args.by].isna().sum())} craters of {path} "
+            if table[by].isna().any():
+                raise InvalidArgumentError(f"--by {args.by}: {int(table[by].isna().sum())} craters of {path} "
                                            f"have no {args.by!r}; fill it or drop those rows")
-    # pixel tables of several images are matched image by image: by the `image` column detect
-    # writes, else by the --by column (which names each crater's image or tile)
-    image = args.by if args.by and not any("image" in table.columns for table in (pred, truth)) else "image"
     results = evaluate(pred, truth, rule=args.rule, d_min=args.d_min, image=image)
     results = results if isinstance(results, dict) else {args.rule: results}
+    intervals = {}
     for rule, res in results.items():
         print(res.summary())
         print(f"  median position error {res.median_position_error:.3f}, diameter error {res.median_diameter_error:.3f} (fractions of the true radius/diameter)")
@@ -454,12 +501,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if res.by_latitude is not None:
             print("  by latitude:\n    " + res.by_latitude.to_string(index=False).replace("\n", "\n    "))
         if args.bootstrap:
-            counts = group_counts(res, pred, truth, args.by)
-            ci = bootstrap_scores(counts, n_boot=args.bootstrap)
+            counts = group_counts(res, pred, truth, by)
+            ci = intervals[rule] = bootstrap_scores(counts, n_boot=args.bootstrap)
             print(f"  95 % intervals from {args.bootstrap} resamples of {len(counts)} {args.by} groups:\n    "
                   + ci.round(3).to_string().replace("\n", "\n    "))
     if args.json:
-        to_json(results if len(results) > 1 else next(iter(results.values())), args.json, overwrite=args.overwrite)
+        # the intervals too, under "bootstrap": a scripted run needs them as much as the scores
+        if len(results) > 1:
+            to_json(results, args.json, overwrite=args.overwrite, bootstrap=intervals or None)
+        else:
+            to_json(next(iter(results.values())), args.json, overwrite=args.overwrite,
+                    bootstrap=next(iter(intervals.values()), None))
         print(f"wrote {args.json}")
     return 0
 
@@ -714,6 +766,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Net2WiderNet: new filters copy trained ones), e.g. 1.5")
     s.add_argument("--workers", type=int, default=1,
                    help="threads preparing augmented batches (more keep a GPU busy; default 1)")
+    s.add_argument("--value-range", nargs="+", metavar="LOW HIGH|auto",
+                   help="the grey levels of --chips or --cubes that map to black and white, e.g. 0 65535 for 16-bit "
+                        "chips, or 'auto' to stretch each image on its own levels (default: for chips 0..255 for "
+                        "8-bit ones, 0..1 for floats within 0..1, judged over the whole folder; for cubes 0..255)")
     s.add_argument("--restart", action="store_true", help="ignore an earlier run in --out instead of resuming")
     s.add_argument("--out", required=True, help="run folder (checkpoints, history.csv, plots)")
     s.set_defaults(func=_cmd_train)

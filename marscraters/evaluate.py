@@ -58,6 +58,7 @@ __all__ = [
     "RULES",
     "DEFAULT_THRESHOLDS",
     "PRED_FLOOR_FACTOR",
+    "pred_floor",
     "circle_iou",
     "match_craters",
     "registration_offset",
@@ -204,13 +205,17 @@ def _craters(frame: Any, what: str, empty_kind: str | None = None) -> _Craters:
 
 
 def validate_pixel_craters(
-    table: pd.DataFrame, *, source: str | os.PathLike | None = None, errors: str = "raise"
+    table: pd.DataFrame, *, source: str | os.PathLike | None = None, errors: str = "raise",
+    image: str | None = "image",
 ) -> pd.DataFrame:
-    """Check a PixelCraters table (``x``, ``y``, ``diameter_px``) for impossible rows; raise, or drop
-    them with a warning, as :func:`~marscraters.catalog.validate_catalog` does for catalogs.
+    """Check a PixelCraters table (``x``, ``y``, ``diameter_px``) for impossible and repeated rows;
+    raise, or drop them with a warning, as :func:`~marscraters.catalog.validate_catalog` does for
+    catalogs.
 
     A row is invalid when ``x``, ``y`` or ``diameter_px`` is missing or not a finite number, or
-    ``diameter_px <= 0``.
+    ``diameter_px <= 0``.  A row repeats an earlier one when it has the same ``x``, ``y`` and
+    ``diameter_px`` (and the same ``image``, when the table has that column): a crater listed
+    twice is counted twice in the scores.
 
     Parameters
     ----------
@@ -219,13 +224,18 @@ def validate_pixel_craters(
     source
         Name of the input used in messages (a file path); default ``"the pixel craters"``.
     errors
-        ``"raise"``: raise :class:`CatalogValidationError` naming the rows (numbered from 1, header
-        excluded).  ``"drop"``: drop them with a ``UserWarning`` giving their count.
+        ``"raise"``: raise :class:`CatalogValidationError` naming the invalid rows (numbered from
+        1, header excluded), and warn about repeated rows.  ``"drop"``: drop both with a
+        ``UserWarning`` giving their count.
+    image
+        The column naming each crater's image, whose pixels its ``x``, ``y`` are in (as for
+        :func:`evaluate`): rows of different images are never repeats.  ``None``: one image.
 
     Returns
     -------
     pandas.DataFrame
-        ``table`` itself when every row is valid, else its valid rows on a fresh index.
+        ``table`` itself when every row is valid (repeats included, unless dropped), else its
+        kept rows on a fresh index.
 
     Raises
     ------
@@ -233,6 +243,11 @@ def validate_pixel_craters(
         If a column is missing.
     CatalogValidationError
         With ``errors="raise"``, when a row is invalid.
+
+    Warns
+    -----
+    UserWarning
+        Naming the rows that repeat an earlier row (and, with ``errors="drop"``, the rows dropped).
 
     Examples
     --------
@@ -253,7 +268,76 @@ def validate_pixel_craters(
     checks = [(c, ~np.isfinite(v), v, "missing or not a number") for c, v in values.items()]
     with np.errstate(invalid="ignore"):
         checks.append(("diameter_px", values["diameter_px"] <= 0, values["diameter_px"], "must be > 0"))
-    return _apply_row_checks(table, checks, source=source, errors=errors, stacklevel=3)
+    bad = np.zeros(len(table), dtype=bool)
+    for _, mask, _, _ in checks:
+        bad |= mask
+    kept = _apply_row_checks(table, checks, source=source, errors=errors, stacklevel=3)
+    return _check_pixel_repeats(kept, table, ~bad, values, image=image, source=source, errors=errors)
+
+
+def _check_pixel_repeats(
+    kept: pd.DataFrame,
+    table: pd.DataFrame,
+    valid: np.ndarray,
+    values: dict[str, np.ndarray],
+    *,
+    image: str | None,
+    source: str,
+    errors: str,
+) -> pd.DataFrame:
+    """Warn about, or drop with a warning, rows that list a pixel crater again, in the words of
+    :func:`marscraters.catalog._check_repeats` (a catalog's repeated lat, lon and diameter_km).
+
+    Parameters
+    ----------
+    kept
+        The valid rows of ``table`` (what :func:`~marscraters.catalog._apply_row_checks` returned).
+    table
+        The table checked; rows are numbered in its order.
+    valid
+        Which rows of ``table`` are in ``kept``.
+    values
+        Its ``x``, ``y`` and ``diameter_px`` as numbers.
+    image, source, errors
+        As for :func:`validate_pixel_craters`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``kept``, without the repeated rows when ``errors="drop"``.
+    """
+    n = len(table)
+    if valid.sum() < 2:
+        return kept
+    key = pd.DataFrame({c: v[valid] for c, v in values.items()})
+    names = "x, y and diameter_px"
+    if image is not None and image in table.columns:
+        # x, y are in each image's own pixels: the same place on two images is two craters
+        key[image] = table[image].to_numpy()[valid]
+        names = f"x, y, diameter_px and {image}"
+    repeat = key.duplicated().to_numpy()
+    if not repeat.any():
+        return kept
+    rows = np.flatnonzero(valid)  # position in `key` -> row of `table`
+    group = key.groupby(list(key.columns), sort=False, dropna=False).ngroup().to_numpy()
+    first = {g: k for k, g in reversed(list(enumerate(group)))}
+    shown = "; ".join(f"row {rows[k] + 1} repeats row {rows[first[group[k]]] + 1}"
+                      for k in np.flatnonzero(repeat)[:5])
+    count = int(repeat.sum())
+    shown += f"; ... and {count - 5} more" if count > 5 else ""
+    what = f"{count} of {n} rows {'that ' if errors == 'drop' else ''}repeat an earlier row's {names} ({shown})"
+    if errors == "drop":
+        warnings.warn(f"{source}: dropped {what}: a crater listed twice would be counted twice in scores.",
+                      UserWarning, stacklevel=3)
+        attrs = dict(kept.attrs)
+        # `kept` is on a fresh index when invalid rows were dropped, else `table` itself: by position
+        kept = kept.iloc[np.flatnonzero(~repeat)].reset_index(drop=True)
+        kept.attrs = attrs
+        return kept
+    warnings.warn(f"{source}: {what}: a crater listed twice (a file joined twice, overlapping tiles) is counted "
+                  "twice in scores. Remove the repeated rows, or pass errors='drop' to drop them with a warning.",
+                  UserWarning, stacklevel=3)
+    return kept
 
 
 def _names(values: Any, n: int = 3) -> str:
@@ -538,7 +622,9 @@ def registration_offset(pred: pd.DataFrame, truth: pd.DataFrame, *, rule: str = 
     Parameters
     ----------
     pred, truth
-        PixelCraters on one image (or many, through :func:`side_by_side`).
+        PixelCraters on one image (or many, through :func:`side_by_side` or an ``image``
+        column).  Their index labels need not be unique (per-chip tables joined by
+        ``pd.concat``): rows are taken by position.
     rule
         The matching rule.
     d_min
@@ -561,15 +647,19 @@ def registration_offset(pred: pd.DataFrame, truth: pd.DataFrame, *, rule: str = 
     if t.kind != "pixel":
         raise CatalogError("registration_offset compares positions on an image: give PixelCraters (x, y, "
                            "diameter_px); put a catalog on the image with marscraters.targets.catalog_pixels")
-    m = match_craters(pred, truth, rule)
+    p = _craters(pred, "predicted", empty_kind=t.kind)
+    _by_image(p, t, pred, truth, "image")
+    m = _match(p, t, rule, None, None)
+    # rows by position, not by index label: tables stacked with pd.concat repeat their labels
+    pp, tp = m["pred_pos"].to_numpy(), m["truth_pos"].to_numpy()
     if d_min is not None:
-        m = m[truth.loc[m["truth_index"], "diameter_px"].to_numpy(dtype=float) >= float(d_min)]
-    if not len(m):
+        keep = t.diameter[tp] >= float(d_min)
+        pp, tp = pp[keep], tp[keep]
+    if not pp.size:
         return {"dx": float("nan"), "dy": float("nan"), "distance": float("nan"), "n": 0}
-    dx = pred.loc[m["pred_index"], "x"].to_numpy(dtype=float) - truth.loc[m["truth_index"], "x"].to_numpy(dtype=float)
-    dy = pred.loc[m["pred_index"], "y"].to_numpy(dtype=float) - truth.loc[m["truth_index"], "y"].to_numpy(dtype=float)
+    dx, dy = (p.points[pp, :2] - t.points[tp, :2]).T
     return {"dx": float(np.median(dx)), "dy": float(np.median(dy)), "distance": float(np.median(np.hypot(dx, dy))),
-            "n": int(len(m))}
+            "n": int(pp.size)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -720,7 +810,14 @@ def _counted(p: _Craters, t: _Craters, d_min: float | None) -> tuple[np.ndarray,
     """Which predictions count for precision and which catalog craters for recall (the floor)."""
     if d_min is None:
         return np.ones(len(p), dtype=bool), np.ones(len(t), dtype=bool)
-    return p.diameter >= PRED_FLOOR_FACTOR * d_min, t.diameter >= d_min
+    return p.diameter >= pred_floor(d_min), t.diameter >= d_min
+
+
+def pred_floor(d_min: float) -> float:
+    """The smallest detection that counts for precision under floor scoring at ``d_min``:
+    :data:`PRED_FLOOR_FACTOR` × ``d_min``, a hair lower so that a detection of exactly that size
+    counts (0.8 × 3 is 2.4000000000000004 in floats)."""
+    return PRED_FLOOR_FACTOR * float(d_min) * (1 - 1e-9)
 
 
 def evaluate(
@@ -1065,6 +1162,8 @@ def bootstrap_scores(
     pandas.DataFrame
         Index ``precision``, ``recall``, ``f1`` (and ``f1_difference``); columns ``estimate``
         (on all groups, as :func:`evaluate` computes it), ``low``, ``high`` and ``undefined``.
+        ``attrs`` holds ``by`` (the name of ``counts``' index), ``n_groups``, ``n_boot``,
+        ``level`` and ``seed``, which :func:`to_json` writes beside the intervals.
 
     Examples
     --------
@@ -1128,7 +1227,10 @@ def bootstrap_scores(
     if reference is not None:
         rows["f1_difference"] = (estimates["f1"] - scores(arrays[1].sum(axis=0))["f1"],
                                  *interval(boot[0][2] - boot[1][2]))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high", "undefined"])
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high", "undefined"])
+    out.attrs = {"by": counts.index.name, "n_groups": int(n_groups), "n_boot": int(n_boot), "level": float(level),
+                 "seed": seed}
+    return out
 
 
 def to_json(
@@ -1138,6 +1240,7 @@ def to_json(
     include_matches: bool = False,
     overwrite: bool = False,
     indent: int = 2,
+    bootstrap: pd.DataFrame | dict[str, pd.DataFrame] | None = None,
 ) -> str:
     """Serialise an :func:`evaluate` result (or a dict of them) to JSON; NaN becomes ``null``.
 
@@ -1149,6 +1252,11 @@ def to_json(
         Also write the text to this file (atomically; see ``overwrite``).
     include_matches
         Include the table of matches (large for big catalogs).
+    bootstrap
+        :func:`bootstrap_scores` of the result (a dict of them, by rule, for a dict of results):
+        added under the key ``"bootstrap"``, as ``{"precision": {"estimate", "low", "high",
+        "undefined"}, "recall": ..., "f1": ...}`` with the resampling's ``by``, ``n_groups``,
+        ``n_boot``, ``level`` and ``seed``.
 
     Returns
     -------
@@ -1160,10 +1268,25 @@ def to_json(
     >>> json.loads(to_json(evaluate(truth, truth)))["f1"]
     1.0
     """
+    from ._io import json_ready
+
+    def intervals(ci: Any) -> dict[str, Any]:
+        if not isinstance(ci, pd.DataFrame) or not {"estimate", "low", "high"} <= set(ci.columns):
+            raise InvalidArgumentError(f"bootstrap must be what bootstrap_scores returned, got {type(ci).__name__}")
+        return json_ready({**ci.attrs, **ci.to_dict(orient="index")})
+
     if isinstance(result, EvaluationResult):
         data: Any = result.to_dict(include_matches=include_matches)
+        if bootstrap is not None:
+            data["bootstrap"] = intervals(bootstrap)
     elif isinstance(result, dict) and all(isinstance(v, EvaluationResult) for v in result.values()):
         data = {k: v.to_dict(include_matches=include_matches) for k, v in result.items()}
+        if bootstrap is not None:
+            if not (isinstance(bootstrap, dict) and set(bootstrap) <= set(result)):
+                raise InvalidArgumentError(f"with a dict of results, bootstrap is a dict of bootstrap_scores by rule "
+                                           f"(keys among {list(result)})")
+            for k, ci in bootstrap.items():
+                data[k]["bootstrap"] = intervals(ci)
     else:
         raise InvalidArgumentError(f"to_json needs an EvaluationResult or a dict of them, got {type(result).__name__}")
     text = json.dumps(data, indent=indent, allow_nan=False, default=str)

@@ -198,6 +198,8 @@ def render_targets(
     n_drawn = int(np.unique(segments[1]).size)
     if lat.size and not n_drawn:
         _warn_uncovered(grid, lat.size, lon, lat)
+    elif lat.size:
+        _warn_partly_covered(grid, catalog, lon, lat)
     table = segments[0]
 
     darr = _build_dask_array(table, out_chunks, out_dtype, period)
@@ -276,9 +278,10 @@ def _check_args(
             raise InvalidArgumentError(
                 f"diameter_range={diameter_range!r} must be a pair (min_km, max_km); either may be None."
             ) from exc
-        if math.isnan(dmin) or math.isnan(dmax) or dmin < 0 or dmin > dmax:
+        if math.isnan(dmin) or math.isnan(dmax) or dmin < 0 or dmin >= dmax:
+            # the rule of filter_catalog and catalog_pixels: min_km == max_km would draw nothing
             raise InvalidArgumentError(
-                f"diameter_range={diameter_range!r} must satisfy 0 <= min_km <= max_km."
+                f"diameter_range={diameter_range!r} must satisfy 0 <= min_km < max_km."
             )
     try:
         out_dtype = np.dtype(dtype)
@@ -689,6 +692,102 @@ def _warn_uncovered(grid: Grid, n: int, lon: np.ndarray, lat: np.ndarray) -> Non
         "tiled catalog), or check its longitude convention; the targets are empty.", UserWarning, stacklevel=3)
 
 
+#: A mosaic may reach this many pixels past its catalog's area before it is said to (the index's
+#: rounded degrees, and the last crater's distance from a tiled catalog's edge).
+_COVER_MARGIN_PX = 4.0
+#: Without a declared area, a catalog's craters "clearly stop short" of a side of the mosaic when
+#: the strip past them is this many times their mean spacing along that axis (for evenly spread
+#: craters, a gap that wide happens by chance with odds of about e**-10)...
+_COVER_SPACINGS = 10.0
+#: ...and the catalog spans at least this many times the mosaic along that axis (a tile of a
+#: larger map, not a catalog counted on this mosaic, whose craters may well stop short of its edge).
+_COVER_SPAN_FACTOR = 3.0
+
+
+def _uncovered_strips(grid: Grid, catalog: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> tuple[list[str], str]:
+    """The parts of the mosaic beyond its catalog's area (``"lon a..b"``, ``"lat c..d"``), and
+    what that area is.
+
+    The area is the catalog's declared footprint (``attrs["footprint"]``, a lon/lat polygon, as
+    the catalogs made from a mosaic record) when it has one; otherwise the lon/lat span of its
+    craters (wrap-aware in longitude), where a side counts only when the craters clearly stop
+    short of it (:data:`_COVER_SPACINGS`, :data:`_COVER_SPAN_FACTOR`).
+    """
+    from .catalog import _footprint
+
+    ny, nx = grid.shape
+    (w, _), (n_, s) = (np.asarray(v, dtype=float) for v in grid.pixel_to_lonlat([-0.5, nx - 0.5], [-0.5, ny - 0.5]))
+    w, n_, s = float(w), float(n_), float(s)
+    ppd_x, ppd_y = grid.px_per_deg()
+    width, height = nx / ppd_x, ny / ppd_y  # degrees
+    footprint = _footprint(catalog.attrs)
+    strips: list[str] = []
+    if footprint is not None:
+        import shapely
+
+        if nx <= 2 * _COVER_MARGIN_PX or ny <= 2 * _COVER_MARGIN_PX:
+            return [], ""
+        # a lattice of the mosaic's points at least the margin inside its edges
+        cols = np.linspace(_COVER_MARGIN_PX - 0.5, nx - 0.5 - _COVER_MARGIN_PX, min(nx, 65))
+        rows = np.linspace(_COVER_MARGIN_PX - 0.5, ny - 0.5 - _COVER_MARGIN_PX, min(ny, 65))
+        cc, rr = np.meshgrid(cols, rows)
+        plon, plat = (np.asarray(v, dtype=float) for v in grid.pixel_to_lonlat(cc.ravel(), rr.ravel()))
+        inside = np.zeros(plon.shape, dtype=bool)
+        for turn in (-360.0, 0.0, 360.0):  # the footprint may be in the other longitude convention
+            inside |= shapely.intersects_xy(footprint, plon + turn, plat)  # its edge counts as inside
+        if inside.all():
+            return [], ""
+        out_c, out_r = cc.ravel()[~inside], rr.ravel()[~inside]
+        west, east = w + (out_c.min() + 0.5) / ppd_x, w + (out_c.max() + 0.5) / ppd_x
+        north, south = n_ - (out_r.min() + 0.5) / ppd_y, n_ - (out_r.max() + 0.5) / ppd_y
+        strips.append(f"lon {west:.3f}..{east:.3f}, lat {south:.3f}..{north:.3f}")
+        minx, miny, maxx, maxy = footprint.bounds
+        return strips, f"the catalog's footprint (lon {minx:.3f}..{maxx:.3f}, lat {miny:.3f}..{maxy:.3f})"
+    n = lon.size
+    # longitude: the shortest arc holding every crater, from the end of the largest gap between them
+    lons = np.sort(np.mod(lon, 360.0))
+    gaps = np.diff(np.append(lons, lons[0] + 360.0))
+    j = int(np.argmax(gaps))
+    start, arc = float(lons[(j + 1) % n]), 360.0 - float(gaps[j])
+    if arc >= _COVER_SPAN_FACTOR * width:
+        rel = (w + width / 2 - start) % 360.0
+        rel = rel - 360.0 if rel > arc / 2 + 180.0 else rel  # the mosaic's centre, nearest the arc
+        limit = max(_COVER_MARGIN_PX / ppd_x, _COVER_SPACINGS * arc / (n + 1))
+        west_strip = min(max(0.0, width / 2 - rel), width)
+        east_strip = min(max(0.0, rel + width / 2 - arc), width)
+        if west_strip > limit:
+            strips.append(f"lon {w:.3f}..{w + west_strip:.3f} (its west {west_strip * ppd_x:.0f} px)")
+        if east_strip > limit:
+            strips.append(f"lon {w + width - east_strip:.3f}..{w + width:.3f} (its east {east_strip * ppd_x:.0f} px)")
+    span = float(lat.max() - lat.min())
+    if span >= _COVER_SPAN_FACTOR * height:
+        limit = max(_COVER_MARGIN_PX / ppd_y, _COVER_SPACINGS * span / (n + 1))
+        north_strip = min(max(0.0, n_ - float(lat.max())), height)
+        south_strip = min(max(0.0, float(lat.min()) - s), height)
+        if north_strip > limit:
+            strips.append(f"lat {n_ - north_strip:.3f}..{n_:.3f} (its north {north_strip * ppd_y:.0f} px)")
+        if south_strip > limit:
+            strips.append(f"lat {s:.3f}..{s + south_strip:.3f} (its south {south_strip * ppd_y:.0f} px)")
+    # in the -180..180 convention, as the mosaic's longitudes above
+    west_end, east_end = ((v + 180.0) % 360.0 - 180.0 for v in (start, start + arc))
+    return strips, (f"the catalog's craters (lon {west_end:.3f}..{east_end:.3f}, lat {float(lat.min()):.3f}.."
+                    f"{float(lat.max()):.3f})")
+
+
+def _warn_partly_covered(grid: Grid, catalog: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> None:
+    """Warn when the mosaic reaches beyond the catalog's area: a tiled catalog's neighbouring tile
+    is missing, and the craters there would be trained as crater-free ground."""
+    import warnings
+
+    strips, area = _uncovered_strips(grid, catalog, lon, lat)
+    if strips:
+        warnings.warn(
+            f"the mosaic reaches beyond {area}: {'; '.join(strips)} of it lie(s) outside, so its craters there get "
+            "no labels or targets, and a model trained on it learns them as crater-free ground. Add the "
+            "neighbouring tile of a tiled catalog (for the Robbins CSV tiles, one CSV with both tiles' rows), or "
+            "use only the part of the mosaic the catalog covers.", UserWarning, stacklevel=3)
+
+
 def catalog_pixels(
     mosaic: xr.Dataset | xr.DataArray,
     catalog: pd.DataFrame,
@@ -755,6 +854,8 @@ def catalog_pixels(
         keep &= (cx >= -0.5 - reach_x) & (cx < nx - 0.5 + reach_x) & (cy >= -0.5 - reach_y) & (cy < ny - 0.5 + reach_y)
     if lat.size and not near.any():
         _warn_uncovered(grid, lat.size, lon, lat)
+    elif lat.size:
+        _warn_partly_covered(grid, catalog, lon, lat)
     out = pd.DataFrame({"x": cx, "y": cy, "diameter_px": (w + h) / 2.0, "width_px": w, "height_px": h,
                         "diameter_km": diam})
     if "crater_id" in catalog.columns:

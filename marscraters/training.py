@@ -107,12 +107,38 @@ class TrainingSet:
         )
 
 
-def _normalise_stack(images: np.ndarray) -> np.ndarray:
-    return np.stack([normalise_image(img) for img in images]).astype(np.float32)
+def _normalise_stack(images: np.ndarray, value_range: tuple[float, float] | str = (0.0, 255.0)) -> np.ndarray:
+    return np.stack([normalise_image(img, value_range=value_range) for img in images]).astype(np.float32)
+
+
+def _chips_value_range(images: np.ndarray) -> tuple[float, float]:
+    """The grey scale of a whole stack of chips, by :func:`marscraters.model.guess_value_range`'s
+    rule: 0..1 for float levels within 0..1, 0..255 for levels within 0..255 (8-bit chips, as
+    before); levels beyond are refused, naming the fix."""
+    from .model import guess_value_range
+
+    lo, hi, floating = math.inf, -math.inf, False
+    for image in images:  # chip by chip: a copy of a 600-chip stack would take 400 MB
+        finite = image[np.isfinite(image)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+            # 8-bit chips hold whole levels; a float chip set within 0..1 does not (both decode to float32)
+            floating = floating or not np.array_equal(finite, np.round(finite))
+    if lo > hi:
+        return (0.0, 255.0)  # nothing to judge; normalise_image names the empty chip
+    if lo < 0 or hi > 255:
+        raise InvalidArgumentError(
+            f"the chips' grey levels span {lo:g}..{hi:g}, beyond the 8-bit 0..255 scale (16-bit or calibrated "
+            "chips?); pass their scale in their own units, value_range=(low, high) (CLI: --value-range LOW HIGH), "
+            "or value_range='auto' to stretch each chip on its own levels")
+    # the scale only (an empty sample: no contrast judgement, which would make it 'auto')
+    scale = guess_value_range(np.empty(0), floating=floating, lo=lo, hi=hi)
+    return (0.0, 255.0) if isinstance(scale, str) else scale
 
 
 def chips_training_set(
-    chips: Any, indices: Sequence[int] | None = None, *, role: str = "training"
+    chips: Any, indices: Sequence[int] | None = None, *, role: str = "training",
+    value_range: tuple[float, float] | str | None = None,
 ) -> TrainingSet:
     """A training set from labelled chips (:func:`marscraters.chips.read_chips`).
 
@@ -123,14 +149,21 @@ def chips_training_set(
     indices
         Positions of the chips to use (default all).
     role
-        ``"training"`` or ``"validation"``: named in the messages, and a training set whose
-        chips hold no crater at all is refused (a model would learn to find nothing).
+        ``"training"`` or ``"validation"``: named in the messages; chips that hold no crater at
+        all are refused (a model trained on them would learn to find nothing, and a validation
+        would have nothing to score against).
+    value_range
+        The grey levels mapped to 0..1: ``(low, high)`` in the chips' units, or ``"auto"`` to
+        stretch each chip on its own levels (:func:`marscraters.model.normalise_image`).  None
+        (default) judges all of ``chips`` at once (so a training and a validation set of one
+        folder share it) by :func:`marscraters.model.guess_value_range`'s rule: 0..255 for
+        8-bit chips, 0..1 for float chips within 0..1; chips beyond 0..255 are refused.
 
     Raises
     ------
     InvalidArgumentError
-        If no chip is selected, a position is outside the chips, or (``role="training"``) the
-        chips hold no crater.
+        If no chip is selected, a position is outside the chips, the chips hold no crater, or
+        (``value_range=None``) their grey levels go beyond 0..255.
 
     Examples
     --------
@@ -154,19 +187,22 @@ def chips_training_set(
             f"read; choose positions in 0..{len(chips.names) - 1} (on the command line, --train/--val spans "
             f"within 0:{len(chips.names)})")
     cr = chips.craters[chips.craters["chip"].isin(idx)].copy()
-    if role == "training" and not len(cr):
+    if not len(cr):
         # without labels every target is empty: the model would learn to find nothing, and the
-        # first validation would fail with a message about the reference craters instead
+        # first validation (after a whole epoch) would fail with a message about the reference
+        # craters instead
         folder = Path(chips.folder) if chips.folder is not None else None
         where = (f"{folder / 'labels'} (one <chip name>.txt of YOLO boxes per image)" if folder is not None
                  else "a labels/ folder beside images/")
         raise InvalidArgumentError(
-            f"the {len(idx)} training chips hold no crater at all: no label file gave a box. Put the labels in "
-            f"{where}, or choose chips that have craters (CLI --train START:STOP).")
+            f"the {len(idx)} {role} chips (positions {idx[0]}..{idx[-1]}) hold no crater at all: no label file gave "
+            f"a box. Put the labels in {where}, or choose chips that have craters (CLI {flag} START:STOP).")
+    if value_range is None:
+        value_range = _chips_value_range(chips.images)
     remap = {old: new for new, old in enumerate(idx)}
     cr["image"] = cr["chip"].map(remap)
     return TrainingSet(
-        _normalise_stack(chips.images[idx]),
+        _normalise_stack(chips.images[idx], value_range),
         cr[["image", "x", "y", "diameter_px"]].reset_index(drop=True),
         [chips.names[i] for i in idx],
     )
@@ -213,6 +249,7 @@ def cube_training_set(
     diameter_range: tuple[float, float] | None = (2.0, 32.0),
     fill: bool = True,
     min_valid_fraction: float = 0.5,
+    value_range: tuple[float, float] | str = (0.0, 255.0),
 ) -> TrainingSet:
     """Cut mosaic cubes into ``size`` x ``size`` sub-images with their craters (paper section 2.1).
 
@@ -230,6 +267,9 @@ def cube_training_set(
         Fill missing data with the tile mean first (the paper's preprocessing).
     min_valid_fraction
         Sub-images with less valid data than this are skipped.
+    value_range
+        Grey levels mapped to 0..1 (default the 8-bit scale of THEMIS), or ``"auto"`` to stretch
+        each sub-image on its own levels (:func:`marscraters.model.normalise_image`).
     """
     from .catalog import filter_catalog
     from .crs import Grid
@@ -258,7 +298,7 @@ def cube_training_set(
                 if valid < min_valid_fraction:
                     continue
                 try:
-                    image = normalise_image(window)
+                    image = normalise_image(window, value_range=value_range)
                 except InvalidArgumentError:  # a constant window has nothing to learn from
                     continue
                 i = len(images)
@@ -283,7 +323,11 @@ def mosaics_training_set(
     Each Mosaic (for example from :func:`marscraters.chips.crop_mosaic`) is one image; its
     craters are the catalog's on its grid (:func:`marscraters.targets.catalog_pixels`, the target
     layers' mapping), including craters centred off the image whose rims reach into it, which
-    the targets then draw cut by the edge, as the chips' restored circles are.
+    the targets then draw cut by the edge, as the chips' restored circles are.  As on the chips
+    of :func:`marscraters.chips.write_chips`, a crater is labelled only where the image shows
+    it: when at least half (:data:`marscraters.chips.MIN_VALID_DISK`) of its disk's pixels on
+    the image hold data (no data is shown to the network as a flat grey, and a label there would
+    teach it to see a crater in one); a warning counts the others.
 
     Parameters
     ----------
@@ -297,12 +341,14 @@ def mosaics_training_set(
         Grey levels mapped to 0..1 (default the 8-bit scale of the THEMIS crops); None judges
         each image by :func:`marscraters.model.guess_value_range`'s rule.
     """
+    from .chips import MIN_VALID_DISK, _valid_disk_share
     from .mosaic import open_mosaic
     from .targets import catalog_pixels
 
     if not len(mosaics):
         raise InvalidArgumentError("mosaics_training_set needs at least one mosaic")
     images, rows, names = [], [], []
+    dropped: dict[str, int] = {}
     for i, m in enumerate(mosaics):
         ds = open_mosaic(m) if not hasattr(m, "data_vars") else m
         values = np.asarray(ds["ir"].values, dtype=np.float32)
@@ -318,8 +364,22 @@ def mosaics_training_set(
             scale = value_range
         images.append(normalise_image(values, value_range=scale))  # no data becomes the mean
         px = catalog_pixels(ds, catalog, diameter_range=diameter_range, inside="overlap")
-        rows.append(pd.DataFrame({"image": i, "x": px["x"], "y": px["y"], "diameter_px": px["diameter_px"]}))
         names.append(str(ds.attrs.get("source", f"mosaic{i}")))
+        valid = np.isfinite(values)
+        if len(px) and not valid.all():
+            # write_chips's rule: the filled grey shows no crater
+            shown = _valid_disk_share(valid, px["x"].to_numpy(), px["y"].to_numpy(), px["width_px"].to_numpy(),
+                                      px["height_px"].to_numpy()) >= MIN_VALID_DISK
+            if not shown.all():
+                dropped[names[-1]] = int((~shown).sum())
+            px = px[shown]
+        rows.append(pd.DataFrame({"image": i, "x": px["x"], "y": px["y"], "diameter_px": px["diameter_px"]}))
+    if dropped:
+        where = ", ".join(f"{k} ({v})" for k, v in list(dropped.items())[:5]) + (" ..." if len(dropped) > 5 else "")
+        warnings.warn(
+            f"left {sum(dropped.values())} catalog crater(s) unlabelled because less than {MIN_VALID_DISK:.0%} of "
+            f"their disk on the image holds data (the network sees no data as a flat grey): {where}",
+            UserWarning, stacklevel=2)
     return TrainingSet(np.stack(images).astype(np.float32), pd.concat(rows, ignore_index=True), names)
 
 
