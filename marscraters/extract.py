@@ -891,11 +891,17 @@ def _widen(radii: np.ndarray, step: float, *, below: bool, above: bool) -> np.nd
 
 
 def _tiles(shape: tuple[int, int], tile: int, halo: int) -> list[tuple[slice, slice, slice, slice]]:
-    """Overlapping windows ``(read_y, read_x, core_y, core_x)`` that cover ``shape``."""
+    """Overlapping windows ``(read_y, read_x, core_y, core_x)`` that cover ``shape``: cores of at most
+    ``tile`` pixels, of equal sizes along each axis (a mosaic block of 1,376 px is two of 688, not
+    1,024 and 352), so that the windows share their transforms' sizes, and with them the cached
+    template spectra (:func:`_cached_spectrum`)."""
+    def cores(n: int) -> list[tuple[int, int]]:
+        step = -(-n // -(-n // tile))  # ceil(n / number of tiles)
+        return [(a, min(a + step, n)) for a in range(0, n, step)]
+
     out = []
-    for y0 in range(0, shape[0], tile):
-        for x0 in range(0, shape[1], tile):
-            y1, x1 = min(y0 + tile, shape[0]), min(x0 + tile, shape[1])
+    for y0, y1 in cores(shape[0]):
+        for x0, x1 in cores(shape[1]):
             read = (slice(max(y0 - halo, 0), min(y1 + halo, shape[0])), slice(max(x0 - halo, 0), min(x1 + halo, shape[1])))
             out.append((*read, slice(y0, y1), slice(x0, x1)))
     return out

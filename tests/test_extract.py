@@ -721,6 +721,23 @@ def test_template_spectra_cache_gives_the_fresh_results_and_stays_bounded(monkey
     assert [k[4] for k in ex._SPECTRA] == [t.tobytes() for t in templates[1:3]]
 
 
+@pytest.mark.parametrize("n", [1, 416, 1024, 1025, 1376, 2049, 3000])
+def test_tiles_cover_the_map_once_in_equal_cores(n):
+    """A map is cut into cores of equal sizes (within a pixel), each read with its halo: a mosaic
+    block of 1,376 px is two cores of 688 whose windows have one shape (one set of spectra), not
+    1,024 and 352."""
+    tiles = ex._tiles((n, n + 7), 1024, 21)
+    seen = np.zeros((n, n + 7), int)
+    for ry, rx, cy, cx in tiles:
+        seen[cy, cx] += 1
+        assert ry.start == max(cy.start - 21, 0) and ry.stop == min(cy.stop + 21, n)
+        assert cy.stop - cy.start <= 1024 and cx.stop - cx.start <= 1024
+    assert (seen == 1).all()
+    assert max(c.stop - c.start for _, _, c, _ in tiles) - min(c.stop - c.start for _, _, c, _ in tiles) <= 1
+    if n == 1376:
+        assert {(ry.stop - ry.start, rx.stop - rx.start) for ry, rx, _, _ in ex._tiles((n, n), 1024, 21)} == {(709, 709)}
+
+
 def test_a_mosaic_windows_spectra_stay_cached_between_windows(monkeypatch):
     """A catalog's 1024-px windows (each searched with its halo) reuse every template spectrum of the
     window before: at a 64 MiB budget the finest scale's ~18 spectra of ~5 MB did not fit, and the
