@@ -1168,10 +1168,12 @@ def _correlation_spectrum(tpl: np.ndarray, ly: int, lx: int) -> np.ndarray:
 # maps of the same few sizes, and a spectrum costs as much as the inverse transform it feeds.
 _SPECTRA: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _SPECTRA_LOCK = threading.Lock()
-#: Bytes of template spectra kept between calls (least recently used dropped first).  A mosaic
-#: window's finest scale (~1,100² transforms) searches ~18 radii, ~90 MB of spectra: at 64 MiB every
-#: spectrum was dropped before its next use, and computing them took a fifth of the finder's time.
-SPECTRUM_CACHE_BYTES = 160 * 2**20
+#: Bytes of template spectra kept between calls (least recently used dropped first).  The finest
+#: scale of a map of 1,024² or more (a tile of :data:`_TILE` px) searches ~18 radii, ~80 MB of
+#: spectra (~100 MB with the coarser scales'): at 64 MiB every spectrum was dropped before its next
+#: use, and computing them took a fifth of the finder's time.  (160 MiB only held more memory on a
+#: cluster's workers, whose blocks' tiles are smaller.)
+SPECTRUM_CACHE_BYTES = 112 * 2**20
 
 
 #: Transforms up to this many pixels run on one thread: for a chip's map, spreading each transform

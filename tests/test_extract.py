@@ -738,20 +738,21 @@ def test_tiles_cover_the_map_once_in_equal_cores(n):
         assert {(ry.stop - ry.start, rx.stop - rx.start) for ry, rx, _, _ in ex._tiles((n, n), 1024, 21)} == {(709, 709)}
 
 
-def test_a_mosaic_windows_spectra_stay_cached_between_windows(monkeypatch):
-    """A catalog's 1024-px windows (each searched with its halo) reuse every template spectrum of the
-    window before: at a 64 MiB budget the finest scale's ~18 spectra of ~5 MB did not fit, and the
-    LRU dropped each before its next use (a fifth of the finder's time went into recomputing them)."""
+def test_a_large_maps_spectra_stay_cached_for_the_next_map(monkeypatch):
+    """The next 1024² map (a tile of the finder, as a large image's or a mosaic block's) reuses every
+    template spectrum of the one before: at a 64 MiB budget the finest scale's ~18 spectra of ~4.5 MB
+    did not fit, and the LRU dropped each before its next use (a fifth of the finder's time went into
+    recomputing them)."""
     monkeypatch.setattr(ex, "_SPECTRA", type(ex._SPECTRA)())
     rng = np.random.default_rng(5)
-    prob = ndimage.gaussian_filter(rng.random((1064, 1064)), 3).astype(np.float32)
+    prob = ndimage.gaussian_filter(rng.random((1024, 1024)), 3).astype(np.float32)
     opts = {"target": "outline", "method": "template", "threshold": 0.5, "template_threshold": 0.3,
             "relative_threshold": 0.0}
     ex.extract_craters(prob, **opts)
     made = []
     fresh = ex._correlation_spectrum
     monkeypatch.setattr(ex, "_correlation_spectrum", lambda *a: made.append(a[1:]) or fresh(*a))
-    ex.extract_craters(prob[::-1].copy(), **opts)  # the next window: another map of the same size
+    ex.extract_craters(prob[::-1].copy(), **opts)  # the next map of the same size
     assert made == []
 
 
