@@ -13,23 +13,16 @@ from PIL import Image
 
 from marscraters.catalog import make_catalog, write_csv
 from marscraters.chips import read_chips, stitch_crops, write_chips
-from marscraters.crs import Grid
 from marscraters.errors import CatalogFormatError, InvalidArgumentError
 from marscraters.mosaic import mosaic_from_array
 from marscraters.targets import catalog_pixels, render_targets
 from marscraters.training import chips_training_set, mosaics_training_set
 
-PPD = 592.747  # THEMIS Day IR controlled mosaics, 100 m/px: 1 km is about 10 px tall
-
-
-def _mosaic(img: np.ndarray, west: float = 200.0, south: float = 0.0, name: str = "scene.tif"):
-    ny, nx = img.shape
-    return mosaic_from_array(img.astype(np.float32), bounds=(west, south, west + nx / PPD, south + ny / PPD), name=name)
-
-
-def _catalog_at(ds, cols, rows, diameters_km):
-    lon, lat = Grid.from_dataset(ds).pixel_to_lonlat(np.asarray(cols, float), np.asarray(rows, float))
-    return make_catalog(lat, lon, diameters_km)
+from .test_chips_labels import (  # a THEMIS-like mosaic, craters placed by pixel
+    PPD,
+    _catalog_at,
+    _mosaic,
+)
 
 
 def _grey(shape=(64, 64), seed=0) -> np.ndarray:
