@@ -746,8 +746,11 @@ def _collar(arr: np.ndarray, lo: float, hi: float, *, what: str = "image") -> np
     part &= sizes >= _COLLAR_PART * n
     part[0] = False
     if part.any():
-        # a fill is solid; shadow clipped to black is fragments, ragged edges and pores
-        opened = ndimage.binary_opening(part[labels], structure=np.ones((3, 3), bool))
+        # a fill is solid; shadow clipped to black is fragments, ragged edges and pores.  Beyond the
+        # image counts as fill (border_value=1): a thin band along the edge, or the tips of a slightly
+        # rotated frame's fill, are a collar's, not ragged shadow
+        mask, square = part[labels], np.ones((3, 3), bool)
+        opened = ndimage.binary_dilation(ndimage.binary_erosion(mask, square, border_value=1), square) & mask
         part &= np.bincount(labels[opened], minlength=count + 1) >= _COLLAR_SOLID * sizes
         part[0] = False
     share = sizes[part].sum() / n

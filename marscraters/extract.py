@@ -896,6 +896,8 @@ def _tiles(shape: tuple[int, int], tile: int, halo: int) -> list[tuple[slice, sl
     1,024 and 352), so that the windows share their transforms' sizes, and with them the cached
     template spectra (:func:`_cached_spectrum`)."""
     def cores(n: int) -> list[tuple[int, int]]:
+        if n <= 0:
+            return []
         step = -(-n // -(-n // tile))  # ceil(n / number of tiles)
         return [(a, min(a + step, n)) for a in range(0, n, step)]
 

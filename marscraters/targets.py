@@ -761,12 +761,15 @@ def _uncovered_strips(grid: Grid, catalog: pd.DataFrame, lon: np.ndarray, lat: n
             strips.append(f"lon {w + width - east_strip:.3f}..{w + width:.3f} (its east {east_strip * ppd_x:.0f} px)")
     span = float(lat.max() - lat.min())
     if span >= _COVER_SPAN_FACTOR * height:
-        limit = max(_COVER_MARGIN_PX / ppd_y, _COVER_SPACINGS * span / (n + 1))
+        # gaps in sin(latitude): craters spread over the area thin out in degrees of latitude towards
+        # the poles, where a tile would otherwise seem to reach past a global catalog
+        sl = np.sin(np.radians(lat))
+        spacing = _COVER_SPACINGS * float(sl.max() - sl.min()) / (n + 1)
         north_strip = min(max(0.0, n_ - float(lat.max())), height)
         south_strip = min(max(0.0, float(lat.min()) - s), height)
-        if north_strip > limit:
+        if north_strip > _COVER_MARGIN_PX / ppd_y and math.sin(math.radians(n_)) - float(sl.max()) > spacing:
             strips.append(f"lat {n_ - north_strip:.3f}..{n_:.3f} (its north {north_strip * ppd_y:.0f} px)")
-        if south_strip > limit:
+        if south_strip > _COVER_MARGIN_PX / ppd_y and float(sl.min()) - math.sin(math.radians(s)) > spacing:
             strips.append(f"lat {s:.3f}..{s + south_strip:.3f} (its south {south_strip * ppd_y:.0f} px)")
     # in the -180..180 convention, as the mosaic's longitudes above
     west_end, east_end = ((v + 180.0) % 360.0 - 180.0 for v in (start, start + arc))

@@ -738,6 +738,14 @@ def test_tiles_cover_the_map_once_in_equal_cores(n):
         assert {(ry.stop - ry.start, rx.stop - rx.start) for ry, rx, _, _ in ex._tiles((n, n), 1024, 21)} == {(709, 709)}
 
 
+@pytest.mark.parametrize("shape", [(0, 64), (64, 0)])
+def test_the_finders_take_an_empty_map(shape):
+    """An empty map has no tiles (equal tiles divided by their count, zero for an empty side)."""
+    assert ex._tiles(shape, 1024, 21) == []
+    for finder in (ex.find_circles_template, ex.find_circles_hough):
+        assert len(finder(np.zeros(shape, np.float32))) == 0
+
+
 def test_a_large_maps_spectra_stay_cached_for_the_next_map(monkeypatch):
     """The next 1024² map (a tile of the finder, as a large image's or a mosaic block's) reuses every
     template spectrum of the one before: at a 64 MiB budget the finest scale's ~18 spectra of ~4.5 MB

@@ -295,3 +295,25 @@ def test_the_accessor_merges_segment_options(monkeypatch):
     ds = mosaic_from_array(np.zeros((64, 64), np.float32), (0.0, -deg, deg, 0.0))
     ds.craters.catalog(segment_options={"chunks": 256, "tta": 2}, tta=4, progress=False)
     assert seen["segment_options"] == {"chunks": 256, "tta": 4} and seen["progress"] is False
+
+
+def test_a_thin_fill_band_along_the_edge_is_still_a_collar():
+    """The solidity test must not veto a fill whose parts are thin only because they lie along the
+    image's edge (a 2-px border; a 12-row band joined to a 2-px one), as the opening alone did."""
+    from scipy import ndimage
+
+    from marscraters.detect import _collar
+
+    rng = np.random.default_rng(3)
+    g = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 2)
+    img = np.round(np.interp(g, [g.min(), g.max()], [1, 255])).astype(np.float32)
+    img[:2] = img[-2:] = 0
+    img[:, :2] = img[:, -2:] = 0
+    with pytest.warns(UserWarning, match="no-data collar"):
+        assert _collar(img, 0.0, 255.0) is not None
+    g = ndimage.gaussian_filter(rng.normal(size=(200, 200)), 2)
+    img = np.round(np.interp(g, [g.min(), g.max()], [1, 255])).astype(np.float32)
+    img[:, :2] = 0
+    img[:12, :] = 0
+    with pytest.warns(UserWarning, match="no-data collar"):
+        assert _collar(img, 0.0, 255.0) is not None

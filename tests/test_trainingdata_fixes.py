@@ -258,6 +258,19 @@ def test_the_coverage_check_keeps_quiet_for_sparse_catalogs_and_catalogs_of_the_
     assert _coverage_warnings(ds, centre) == []
 
 
+def test_the_coverage_check_keeps_quiet_at_the_pole_under_a_global_catalog():
+    """Craters spread over the sphere thin out in degrees of latitude towards a pole: a tile reaching
+    90 N under a global catalog is covered (gaps are judged in sin(latitude))."""
+    rng = np.random.default_rng(1)
+    n = 200_000
+    cat = make_catalog(np.degrees(np.arcsin(rng.uniform(-1, 1, n))), rng.uniform(-180, 180, n), np.full(n, 2.0))
+    ds = mosaic_from_array(rng.uniform(0, 255, (200, 200)).astype(np.float32), (0, 80, 10, 90))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message=".*matmul.*")
+        assert len(catalog_pixels(ds, cat)) > 0
+
+
 def test_the_coverage_check_uses_a_declared_footprint():
     from shapely.geometry import box
 
