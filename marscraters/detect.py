@@ -1165,7 +1165,7 @@ def detect(
         When the image is narrower than the smallest crater the model finds (16 px): it is
         padded and searched, but cannot hold a crater.  When the grey
         levels are far from the training chips' and the image is stretched on its own.  When
-        a solid, constant region exactly at its darkest or brightest level reaches its edge and covers
+        a solid, constant region exactly at its darkest level reaches its edge and covers
         at least 5 % of it: most likely an undeclared no-data collar (pass ``nodata=``).  When
         over 40 % of its other pixels sit at its darkest or brightest level (nearly all shadow
         or saturated).  When a given pixel size disagrees with the georeferencing's.
